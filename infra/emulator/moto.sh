@@ -1,0 +1,76 @@
+# Starts and stops moto server, the AWS emulator the tests run against.
+# Source it, then call `emulator_start` and `emulator_stop`.
+#
+#   PLINTH_EMULATOR_PORT   port to serve on (default 4566)
+#   PLINTH_EMULATOR_VENV   where moto is installed (default $CARGO_TARGET_DIR or target, /emulator-venv)
+#
+# When something on the port already answers STS (LocalStack, a moto you started), it is used
+# as it is and left running.
+
+PLINTH_MOTO_VERSION="5.2.5"
+emulator_port="${PLINTH_EMULATOR_PORT:-4566}"
+emulator_url="http://127.0.0.1:${emulator_port}"
+emulator_venv="${PLINTH_EMULATOR_VENV:-${CARGO_TARGET_DIR:-$PWD/target}/emulator-venv}"
+emulator_pid=""
+
+emulator_env() {
+  export AWS_ENDPOINT_URL="$emulator_url"
+  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+  export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+  unset AWS_PROFILE AWS_SESSION_TOKEN
+}
+
+emulator_install() {
+  if [ -x "$emulator_venv/bin/moto_server" ] &&
+     "$emulator_venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$PLINTH_MOTO_VERSION')" 2>/dev/null; then
+    return 0
+  fi
+  echo "emulator: installing moto $PLINTH_MOTO_VERSION into $emulator_venv" >&2
+  python3 -m venv "$emulator_venv" &&
+    "$emulator_venv/bin/pip" install --quiet --disable-pip-version-check \
+      "moto[server]==$PLINTH_MOTO_VERSION"
+}
+
+# True when an emulator answers sts get-caller-identity at $emulator_url.
+emulator_answers() {
+  local python="$emulator_venv/bin/python"
+  [ -x "$python" ] || return 1
+  "$python" - "$emulator_url" <<'PY' >/dev/null 2>&1
+import sys, boto3
+boto3.client("sts", endpoint_url=sys.argv[1], region_name="us-east-1",
+             aws_access_key_id="test", aws_secret_access_key="test").get_caller_identity()
+PY
+}
+
+emulator_start() {
+  emulator_install || { echo "emulator: could not install moto" >&2; return 1; }
+  emulator_env
+  if emulator_answers; then
+    echo "emulator: using the one already answering at $emulator_url" >&2
+    return 0
+  fi
+  local log="${CARGO_TARGET_DIR:-$PWD/target}/moto.log"
+  mkdir -p "$(dirname "$log")"
+  "$emulator_venv/bin/moto_server" -H 127.0.0.1 -p "$emulator_port" >"$log" 2>&1 &
+  emulator_pid=$!
+  for _ in $(seq 1 60); do
+    if emulator_answers; then
+      echo "emulator: moto $PLINTH_MOTO_VERSION answering at $emulator_url (pid $emulator_pid)" >&2
+      return 0
+    fi
+    kill -0 "$emulator_pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  echo "emulator: moto did not answer at $emulator_url; its log:" >&2
+  tail -n 20 "$log" >&2
+  emulator_stop
+  return 1
+}
+
+emulator_stop() {
+  if [ -n "$emulator_pid" ]; then
+    kill "$emulator_pid" 2>/dev/null && wait "$emulator_pid" 2>/dev/null
+    emulator_pid=""
+  fi
+  return 0
+}

@@ -1,0 +1,128 @@
+//! One conformance suite for the `Store` port, run against the embedded store and against
+//! DynamoDB on the emulator (moto, started by `./tests/run`).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cases;
+mod embedded_only;
+
+/// Runs each named case against both adapters, as `embedded::case` and `dynamodb::case`.
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let (store, _dir) = crate::support::embedded();
+                    crate::cases::$case(&store).await;
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(store) = crate::support::dynamo(stringify!($case)).await else {
+                        return;
+                    };
+                    crate::cases::$case(&store).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    get_of_a_missing_key_is_none,
+    put_then_get_returns_the_same_item,
+    put_absent_refuses_an_existing_item_and_keeps_it,
+    put_with_the_read_version_wins_and_a_stale_one_loses,
+    put_exists_refuses_a_missing_item,
+    put_always_overwrites,
+    update_sets_and_removes_fields_and_raises_the_version,
+    update_with_a_stale_version_changes_nothing,
+    update_of_a_missing_item_fails_and_creates_nothing,
+    update_that_sets_and_removes_one_field_is_refused,
+    delete_honours_its_condition,
+    query_by_prefix_reads_one_partition_in_byte_order,
+    query_between_includes_both_ends,
+    bad_queries_are_refused,
+    query_pages_with_limit_and_cursor_descending,
+    query_pages_stop_near_one_megabyte,
+    batch_get_returns_existing_items_in_key_order,
+    batch_get_reads_a_hundred_keys_and_refuses_more,
+    transaction_applies_every_write,
+    failed_transaction_writes_nothing_and_says_which_failed,
+    transaction_limits_are_enforced,
+    oversized_items_and_bad_keys_are_refused,
+    expired_items_are_gone,
+);
+
+/// The interleaving case needs two clients of one table.
+mod interleaving {
+    use plinth_registry::store::dynamodb::{DynamoStore, aws_config_from_env};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_racing_writers_lose_no_update() {
+        let (store, _dir) = crate::support::embedded();
+        let other = store.clone();
+        crate::cases::racing_writers_lose_no_update(&store, &other).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dynamodb_racing_writers_lose_no_update() {
+        let Some(a) = crate::support::dynamo("racing_writers_lose_no_update").await else {
+            return;
+        };
+        let b = DynamoStore::new(&aws_config_from_env().await, a.table());
+        crate::cases::racing_writers_lose_no_update(&a, &b).await;
+    }
+
+    /// Fifty increments, each from its own client, interleaved in a fixed order: every
+    /// client reads before any writes, so all but one lose each round and retry.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dynamodb_fifty_interleaved_writers_end_at_fifty() {
+        use plinth_registry::store::{Condition, Item, Key, Store};
+        use serde_json::json;
+
+        let Some(first) = crate::support::dynamo("fifty_interleaved_writers").await else {
+            return;
+        };
+        let config = aws_config_from_env().await;
+        let clients: Vec<DynamoStore> = (0..50)
+            .map(|_| DynamoStore::new(&config, first.table()))
+            .collect();
+        let key = Key::new("COUNTER", "c");
+        let start = json!({"n": 0}).as_object().cloned().unwrap();
+        first
+            .put(Item::new(key.clone(), start), Condition::Absent)
+            .await
+            .unwrap();
+        let mut pending: Vec<&DynamoStore> = clients.iter().collect();
+        let mut conflicts = 0;
+        while !pending.is_empty() {
+            let mut reads = Vec::new();
+            for client in &pending {
+                reads.push(client.get(&key).await.unwrap().unwrap());
+            }
+            let mut losers = Vec::new();
+            for (client, read) in pending.iter().zip(reads) {
+                let n = read.data["n"].as_i64().unwrap();
+                let data = json!({"n": n + 1}).as_object().cloned().unwrap();
+                let (next, condition) = read.next(data);
+                match client.put(next, condition).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_conflict() => losers.push(*client),
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            conflicts += losers.len();
+            pending = losers;
+        }
+        let last = first.get(&key).await.unwrap().unwrap();
+        assert_eq!(last.data["n"], json!(50));
+        assert_eq!(last.version, 51);
+        assert_eq!(conflicts, 49 * 50 / 2, "each round exactly one writer wins");
+    }
+}

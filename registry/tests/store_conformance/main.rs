@@ -126,3 +126,52 @@ mod interleaving {
         assert_eq!(conflicts, 49 * 50 / 2, "each round exactly one writer wins");
     }
 }
+
+/// DynamoDB round trips per operation, counted by the adapter's SDK interceptor: every
+/// operation of the port is one request (a query page, a batch of ≤ 100 keys included).
+mod round_trips {
+    use plinth_registry::store::{Condition, Item, Key, Query, Store, Update, Write};
+    use serde_json::json;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_operation_is_one_dynamodb_round_trip() {
+        let Some(store) = crate::support::dynamo("round_trips").await else {
+            return;
+        };
+        let data = || json!({"n": 1}).as_object().cloned().unwrap();
+        let keys: Vec<Key> = (0..100).map(|i| Key::new("RT", format!("{i:03}"))).collect();
+        let puts = keys[..50]
+            .iter()
+            .map(|k| Write::Put { item: Item::new(k.clone(), data()), condition: Condition::Absent })
+            .collect();
+        let mut measured = Vec::new();
+        let mut count = |name: &'static str, before: u64, after: u64| {
+            measured.push((name, after - before));
+        };
+        let b = store.round_trips();
+        store.transact(puts).await.unwrap();
+        count("transact (50 puts)", b, store.round_trips());
+        let b = store.round_trips();
+        store.get(&keys[0]).await.unwrap();
+        count("get", b, store.round_trips());
+        let b = store.round_trips();
+        store.put(Item::new(keys[60].clone(), data()), Condition::Absent).await.unwrap();
+        count("put (conditional)", b, store.round_trips());
+        let b = store.round_trips();
+        store.update(&keys[60], Update::default().set("n", json!(2)), Condition::Version(1)).await.unwrap();
+        count("update (conditional)", b, store.round_trips());
+        let b = store.round_trips();
+        store.query(&Query::prefix("RT", "0")).await.unwrap();
+        count("query page", b, store.round_trips());
+        let b = store.round_trips();
+        assert_eq!(store.batch_get(&keys).await.unwrap().len(), 51);
+        count("batch get (100 keys)", b, store.round_trips());
+        let b = store.round_trips();
+        store.delete(&keys[60], Condition::Exists).await.unwrap();
+        count("delete (conditional)", b, store.round_trips());
+        for (name, trips) in &measured {
+            println!("round trips: {name:<24} {trips}");
+        }
+        assert!(measured.iter().all(|(_, trips)| *trips == 1), "{measured:?}");
+    }
+}

@@ -1,0 +1,119 @@
+//! The platform's table: created on the emulator from Rust, and declared the same way in
+//! `template.yaml`.
+
+mod support;
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeyType, StreamViewType, TimeToLiveStatus};
+use plinth_registry::store::dynamodb::table::{PK, SK, TTL};
+use plinth_registry::store::dynamodb::{DynamoStore, aws_config_from_env};
+use serde_norway::Value;
+
+fn template_table() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let text = std::fs::read_to_string(path).expect("template.yaml is readable");
+    let template: Value = serde_norway::from_str(&text).expect("template.yaml is YAML");
+    template["Resources"]["PlatformTable"].clone()
+}
+
+#[test]
+fn template_declares_the_table_that_rust_creates() {
+    let table = template_table();
+    assert_eq!(table["Type"].as_str(), Some("AWS::DynamoDB::Table"));
+    let props = &table["Properties"];
+    assert_eq!(props["BillingMode"].as_str(), Some("PAY_PER_REQUEST"));
+    let keys: Vec<(&str, &str)> = props["KeySchema"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["AttributeName"].as_str().unwrap(),
+                k["KeyType"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(keys, [(PK, "HASH"), (SK, "RANGE")]);
+    let attributes: Vec<(&str, &str)> = props["AttributeDefinitions"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["AttributeName"].as_str().unwrap(),
+                a["AttributeType"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(attributes, [(PK, "S"), (SK, "S")]);
+    let ttl = &props["TimeToLiveSpecification"];
+    assert_eq!(
+        (ttl["AttributeName"].as_str(), ttl["Enabled"].as_bool()),
+        (Some(TTL), Some(true))
+    );
+    assert_eq!(
+        props["StreamSpecification"]["StreamViewType"].as_str(),
+        Some("NEW_AND_OLD_IMAGES")
+    );
+}
+
+#[tokio::test]
+async fn creates_the_platform_table_on_the_emulator_and_reads_it_back() {
+    if !support::emulator_configured("creates_the_platform_table") {
+        return;
+    }
+    let name = support::unique_table("plinth-table");
+    let store = DynamoStore::new(&aws_config_from_env().await, &name);
+    store.create_table().await.unwrap();
+    store
+        .create_table()
+        .await
+        .expect("creating an existing table is a no-op");
+
+    let client = store.client();
+    let described = client
+        .describe_table()
+        .table_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let table = described.table().unwrap();
+    let keys: Vec<(&str, &KeyType)> = table
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name(), k.key_type()))
+        .collect();
+    assert_eq!(keys, [(PK, &KeyType::Hash), (SK, &KeyType::Range)]);
+    let stream = table.stream_specification().unwrap();
+    assert!(stream.stream_enabled());
+    assert_eq!(
+        stream.stream_view_type(),
+        Some(&StreamViewType::NewAndOldImages)
+    );
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let ttl = ttl.time_to_live_description().unwrap();
+    assert_eq!(ttl.attribute_name(), Some(TTL));
+    assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+
+    client
+        .put_item()
+        .table_name(&name)
+        .item(PK, AttributeValue::S("TENANT#acme".into()))
+        .item(SK, AttributeValue::S("TENANT".into()))
+        .send()
+        .await
+        .unwrap();
+    let read = client
+        .get_item()
+        .table_name(&name)
+        .key(PK, AttributeValue::S("TENANT#acme".into()))
+        .key(SK, AttributeValue::S("TENANT".into()))
+        .send()
+        .await
+        .unwrap();
+    assert!(read.item().is_some(), "the item written is read back");
+}

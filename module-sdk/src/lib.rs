@@ -3,11 +3,13 @@
 //! - [`manifest`]: a module's `manifest.json` — the typed [`Manifest`], its newtypes
 //!   ([`ModuleName`], [`Permission`], [`PermissionGrant`], [`Tier`], [`RoutePath`]) and
 //!   [`validate_manifest`], which reports every [`Problem`] of a document at once.
+//! - [`events`]: the event envelope carried on EventBridge and on the local bus.
 //! - [`PLATFORM_VERSION`]: the version of this contract, which manifests' `platform_version`
 //!   requirements are checked against.
 
 #![warn(missing_docs)]
 
+pub mod events;
 pub mod manifest;
 
 pub use manifest::{

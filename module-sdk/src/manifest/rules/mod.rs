@@ -117,3 +117,6 @@ fn check_backend_path(path: &str, at: &JsonPath, problems: &mut Problems) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests;

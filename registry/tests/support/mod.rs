@@ -54,3 +54,4 @@ pub async fn dynamo(test: &str) -> Option<DynamoStore> {
         .expect("create the table on the emulator");
     Some(store)
 }
+pub mod api;

@@ -1,0 +1,37 @@
+//! The caller of a request: a user's bearer token, or a module's API key.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use super::State;
+use crate::error::Error;
+use crate::identity::Caller;
+
+/// The header a module's backend sends its API key in.
+pub const API_KEY_HEADER: &str = "x-module-api-key";
+
+impl FromRequestParts<State> for Caller {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, Error> {
+        if let Some(key) = parts.headers.get(API_KEY_HEADER) {
+            let key = key
+                .to_str()
+                .map_err(|_| Error::Unauthorized("the API key is not valid text".into()))?;
+            return state.authenticate_api_key(key).await.map(Caller::Module);
+        }
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            Error::Unauthorized(
+                "sign in: send `Authorization: Bearer <token>` or a module's X-Module-API-Key"
+                    .into(),
+            )
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .ok_or_else(|| Error::Unauthorized("the Authorization header is not `Bearer <token>`".into()))?;
+        state.tokens.verify(token.trim()).map(Caller::User)
+    }
+}

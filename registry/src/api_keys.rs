@@ -1,0 +1,194 @@
+//! Module API keys (`X-Module-API-Key`): issued at install, shown once, stored only as a
+//! SHA-256 hash, scoped to one module, rotatable with an overlap, revocable.
+
+use plinth_module_sdk::ModuleName;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::audit;
+use crate::catalog::{from_item, to_data};
+use crate::error::{Error, Result};
+use crate::identity::Caller;
+use crate::platform::Platform;
+use crate::store::{Condition, Item, Key, Query, Write, keys, query_all};
+
+/// A key as issued: `key` is shown this once and never stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedKey {
+    pub id: String,
+    pub module: String,
+    pub key: String,
+    pub created_at: String,
+}
+
+/// What the store keeps of a key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub module: String,
+    pub hash: String,
+    /// The first characters of the key, to tell keys apart.
+    pub prefix: String,
+    pub created_at: String,
+    /// Set when the key was rotated out: it stops working then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+pub(crate) fn hash(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn listing_key(module: &str, id: &str) -> Key {
+    Key::new(keys::module_partition(module), format!("APIKEY#{id}"))
+}
+
+/// A new key for `module` and the writes that store it.
+pub(crate) fn new_key(module: &str) -> (IssuedKey, Vec<Write>) {
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let key = format!("plk_{}", hex(&secret));
+    let id = uuid::Uuid::now_v7().simple().to_string()[..16].to_string();
+    let created_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let record = ApiKeyRecord {
+        id: id.clone(),
+        module: module.to_owned(),
+        hash: hash(&key),
+        prefix: key[..12].to_owned(),
+        created_at: created_at.clone(),
+        expires_at: None,
+    };
+    let writes = vec![
+        Write::Put {
+            item: Item::new(keys::api_key_by_hash(&record.hash), to_data(&record)),
+            condition: Condition::Absent,
+        },
+        Write::Put {
+            item: Item::new(listing_key(module, &id), to_data(&record)),
+            condition: Condition::Absent,
+        },
+    ];
+    let issued = IssuedKey {
+        id,
+        module: module.to_owned(),
+        key,
+        created_at,
+    };
+    (issued, writes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Platform {
+    /// The module an API key belongs to; cached, so a warm check makes no store round trip.
+    pub async fn authenticate_api_key(&self, key: &str) -> Result<ModuleName> {
+        let hash = hash(key);
+        if let Some(module) = self.caches.api_keys.get(&hash) {
+            return Ok(module);
+        }
+        let refused = || Error::Unauthorized("the module API key is not valid".into());
+        let item = self
+            .store
+            .get(&keys::api_key_by_hash(&hash))
+            .await?
+            .ok_or_else(refused)?;
+        let record: ApiKeyRecord = from_item(&item)?;
+        let module = ModuleName::parse(&record.module).map_err(|_| refused())?;
+        self.caches.api_keys.insert(hash, module.clone());
+        Ok(module)
+    }
+
+    /// Issues another key for `module`. With `rotate_after_secs`, the module's existing keys
+    /// stop working that many seconds from now (the overlap for rolling the new one out).
+    pub async fn issue_api_key(
+        &self,
+        caller: &Caller,
+        module: &ModuleName,
+        rotate_after_secs: Option<i64>,
+    ) -> Result<IssuedKey> {
+        caller.require_platform_admin()?;
+        self.catalog_entry(module).await?;
+        let (issued, mut writes) = new_key(module.as_str());
+        let mut expired = 0;
+        if let Some(after) = rotate_after_secs {
+            if after < 0 {
+                return Err(Error::field("rotate_after_secs", "must not be negative"));
+            }
+            let expires = time::OffsetDateTime::now_utc().unix_timestamp() + after;
+            for record in self.api_keys(module).await? {
+                if record.expires_at.is_none() {
+                    writes.extend(expiring(&record, expires));
+                    expired += 1;
+                }
+            }
+        }
+        writes.push(audit::record(
+            audit::PLATFORM_SCOPE,
+            &caller.actor(),
+            "module.api_key.issued",
+            &format!("module:{module}"),
+            json!({"id": issued.id, "rotated_keys": expired}),
+        ));
+        self.commit(writes, Vec::new()).await?;
+        Ok(issued)
+    }
+
+    pub async fn api_keys(&self, module: &ModuleName) -> Result<Vec<ApiKeyRecord>> {
+        let query = Query::prefix(keys::module_partition(module.as_str()), "APIKEY#");
+        let items = query_all(self.store.as_ref(), &query).await?;
+        items.iter().map(from_item).collect()
+    }
+
+    pub async fn revoke_api_key(&self, caller: &Caller, module: &ModuleName, id: &str) -> Result<()> {
+        caller.require_platform_admin()?;
+        let listing = self
+            .store
+            .get(&listing_key(module.as_str(), id))
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("{module} has no API key {id}")))?;
+        let record: ApiKeyRecord = from_item(&listing)?;
+        let writes = vec![
+            Write::Delete {
+                key: keys::api_key_by_hash(&record.hash),
+                condition: Condition::Always,
+            },
+            Write::Delete {
+                key: listing.key.clone(),
+                condition: Condition::Version(listing.version),
+            },
+            audit::record(
+                audit::PLATFORM_SCOPE,
+                &caller.actor(),
+                "module.api_key.revoked",
+                &format!("module:{module}"),
+                json!({"id": id}),
+            ),
+        ];
+        self.commit(writes, Vec::new()).await?;
+        self.caches.api_keys.remove(&record.hash);
+        Ok(())
+    }
+}
+
+/// Both items of a key, rewritten to expire at `at` (the store's TTL then removes them).
+fn expiring(record: &ApiKeyRecord, at: i64) -> Vec<Write> {
+    let mut record = record.clone();
+    record.expires_at = Some(at);
+    let data = to_data(&record);
+    [keys::api_key_by_hash(&record.hash), listing_key(&record.module, &record.id)]
+        .into_iter()
+        .map(|key| Write::Put {
+            item: Item::new(key, data.clone()).expiring_at(at),
+            condition: Condition::Exists,
+        })
+        .collect()
+}

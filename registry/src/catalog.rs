@@ -1,0 +1,267 @@
+//! The module catalog: published versions (immutable) and the marketplace listing.
+
+use plinth_module_sdk::{Manifest, ModuleName, Tier, validate_manifest};
+use semver::Version;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::audit;
+use crate::error::{Error, Result};
+use crate::events::platform_event;
+use crate::identity::Caller;
+use crate::platform::Platform;
+use crate::store::{Condition, Item, Query, Write, keys, query_all};
+
+/// A published version of a module.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModuleVersion {
+    pub module: String,
+    pub version: String,
+    /// SHA-256 of the manifest as published; republishing must match it.
+    pub digest: String,
+    pub published_at: String,
+    pub published_by: String,
+    /// The ECR image digest recorded when the image was pushed, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+    pub manifest: Value,
+}
+
+impl ModuleVersion {
+    pub fn manifest(&self) -> Result<Manifest> {
+        serde_json::from_value(self.manifest.clone())
+            .map_err(|e| Error::Internal(format!("stored manifest unreadable: {e}")))
+    }
+}
+
+/// A module's marketplace entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CatalogEntry {
+    pub name: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub subscription_tier: Tier,
+    pub latest_version: String,
+    pub versions: Vec<String>,
+}
+
+/// What `GET /api/v1/modules` filters on.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListFilter {
+    pub category: Option<String>,
+    pub tag: Option<String>,
+    /// Modules a tenant of this tier may enable.
+    pub tier: Option<String>,
+}
+
+/// The outcome of a publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Published {
+    Created,
+    /// The same content was published before: nothing changed.
+    AlreadyPublished,
+}
+
+pub(crate) fn digest(manifest: &Value) -> String {
+    let bytes = serde_json::to_vec(manifest).unwrap_or_default();
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+pub(crate) fn from_item<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T> {
+    serde_json::from_value(Value::Object(item.data.clone())).map_err(|e| {
+        Error::Internal(format!("stored item {} is unreadable: {e}", item.key))
+    })
+}
+
+pub(crate) fn to_data<T: Serialize>(value: &T) -> serde_json::Map<String, Value> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+impl Platform {
+    /// Publishes a version from its manifest document.
+    pub async fn publish(&self, caller: &Caller, document: &Value) -> Result<(Published, ModuleVersion)> {
+        let manifest = validate_manifest(document).map_err(|problems| {
+            Error::invalid(
+                format!("the manifest has {} problem(s)", problems.len()),
+                problems,
+            )
+        })?;
+        let name = manifest.name.as_str();
+        let entry_item = self.store.get(&keys::catalog_entry(name)).await?;
+        match (&entry_item, caller) {
+            (_, c) if c.is_platform_admin() => {}
+            (Some(_), Caller::Module(module)) if module == &manifest.name => {}
+            (None, _) => {
+                return Err(Error::Forbidden(
+                    "publishing a module's first version needs the platform:admin role".into(),
+                ));
+            }
+            _ => {
+                return Err(Error::Forbidden(format!(
+                    "only platform admins and {name}'s own API key may publish {name}"
+                )));
+            }
+        }
+        let version = manifest.version.to_string();
+        let digest = digest(document);
+        let version_key = keys::module_version(name, &version);
+        if let Some(existing) = self.store.get(&version_key).await? {
+            let existing: ModuleVersion = from_item(&existing)?;
+            if existing.digest == digest {
+                return Ok((Published::AlreadyPublished, existing));
+            }
+            return Err(Error::Conflict(format!(
+                "{name} {version} is already published with other content; versions are \
+                 immutable, publish a new version"
+            )));
+        }
+        let published = ModuleVersion {
+            module: name.to_owned(),
+            version: version.clone(),
+            digest,
+            published_at: now(),
+            published_by: caller.actor(),
+            image_digest: None,
+            manifest: document.clone(),
+        };
+        let (entry, entry_condition) = next_entry(entry_item.as_ref(), &manifest)?;
+        let writes = vec![
+            Write::Put {
+                item: Item::new(version_key, to_data(&published)),
+                condition: Condition::Absent,
+            },
+            Write::Put {
+                item: entry,
+                condition: entry_condition,
+            },
+            audit::record(
+                audit::PLATFORM_SCOPE,
+                &caller.actor(),
+                "module.version.published",
+                &format!("module:{name}"),
+                json!({"version": version}),
+            ),
+        ];
+        let event = platform_event(
+            "module.version.published",
+            json!({"module": name, "version": version}),
+        );
+        self.commit(writes, vec![event]).await?;
+        Ok((Published::Created, published))
+    }
+
+    pub async fn list_modules(&self, filter: &ListFilter) -> Result<Vec<CatalogEntry>> {
+        let tier = filter
+            .tier
+            .as_deref()
+            .map(|t| Tier::parse(t).map_err(|e| Error::field("tier", e.to_string())))
+            .transpose()?;
+        let items = query_all(self.store.as_ref(), &Query::partition(keys::CATALOG)).await?;
+        let mut entries = Vec::with_capacity(items.len());
+        for item in &items {
+            let entry: CatalogEntry = from_item(item)?;
+            let category_ok = filter.category.as_ref().is_none_or(|c| {
+                entry.category.as_ref().is_some_and(|e| e.eq_ignore_ascii_case(c))
+            });
+            let tag_ok = filter.tag.as_ref().is_none_or(|t| entry.tags.contains(t));
+            let tier_ok = tier.is_none_or(|t| entry.subscription_tier <= t);
+            if category_ok && tag_ok && tier_ok {
+                entries.push(entry);
+            }
+        }
+        Ok(entries)
+    }
+
+    pub async fn catalog_entry(&self, module: &ModuleName) -> Result<CatalogEntry> {
+        let item = self
+            .store
+            .get(&keys::catalog_entry(module.as_str()))
+            .await?
+            .ok_or_else(|| not_published(module))?;
+        from_item(&item)
+    }
+
+    /// Every published version, newest first.
+    pub async fn versions(&self, module: &ModuleName) -> Result<Vec<ModuleVersion>> {
+        let query = Query::prefix(keys::module_partition(module.as_str()), "VERSION#");
+        let items = query_all(self.store.as_ref(), &query).await?;
+        if items.is_empty() {
+            return Err(not_published(module));
+        }
+        let mut versions = items
+            .iter()
+            .map(from_item::<ModuleVersion>)
+            .collect::<Result<Vec<_>>>()?;
+        versions.sort_by(|a, b| semver_of(b).cmp(&semver_of(a)));
+        Ok(versions)
+    }
+
+    pub async fn version(&self, module: &ModuleName, version: &str) -> Result<ModuleVersion> {
+        let item = self
+            .store
+            .get(&keys::module_version(module.as_str(), version))
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("{module} has no published version {version}")))?;
+        from_item(&item)
+    }
+}
+
+fn semver_of(version: &ModuleVersion) -> Option<Version> {
+    Version::parse(&version.version).ok()
+}
+
+fn not_published(module: &ModuleName) -> Error {
+    Error::NotFound(format!("no module named {module} is published"))
+}
+
+/// The catalog entry after publishing `manifest`: the latest version's description wins.
+fn next_entry(current: Option<&Item>, manifest: &Manifest) -> Result<(Item, Condition)> {
+    let version = manifest.version.to_string();
+    let mut versions = match current {
+        Some(item) => from_item::<CatalogEntry>(item)?.versions,
+        None => Vec::new(),
+    };
+    versions.push(version);
+    versions.sort_by_key(|v| Version::parse(v).ok());
+    let latest = versions.last().cloned().unwrap_or_default();
+    let entry = CatalogEntry {
+        name: manifest.name.to_string(),
+        display_name: manifest.display_name.clone(),
+        description: manifest.description.clone(),
+        category: manifest.category.clone(),
+        tags: manifest.tags.clone(),
+        subscription_tier: manifest.subscription_tier,
+        latest_version: latest.clone(),
+        versions,
+    };
+    let is_latest = latest == manifest.version.to_string();
+    match current {
+        None => Ok((Item::new(keys::catalog_entry(&entry.name), to_data(&entry)), Condition::Absent)),
+        Some(item) => {
+            let data = if is_latest {
+                to_data(&entry)
+            } else {
+                let mut old: CatalogEntry = from_item(item)?;
+                old.versions = entry.versions;
+                to_data(&old)
+            };
+            let (next, condition) = item.next(data);
+            Ok((next, condition))
+        }
+    }
+}

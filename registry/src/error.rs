@@ -1,0 +1,129 @@
+//! The control plane's errors, answered as RFC 9457 `application/problem+json`.
+//!
+//! Bad input is a 4xx whose detail names the field; a 500 is a bug and says so.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use plinth_module_sdk::Problem;
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Malformed input: the detail names the field.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Well-formed input that breaks a rule; each problem names its path.
+    #[error("{detail}")]
+    Invalid { detail: String, problems: Vec<Problem> },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state (a duplicate, a dependent, a refusal).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{detail}")]
+    TooManyRequests { detail: String, retry_after_secs: u64 },
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(detail: impl Into<String>, problems: Vec<Problem>) -> Self {
+        Error::Invalid {
+            detail: detail.into(),
+            problems,
+        }
+    }
+
+    /// One invalid field.
+    pub fn field(path: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Error::Invalid {
+            detail: format!("{path}: {message}"),
+            problems: vec![Problem {
+                path: path.into(),
+                message,
+            }],
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::ConditionFailed { .. } | StoreError::TransactionCanceled { .. } => {
+                Error::Conflict("the resource changed while this request was handled; retry it".into())
+            }
+            StoreError::Unavailable(message) => Error::Unavailable(message),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The RFC 9457 body.
+#[derive(Debug, Serialize)]
+pub struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: &'a str,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "<[Problem]>::is_empty")]
+    pub errors: &'a [Problem],
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+        }
+        let problems = match &self {
+            Error::Invalid { problems, .. } => problems.as_slice(),
+            _ => &[],
+        };
+        let body = ProblemBody {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            errors: problems,
+        };
+        let mut response = (status, axum::Json(&body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Error::TooManyRequests {
+            retry_after_secs, ..
+        } = self
+        {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+        }
+        response
+    }
+}

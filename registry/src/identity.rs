@@ -1,0 +1,277 @@
+//! Who is calling: a user with a verified JWT, or a module with its API key.
+//!
+//! Tokens are HS256 with `PLINTH_JWT_SECRET`; `PLINTH_JWT_ISSUER` and `PLINTH_JWT_AUDIENCE`
+//! are enforced when set. The algorithm is pinned to the key, so `alg: none` and algorithm
+//! confusion are refused by construction. The token's `roles` claim carries platform roles
+//! only; module permissions come from stored role assignments (see `rbac`).
+
+use std::collections::BTreeSet;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use plinth_module_sdk::ModuleName;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::ids::{CompanyId, TenantId, UserId};
+
+/// HS256 secrets shorter than this are refused (RFC 7518 asks for the hash's 256 bits).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Seconds of clock skew tolerated on `exp` and `nbf`.
+pub const LEEWAY_SECS: u64 = 30;
+
+/// The claims of a user's token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_id: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+}
+
+/// The platform roles a token may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PlatformRole {
+    PlatformAdmin,
+    TenantAdmin,
+    CompanyAdmin,
+}
+
+impl PlatformRole {
+    pub fn parse(role: &str) -> Option<Self> {
+        match role {
+            "platform:admin" => Some(PlatformRole::PlatformAdmin),
+            "tenant:admin" => Some(PlatformRole::TenantAdmin),
+            "company:admin" => Some(PlatformRole::CompanyAdmin),
+            _ => None,
+        }
+    }
+}
+
+/// A signed-in user, as their verified token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub tenant: Option<TenantId>,
+    pub company: Option<CompanyId>,
+    pub roles: BTreeSet<PlatformRole>,
+}
+
+/// Whoever made a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    User(User),
+    /// A module's backend, by its API key; acts for that module only.
+    Module(ModuleName),
+}
+
+impl Caller {
+    pub fn user(&self) -> Option<&User> {
+        match self {
+            Caller::User(user) => Some(user),
+            Caller::Module(_) => None,
+        }
+    }
+
+    /// Who to name in audit records.
+    pub fn actor(&self) -> String {
+        match self {
+            Caller::User(user) => format!("user:{}", user.id),
+            Caller::Module(module) => format!("module:{module}"),
+        }
+    }
+
+    pub fn is_platform_admin(&self) -> bool {
+        self.user()
+            .is_some_and(|u| u.roles.contains(&PlatformRole::PlatformAdmin))
+    }
+
+    pub fn require_platform_admin(&self) -> Result<()> {
+        if self.is_platform_admin() {
+            Ok(())
+        } else {
+            Err(Error::Forbidden("this needs the platform:admin role".into()))
+        }
+    }
+
+    /// The caller's token is of `tenant` (platform admins reach every tenant). Tenant routes
+    /// take the tenant from the token, whatever the path says.
+    pub fn require_tenant_member(&self, tenant: &TenantId) -> Result<&User> {
+        let user = self.user().ok_or_else(|| {
+            Error::Forbidden("a module's API key cannot act on this tenant route".into())
+        })?;
+        if self.is_platform_admin() || user.tenant.as_ref() == Some(tenant) {
+            Ok(user)
+        } else {
+            Err(Error::Forbidden(format!(
+                "your token is not for tenant {tenant}"
+            )))
+        }
+    }
+
+    pub fn require_tenant_admin(&self, tenant: &TenantId) -> Result<&User> {
+        let user = self.require_tenant_member(tenant)?;
+        if self.is_platform_admin() || user.roles.contains(&PlatformRole::TenantAdmin) {
+            Ok(user)
+        } else {
+            Err(Error::Forbidden(format!(
+                "this needs the tenant:admin role for tenant {tenant}"
+            )))
+        }
+    }
+
+    /// Tenant admins, and company admins of this company.
+    pub fn require_company_admin(&self, tenant: &TenantId, company: &CompanyId) -> Result<&User> {
+        let user = self.require_tenant_member(tenant)?;
+        let company_admin = user.roles.contains(&PlatformRole::CompanyAdmin)
+            && user.company.as_ref() == Some(company);
+        if self.is_platform_admin() || user.roles.contains(&PlatformRole::TenantAdmin) || company_admin
+        {
+            Ok(user)
+        } else {
+            Err(Error::Forbidden(format!(
+                "this needs the company:admin role for company {company}"
+            )))
+        }
+    }
+}
+
+/// Verifies users' tokens.
+#[derive(Clone)]
+pub struct TokenVerifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenVerifier")
+            .field("algorithms", &self.validation.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenVerifier {
+    /// HS256 with a shared secret (at least 32 bytes); `issuer` and `audience` are enforced
+    /// when given.
+    pub fn hs256(secret: &[u8], issuer: Option<&str>, audience: Option<&str>) -> Result<Self> {
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(Error::BadRequest(format!(
+                "PLINTH_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes long"
+            )));
+        }
+        let key = DecodingKey::from_secret(secret)
+            .map_err(|e| Error::BadRequest(format!("PLINTH_JWT_SECRET: {e}")))?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        if let Some(issuer) = issuer {
+            validation.set_issuer(&[issuer]);
+        }
+        match audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        Ok(Self { key, validation })
+    }
+
+    /// The user a bearer token stands for.
+    pub fn verify(&self, token: &str) -> Result<User> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|e| Error::Unauthorized(format!("invalid token: {e}")))?;
+        user_from_claims(data.claims)
+    }
+}
+
+fn user_from_claims(claims: Claims) -> Result<User> {
+    let invalid = |claim: &str, message: String| {
+        Error::Unauthorized(format!("invalid token: claim `{claim}`: {message}"))
+    };
+    let id = UserId::parse(&claims.sub).map_err(|m| invalid("sub", m))?;
+    let tenant = claims
+        .tenant_id
+        .as_deref()
+        .map(TenantId::parse)
+        .transpose()
+        .map_err(|m| invalid("tenant_id", m))?;
+    let company = claims
+        .company_id
+        .as_deref()
+        .map(CompanyId::parse)
+        .transpose()
+        .map_err(|m| invalid("company_id", m))?;
+    // Unknown roles are ignored: identity providers add their own.
+    let roles = claims.roles.iter().filter_map(|r| PlatformRole::parse(r)).collect();
+    Ok(User {
+        id,
+        tenant,
+        company,
+        roles,
+    })
+}
+
+/// A development token signed with `secret` (what `plinth token` prints).
+pub fn mint_token(secret: &[u8], claims: &Claims) -> Result<String> {
+    let key = EncodingKey::from_secret(secret)
+        .map_err(|e| Error::BadRequest(format!("PLINTH_JWT_SECRET: {e}")))?;
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key)
+        .map_err(|e| Error::Internal(format!("cannot sign a token: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"test-secret-of-at-least-32-bytes!!";
+
+    fn claims(exp_in: i64) -> Claims {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        Claims {
+            sub: "alice".into(),
+            tenant_id: Some("acme".into()),
+            company_id: None,
+            roles: vec!["tenant:admin".into(), "billing:viewer".into()],
+            exp: (now + exp_in) as u64,
+            nbf: None,
+            iss: Some("plinth-dev".into()),
+            aud: Some("plinth".into()),
+        }
+    }
+
+    #[test]
+    fn a_valid_token_gives_its_user_and_platform_roles() {
+        let token = mint_token(SECRET, &claims(60)).unwrap();
+        let verifier = TokenVerifier::hs256(SECRET, Some("plinth-dev"), Some("plinth")).unwrap();
+        let user = verifier.verify(&token).unwrap();
+        assert_eq!(user.id.as_str(), "alice");
+        assert_eq!(user.tenant.unwrap().as_str(), "acme");
+        assert_eq!(user.roles, BTreeSet::from([PlatformRole::TenantAdmin]));
+    }
+
+    #[test]
+    fn expired_wrong_issuer_and_wrong_key_are_refused() {
+        let verifier = TokenVerifier::hs256(SECRET, Some("plinth-dev"), Some("plinth")).unwrap();
+        let expired = mint_token(SECRET, &claims(-120)).unwrap();
+        assert!(matches!(verifier.verify(&expired), Err(Error::Unauthorized(m)) if m.contains("Expired")));
+        let mut other_issuer = claims(60);
+        other_issuer.iss = Some("evil".into());
+        let token = mint_token(SECRET, &other_issuer).unwrap();
+        assert!(verifier.verify(&token).is_err());
+        let forged = mint_token(b"another-secret-of-at-least-32-bytes", &claims(60)).unwrap();
+        assert!(verifier.verify(&forged).is_err());
+    }
+}

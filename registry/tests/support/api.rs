@@ -1,0 +1,153 @@
+//! Drives the platform's router in-process, as a client would over HTTP.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use plinth_registry::Platform;
+use plinth_registry::events::local::LocalBus;
+use plinth_registry::identity::{Claims, TokenVerifier, mint_token};
+use plinth_registry::store::Store;
+use serde_json::Value;
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+pub const SECRET: &[u8] = b"plinth-tests-secret-0123456789abcdef";
+
+/// A platform of its own for one test: its own store, its own bus.
+pub struct TestPlatform {
+    pub platform: Arc<Platform>,
+    pub bus: Arc<LocalBus>,
+    pub router: Router,
+    _dir: Option<TempDir>,
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl TestPlatform {
+    fn on(store: Arc<dyn Store>, dir: Option<TempDir>) -> Self {
+        let bus = Arc::new(LocalBus::default());
+        let tokens = TokenVerifier::hs256(SECRET, None, None).unwrap();
+        let platform = Arc::new(Platform::new(store, bus.clone(), tokens));
+        let router = plinth_registry::api::router(Arc::clone(&platform));
+        Self { platform, bus, router, _dir: dir }
+    }
+
+    pub fn embedded() -> Self {
+        let (store, dir) = super::embedded();
+        Self::on(Arc::new(store), Some(dir))
+    }
+
+    pub async fn dynamo(test: &str) -> Option<Self> {
+        let store = super::dynamo(test).await?;
+        Some(Self::on(Arc::new(store), None))
+    }
+
+    /// Detail-types published so far, oldest first.
+    pub fn events(&self) -> Vec<String> {
+        self.bus.recent().into_iter().map(|e| e.detail_type).collect()
+    }
+
+    pub async fn call(&self, method: Method, path: &str, auth: Auth, body: Option<Value>) -> Response {
+        let mut request = Request::builder().method(method).uri(path);
+        match auth {
+            Auth::None => {}
+            Auth::Token(token) => {
+                request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            Auth::ApiKey(key) => request = request.header("x-module-api-key", key),
+        }
+        let body = match body {
+            Some(json) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(json.to_string())
+            }
+            None => Body::empty(),
+        };
+        let response = self.router.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+        let status = response.status();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Response { status, content_type, body }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Auth {
+    None,
+    Token(String),
+    ApiKey(String),
+}
+
+/// A token for `sub` in `tenant` (and `company`) with platform `roles`.
+pub fn token(sub: &str, tenant: Option<&str>, company: Option<&str>, roles: &[&str]) -> Auth {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let claims = Claims {
+        sub: sub.into(),
+        tenant_id: tenant.map(Into::into),
+        company_id: company.map(Into::into),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        exp,
+        nbf: None,
+        iss: None,
+        aud: None,
+    };
+    Auth::Token(mint_token(SECRET, &claims).unwrap())
+}
+
+pub fn operator() -> Auth {
+    token("operator", None, None, &["platform:admin"])
+}
+
+pub fn tenant_admin(tenant: &str) -> Auth {
+    token(&format!("{tenant}-admin"), Some(tenant), None, &["tenant:admin"])
+}
+
+/// A manifest fixture of the repository, as JSON.
+pub fn fixture(path: &str) -> Value {
+    let full = format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&full).unwrap()).unwrap()
+}
+
+/// The example financial module's manifest.
+pub fn financial() -> Value {
+    fixture("examples/financial/manifest.json")
+}
+
+impl Response {
+    #[track_caller]
+    pub fn expect(&self, status: StatusCode) -> &Value {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        &self.body
+    }
+
+    /// A problem document with this status whose detail contains `needle`.
+    #[track_caller]
+    pub fn expect_problem(&self, status: StatusCode, needle: &str) -> &Value {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.content_type, "application/problem+json");
+        let detail = self.body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(needle), "detail `{detail}` should contain `{needle}`");
+        &self.body
+    }
+}

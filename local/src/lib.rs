@@ -1,0 +1,6 @@
+//! The `plinth` command: the platform on one machine and the admin CLI.
+//!
+//! The binary (`src/main.rs`) only parses arguments and calls [`cli::run`]; each subcommand
+//! lives in its own file under `src/cli/`.
+
+pub mod cli;

@@ -7,7 +7,11 @@
 pub mod local;
 
 use async_trait::async_trait;
+use plinth_module_sdk::ModuleName;
+use plinth_module_sdk::manifest::Subscription;
 pub use plinth_module_sdk::events::{Event, PLATFORM_SOURCE};
+
+use crate::deploy::Deployment;
 
 /// Events that could not be delivered to the bus.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +25,32 @@ pub struct PublishError {
 pub trait EventBus: Send + Sync + std::fmt::Debug {
     /// Publishes the events; on error, says which were not published.
     async fn publish(&self, events: Vec<Event>) -> Result<(), PublishError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SubscriptionError(pub String);
+
+/// Turns a module's manifest subscriptions into delivery rules on the bus.
+#[async_trait]
+pub trait Subscriptions: Send + Sync + std::fmt::Debug {
+    /// Creates one rule per subscription (or replaces it: idempotent) that delivers matching
+    /// events to the module's backend at the subscription's path. Returns the rule names.
+    async fn subscribe(
+        &self,
+        module: &ModuleName,
+        subscriptions: &[Subscription],
+        deployment: &Deployment,
+    ) -> Result<Vec<String>, SubscriptionError>;
+
+    /// Removes every rule of the module; removing none is fine.
+    async fn unsubscribe(&self, module: &ModuleName) -> Result<(), SubscriptionError>;
+}
+
+/// Whether a tenant has a module enabled: deliveries of tenant events are filtered by it.
+#[async_trait]
+pub trait EnabledTenants: Send + Sync {
+    async fn is_enabled(&self, tenant: &str, module: &ModuleName) -> bool;
 }
 
 /// A platform event about a module, optionally for a tenant.

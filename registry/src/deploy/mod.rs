@@ -1,0 +1,82 @@
+//! The `Deployer` port: run a module version and give back its endpoint; and the module
+//! resources an install creates beside it (its tables).
+//!
+//! | adapter | where |
+//! | --- | --- |
+//! | `local::ProcessDeployer` | `plinth up`: a child process from the manifest's `dev_command`, or an external URL |
+//! | `ecs::EcsDeployer` | AWS: an ECS service from the ECR image, pinned by digest |
+//! | `lambda::LambdaDeployer` | AWS: a Lambda function from the image or package |
+
+pub mod local;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use plinth_module_sdk::Manifest;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct DeploySpec {
+    pub manifest: Manifest,
+    /// The ECR image digest recorded for this version when its image was pushed.
+    pub image_digest: Option<String>,
+    /// A backend that is already running (any language): nothing is started.
+    pub endpoint: Option<String>,
+    /// Environment for the module's process: `PLINTH_URL`, `PLINTH_MODULE`,
+    /// `PLINTH_API_KEY`, `PORT`, and on AWS `PLINTH_EVENT_BUS`, plus the manifest's `env`.
+    pub env: BTreeMap<String, String>,
+}
+
+/// A running backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Base URL the gateway forwards to (the module's paths start with its `api_prefix`).
+    pub endpoint: String,
+    /// Where the health checker looks.
+    pub health_url: String,
+    /// What the adapter needs to stop or replace it (ARNs, a process id, …).
+    #[serde(default)]
+    pub handle: Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DeployError(pub String);
+
+#[async_trait]
+pub trait Deployer: Send + Sync + std::fmt::Debug {
+    /// Starts (or finds already started) the backend of `spec`. Idempotent: deploying the same
+    /// module version again gives back the same deployment.
+    async fn deploy(&self, spec: &DeploySpec) -> Result<Deployment, DeployError>;
+
+    /// Stops a deployment. Stopping one that is gone is fine.
+    async fn undeploy(&self, manifest: &Manifest, deployment: &Deployment) -> Result<(), DeployError>;
+}
+
+/// Creates the DynamoDB tables a module declares (`database.type = dynamodb`), prefixed.
+#[async_trait]
+pub trait TableProvisioner: Send + Sync + std::fmt::Debug {
+    /// Creates each missing table; existing ones are left alone. Returns the names created.
+    async fn create_tables(&self, manifest: &Manifest) -> Result<Vec<String>, DeployError>;
+
+    /// Drops the module's tables (only when an uninstall asks to drop data).
+    async fn drop_tables(&self, manifest: &Manifest) -> Result<(), DeployError>;
+}
+
+/// One machine keeps modules' data in the modules' own processes: tables are recorded, not
+/// created.
+#[derive(Debug, Default)]
+pub struct NoTables;
+
+#[async_trait]
+impl TableProvisioner for NoTables {
+    async fn create_tables(&self, _manifest: &Manifest) -> Result<Vec<String>, DeployError> {
+        Ok(Vec::new())
+    }
+
+    async fn drop_tables(&self, _manifest: &Manifest) -> Result<(), DeployError> {
+        Ok(())
+    }
+}

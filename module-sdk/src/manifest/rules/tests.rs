@@ -22,10 +22,8 @@ fn problems(document: &Value) -> Vec<String> {
 
 fn with(changes: Value) -> Vec<String> {
     let mut document = minimal();
-    if let (Some(target), Some(changes)) = (document.as_object_mut(), changes.as_object()) {
-        for (key, value) in changes {
-            target.insert(key.clone(), value.clone());
-        }
+    if let (Some(target), Value::Object(changes)) = (document.as_object_mut(), changes) {
+        target.extend(changes);
     }
     problems(&document)
 }

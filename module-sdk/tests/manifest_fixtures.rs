@@ -188,6 +188,13 @@ const BROKEN: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "invalid-subscription-pattern",
+        &[
+            "events.subscribes[1].pattern: Event pattern is not valid. Reason: Bottom must be less than top (at `detail.amount[0].numeric`)",
+            "events.subscribes[2].pattern: Event pattern is not valid. Reason: There must have at least 2 Objects in $or relationship. (at `$or`)",
+        ],
+    ),
+    (
         "requires-itself",
         &["dependencies.required_modules[0].name: a module cannot depend on itself"],
     ),

@@ -220,10 +220,9 @@ fn event_rules() {
         [
             "events.publishes[1]: `time-tracking.entry.approved` is already listed at events.publishes[0]",
             "events.publishes[2]: `time-tracking.` is outside this module's namespace: its events start with `time-tracking.`",
-            r#"events.subscribes[0].pattern.source: expected an array of values to match, like `["plinth.registry"]`"#,
-            "events.subscribes[0].pattern.detail.state: must list at least one value to match",
+            r#"events.subscribes[0].pattern: Event pattern is not valid. Reason: "source" must be an object or an array (at `source`)"#,
             "events.subscribes[1].name: `company-created` is already subscribed at events.subscribes[0].name",
-            "events.subscribes[1].pattern: must match on at least one field, like `detail-type`",
+            "events.subscribes[1].pattern: Event pattern is not valid. Reason: Empty objects are not allowed",
             "events.subscribes[1].path: `events` must be a path on the backend, starting with `/`",
             "events.subscribes[2].pattern: expected an object, found an array",
         ]

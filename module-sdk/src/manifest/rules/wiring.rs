@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::{Context, FirstSeen, bare_or_field, check_backend_path, items, text};
 use crate::PLATFORM_VERSION;
+use crate::events::pattern::Pattern;
 use crate::manifest::ModuleName;
 use crate::manifest::problem::{JsonPath, Problems};
 
@@ -139,33 +140,10 @@ pub(super) fn check_events(cx: &Context<'_>, problems: &mut Problems) {
         if let Some(path) = text(subscription, "path") {
             check_backend_path(path, &at.key("path"), problems);
         }
-        if let Some(pattern) = subscription.get("pattern").filter(|p| p.is_object()) {
-            check_pattern(pattern, &at.key("pattern"), problems);
-        }
-    }
-}
-
-/// An EventBridge pattern matches on fields whose values are arrays of candidates, or objects
-/// nesting further fields; a bare value never matches, so it is a mistake worth reporting.
-fn check_pattern(pattern: &Value, at: &JsonPath, problems: &mut Problems) {
-    let Some(fields) = pattern.as_object() else {
-        return;
-    };
-    if fields.is_empty() {
-        problems.add(at, "must match on at least one field, like `detail-type`");
-    }
-    for (field, value) in fields {
-        let at = at.key(field);
-        match value {
-            Value::Object(_) => check_pattern(value, &at, problems),
-            Value::Array(candidates) if candidates.is_empty() => {
-                problems.add(&at, "must list at least one value to match");
-            }
-            Value::Array(_) => {}
-            other => problems.add(
-                &at,
-                format!("expected an array of values to match, like `[{other}]`"),
-            ),
+        if let Some(pattern) = subscription.get("pattern").filter(|p| p.is_object())
+            && let Err(error) = Pattern::parse(pattern)
+        {
+            problems.add(&at.key("pattern"), error.to_string());
         }
     }
 }

@@ -4,6 +4,11 @@
 //! `detail` holds the payload's fields plus `event_id` and `occurred_at` (and `tenant_id` /
 //! `company_id` when the event concerns one): EventBridge assigns its own envelope id, so
 //! consumers deduplicate on `detail.event_id`.
+//!
+//! [`pattern`] is EventBridge's event pattern language: manifests' subscriptions are checked
+//! with it, and the local bus matches with it.
+
+pub mod pattern;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

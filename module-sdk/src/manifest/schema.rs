@@ -159,6 +159,29 @@ pub(crate) fn describe(error: &ValidationError<'_>) -> String {
                 quoted(instance)
             )
         }
+        ValidationErrorKind::Pattern { pattern } => {
+            format!(
+                "{} does not match the pattern `{pattern}`",
+                quoted(instance)
+            )
+        }
+        ValidationErrorKind::Format { format } => {
+            format!("{} is not a valid {format}", quoted(instance))
+        }
+        ValidationErrorKind::FalseSchema => "is not allowed".to_owned(),
+        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
+            describe_alternatives(context, error.instance_path())
+        }
+        ValidationErrorKind::OneOfMultipleValid { .. } => {
+            "matches more than one of the allowed shapes".to_owned()
+        }
+        kind => describe_bound(kind).unwrap_or_else(|| error.to_string()),
+    }
+}
+
+/// Messages for the keywords that bound a number, a length or a count.
+fn describe_bound(kind: &ValidationErrorKind) -> Option<String> {
+    Some(match kind {
         ValidationErrorKind::Minimum { limit } => format!("must be at least {limit}"),
         ValidationErrorKind::Maximum { limit } => format!("must be at most {limit}"),
         ValidationErrorKind::ExclusiveMinimum { limit } => format!("must be greater than {limit}"),
@@ -180,26 +203,12 @@ pub(crate) fn describe(error: &ValidationError<'_>) -> String {
         ValidationErrorKind::MinProperties { limit } => {
             format!("must have at least {limit} fields")
         }
-        ValidationErrorKind::MaxProperties { limit } => format!("must have at most {limit} fields"),
+        ValidationErrorKind::MaxProperties { limit } => {
+            format!("must have at most {limit} fields")
+        }
         ValidationErrorKind::UniqueItems => "must not contain the same item twice".to_owned(),
-        ValidationErrorKind::Pattern { pattern } => {
-            format!(
-                "{} does not match the pattern `{pattern}`",
-                quoted(instance)
-            )
-        }
-        ValidationErrorKind::Format { format } => {
-            format!("{} is not a valid {format}", quoted(instance))
-        }
-        ValidationErrorKind::FalseSchema => "is not allowed".to_owned(),
-        ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
-            describe_alternatives(context, error.instance_path())
-        }
-        ValidationErrorKind::OneOfMultipleValid { .. } => {
-            "matches more than one of the allowed shapes".to_owned()
-        }
-        _ => error.to_string(),
-    }
+        _ => return None,
+    })
 }
 
 /// For a value that matches none of several shapes: when exactly one shape has the value's

@@ -8,7 +8,9 @@ use semver::VersionReq;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{ModuleName, Permission, RoutePath};
+use super::problem::{JsonPath, Problems};
+use super::schema::report_schema_errors;
+use super::{ModuleName, Permission, Problem, RoutePath};
 
 /// Where the module's source lives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -400,6 +402,31 @@ pub struct Configuration {
     /// JSON Schema of the resolved configuration; absent means anything goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Value>,
+}
+
+impl Configuration {
+    /// Every way `config` (a resolved configuration: defaults with the tenant's and company's
+    /// patches merged in) breaks the module's schema, with paths relative to the configuration
+    /// (`$`, `tax_rate`). Nothing when the module has no schema.
+    ///
+    /// Builds a validator on each call: callers on a hot path keep their own.
+    #[must_use]
+    pub fn problems_in(&self, config: &Value) -> Vec<Problem> {
+        let Some(schema) = &self.schema else {
+            return Vec::new();
+        };
+        let mut problems = Problems::default();
+        match jsonschema::validator_for(schema) {
+            Ok(validator) => {
+                report_schema_errors(&validator, schema, config, &JsonPath::root(), &mut problems);
+            }
+            Err(error) => problems.add(
+                &JsonPath::root(),
+                format!("the module's configuration schema is not usable: {error}"),
+            ),
+        }
+        problems.into_sorted(config)
+    }
 }
 
 /// A feature tenants and companies can switch on and off.

@@ -1,10 +1,12 @@
 //! Rules for the module's data: `database` tables, `configuration` and `features`.
 
+use jsonschema::error::ValidationErrorKind;
+use jsonschema::{ReferencingError, ValidationError};
 use serde_json::Value;
 
 use super::{Context, FirstSeen, bare_or_field, items, text};
 use crate::manifest::problem::{JsonPath, Problems};
-use crate::manifest::schema::{report_schema_errors, to_json_path};
+use crate::manifest::schema::{describe, report_schema_errors, to_json_path};
 
 pub(super) fn check_database(cx: &Context<'_>, problems: &mut Problems) {
     let Some(database) = cx.section("database").filter(|d| d.is_object()) else {
@@ -90,7 +92,7 @@ pub(super) fn check_configuration(cx: &Context<'_>, problems: &mut Problems) {
     let meta = match jsonschema::meta::validator_for(schema) {
         Ok(meta) => meta,
         Err(error) => {
-            problems.add(&schema_at, format!("is not a usable JSON Schema: {error}"));
+            problems.add(&schema_at, unusable(&error));
             return;
         }
     };
@@ -99,10 +101,7 @@ pub(super) fn check_configuration(cx: &Context<'_>, problems: &mut Problems) {
         let path = schema_at.join(&to_json_path(error.instance_path()));
         problems.add(
             &path,
-            format!(
-                "is not valid JSON Schema: {}",
-                super::super::schema::describe(&error)
-            ),
+            format!("is not valid JSON Schema: {}", describe(&error)),
         );
     }
     if problems.len() > before {
@@ -111,12 +110,25 @@ pub(super) fn check_configuration(cx: &Context<'_>, problems: &mut Problems) {
     let validator = match jsonschema::validator_for(schema) {
         Ok(validator) => validator,
         Err(error) => {
-            problems.add(&schema_at, format!("is not a usable JSON Schema: {error}"));
+            problems.add(&schema_at, unusable(&error));
             return;
         }
     };
     if let Some(defaults) = configuration.get("defaults").filter(|d| d.is_object()) {
         report_schema_errors(&validator, schema, defaults, &at.key("defaults"), problems);
+    }
+}
+
+/// Why a schema cannot be built; Plinth fetches nothing, so references must stay inside it.
+fn unusable(error: &ValidationError<'_>) -> String {
+    match error.kind() {
+        ValidationErrorKind::Referencing(ReferencingError::Unretrievable { uri, .. }) => format!(
+            "refers to `{uri}`, which Plinth does not fetch: a configuration schema must be self-contained (shared parts go under `$defs`)"
+        ),
+        ValidationErrorKind::Referencing(ReferencingError::PointerToNowhere { pointer }) => {
+            format!("refers to `#{pointer}`, which is not in the schema")
+        }
+        _ => format!("is not a usable JSON Schema: {error}"),
     }
 }
 

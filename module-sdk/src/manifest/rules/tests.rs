@@ -151,9 +151,14 @@ fn configuration_rules() {
         ["configuration.defaults.rounding: must be a multiple of 15"]
     );
     assert_eq!(
-        with(json!({"configuration": {"defaults": {}, "schema": {"$ref": "https://example.invalid/schema.json"}}}))
-            .len(),
-        1
+        with(json!({"configuration": {"schema": {"$ref": "https://example.invalid/schema.json"}}})),
+        [
+            "configuration.schema: refers to `https://example.invalid/schema.json`, which Plinth does not fetch: a configuration schema must be self-contained (shared parts go under `$defs`)"
+        ]
+    );
+    assert_eq!(
+        with(json!({"configuration": {"schema": {"properties": {"x": {"$ref": "#/$defs/x"}}}}})),
+        ["configuration.schema: refers to `#/$defs/x`, which is not in the schema"]
     );
     assert!(with(json!({"configuration": {"defaults": {"a": 1}, "schema": true}})).is_empty());
 }

@@ -126,7 +126,7 @@ impl Platform {
             let expires = time::OffsetDateTime::now_utc().unix_timestamp() + after;
             for record in self.api_keys(module).await? {
                 if record.expires_at.is_none() {
-                    writes.extend(expiring(&record, expires));
+                    writes.extend(expiring_writes(&record, expires));
                     expired += 1;
                 }
             }
@@ -180,7 +180,7 @@ impl Platform {
 }
 
 /// Both items of a key, rewritten to expire at `at` (the store's TTL then removes them).
-fn expiring(record: &ApiKeyRecord, at: i64) -> Vec<Write> {
+pub(crate) fn expiring_writes(record: &ApiKeyRecord, at: i64) -> Vec<Write> {
     let mut record = record.clone();
     record.expires_at = Some(at);
     let data = to_data(&record);

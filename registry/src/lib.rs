@@ -20,9 +20,11 @@ pub mod error;
 pub mod events;
 pub mod hooks;
 pub mod identity;
+pub mod install;
+pub mod instances;
 pub mod ids;
 pub mod platform;
 pub mod store;
 
 pub use error::{Error, Result};
-pub use platform::Platform;
+pub use platform::{Platform, Ports, Settings};

@@ -1,23 +1,55 @@
-//! The control plane's state: its ports and what it was configured with. Domain operations
-//! are methods on [`Platform`], grouped by concept in their own modules (`catalog`,
-//! `tenancy`, `config`, …).
+//! The control plane's state: its ports and its settings. Domain operations are methods on
+//! [`Platform`], grouped by concept in their own modules (`catalog`, `install`, `tenancy`,
+//! `config`, …).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use plinth_module_sdk::ModuleName;
 
 use crate::cache::TtlCache;
+use crate::deploy::{Deployer, TableProvisioner};
 use crate::error::Result;
-use crate::events::{Event, EventBus};
+use crate::events::{Event, EventBus, Subscriptions};
+use crate::hooks::Hooks;
 use crate::identity::TokenVerifier;
+use crate::install::{InstallQueue, Step};
 use crate::store::{Store, Write};
+
+/// The adapters a platform runs on.
+#[derive(Debug, Clone)]
+pub struct Ports {
+    pub store: Arc<dyn Store>,
+    pub bus: Arc<dyn EventBus>,
+    pub subscriptions: Arc<dyn Subscriptions>,
+    pub deployer: Arc<dyn Deployer>,
+    pub tables: Arc<dyn TableProvisioner>,
+    pub hooks: Arc<dyn Hooks>,
+    pub install_queue: Arc<dyn InstallQueue>,
+}
+
+/// What the platform was configured with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The URL modules reach the platform at (`PLINTH_URL` in their environment).
+    pub public_url: String,
+    /// The EventBridge bus modules publish to, on AWS (`PLINTH_EVENT_BUS`).
+    pub event_bus: Option<String>,
+}
 
 #[derive(Debug, Clone)]
 pub struct Platform {
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn EventBus>,
+    pub subscriptions: Arc<dyn Subscriptions>,
+    pub deployer: Arc<dyn Deployer>,
+    pub tables: Arc<dyn TableProvisioner>,
+    pub hooks: Arc<dyn Hooks>,
+    pub install_queue: Arc<dyn InstallQueue>,
     pub tokens: TokenVerifier,
+    pub settings: Settings,
     pub caches: Arc<Caches>,
+    /// Test hook: the saga stops as if its process died right after this step.
+    crash_after: Arc<Mutex<Option<Step>>>,
 }
 
 /// What the hot path remembers between requests (each bounded by a TTL).
@@ -27,14 +59,47 @@ pub struct Caches {
     pub api_keys: TtlCache<String, ModuleName>,
 }
 
+impl Caches {
+    /// Drops what is cached about a module (its installation, routes, instances changed).
+    pub fn invalidate_module(&self, _module: &str) {}
+}
+
 impl Platform {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>, tokens: TokenVerifier) -> Self {
+    pub fn new(ports: Ports, tokens: TokenVerifier, settings: Settings) -> Self {
         Self {
-            store,
-            bus,
+            store: ports.store,
+            bus: ports.bus,
+            subscriptions: ports.subscriptions,
+            deployer: ports.deployer,
+            tables: ports.tables,
+            hooks: ports.hooks,
+            install_queue: ports.install_queue,
             tokens,
+            settings,
             caches: Arc::default(),
+            crash_after: Arc::default(),
         }
+    }
+
+    /// Makes the next saga stop right after `step`, as if its worker had crashed (tests).
+    pub fn simulate_crash_after(&self, step: Step) {
+        if let Ok(mut crash) = self.crash_after.lock() {
+            *crash = Some(step);
+        }
+    }
+
+    pub(crate) fn should_crash_after(&self, step: Step) -> bool {
+        self.crash_after
+            .lock()
+            .map(|mut crash| {
+                if *crash == Some(step) {
+                    *crash = None;
+                    true
+                } else {
+                    false
+                }
+            })
+            .unwrap_or(false)
     }
 
     /// Writes a change all or nothing, then publishes its events. A change that was written

@@ -4,6 +4,7 @@
 
 mod auth;
 mod body;
+mod install;
 mod modules;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub fn router(platform: Arc<Platform>) -> Router {
     Router::new()
         .route("/health", get(health))
         .merge(modules::routes())
+        .merge(install::routes())
         .fallback(not_found)
         .with_state(platform)
 }

@@ -1,2 +1,181 @@
 //! One machine's deployer: an external URL as given, or the manifest's `dev_command` run as
-//! a child process on a free port.
+//! a child process (`sh -c`) on a free port, with its output in `{log_dir}/{module}.log`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use plinth_module_sdk::Manifest;
+use serde_json::json;
+use tokio::process::{Child, Command};
+use tokio::sync::Mutex;
+
+use super::{DeployError, DeploySpec, Deployer, Deployment};
+
+/// How long a started backend has to answer its health check.
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+
+#[derive(Debug)]
+struct Running {
+    version: String,
+    deployment: Deployment,
+    child: Child,
+}
+
+#[derive(Debug)]
+pub struct ProcessDeployer {
+    log_dir: PathBuf,
+    working_dir: PathBuf,
+    running: Mutex<HashMap<String, Running>>,
+    client: reqwest::Client,
+}
+
+impl ProcessDeployer {
+    /// Backends run in `working_dir`; their output goes to `log_dir`.
+    pub fn new(working_dir: impl Into<PathBuf>, log_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            log_dir: log_dir.into(),
+            working_dir: working_dir.into(),
+            running: Mutex::new(HashMap::new()),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops every backend this deployer started.
+    pub async fn stop_all(&self) {
+        let mut running = self.running.lock().await;
+        for (_, mut process) in running.drain() {
+            let _ = process.child.kill().await;
+        }
+    }
+
+    async fn start(&self, spec: &DeploySpec, command: &str) -> Result<Running, DeployError> {
+        let manifest = &spec.manifest;
+        let port = free_port()?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let health_url = format!("{endpoint}{}", health_path(manifest));
+        std::fs::create_dir_all(&self.log_dir)
+            .map_err(|e| DeployError(format!("cannot create {}: {e}", self.log_dir.display())))?;
+        let log_path = self.log_dir.join(format!("{}.log", manifest.name));
+        let log = std::fs::File::create(&log_path)
+            .map_err(|e| DeployError(format!("cannot write {}: {e}", log_path.display())))?;
+        let err_log = log
+            .try_clone()
+            .map_err(|e| DeployError(format!("cannot write {}: {e}", log_path.display())))?;
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(&self.working_dir)
+            .envs(&spec.env)
+            .env("PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err_log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| DeployError(format!("cannot run `{command}`: {e}")))?;
+        if let Err(e) = self.wait_healthy(&mut child, &health_url).await {
+            let _ = child.kill().await;
+            let tail = log_tail(&log_path);
+            return Err(DeployError(format!("{e}; last output ({}):\n{tail}", log_path.display())));
+        }
+        let deployment = Deployment {
+            endpoint,
+            health_url,
+            handle: json!({"pid": child.id(), "log": log_path}),
+        };
+        Ok(Running {
+            version: manifest.version.to_string(),
+            deployment,
+            child,
+        })
+    }
+
+    async fn wait_healthy(&self, child: &mut Child, url: &str) -> Result<(), DeployError> {
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(DeployError(format!("the backend exited ({status}) before it was healthy")));
+            }
+            let answer = self.client.get(url).timeout(Duration::from_secs(2)).send().await;
+            if answer.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(DeployError(format!(
+            "the backend did not answer {url} within {} s",
+            START_TIMEOUT.as_secs()
+        )))
+    }
+}
+
+fn health_path(manifest: &Manifest) -> String {
+    manifest
+        .backend
+        .health_check
+        .clone()
+        .unwrap_or_else(|| "/health".into())
+}
+
+fn free_port() -> Result<u16, DeployError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| DeployError(format!("no free port: {e}")))
+}
+
+fn log_tail(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+#[async_trait]
+impl Deployer for ProcessDeployer {
+    async fn deploy(&self, spec: &DeploySpec) -> Result<Deployment, DeployError> {
+        let manifest = &spec.manifest;
+        if let Some(endpoint) = &spec.endpoint {
+            let endpoint = endpoint.trim_end_matches('/').to_owned();
+            return Ok(Deployment {
+                health_url: format!("{endpoint}{}", health_path(manifest)),
+                endpoint,
+                handle: json!({"external": true}),
+            });
+        }
+        let command = manifest.backend.dev_command.as_deref().ok_or_else(|| {
+            DeployError(format!(
+                "{} has no backend.dev_command to start it with; install it with an \
+                 \"endpoint\" of a backend that is already running",
+                manifest.name
+            ))
+        })?;
+        let mut running = self.running.lock().await;
+        let name = manifest.name.to_string();
+        if let Some(current) = running.get_mut(&name) {
+            let alive = matches!(current.child.try_wait(), Ok(None));
+            if alive && current.version == manifest.version.to_string() {
+                return Ok(current.deployment.clone());
+            }
+        }
+        let started = self.start(spec, command).await?;
+        let deployment = started.deployment.clone();
+        if let Some(mut previous) = running.insert(name, started) {
+            let _ = previous.child.kill().await;
+        }
+        Ok(deployment)
+    }
+
+    async fn undeploy(&self, manifest: &Manifest, deployment: &Deployment) -> Result<(), DeployError> {
+        let mut running = self.running.lock().await;
+        let name = manifest.name.to_string();
+        if running.get(&name).is_some_and(|r| r.deployment.endpoint == deployment.endpoint) {
+            if let Some(mut process) = running.remove(&name) {
+                let _ = process.child.kill().await;
+            }
+        }
+        Ok(())
+    }
+}

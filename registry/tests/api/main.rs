@@ -4,6 +4,7 @@
 mod support;
 
 mod catalog;
+mod install;
 
 /// Runs each scenario on the embedded store and on DynamoDB (moto).
 #[macro_export]

@@ -6,8 +6,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use plinth_registry::Platform;
+use plinth_registry::deploy::local::ProcessDeployer;
+use plinth_registry::deploy::{Deployer, NoTables};
 use plinth_registry::events::local::LocalBus;
+use plinth_registry::hooks::http::HttpHooks;
+use plinth_registry::install::LocalQueue;
+use plinth_registry::{Platform, Ports, Settings};
 use plinth_registry::identity::{Claims, TokenVerifier, mint_token};
 use plinth_registry::store::Store;
 use serde_json::Value;
@@ -34,9 +38,44 @@ impl TestPlatform {
     fn on(store: Arc<dyn Store>, dir: Option<TempDir>) -> Self {
         let bus = Arc::new(LocalBus::default());
         let tokens = TokenVerifier::hs256(SECRET, None, None).unwrap();
-        let platform = Arc::new(Platform::new(store, bus.clone(), tokens));
+        let work = std::env::temp_dir();
+        let deployer: Arc<dyn Deployer> =
+            Arc::new(super::fakes::CountingDeployer::new(ProcessDeployer::new(&work, work.join("plinth-test-logs"))));
+        let (queue, worker) = tokio::sync::mpsc::unbounded_channel();
+        let ports = Ports {
+            store,
+            bus: bus.clone(),
+            subscriptions: Arc::new(super::fakes::RecordingSubscriptions::default()),
+            deployer,
+            tables: Arc::new(NoTables),
+            hooks: Arc::new(HttpHooks::with_timeout(std::time::Duration::from_secs(2))),
+            install_queue: Arc::new(LocalQueue(queue)),
+        };
+        let settings = Settings { public_url: "http://127.0.0.1:1".into(), event_bus: None };
+        let platform = Arc::new(Platform::new(ports, tokens, settings));
+        tokio::spawn(Arc::clone(&platform).run_install_worker(worker));
         let router = plinth_registry::api::router(Arc::clone(&platform));
         Self { platform, bus, router, _dir: dir }
+    }
+
+    /// A second worker, as if the platform's process had restarted: it resumes unfinished
+    /// installations.
+    pub fn restart_worker(&self) {
+        let (_queue, worker) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(Arc::clone(&self.platform).run_install_worker(worker));
+    }
+
+    /// Polls the installation of `module` until no operation is pending or running.
+    pub async fn settled(&self, module: &str) -> Value {
+        for _ in 0..200 {
+            let status = self.call(Method::GET, &format!("/api/v1/modules/{module}/installation"), operator(), None).await;
+            let state = status.body["status"].as_str().unwrap_or_default().to_string();
+            if status.status == StatusCode::OK && state != "pending" && state != "running" {
+                return status.body;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the installation of {module} did not settle");
     }
 
     pub fn embedded() -> Self {

@@ -55,3 +55,4 @@ pub async fn dynamo(test: &str) -> Option<DynamoStore> {
     Some(store)
 }
 pub mod api;
+pub mod fakes;

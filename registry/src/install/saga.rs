@@ -1,0 +1,232 @@
+//! The saga runner: runs an installation's pending steps in order, storing progress after
+//! each, so a retry or a restarted worker resumes where it stopped; when a step fails, the
+//! steps done before it are undone in reverse and the installation says which step failed
+//! and why.
+
+use plinth_module_sdk::{Manifest, ModuleName};
+use serde_json::json;
+
+use super::steps::StepFailure;
+use super::{
+    Installation, Operation, Status, Step, StepStatus, Failure, index_write, item_of, now, op_name,
+};
+use crate::audit;
+use crate::error::{Error, Result};
+use crate::events::platform_event;
+use crate::platform::Platform;
+use crate::store::{Condition, Write};
+
+/// What the steps of one run share.
+#[derive(Debug)]
+pub(crate) struct SagaContext {
+    /// The version the operation moves to.
+    pub manifest: Manifest,
+    /// The version serving before (upgrade and rollback), to restore on failure.
+    pub previous: Option<Manifest>,
+    /// The module's API key in clear, when this run issued it.
+    pub api_key: Option<String>,
+    /// Tables this run created (dropped again on failure).
+    pub created_tables: Vec<String>,
+}
+
+/// The writes that store an installation and its index line.
+pub(crate) fn record_writes(installation: &Installation, version: u64, condition: Condition) -> Vec<Write> {
+    let requires = match (&installation.manifest, installation.is_installed()) {
+        (Some(manifest), true) => manifest["dependencies"]["required_modules"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|r| r.as_str().or_else(|| r["name"].as_str()))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    vec![
+        Write::Put {
+            item: item_of(installation, version),
+            condition,
+        },
+        index_write(installation, requires),
+    ]
+}
+
+/// The stored installation being run, with the store version its next write expects.
+struct Run<'a> {
+    platform: &'a Platform,
+    installation: Installation,
+    stored: u64,
+}
+
+impl Run<'_> {
+    async fn save(&mut self, extra: Vec<Write>) -> Result<()> {
+        self.installation.updated_at = now();
+        let mut writes = record_writes(&self.installation, self.stored + 1, Condition::Version(self.stored));
+        writes.extend(extra);
+        self.platform.store.transact(writes).await.map_err(|e| {
+            if e.is_conflict() {
+                Error::Conflict(format!(
+                    "the installation of {} was changed by another worker",
+                    self.installation.module
+                ))
+            } else {
+                e.into()
+            }
+        })?;
+        self.stored += 1;
+        Ok(())
+    }
+
+    fn mark(&mut self, index: usize, status: StepStatus, detail: Option<String>) {
+        let state = &mut self.installation.steps[index];
+        state.status = status;
+        state.detail = detail;
+        state.at = Some(now());
+    }
+}
+
+impl Platform {
+    /// Runs (or resumes) the pending operation of `module`; does nothing when none is pending.
+    pub async fn run_installation(&self, module: &ModuleName) -> Result<()> {
+        let Some((installation, stored)) = self.installation_item(module).await? else {
+            return Ok(());
+        };
+        if !matches!(installation.status, Status::Pending | Status::Running) {
+            return Ok(());
+        }
+        let mut context = self.saga_context(&installation).await?;
+        let mut run = Run { platform: self, installation, stored };
+        run.installation.status = Status::Running;
+        run.save(Vec::new()).await?;
+        for index in 0..run.installation.steps.len() {
+            if run.installation.steps[index].status == StepStatus::Done {
+                continue;
+            }
+            let step = run.installation.steps[index].step;
+            tracing::info!(module = %module, step = ?step, "install step");
+            match self.run_step(step, &mut run.installation, &mut context).await {
+                Ok(detail) => {
+                    run.mark(index, StepStatus::Done, detail);
+                    run.save(Vec::new()).await?;
+                    if self.should_crash_after(step) {
+                        return Err(Error::Unavailable(format!("simulated crash after {step:?}")));
+                    }
+                }
+                Err(StepFailure(reason)) => {
+                    run.mark(index, StepStatus::Failed, Some(reason.clone()));
+                    self.undo_done_steps(&mut run, index, &mut context).await;
+                    return self.finish_failed(run, step, reason).await;
+                }
+            }
+        }
+        self.finish_succeeded(run, &context).await
+    }
+
+    async fn saga_context(&self, installation: &Installation) -> Result<SagaContext> {
+        let module = ModuleName::parse(&installation.module).map_err(|e| Error::Internal(e.to_string()))?;
+        let manifest = self.version(&module, &installation.version).await?.manifest()?;
+        let previous = match (&installation.manifest, installation.operation) {
+            (Some(serving), Operation::Upgrade | Operation::Rollback) => {
+                Some(serde_json::from_value(serving.clone()).map_err(|e| Error::Internal(e.to_string()))?)
+            }
+            _ => None,
+        };
+        Ok(SagaContext {
+            manifest,
+            previous,
+            api_key: None,
+            created_tables: Vec::new(),
+        })
+    }
+
+    /// Undoes the steps before `failed`, newest first. An undo that fails is recorded on the
+    /// step and the others still run: undo does as much as it can.
+    async fn undo_done_steps(&self, run: &mut Run<'_>, failed: usize, context: &mut SagaContext) {
+        if run.installation.operation == Operation::Uninstall {
+            return; // an uninstall stops where it failed; retrying it continues from there
+        }
+        for index in (0..failed).rev() {
+            if run.installation.steps[index].status != StepStatus::Done {
+                continue;
+            }
+            let step = run.installation.steps[index].step;
+            match self.undo_step(step, &mut run.installation, context).await {
+                Ok(()) => run.mark(index, StepStatus::Undone, None),
+                Err(StepFailure(reason)) => {
+                    run.mark(index, StepStatus::Done, Some(format!("undo failed: {reason}")));
+                }
+            }
+        }
+    }
+
+    async fn finish_failed(&self, mut run: Run<'_>, step: Step, reason: String) -> Result<()> {
+        let installation = &mut run.installation;
+        installation.status = Status::Failed;
+        installation.failure = Some(Failure { step, reason: reason.clone() });
+        let payload = json!({
+            "module": installation.module, "version": installation.version,
+            "operation": op_name(installation.operation), "step": step, "reason": reason,
+        });
+        let audit = audit::record(
+            audit::PLATFORM_SCOPE,
+            "platform:installer",
+            "module.install.failed",
+            &format!("module:{}", installation.module),
+            payload.clone(),
+        );
+        run.save(vec![audit]).await?;
+        self.publish_events(vec![platform_event("module.install.failed", payload)]).await;
+        Ok(())
+    }
+
+    async fn finish_succeeded(&self, mut run: Run<'_>, context: &SagaContext) -> Result<()> {
+        let installation = &mut run.installation;
+        let from = installation.installed_version.clone();
+        let detail_type = match installation.operation {
+            Operation::Uninstall => {
+                installation.status = Status::Uninstalled;
+                installation.installed_version = None;
+                installation.previous_version = None;
+                installation.deployment = None;
+                installation.manifest = None;
+                installation.api_key_id = None;
+                installation.rules.clear();
+                if installation.drop_data {
+                    installation.tables.clear();
+                }
+                "module.uninstalled"
+            }
+            operation => {
+                installation.status = Status::Installed;
+                installation.previous_version = match operation {
+                    Operation::Upgrade => from.clone(),
+                    _ => None,
+                };
+                installation.installed_version = Some(installation.version.clone());
+                installation.manifest = serde_json::to_value(&context.manifest).ok();
+                match operation {
+                    Operation::Upgrade => "module.upgraded",
+                    Operation::Rollback => "module.rolled_back",
+                    _ => "module.installed",
+                }
+            }
+        };
+        installation.failure = None;
+        let payload = json!({
+            "module": installation.module, "version": installation.version,
+            "previous_version": from, "optional_modules_missing": installation.optional_missing,
+        });
+        let audit = audit::record(
+            audit::PLATFORM_SCOPE,
+            "platform:installer",
+            detail_type,
+            &format!("module:{}", installation.module),
+            payload.clone(),
+        );
+        run.save(vec![audit]).await?;
+        self.caches.invalidate_module(&run.installation.module);
+        self.publish_events(vec![platform_event(detail_type, payload)]).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,245 @@
+//! Each saga step and its undo. Every step is idempotent: run twice, it leaves one result.
+
+use std::collections::BTreeMap;
+
+use plinth_module_sdk::manifest::Hook;
+use plinth_module_sdk::{Manifest, validate_manifest};
+use serde_json::json;
+
+use super::saga::SagaContext;
+use super::{Installation, Operation, Step};
+use crate::api_keys::new_key;
+use crate::catalog::to_data;
+use crate::deploy::{DeploySpec, Deployment};
+use crate::hooks::{HookCall, HookOutcome};
+use crate::platform::Platform;
+use crate::store::{Condition, Item, Key, Write, keys};
+
+/// Why a step failed, in words the operator reads in the installation status.
+#[derive(Debug)]
+pub(crate) struct StepFailure(pub String);
+
+impl<E: std::fmt::Display> From<E> for StepFailure {
+    fn from(e: E) -> Self {
+        StepFailure(e.to_string())
+    }
+}
+
+type StepResult<T = Option<String>> = Result<T, StepFailure>;
+
+/// How long a rotated-out API key keeps working, for a backend being replaced.
+const KEY_OVERLAP_SECS: i64 = 600;
+
+pub(crate) fn permissions_key(module: &str) -> Key {
+    Key::new(keys::module_partition(module), "PERMISSIONS")
+}
+
+impl Platform {
+    pub(crate) async fn run_step(&self, step: Step, inst: &mut Installation, cx: &mut SagaContext) -> StepResult {
+        let manifest = cx.manifest.clone();
+        match step {
+            Step::Validate => {
+                let document = serde_json::to_value(&manifest)?;
+                validate_manifest(&document).map_err(|problems| {
+                    StepFailure(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+                })?;
+                Ok(Some("manifest valid".into()))
+            }
+            Step::CheckDependencies => {
+                inst.optional_missing = self.check_dependencies(&manifest).await?;
+                Ok((!inst.optional_missing.is_empty())
+                    .then(|| format!("optional modules not installed: {}", inst.optional_missing.join(", "))))
+            }
+            Step::IssueApiKey => self.issue_module_key(inst, cx).await.map(Some),
+            Step::Deploy => self.deploy_step(inst, cx).await,
+            Step::PreInstall => self.hook(Hook::PreInstall, inst, &manifest).await,
+            Step::PostInstall => self.hook(Hook::PostInstall, inst, &manifest).await,
+            Step::PreUninstall => self.hook(Hook::PreUninstall, inst, &manifest).await,
+            Step::PostUninstall => self.hook(Hook::PostUninstall, inst, &manifest).await,
+            Step::CreateTables => {
+                let created = self.tables.create_tables(&manifest).await?;
+                cx.created_tables.extend(created.iter().cloned());
+                inst.tables = declared_tables(&manifest);
+                Ok((!created.is_empty()).then(|| format!("created {}", created.join(", "))))
+            }
+            Step::RegisterPermissions => {
+                self.store_permissions(&manifest).await?;
+                Ok(Some(format!("{} permission(s)", manifest.permissions.len())))
+            }
+            Step::CreateEventRules => {
+                let deployment = deployment_of(inst)?;
+                inst.rules = self.subscriptions.subscribe(&manifest.name, &manifest.events.subscribes, &deployment).await?;
+                Ok((!inst.rules.is_empty()).then(|| inst.rules.join(", ")))
+            }
+            Step::RemoveEventRules => {
+                self.subscriptions.unsubscribe(&manifest.name).await?;
+                Ok(None)
+            }
+            Step::UnregisterPermissions => {
+                self.store.delete(&permissions_key(manifest.name.as_str()), Condition::Always).await?;
+                Ok(None)
+            }
+            Step::Undeploy => {
+                if let Some(deployment) = inst.deployment.clone() {
+                    self.deployer.undeploy(&manifest, &deployment).await?;
+                    self.remove_instances(&manifest.name).await?;
+                }
+                Ok(None)
+            }
+            Step::DropTables => {
+                self.tables.drop_tables(&manifest).await?;
+                Ok(Some(format!("dropped {}", inst.tables.join(", "))))
+            }
+            Step::RevokeApiKeys => {
+                for record in self.api_keys(&manifest.name).await? {
+                    self.delete_key(&record).await?;
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    pub(crate) async fn undo_step(&self, step: Step, inst: &mut Installation, cx: &mut SagaContext) -> StepResult<()> {
+        let manifest = cx.manifest.clone();
+        let previous = cx.previous.clone();
+        match (step, previous) {
+            (Step::IssueApiKey, None) => {
+                if let Some(id) = inst.api_key_id.take() {
+                    if let Some(record) = self.api_keys(&manifest.name).await?.into_iter().find(|r| r.id == id) {
+                        self.delete_key(&record).await?;
+                    }
+                }
+            }
+            (Step::Deploy, None) => {
+                if let Some(deployment) = inst.deployment.take() {
+                    self.deployer.undeploy(&manifest, &deployment).await?;
+                    self.remove_instances(&manifest.name).await?;
+                }
+            }
+            // An upgrade that fails puts the previous version back.
+            (Step::Deploy, Some(previous)) => {
+                let spec = self.deploy_spec(&previous, inst, cx).await?;
+                let deployment = self.deployer.deploy(&spec).await?;
+                self.register_instance(&previous.name, &deployment, "installer").await?;
+                inst.deployment = Some(deployment);
+            }
+            (Step::CreateTables, _) => {
+                if !cx.created_tables.is_empty() {
+                    self.tables.drop_tables(&manifest).await?;
+                }
+            }
+            (Step::RegisterPermissions, None) => {
+                self.store.delete(&permissions_key(manifest.name.as_str()), Condition::Always).await?;
+            }
+            (Step::RegisterPermissions, Some(previous)) => self.store_permissions(&previous).await?,
+            (Step::CreateEventRules, None) => self.subscriptions.unsubscribe(&manifest.name).await?,
+            (Step::CreateEventRules, Some(previous)) => {
+                let deployment = deployment_of(inst)?;
+                inst.rules = self.subscriptions.subscribe(&previous.name, &previous.events.subscribes, &deployment).await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn store_permissions(&self, manifest: &Manifest) -> StepResult<()> {
+        let data = json!({"module": manifest.name, "permissions": manifest.permissions});
+        let item = Item::new(permissions_key(manifest.name.as_str()), to_data(&data));
+        self.store.put(item, Condition::Always).await?;
+        Ok(())
+    }
+
+    /// Issues the module's key; the one it replaces keeps working for a short overlap (the
+    /// backend being replaced still uses it), then expires.
+    async fn issue_module_key(&self, inst: &mut Installation, cx: &mut SagaContext) -> StepResult<String> {
+        let (issued, mut writes) = new_key(inst.module.as_str());
+        if let Some(old) = inst.api_key_id.as_ref() {
+            let module = cx.manifest.name.clone();
+            if let Some(record) = self.api_keys(&module).await?.into_iter().find(|r| &r.id == old) {
+                let overlap = if inst.operation == Operation::Install { 0 } else { KEY_OVERLAP_SECS };
+                writes.extend(crate::api_keys::expiring_writes(&record, time::OffsetDateTime::now_utc().unix_timestamp() + overlap));
+            }
+        }
+        self.store.transact(writes).await?;
+        inst.api_key_id = Some(issued.id.clone());
+        cx.api_key = Some(issued.key);
+        Ok(format!("key {}", issued.id))
+    }
+
+    async fn deploy_step(&self, inst: &mut Installation, cx: &mut SagaContext) -> StepResult {
+        let manifest = cx.manifest.clone();
+        let spec = self.deploy_spec(&manifest, inst, cx).await?;
+        let deployment = self.deployer.deploy(&spec).await?;
+        self.register_instance(&manifest.name, &deployment, "installer").await?;
+        let detail = format!("serving at {}", deployment.endpoint);
+        inst.deployment = Some(deployment);
+        Ok(Some(detail))
+    }
+
+    /// The deployment spec of `manifest`, with the module's environment. A run resumed after
+    /// a crash no longer has the key in clear: it issues a fresh one.
+    async fn deploy_spec(&self, manifest: &Manifest, inst: &mut Installation, cx: &mut SagaContext) -> StepResult<DeploySpec> {
+        if cx.api_key.is_none() {
+            self.issue_module_key(inst, cx).await?;
+        }
+        let mut env: BTreeMap<String, String> = manifest.backend.env.clone();
+        env.insert("PLINTH_URL".into(), self.settings.public_url.clone());
+        env.insert("PLINTH_MODULE".into(), manifest.name.to_string());
+        env.insert("PLINTH_API_KEY".into(), cx.api_key.clone().unwrap_or_default());
+        if let Some(bus) = &self.settings.event_bus {
+            env.insert("PLINTH_EVENT_BUS".into(), bus.clone());
+        }
+        let image_digest = self.version(&manifest.name, &manifest.version.to_string()).await?.image_digest;
+        Ok(DeploySpec {
+            manifest: manifest.clone(),
+            image_digest,
+            endpoint: inst.endpoint.clone(),
+            env,
+        })
+    }
+
+    async fn hook(&self, hook: Hook, inst: &Installation, manifest: &Manifest) -> StepResult {
+        let Some(path) = manifest.hooks.get(&hook) else {
+            return Ok(Some("not declared".into()));
+        };
+        let deployment = deployment_of(inst)?;
+        let call = HookCall {
+            module: manifest.name.to_string(),
+            hook,
+            url: format!("{}{path}", deployment.endpoint),
+            payload: json!({"hook": hook, "module": manifest.name, "version": manifest.version.to_string(),
+                            "operation": super::op_name(inst.operation)}),
+        };
+        match self.hooks.call(&call).await? {
+            HookOutcome::Proceed => Ok(Some("ok".into())),
+            HookOutcome::Refused(reason) => Err(StepFailure(format!("refused by {}: {reason}", manifest.name))),
+        }
+    }
+
+    async fn delete_key(&self, record: &crate::api_keys::ApiKeyRecord) -> StepResult<()> {
+        let writes = vec![
+            Write::Delete { key: keys::api_key_by_hash(&record.hash), condition: Condition::Always },
+            Write::Delete {
+                key: Key::new(keys::module_partition(&record.module), format!("APIKEY#{}", record.id)),
+                condition: Condition::Always,
+            },
+        ];
+        self.store.transact(writes).await?;
+        self.caches.api_keys.remove(&record.hash);
+        Ok(())
+    }
+}
+
+fn deployment_of(inst: &Installation) -> StepResult<Deployment> {
+    inst.deployment
+        .clone()
+        .ok_or_else(|| StepFailure("the module is not deployed".into()))
+}
+
+fn declared_tables(manifest: &Manifest) -> Vec<String> {
+    manifest
+        .database
+        .as_ref()
+        .map(|db| db.tables.iter().map(|t| t.name.clone()).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,142 @@
+//! Running instances of modules, their health, and discovery.
+//!
+//! Instances are registered by the installer (the deployment it made) or by the instance
+//! itself on start-up (`POST /api/v1/modules/{m}/instances` with its API key, as the seed's
+//! `register_with_platform` does). A periodic checker marks them healthy or unhealthy;
+//! discovery returns only healthy ones.
+
+use std::time::Duration;
+
+use plinth_module_sdk::ModuleName;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{from_item, to_data};
+use crate::deploy::Deployment;
+use crate::error::{Error, Result};
+use crate::identity::Caller;
+use crate::platform::Platform;
+use crate::store::{Condition, Item, Key, Query, Update, keys, query_all};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    Healthy,
+    Unhealthy,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    pub module: String,
+    pub url: String,
+    pub health_url: String,
+    pub health: Health,
+    /// `installer` or `self`.
+    pub registered_by: String,
+    pub last_checked: String,
+}
+
+/// `POST /api/v1/modules/{m}/instances`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    pub instance_url: String,
+    #[serde(default)]
+    pub health_check_url: Option<String>,
+}
+
+fn instance_key(module: &str, url: &str) -> Key {
+    keys::instance(module, url)
+}
+
+fn check_url(field: &str, url: &str) -> Result<()> {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => Ok(()),
+        _ => Err(Error::field(field, format!("`{url}` is not an http(s) URL"))),
+    }
+}
+
+impl Platform {
+    pub(crate) async fn register_instance(&self, module: &ModuleName, deployment: &Deployment, by: &str) -> Result<()> {
+        let instance = Instance {
+            module: module.to_string(),
+            url: deployment.endpoint.clone(),
+            health_url: deployment.health_url.clone(),
+            health: Health::Healthy,
+            registered_by: by.into(),
+            last_checked: crate::install::now(),
+        };
+        let item = Item::new(instance_key(module.as_str(), &instance.url), to_data(&instance));
+        self.store.put(item, Condition::Always).await?;
+        self.caches.invalidate_module(module.as_str());
+        Ok(())
+    }
+
+    /// An instance registering itself with its module's API key.
+    pub async fn self_register(&self, caller: &Caller, module: &ModuleName, registration: Registration) -> Result<Instance> {
+        match caller {
+            Caller::Module(own) if own == module => {}
+            _ if caller.is_platform_admin() => {}
+            _ => {
+                return Err(Error::Forbidden(format!(
+                    "only {module}'s own API key may register its instances"
+                )));
+            }
+        }
+        check_url("instance_url", &registration.instance_url)?;
+        let url = registration.instance_url.trim_end_matches('/').to_owned();
+        let health_url = registration.health_check_url.unwrap_or_else(|| format!("{url}/health"));
+        check_url("health_check_url", &health_url)?;
+        let deployment = Deployment { endpoint: url.clone(), health_url, handle: serde_json::Value::Null };
+        self.register_instance(module, &deployment, "self").await?;
+        let item = self.store.get(&instance_key(module.as_str(), &url)).await?;
+        item.as_ref().map(from_item).transpose()?.ok_or_else(|| Error::Internal("instance vanished".into()))
+    }
+
+    pub async fn instances(&self, module: &ModuleName) -> Result<Vec<Instance>> {
+        let query = Query::prefix(keys::module_partition(module.as_str()), "INSTANCE#");
+        let items = query_all(self.store.as_ref(), &query).await?;
+        items.iter().map(from_item).collect()
+    }
+
+    pub(crate) async fn remove_instances(&self, module: &ModuleName) -> Result<()> {
+        for instance in self.instances(module).await? {
+            self.store.delete(&instance_key(module.as_str(), &instance.url), Condition::Always).await?;
+        }
+        self.caches.invalidate_module(module.as_str());
+        Ok(())
+    }
+
+    /// Checks every instance of every installed module once, recording changes of health.
+    pub async fn check_health(&self, client: &reqwest::Client) -> Result<usize> {
+        let mut changed = 0;
+        for module in self.installed_index().await?.into_keys() {
+            let Ok(module) = ModuleName::parse(&module) else { continue };
+            for instance in self.instances(&module).await? {
+                let answer = client.get(&instance.health_url).timeout(Duration::from_secs(3)).send().await;
+                let health = if answer.is_ok_and(|r| r.status().is_success()) { Health::Healthy } else { Health::Unhealthy };
+                let update = Update::default()
+                    .set("health", serde_json::to_value(health).unwrap_or_default())
+                    .set("last_checked", serde_json::Value::String(crate::install::now()));
+                let key = instance_key(module.as_str(), &instance.url);
+                // The instance may have been removed meanwhile: nothing to record then.
+                if self.store.update(&key, update, Condition::Exists).await.is_ok() && health != instance.health {
+                    changed += 1;
+                    tracing::warn!(module = %module, url = %instance.url, ?health, "instance health changed");
+                    self.caches.invalidate_module(module.as_str());
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Checks health every `every` until the process ends.
+    pub async fn run_health_checker(self: std::sync::Arc<Self>, every: Duration) {
+        let client = reqwest::Client::new();
+        loop {
+            if let Err(e) = self.check_health(&client).await {
+                tracing::error!(error = %e, "health check failed");
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! To add a subcommand: a file here with its `Args` and a `run` function, a variant of
 //! [`Command`], and its arm in [`run`].
 
+mod events;
 mod manifest;
 mod up;
 
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use events::{EventsArgs, EventsCommand};
 pub use manifest::{ManifestArgs, ManifestCommand};
 pub use up::UpArgs;
 
@@ -30,6 +32,8 @@ pub enum Command {
     Up(UpArgs),
     /// Work with module manifests.
     Manifest(ManifestArgs),
+    /// Work with events and event patterns.
+    Events(EventsArgs),
 }
 
 /// How a command ended, which decides the process's exit status.
@@ -66,6 +70,7 @@ pub fn run_with(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
     let result = match cli.command {
         Command::Up(args) => up::run(&args, out),
         Command::Manifest(args) => manifest::run(args, out, err),
+        Command::Events(args) => events::run(args, out, err),
     };
     result.unwrap_or_else(|error| {
         // The output itself failed (say, a closed pipe); there is nowhere better to say so.

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod cache;
 pub mod catalog;
 pub mod deploy;
+pub mod ecr;
 pub mod error;
 pub mod events;
 pub mod hooks;

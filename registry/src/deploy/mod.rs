@@ -7,6 +7,9 @@
 //! | `ecs::EcsDeployer` | AWS: an ECS service from the ECR image, pinned by digest |
 //! | `lambda::LambdaDeployer` | AWS: a Lambda function from the image or package |
 
+pub mod dynamodb_tables;
+pub mod ecs;
+pub mod lambda;
 pub mod local;
 
 use std::collections::BTreeMap;

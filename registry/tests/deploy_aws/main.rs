@@ -1,0 +1,12 @@
+//! The AWS adapters of the `Deployer` and `TableProvisioner` ports against the emulator (moto,
+//! started by `./tests/run`): ECS services from ECR images, Lambda functions, module tables;
+//! and the ECR image-action events on their fixtures.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod ecr_events;
+mod ecs;
+mod lambda;
+mod moto;
+mod tables;

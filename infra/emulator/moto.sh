@@ -4,16 +4,16 @@
 #   PLINTH_EMULATOR_PORT   port to serve on (default 4566)
 #   PLINTH_EMULATOR_VENV   where moto is installed (default $CARGO_TARGET_DIR or target, /emulator-venv)
 #
-# When something on the port already answers STS (LocalStack, a moto you started), it is used
-# as it is and left running.
+# Each run starts its own moto: when the port is taken (another run, LocalStack), a free
+# port is used instead, so concurrent runs never stop each other's emulator.
 
 PLINTH_MOTO_VERSION="5.2.5"
 emulator_port="${PLINTH_EMULATOR_PORT:-4566}"
-emulator_url="http://127.0.0.1:${emulator_port}"
 emulator_venv="${PLINTH_EMULATOR_VENV:-${CARGO_TARGET_DIR:-$PWD/target}/emulator-venv}"
 emulator_pid=""
 
 emulator_env() {
+  emulator_url="http://127.0.0.1:${emulator_port}"
   export AWS_ENDPOINT_URL="$emulator_url"
   export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
   export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
@@ -44,12 +44,12 @@ PY
 
 emulator_start() {
   emulator_install || { echo "emulator: could not install moto" >&2; return 1; }
-  emulator_env
-  if emulator_answers; then
-    echo "emulator: using the one already answering at $emulator_url" >&2
-    return 0
+  if ! "$emulator_venv/bin/python" -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1])))" "$emulator_port" 2>/dev/null; then
+    emulator_port=$("$emulator_venv/bin/python" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+    echo "emulator: port ${PLINTH_EMULATOR_PORT:-4566} is taken; using $emulator_port" >&2
   fi
-  local log="${CARGO_TARGET_DIR:-$PWD/target}/moto.log"
+  emulator_env
+  local log="${CARGO_TARGET_DIR:-$PWD/target}/moto-$emulator_port.log"
   mkdir -p "$(dirname "$log")"
   "$emulator_venv/bin/moto_server" -H 127.0.0.1 -p "$emulator_port" >"$log" 2>&1 &
   emulator_pid=$!

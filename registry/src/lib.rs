@@ -15,7 +15,9 @@ pub mod api_keys;
 pub mod audit;
 pub mod cache;
 pub mod catalog;
+pub mod config;
 pub mod deploy;
+pub mod enablement;
 pub mod ecr;
 pub mod error;
 pub mod events;
@@ -26,6 +28,7 @@ pub mod instances;
 pub mod ids;
 pub mod platform;
 pub mod store;
+pub mod tenancy;
 
 pub use error::{Error, Result};
 pub use platform::{Platform, Ports, Settings};

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use plinth_module_sdk::ModuleName;
 
 use crate::cache::TtlCache;
+use crate::config::ResolvedConfig;
 use crate::deploy::{Deployer, TableProvisioner};
 use crate::error::Result;
 use crate::events::{Event, EventBus, Subscriptions};
@@ -57,11 +58,28 @@ pub struct Platform {
 pub struct Caches {
     /// API key hash → module.
     pub api_keys: TtlCache<String, ModuleName>,
+    /// (tenant, module, company) → resolved configuration.
+    pub config: TtlCache<(String, String, Option<String>), ResolvedConfig>,
 }
 
 impl Caches {
-    /// Drops what is cached about a module (its installation, routes, instances changed).
-    pub fn invalidate_module(&self, _module: &str) {}
+    /// Drops what is cached about a module: its installation, settings or instances changed.
+    pub fn invalidate_module(&self, module: &str) {
+        self.config.retain(|(_, m, _)| m != module);
+    }
+
+    /// Drops what a platform event makes stale; how caches in other processes follow
+    /// changes (each entry also expires on its own within 30 s).
+    pub fn on_event(&self, event: &Event) {
+        if event.source != crate::events::PLATFORM_SOURCE {
+            return;
+        }
+        match event.detail.get("module").and_then(serde_json::Value::as_str) {
+            Some(module) => self.invalidate_module(module),
+            None if event.detail_type.starts_with("module.") => self.config.clear(),
+            None => {}
+        }
+    }
 }
 
 impl Platform {

@@ -6,6 +6,7 @@ mod auth;
 mod body;
 mod install;
 mod modules;
+mod tenants;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ pub fn router(platform: Arc<Platform>) -> Router {
         .route("/health", get(health))
         .merge(modules::routes())
         .merge(install::routes())
+        .merge(tenants::routes())
         .fallback(not_found)
         .with_state(platform)
 }

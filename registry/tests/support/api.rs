@@ -10,10 +10,10 @@ use plinth_registry::deploy::local::ProcessDeployer;
 use plinth_registry::deploy::{Deployer, NoTables};
 use plinth_registry::events::local::LocalBus;
 use plinth_registry::hooks::http::HttpHooks;
-use plinth_registry::install::LocalQueue;
-use plinth_registry::{Platform, Ports, Settings};
 use plinth_registry::identity::{Claims, TokenVerifier, mint_token};
+use plinth_registry::install::LocalQueue;
 use plinth_registry::store::Store;
+use plinth_registry::{Platform, Ports, Settings};
 use serde_json::Value;
 use tempfile::TempDir;
 use tower::ServiceExt;
@@ -39,8 +39,9 @@ impl TestPlatform {
         let bus = Arc::new(LocalBus::default());
         let tokens = TokenVerifier::hs256(SECRET, None, None).unwrap();
         let work = std::env::temp_dir();
-        let deployer: Arc<dyn Deployer> =
-            Arc::new(super::fakes::CountingDeployer::new(ProcessDeployer::new(&work, work.join("plinth-test-logs"))));
+        let deployer: Arc<dyn Deployer> = Arc::new(super::fakes::CountingDeployer::new(
+            ProcessDeployer::new(&work, work.join("plinth-test-logs")),
+        ));
         let (queue, worker) = tokio::sync::mpsc::unbounded_channel();
         let ports = Ports {
             store,
@@ -51,11 +52,19 @@ impl TestPlatform {
             hooks: Arc::new(HttpHooks::with_timeout(std::time::Duration::from_secs(2))),
             install_queue: Arc::new(LocalQueue(queue)),
         };
-        let settings = Settings { public_url: "http://127.0.0.1:1".into(), event_bus: None };
+        let settings = Settings {
+            public_url: "http://127.0.0.1:1".into(),
+            event_bus: None,
+        };
         let platform = Arc::new(Platform::new(ports, tokens, settings));
         tokio::spawn(Arc::clone(&platform).run_install_worker(worker));
         let router = plinth_registry::api::router(Arc::clone(&platform));
-        Self { platform, bus, router, _dir: dir }
+        Self {
+            platform,
+            bus,
+            router,
+            _dir: dir,
+        }
     }
 
     /// A second worker, as if the platform's process had restarted: it resumes unfinished
@@ -68,8 +77,18 @@ impl TestPlatform {
     /// Polls the installation of `module` until no operation is pending or running.
     pub async fn settled(&self, module: &str) -> Value {
         for _ in 0..200 {
-            let status = self.call(Method::GET, &format!("/api/v1/modules/{module}/installation"), operator(), None).await;
-            let state = status.body["status"].as_str().unwrap_or_default().to_string();
+            let status = self
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/modules/{module}/installation"),
+                    operator(),
+                    None,
+                )
+                .await;
+            let state = status.body["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             if status.status == StatusCode::OK && state != "pending" && state != "running" {
                 return status.body;
             }
@@ -90,10 +109,20 @@ impl TestPlatform {
 
     /// Detail-types published so far, oldest first.
     pub fn events(&self) -> Vec<String> {
-        self.bus.recent().into_iter().map(|e| e.detail_type).collect()
+        self.bus
+            .recent()
+            .into_iter()
+            .map(|e| e.detail_type)
+            .collect()
     }
 
-    pub async fn call(&self, method: Method, path: &str, auth: Auth, body: Option<Value>) -> Response {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Auth,
+        body: Option<Value>,
+    ) -> Response {
         let mut request = Request::builder().method(method).uri(path);
         match auth {
             Auth::None => {}
@@ -109,7 +138,12 @@ impl TestPlatform {
             }
             None => Body::empty(),
         };
-        let response = self.router.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap();
         let status = response.status();
         let content_type = response
             .headers()
@@ -123,7 +157,11 @@ impl TestPlatform {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
         };
-        Response { status, content_type, body }
+        Response {
+            status,
+            content_type,
+            body,
+        }
     }
 }
 
@@ -159,7 +197,12 @@ pub fn operator() -> Auth {
 }
 
 pub fn tenant_admin(tenant: &str) -> Auth {
-    token(&format!("{tenant}-admin"), Some(tenant), None, &["tenant:admin"])
+    token(
+        &format!("{tenant}-admin"),
+        Some(tenant),
+        None,
+        &["tenant:admin"],
+    )
 }
 
 /// A manifest fixture of the repository, as JSON.
@@ -186,7 +229,10 @@ impl Response {
         assert_eq!(self.status, status, "body: {}", self.body);
         assert_eq!(self.content_type, "application/problem+json");
         let detail = self.body["detail"].as_str().unwrap_or_default();
-        assert!(detail.contains(needle), "detail `{detail}` should contain `{needle}`");
+        assert!(
+            detail.contains(needle),
+            "detail `{detail}` should contain `{needle}`"
+        );
         &self.body
     }
 }

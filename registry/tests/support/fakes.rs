@@ -24,7 +24,10 @@ pub struct CountingDeployer<D> {
 
 impl<D> CountingDeployer<D> {
     pub fn new(inner: D) -> Self {
-        Self { inner, deploys: AtomicUsize::new(0) }
+        Self {
+            inner,
+            deploys: AtomicUsize::new(0),
+        }
     }
 }
 
@@ -35,7 +38,11 @@ impl<D: Deployer> Deployer for CountingDeployer<D> {
         self.inner.deploy(spec).await
     }
 
-    async fn undeploy(&self, manifest: &Manifest, deployment: &Deployment) -> Result<(), DeployError> {
+    async fn undeploy(
+        &self,
+        manifest: &Manifest,
+        deployment: &Deployment,
+    ) -> Result<(), DeployError> {
         self.inner.undeploy(manifest, deployment).await
     }
 }
@@ -48,9 +55,20 @@ pub struct RecordingSubscriptions {
 
 #[async_trait]
 impl Subscriptions for RecordingSubscriptions {
-    async fn subscribe(&self, module: &ModuleName, subscriptions: &[Subscription], _: &Deployment) -> Result<Vec<String>, SubscriptionError> {
-        let names: Vec<String> = subscriptions.iter().map(|s| format!("plinth-{module}-{}", s.name)).collect();
-        self.rules.lock().unwrap().insert(module.to_string(), names.clone());
+    async fn subscribe(
+        &self,
+        module: &ModuleName,
+        subscriptions: &[Subscription],
+        _: &Deployment,
+    ) -> Result<Vec<String>, SubscriptionError> {
+        let names: Vec<String> = subscriptions
+            .iter()
+            .map(|s| format!("plinth-{module}-{}", s.name))
+            .collect();
+        self.rules
+            .lock()
+            .unwrap()
+            .insert(module.to_string(), names.clone());
         Ok(names)
     }
 
@@ -85,17 +103,35 @@ impl Backend {
     }
 
     pub fn answer(&self, hook: &str, status: u16, body: Value) {
-        self.answers.lock().unwrap().insert(hook.into(), (status, body));
+        self.answers
+            .lock()
+            .unwrap()
+            .insert(hook.into(), (status, body));
     }
 
     pub fn hooks_called(&self) -> Vec<String> {
-        self.calls.lock().unwrap().iter().map(|(h, _)| h.clone()).collect()
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(h, _)| h.clone())
+            .collect()
     }
 }
 
-async fn hook(State(backend): State<Backend>, Path(name): Path<String>, body: String) -> (StatusCode, axum::Json<Value>) {
+async fn hook(
+    State(backend): State<Backend>,
+    Path(name): Path<String>,
+    body: String,
+) -> (StatusCode, axum::Json<Value>) {
     let payload: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
     backend.calls.lock().unwrap().push((name.clone(), payload));
-    let (status, body) = backend.answers.lock().unwrap().get(&name).cloned().unwrap_or((200, json!({})));
+    let (status, body) = backend
+        .answers
+        .lock()
+        .unwrap()
+        .get(&name)
+        .cloned()
+        .unwrap_or((200, json!({})));
     (StatusCode::from_u16(status).unwrap(), axum::Json(body))
 }

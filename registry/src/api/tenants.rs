@@ -1,0 +1,147 @@
+//! `/api/v1/tenants…`: tenants, companies, enablement, configuration and audit.
+
+use axum::Router;
+use axum::extract::{Path, Query, State as Extract};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::Deserialize;
+
+use super::modules::module_name;
+use super::{Json, State};
+use crate::audit::AuditPage;
+use crate::enablement::{CompanyModule, ModuleChange, TenantModule};
+use crate::error::{Error, Result};
+use crate::identity::Caller;
+use crate::ids::{CompanyId, TenantId};
+use crate::tenancy::{Company, NewCompany, NewTenant, Tenant};
+
+pub(super) fn routes() -> Router<State> {
+    Router::new()
+        .route("/api/v1/tenants", post(create_tenant))
+        .route("/api/v1/tenants/{tenant}", get(tenant))
+        .route("/api/v1/tenants/{tenant}/companies", get(companies).post(create_company))
+        .route("/api/v1/tenants/{tenant}/companies/{company}", get(company))
+        .route("/api/v1/tenants/{tenant}/modules/{module}", put(enable).delete(disable))
+        .route("/api/v1/tenants/{tenant}/companies/{company}/modules/{module}", put(customize))
+        .route("/api/v1/tenants/{tenant}/modules/{module}/config", get(config))
+        .route("/api/v1/tenants/{tenant}/audit", get(audit))
+}
+
+fn tenant_id(text: &str) -> Result<TenantId> {
+    TenantId::parse(text).map_err(|_| Error::NotFound(format!("no tenant {text}")))
+}
+
+fn company_id(text: &str) -> Result<CompanyId> {
+    CompanyId::parse(text).map_err(|_| Error::NotFound(format!("no company {text}")))
+}
+
+async fn create_tenant(Extract(platform): Extract<State>, caller: Caller, Json(new): Json<NewTenant>) -> Result<(StatusCode, Json<Tenant>)> {
+    let tenant = platform.create_tenant(&caller, new).await?;
+    Ok((StatusCode::CREATED, Json(tenant)))
+}
+
+async fn tenant(Extract(platform): Extract<State>, caller: Caller, Path(tenant): Path<String>) -> Result<Json<Tenant>> {
+    let tenant = tenant_id(&tenant)?;
+    caller.require_tenant_member(&tenant)?;
+    platform.tenant(&tenant).await.map(Json)
+}
+
+async fn create_company(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    Json(new): Json<NewCompany>,
+) -> Result<(StatusCode, Json<Company>)> {
+    let company = platform.create_company(&caller, &tenant_id(&tenant)?, new).await?;
+    Ok((StatusCode::CREATED, Json(company)))
+}
+
+async fn companies(Extract(platform): Extract<State>, caller: Caller, Path(tenant): Path<String>) -> Result<Json<Vec<Company>>> {
+    let tenant = tenant_id(&tenant)?;
+    caller.require_tenant_member(&tenant)?;
+    platform.companies(&tenant).await.map(Json)
+}
+
+/// For the tenant's users, and for modules the tenant has enabled (the seed's `get_company`).
+async fn company(Extract(platform): Extract<State>, caller: Caller, Path((tenant, company)): Path<(String, String)>) -> Result<Json<Company>> {
+    let (tenant, company) = (tenant_id(&tenant)?, company_id(&company)?);
+    match &caller {
+        Caller::Module(module) => {
+            let enabled = platform.tenant_module(&tenant, module).await?.is_some_and(|(row, _)| row.enabled);
+            if !enabled {
+                return Err(Error::NotFound(format!("no tenant {tenant}")));
+            }
+        }
+        Caller::User(_) => {
+            caller.require_tenant_member(&tenant)?;
+        }
+    }
+    platform.company(&tenant, &company).await.map(Json)
+}
+
+async fn enable(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Path((tenant, module)): Path<(String, String)>,
+    Json(change): Json<ModuleChange>,
+) -> Result<Json<TenantModule>> {
+    let (tenant, module) = (tenant_id(&tenant)?, module_name(&module)?);
+    platform.set_tenant_module(&caller, &tenant, &module, change).await.map(Json)
+}
+
+async fn disable(Extract(platform): Extract<State>, caller: Caller, Path((tenant, module)): Path<(String, String)>) -> Result<Json<TenantModule>> {
+    let (tenant, module) = (tenant_id(&tenant)?, module_name(&module)?);
+    let change = ModuleChange { enabled: Some(false), ..ModuleChange::default() };
+    platform.set_tenant_module(&caller, &tenant, &module, change).await.map(Json)
+}
+
+async fn customize(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Path((tenant, company, module)): Path<(String, String, String)>,
+    Json(change): Json<ModuleChange>,
+) -> Result<Json<CompanyModule>> {
+    let (tenant, company, module) = (tenant_id(&tenant)?, company_id(&company)?, module_name(&module)?);
+    platform.set_company_module(&caller, &tenant, &company, &module, change).await.map(Json)
+}
+
+#[derive(Debug, Deserialize)]
+struct ConfigParams {
+    company: Option<String>,
+}
+
+async fn config(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Path((tenant, module)): Path<(String, String)>,
+    Query(params): Query<ConfigParams>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let (tenant, module) = (tenant_id(&tenant)?, module_name(&module)?);
+    let company = params.company.as_deref().map(|c| CompanyId::parse_field("company", c)).transpose()?;
+    let resolved = platform.resolve_config(&caller, &tenant, &module, company.as_ref()).await?;
+    let etag = format!("\"{}\"", resolved.version);
+    let etag_value = HeaderValue::from_str(&etag).map_err(|e| Error::Internal(e.to_string()))?;
+    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
+    }
+    Ok(([(header::ETAG, etag_value)], Json(resolved)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct AuditParams {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+async fn audit(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    Query(params): Query<AuditParams>,
+) -> Result<Json<AuditPage>> {
+    let tenant = tenant_id(&tenant)?;
+    caller.require_tenant_admin(&tenant)?;
+    crate::audit::list(platform.store.as_ref(), &tenant, params.limit.unwrap_or(50), params.after).await.map(Json)
+}

@@ -1,0 +1,215 @@
+//! The configuration resolver: module defaults → tenant → company, merged as JSON Merge
+//! Patch (RFC 7396: `null` removes a key, objects merge deeply, arrays replace), with the
+//! effective features and which tier set each key.
+//!
+//! An uncached resolution is one store round trip (one batch get of the installation, the
+//! TenantModule, the company and its CompanyModule); a warm one makes none: resolutions are
+//! cached for at most 30 s and dropped when the module's settings change.
+
+use std::collections::BTreeMap;
+
+use plinth_module_sdk::{Manifest, ModuleName, Problem};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::catalog::from_item;
+use crate::enablement::{CompanyModule, TenantModule};
+use crate::error::{Error, Result};
+use crate::identity::Caller;
+use crate::ids::{CompanyId, TenantId};
+use crate::install::Installation;
+use crate::platform::Platform;
+use crate::store::{Item, Key, keys};
+
+/// Which tier set a key of the resolved configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigTier {
+    Module,
+    Tenant,
+    Company,
+}
+
+/// What a module reads: its configuration for a tenant (and company).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedConfig {
+    pub module: String,
+    pub tenant_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_id: Option<String>,
+    pub configuration: Map<String, Value>,
+    /// For each top-level key, the highest tier that set it.
+    pub sources: BTreeMap<String, ConfigTier>,
+    /// The features that are on, sorted.
+    pub features: Vec<String>,
+    /// Changes whenever any input changes; the `ETag` of the response.
+    pub version: String,
+}
+
+/// Defaults with each patch merged in, in order (RFC 7396).
+pub fn merged_config(manifest: &Manifest, patches: &[&Map<String, Value>]) -> Value {
+    let mut config = Value::Object(manifest.configuration.defaults.clone());
+    for patch in patches {
+        json_patch::merge(&mut config, &Value::Object((*patch).clone()));
+    }
+    config
+}
+
+/// The schema's problems with a merged configuration, at paths under `configuration`.
+pub fn config_problems(manifest: &Manifest, merged: &Value) -> Vec<Problem> {
+    manifest
+        .configuration
+        .problems_in(merged)
+        .into_iter()
+        .map(|p| Problem {
+            path: match p.path.as_str() {
+                "$" => "configuration".to_owned(),
+                path if path.starts_with('[') => format!("configuration{path}"),
+                path => format!("configuration.{path}"),
+            },
+            message: p.message,
+        })
+        .collect()
+}
+
+/// Refuses feature toggles the manifest does not declare, naming the field and the feature.
+pub fn validate_features(manifest: &Manifest, enabled: &[String], disabled: &[String]) -> Result<()> {
+    let known: Vec<&str> = manifest.features.iter().map(|f| f.name.as_str()).collect();
+    let mut problems = Vec::new();
+    for (field, list) in [("enabled_features", enabled), ("disabled_features", disabled)] {
+        for (index, name) in list.iter().enumerate() {
+            if !known.contains(&name.as_str()) {
+                problems.push(Problem {
+                    path: format!("{field}[{index}]"),
+                    message: format!("{} has no feature `{name}` (it has: {})", manifest.name, known.join(", ")),
+                });
+            }
+        }
+    }
+    if let Some(both) = enabled.iter().find(|f| disabled.contains(f)) {
+        problems.push(Problem {
+            path: "disabled_features".into(),
+            message: format!("`{both}` is both enabled and disabled"),
+        });
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!("{} feature toggle problem(s)", problems.len()), problems))
+    }
+}
+
+fn effective_features(manifest: &Manifest, toggles: &[(&[String], &[String])]) -> Vec<String> {
+    let mut on: Vec<String> = manifest.features.iter().filter(|f| f.default).map(|f| f.name.clone()).collect();
+    for (enabled, disabled) in toggles {
+        on.extend(enabled.iter().cloned());
+        on.retain(|f| !disabled.contains(f));
+    }
+    on.sort();
+    on.dedup();
+    on
+}
+
+fn sources(manifest: &Manifest, tenant: &Map<String, Value>, company: Option<&Map<String, Value>>, resolved: &Map<String, Value>) -> BTreeMap<String, ConfigTier> {
+    resolved
+        .keys()
+        .map(|key| {
+            let tier = if company.is_some_and(|c| c.contains_key(key)) {
+                ConfigTier::Company
+            } else if tenant.contains_key(key) {
+                ConfigTier::Tenant
+            } else {
+                debug_assert!(manifest.configuration.defaults.contains_key(key));
+                ConfigTier::Module
+            };
+            (key.clone(), tier)
+        })
+        .collect()
+}
+
+fn version_of(items: &[Option<&Item>]) -> String {
+    let mut hash = Sha256::new();
+    for item in items {
+        let part = item.map_or_else(|| "-".to_owned(), |i| format!("{}:{}", i.key, i.version));
+        hash.update(part.as_bytes());
+        hash.update(b"|");
+    }
+    hash.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+}
+
+impl Platform {
+    /// The module's configuration for `tenant` (and `company`), for the module itself (its
+    /// API key), the tenant's users, or a platform admin.
+    pub async fn resolve_config(&self, caller: &Caller, tenant: &TenantId, module: &ModuleName, company: Option<&CompanyId>) -> Result<ResolvedConfig> {
+        match caller {
+            Caller::Module(own) if own == module => {}
+            Caller::Module(_) => return Err(Error::Forbidden(format!("only {module}'s own API key may read its configuration"))),
+            Caller::User(_) => {
+                caller.require_tenant_member(tenant)?;
+            }
+        }
+        let cache_key = (tenant.to_string(), module.to_string(), company.map(ToString::to_string));
+        if let Some(resolved) = self.caches.config.get(&cache_key) {
+            return Ok(resolved);
+        }
+        let resolved = self.resolve_uncached(tenant, module, company).await?;
+        self.caches.config.insert(cache_key, resolved.clone());
+        Ok(resolved)
+    }
+
+    async fn resolve_uncached(&self, tenant: &TenantId, module: &ModuleName, company: Option<&CompanyId>) -> Result<ResolvedConfig> {
+        let (t, m) = (tenant.as_str(), module.as_str());
+        let mut wanted: Vec<Key> = vec![keys::installation(m), keys::tenant_module(t, m)];
+        if let Some(c) = company {
+            wanted.push(keys::company(t, c.as_str()));
+            wanted.push(keys::company_module(t, c.as_str(), m));
+        }
+        let found = self.store.batch_get(&wanted).await?;
+        let get = |key: &Key| found.iter().find(|i| &i.key == key);
+        let installation_item = get(&wanted[0]);
+        let installation: Option<Installation> = installation_item.map(from_item).transpose()?;
+        let manifest: Manifest = match installation.as_ref().filter(|i| i.is_installed()).and_then(|i| i.manifest.clone()) {
+            Some(manifest) => serde_json::from_value(manifest).map_err(|e| Error::Internal(e.to_string()))?,
+            None => return Err(Error::NotFound(format!("{module} is not installed"))),
+        };
+        let tenant_item = get(&wanted[1]);
+        let tenant_row: TenantModule = match tenant_item.map(from_item::<TenantModule>).transpose()? {
+            Some(row) if row.enabled => row,
+            _ => return Err(Error::NotFound(format!("tenant {tenant} has not enabled {module}"))),
+        };
+        let (company_item, company_row) = match company {
+            Some(c) => {
+                if get(&wanted[2]).is_none() {
+                    return Err(Error::NotFound(format!("tenant {tenant} has no company {c}")));
+                }
+                let item = get(&wanted[3]);
+                let row: Option<CompanyModule> = item.map(from_item).transpose()?;
+                if row.as_ref().is_some_and(|r| !r.is_enabled) {
+                    return Err(Error::NotFound(format!("{module} is disabled for company {c}")));
+                }
+                (item, row)
+            }
+            None => (None, None),
+        };
+        let company_config = company_row.as_ref().map(|r| &r.configuration);
+        let mut patches = vec![&tenant_row.configuration];
+        patches.extend(company_config);
+        let Value::Object(configuration) = merged_config(&manifest, &patches) else {
+            return Err(Error::Internal("a merged configuration is always an object".into()));
+        };
+        let mut toggles: Vec<(&[String], &[String])> = vec![(&tenant_row.enabled_features, &tenant_row.disabled_features)];
+        if let Some(row) = &company_row {
+            toggles.push((&row.enabled_features, &row.disabled_features));
+        }
+        Ok(ResolvedConfig {
+            module: m.to_owned(),
+            tenant_id: t.to_owned(),
+            company_id: company.map(ToString::to_string),
+            sources: sources(&manifest, &tenant_row.configuration, company_config, &configuration),
+            features: effective_features(&manifest, &toggles),
+            configuration,
+            version: version_of(&[installation_item, tenant_item, company_item]),
+        })
+    }
+}

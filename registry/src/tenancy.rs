@@ -1,0 +1,151 @@
+//! Tenants (with their subscription tier) and their companies.
+
+use plinth_module_sdk::Tier;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::audit;
+use crate::catalog::{from_item, to_data};
+use crate::error::{Error, Result};
+use crate::events::platform_event;
+use crate::identity::Caller;
+use crate::ids::{CompanyId, TenantId};
+use crate::install::now;
+use crate::platform::Platform;
+use crate::store::{Condition, Item, Query, Write, keys, query_all};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    pub subscription_tier: Tier,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Company {
+    pub id: CompanyId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    pub created_at: String,
+}
+
+/// `POST /api/v1/tenants`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    pub id: TenantId,
+    pub name: String,
+    #[serde(default)]
+    pub subscription_tier: Tier,
+}
+
+/// `POST /api/v1/tenants/{t}/companies`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCompany {
+    pub id: CompanyId,
+    pub name: String,
+    #[serde(default)]
+    pub country: Option<String>,
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() || name.len() > 200 {
+        return Err(Error::field("name", "must be 1 to 200 characters, not blank"));
+    }
+    Ok(())
+}
+
+impl Platform {
+    pub async fn create_tenant(&self, caller: &Caller, new: NewTenant) -> Result<Tenant> {
+        caller.require_platform_admin()?;
+        check_name(&new.name)?;
+        let tenant = Tenant {
+            id: new.id,
+            name: new.name,
+            subscription_tier: new.subscription_tier,
+            created_at: now(),
+        };
+        let id = tenant.id.as_str();
+        let writes = vec![
+            Write::Put {
+                item: Item::new(keys::tenant(id), to_data(&tenant)),
+                condition: Condition::Absent,
+            },
+            audit::record(id, &caller.actor(), "tenant.created", &format!("tenant:{id}"), json!({"tier": tenant.subscription_tier})),
+        ];
+        self.store.transact(writes).await.map_err(|e| {
+            if e.is_conflict() {
+                Error::Conflict(format!("a tenant with id {id} already exists"))
+            } else {
+                e.into()
+            }
+        })?;
+        let event = platform_event("tenant.created", json!({"tier": tenant.subscription_tier})).for_tenant(id, None);
+        self.publish_events(vec![event]).await;
+        Ok(tenant)
+    }
+
+    /// The tenant, for its members; `NotFound` for a tenant that does not exist.
+    pub async fn tenant(&self, tenant: &TenantId) -> Result<Tenant> {
+        let item = self
+            .store
+            .get(&keys::tenant(tenant.as_str()))
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("no tenant {tenant}")))?;
+        from_item(&item)
+    }
+
+    pub async fn create_company(&self, caller: &Caller, tenant: &TenantId, new: NewCompany) -> Result<Company> {
+        caller.require_tenant_admin(tenant)?;
+        check_name(&new.name)?;
+        self.tenant(tenant).await?;
+        let company = Company {
+            id: new.id,
+            tenant_id: tenant.clone(),
+            name: new.name,
+            country: new.country,
+            created_at: now(),
+        };
+        let (t, c) = (tenant.as_str(), company.id.as_str());
+        let writes = vec![
+            Write::Put {
+                item: Item::new(keys::company(t, c), to_data(&company)),
+                condition: Condition::Absent,
+            },
+            Write::Check {
+                key: keys::tenant(t),
+                condition: Condition::Exists,
+            },
+            audit::record(t, &caller.actor(), "company.created", &format!("company:{c}"), json!({"name": company.name})),
+        ];
+        self.store.transact(writes).await.map_err(|e| {
+            if e.is_conflict() {
+                Error::Conflict(format!("tenant {t} already has a company {c}"))
+            } else {
+                e.into()
+            }
+        })?;
+        let event = platform_event("company.created", json!({"name": company.name})).for_tenant(t, Some(c));
+        self.publish_events(vec![event]).await;
+        Ok(company)
+    }
+
+    pub async fn company(&self, tenant: &TenantId, company: &CompanyId) -> Result<Company> {
+        let item = self
+            .store
+            .get(&keys::company(tenant.as_str(), company.as_str()))
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("tenant {tenant} has no company {company}")))?;
+        from_item(&item)
+    }
+
+    pub async fn companies(&self, tenant: &TenantId) -> Result<Vec<Company>> {
+        let query = Query::prefix(keys::tenant_partition(tenant.as_str()), "COMPANY#");
+        let items = query_all(self.store.as_ref(), &query).await?;
+        items.iter().map(from_item).collect()
+    }
+}

@@ -1,15 +1,26 @@
 //! The `EventBus` port: the platform publishes every transition; modules publish their own.
+//! The `Subscriptions` port turns a module's manifest subscriptions into rules on the bus.
 //!
-//! On AWS the adapter is EventBridge; on one machine, [`local::LocalBus`]. The envelope is
-//! `plinth_module_sdk::events::Event`; the platform's own detail-types are listed in
-//! `docs/events.md`.
+//! | adapter | where |
+//! | --- | --- |
+//! | [`eventbridge::EventBridgeBus`] | AWS: PutEvents in batches; one EventBridge rule per subscription, targeting the module's Lambda or its SQS queue |
+//! | [`local::LocalBus`] | one machine: in-process rules with EventBridge's pattern language, HTTP delivery with retries, [`dead_letters`] |
+//!
+//! The envelope is `plinth_module_sdk::events::Event`; the platform's own detail-types are
+//! listed in `docs/events.md`.
 
+pub mod dead_letters;
+mod delivery;
+pub mod eventbridge;
 pub mod local;
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use plinth_module_sdk::ModuleName;
-use plinth_module_sdk::manifest::Subscription;
 pub use plinth_module_sdk::events::{Event, PLATFORM_SOURCE};
+use plinth_module_sdk::manifest::Subscription;
+use sha2::{Digest, Sha256};
 
 use crate::deploy::Deployment;
 
@@ -60,4 +71,136 @@ pub fn platform_event(detail_type: &str, payload: serde_json::Value) -> Event {
         _ => serde_json::Map::new(),
     };
     Event::new(PLATFORM_SOURCE, detail_type, payload)
+}
+
+/// How often and how patiently something is retried: `attempts` in all (the first one
+/// included), waiting `initial_backoff` before the first retry and twice as long before each
+/// next one, never more than `max_backoff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Four attempts over about a second and a half.
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (1 for the first retry).
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
+        self.initial_backoff
+            .saturating_mul(factor)
+            .min(self.max_backoff)
+    }
+}
+
+/// EventBridge's limit on a rule name.
+const MAX_RULE_NAME: usize = 64;
+
+/// The name of the rule of a module's subscription: `plinth-{module}-{subscription}`.
+///
+/// Rule names allow letters, digits, `.`, `-` and `_` up to 64 characters: a subscription name
+/// with other characters, or too long, is cleaned and cut, and ends with a short hash of the
+/// name as written so that two subscriptions never share a rule.
+pub fn rule_name(module: &ModuleName, subscription: &str) -> String {
+    let cleaned: String = subscription
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = format!("plinth-{module}-{cleaned}");
+    if cleaned == subscription && name.len() <= MAX_RULE_NAME {
+        return name;
+    }
+    let hash = Sha256::digest(subscription.as_bytes());
+    let hash: String = hash.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let kept = MAX_RULE_NAME - hash.len() - 1;
+    format!("{}-{hash}", &name[..name.len().min(kept)])
+}
+
+/// Where a subscription's events go on the module's backend: its endpoint and the path.
+pub fn subscription_target(deployment: &Deployment, subscription: &Subscription) -> String {
+    let base = deployment.endpoint.trim_end_matches('/');
+    let path = subscription.path.trim_start_matches('/');
+    format!("{base}/{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(name: &str) -> ModuleName {
+        ModuleName::parse(name).expect("a module name")
+    }
+
+    #[test]
+    fn a_rule_is_named_after_module_and_subscription() {
+        assert_eq!(
+            rule_name(&module("financial"), "company-created"),
+            "plinth-financial-company-created"
+        );
+    }
+
+    #[test]
+    fn rule_names_stay_valid_and_distinct() {
+        let long = module("a-module-with-a-rather-long-name-for-aws");
+        let first = rule_name(&long, "invoice-paid-and-settled");
+        let second = rule_name(&long, "invoice-paid-and-settled-late");
+        assert!(first.len() <= 64 && second.len() <= 64, "{first} {second}");
+        assert_ne!(first, second);
+        assert!(first.starts_with("plinth-a-module-with-a-rather-long-name-for-aws-invoice"));
+        let spaced = rule_name(&module("hr"), "new hire");
+        let dashed = rule_name(&module("hr"), "new-hire");
+        assert!(spaced.starts_with("plinth-hr-new-hire-"), "{spaced}");
+        assert_ne!(spaced, dashed);
+        assert!(
+            spaced
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_ceiling() {
+        let policy = RetryPolicy {
+            attempts: 10,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(700),
+        };
+        let waits: Vec<u128> = (1..=5).map(|r| policy.backoff(r).as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 700, 700]);
+    }
+
+    #[test]
+    fn the_target_joins_endpoint_and_path() {
+        let deployment = Deployment {
+            endpoint: "http://127.0.0.1:9001/".into(),
+            health_url: String::new(),
+            handle: serde_json::Value::Null,
+        };
+        let subscription = Subscription {
+            name: "x".into(),
+            pattern: serde_json::Map::new(),
+            path: "/_plinth/events/x".into(),
+        };
+        assert_eq!(
+            subscription_target(&deployment, &subscription),
+            "http://127.0.0.1:9001/_plinth/events/x"
+        );
+    }
 }

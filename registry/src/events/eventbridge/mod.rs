@@ -1,0 +1,134 @@
+//! The EventBridge adapter of the [`EventBus`] and [`Subscriptions`] ports
+//! (`aws-sdk-eventbridge`, `aws-sdk-sqs`; honours `AWS_ENDPOINT_URL`).
+//!
+//! Publishing batches `PutEvents` and retries only the failed entries ([`publish`]). Each
+//! subscription of a module becomes the rule `plinth-{module}-{subscription}` on the bus with
+//! the manifest's pattern, targeting the module's Lambda function (`function_arn` in the
+//! deployment's handle) or else its SQS queue `plinth-{module}-events`, created with a policy
+//! that lets the module's rules send to it ([`rules`]).
+
+mod publish;
+mod rules;
+
+use async_trait::async_trait;
+use aws_config::SdkConfig;
+use aws_sdk_eventbridge::Client;
+use aws_sdk_eventbridge::error::DisplayErrorContext;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use aws_smithy_types::DateTime;
+use aws_smithy_types::date_time::Format;
+use plinth_module_sdk::ModuleName;
+use plinth_module_sdk::manifest::Subscription;
+
+use super::{Event, EventBus, PublishError, RetryPolicy, SubscriptionError, Subscriptions};
+use crate::deploy::Deployment;
+use publish::{EntryError, PutEvents};
+
+pub use rules::queue_name;
+
+/// The platform's bus on EventBridge.
+#[derive(Debug, Clone)]
+pub struct EventBridgeBus {
+    events: Client,
+    sqs: aws_sdk_sqs::Client,
+    bus_name: String,
+    retry: RetryPolicy,
+}
+
+impl EventBridgeBus {
+    /// The bus named by `PLINTH_EVENT_BUS` (EventBridge's `default` bus when unset),
+    /// configured from the environment.
+    pub async fn from_env() -> Self {
+        let bus = std::env::var("PLINTH_EVENT_BUS").unwrap_or_else(|_| "default".into());
+        Self::new(&crate::store::dynamodb::aws_config_from_env().await, bus)
+    }
+
+    pub fn new(config: &SdkConfig, bus_name: impl Into<String>) -> Self {
+        Self {
+            events: Client::new(config),
+            sqs: aws_sdk_sqs::Client::new(config),
+            bus_name: bus_name.into(),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// This bus, retrying failed `PutEvents` entries with `retry`.
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn bus_name(&self) -> &str {
+        &self.bus_name
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.events
+    }
+}
+
+#[async_trait]
+impl EventBus for EventBridgeBus {
+    async fn publish(&self, events: Vec<Event>) -> Result<(), PublishError> {
+        publish::publish(self, self.retry, events).await
+    }
+}
+
+#[async_trait]
+impl PutEvents for EventBridgeBus {
+    async fn put_events(&self, batch: &[Event]) -> Result<Vec<Option<EntryError>>, String> {
+        let mut request = self.events.put_events();
+        for event in batch {
+            request = request.entries(self.entry(event)?);
+        }
+        let output = request
+            .send()
+            .await
+            .map_err(|e| format!("PutEvents failed: {}", DisplayErrorContext(e)))?;
+        Ok(output
+            .entries()
+            .iter()
+            .map(|entry| {
+                let code = entry.error_code().unwrap_or_default();
+                let message = entry.error_message().unwrap_or_default();
+                (entry.event_id().is_none() || !code.is_empty()).then(|| EntryError {
+                    code: code.to_owned(),
+                    message: message.to_owned(),
+                })
+            })
+            .collect())
+    }
+}
+
+impl EventBridgeBus {
+    fn entry(&self, event: &Event) -> Result<PutEventsRequestEntry, String> {
+        let detail = serde_json::to_string(&event.detail)
+            .map_err(|e| format!("the detail of event {} is not JSON: {e}", event.id))?;
+        let time = DateTime::from_str(&event.time, Format::DateTime).ok();
+        Ok(PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus_name)
+            .source(&event.source)
+            .detail_type(&event.detail_type)
+            .detail(detail)
+            .set_resources(Some(event.resources.clone()).filter(|r| !r.is_empty()))
+            .set_time(time)
+            .build())
+    }
+}
+
+#[async_trait]
+impl Subscriptions for EventBridgeBus {
+    async fn subscribe(
+        &self,
+        module: &ModuleName,
+        subscriptions: &[Subscription],
+        deployment: &Deployment,
+    ) -> Result<Vec<String>, SubscriptionError> {
+        rules::subscribe(self, module, subscriptions, deployment).await
+    }
+
+    async fn unsubscribe(&self, module: &ModuleName) -> Result<(), SubscriptionError> {
+        rules::unsubscribe(self, module).await
+    }
+}

@@ -273,3 +273,29 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+/// The resolver reads the installation, the tenant's row, the company and its row in one
+/// batch get; a warm resolution reads nothing; a change makes the next one read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_resolution_is_one_round_trip_cold_and_none_warm() {
+    let Some((p, store)) = TestPlatform::dynamo_counted("resolution_round_trips").await else {
+        return;
+    };
+    installed(&p, financial("1.0.0", "free", &[])).await;
+    tenant(&p, "acme", "free").await;
+    company(&p, "acme", "acme-de").await;
+    p.call(Method::PUT, "/api/v1/tenants/acme/modules/financial", tenant_admin("acme"), Some(json!({}))).await.expect(StatusCode::OK);
+    let path = "/api/v1/tenants/acme/modules/financial/config?company=acme-de";
+    let before = store.round_trips();
+    p.call(Method::GET, path, tenant_admin("acme"), None).await.expect(StatusCode::OK);
+    assert_eq!(store.round_trips() - before, 1, "uncached: one batch get");
+    let before = store.round_trips();
+    for _ in 0..5 {
+        p.call(Method::GET, path, tenant_admin("acme"), None).await.expect(StatusCode::OK);
+    }
+    assert_eq!(store.round_trips() - before, 0, "cached: no round trip");
+    let change = json!({"configuration": {"currency": "EUR"}});
+    p.call(Method::PUT, "/api/v1/tenants/acme/modules/financial", tenant_admin("acme"), Some(change)).await.expect(StatusCode::OK);
+    let resolved = p.call(Method::GET, path, tenant_admin("acme"), None).await;
+    assert_eq!(resolved.expect(StatusCode::OK)["configuration"]["currency"], "EUR", "the change is seen at once");
+}

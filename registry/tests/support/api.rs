@@ -103,8 +103,13 @@ impl TestPlatform {
     }
 
     pub async fn dynamo(test: &str) -> Option<Self> {
-        let store = super::dynamo(test).await?;
-        Some(Self::on(Arc::new(store), None))
+        Self::dynamo_counted(test).await.map(|(platform, _)| platform)
+    }
+
+    /// On DynamoDB, with the store itself to count its round trips.
+    pub async fn dynamo_counted(test: &str) -> Option<(Self, Arc<plinth_registry::store::dynamodb::DynamoStore>)> {
+        let store = Arc::new(super::dynamo(test).await?);
+        Some((Self::on(store.clone(), None), store))
     }
 
     /// Detail-types published so far, oldest first.

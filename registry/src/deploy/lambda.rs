@@ -323,23 +323,47 @@ impl LambdaDeployer {
                 spec.package_type()
             )));
         }
-        let mut code = self
+        // A change still in progress (an interrupted deploy) would refuse the update.
+        self.wait_until_ready(name).await?;
+        self.update_code(spec).await?;
+        self.wait_until_ready(name).await?;
+        self.update_configuration(spec, manifest).await?;
+        self.wait_until_ready(name).await?;
+        self.lambda
+            .tag_resource()
+            .resource(&live.arn)
+            .set_tags(Some(spec.tags(manifest)))
+            .send()
+            .await
+            .map_err(|e| aws_error(format!("tagging `{name}`"), &e))?;
+        Ok(())
+    }
+
+    async fn update_code(&self, spec: &FunctionSpec) -> Result<(), DeployError> {
+        let code = self
             .lambda
             .update_function_code()
-            .function_name(name)
+            .function_name(&spec.name)
             .architectures(Architecture::from(spec.architecture.as_str()));
-        code = match &spec.code {
+        let code = match &spec.code {
             Code::Image { uri } => code.image_uri(uri),
             Code::Zip { bucket, key, .. } => code.s3_bucket(bucket).s3_key(key),
         };
         code.send()
             .await
-            .map_err(|e| aws_error(format!("updating the code of `{name}`"), &e))?;
-        self.wait_until_ready(name).await?;
+            .map_err(|e| aws_error(format!("updating the code of `{}`", spec.name), &e))?;
+        Ok(())
+    }
+
+    async fn update_configuration(
+        &self,
+        spec: &FunctionSpec,
+        manifest: &Manifest,
+    ) -> Result<(), DeployError> {
         let mut configuration = self
             .lambda
             .update_function_configuration()
-            .function_name(name)
+            .function_name(&spec.name)
             .role(&spec.role_arn)
             .memory_size(memory(spec)?)
             .timeout(spec.timeout_seconds)
@@ -356,15 +380,7 @@ impl LambdaDeployer {
         configuration
             .send()
             .await
-            .map_err(|e| aws_error(format!("updating the configuration of `{name}`"), &e))?;
-        self.wait_until_ready(name).await?;
-        self.lambda
-            .tag_resource()
-            .resource(&live.arn)
-            .set_tags(Some(spec.tags(manifest)))
-            .send()
-            .await
-            .map_err(|e| aws_error(format!("tagging `{name}`"), &e))?;
+            .map_err(|e| aws_error(format!("updating the configuration of `{}`", spec.name), &e))?;
         Ok(())
     }
 

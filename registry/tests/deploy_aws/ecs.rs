@@ -103,6 +103,39 @@ fn handle(deployment: &plinth_registry::deploy::Deployment) -> EcsHandle {
     serde_json::from_value(deployment.handle.clone()).expect("an ECS handle")
 }
 
+/// The task definition runs `pinned` as the manifest of `module(name, …)` asks.
+fn assert_runs(definition: &TaskDefinition, name: &str, pinned: &str) {
+    assert_eq!(definition.family(), Some(format!("plinth-{name}").as_str()));
+    assert_eq!(definition.cpu(), Some("512"));
+    assert_eq!(definition.memory(), Some("1024"));
+    assert_eq!(
+        definition.network_mode().map(|m| m.as_str()),
+        Some("awsvpc")
+    );
+    let fargate = definition
+        .requires_compatibilities()
+        .iter()
+        .map(|c| c.as_str());
+    assert_eq!(fargate.collect::<Vec<_>>(), ["FARGATE"]);
+    let container = &definition.container_definitions()[0];
+    assert_eq!(container.image(), Some(pinned));
+    assert_eq!(container.port_mappings()[0].container_port(), Some(9000));
+    let env: Vec<_> = container
+        .environment()
+        .iter()
+        .map(|kv| (kv.name().unwrap(), kv.value().unwrap()))
+        .collect();
+    assert!(env.contains(&("RUST_LOG", "info")), "{env:?}");
+    assert!(env.contains(&("PORT", "9000")), "{env:?}");
+    assert!(env.contains(&("PLINTH_MODULE", name)), "{env:?}");
+    let check = container
+        .health_check()
+        .expect("a health check")
+        .command()
+        .join(" ");
+    assert!(check.contains("http://localhost:9000/health"), "{check}");
+}
+
 #[tokio::test]
 async fn deploy_runs_the_image_pinned_by_digest() {
     let Some(setup) = setup("deploy_runs_the_image_pinned_by_digest").await else {
@@ -126,41 +159,7 @@ async fn deploy_runs_the_image_pinned_by_digest() {
     assert_eq!(handle.cluster, setup.config.cluster);
 
     let definition = setup.task_definition(&handle.task_definition_arn).await;
-    assert_eq!(
-        definition.family(),
-        Some(format!("plinth-{}", setup.name).as_str())
-    );
-    assert_eq!(definition.cpu(), Some("512"));
-    assert_eq!(definition.memory(), Some("1024"));
-    assert_eq!(
-        definition.network_mode().map(|m| m.as_str()),
-        Some("awsvpc")
-    );
-    let fargate = definition
-        .requires_compatibilities()
-        .iter()
-        .map(|c| c.as_str());
-    assert_eq!(fargate.collect::<Vec<_>>(), ["FARGATE"]);
-    let container = &definition.container_definitions()[0];
-    assert_eq!(container.image(), Some(pinned.as_str()));
-    assert_eq!(container.port_mappings()[0].container_port(), Some(9000));
-    let env: Vec<_> = container
-        .environment()
-        .iter()
-        .map(|kv| (kv.name().unwrap(), kv.value().unwrap()))
-        .collect();
-    assert!(env.contains(&("RUST_LOG", "info")), "{env:?}");
-    assert!(env.contains(&("PORT", "9000")), "{env:?}");
-    assert!(
-        env.contains(&("PLINTH_MODULE", setup.name.as_str())),
-        "{env:?}"
-    );
-    let check = container
-        .health_check()
-        .expect("a health check")
-        .command()
-        .join(" ");
-    assert!(check.contains("http://localhost:9000/health"), "{check}");
+    assert_runs(&definition, &setup.name, &pinned);
 
     let service = setup.service().await;
     assert_eq!(service.status(), Some("ACTIVE"));

@@ -133,12 +133,12 @@ async fn an_image_module_becomes_a_function_pinned_by_digest() {
 }
 
 #[tokio::test]
-async fn deploying_again_changes_nothing_and_an_upgrade_updates_the_function() {
-    let test = "deploying_again_changes_nothing_and_an_upgrade_updates_the_function";
+async fn deploying_again_changes_nothing() {
+    let test = "deploying_again_changes_nothing";
     let Some(setup) = setup(test).await else {
         return;
     };
-    let repository_uri = ecr_repository(&setup.sdk, &setup.name).await;
+    ecr_repository(&setup.sdk, &setup.name).await;
     push_image(&setup.sdk, &setup.name, "1.0.0").await;
     let v1 = setup.image_module("1.0.0");
     let first = setup
@@ -171,6 +171,21 @@ async fn deploying_again_changes_nothing_and_an_upgrade_updates_the_function() {
         .last_modified()
         .map(String::from);
     assert_eq!(unchanged, modified, "the function was not touched");
+}
+
+#[tokio::test]
+async fn an_upgrade_updates_the_function_in_place() {
+    let Some(setup) = setup("an_upgrade_updates_the_function_in_place").await else {
+        return;
+    };
+    let repository_uri = ecr_repository(&setup.sdk, &setup.name).await;
+    push_image(&setup.sdk, &setup.name, "1.0.0").await;
+    let v1 = setup.image_module("1.0.0");
+    let first = setup
+        .deployer
+        .deploy(&spec(&v1, None))
+        .await
+        .expect("deploy");
 
     let digest = push_image(&setup.sdk, &setup.name, "1.1.0").await;
     let mut v2 = setup.image_module("1.1.0");

@@ -6,11 +6,40 @@
 //! - [`events`]: the event envelope carried on EventBridge and on the local bus.
 //! - [`PLATFORM_VERSION`]: the version of this contract, which manifests' `platform_version`
 //!   requirements are checked against.
+//!
+//! For module authors (the same handler code serves an axum service on ECS and a Lambda
+//! function):
+//! - [`context`]: the verified [`TenantContext`] handlers take as an extractor;
+//! - [`auth`]: checking `X-Plinth-Context` against the platform's JWKS
+//!   ([`auth::ContextVerifier`], [`auth::verify_context`]) and [`auth::require_permission`];
+//! - [`config_client`]: the tenant's resolved configuration, cached by version;
+//! - [`platform_client`]: `rbac/verify`, companies, instance registration;
+//! - [`publisher`] and [`subscriber`]: the module's events out and in;
+//! - [`hooks`]: lifecycle hooks, served on the manifest's paths;
+//! - [`runtime`]: start-up from the environment, one router, self-registration;
+//! - [`testkit`]: contexts signed with a local key and a platform in memory, for tests;
+//! - [`ApiError`]: RFC 9457 problem answers.
 
 #![warn(missing_docs)]
 
+pub mod auth;
+pub mod config_client;
+pub mod context;
 pub mod events;
+pub mod hooks;
 pub mod manifest;
+pub mod platform_client;
+mod problem;
+pub mod publisher;
+pub mod runtime;
+pub mod subscriber;
+pub mod testkit;
+
+pub use config_client::{ConfigClient, ResolvedConfig};
+pub use context::TenantContext;
+pub use platform_client::{PlatformClient, PlatformError};
+pub use problem::{ApiError, PROBLEM_JSON};
+pub use runtime::{Module, ModuleEnv, SetupError};
 
 pub use manifest::{
     Manifest, ManifestError, ModuleName, ParseError, Permission, PermissionGrant, Problem,

@@ -1,0 +1,258 @@
+//! [`PlatformClient`]: the platform API a module calls, with its own API key
+//! (`X-Module-API-Key`), never a user's token.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use crate::ModuleName;
+use crate::events::Event;
+
+/// The header carrying a module's API key.
+pub const API_KEY_HEADER: &str = "x-module-api-key";
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A platform call that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlatformError {
+    /// The platform answered with an error; `detail` is its problem document's.
+    #[error("the platform answered {status}: {detail}")]
+    Status {
+        /// The HTTP status.
+        status: StatusCode,
+        /// What the platform said.
+        detail: String,
+    },
+    /// The platform could not be reached.
+    #[error("cannot reach the platform: {0}")]
+    Unreachable(String),
+    /// The platform's answer was not what the contract says.
+    #[error("unexpected answer from the platform: {0}")]
+    Malformed(String),
+}
+
+impl PlatformError {
+    /// The status the platform answered, if it answered.
+    #[must_use]
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl From<PlatformError> for crate::ApiError {
+    fn from(error: PlatformError) -> Self {
+        crate::ApiError::bad_gateway(error.to_string())
+    }
+}
+
+/// A company of a tenant, as `GET /api/v1/tenants/{t}/companies/{c}` gives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Company {
+    /// The company's id.
+    pub id: String,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// Its display name.
+    pub name: String,
+    /// Country code, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// Every other field the platform sends.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// The answer to a configuration fetch.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ConfigFetch {
+    /// `200`: the document and its `ETag`.
+    Fresh(Value, Option<String>),
+    /// `304`: what the caller holds is current.
+    NotModified,
+    /// `404`: the tenant (or company) does not have the module.
+    NotEnabled,
+}
+
+/// Calls the platform's API for one module. Cheap to clone.
+///
+/// ```no_run
+/// use plinth_module_sdk::{ModuleName, PlatformClient};
+///
+/// # async fn demo() -> Result<(), plinth_module_sdk::PlatformError> {
+/// let module = ModuleName::parse("financial").expect("a module name");
+/// let platform = PlatformClient::new("http://127.0.0.1:8080", &module, "pk_…");
+/// let allowed = platform
+///     .verify_permission("acme", "ann", "financial:invoices.read", Some("acme-de"))
+///     .await?;
+/// let company = platform.company("acme", "acme-de").await?;
+/// println!("{allowed} {}", company.name);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct PlatformClient {
+    base: String,
+    module: ModuleName,
+    api_key: String,
+    http: reqwest::Client,
+}
+
+impl PlatformClient {
+    /// A client of the platform at `base_url`, for `module`, with its API key.
+    #[must_use]
+    pub fn new(base_url: &str, module: &ModuleName, api_key: &str) -> Self {
+        Self {
+            base: base_url.trim_end_matches('/').to_owned(),
+            module: module.clone(),
+            api_key: api_key.to_owned(),
+            http: reqwest::Client::builder()
+                .timeout(TIMEOUT)
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The module this client acts for.
+    #[must_use]
+    pub fn module(&self) -> &ModuleName {
+        &self.module
+    }
+
+    /// The platform's base URL.
+    #[must_use]
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// Whether `user` holds `permission` in `tenant` (and `company`): `POST /api/v1/rbac/verify`.
+    ///
+    /// # Errors
+    /// A [`PlatformError`] when the platform refuses or cannot be reached.
+    pub async fn verify_permission(
+        &self,
+        tenant: &str,
+        user: &str,
+        permission: &str,
+        company: Option<&str>,
+    ) -> Result<bool, PlatformError> {
+        let mut body = json!({"tenant_id": tenant, "user_id": user, "permission": permission});
+        if let Some(company) = company {
+            body["company_id"] = json!(company);
+        }
+        let request = self.http.post(self.url("/api/v1/rbac/verify")).json(&body);
+        let answer: Value = self.send(request).await?;
+        answer["has_permission"]
+            .as_bool()
+            .ok_or_else(|| PlatformError::Malformed(format!("no `has_permission` in {answer}")))
+    }
+
+    /// A tenant's company: `GET /api/v1/tenants/{t}/companies/{c}`.
+    ///
+    /// # Errors
+    /// A [`PlatformError`]; `404` when there is no such company.
+    pub async fn company(&self, tenant: &str, company: &str) -> Result<Company, PlatformError> {
+        let path = format!("/api/v1/tenants/{tenant}/companies/{company}");
+        let answer = self.send(self.http.get(self.url(&path))).await?;
+        serde_json::from_value(answer).map_err(|e| PlatformError::Malformed(e.to_string()))
+    }
+
+    /// Registers a running instance of the module: `POST /api/v1/modules/{m}/instances`.
+    ///
+    /// # Errors
+    /// A [`PlatformError`] when the platform refuses or cannot be reached.
+    pub async fn register_instance(
+        &self,
+        instance_url: &str,
+        health_check_url: &str,
+    ) -> Result<(), PlatformError> {
+        let path = format!("/api/v1/modules/{}/instances", self.module);
+        let body = json!({"instance_url": instance_url, "health_check_url": health_check_url});
+        let request = self.http.post(self.url(&path)).json(&body);
+        self.send(request).await.map(drop)
+    }
+
+    /// Publishes one of the module's own events on the platform's bus: `POST /api/v1/events`.
+    ///
+    /// # Errors
+    /// A [`PlatformError`]; the platform refuses events whose `source` is not the module's.
+    pub async fn publish_event(&self, event: &Event) -> Result<(), PlatformError> {
+        let request = self.http.post(self.url("/api/v1/events")).json(event);
+        self.send(request).await.map(drop)
+    }
+
+    /// The resolved configuration of `tenant` (and `company`), revalidated with `etag`.
+    pub(crate) async fn fetch_config(
+        &self,
+        tenant: &str,
+        company: Option<&str>,
+        etag: Option<&str>,
+    ) -> Result<ConfigFetch, PlatformError> {
+        let path = format!("/api/v1/tenants/{tenant}/modules/{}/config", self.module);
+        let mut url = reqwest::Url::parse(&self.url(&path))
+            .map_err(|e| PlatformError::Unreachable(format!("{}: {e}", self.base)))?;
+        if let Some(company) = company {
+            url.query_pairs_mut().append_pair("company", company);
+        }
+        let mut request = self.authorized(self.http.get(url));
+        if let Some(etag) = etag {
+            request = request.header(http::header::IF_NONE_MATCH, etag);
+        }
+        let response = request.send().await.map_err(|e| unreachable(&e))?;
+        match response.status() {
+            StatusCode::NOT_MODIFIED => Ok(ConfigFetch::NotModified),
+            StatusCode::NOT_FOUND => Ok(ConfigFetch::NotEnabled),
+            _ => {
+                let etag = response
+                    .headers()
+                    .get(http::header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body = checked(response).await?;
+                Ok(ConfigFetch::Fresh(body, etag))
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request.header(API_KEY_HEADER, &self.api_key)
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, PlatformError> {
+        let response = self.authorized(request).send().await.map_err(|e| unreachable(&e))?;
+        checked(response).await
+    }
+}
+
+fn unreachable(error: &reqwest::Error) -> PlatformError {
+    PlatformError::Unreachable(error.to_string())
+}
+
+/// The body of a successful answer (`null` when empty), or the problem's detail.
+async fn checked(response: reqwest::Response) -> Result<Value, PlatformError> {
+    let status = response.status();
+    let text = response.text().await.map_err(|e| unreachable(&e))?;
+    let body: Value = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).map_err(|e| {
+            PlatformError::Malformed(format!("{status} with a body that is not JSON: {e}"))
+        })?
+    };
+    if status.is_success() {
+        return Ok(body);
+    }
+    let detail = ["detail", "title", "message"]
+        .iter()
+        .find_map(|field| body.get(field).and_then(Value::as_str))
+        .map_or_else(|| text.chars().take(300).collect(), str::to_owned);
+    Err(PlatformError::Status { status, detail })
+}

@@ -1,0 +1,343 @@
+//! Start-up: [`ModuleEnv`] reads what the platform gives a module process (`PLINTH_URL`,
+//! `PLINTH_MODULE`, `PLINTH_API_KEY`, `PORT`, and `PLINTH_EVENT_BUS` on AWS); [`Module`]
+//! composes the module's API (behind context verification, under its `api_prefix`), its
+//! health check, hooks and event subscriptions into one router, and [`Module::run`] serves it:
+//! as a Lambda function when Lambda runs the process, else as an HTTP server that registers
+//! itself with the platform.
+
+#[cfg(feature = "lambda")]
+mod lambda;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use serde_json::json;
+
+use crate::auth::{ContextVerifier, verify_context};
+use crate::config_client::ConfigClient;
+use crate::hooks::{Hooks, hooks_router};
+use crate::manifest::Manifest;
+use crate::platform_client::PlatformClient;
+use crate::publisher::{PlatformPublisher, Publisher};
+use crate::subscriber::Subscriptions;
+use crate::{ApiError, ModuleName};
+
+/// Where `PLINTH_URL` points when unset: `plinth up`'s default address.
+pub const DEFAULT_PLATFORM_URL: &str = "http://127.0.0.1:8080";
+
+/// The module's code and its manifest do not fit together, or the environment is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
+/// What the platform told the module process, through its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleEnv {
+    /// `PLINTH_MODULE`: the module's name (the manifest's, when unset).
+    pub module: ModuleName,
+    /// `PLINTH_URL`: the platform's base URL ([`DEFAULT_PLATFORM_URL`] when unset).
+    pub platform_url: String,
+    /// `PLINTH_API_KEY`: the module's API key (empty when unset: no self-registration).
+    pub api_key: String,
+    /// `PORT`: where to listen (the manifest's `backend.port`, else 8000, when unset).
+    pub port: u16,
+    /// `PLINTH_EVENT_BUS`: the EventBridge bus to publish to, on AWS.
+    pub event_bus: Option<String>,
+    /// `PLINTH_INSTANCE_URL`: how the platform reaches this instance (default
+    /// `http://127.0.0.1:{PORT}`).
+    pub instance_url: Option<String>,
+}
+
+impl ModuleEnv {
+    /// Reads the process environment for the module of `manifest`.
+    ///
+    /// # Errors
+    /// A [`SetupError`] when a variable is malformed or names another module.
+    pub fn from_env(manifest: &Manifest) -> Result<Self, SetupError> {
+        Self::from_vars(manifest, |name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables from `var` (the environment, or a map in tests).
+    ///
+    /// ```
+    /// use plinth_module_sdk::runtime::ModuleEnv;
+    /// use plinth_module_sdk::Manifest;
+    ///
+    /// let manifest = Manifest::from_json_str(r#"{"name": "hr", "display_name": "HR",
+    ///     "version": "0.1.0", "backend": {"type": "microservice", "api_prefix": "/api/v1/hr"}}"#)
+    ///     .unwrap();
+    /// let env = ModuleEnv::from_vars(&manifest, |name| match name {
+    ///     "PORT" => Some("9001".into()),
+    ///     _ => None,
+    /// })
+    /// .unwrap();
+    /// assert_eq!((env.module.as_str(), env.port), ("hr", 9001));
+    /// assert_eq!(env.platform_url, "http://127.0.0.1:8080");
+    /// ```
+    ///
+    /// # Errors
+    /// A [`SetupError`] when a variable is malformed or names another module.
+    pub fn from_vars(
+        manifest: &Manifest,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SetupError> {
+        let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let module = match set("PLINTH_MODULE") {
+            Some(name) if name != manifest.name.as_str() => {
+                return Err(SetupError(format!(
+                    "PLINTH_MODULE is `{name}`, but this is module `{}`",
+                    manifest.name
+                )));
+            }
+            _ => manifest.name.clone(),
+        };
+        let port = match set("PORT") {
+            Some(port) => port
+                .parse()
+                .map_err(|_| SetupError(format!("PORT must be a port number, not `{port}`")))?,
+            None => manifest.backend.port.unwrap_or(8000),
+        };
+        Ok(Self {
+            module,
+            platform_url: set("PLINTH_URL").unwrap_or_else(|| DEFAULT_PLATFORM_URL.to_owned()),
+            api_key: set("PLINTH_API_KEY").unwrap_or_default(),
+            port,
+            event_bus: set("PLINTH_EVENT_BUS"),
+            instance_url: set("PLINTH_INSTANCE_URL"),
+        })
+    }
+
+    /// A client of the platform with the module's API key.
+    #[must_use]
+    pub fn platform(&self) -> PlatformClient {
+        PlatformClient::new(&self.platform_url, &self.module, &self.api_key)
+    }
+
+    /// A configuration client (share one per process: clones share its cache).
+    #[must_use]
+    pub fn config(&self) -> ConfigClient {
+        ConfigClient::new(self.platform())
+    }
+
+    /// A verifier of context tokens with the platform's JWKS.
+    #[must_use]
+    pub fn verifier(&self) -> ContextVerifier {
+        ContextVerifier::for_platform(&self.module, &self.platform_url)
+    }
+
+    /// The module's event publisher: EventBridge when `PLINTH_EVENT_BUS` is set (and the
+    /// `eventbridge` feature is on), else the platform's bus through its API.
+    pub async fn publisher(&self) -> Publisher {
+        #[cfg(feature = "eventbridge")]
+        if let Some(bus) = &self.event_bus {
+            let eventbridge = crate::publisher::EventBridgePublisher::from_env(bus.clone()).await;
+            return Publisher::new(&self.module, Arc::new(eventbridge));
+        }
+        Publisher::new(
+            &self.module,
+            Arc::new(PlatformPublisher::new(self.platform())),
+        )
+    }
+}
+
+/// A module's backend: its API, hooks and subscriptions, tied to its manifest.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use plinth_module_sdk::runtime::Module;
+/// use plinth_module_sdk::{Manifest, TenantContext, testkit::TestKit};
+///
+/// let manifest = Manifest::from_json_str(r#"{"name": "hr", "display_name": "HR",
+///     "version": "0.1.0", "backend": {"type": "microservice", "api_prefix": "/api/v1/hr"}}"#)
+///     .unwrap();
+/// let api = Router::new().route("/me", get(|ctx: TenantContext| async move { ctx.user_id }));
+/// let router = Module::new(manifest, TestKit::new("hr").verifier())
+///     .api(api)
+///     .router()
+///     .expect("code and manifest fit");
+/// // GET /api/v1/hr/me now answers for requests with a valid X-Plinth-Context.
+/// # let _ = router;
+/// ```
+#[derive(Debug)]
+pub struct Module {
+    manifest: Arc<Manifest>,
+    verifier: ContextVerifier,
+    api: Router,
+    hooks: Option<Arc<dyn Hooks>>,
+    subscriptions: Option<Subscriptions>,
+}
+
+impl Module {
+    /// A module with no routes yet, whose requests are verified by `verifier`.
+    #[must_use]
+    pub fn new(manifest: Manifest, verifier: ContextVerifier) -> Self {
+        Self {
+            manifest: Arc::new(manifest),
+            verifier,
+            api: Router::new(),
+            hooks: None,
+            subscriptions: None,
+        }
+    }
+
+    /// Adds API routes, with paths relative to the manifest's `api_prefix`; every one of them
+    /// requires a valid tenant context.
+    #[must_use]
+    pub fn api(mut self, api: Router) -> Self {
+        self.api = self.api.merge(api);
+        self
+    }
+
+    /// Serves `hooks` on the paths the manifest declares under `hooks`.
+    #[must_use]
+    pub fn hooks(mut self, hooks: impl Hooks) -> Self {
+        self.hooks = Some(Arc::new(hooks));
+        self
+    }
+
+    /// Serves the subscriptions' handlers on the paths the manifest declares.
+    #[must_use]
+    pub fn subscriptions(mut self, subscriptions: Subscriptions) -> Self {
+        self.subscriptions = Some(subscriptions);
+        self
+    }
+
+    /// The manifest.
+    #[must_use]
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The whole backend as one router: the API under `api_prefix` behind
+    /// [`verify_context`], the health check, hooks and subscriptions (which the gateway does
+    /// not route to, so they take no user context).
+    ///
+    /// # Errors
+    /// A [`SetupError`] when the verifier is for another module or a subscription handler
+    /// has no subscription in the manifest.
+    pub fn router(&self) -> Result<Router, SetupError> {
+        let manifest = &self.manifest;
+        if self.verifier.module() != manifest.name.as_str() {
+            return Err(SetupError(format!(
+                "the context verifier is for module `{}`, the manifest is `{}`",
+                self.verifier.module(),
+                manifest.name
+            )));
+        }
+        let api = self.api.clone().layer(middleware::from_fn_with_state(
+            self.verifier.clone(),
+            verify_context,
+        ));
+        let prefix = manifest.backend.api_prefix.trim_end_matches('/');
+        let mut router = Router::new()
+            .nest(prefix, api)
+            .route(&health_path(manifest), get(health(manifest)));
+        if let Some(hooks) = &self.hooks {
+            router = router.merge(hooks_router(manifest, hooks));
+        }
+        if let Some(subscriptions) = &self.subscriptions {
+            subscriptions.check(manifest)?;
+            router = router.merge(subscriptions.router(manifest));
+        }
+        Ok(router.fallback(|| async { ApiError::not_found("no such route") }))
+    }
+
+    /// Serves the module until the process is told to stop: as a Lambda function when
+    /// `AWS_LAMBDA_RUNTIME_API` is set, else as an HTTP server on `env.port` that registers
+    /// itself with the platform.
+    ///
+    /// # Errors
+    /// A [`SetupError`] from [`Module::router`], or why serving failed.
+    pub async fn run(self, env: &ModuleEnv) -> Result<(), SetupError> {
+        let router = self.router()?;
+        #[cfg(feature = "lambda")]
+        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+            return lambda::run(router, self.manifest.clone(), self.subscriptions).await;
+        }
+        serve_http(router, &self.manifest, env).await
+    }
+}
+
+fn health_path(manifest: &Manifest) -> String {
+    manifest
+        .backend
+        .health_check
+        .clone()
+        .unwrap_or_else(|| "/health".to_owned())
+}
+
+fn health(
+    manifest: &Manifest,
+) -> impl Fn() -> std::future::Ready<Json<serde_json::Value>> + Clone + use<> {
+    let body = json!({
+        "status": "ok",
+        "module": manifest.name,
+        "version": manifest.version.to_string(),
+    });
+    move || std::future::ready(Json(body.clone()))
+}
+
+async fn serve_http(
+    router: Router,
+    manifest: &Manifest,
+    env: &ModuleEnv,
+) -> Result<(), SetupError> {
+    let address = SocketAddr::from(([0, 0, 0, 0], env.port));
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|e| SetupError(format!("cannot listen on {address}: {e}")))?;
+    tracing::info!(module = %env.module, %address, "serving");
+    let instance = env
+        .instance_url
+        .clone()
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", env.port));
+    let health_url = format!("{instance}{}", health_path(manifest));
+    if env.api_key.is_empty() {
+        tracing::warn!("PLINTH_API_KEY is not set: this instance does not register itself");
+    } else {
+        tokio::spawn(register(env.platform(), instance, health_url));
+    }
+    axum::serve(listener, router)
+        .with_graceful_shutdown(stop_signal())
+        .await
+        .map_err(|e| SetupError(format!("serving failed: {e}")))
+}
+
+/// Registers the instance, retrying a few times while the platform is not reachable yet.
+async fn register(platform: PlatformClient, instance: String, health_url: String) {
+    let mut delay = Duration::from_millis(250);
+    for attempt in 1..=6 {
+        match platform.register_instance(&instance, &health_url).await {
+            Ok(()) => {
+                tracing::info!(%instance, "registered with the platform");
+                return;
+            }
+            Err(error) if attempt < 6 && error.status().is_none_or(|s| s.is_server_error()) => {
+                tracing::debug!(%error, attempt, "registration failed; retrying");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot register this instance with the platform");
+                return;
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    if let Ok(mut terminate) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = terminate.recv() => {},
+        }
+        return;
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

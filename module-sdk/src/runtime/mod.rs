@@ -252,11 +252,21 @@ impl Module {
     /// # Errors
     /// A [`SetupError`] from [`Module::router`], or why serving failed.
     pub async fn run(self, env: &ModuleEnv) -> Result<(), SetupError> {
-        let router = self.router()?;
         #[cfg(feature = "lambda")]
         if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+            let router = self.router()?;
             return lambda::run(router, self.manifest.clone(), self.subscriptions).await;
         }
+        self.serve(env).await
+    }
+
+    /// Serves the module as an HTTP server on `env.port` until the process is told to stop,
+    /// registering the instance with the platform (when `env.api_key` is set).
+    ///
+    /// # Errors
+    /// A [`SetupError`] from [`Module::router`], or why serving failed.
+    pub async fn serve(self, env: &ModuleEnv) -> Result<(), SetupError> {
+        let router = self.router()?;
         serve_http(router, &self.manifest, env).await
     }
 }

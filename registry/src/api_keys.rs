@@ -92,10 +92,15 @@ impl Platform {
     /// The module an API key belongs to; cached, so a warm check makes no store round trip.
     pub async fn authenticate_api_key(&self, key: &str) -> Result<ModuleName> {
         let hash = hash(key);
-        if let Some(module) = self.caches.api_keys.get(&hash) {
-            return Ok(module);
-        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let refused = || Error::Unauthorized("the module API key is not valid".into());
+        if let Some((module, expires_at)) = self.caches.api_keys.get(&hash) {
+            // A rotated-out key stops at its expiry even while cached.
+            return match expires_at {
+                Some(at) if at <= now => Err(refused()),
+                _ => Ok(module),
+            };
+        }
         let item = self
             .store
             .get(&keys::api_key_by_hash(&hash))
@@ -103,7 +108,7 @@ impl Platform {
             .ok_or_else(refused)?;
         let record: ApiKeyRecord = from_item(&item)?;
         let module = ModuleName::parse(&record.module).map_err(|_| refused())?;
-        self.caches.api_keys.insert(hash, module.clone());
+        self.caches.api_keys.insert(hash, (module.clone(), record.expires_at));
         Ok(module)
     }
 
@@ -118,7 +123,7 @@ impl Platform {
         caller.require_platform_admin()?;
         self.catalog_entry(module).await?;
         let (issued, mut writes) = new_key(module.as_str());
-        let mut expired = 0;
+        let mut rotated = Vec::new();
         if let Some(after) = rotate_after_secs {
             if after < 0 {
                 return Err(Error::field("rotate_after_secs", "must not be negative"));
@@ -127,7 +132,7 @@ impl Platform {
             for record in self.api_keys(module).await? {
                 if record.expires_at.is_none() {
                     writes.extend(expiring_writes(&record, expires));
-                    expired += 1;
+                    rotated.push(record.hash);
                 }
             }
         }
@@ -136,9 +141,12 @@ impl Platform {
             &caller.actor(),
             "module.api_key.issued",
             &format!("module:{module}"),
-            json!({"id": issued.id, "rotated_keys": expired}),
+            json!({"id": issued.id, "rotated_keys": rotated.len()}),
         ));
         self.commit(writes, Vec::new()).await?;
+        for hash in &rotated {
+            self.caches.api_keys.remove(hash);
+        }
         Ok(issued)
     }
 

@@ -149,6 +149,12 @@ impl Platform {
                 caller.require_tenant_member(tenant)?;
             }
         }
+        self.resolve_cached(tenant, module, company).await
+    }
+
+    /// The resolution, from the cache when warm. `NotFound` when the module is not installed,
+    /// not enabled for the tenant, or disabled for the company.
+    pub(crate) async fn resolve_cached(&self, tenant: &TenantId, module: &ModuleName, company: Option<&CompanyId>) -> Result<ResolvedConfig> {
         let cache_key = (tenant.to_string(), module.to_string(), company.map(ToString::to_string));
         if let Some(resolved) = self.caches.config.get(&cache_key) {
             return Ok(resolved);

@@ -30,6 +30,9 @@ pub enum Error {
     Conflict(String),
     #[error("{detail}")]
     TooManyRequests { detail: String, retry_after_secs: u64 },
+    /// A module's backend did not answer the gateway.
+    #[error("{0}")]
+    BadGateway(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -65,6 +68,7 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -21,12 +21,14 @@ pub mod enablement;
 pub mod ecr;
 pub mod error;
 pub mod events;
+pub mod gateway;
 pub mod hooks;
 pub mod identity;
 pub mod install;
 pub mod instances;
 pub mod ids;
 pub mod platform;
+pub mod rbac;
 pub mod store;
 pub mod tenancy;
 

@@ -7,7 +7,13 @@ use std::sync::{Arc, Mutex};
 use plinth_module_sdk::ModuleName;
 
 use crate::cache::TtlCache;
+use std::time::Duration;
+
 use crate::config::ResolvedConfig;
+use crate::gateway::context::{CONTEXT_TTL_SECS, ContextSigner};
+use crate::gateway::{ModuleRoutes, RateLimits};
+use crate::rbac::Grants;
+use crate::tenancy::Tenant;
 use crate::deploy::{Deployer, TableProvisioner};
 use crate::error::Result;
 use crate::events::{Event, EventBus, Subscriptions};
@@ -49,23 +55,48 @@ pub struct Platform {
     pub tokens: TokenVerifier,
     pub settings: Settings,
     pub caches: Arc<Caches>,
+    /// Signs the tenant context handed to module backends.
+    pub context: Arc<ContextSigner>,
+    pub rate_limits: Arc<RateLimits>,
     /// Test hook: the saga stops as if its process died right after this step.
     crash_after: Arc<Mutex<Option<Step>>>,
 }
 
 /// What the hot path remembers between requests (each bounded by a TTL).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Caches {
-    /// API key hash → module.
-    pub api_keys: TtlCache<String, ModuleName>,
-    /// (tenant, module, company) → resolved configuration.
+    /// API key hash → module, and when the key stops working.
+    pub api_keys: TtlCache<String, (ModuleName, Option<i64>)>,
+    /// (tenant, module, company) → resolved configuration (and so: enabled).
     pub config: TtlCache<(String, String, Option<String>), ResolvedConfig>,
+    /// module → its manifest and healthy instances.
+    pub routes: TtlCache<String, ModuleRoutes>,
+    /// tenant → its record (tier).
+    pub tenants: TtlCache<String, Tenant>,
+    /// (tenant, user) → grants.
+    pub grants: TtlCache<(String, String), Grants>,
+    /// Signed context tokens, reused for half their life.
+    pub contexts: TtlCache<String, String>,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Self {
+            api_keys: TtlCache::default(),
+            config: TtlCache::default(),
+            routes: TtlCache::default(),
+            tenants: TtlCache::default(),
+            grants: TtlCache::default(),
+            contexts: TtlCache::new(Duration::from_secs(CONTEXT_TTL_SECS / 2)),
+        }
+    }
 }
 
 impl Caches {
     /// Drops what is cached about a module: its installation, settings or instances changed.
     pub fn invalidate_module(&self, module: &str) {
         self.config.retain(|(_, m, _)| m != module);
+        self.routes.remove(&module.to_owned());
     }
 
     /// Drops what a platform event makes stale; how caches in other processes follow
@@ -79,11 +110,19 @@ impl Caches {
             None if event.detail_type.starts_with("module.") => self.config.clear(),
             None => {}
         }
+        if let Some(tenant) = event.tenant_id() {
+            if event.detail_type.starts_with("role.") || event.detail_type.starts_with("user.") {
+                self.grants.retain(|(t, _)| t != tenant);
+            }
+            if event.detail_type.starts_with("tenant.") {
+                self.tenants.remove(&tenant.to_owned());
+            }
+        }
     }
 }
 
 impl Platform {
-    pub fn new(ports: Ports, tokens: TokenVerifier, settings: Settings) -> Self {
+    pub fn new(ports: Ports, tokens: TokenVerifier, settings: Settings, context: ContextSigner) -> Self {
         Self {
             store: ports.store,
             bus: ports.bus,
@@ -95,6 +134,8 @@ impl Platform {
             tokens,
             settings,
             caches: Arc::default(),
+            context: Arc::new(context),
+            rate_limits: Arc::default(),
             crash_after: Arc::default(),
         }
     }

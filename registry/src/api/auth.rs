@@ -15,23 +15,27 @@ impl FromRequestParts<State> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, Error> {
-        if let Some(key) = parts.headers.get(API_KEY_HEADER) {
-            let key = key
-                .to_str()
-                .map_err(|_| Error::Unauthorized("the API key is not valid text".into()))?;
-            return state.authenticate_api_key(key).await.map(Caller::Module);
-        }
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            Error::Unauthorized(
-                "sign in: send `Authorization: Bearer <token>` or a module's X-Module-API-Key"
-                    .into(),
-            )
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .ok_or_else(|| Error::Unauthorized("the Authorization header is not `Bearer <token>`".into()))?;
-        state.tokens.verify(token.trim()).map(Caller::User)
+        caller_of(parts, state).await
     }
+}
+
+/// The caller of a request, from its `Authorization` or `X-Module-API-Key` header.
+pub async fn caller_of(parts: &Parts, state: &crate::platform::Platform) -> Result<Caller, Error> {
+    if let Some(key) = parts.headers.get(API_KEY_HEADER) {
+        let key = key
+            .to_str()
+            .map_err(|_| Error::Unauthorized("the API key is not valid text".into()))?;
+        return state.authenticate_api_key(key).await.map(Caller::Module);
+    }
+    let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+        Error::Unauthorized(
+            "sign in: send `Authorization: Bearer <token>` or a module's X-Module-API-Key".into(),
+        )
+    })?;
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .ok_or_else(|| Error::Unauthorized("the Authorization header is not `Bearer <token>`".into()))?;
+    state.tokens.verify(token.trim()).map(Caller::User)
 }

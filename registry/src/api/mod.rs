@@ -6,6 +6,7 @@ mod auth;
 mod body;
 mod install;
 mod modules;
+mod rbac;
 mod tenants;
 
 use std::sync::Arc;
@@ -15,19 +16,36 @@ use axum::routing::get;
 
 use crate::platform::Platform;
 
+pub use auth::{API_KEY_HEADER, caller_of};
 pub use body::Json;
 
 /// Shared state of every handler.
 pub type State = Arc<Platform>;
 
+/// The platform API (the registry-api Lambda serves exactly this).
 pub fn router(platform: Arc<Platform>) -> Router {
+    router_with_fallback(platform, Router::new().fallback(not_found))
+}
+
+/// The platform API, with `fallback` answering every other path (the gateway's proxy).
+pub fn router_with_fallback(platform: Arc<Platform>, fallback: Router) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/.well-known/jwks.json", get(jwks))
         .merge(modules::routes())
         .merge(install::routes())
         .merge(tenants::routes())
-        .fallback(not_found)
+        .merge(rbac::routes())
         .with_state(platform)
+        .fallback_service(fallback)
+}
+
+/// The keys module backends verify `X-Plinth-Context` with.
+async fn jwks(axum::extract::State(platform): axum::extract::State<State>) -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CACHE_CONTROL, "public, max-age=300")],
+        axum::Json(platform.context.jwks()),
+    )
 }
 
 async fn health() -> axum::Json<serde_json::Value> {

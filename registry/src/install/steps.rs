@@ -158,6 +158,7 @@ impl Platform {
             if let Some(record) = self.api_keys(&module).await?.into_iter().find(|r| &r.id == old) {
                 let overlap = if inst.operation == Operation::Install { 0 } else { KEY_OVERLAP_SECS };
                 writes.extend(crate::api_keys::expiring_writes(&record, time::OffsetDateTime::now_utc().unix_timestamp() + overlap));
+                self.caches.api_keys.remove(&record.hash);
             }
         }
         self.store.transact(writes).await?;

@@ -5,6 +5,7 @@ mod support;
 
 mod catalog;
 mod install;
+mod gateway;
 mod tenancy;
 
 /// Runs each scenario on the embedded store and on DynamoDB (moto).

@@ -31,6 +31,7 @@ pub struct TestPlatform {
 pub struct Response {
     pub status: StatusCode,
     pub content_type: String,
+    pub retry_after: Option<String>,
     pub body: Value,
 }
 
@@ -56,9 +57,10 @@ impl TestPlatform {
             public_url: "http://127.0.0.1:1".into(),
             event_bus: None,
         };
-        let platform = Arc::new(Platform::new(ports, tokens, settings));
+        let context = plinth_registry::gateway::context::ContextSigner::generate().unwrap();
+        let platform = Arc::new(Platform::new(ports, tokens, settings, context));
         tokio::spawn(Arc::clone(&platform).run_install_worker(worker));
-        let router = plinth_registry::api::router(Arc::clone(&platform));
+        let router = plinth_registry::gateway::proxy::router(Arc::clone(&platform));
         Self {
             platform,
             bus,
@@ -103,11 +105,15 @@ impl TestPlatform {
     }
 
     pub async fn dynamo(test: &str) -> Option<Self> {
-        Self::dynamo_counted(test).await.map(|(platform, _)| platform)
+        Self::dynamo_counted(test)
+            .await
+            .map(|(platform, _)| platform)
     }
 
     /// On DynamoDB, with the store itself to count its round trips.
-    pub async fn dynamo_counted(test: &str) -> Option<(Self, Arc<plinth_registry::store::dynamodb::DynamoStore>)> {
+    pub async fn dynamo_counted(
+        test: &str,
+    ) -> Option<(Self, Arc<plinth_registry::store::dynamodb::DynamoStore>)> {
         let store = Arc::new(super::dynamo(test).await?);
         Some((Self::on(store.clone(), None), store))
     }
@@ -143,13 +149,17 @@ impl TestPlatform {
             }
             None => Body::empty(),
         };
-        let response = self
-            .router
-            .clone()
-            .oneshot(request.body(body).unwrap())
-            .await
-            .unwrap();
+        self.raw(request.body(body).unwrap()).await
+    }
+
+    /// Sends a request as built.
+    pub async fn raw(&self, request: Request<Body>) -> Response {
+        let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap().to_string());
         let content_type = response
             .headers()
             .get(header::CONTENT_TYPE)
@@ -165,6 +175,7 @@ impl TestPlatform {
         Response {
             status,
             content_type,
+            retry_after,
             body,
         }
     }

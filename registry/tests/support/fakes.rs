@@ -95,6 +95,7 @@ impl Backend {
         let app = Router::new()
             .route("/health", get(|| async { "ok" }))
             .route("/_plinth/hooks/{hook}", post(hook))
+            .route("/api/v1/{*rest}", axum::routing::any(echo))
             .with_state(self.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -134,4 +135,32 @@ async fn hook(
         .cloned()
         .unwrap_or((200, json!({})));
     (StatusCode::from_u16(status).unwrap(), axum::Json(body))
+}
+
+/// What a module backend saw of a request: method, path and the headers that matter.
+async fn echo(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> axum::Json<Value> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let plinth: Vec<String> = headers
+        .keys()
+        .map(|k| k.as_str().to_owned())
+        .filter(|k| k.starts_with("x-plinth-"))
+        .collect();
+    axum::Json(json!({
+        "method": method.as_str(),
+        "path": uri.path(),
+        "query": uri.query(),
+        "context": header("x-plinth-context"),
+        "authorization": header("authorization"),
+        "plinth_headers": plinth,
+        "custom": header("x-custom"),
+    }))
 }

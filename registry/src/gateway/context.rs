@@ -1,0 +1,125 @@
+//! The tenant context the gateway hands to module backends: a short-lived ES256 JWT in
+//! `X-Plinth-Context`, whose public key is served at `/.well-known/jwks.json`.
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// The header the context travels in.
+pub const CONTEXT_HEADER: &str = "x-plinth-context";
+/// How long a context token is valid.
+pub const CONTEXT_TTL_SECS: u64 = 60;
+
+/// The claims of a context token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub tenant_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company_id: Option<String>,
+    pub permissions: Vec<String>,
+    pub config_version: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+/// Signs context tokens with one P-256 key.
+pub struct ContextSigner {
+    kid: String,
+    key: EncodingKey,
+    pkcs8: Vec<u8>,
+    jwk: Value,
+}
+
+impl std::fmt::Debug for ContextSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContextSigner").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+impl ContextSigner {
+    /// A fresh key.
+    pub fn generate() -> Result<Self> {
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .map_err(|e| Error::Internal(format!("cannot generate a context key: {e}")))?;
+        Self::from_pkcs8(pkcs8.as_ref())
+    }
+
+    /// A key kept as PKCS#8 DER (what [`ContextSigner::pkcs8`] gives).
+    pub fn from_pkcs8(der: &[u8]) -> Result<Self> {
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+            .map_err(|e| Error::BadRequest(format!("the context key is not a P-256 PKCS#8 key: {e}")))?;
+        let point = pair.public_key().as_ref();
+        if point.len() != 65 || point[0] != 4 {
+            return Err(Error::BadRequest("the context key's public point is not uncompressed P-256".into()));
+        }
+        let kid: String = Sha256::digest(point).iter().take(8).map(|b| format!("{b:02x}")).collect();
+        let jwk = json!({
+            "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+            "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        });
+        Ok(Self { kid, key: EncodingKey::from_ec_der(der), pkcs8: der.to_vec(), jwk })
+    }
+
+    pub fn pkcs8(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The JWKS document modules verify contexts with.
+    pub fn jwks(&self) -> Value {
+        json!({"keys": [self.jwk]})
+    }
+
+    pub fn sign(&self, claims: &ContextClaims) -> Result<String> {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.key).map_err(|e| Error::Internal(format!("cannot sign a context: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::jwk::JwkSet;
+    use jsonwebtoken::{DecodingKey, Validation};
+
+    #[test]
+    fn a_signed_context_verifies_with_the_published_jwks() {
+        let signer = ContextSigner::generate().unwrap();
+        let claims = ContextClaims {
+            iss: "plinth".into(),
+            aud: "financial".into(),
+            sub: "alice".into(),
+            tenant_id: "acme".into(),
+            company_id: Some("acme-de".into()),
+            permissions: vec!["financial:invoices.read".into()],
+            config_version: "abc".into(),
+            iat: 1,
+            exp: u64::MAX / 2,
+        };
+        let token = signer.sign(&claims).unwrap();
+        let jwks: JwkSet = serde_json::from_value(signer.jwks()).unwrap();
+        let key = DecodingKey::from_jwk(&jwks.keys[0]).unwrap();
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.set_audience(&["financial"]);
+        validation.set_issuer(&["plinth"]);
+        let decoded = jsonwebtoken::decode::<ContextClaims>(&token, &key, &validation).unwrap();
+        assert_eq!(decoded.claims, claims);
+        let again = ContextSigner::from_pkcs8(signer.pkcs8()).unwrap();
+        assert_eq!(again.kid(), signer.kid());
+    }
+}

@@ -1,0 +1,186 @@
+//! Module-namespaced RBAC: a tenant's roles are sets of permission grants
+//! (`financial:invoices.read`, `financial:invoices.*`, `financial:*`); users are assigned
+//! roles for the whole tenant or for one company. `tenant:admin` and `platform:admin` hold
+//! every permission of the modules enabled for the tenant.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use plinth_module_sdk::{Manifest, Permission, PermissionGrant, Problem};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::audit;
+use crate::catalog::{from_item, to_data};
+use crate::error::{Error, Result};
+use crate::events::platform_event;
+use crate::identity::{Caller, PlatformRole, User};
+use crate::ids::{CompanyId, RoleName, TenantId, UserId};
+use crate::install::now;
+use crate::platform::Platform;
+use crate::store::{Condition, Item, Query, Write, keys, query_all};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Role {
+    pub name: RoleName,
+    pub permissions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub updated_at: String,
+}
+
+/// `PUT /api/v1/tenants/{t}/roles/{r}`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleChange {
+    pub permissions: Vec<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A user's roles in a tenant: for the whole tenant, and per company.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    #[serde(default)]
+    pub roles: Vec<RoleName>,
+    #[serde(default)]
+    pub companies: BTreeMap<CompanyId, Vec<RoleName>>,
+}
+
+/// `POST /api/v1/rbac/verify`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub permission: String,
+    #[serde(default)]
+    pub company_id: Option<CompanyId>,
+}
+
+/// What one user may do in a tenant: their grants, tenant-wide and per company.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Grants {
+    pub tenant: Vec<PermissionGrant>,
+    pub companies: BTreeMap<String, Vec<PermissionGrant>>,
+}
+
+impl Grants {
+    pub fn allows(&self, permission: &Permission, company: Option<&str>) -> bool {
+        let company_grants = company.and_then(|c| self.companies.get(c)).into_iter().flatten();
+        self.tenant.iter().chain(company_grants).any(|g| g.grants(permission))
+    }
+}
+
+/// The permissions of `manifest` a user holds: admins all of them, others what their grants allow.
+pub fn granted_permissions(manifest: &Manifest, user: &User, grants: &Grants, company: Option<&str>) -> Vec<String> {
+    let admin = user.roles.contains(&PlatformRole::PlatformAdmin) || user.roles.contains(&PlatformRole::TenantAdmin);
+    manifest
+        .permissions
+        .iter()
+        .filter(|p| admin || grants.allows(&p.code, company))
+        .map(|p| p.code.to_string())
+        .collect()
+}
+
+impl Platform {
+    pub async fn put_role(&self, caller: &Caller, tenant: &TenantId, role: &RoleName, change: RoleChange) -> Result<Role> {
+        caller.require_tenant_admin(tenant)?;
+        self.tenant(tenant).await?;
+        let problems: Vec<Problem> = change
+            .permissions
+            .iter()
+            .enumerate()
+            .filter_map(|(i, grant)| {
+                PermissionGrant::parse(grant).err().map(|e| Problem { path: format!("permissions[{i}]"), message: e.to_string() })
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(Error::invalid(format!("{} invalid permission grant(s)", problems.len()), problems));
+        }
+        let record = Role { name: role.clone(), permissions: change.permissions, description: change.description, updated_at: now() };
+        let writes = vec![
+            Write::Put { item: Item::new(keys::role(tenant.as_str(), role.as_str()), to_data(&record)), condition: Condition::Always },
+            audit::record(tenant.as_str(), &caller.actor(), "role.changed", &format!("role:{role}"), json!({"permissions": record.permissions})),
+        ];
+        let event = platform_event("role.changed", json!({"role": role})).for_tenant(tenant.as_str(), None);
+        self.commit(writes, vec![event]).await?;
+        self.caches.grants.retain(|(t, _)| t != tenant.as_str());
+        Ok(record)
+    }
+
+    pub async fn roles(&self, tenant: &TenantId) -> Result<Vec<Role>> {
+        let query = Query::prefix(keys::tenant_partition(tenant.as_str()), "ROLE#");
+        let items = query_all(self.store.as_ref(), &query).await?;
+        items.iter().map(from_item).collect()
+    }
+
+    pub async fn assign_roles(&self, caller: &Caller, tenant: &TenantId, user: &UserId, assignment: Assignment) -> Result<Assignment> {
+        caller.require_tenant_admin(tenant)?;
+        let known: BTreeSet<RoleName> = self.roles(tenant).await?.into_iter().map(|r| r.name).collect();
+        let mut problems = Vec::new();
+        for (i, role) in assignment.roles.iter().enumerate() {
+            if !known.contains(role) {
+                problems.push(Problem { path: format!("roles[{i}]"), message: format!("tenant {tenant} has no role {role}") });
+            }
+        }
+        for (company, roles) in &assignment.companies {
+            for (i, role) in roles.iter().enumerate() {
+                if !known.contains(role) {
+                    problems.push(Problem { path: format!("companies.{company}[{i}]"), message: format!("tenant {tenant} has no role {role}") });
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::invalid("unknown roles", problems));
+        }
+        let writes = vec![
+            Write::Put { item: Item::new(keys::user_roles(tenant.as_str(), user.as_str()), to_data(&assignment)), condition: Condition::Always },
+            audit::record(tenant.as_str(), &caller.actor(), "user.roles.changed", &format!("user:{user}"), json!(assignment)),
+        ];
+        let event = platform_event("user.roles.changed", json!({"user_id": user})).for_tenant(tenant.as_str(), None);
+        self.commit(writes, vec![event]).await?;
+        self.caches.grants.remove(&(tenant.to_string(), user.to_string()));
+        Ok(assignment)
+    }
+
+    /// A user's grants in a tenant; cached (two reads when cold: the assignment and the roles).
+    pub async fn grants(&self, tenant: &TenantId, user: &UserId) -> Result<Grants> {
+        let cache_key = (tenant.to_string(), user.to_string());
+        if let Some(grants) = self.caches.grants.get(&cache_key) {
+            return Ok(grants);
+        }
+        let assignment: Assignment = match self.store.get(&keys::user_roles(tenant.as_str(), user.as_str())).await? {
+            Some(item) => from_item(&item)?,
+            None => Assignment::default(),
+        };
+        let grants = if assignment.roles.is_empty() && assignment.companies.is_empty() {
+            Grants::default()
+        } else {
+            let roles: BTreeMap<RoleName, Role> = self.roles(tenant).await?.into_iter().map(|r| (r.name.clone(), r)).collect();
+            let expand = |names: &[RoleName]| -> Vec<PermissionGrant> {
+                names
+                    .iter()
+                    .filter_map(|n| roles.get(n))
+                    .flat_map(|r| r.permissions.iter().filter_map(|g| PermissionGrant::parse(g).ok()))
+                    .collect()
+            };
+            Grants {
+                tenant: expand(&assignment.roles),
+                companies: assignment.companies.iter().map(|(c, names)| (c.to_string(), expand(names))).collect(),
+            }
+        };
+        self.caches.grants.insert(cache_key, grants.clone());
+        Ok(grants)
+    }
+
+    /// `rbac/verify`: for modules (their API key) and the tenant's admins.
+    pub async fn verify_permission(&self, caller: &Caller, request: &VerifyRequest) -> Result<bool> {
+        if !matches!(caller, Caller::Module(_)) {
+            caller.require_tenant_admin(&request.tenant_id)?;
+        }
+        let permission = Permission::parse(&request.permission).map_err(|e| Error::field("permission", e.to_string()))?;
+        let grants = self.grants(&request.tenant_id, &request.user_id).await?;
+        Ok(grants.allows(&permission, request.company_id.as_ref().map(CompanyId::as_str)))
+    }
+}

@@ -6,6 +6,8 @@ mod support;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{FunctionCode, Runtime};
 use aws_sdk_sqs::Client as Sqs;
 use plinth_module_sdk::ModuleName;
 use plinth_module_sdk::manifest::Subscription;
@@ -195,13 +197,72 @@ async fn subscribing_again_keeps_only_the_listed_rules_of_that_module() {
     assert_eq!(rule_names(&bus).await, expected[..1]);
 }
 
+/// A role Lambda may assume, created on the emulator with a raw IAM call (moto routes by the
+/// service in the credential scope and does not check the signature).
+async fn lambda_role(name: &str) -> String {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let encoded: String = trust
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let body = format!(
+        "Action=CreateRole&Version=2010-05-08&RoleName={name}&AssumeRolePolicyDocument={encoded}"
+    );
+    let scope = "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0";
+    let answer = reqwest::Client::new()
+        .post(format!("{endpoint}/"))
+        .header("authorization", scope)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("IAM answers");
+    let answer = answer.text().await.unwrap_or_default();
+    let arn = answer
+        .split("<Arn>")
+        .nth(1)
+        .and_then(|a| a.split("</Arn>").next());
+    arn.unwrap_or_else(|| panic!("no role ARN in {answer}"))
+        .to_owned()
+}
+
+/// A function on the emulator, for rules to target (the emulator never runs it).
+async fn function(name: &str) -> String {
+    let config = aws_config_from_env().await;
+    let role = lambda_role(name).await;
+    // An empty zip archive: the package's bytes do not matter to the emulator.
+    let mut empty_zip = b"PK\x05\x06".to_vec();
+    empty_zip.resize(22, 0);
+    let created = aws_sdk_lambda::Client::new(&config)
+        .create_function()
+        .function_name(name)
+        .role(role)
+        .runtime(Runtime::Providedal2023)
+        .handler("bootstrap")
+        .code(
+            FunctionCode::builder()
+                .zip_file(Blob::new(empty_zip))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create a function on the emulator");
+    created.function_arn().unwrap_or_default().to_owned()
+}
+
 #[tokio::test]
-async fn a_lambda_module_is_the_target_of_its_rules() {
+async fn a_lambda_module_is_the_target_of_its_rules_and_they_may_invoke_it() {
     let Some(Setup { bus, sqs }) = setup("eventbridge_lambda").await else {
         return;
     };
     let module = unique_module("fin");
-    let function = format!("arn:aws:lambda:us-east-1:000000000000:function:plinth-{module}");
+    let function = function(&format!("plinth-{module}")).await;
     let deployment = Deployment {
         handle: json!({"function_arn": function}),
         ..service()
@@ -227,6 +288,41 @@ async fn a_lambda_module_is_the_target_of_its_rules() {
         .send()
         .await;
     assert!(queue.is_err(), "no queue for a Lambda module");
+
+    let rule_arn = format!("rule/{}/{}", bus.bus_name(), names[0]);
+    let statements = invoke_statements(&function).await;
+    assert_eq!(statements.len(), 1, "{statements:#?}");
+    assert_eq!(
+        statements[0]["Principal"]["Service"],
+        "events.amazonaws.com"
+    );
+    let source = statements[0]["Condition"]["ArnLike"]["AWS:SourceArn"].as_str();
+    assert!(
+        source.is_some_and(|arn| arn.ends_with(&rule_arn)),
+        "{statements:#?}"
+    );
+    bus.subscribe(&module, &subscriptions, &deployment)
+        .await
+        .expect("subscribing again is fine");
+    assert_eq!(invoke_statements(&function).await, statements);
+
+    bus.unsubscribe(&module).await.expect("unsubscribed");
+    assert!(invoke_statements(&function).await.is_empty());
+}
+
+/// The statements of the function's policy letting something invoke it.
+async fn invoke_statements(function: &str) -> Vec<Value> {
+    let config = aws_config_from_env().await;
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    let Ok(policy) = lambda.get_policy().function_name(function).send().await else {
+        return Vec::new();
+    };
+    let policy: Value = serde_json::from_str(policy.policy().unwrap_or("{}")).unwrap_or_default();
+    let statements = policy["Statement"].as_array().cloned().unwrap_or_default();
+    statements
+        .into_iter()
+        .filter(|s| s["Action"] == "lambda:InvokeFunction")
+        .collect()
 }
 
 #[tokio::test]

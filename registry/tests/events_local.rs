@@ -109,9 +109,12 @@ fn module(name: &str) -> ModuleName {
 }
 
 fn subscription(name: &str, pattern: Value) -> Subscription {
+    let Value::Object(pattern) = pattern else {
+        panic!("a pattern is an object");
+    };
     Subscription {
         name: name.to_owned(),
-        pattern: pattern.as_object().cloned().expect("a pattern object"),
+        pattern,
         path: format!("/_plinth/events/{name}"),
     }
 }

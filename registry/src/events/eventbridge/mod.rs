@@ -4,8 +4,9 @@
 //! Publishing batches `PutEvents` and retries only the failed entries ([`publish`]). Each
 //! subscription of a module becomes the rule `plinth-{module}-{subscription}` on the bus with
 //! the manifest's pattern, targeting the module's Lambda function (`function_arn` in the
-//! deployment's handle) or else its SQS queue `plinth-{module}-events`, created with a policy
-//! that lets the module's rules send to it ([`rules`]).
+//! deployment's handle; each rule is allowed to invoke it) or else its SQS queue
+//! `plinth-{module}-events`, created with a policy that lets the module's rules send to it
+//! ([`rules`]).
 
 mod publish;
 mod rules;
@@ -31,6 +32,7 @@ pub use rules::queue_name;
 pub struct EventBridgeBus {
     events: Client,
     sqs: aws_sdk_sqs::Client,
+    lambda: aws_sdk_lambda::Client,
     bus_name: String,
     retry: RetryPolicy,
 }
@@ -47,6 +49,7 @@ impl EventBridgeBus {
         Self {
             events: Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
+            lambda: aws_sdk_lambda::Client::new(config),
             bus_name: bus_name.into(),
             retry: RetryPolicy::default(),
         }

@@ -65,7 +65,11 @@ pub(super) async fn subscribe(
         let target = target_arn(bus, module, deployment).await?;
         for subscription in subscriptions {
             let name = rule_name(module, &subscription.name);
-            rule_arns.push(put_rule(bus, module, subscription, &name, &target.arn).await?);
+            let rule_arn = put_rule(bus, module, subscription, &name, &target.arn).await?;
+            if target.queue_url.is_none() {
+                allow_rule_to_invoke(bus, &target.arn, &name, &rule_arn).await?;
+            }
+            rule_arns.push(rule_arn);
             names.push(name);
         }
         if let Some(queue_url) = target.queue_url {
@@ -219,6 +223,64 @@ async fn allow_rules_to_send(
     Ok(())
 }
 
+/// The statement of a function's policy that lets `rule` invoke it.
+fn statement_id(rule: &str) -> String {
+    rule.replace('.', "_")
+}
+
+/// Lets the rule invoke the module's function (EventBridge needs it in the function's policy),
+/// replacing the statement an earlier install left, whose rule ARN may differ.
+async fn allow_rule_to_invoke(
+    bus: &EventBridgeBus,
+    function: &str,
+    rule: &str,
+    rule_arn: &str,
+) -> Result<(), SubscriptionError> {
+    forbid_rule_to_invoke(bus, function, rule).await?;
+    let added = bus
+        .lambda
+        .add_permission()
+        .function_name(function)
+        .statement_id(statement_id(rule))
+        .action("lambda:InvokeFunction")
+        .principal("events.amazonaws.com")
+        .source_arn(rule_arn)
+        .send()
+        .await;
+    match added {
+        Ok(_) => Ok(()),
+        // Another install added it in between: it names the same rule.
+        Err(error) if has_code(&error, "ResourceConflictException") => Ok(()),
+        Err(error) => Err(SubscriptionError(format!(
+            "Lambda AddPermission on {function} failed: {}",
+            DisplayErrorContext(error)
+        ))),
+    }
+}
+
+/// Takes back a rule's permission to invoke a function; one already gone is fine.
+async fn forbid_rule_to_invoke(
+    bus: &EventBridgeBus,
+    function: &str,
+    rule: &str,
+) -> Result<(), SubscriptionError> {
+    let removed = bus
+        .lambda
+        .remove_permission()
+        .function_name(function)
+        .statement_id(statement_id(rule))
+        .send()
+        .await;
+    match removed {
+        Ok(_) => Ok(()),
+        Err(error) if has_code(&error, "ResourceNotFoundException") => Ok(()),
+        Err(error) => Err(SubscriptionError(format!(
+            "Lambda RemovePermission on {function} failed: {}",
+            DisplayErrorContext(error)
+        ))),
+    }
+}
+
 /// The names of the module's rules on the bus.
 async fn module_rules(
     bus: &EventBridgeBus,
@@ -268,6 +330,11 @@ async fn remove_rule(bus: &EventBridgeBus, name: &str) -> Result<(), Subscriptio
         .iter()
         .map(|target| target.id().to_owned())
         .collect();
+    for target in targets.targets() {
+        if target.arn().starts_with("arn:aws:lambda:") {
+            forbid_rule_to_invoke(bus, target.arn(), name).await?;
+        }
+    }
     if !ids.is_empty() {
         bus.events
             .remove_targets()
@@ -293,8 +360,12 @@ async fn remove_rule(bus: &EventBridgeBus, name: &str) -> Result<(), Subscriptio
 }
 
 fn is_not_found<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    has_code(error, "ResourceNotFoundException")
+}
+
+fn has_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>, code: &str) -> bool {
     error
         .as_service_error()
         .and_then(ProvideErrorMetadata::code)
-        .is_some_and(|code| code == "ResourceNotFoundException")
+        .is_some_and(|c| c == code)
 }

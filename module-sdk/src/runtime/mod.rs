@@ -271,6 +271,22 @@ impl Module {
     }
 }
 
+/// Sends `tracing` output to stderr: JSON lines when running in Lambda (for CloudWatch), text
+/// otherwise; the level comes from `RUST_LOG` (default `info`). Does nothing when a subscriber
+/// is already set.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
 fn health_path(manifest: &Manifest) -> String {
     manifest
         .backend

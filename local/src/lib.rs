@@ -4,3 +4,4 @@
 //! lives in its own file under `src/cli/`.
 
 pub mod cli;
+pub mod platform;

@@ -304,3 +304,18 @@ fn change_summary(change: &ModuleChange) -> Value {
         "disabled_features": change.disabled_features,
     })
 }
+
+/// Answers the local bus's question "does this tenant have this module?" from the platform's
+/// cached resolutions.
+#[derive(Debug, Clone)]
+pub struct EnabledForTenants(pub std::sync::Weak<Platform>);
+
+#[async_trait::async_trait]
+impl crate::events::EnabledTenants for EnabledForTenants {
+    async fn is_enabled(&self, tenant: &str, module: &ModuleName) -> bool {
+        let (Some(platform), Ok(tenant)) = (self.0.upgrade(), TenantId::parse(tenant)) else {
+            return false;
+        };
+        platform.resolve_cached(&tenant, module, None).await.is_ok()
+    }
+}

@@ -68,7 +68,7 @@ pub fn run(cli: Cli) -> Exit {
 /// Runs a parsed command line against the given output streams.
 pub fn run_with(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
     let result = match cli.command {
-        Command::Up(args) => up::run(&args, out),
+        Command::Up(args) => up::run(&args, out, err),
         Command::Manifest(args) => manifest::run(args, out, err),
         Command::Events(args) => events::run(args, out, err),
     };

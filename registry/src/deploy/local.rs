@@ -14,8 +14,8 @@ use tokio::sync::Mutex;
 
 use super::{DeployError, DeploySpec, Deployer, Deployment};
 
-/// How long a started backend has to answer its health check.
-const START_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a started backend has by default to answer its health check.
+pub const START_TIMEOUT: Duration = Duration::from_secs(90);
 
 #[derive(Debug)]
 struct Running {
@@ -30,6 +30,7 @@ pub struct ProcessDeployer {
     working_dir: PathBuf,
     running: Mutex<HashMap<String, Running>>,
     client: reqwest::Client,
+    start_timeout: Duration,
 }
 
 impl ProcessDeployer {
@@ -40,7 +41,14 @@ impl ProcessDeployer {
             working_dir: working_dir.into(),
             running: Mutex::new(HashMap::new()),
             client: reqwest::Client::new(),
+            start_timeout: START_TIMEOUT,
         }
+    }
+
+    /// Gives started backends longer to become healthy (a first `cargo run` compiles).
+    pub fn with_start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
     }
 
     /// Stops every backend this deployer started.
@@ -94,7 +102,7 @@ impl ProcessDeployer {
     }
 
     async fn wait_healthy(&self, child: &mut Child, url: &str) -> Result<(), DeployError> {
-        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        let deadline = tokio::time::Instant::now() + self.start_timeout;
         while tokio::time::Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(DeployError(format!("the backend exited ({status}) before it was healthy")));
@@ -107,7 +115,7 @@ impl ProcessDeployer {
         }
         Err(DeployError(format!(
             "the backend did not answer {url} within {} s",
-            START_TIMEOUT.as_secs()
+            self.start_timeout.as_secs()
         )))
     }
 }

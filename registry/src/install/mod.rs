@@ -31,6 +31,9 @@ pub enum Operation {
     Upgrade,
     Rollback,
     Uninstall,
+    /// Starts the installed version again where its backend did not survive a restart
+    /// (`plinth up`'s child processes, in-process event rules).
+    Restore,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +95,7 @@ impl Step {
                 CreateEventRules,
                 PostInstall,
             ],
+            Operation::Restore => vec![Deploy, CreateEventRules],
             Operation::Uninstall => {
                 let mut plan = vec![PreUninstall, RemoveEventRules, UnregisterPermissions, PostUninstall, Undeploy];
                 if drop_data {
@@ -402,6 +406,24 @@ impl Platform {
         Ok(installation)
     }
 
+    /// Queues a restore of every installed module: `plinth up` calls it when it starts, since
+    /// the backends it ran and its in-process rules ended with the previous process.
+    pub async fn restore_installed(&self) -> Result<Vec<ModuleName>> {
+        let mut restored = Vec::new();
+        for module in self.installed_index().await?.into_keys() {
+            let Ok(module) = ModuleName::parse(&module) else { continue };
+            let Some((current, stored)) = self.installation_item(&module).await? else { continue };
+            if current.busy() || !current.is_installed() {
+                continue;
+            }
+            let version = current.installed_version.clone().unwrap_or_default();
+            let caller = Caller::Module(module.clone());
+            self.begin_change(&caller, current, stored, Operation::Restore, version).await?;
+            restored.push(module);
+        }
+        Ok(restored)
+    }
+
     /// Every installation that a worker should (still) run: pending, or running when a worker
     /// died. Called when a worker starts.
     pub async fn unfinished_installations(&self) -> Result<Vec<ModuleName>> {
@@ -453,6 +475,7 @@ pub(crate) fn op_name(operation: Operation) -> &'static str {
         Operation::Upgrade => "upgrade",
         Operation::Rollback => "rollback",
         Operation::Uninstall => "uninstall",
+        Operation::Restore => "restore",
     }
 }
 

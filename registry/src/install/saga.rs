@@ -127,7 +127,7 @@ impl Platform {
         let module = ModuleName::parse(&installation.module).map_err(|e| Error::Internal(e.to_string()))?;
         let manifest = self.version(&module, &installation.version).await?.manifest()?;
         let previous = match (&installation.manifest, installation.operation) {
-            (Some(serving), Operation::Upgrade | Operation::Rollback) => {
+            (Some(serving), Operation::Upgrade | Operation::Rollback | Operation::Restore) => {
                 Some(serde_json::from_value(serving.clone()).map_err(|e| Error::Internal(e.to_string()))?)
             }
             _ => None,
@@ -201,6 +201,7 @@ impl Platform {
                 installation.status = Status::Installed;
                 installation.previous_version = match operation {
                     Operation::Upgrade => from.clone(),
+                    Operation::Restore => installation.previous_version.clone(),
                     _ => None,
                 };
                 installation.installed_version = Some(installation.version.clone());
@@ -208,6 +209,7 @@ impl Platform {
                 match operation {
                     Operation::Upgrade => "module.upgraded",
                     Operation::Rollback => "module.rolled_back",
+                    Operation::Restore => "module.restored",
                     _ => "module.installed",
                 }
             }

@@ -1,0 +1,132 @@
+//! `plinth up --demo`: the example modules published and installed (run as child processes),
+//! tenant `acme` with a US and a German company (the seed's override), the modules enabled,
+//! and a development token. Running it again changes nothing that is already there.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use plinth_module_sdk::{ModuleName, Tier};
+use plinth_registry::Error;
+use plinth_registry::enablement::ModuleChange;
+use plinth_registry::identity::{Caller, Claims, PlatformRole, User, mint_token};
+use plinth_registry::ids::{CompanyId, TenantId, UserId};
+use plinth_registry::install::{InstallRequest, Status};
+use plinth_registry::platform::Platform;
+use plinth_registry::tenancy::{NewCompany, NewTenant};
+use serde_json::{Map, Value, json};
+
+/// What the demo set up, for the banner.
+#[derive(Debug, Clone)]
+pub struct DemoReport {
+    pub modules: Vec<String>,
+    pub token: String,
+}
+
+fn operator() -> Caller {
+    Caller::User(User {
+        id: UserId::parse("plinth-demo").unwrap_or_else(|_| unreachable!("a valid literal")),
+        tenant: None,
+        company: None,
+        roles: BTreeSet::from([PlatformRole::PlatformAdmin]),
+    })
+}
+
+/// Treats "already there" as done, so the demo can run on every start.
+fn tolerate_existing<T>(result: Result<T, Error>) -> Result<()> {
+    match result {
+        Ok(_) | Err(Error::Conflict(_)) => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    }
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    value.as_object().cloned().unwrap_or_default()
+}
+
+/// The example manifests, in an order where required modules come first.
+fn example_manifests(examples: &Path) -> Result<Vec<Value>> {
+    let mut manifests = Vec::new();
+    let entries = std::fs::read_dir(examples).with_context(|| format!("cannot read {}", examples.display()))?;
+    for entry in entries.flatten() {
+        let path = entry.path().join("manifest.json");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let manifest: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+            manifests.push(manifest);
+        }
+    }
+    let requires = |m: &Value| m["dependencies"]["required_modules"].as_array().map_or(0, Vec::len);
+    manifests.sort_by_key(|m| (requires(m), m["name"].as_str().unwrap_or_default().to_owned()));
+    Ok(manifests)
+}
+
+pub(super) async fn run(platform: &Arc<Platform>, examples: &Path, secret: &str) -> Result<DemoReport> {
+    let operator = operator();
+    let mut modules = Vec::new();
+    for manifest in example_manifests(examples)? {
+        let name = ModuleName::parse(manifest["name"].as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        platform.publish(&operator, &manifest).await.map_err(|e| anyhow::anyhow!("publishing {name}: {e}"))?;
+        let version = manifest["version"].as_str().unwrap_or_default().to_owned();
+        eprintln!("demo: installing {name} {version} (its first start may compile it)…");
+        tolerate_existing(platform.start_install(&operator, &name, InstallRequest { version, endpoint: None }).await)?;
+        wait_installed(platform, &name).await?;
+        modules.push(name);
+    }
+    let acme = TenantId::parse("acme").map_err(|e| anyhow::anyhow!(e))?;
+    let new_tenant = NewTenant { id: acme.clone(), name: "ACME Corporation".into(), subscription_tier: Tier::Enterprise };
+    tolerate_existing(platform.create_tenant(&operator, new_tenant).await)?;
+    for (id, name, country) in [("acme-us", "ACME Inc.", "US"), ("acme-de", "ACME GmbH", "DE")] {
+        let company = NewCompany { id: CompanyId::parse(id).map_err(|e| anyhow::anyhow!(e))?, name: name.into(), country: Some(country.into()) };
+        tolerate_existing(platform.create_company(&operator, &acme, company).await)?;
+    }
+    for module in &modules {
+        let configuration = (module.as_str() == "financial")
+            .then(|| object(json!({"currency": "EUR", "tax_rate": 0.20, "invoice_prefix": "ACME"})));
+        let change = ModuleChange { enabled: Some(true), configuration, ..ModuleChange::default() };
+        platform.set_tenant_module(&operator, &acme, module, change).await.map_err(|e| anyhow::anyhow!("enabling {module}: {e}"))?;
+    }
+    if let Some(financial) = modules.iter().find(|m| m.as_str() == "financial") {
+        let german = CompanyId::parse("acme-de").map_err(|e| anyhow::anyhow!(e))?;
+        let change = ModuleChange {
+            enabled: Some(true),
+            configuration: Some(object(json!({"tax_rate": 0.19, "invoice_prefix": "ACME-DE"}))),
+            ..ModuleChange::default()
+        };
+        platform.set_company_module(&operator, &acme, &german, financial, change).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let token = demo_token(secret)?;
+    Ok(DemoReport { modules: modules.iter().map(ToString::to_string).collect(), token })
+}
+
+async fn wait_installed(platform: &Platform, module: &ModuleName) -> Result<()> {
+    for _ in 0..1200 {
+        let installation = platform.installation(module).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        match installation.status {
+            Status::Installed => return Ok(()),
+            Status::Failed => {
+                let failure = installation.failure.map(|f| format!("{:?}: {}", f.step, f.reason)).unwrap_or_default();
+                bail!("installing {module} failed at {failure}");
+            }
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+    bail!("installing {module} did not finish in 10 minutes")
+}
+
+/// A 12-hour token of acme's admin, working in the German company.
+pub fn demo_token(secret: &str) -> Result<String> {
+    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + 12 * 3600;
+    let claims = Claims {
+        sub: "alice".into(),
+        tenant_id: Some("acme".into()),
+        company_id: Some("acme-de".into()),
+        roles: vec!["tenant:admin".into()],
+        exp,
+        nbf: None,
+        iss: std::env::var("PLINTH_JWT_ISSUER").ok(),
+        aud: std::env::var("PLINTH_JWT_AUDIENCE").ok(),
+    };
+    mint_token(secret.as_bytes(), &claims).map_err(|e| anyhow::anyhow!("{e}"))
+}

@@ -233,6 +233,10 @@ impl LocalBus {
         if matching.is_empty() {
             return;
         }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!(event = %event.id, "events not delivered: no Tokio runtime to deliver on");
+            return;
+        };
         let enabled = self
             .enabled
             .read()
@@ -241,7 +245,7 @@ impl LocalBus {
         for rule in matching {
             let started = Started::new(&self.worker);
             let (event, enabled) = (event.clone(), enabled.clone());
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 started
                     .worker
                     .deliver(&rule, event, enabled.as_deref())

@@ -31,8 +31,8 @@ pub fn record(scope: &str, actor: &str, action: &str, target: &str, detail: Valu
     let now = OffsetDateTime::now_utc();
     let at = now.format(&Rfc3339).unwrap_or_default();
     let id = uuid::Uuid::now_v7().to_string();
-    let data = json!({"id": id, "at": at, "actor": actor, "action": action, "target": target,
-                      "detail": detail});
+    let mut data = json!({"id": id, "at": at, "actor": actor, "action": action, "target": target});
+    data["detail"] = detail;
     let key = Key::new(keys::audit_partition(scope), format!("{at}#{id}"));
     let item = Item::new(key, data.as_object().cloned().unwrap_or_default())
         .expiring_at(now.unix_timestamp() + RETENTION_DAYS * 86_400);

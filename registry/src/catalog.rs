@@ -207,7 +207,7 @@ impl Platform {
             .iter()
             .map(from_item::<ModuleVersion>)
             .collect::<Result<Vec<_>>>()?;
-        versions.sort_by(|a, b| semver_of(b).cmp(&semver_of(a)));
+        versions.sort_by_key(|v| std::cmp::Reverse(semver_of(v)));
         Ok(versions)
     }
 

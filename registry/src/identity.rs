@@ -198,21 +198,20 @@ fn user_from_claims(claims: Claims) -> Result<User> {
     let invalid = |claim: &str, message: String| {
         Error::Unauthorized(format!("invalid token: claim `{claim}`: {message}"))
     };
-    let id = UserId::parse(&claims.sub).map_err(|m| invalid("sub", m))?;
-    let tenant = claims
-        .tenant_id
+    let Claims { sub, tenant_id, company_id, roles, .. } = claims;
+    let id = UserId::parse(&sub).map_err(|m| invalid("sub", m))?;
+    let tenant = tenant_id
         .as_deref()
         .map(TenantId::parse)
         .transpose()
         .map_err(|m| invalid("tenant_id", m))?;
-    let company = claims
-        .company_id
+    let company = company_id
         .as_deref()
         .map(CompanyId::parse)
         .transpose()
         .map_err(|m| invalid("company_id", m))?;
     // Unknown roles are ignored: identity providers add their own.
-    let roles = claims.roles.iter().filter_map(|r| PlatformRole::parse(r)).collect();
+    let roles = roles.iter().filter_map(|r| PlatformRole::parse(r)).collect();
     Ok(User {
         id,
         tenant,

@@ -79,7 +79,7 @@ async fn uninstall(
     let name = module_name(&module)?;
     match platform.start_uninstall(&caller, &name, params.drop_data, params.dry_run).await? {
         UninstallOutcome::DryRun(impact) => Ok(Json(impact).into_response()),
-        UninstallOutcome::Started(started) => Ok(accepted(&module, started)),
+        UninstallOutcome::Started(started) => Ok(accepted(&module, *started)),
     }
 }
 

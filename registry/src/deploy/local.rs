@@ -179,10 +179,10 @@ impl Deployer for ProcessDeployer {
     async fn undeploy(&self, manifest: &Manifest, deployment: &Deployment) -> Result<(), DeployError> {
         let mut running = self.running.lock().await;
         let name = manifest.name.to_string();
-        if running.get(&name).is_some_and(|r| r.deployment.endpoint == deployment.endpoint) {
-            if let Some(mut process) = running.remove(&name) {
-                let _ = process.child.kill().await;
-            }
+        if running.get(&name).is_some_and(|r| r.deployment.endpoint == deployment.endpoint)
+            && let Some(mut process) = running.remove(&name)
+        {
+            let _ = process.child.kill().await;
         }
         Ok(())
     }

@@ -75,10 +75,10 @@ impl Platform {
         let grants = self.grants(&tenant, &user.id).await?;
         let company = user.company.as_ref().map(CompanyId::as_str);
         let permissions = granted_permissions(&routes.manifest, user, &grants, company);
-        if let Some(needed) = &matched.permission {
-            if !permissions.iter().any(|p| p == needed.as_str()) {
-                return Err(Error::Forbidden(format!("this needs the permission {needed}")));
-            }
+        if let Some(needed) = &matched.permission
+            && !permissions.iter().any(|p| p == needed.as_str())
+        {
+            return Err(Error::Forbidden(format!("this needs the permission {needed}")));
         }
         let tier = self.tenant_cached(&tenant).await?.subscription_tier;
         self.rate_limits.check(tenant.as_str(), tier)?;

@@ -45,13 +45,13 @@ impl Platform {
     /// optional modules that are not installed.
     pub(crate) async fn check_dependencies(&self, manifest: &Manifest) -> Result<Vec<String>> {
         let name = manifest.name.as_str();
-        if let Some(required) = &manifest.dependencies.platform_version {
-            if !required.matches(&PLATFORM_VERSION) {
-                return Err(Error::Conflict(format!(
-                    "{name} {} needs platform {required}; this platform is {PLATFORM_VERSION}",
-                    manifest.version
-                )));
-            }
+        if let Some(required) = &manifest.dependencies.platform_version
+            && !required.matches(&PLATFORM_VERSION)
+        {
+            return Err(Error::Conflict(format!(
+                "{name} {} needs platform {required}; this platform is {PLATFORM_VERSION}",
+                manifest.version
+            )));
         }
         let index = self.installed_index().await?;
         let mut missing = Vec::new();

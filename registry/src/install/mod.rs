@@ -357,7 +357,7 @@ impl Platform {
         let mut next = current.clone();
         next.drop_data = drop_data;
         let started = self.begin_change(caller, next, stored, Operation::Uninstall, version).await?;
-        Ok(UninstallOutcome::Started(started))
+        Ok(UninstallOutcome::Started(Box::new(started)))
     }
 
     async fn installed(&self, module: &ModuleName) -> Result<(Installation, u64)> {
@@ -431,10 +431,10 @@ impl Platform {
         let mut modules = Vec::new();
         for item in &items {
             let entry: IndexEntry = from_item(item)?;
-            if matches!(entry.status, Status::Pending | Status::Running) {
-                if let Ok(name) = ModuleName::parse(&entry.module) {
-                    modules.push(name);
-                }
+            if matches!(entry.status, Status::Pending | Status::Running)
+                && let Ok(name) = ModuleName::parse(&entry.module)
+            {
+                modules.push(name);
             }
         }
         Ok(modules)
@@ -466,7 +466,7 @@ impl Platform {
 #[derive(Debug, Clone)]
 pub enum UninstallOutcome {
     DryRun(UninstallImpact),
-    Started(Installation),
+    Started(Box<Installation>),
 }
 
 pub(crate) fn op_name(operation: Operation) -> &'static str {

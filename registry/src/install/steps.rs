@@ -104,10 +104,10 @@ impl Platform {
         let previous = cx.previous.clone();
         match (step, previous) {
             (Step::IssueApiKey, None) => {
-                if let Some(id) = inst.api_key_id.take() {
-                    if let Some(record) = self.api_keys(&manifest.name).await?.into_iter().find(|r| r.id == id) {
-                        self.delete_key(&record).await?;
-                    }
+                if let Some(id) = inst.api_key_id.take()
+                    && let Some(record) = self.api_keys(&manifest.name).await?.into_iter().find(|r| r.id == id)
+                {
+                    self.delete_key(&record).await?;
                 }
             }
             (Step::Deploy, None) => {
@@ -123,10 +123,8 @@ impl Platform {
                 self.register_instance(&previous.name, &deployment, "installer").await?;
                 inst.deployment = Some(deployment);
             }
-            (Step::CreateTables, _) => {
-                if !cx.created_tables.is_empty() {
-                    self.tables.drop_tables(&manifest).await?;
-                }
+            (Step::CreateTables, _) if !cx.created_tables.is_empty() => {
+                self.tables.drop_tables(&manifest).await?;
             }
             (Step::RegisterPermissions, None) => {
                 self.store.delete(&permissions_key(manifest.name.as_str()), Condition::Always).await?;

@@ -171,6 +171,7 @@ fn code_of<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
 }
 
 /// Errors that are neither a failed condition nor a cancelled transaction.
+#[allow(clippy::needless_pass_by_value)] // by value so that it reads `.map_err(sdk_error)`
 pub(crate) fn sdk_error<E, R>(e: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,

@@ -1,0 +1,29 @@
+//! The `warehouse` backend: an HTTP server on `PORT` (an ECS service on AWS, a child process
+//! of `plinth up` locally, through the manifest's `dev_command`).
+
+use std::process::ExitCode;
+
+use plinth_example_warehouse::{Warehouse, manifest, module};
+use plinth_module_sdk::ModuleEnv;
+use plinth_module_sdk::runtime::init_tracing;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_tracing();
+    let manifest = manifest();
+    let env = match ModuleEnv::from_env(&manifest) {
+        Ok(env) => env,
+        Err(error) => {
+            tracing::error!(%error, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    let app = Warehouse::new(env.config(), env.publisher().await);
+    match module(app, env.verifier()).serve(&env).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "stopped");
+            ExitCode::FAILURE
+        }
+    }
+}

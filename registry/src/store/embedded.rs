@@ -57,6 +57,23 @@ impl EmbeddedStore {
         Ok(Self { db: Arc::new(db) })
     }
 
+    /// Writes many items in one transaction, unconditionally: for seeding and imports, not
+    /// for the control plane's own writes (which go through the [`Store`] port).
+    pub async fn import(&self, items: Vec<Item>) -> StoreResult<()> {
+        for item in &items {
+            check_item(item)?;
+        }
+        self.blocking(move |db| {
+            in_write(db, |txn| {
+                for item in &items {
+                    write_item(txn, item)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
     /// Runs blocking redb work off the async runtime.
     async fn blocking<T, F>(&self, work: F) -> StoreResult<T>
     where

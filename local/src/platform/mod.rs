@@ -111,7 +111,16 @@ pub async fn start(options: &Options) -> Result<Running> {
         install_queue: Arc::new(LocalQueue(queue)),
     };
     let settings = Settings { public_url: format!("http://{addr}"), event_bus: None };
-    let platform = Arc::new(Platform::new(ports, tokens, settings, context));
+    let mut platform = Platform::new(ports, tokens, settings, context);
+    if let Some(scale) = env("PLINTH_RATE_LIMIT_SCALE").and_then(|s| s.parse::<u32>().ok()) {
+        // Benchmarks raise every tier's limit so that they measure the gateway, not 429s.
+        let quota = move |tier| {
+            let (rate, burst) = plinth_registry::gateway::rate::quota_of(tier);
+            (rate.saturating_mul(scale), burst.saturating_mul(scale))
+        };
+        platform.rate_limits = Arc::new(plinth_registry::gateway::RateLimits::with_quotas(quota));
+    }
+    let platform = Arc::new(platform);
     bus.set_enabled_tenants(Arc::new(EnabledForTenants(Arc::downgrade(&platform))));
     spawn_workers(&platform, &bus, worker).await?;
     Ok(Running { addr, platform, deployer, listener: Some(listener), secret })

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The gateway benchmark: one trivial backend called (a) directly, (b) through nginx
+# proxy_pass, (c) through the Plinth gateway (JWT + enablement + permission + routing), with
+# the same wrk settings. Prints a Markdown table for BENCHMARKS.md.
+#
+#   bash local/benches/gateway.sh            # needs wrk and nginx (apt-get install wrk nginx-light)
+#   DURATION=20s CONNECTIONS=64 bash local/benches/gateway.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DURATION="${DURATION:-10s}"; CONNECTIONS="${CONNECTIONS:-64}"; THREADS="${THREADS:-2}"
+BACKEND=19001; NGINX=19002; GATEWAY=19003
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+cargo build -q --release -p plinth-local --bin plinth --example bench_backend
+PORT=$BACKEND "$target/release/examples/bench_backend" & pids+=($!)
+
+cat > "$work/nginx.conf" <<NGINX
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream backend { server 127.0.0.1:$BACKEND; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NGINX;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+nginx -c "$work/nginx.conf"
+
+export PLINTH_JWT_SECRET="bench-secret-0123456789abcdef0123456789" PLINTH_RATE_LIMIT_SCALE=1000
+"$target/release/plinth" up --port $GATEWAY --data-dir "$work/plinth" > "$work/plinth.log" 2>&1 & pids+=($!)
+# Tokens from Python's standard library: any HS256 JWT library works with the same secret.
+token() {
+  python3 - "$@" <<'PY'
+import base64, hashlib, hmac, json, os, sys, time
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+claims = json.loads(sys.argv[1]); claims["exp"] = int(time.time()) + 3600
+head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()); body = b64(json.dumps(claims).encode())
+sig = hmac.new(os.environ["PLINTH_JWT_SECRET"].encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+print(f"{head}.{body}.{b64(sig)}")
+PY
+}
+OP=$(token '{"sub": "bench-operator", "roles": ["platform:admin"]}')
+USER=$(token '{"sub": "bench-user", "tenant_id": "bench", "roles": ["tenant:admin"]}')
+api() { curl -sf -X "$1" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' "http://127.0.0.1:$GATEWAY$3" ${4:+-d "$4"} > /dev/null; }
+for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$GATEWAY/health" > /dev/null && break; sleep 0.2; done
+api POST "$OP" /api/v1/modules '{"name": "bench", "display_name": "Bench", "version": "1.0.0",
+  "backend": {"type": "microservice", "api_prefix": "/api/v1/bench", "health_check": "/health"},
+  "permissions": ["bench:items.read"],
+  "routes": [{"path": "/{proxy+}", "methods": ["ANY"], "permission": "bench:items.read"}]}'
+api POST "$OP" /api/v1/modules/bench/install "{\"version\": \"1.0.0\", \"endpoint\": \"http://127.0.0.1:$BACKEND\"}"
+for _ in $(seq 1 100); do curl -s -H "Authorization: Bearer $OP" "http://127.0.0.1:$GATEWAY/api/v1/modules/bench/installation" | grep -q '"status":"installed"' && break; sleep 0.1; done
+api POST "$OP" /api/v1/tenants '{"id": "bench", "name": "Bench", "subscription_tier": "enterprise"}'
+api PUT "$USER" /api/v1/tenants/bench/modules/bench '{}'
+curl -sf -H "Authorization: Bearer $USER" "http://127.0.0.1:$GATEWAY/api/v1/bench/items/1" | grep -q ok
+
+run() { # name url [header]
+  local out; out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency ${3:+-H "$3"} "$2")
+  local rps p50 p99 errors
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out"); p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  errors=$(awk '/Non-2xx/ {print $5}' <<<"$out"); errors=${errors:-0}
+  echo "$1|$rps|$p50|$p99|$errors"
+}
+a=$(run "(a) direct" "http://127.0.0.1:$BACKEND/api/v1/bench/items/1")
+b=$(run "(b) nginx proxy_pass" "http://127.0.0.1:$NGINX/api/v1/bench/items/1")
+c=$(run "(c) Plinth gateway" "http://127.0.0.1:$GATEWAY/api/v1/bench/items/1" "Authorization: Bearer $USER")
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $(nproc) cores, $(uname -m)"
+echo
+echo "| path | requests/s | p50 | p99 | non-2xx |"
+echo "| --- | ---: | ---: | ---: | ---: |"
+for row in "$a" "$b" "$c"; do IFS='|' read -r n r p5 p9 e <<<"$row"; echo "| $n | $r | $p5 | $p9 | $e |"; done
+ra=$(cut -d'|' -f2 <<<"$a"); rb=$(cut -d'|' -f2 <<<"$b"); rc=$(cut -d'|' -f2 <<<"$c")
+python3 -c "print(f'\nc/a throughput: {$rc/$ra:.2f}x   c/b throughput: {$rc/$rb:.2f}x')"

@@ -1,1 +1,34 @@
-//! Plinth Lambda functions.
+//! Plinth's Lambda functions. Each binary in `src/bin/` only reads its environment
+//! ([`wiring`]), builds the AWS adapters, and hands its event to a handler here, which calls
+//! registry code. Handlers take a [`plinth_registry::Platform`] and a typed event, so tests
+//! drive them on the embedded store with the real payloads in `fixtures/`.
+//!
+//! | binary | event | handler |
+//! | --- | --- | --- |
+//! | `registry-api` | API Gateway HTTP API (payload 2.0) | [`plinth_registry::api::router`] |
+//! | `authorizer` | Lambda authorizer request 2.0 | [`authorizer::authorize`] |
+//! | `config-resolver` | API Gateway, or direct invoke | [`config_resolver::handle`] |
+//! | `installer` | EventBridge `module.install.requested` | [`installer::handle`] |
+//! | `health-checker` | EventBridge schedule | [`health::handle`] |
+//! | `ecr-events` | EventBridge `ECR Image Action` | [`ecr_events::handle`] |
+
+pub mod adapters;
+pub mod authorizer;
+pub mod config_resolver;
+pub mod ecr_events;
+pub mod health;
+pub mod installer;
+pub mod wiring;
+
+#[cfg(test)]
+mod testkit;
+
+/// What a handler's failure becomes for the Lambda runtime (logged, and retried for
+/// asynchronous invocations).
+pub type LambdaError = lambda_runtime::Error;
+
+/// A registry error as the runtime reports it.
+#[must_use]
+pub fn lambda_error(error: plinth_registry::Error) -> LambdaError {
+    Box::new(error)
+}

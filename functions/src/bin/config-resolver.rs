@@ -1,0 +1,24 @@
+//! A module's resolved configuration: from API Gateway, or invoked directly with
+//! `{"tenant_id", "module", "company_id"?}`.
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use plinth_functions::config_resolver::handle;
+use plinth_functions::wiring::{Needs, init_logging, platform_from_env};
+use plinth_functions::{LambdaError, lambda_error};
+use serde_json::Value;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), LambdaError> {
+    init_logging();
+    let needs = Needs {
+        tokens: true,
+        context_key: false,
+        deploys: false,
+    };
+    let platform = platform_from_env(needs).await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        let platform = platform.clone();
+        async move { handle(&platform, event.payload).await.map_err(lambda_error) }
+    }))
+    .await
+}

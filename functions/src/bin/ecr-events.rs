@@ -1,0 +1,18 @@
+//! Records pushed image digests against the published versions that name the image.
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use plinth_functions::ecr_events::handle;
+use plinth_functions::wiring::{Needs, init_logging, platform_from_env};
+use plinth_functions::{LambdaError, lambda_error};
+use serde_json::Value;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), LambdaError> {
+    init_logging();
+    let platform = platform_from_env(Needs::default()).await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        let platform = platform.clone();
+        async move { handle(&platform, event.payload).await.map_err(lambda_error) }
+    }))
+    .await
+}

@@ -1,0 +1,29 @@
+//! Runs install, upgrade, rollback and uninstall sagas on `module.install.requested` events.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use lambda_runtime::{LambdaEvent, service_fn};
+use plinth_functions::installer::handle;
+use plinth_functions::wiring::{Needs, init_logging, platform_from_env};
+use plinth_functions::{LambdaError, lambda_error};
+use serde_json::Value;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), LambdaError> {
+    init_logging();
+    let needs = Needs {
+        tokens: false,
+        context_key: false,
+        deploys: true,
+    };
+    let platform = platform_from_env(needs).await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<EventBridgeEvent<Value>>| {
+        let platform = platform.clone();
+        async move {
+            handle(&platform, event.payload)
+                .await
+                .map(|module| module.to_string())
+                .map_err(lambda_error)
+        }
+    }))
+    .await
+}

@@ -1,0 +1,114 @@
+//! The config resolver: a module's resolved configuration for a tenant (and company), on the
+//! hot path. Reached two ways: API Gateway (`GET /api/v1/tenants/{tenant}/modules/{module}/config
+//! ?company=…`, the caller from its token or API key) and direct invoke by a module's own
+//! function (`{"tenant_id", "module", "company_id"?}`, trusted through IAM: it acts as the module).
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use axum::response::IntoResponse;
+use plinth_module_sdk::ModuleName;
+use plinth_registry::config::ResolvedConfig;
+use plinth_registry::identity::Caller;
+use plinth_registry::ids::{CompanyId, TenantId};
+use plinth_registry::{Error, Platform, Result};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// A direct invocation.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectRequest {
+    pub tenant_id: String,
+    pub module: String,
+    #[serde(default)]
+    pub company_id: Option<String>,
+}
+
+/// Either kind of invocation: API Gateway's payload 2.0 carries `requestContext`.
+pub async fn handle(platform: &Platform, payload: Value) -> Result<Value> {
+    if payload.get("requestContext").is_some() {
+        let request: ApiGatewayV2httpRequest = serde_json::from_value(payload)
+            .map_err(|e| Error::BadRequest(format!("not an API Gateway request: {e}")))?;
+        let response = over_http(platform, request).await;
+        return serde_json::to_value(response).map_err(|e| Error::Internal(e.to_string()));
+    }
+    let request: DirectRequest = serde_json::from_value(payload).map_err(|e| {
+        Error::BadRequest(format!(
+            "expected {{\"tenant_id\", \"module\", \"company_id\"?}}: {e}"
+        ))
+    })?;
+    let resolved = direct(platform, &request).await?;
+    serde_json::to_value(resolved).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// A direct invocation: the invoker is the module itself.
+pub async fn direct(platform: &Platform, request: &DirectRequest) -> Result<ResolvedConfig> {
+    let (tenant, module, company) = parse_ids(
+        &request.tenant_id,
+        &request.module,
+        request.company_id.as_deref(),
+    )?;
+    platform
+        .resolve_config(
+            &Caller::Module(module.clone()),
+            &tenant,
+            &module,
+            company.as_ref(),
+        )
+        .await
+}
+
+/// An API Gateway request: the same answer, status and problem body as the registry API.
+pub async fn over_http(
+    platform: &Platform,
+    request: ApiGatewayV2httpRequest,
+) -> ApiGatewayV2httpResponse {
+    let answer = async {
+        let param = |name: &str| {
+            request
+                .path_parameters
+                .get(name)
+                .map(String::as_str)
+                .unwrap_or_default()
+        };
+        let company = request.query_string_parameters.first("company");
+        let (tenant, module, company) = parse_ids(param("tenant"), param("module"), company)?;
+        let (mut parts, ()) = http::Request::new(()).into_parts();
+        parts.headers = request.headers.clone();
+        let caller = plinth_registry::api::caller_of(&parts, platform).await?;
+        platform
+            .resolve_config(&caller, &tenant, &module, company.as_ref())
+            .await
+    }
+    .await;
+    let response = match answer {
+        Ok(resolved) => axum::Json(resolved).into_response(),
+        Err(e) => e.into_response(),
+    };
+    to_gateway(response).await
+}
+
+fn parse_ids(
+    tenant: &str,
+    module: &str,
+    company: Option<&str>,
+) -> Result<(TenantId, ModuleName, Option<CompanyId>)> {
+    let tenant = TenantId::parse_field("tenant_id", tenant)?;
+    let module = ModuleName::parse(module).map_err(|e| Error::field("module", e.to_string()))?;
+    let company = company
+        .map(|c| CompanyId::parse_field("company_id", c))
+        .transpose()?;
+    Ok((tenant, module, company))
+}
+
+async fn to_gateway(response: axum::response::Response) -> ApiGatewayV2httpResponse {
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let mut gateway = ApiGatewayV2httpResponse::default();
+    gateway.status_code = i64::from(parts.status.as_u16());
+    gateway.headers = parts.headers;
+    gateway.body = Some(Body::Text(String::from_utf8_lossy(&bytes).into_owned()));
+    gateway
+}

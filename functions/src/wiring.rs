@@ -1,0 +1,130 @@
+//! From the function's environment to a [`Platform`] on AWS adapters.
+//!
+//! | variable | used by | meaning |
+//! | --- | --- | --- |
+//! | `PLINTH_TABLE` | all | the control plane's DynamoDB table |
+//! | `PLINTH_EVENT_BUS` | all | the platform's EventBridge bus |
+//! | `PLINTH_JWT_SECRET`, `PLINTH_JWT_ISSUER`, `PLINTH_JWT_AUDIENCE` | those that read tokens | HS256 verification |
+//! | `PLINTH_CONTEXT_KEY` | those that sign or publish the tenant context | base64 PKCS#8 DER of the ES256 key |
+//! | `PLINTH_URL` | installer | the URL modules reach the platform at |
+//! | `PLINTH_ECS_*`, `PLINTH_LAMBDA_*` | installer | see `infra/module-stack.md` |
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use base64::Engine;
+use plinth_registry::deploy::dynamodb_tables::DynamoTables;
+use plinth_registry::deploy::ecs::{EcsConfig, EcsDeployer};
+use plinth_registry::deploy::lambda::{LambdaConfig, LambdaDeployer};
+use plinth_registry::deploy::{Deployer, TableProvisioner};
+use plinth_registry::events::eventbridge::EventBridgeBus;
+use plinth_registry::gateway::context::ContextSigner;
+use plinth_registry::hooks::http::HttpHooks;
+use plinth_registry::identity::TokenVerifier;
+use plinth_registry::store::dynamodb::{DynamoStore, aws_config_from_env};
+use plinth_registry::{Platform, Ports, Settings};
+
+use crate::adapters::{BackendDeployer, BusInstallQueue, InstallerOnly};
+
+/// What a function needs beyond the store and the bus.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Verifies users' tokens (`PLINTH_JWT_*`).
+    pub tokens: bool,
+    /// Signs tenant contexts or serves their public key (`PLINTH_CONTEXT_KEY`).
+    pub context_key: bool,
+    /// Creates module resources (the installer).
+    pub deploys: bool,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The platform this function runs on, from its environment.
+///
+/// # Errors
+/// A message naming the variable that is missing or malformed.
+pub async fn platform_from_env(needs: Needs) -> Result<Arc<Platform>> {
+    let sdk = aws_config_from_env().await;
+    let table =
+        env("PLINTH_TABLE").context("PLINTH_TABLE is not set: the platform's DynamoDB table")?;
+    let bus_name =
+        env("PLINTH_EVENT_BUS").context("PLINTH_EVENT_BUS is not set: the platform's event bus")?;
+    let bus = Arc::new(EventBridgeBus::new(&sdk, bus_name.clone()));
+    let (deployer, tables): (Arc<dyn Deployer>, Arc<dyn TableProvisioner>) = if needs.deploys {
+        (
+            Arc::new(backend_deployer(&sdk)),
+            Arc::new(DynamoTables::new(&sdk)),
+        )
+    } else {
+        (Arc::new(InstallerOnly), Arc::new(InstallerOnly))
+    };
+    let ports = Ports {
+        store: Arc::new(DynamoStore::new(&sdk, table)),
+        bus: bus.clone(),
+        subscriptions: bus.clone(),
+        deployer,
+        tables,
+        hooks: Arc::new(HttpHooks::default()),
+        install_queue: Arc::new(BusInstallQueue(bus)),
+    };
+    let settings = Settings {
+        public_url: env("PLINTH_URL").unwrap_or_default(),
+        event_bus: Some(bus_name),
+    };
+    Ok(Arc::new(Platform::new(
+        ports,
+        token_verifier(needs.tokens)?,
+        settings,
+        context_signer(needs.context_key)?,
+    )))
+}
+
+fn backend_deployer(sdk: &aws_config::SdkConfig) -> BackendDeployer {
+    let ecs = EcsConfig::from_env()
+        .map(|config| Arc::new(EcsDeployer::new(sdk, config)) as Arc<dyn Deployer>);
+    let lambda = LambdaConfig::from_env()
+        .map(|config| Arc::new(LambdaDeployer::new(sdk, config)) as Arc<dyn Deployer>);
+    BackendDeployer { ecs, lambda }
+}
+
+/// HS256 verification from `PLINTH_JWT_*`; a function that reads no tokens gets a random
+/// secret nobody holds, so it cannot accept any.
+fn token_verifier(needed: bool) -> Result<TokenVerifier> {
+    let secret = if needed {
+        env("PLINTH_JWT_SECRET")
+            .context("PLINTH_JWT_SECRET is not set: the secret users' tokens are signed with")?
+    } else {
+        (0..2)
+            .map(|_| format!("{:032x}", rand::random::<u128>()))
+            .collect()
+    };
+    TokenVerifier::hs256(
+        secret.as_bytes(),
+        env("PLINTH_JWT_ISSUER").as_deref(),
+        env("PLINTH_JWT_AUDIENCE").as_deref(),
+    )
+    .map_err(|e| anyhow!("{e}"))
+}
+
+/// The ES256 key from `PLINTH_CONTEXT_KEY`; a function that signs nothing gets a throwaway one.
+fn context_signer(needed: bool) -> Result<ContextSigner> {
+    let Some(encoded) = env("PLINTH_CONTEXT_KEY") else {
+        if needed {
+            bail!(
+                "PLINTH_CONTEXT_KEY is not set: the base64 PKCS#8 DER of the ES256 key that signs tenant contexts"
+            );
+        }
+        return ContextSigner::generate().map_err(|e| anyhow!("{e}"));
+    };
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .context("PLINTH_CONTEXT_KEY is not base64")?;
+    ContextSigner::from_pkcs8(&der).map_err(|e| anyhow!("PLINTH_CONTEXT_KEY: {e}"))
+}
+
+/// JSON logs for CloudWatch, at `RUST_LOG` or `AWS_LAMBDA_LOG_LEVEL` (info by default).
+pub fn init_logging() {
+    lambda_runtime::tracing::init_default_subscriber();
+}

@@ -27,6 +27,7 @@ pub mod identity;
 pub mod install;
 pub mod instances;
 pub mod ids;
+pub mod module_events;
 pub mod platform;
 pub mod rbac;
 pub mod store;

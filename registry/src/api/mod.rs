@@ -4,6 +4,7 @@
 
 mod auth;
 mod body;
+mod events;
 mod install;
 mod modules;
 mod rbac;
@@ -36,6 +37,7 @@ pub fn router_with_fallback(platform: Arc<Platform>, fallback: Router) -> Router
         .merge(install::routes())
         .merge(tenants::routes())
         .merge(rbac::routes())
+        .merge(events::routes())
         .with_state(platform)
         .fallback_service(fallback)
 }

@@ -5,6 +5,7 @@ mod support;
 
 mod catalog;
 mod install;
+mod module_events;
 mod gateway;
 mod tenancy;
 

@@ -1,0 +1,44 @@
+//! Modules publishing their own events through the platform (one machine; on AWS they put
+//! them on EventBridge directly): `POST /api/v1/events` with the module's API key.
+
+use plinth_module_sdk::ModuleName;
+use plinth_module_sdk::events::{Event, module_source};
+
+use crate::error::{Error, Result};
+use crate::identity::Caller;
+use crate::ids::TenantId;
+use crate::platform::Platform;
+
+impl Platform {
+    /// Puts a module's event on the bus: its source must be the module's own, its detail-type
+    /// one the manifest declares, and a tenant it names must have the module enabled.
+    pub async fn publish_module_event(&self, caller: &Caller, event: Event) -> Result<()> {
+        let Caller::Module(module) = caller else {
+            return Err(Error::Forbidden("only a module's API key publishes its events".into()));
+        };
+        let expected = module_source(module);
+        if event.source != expected {
+            return Err(Error::field("source", format!("{module} publishes with source `{expected}`, not `{}`", event.source)));
+        }
+        let (manifest, _) = self.installed_module(module).await?;
+        if !manifest.events.publishes.iter().any(|d| d == &event.detail_type) {
+            return Err(Error::field(
+                "detail-type",
+                format!("{module} does not declare `{}` in events.publishes", event.detail_type),
+            ));
+        }
+        if let Some(tenant) = event.tenant_id() {
+            self.require_enabled(module, tenant).await?;
+        }
+        self.bus
+            .publish(vec![event])
+            .await
+            .map_err(|e| Error::Unavailable(format!("the event was not published: {e}")))
+    }
+
+    async fn require_enabled(&self, module: &ModuleName, tenant: &str) -> Result<()> {
+        let not_enabled = || Error::field("detail.tenant_id", format!("tenant {tenant} has not enabled {module}"));
+        let tenant = TenantId::parse(tenant).map_err(|_| not_enabled())?;
+        self.resolve_cached(&tenant, module, None).await.map(|_| ()).map_err(|_| not_enabled())
+    }
+}

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use plinth_registry::store::embedded::EmbeddedStore;
 use plinth_registry::store::{Condition, Item, Key, Query, Store, Write};
 use serde_json::{Map, Value, json};
@@ -60,16 +60,14 @@ fn bench_store(c: &mut Criterion) {
         });
     });
 
-    group.bench_function("put_versioned", |b| {
+    // The optimistic write the control plane makes: read, then put under the version read.
+    group.bench_function("read_then_versioned_put", |b| {
         let key = Key::new("TENANT#0", "MODULE#00");
-        b.iter_batched(
-            || rt.block_on(store.get(&key)).unwrap().unwrap(),
-            |current| {
-                let (item, condition) = current.next(data(current.version));
-                rt.block_on(store.put(item, condition)).unwrap();
-            },
-            BatchSize::SmallInput,
-        );
+        b.iter(|| {
+            let current = rt.block_on(store.get(&key)).unwrap().unwrap();
+            let (item, condition) = current.next(data(current.version));
+            rt.block_on(store.put(item, condition)).unwrap();
+        });
     });
 
     group.bench_function("query_20", |b| {

@@ -15,7 +15,7 @@ use crate::platform::Platform;
 use crate::store::{Condition, Item, Key, Query, Write, keys, query_all};
 
 /// A key as issued: `key` is shown this once and never stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IssuedKey {
     pub id: String,
     pub module: String,
@@ -24,7 +24,7 @@ pub struct IssuedKey {
 }
 
 /// What the store keeps of a key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiKeyRecord {
     pub id: String,
     pub module: String,

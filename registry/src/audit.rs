@@ -15,7 +15,7 @@ pub const RETENTION_DAYS: i64 = 400;
 /// Where platform-wide changes (installs, publishes) are recorded; no tenant id has a `~`.
 pub const PLATFORM_SCOPE: &str = "~platform";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     pub id: String,
     pub at: String,
@@ -43,7 +43,7 @@ pub fn record(scope: &str, actor: &str, action: &str, target: &str, detail: Valu
 }
 
 /// A page of a tenant's audit, newest first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub records: Vec<AuditRecord>,
     /// Pass as `?after=` for the next page.

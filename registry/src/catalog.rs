@@ -14,7 +14,7 @@ use crate::platform::Platform;
 use crate::store::{Condition, Item, Query, Write, keys, query_all};
 
 /// A published version of a module.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModuleVersion {
     pub module: String,
     pub version: String,

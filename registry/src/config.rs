@@ -23,7 +23,7 @@ use crate::platform::Platform;
 use crate::store::{Item, Key, keys};
 
 /// Which tier set a key of the resolved configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConfigTier {
     Module,
@@ -32,7 +32,7 @@ pub enum ConfigTier {
 }
 
 /// What a module reads: its configuration for a tenant (and company).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResolvedConfig {
     pub module: String,
     pub tenant_id: String,

@@ -19,7 +19,7 @@ use crate::install::{Installation, now};
 use crate::platform::Platform;
 use crate::store::{Condition, Item, Key, Write, keys};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TenantModule {
     pub tenant_id: String,
     pub module: String,
@@ -34,7 +34,7 @@ pub struct TenantModule {
     pub updated_by: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CompanyModule {
     pub tenant_id: String,
     pub company_id: String,
@@ -52,7 +52,7 @@ pub struct CompanyModule {
 
 /// `PUT /api/v1/tenants/{t}/modules/{m}` (and `PUT …/companies/{c}/modules/{m}` with
 /// `is_enabled`): every field optional.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ModuleChange {
     #[serde(default, alias = "is_enabled")]

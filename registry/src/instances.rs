@@ -17,14 +17,14 @@ use crate::identity::Caller;
 use crate::platform::Platform;
 use crate::store::{Condition, Item, Key, Query, Update, keys, query_all};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Health {
     Healthy,
     Unhealthy,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Instance {
     pub module: String,
     pub url: String,
@@ -36,7 +36,7 @@ pub struct Instance {
 }
 
 /// `POST /api/v1/modules/{m}/instances`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
     pub instance_url: String,

@@ -29,7 +29,7 @@ pub struct Role {
 }
 
 /// `PUT /api/v1/tenants/{t}/roles/{r}`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleChange {
     pub permissions: Vec<String>,

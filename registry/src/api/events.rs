@@ -7,6 +7,7 @@ use axum::routing::post;
 use plinth_module_sdk::events::Event;
 use serde_json::{Value, json};
 
+use super::openapi::ProblemDocument;
 use super::{Json, State};
 use crate::error::Result;
 use crate::identity::Caller;
@@ -15,6 +16,20 @@ pub(super) fn routes() -> Router<State> {
     Router::new().route("/api/v1/events", post(publish))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/events",
+    tag = "events",
+    summary = "A module publishes one of its declared events for a tenant that enabled it (module API key)",
+    request_body(content = serde_json::Value, description = "The event envelope"),
+    responses(
+        (status = 202, description = "`{\"id\"}`: on the bus", body = serde_json::Value),
+        (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid input; `errors` names each field", body = ProblemDocument, content_type = "application/problem+json")
+    ),
+    security(("module_api_key" = []))
+)]
 async fn publish(Extract(platform): Extract<State>, caller: Caller, Json(event): Json<Event>) -> Result<(StatusCode, Json<Value>)> {
     let id = event.id.clone();
     platform.publish_module_event(&caller, event).await?;

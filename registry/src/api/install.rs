@@ -9,11 +9,14 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::modules::module_name;
+use super::openapi::ProblemDocument;
 use super::{Json, State};
 use crate::api_keys::{ApiKeyRecord, IssuedKey};
 use crate::error::Result;
 use crate::identity::Caller;
-use crate::install::{InstallRequest, Installation, UninstallOutcome, UpgradeRequest};
+use crate::install::{
+    InstallRequest, Installation, UninstallImpact, UninstallOutcome, UpgradeRequest,
+};
 use crate::instances::{Instance, Registration};
 
 pub(super) fn routes() -> Router<State> {
@@ -21,19 +24,43 @@ pub(super) fn routes() -> Router<State> {
         .route("/api/v1/modules/{module}/install", post(install))
         .route("/api/v1/modules/{module}/upgrade", post(upgrade))
         .route("/api/v1/modules/{module}/rollback", post(rollback))
-        .route("/api/v1/modules/{module}/installation", get(status).delete(uninstall))
+        .route(
+            "/api/v1/modules/{module}/installation",
+            get(status).delete(uninstall),
+        )
         .route("/api/v1/modules/{module}/manifest", get(manifest))
-        .route("/api/v1/modules/{module}/instances", get(instances).post(register))
-        .route("/api/v1/modules/{module}/api-keys", get(api_keys).post(issue_key))
+        .route(
+            "/api/v1/modules/{module}/instances",
+            get(instances).post(register),
+        )
+        .route(
+            "/api/v1/modules/{module}/api-keys",
+            get(api_keys).post(issue_key),
+        )
         .route("/api/v1/modules/{module}/api-keys/{id}", delete(revoke_key))
 }
 
 /// 202 with the status resource's address.
 fn accepted(module: &str, installation: Installation) -> Response {
     let location = format!("/api/v1/modules/{module}/installation");
-    (StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(installation)).into_response()
+    (
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(installation),
+    )
+        .into_response()
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/modules/{module}/install",
+    tag = "installer",
+    summary = "Start installing a module version",
+    params(("module" = String, Path, description = "Module name")),
+    request_body(content = InstallRequest),
+    responses((status = 202, description = "Started; poll `Location` (the installation)", body = serde_json::Value), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "Conflicts with the current state (a duplicate, a dependent, a hook's refusal)", body = ProblemDocument, content_type = "application/problem+json"), (status = 422, description = "Invalid input; `errors` names each field", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
 async fn install(
     Extract(platform): Extract<State>,
     caller: Caller,
@@ -45,6 +72,16 @@ async fn install(
     Ok(accepted(&module, started))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/modules/{module}/upgrade",
+    tag = "installer",
+    summary = "Start upgrading an installed module",
+    params(("module" = String, Path, description = "Module name")),
+    request_body(content = UpgradeRequest),
+    responses((status = 202, description = "Started; poll the installation", body = serde_json::Value), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "Conflicts with the current state (a duplicate, a dependent, a hook's refusal)", body = ProblemDocument, content_type = "application/problem+json"), (status = 422, description = "Invalid input; `errors` names each field", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
 async fn upgrade(
     Extract(platform): Extract<State>,
     caller: Caller,
@@ -56,7 +93,20 @@ async fn upgrade(
     Ok(accepted(&module, started))
 }
 
-async fn rollback(Extract(platform): Extract<State>, caller: Caller, Path(module): Path<String>) -> Result<Response> {
+#[utoipa::path(
+    post,
+    path = "/api/v1/modules/{module}/rollback",
+    tag = "installer",
+    summary = "Start rolling back to the previous version",
+    params(("module" = String, Path, description = "Module name")),
+    responses((status = 202, description = "Started; poll the installation", body = serde_json::Value), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "Conflicts with the current state (a duplicate, a dependent, a hook's refusal)", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
+async fn rollback(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Path(module): Path<String>,
+) -> Result<Response> {
     let name = module_name(&module)?;
     let started = platform.start_rollback(&caller, &name).await?;
     Ok(accepted(&module, started))
@@ -70,6 +120,15 @@ struct UninstallParams {
     drop_data: bool,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/modules/{module}/installation",
+    tag = "installer",
+    summary = "Start uninstalling a module (refused while a dependent is installed)",
+    params(("module" = String, Path, description = "Module name"), ("dry_run" = Option<bool>, Query, description = "Only say what would happen"), ("drop_data" = Option<bool>, Query, description = "Drop the module's tables too")),
+    responses((status = 202, description = "Started; poll the installation", body = serde_json::Value), (status = 200, description = "Dry run: what uninstalling would do", body = UninstallImpact), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "Conflicts with the current state (a duplicate, a dependent, a hook's refusal)", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
 async fn uninstall(
     Extract(platform): Extract<State>,
     caller: Caller,
@@ -77,36 +136,109 @@ async fn uninstall(
     Query(params): Query<UninstallParams>,
 ) -> Result<Response> {
     let name = module_name(&module)?;
-    match platform.start_uninstall(&caller, &name, params.drop_data, params.dry_run).await? {
+    match platform
+        .start_uninstall(&caller, &name, params.drop_data, params.dry_run)
+        .await?
+    {
         UninstallOutcome::DryRun(impact) => Ok(Json(impact).into_response()),
         UninstallOutcome::Started(started) => Ok(accepted(&module, *started)),
     }
 }
 
-async fn status(Extract(platform): Extract<State>, _caller: Caller, Path(module): Path<String>) -> Result<Json<Installation>> {
-    platform.installation(&module_name(&module)?).await.map(Json)
+#[utoipa::path(
+    get,
+    path = "/api/v1/modules/{module}/installation",
+    tag = "installer",
+    summary = "The installation and the steps of its last operation",
+    params(("module" = String, Path, description = "Module name")),
+    responses((status = 200, description = "The installation (`status`: pending, running, installed, failed, uninstalled)", body = serde_json::Value), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
+async fn status(
+    Extract(platform): Extract<State>,
+    _caller: Caller,
+    Path(module): Path<String>,
+) -> Result<Json<Installation>> {
+    platform
+        .installation(&module_name(&module)?)
+        .await
+        .map(Json)
 }
 
-async fn manifest(Extract(platform): Extract<State>, _caller: Caller, Path(module): Path<String>) -> Result<Json<Value>> {
-    platform.installed_manifest(&module_name(&module)?).await.map(Json)
+#[utoipa::path(
+    get,
+    path = "/api/v1/modules/{module}/manifest",
+    tag = "catalog",
+    summary = "The installed version's manifest",
+    params(("module" = String, Path, description = "Module name")),
+    responses((status = 200, description = "The manifest", body = serde_json::Value), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
+async fn manifest(
+    Extract(platform): Extract<State>,
+    _caller: Caller,
+    Path(module): Path<String>,
+) -> Result<Json<Value>> {
+    platform
+        .installed_manifest(&module_name(&module)?)
+        .await
+        .map(Json)
 }
 
-async fn instances(Extract(platform): Extract<State>, caller: Caller, Path(module): Path<String>) -> Result<Json<Vec<Instance>>> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/modules/{module}/instances",
+    tag = "installer",
+    summary = "A module's registered instances and their health",
+    params(("module" = String, Path, description = "Module name")),
+    responses((status = 200, description = "Instances", body = Vec<Instance>), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
+async fn instances(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Path(module): Path<String>,
+) -> Result<Json<Vec<Instance>>> {
     caller.require_platform_admin()?;
     platform.instances(&module_name(&module)?).await.map(Json)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/modules/{module}/instances",
+    tag = "installer",
+    summary = "Heartbeat: a module instance registers itself (module API key)",
+    params(("module" = String, Path, description = "Module name")),
+    request_body(content = Registration),
+    responses((status = 201, description = "Registered", body = Instance), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json"), (status = 422, description = "Invalid input; `errors` names each field", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
 async fn register(
     Extract(platform): Extract<State>,
     caller: Caller,
     Path(module): Path<String>,
     Json(registration): Json<Registration>,
 ) -> Result<(StatusCode, Json<Instance>)> {
-    let instance = platform.self_register(&caller, &module_name(&module)?, registration).await?;
+    let instance = platform
+        .self_register(&caller, &module_name(&module)?, registration)
+        .await?;
     Ok((StatusCode::CREATED, Json(instance)))
 }
 
-async fn api_keys(Extract(platform): Extract<State>, caller: Caller, Path(module): Path<String>) -> Result<Json<Vec<ApiKeyRecord>>> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/modules/{module}/api-keys",
+    tag = "installer",
+    summary = "A module's API keys (hashes never shown)",
+    params(("module" = String, Path, description = "Module name")),
+    responses((status = 200, description = "Keys", body = Vec<ApiKeyRecord>), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
+async fn api_keys(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Path(module): Path<String>,
+) -> Result<Json<Vec<ApiKeyRecord>>> {
     caller.require_platform_admin()?;
     let mut keys = platform.api_keys(&module_name(&module)?).await?;
     for key in &mut keys {
@@ -123,6 +255,16 @@ struct IssueKey {
     rotate_after_secs: Option<i64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/modules/{module}/api-keys",
+    tag = "installer",
+    summary = "Issue a module API key (shown once)",
+    params(("module" = String, Path, description = "Module name")),
+    request_body(content = serde_json::Value, description = "Optional `{\"rotate_after_secs\": n}`: the module's other keys stop working n seconds from now"),
+    responses((status = 201, description = "The key, shown this once", body = IssuedKey), (status = 400, description = "Malformed request", body = ProblemDocument, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
 async fn issue_key(
     Extract(platform): Extract<State>,
     caller: Caller,
@@ -132,17 +274,31 @@ async fn issue_key(
     let request: IssueKey = if body.iter().all(u8::is_ascii_whitespace) {
         IssueKey::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| crate::Error::BadRequest(format!("the body is not valid: {e}")))?
+        serde_json::from_slice(&body)
+            .map_err(|e| crate::Error::BadRequest(format!("the body is not valid: {e}")))?
     };
-    let issued = platform.issue_api_key(&caller, &module_name(&module)?, request.rotate_after_secs).await?;
+    let issued = platform
+        .issue_api_key(&caller, &module_name(&module)?, request.rotate_after_secs)
+        .await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/modules/{module}/api-keys/{id}",
+    tag = "installer",
+    summary = "Revoke a module API key",
+    params(("module" = String, Path, description = "Module name"), ("id" = String, Path, description = "Key id")),
+    responses((status = 204, description = "Revoked"), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
 async fn revoke_key(
     Extract(platform): Extract<State>,
     caller: Caller,
     Path((module, id)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    platform.revoke_api_key(&caller, &module_name(&module)?, &id).await?;
+    platform
+        .revoke_api_key(&caller, &module_name(&module)?, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

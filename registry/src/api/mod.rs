@@ -7,6 +7,7 @@ mod body;
 mod events;
 mod install;
 mod modules;
+mod openapi;
 mod rbac;
 mod tenants;
 
@@ -19,6 +20,7 @@ use crate::platform::Platform;
 
 pub use auth::{API_KEY_HEADER, caller_of};
 pub use body::Json;
+pub use openapi::document as openapi_document;
 
 /// Shared state of every handler.
 pub type State = Arc<Platform>;
@@ -33,6 +35,7 @@ pub fn router_with_fallback(platform: Arc<Platform>, fallback: Router) -> Router
     Router::new()
         .route("/health", get(health))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/openapi.json", get(openapi::openapi_json))
         .merge(modules::routes())
         .merge(install::routes())
         .merge(tenants::routes())
@@ -43,13 +46,20 @@ pub fn router_with_fallback(platform: Arc<Platform>, fallback: Router) -> Router
 }
 
 /// The keys module backends verify `X-Plinth-Context` with.
-async fn jwks(axum::extract::State(platform): axum::extract::State<State>) -> impl axum::response::IntoResponse {
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "platform",
+    responses((status = 200, description = "JSON Web Key Set of the tenant-context signing keys", body = serde_json::Value)))]
+async fn jwks(
+    axum::extract::State(platform): axum::extract::State<State>,
+) -> impl axum::response::IntoResponse {
     (
         [(axum::http::header::CACHE_CONTROL, "public, max-age=300")],
         axum::Json(platform.context.jwks()),
     )
 }
 
+/// Liveness.
+#[utoipa::path(get, path = "/health", tag = "platform",
+    responses((status = 200, description = "`{\"status\": \"healthy\", \"service\": \"plinth\"}`", body = serde_json::Value)))]
 async fn health() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"status": "healthy", "service": "plinth"}))
 }

@@ -7,6 +7,7 @@ use axum::routing::get;
 use plinth_module_sdk::ModuleName;
 use serde_json::Value;
 
+use super::openapi::ProblemDocument;
 use super::{Json, State};
 use crate::catalog::{CatalogEntry, ListFilter, ModuleVersion, Published};
 use crate::error::{Error, Result};
@@ -20,9 +21,19 @@ pub(super) fn routes() -> Router<State> {
 }
 
 pub(super) fn module_name(name: &str) -> Result<ModuleName> {
-    ModuleName::parse(name).map_err(|_| Error::NotFound(format!("no module named {name} is published")))
+    ModuleName::parse(name)
+        .map_err(|_| Error::NotFound(format!("no module named {name} is published")))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/modules",
+    tag = "catalog",
+    summary = "Publish a module version (body: its manifest.json)",
+    request_body(content = serde_json::Value, description = "The manifest"),
+    responses((status = 201, description = "Published", body = ModuleVersion), (status = 200, description = "The same manifest was published before; nothing changed", body = ModuleVersion), (status = 400, description = "Malformed request", body = ProblemDocument, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "Conflicts with the current state (a duplicate, a dependent, a hook's refusal)", body = ProblemDocument, content_type = "application/problem+json"), (status = 422, description = "Invalid input; `errors` names each field", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
 async fn publish(
     Extract(platform): Extract<State>,
     caller: Caller,
@@ -36,6 +47,15 @@ async fn publish(
     Ok((status, Json(version)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/modules",
+    tag = "catalog",
+    summary = "The marketplace",
+    params(("category" = Option<String>, Query, description = "Only this category"), ("tag" = Option<String>, Query, description = "Only modules with this tag"), ("tier" = Option<String>, Query, description = "Only modules a tenant of this tier may enable")),
+    responses((status = 200, description = "Catalog entries", body = Vec<serde_json::Value>), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
 async fn list(
     Extract(platform): Extract<State>,
     _caller: Caller,
@@ -44,14 +64,35 @@ async fn list(
     platform.list_modules(&filter).await.map(Json)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/modules/{module}",
+    tag = "catalog",
+    summary = "A module's catalog entry",
+    params(("module" = String, Path, description = "Module name")),
+    responses((status = 200, description = "The catalog entry", body = serde_json::Value), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
 async fn detail(
     Extract(platform): Extract<State>,
     _caller: Caller,
     Path(module): Path<String>,
 ) -> Result<Json<CatalogEntry>> {
-    platform.catalog_entry(&module_name(&module)?).await.map(Json)
+    platform
+        .catalog_entry(&module_name(&module)?)
+        .await
+        .map(Json)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/modules/{module}/versions",
+    tag = "catalog",
+    summary = "A module's published versions",
+    params(("module" = String, Path, description = "Module name")),
+    responses((status = 200, description = "Versions, oldest first", body = Vec<ModuleVersion>), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
 async fn versions(
     Extract(platform): Extract<State>,
     _caller: Caller,

@@ -5,6 +5,7 @@ use axum::extract::{Path, State as Extract};
 use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 
+use super::openapi::ProblemDocument;
 use super::{Json, State};
 use crate::error::{Error, Result};
 use crate::identity::Caller;
@@ -23,17 +24,53 @@ fn tenant_id(text: &str) -> Result<TenantId> {
     TenantId::parse(text).map_err(|_| Error::NotFound(format!("no tenant {text}")))
 }
 
-async fn verify(Extract(platform): Extract<State>, caller: Caller, Json(request): Json<VerifyRequest>) -> Result<Json<Value>> {
+#[utoipa::path(
+    post,
+    path = "/api/v1/rbac/verify",
+    tag = "rbac",
+    summary = "Does a user have a permission?",
+    request_body(content = serde_json::Value, description = "`{\"tenant_id\", \"user_id\", \"permission\", \"company_id\"?}`"),
+    responses((status = 200, description = "`{\"has_permission\": bool}`", body = serde_json::Value), (status = 400, description = "Malformed request", body = ProblemDocument, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 422, description = "Invalid input; `errors` names each field", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
+async fn verify(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Json(request): Json<VerifyRequest>,
+) -> Result<Json<Value>> {
     let allowed = platform.verify_permission(&caller, &request).await?;
     Ok(Json(json!({"has_permission": allowed})))
 }
 
-async fn roles(Extract(platform): Extract<State>, caller: Caller, Path(tenant): Path<String>) -> Result<Json<Vec<Role>>> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/roles",
+    tag = "rbac",
+    summary = "A tenant's roles",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, description = "Roles", body = Vec<serde_json::Value>), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
+async fn roles(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+) -> Result<Json<Vec<Role>>> {
     let tenant = tenant_id(&tenant)?;
     caller.require_tenant_admin(&tenant)?;
     platform.roles(&tenant).await.map(Json)
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/tenants/{tenant}/roles/{role}",
+    tag = "rbac",
+    summary = "Create or replace a role (a set of module permissions)",
+    params(("tenant" = String, Path, description = "Tenant id"), ("role" = String, Path, description = "Role name")),
+    request_body(content = RoleChange),
+    responses((status = 200, description = "The role", body = serde_json::Value), (status = 400, description = "Malformed request", body = ProblemDocument, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json"), (status = 422, description = "Invalid input; `errors` names each field", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
 async fn put_role(
     Extract(platform): Extract<State>,
     caller: Caller,
@@ -42,9 +79,22 @@ async fn put_role(
 ) -> Result<Json<Role>> {
     let tenant = tenant_id(&tenant)?;
     let role = RoleName::parse_field("role", &role)?;
-    platform.put_role(&caller, &tenant, &role, change).await.map(Json)
+    platform
+        .put_role(&caller, &tenant, &role, change)
+        .await
+        .map(Json)
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/tenants/{tenant}/users/{user}/roles",
+    tag = "rbac",
+    summary = "Assign roles to a user, tenant-wide and per company",
+    params(("tenant" = String, Path, description = "Tenant id"), ("user" = String, Path, description = "User id (`sub`)")),
+    request_body(content = serde_json::Value, description = "`{\"roles\": [..], \"companies\": {company: [..]}}`"),
+    responses((status = 200, description = "The assignment", body = serde_json::Value), (status = 400, description = "Malformed request", body = ProblemDocument, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json"), (status = 422, description = "Invalid input; `errors` names each field", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
 async fn assign(
     Extract(platform): Extract<State>,
     caller: Caller,
@@ -53,5 +103,8 @@ async fn assign(
 ) -> Result<Json<Assignment>> {
     let tenant = tenant_id(&tenant)?;
     let user = UserId::parse_field("user", &user)?;
-    platform.assign_roles(&caller, &tenant, &user, assignment).await.map(Json)
+    platform
+        .assign_roles(&caller, &tenant, &user, assignment)
+        .await
+        .map(Json)
 }

@@ -8,8 +8,10 @@ use axum::routing::{get, post, put};
 use serde::Deserialize;
 
 use super::modules::module_name;
+use super::openapi::ProblemDocument;
 use super::{Json, State};
 use crate::audit::AuditPage;
+use crate::config::ResolvedConfig;
 use crate::enablement::{CompanyModule, ModuleChange, TenantModule};
 use crate::error::{Error, Result};
 use crate::identity::Caller;
@@ -20,11 +22,23 @@ pub(super) fn routes() -> Router<State> {
     Router::new()
         .route("/api/v1/tenants", post(create_tenant))
         .route("/api/v1/tenants/{tenant}", get(tenant))
-        .route("/api/v1/tenants/{tenant}/companies", get(companies).post(create_company))
+        .route(
+            "/api/v1/tenants/{tenant}/companies",
+            get(companies).post(create_company),
+        )
         .route("/api/v1/tenants/{tenant}/companies/{company}", get(company))
-        .route("/api/v1/tenants/{tenant}/modules/{module}", put(enable).delete(disable))
-        .route("/api/v1/tenants/{tenant}/companies/{company}/modules/{module}", put(customize))
-        .route("/api/v1/tenants/{tenant}/modules/{module}/config", get(config))
+        .route(
+            "/api/v1/tenants/{tenant}/modules/{module}",
+            put(enable).delete(disable),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/companies/{company}/modules/{module}",
+            put(customize),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/modules/{module}/config",
+            get(config),
+        )
         .route("/api/v1/tenants/{tenant}/audit", get(audit))
 }
 
@@ -36,39 +50,106 @@ fn company_id(text: &str) -> Result<CompanyId> {
     CompanyId::parse(text).map_err(|_| Error::NotFound(format!("no company {text}")))
 }
 
-async fn create_tenant(Extract(platform): Extract<State>, caller: Caller, Json(new): Json<NewTenant>) -> Result<(StatusCode, Json<Tenant>)> {
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants",
+    tag = "tenancy",
+    summary = "Create a tenant",
+    request_body(content = serde_json::Value, description = "`{\"id\", \"name\", \"subscription_tier\"?: free|basic|premium|enterprise}`"),
+    responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Malformed request", body = ProblemDocument, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "Conflicts with the current state (a duplicate, a dependent, a hook's refusal)", body = ProblemDocument, content_type = "application/problem+json"), (status = 422, description = "Invalid input; `errors` names each field", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
+async fn create_tenant(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Json(new): Json<NewTenant>,
+) -> Result<(StatusCode, Json<Tenant>)> {
     let tenant = platform.create_tenant(&caller, new).await?;
     Ok((StatusCode::CREATED, Json(tenant)))
 }
 
-async fn tenant(Extract(platform): Extract<State>, caller: Caller, Path(tenant): Path<String>) -> Result<Json<Tenant>> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}",
+    tag = "tenancy",
+    summary = "A tenant",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, description = "The tenant", body = serde_json::Value), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
+async fn tenant(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+) -> Result<Json<Tenant>> {
     let tenant = tenant_id(&tenant)?;
     caller.require_tenant_member(&tenant)?;
     platform.tenant(&tenant).await.map(Json)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/companies",
+    tag = "tenancy",
+    summary = "Create a company",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    request_body(content = serde_json::Value, description = "`{\"id\", \"name\", \"country\"?}`"),
+    responses((status = 201, description = "Created", body = serde_json::Value), (status = 400, description = "Malformed request", body = ProblemDocument, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "Conflicts with the current state (a duplicate, a dependent, a hook's refusal)", body = ProblemDocument, content_type = "application/problem+json"), (status = 422, description = "Invalid input; `errors` names each field", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
 async fn create_company(
     Extract(platform): Extract<State>,
     caller: Caller,
     Path(tenant): Path<String>,
     Json(new): Json<NewCompany>,
 ) -> Result<(StatusCode, Json<Company>)> {
-    let company = platform.create_company(&caller, &tenant_id(&tenant)?, new).await?;
+    let company = platform
+        .create_company(&caller, &tenant_id(&tenant)?, new)
+        .await?;
     Ok((StatusCode::CREATED, Json(company)))
 }
 
-async fn companies(Extract(platform): Extract<State>, caller: Caller, Path(tenant): Path<String>) -> Result<Json<Vec<Company>>> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/companies",
+    tag = "tenancy",
+    summary = "A tenant's companies",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, description = "Companies", body = Vec<serde_json::Value>), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
+async fn companies(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+) -> Result<Json<Vec<Company>>> {
     let tenant = tenant_id(&tenant)?;
     caller.require_tenant_member(&tenant)?;
     platform.companies(&tenant).await.map(Json)
 }
 
 /// For the tenant's users, and for modules the tenant has enabled (the seed's `get_company`).
-async fn company(Extract(platform): Extract<State>, caller: Caller, Path((tenant, company)): Path<(String, String)>) -> Result<Json<Company>> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/companies/{company}",
+    tag = "tenancy",
+    summary = "A company (for the tenant's users and its enabled modules)",
+    params(("tenant" = String, Path, description = "Tenant id"), ("company" = String, Path, description = "Company id")),
+    responses((status = 200, description = "The company", body = serde_json::Value), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
+async fn company(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Path((tenant, company)): Path<(String, String)>,
+) -> Result<Json<Company>> {
     let (tenant, company) = (tenant_id(&tenant)?, company_id(&company)?);
     match &caller {
         Caller::Module(module) => {
-            let enabled = platform.tenant_module(&tenant, module).await?.is_some_and(|(row, _)| row.enabled);
+            let enabled = platform
+                .tenant_module(&tenant, module)
+                .await?
+                .is_some_and(|(row, _)| row.enabled);
             if !enabled {
                 return Err(Error::NotFound(format!("no tenant {tenant}")));
             }
@@ -80,6 +161,16 @@ async fn company(Extract(platform): Extract<State>, caller: Caller, Path((tenant
     platform.company(&tenant, &company).await.map(Json)
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/tenants/{tenant}/modules/{module}",
+    tag = "tenancy",
+    summary = "Enable (or change) a module for a tenant: a field present replaces, omitted keeps",
+    params(("tenant" = String, Path, description = "Tenant id"), ("module" = String, Path, description = "Module name")),
+    request_body(content = ModuleChange),
+    responses((status = 200, description = "The tenant's module row", body = TenantModule), (status = 400, description = "Malformed request", body = ProblemDocument, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "Conflicts with the current state (a duplicate, a dependent, a hook's refusal)", body = ProblemDocument, content_type = "application/problem+json"), (status = 422, description = "Invalid input; `errors` names each field", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
 async fn enable(
     Extract(platform): Extract<State>,
     caller: Caller,
@@ -87,23 +178,62 @@ async fn enable(
     Json(change): Json<ModuleChange>,
 ) -> Result<Json<TenantModule>> {
     let (tenant, module) = (tenant_id(&tenant)?, module_name(&module)?);
-    platform.set_tenant_module(&caller, &tenant, &module, change).await.map(Json)
+    platform
+        .set_tenant_module(&caller, &tenant, &module, change)
+        .await
+        .map(Json)
 }
 
-async fn disable(Extract(platform): Extract<State>, caller: Caller, Path((tenant, module)): Path<(String, String)>) -> Result<Json<TenantModule>> {
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tenants/{tenant}/modules/{module}",
+    tag = "tenancy",
+    summary = "Disable a module for a tenant (its configuration is kept)",
+    params(("tenant" = String, Path, description = "Tenant id"), ("module" = String, Path, description = "Module name")),
+    responses((status = 200, description = "The tenant's module row", body = TenantModule), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "Conflicts with the current state (a duplicate, a dependent, a hook's refusal)", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
+async fn disable(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Path((tenant, module)): Path<(String, String)>,
+) -> Result<Json<TenantModule>> {
     let (tenant, module) = (tenant_id(&tenant)?, module_name(&module)?);
-    let change = ModuleChange { enabled: Some(false), ..ModuleChange::default() };
-    platform.set_tenant_module(&caller, &tenant, &module, change).await.map(Json)
+    let change = ModuleChange {
+        enabled: Some(false),
+        ..ModuleChange::default()
+    };
+    platform
+        .set_tenant_module(&caller, &tenant, &module, change)
+        .await
+        .map(Json)
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v1/tenants/{tenant}/companies/{company}/modules/{module}",
+    tag = "tenancy",
+    summary = "A company's override: `is_enabled`, configuration, features",
+    params(("tenant" = String, Path, description = "Tenant id"), ("company" = String, Path, description = "Company id"), ("module" = String, Path, description = "Module name")),
+    request_body(content = ModuleChange),
+    responses((status = 200, description = "The company's module row", body = CompanyModule), (status = 400, description = "Malformed request", body = ProblemDocument, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "Conflicts with the current state (a duplicate, a dependent, a hook's refusal)", body = ProblemDocument, content_type = "application/problem+json"), (status = 422, description = "Invalid input; `errors` names each field", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
 async fn customize(
     Extract(platform): Extract<State>,
     caller: Caller,
     Path((tenant, company, module)): Path<(String, String, String)>,
     Json(change): Json<ModuleChange>,
 ) -> Result<Json<CompanyModule>> {
-    let (tenant, company, module) = (tenant_id(&tenant)?, company_id(&company)?, module_name(&module)?);
-    platform.set_company_module(&caller, &tenant, &company, &module, change).await.map(Json)
+    let (tenant, company, module) = (
+        tenant_id(&tenant)?,
+        company_id(&company)?,
+        module_name(&module)?,
+    );
+    platform
+        .set_company_module(&caller, &tenant, &company, &module, change)
+        .await
+        .map(Json)
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +241,15 @@ struct ConfigParams {
     company: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/modules/{module}/config",
+    tag = "tenancy",
+    summary = "The resolved configuration (defaults, tenant, company) and which tier set each key",
+    params(("tenant" = String, Path, description = "Tenant id"), ("module" = String, Path, description = "Module name"), ("company" = Option<String>, Query, description = "Resolve for this company")),
+    responses((status = 200, description = "Resolved; `ETag` is its version", body = ResolvedConfig), (status = 304, description = "Unchanged since `If-None-Match`"), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
 async fn config(
     Extract(platform): Extract<State>,
     caller: Caller,
@@ -119,11 +258,20 @@ async fn config(
     headers: HeaderMap,
 ) -> Result<Response> {
     let (tenant, module) = (tenant_id(&tenant)?, module_name(&module)?);
-    let company = params.company.as_deref().map(|c| CompanyId::parse_field("company", c)).transpose()?;
-    let resolved = platform.resolve_config(&caller, &tenant, &module, company.as_ref()).await?;
+    let company = params
+        .company
+        .as_deref()
+        .map(|c| CompanyId::parse_field("company", c))
+        .transpose()?;
+    let resolved = platform
+        .resolve_config(&caller, &tenant, &module, company.as_ref())
+        .await?;
     let etag = format!("\"{}\"", resolved.version);
     let etag_value = HeaderValue::from_str(&etag).map_err(|e| Error::Internal(e.to_string()))?;
-    if headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes()) {
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+    {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
     }
     Ok(([(header::ETAG, etag_value)], Json(resolved)).into_response())
@@ -135,6 +283,15 @@ struct AuditParams {
     after: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/audit",
+    tag = "tenancy",
+    summary = "Who changed what, when (newest first)",
+    params(("tenant" = String, Path, description = "Tenant id"), ("limit" = Option<usize>, Query, description = "Page size (default 50)"), ("after" = Option<String>, Query, description = "`next` of the previous page")),
+    responses((status = 200, description = "A page of records", body = AuditPage), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
 async fn audit(
     Extract(platform): Extract<State>,
     caller: Caller,
@@ -143,5 +300,12 @@ async fn audit(
 ) -> Result<Json<AuditPage>> {
     let tenant = tenant_id(&tenant)?;
     caller.require_tenant_admin(&tenant)?;
-    crate::audit::list(platform.store.as_ref(), &tenant, params.limit.unwrap_or(50), params.after).await.map(Json)
+    crate::audit::list(
+        platform.store.as_ref(),
+        &tenant,
+        params.limit.unwrap_or(50),
+        params.after,
+    )
+    .await
+    .map(Json)
 }

@@ -14,7 +14,7 @@ use crate::platform::Platform;
 use crate::store::{Query, query_all};
 
 /// What uninstalling a module would do (`?dry_run=true`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UninstallImpact {
     pub module: String,
     pub version: String,

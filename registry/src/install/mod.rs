@@ -184,7 +184,7 @@ impl Installation {
 }
 
 /// `POST /api/v1/modules/{m}/install`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InstallRequest {
     pub version: String,
@@ -193,7 +193,7 @@ pub struct InstallRequest {
 }
 
 /// `POST /api/v1/modules/{m}/upgrade`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpgradeRequest {
     pub version: String,

@@ -1,0 +1,108 @@
+//! `GET /openapi.json`: the platform API's OpenAPI document, generated from the handlers'
+//! `#[utoipa::path]` annotations (so a route without one is caught by the test below).
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use super::{events, install, modules, rbac, tenants};
+use crate::api_keys::{ApiKeyRecord, IssuedKey};
+use crate::audit::{AuditPage, AuditRecord};
+use crate::catalog::ModuleVersion;
+use crate::config::{ConfigTier, ResolvedConfig};
+use crate::enablement::{CompanyModule, ModuleChange, TenantModule};
+use crate::install::{InstallRequest, UninstallImpact, UpgradeRequest};
+use crate::instances::{Health, Instance, Registration};
+use crate::rbac::RoleChange;
+
+/// An RFC 9457 problem document, as every error is answered (`application/problem+json`).
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // only described, never built: `crate::error::ProblemBody` is what is sent
+pub(super) struct ProblemDocument {
+    /// Always `about:blank`.
+    #[schema(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    /// What went wrong, naming the field for bad input.
+    detail: String,
+    /// One entry per invalid field (422 only).
+    errors: Vec<FieldProblem>,
+}
+
+/// One invalid field of a request.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)]
+pub(super) struct FieldProblem {
+    /// Where, e.g. `backend.port` or `configuration.currency`.
+    path: String,
+    message: String,
+}
+
+/// The bearer-token and module-API-key security schemes.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "module_api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Module-API-Key"))),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Plinth platform API", description = "The control plane of Plinth: catalog, installer, tenancy, configuration, RBAC, API keys and audit. Errors are RFC 9457 problem documents."),
+    paths(
+        super::health, super::jwks, openapi_json,
+        modules::list, modules::publish, modules::detail, modules::versions,
+        install::install, install::upgrade, install::rollback, install::status, install::uninstall,
+        install::manifest, install::instances, install::register, install::api_keys, install::issue_key,
+        install::revoke_key,
+        tenants::create_tenant, tenants::tenant, tenants::companies, tenants::create_company, tenants::company,
+        tenants::enable, tenants::disable, tenants::customize, tenants::config, tenants::audit,
+        rbac::verify, rbac::roles, rbac::put_role, rbac::assign,
+        events::publish,
+    ),
+    components(schemas(
+        ProblemDocument, FieldProblem, ModuleVersion, InstallRequest, UpgradeRequest, UninstallImpact,
+        Instance, Health, Registration, IssuedKey, ApiKeyRecord, TenantModule, CompanyModule, ModuleChange,
+        ResolvedConfig, ConfigTier, RoleChange, AuditPage, AuditRecord,
+    )),
+    modifiers(&Security),
+    tags(
+        (name = "platform", description = "Liveness, keys and this document"),
+        (name = "catalog", description = "Published module versions and the marketplace"),
+        (name = "installer", description = "Install, upgrade, roll back and uninstall modules; instances and API keys"),
+        (name = "tenancy", description = "Tenants, companies, enablement, configuration and audit"),
+        (name = "rbac", description = "Roles, assignments and permission checks"),
+        (name = "events", description = "Modules' own events onto the platform's bus"),
+    )
+)]
+pub(super) struct ApiDoc;
+
+/// The document, as served.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The API's OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "platform",
+    responses((status = 200, description = "This document", body = serde_json::Value)))]
+pub(super) async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(document())
+}
+
+#[cfg(test)]
+#[path = "openapi_tests.rs"]
+mod tests;

@@ -1,0 +1,164 @@
+//! `GET /openapi.json` names every route the router serves, with its methods.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::deploy::NoTables;
+use crate::deploy::local::ProcessDeployer;
+use crate::events::local::LocalBus;
+use crate::hooks::http::HttpHooks;
+use crate::identity::TokenVerifier;
+use crate::install::LocalQueue;
+use crate::store::embedded::EmbeddedStore;
+use crate::{Platform, Ports, Settings};
+
+/// The router's source: every `.route("…", get(…).post(…))` of the API's files.
+const SOURCES: [&str; 6] = [
+    include_str!("mod.rs"),
+    include_str!("modules.rs"),
+    include_str!("install.rs"),
+    include_str!("tenants.rs"),
+    include_str!("rbac.rs"),
+    include_str!("events.rs"),
+];
+
+/// `(method, path)` of each route registered in `source`, however rustfmt wrapped the calls.
+fn routes_in(source: &str) -> Vec<(String, String)> {
+    let compact: String = source.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut routes = Vec::new();
+    for call in compact.split(".route(\"").skip(1) {
+        let Some((path, rest)) = call.split_once('"') else {
+            continue;
+        };
+        // Handlers are named, never called: the route's call ends at the first `))` or `,)`.
+        let end = [rest.find("))"), rest.find(",)")].into_iter().flatten().min();
+        let handlers = &rest[..end.unwrap_or(rest.len())];
+        for method in ["get", "post", "put", "delete", "patch"] {
+            let called = |prefix: &str| handlers.contains(&format!("{prefix}{method}("));
+            if called(",") || called(".") {
+                routes.push((method.to_owned(), path.to_owned()));
+            }
+        }
+    }
+    routes
+}
+
+fn platform(dir: &std::path::Path) -> Arc<Platform> {
+    let store = EmbeddedStore::open(dir.join("plinth.redb")).expect("store opens");
+    let bus = Arc::new(LocalBus::default());
+    let (queue, _worker) = tokio::sync::mpsc::unbounded_channel();
+    let ports = Ports {
+        store: Arc::new(store),
+        bus: bus.clone(),
+        subscriptions: bus,
+        deployer: Arc::new(ProcessDeployer::new(dir, dir.join("logs"))),
+        tables: Arc::new(NoTables),
+        hooks: Arc::new(HttpHooks::default()),
+        install_queue: Arc::new(LocalQueue(queue)),
+    };
+    let tokens =
+        TokenVerifier::hs256(b"openapi-test-secret-0123456789abcdef", None, None).expect("secret");
+    let settings = Settings {
+        public_url: "http://127.0.0.1:1".into(),
+        event_bus: None,
+    };
+    let context = crate::gateway::context::ContextSigner::generate().expect("key");
+    Arc::new(Platform::new(ports, tokens, settings, context))
+}
+
+async fn fetch_document() -> Value {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let router = super::super::router(platform(dir.path()));
+    let request = Request::get("/openapi.json")
+        .body(Body::empty())
+        .expect("request");
+    let response = router.oneshot(request).await.expect("answers");
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    serde_json::from_slice(&bytes).expect("JSON")
+}
+
+#[tokio::test]
+async fn every_route_of_the_router_is_described_with_its_methods() {
+    let document = fetch_document().await;
+    let paths = document["paths"].as_object().expect("paths");
+    let routes: Vec<_> = SOURCES.iter().flat_map(|s| routes_in(s)).collect();
+    assert!(
+        routes.len() >= 30,
+        "found only {} routes in the router's source",
+        routes.len()
+    );
+    let missing: Vec<String> = routes
+        .iter()
+        .filter(|(method, path)| {
+            paths
+                .get(path.as_str())
+                .and_then(|p| p.get(method.as_str()))
+                .is_none()
+        })
+        .map(|(method, path)| format!("{} {path}", method.to_uppercase()))
+        .collect();
+    assert!(missing.is_empty(), "not in /openapi.json: {missing:?}");
+    let described: BTreeSet<_> = paths.keys().cloned().collect();
+    let served: BTreeSet<_> = routes.iter().map(|(_, path)| path.clone()).collect();
+    assert_eq!(
+        described, served,
+        "/openapi.json describes paths the router does not serve"
+    );
+}
+
+#[tokio::test]
+async fn the_document_names_its_schemas_security_and_problem_answers() {
+    let document = fetch_document().await;
+    assert!(
+        document["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3."))
+    );
+    let schemas = &document["components"]["schemas"];
+    for name in [
+        "ModuleChange",
+        "ResolvedConfig",
+        "InstallRequest",
+        "ProblemDocument",
+    ] {
+        assert!(schemas.get(name).is_some(), "schema {name} missing");
+    }
+    assert!(
+        document["components"]["securitySchemes"]
+            .get("bearer")
+            .is_some()
+    );
+    let install = &document["paths"]["/api/v1/modules/{module}/install"]["post"];
+    assert!(install["responses"].get("202").is_some());
+    assert!(
+        install["responses"]["422"]["content"]
+            .get("application/problem+json")
+            .is_some()
+    );
+}
+
+#[test]
+fn the_route_scanner_reads_chained_methods() {
+    let source = ".route(\"/a/{x}\", get(one).delete(two))\n.route(\n    \"/b\",\n    post(three),\n)\n";
+    let routes = routes_in(source);
+    assert_eq!(
+        routes,
+        vec![
+            ("get".into(), "/a/{x}".into()),
+            ("delete".into(), "/a/{x}".into()),
+            ("post".into(), "/b".into())
+        ]
+    );
+}

@@ -66,3 +66,29 @@ pub fn run_plinth(dir: &Path, args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     }
 }
+
+/// Runs `plinth` with `args` in `dir`, with `env` added to its environment (and no
+/// `PLINTH_URL` or `PLINTH_TOKEN` of the caller's), and waits for it.
+///
+/// # Panics
+/// When the binary cannot be started.
+#[must_use]
+pub fn run_plinth_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(plinth_bin())
+        .args(args)
+        .env_remove("PLINTH_URL")
+        .env_remove("PLINTH_TOKEN")
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .output()
+        .expect("the plinth binary starts");
+    Run {
+        code: status.code(),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}

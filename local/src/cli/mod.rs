@@ -3,8 +3,14 @@
 //! To add a subcommand: a file here with its `Args` and a `run` function, a variant of
 //! [`Command`], and its arm in [`run`].
 
+mod client;
+mod company;
+mod config;
 mod events;
 mod manifest;
+mod module;
+mod tenant;
+mod token;
 mod up;
 
 use std::io::{self, Write};
@@ -14,6 +20,12 @@ use clap::{Parser, Subcommand};
 
 pub use events::{EventsArgs, EventsCommand};
 pub use manifest::{ManifestArgs, ManifestCommand};
+pub use client::{Output, Target};
+pub use company::{CompanyArgs, CompanyCommand};
+pub use config::{ConfigArgs, ConfigCommand};
+pub use module::{ModuleArgs, ModuleCommand};
+pub use tenant::{TenantArgs, TenantCommand};
+pub use token::TokenArgs;
 pub use up::UpArgs;
 
 /// `plinth`: run Plinth on this machine and administer a local or deployed Plinth.
@@ -34,6 +46,16 @@ pub enum Command {
     Manifest(ManifestArgs),
     /// Work with events and event patterns.
     Events(EventsArgs),
+    /// Work with modules: publish, install, upgrade, roll back, uninstall.
+    Module(ModuleArgs),
+    /// Create tenants; enable and disable modules for them.
+    Tenant(TenantArgs),
+    /// Create companies; set a company's module override.
+    Company(CompanyArgs),
+    /// Read a module's resolved configuration.
+    Config(ConfigArgs),
+    /// Print a development token (JWT) for local use.
+    Token(TokenArgs),
 }
 
 /// How a command ended, which decides the process's exit status.
@@ -60,9 +82,8 @@ impl From<Exit> for ExitCode {
 /// Runs a parsed command line, writing results to stdout and errors to stderr.
 #[must_use]
 pub fn run(cli: Cli) -> Exit {
-    // Not locked for the whole command: `plinth up` logs from other threads while it runs.
-    let mut out = io::stdout();
-    let mut err = io::stderr();
+    let mut out = io::stdout().lock();
+    let mut err = io::stderr().lock();
     run_with(cli, &mut out, &mut err)
 }
 
@@ -72,6 +93,11 @@ pub fn run_with(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
         Command::Up(args) => up::run(&args, out, err),
         Command::Manifest(args) => manifest::run(args, out, err),
         Command::Events(args) => events::run(args, out, err),
+        Command::Module(args) => module::run(args, out, err),
+        Command::Tenant(args) => tenant::run(args, out, err),
+        Command::Company(args) => company::run(args, out, err),
+        Command::Config(args) => config::run(args, out, err),
+        Command::Token(args) => token::run(&args, out, err),
     };
     result.unwrap_or_else(|error| {
         // The output itself failed (say, a closed pipe); there is nowhere better to say so.

@@ -1,0 +1,353 @@
+//! `plinth module …`: publish versions and run the installer (install, upgrade, rollback,
+//! uninstall) against a Plinth, following long operations until they finish.
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::Exit;
+use super::client::{self, Client, Failure, Output, Target, segment};
+
+/// How long `install` and the like follow an operation before giving up.
+const FOLLOW_FOR: Duration = Duration::from_secs(600);
+const POLL_EVERY: Duration = Duration::from_millis(250);
+
+/// Arguments of `plinth module`.
+#[derive(Debug, clap::Args)]
+pub struct ModuleArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: ModuleCommand,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// The `module` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum ModuleCommand {
+    /// Publish a module version: its manifest.json (`POST /api/v1/modules`).
+    Publish {
+        /// The manifest file.
+        manifest: PathBuf,
+    },
+    /// Install a published version platform-wide, showing progress until installed or failed.
+    Install {
+        name: String,
+        #[arg(long)]
+        version: String,
+        /// A backend that already runs at this URL, instead of deploying one.
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
+    /// Upgrade an installed module to another published version.
+    Upgrade {
+        name: String,
+        #[arg(long)]
+        version: String,
+    },
+    /// Go back to the version before the last upgrade.
+    Rollback { name: String },
+    /// Uninstall a module (refused while an installed module requires it).
+    Uninstall {
+        name: String,
+        /// Drop the module's tables too.
+        #[arg(long)]
+        drop_data: bool,
+        /// Only say what would happen.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show a module's installation and the steps of its last operation.
+    Status { name: String },
+}
+
+pub(super) fn run(args: ModuleArgs, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Exit> {
+    let ModuleArgs { command, target } = args;
+    client::block_on(err, async {
+        let client = Client::new(&target)?;
+        let output = target.output;
+        match command {
+            ModuleCommand::Publish { manifest } => publish(&client, output, &manifest, out).await,
+            ModuleCommand::Install {
+                name,
+                version,
+                endpoint,
+            } => {
+                let body = json!({"version": version, "endpoint": endpoint});
+                let body = without_nulls(body);
+                start_and_follow(&client, output, &name, "install", &body, out).await
+            }
+            ModuleCommand::Upgrade { name, version } => {
+                start_and_follow(
+                    &client,
+                    output,
+                    &name,
+                    "upgrade",
+                    &json!({"version": version}),
+                    out,
+                )
+                .await
+            }
+            ModuleCommand::Rollback { name } => {
+                start_and_follow(&client, output, &name, "rollback", &json!({}), out).await
+            }
+            ModuleCommand::Uninstall {
+                name,
+                drop_data,
+                dry_run,
+            } => uninstall(&client, output, &name, drop_data, dry_run, out).await,
+            ModuleCommand::Status { name } => status(&client, output, &name, out).await,
+        }
+    })
+}
+
+fn without_nulls(mut body: Value) -> Value {
+    if let Some(map) = body.as_object_mut() {
+        map.retain(|_, v| !v.is_null());
+    }
+    body
+}
+
+async fn publish(
+    client: &Client,
+    output: Output,
+    manifest: &Path,
+    out: &mut dyn Write,
+) -> Result<Exit, Failure> {
+    let shown = manifest.display();
+    let text = std::fs::read_to_string(manifest)
+        .map_err(|e| Failure::Usage(format!("cannot read {shown}: {e}")))?;
+    let document: Value = serde_json::from_str(&text)
+        .map_err(|e| Failure::Usage(format!("{shown} is not valid JSON: {e}")))?;
+    let answer = client.post("/api/v1/modules", &document).await?;
+    let created = answer.status == 201;
+    client::print(out, output, &answer.body, |version| {
+        let (module, number) = (text_of(&version["module"]), text_of(&version["version"]));
+        if created {
+            format!("published {module} {number}")
+        } else {
+            format!(
+                "{module} {number} was published before with the same manifest; nothing changed"
+            )
+        }
+    })?;
+    Ok(Exit::Success)
+}
+
+/// Starts an installer operation (`POST /api/v1/modules/{m}/{operation}`) and follows it.
+async fn start_and_follow(
+    client: &Client,
+    output: Output,
+    name: &str,
+    operation: &str,
+    body: &Value,
+    out: &mut dyn Write,
+) -> Result<Exit, Failure> {
+    let path = format!("/api/v1/modules/{}/{operation}", segment(name));
+    client.post(&path, body).await?;
+    follow(client, output, name, out).await
+}
+
+async fn uninstall(
+    client: &Client,
+    output: Output,
+    name: &str,
+    drop_data: bool,
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> Result<Exit, Failure> {
+    let path = format!(
+        "/api/v1/modules/{}/installation?drop_data={drop_data}&dry_run={dry_run}",
+        segment(name)
+    );
+    let answer = client.delete(&path).await?;
+    if dry_run {
+        client::print(out, output, &answer.body, impact_text)?;
+        return Ok(Exit::Success);
+    }
+    follow(client, output, name, out).await
+}
+
+fn impact_text(impact: &Value) -> String {
+    let list = |key: &str| {
+        let items: Vec<&str> = impact[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if items.is_empty() {
+            "none".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
+    let tables = if impact["drop_data"].as_bool() == Some(true) {
+        "dropped"
+    } else {
+        "kept (pass --drop-data to drop)"
+    };
+    format!(
+        "uninstalling {} {} would:\n  stop the backend: {}\n  remove event rules: {}\n  tables {}: {}\n  dependents (uninstall is refused while any is installed): {}",
+        text_of(&impact["module"]),
+        text_of(&impact["version"]),
+        impact["endpoint"].as_str().unwrap_or("none"),
+        list("event_rules"),
+        tables,
+        list("tables"),
+        list("dependents"),
+    )
+}
+
+async fn status(
+    client: &Client,
+    output: Output,
+    name: &str,
+    out: &mut dyn Write,
+) -> Result<Exit, Failure> {
+    let answer = client
+        .get(&format!("/api/v1/modules/{}/installation", segment(name)))
+        .await?;
+    client::print(out, output, &answer.body, |installation| {
+        let mut text = summary(installation);
+        for step in installation["steps"].as_array().into_iter().flatten() {
+            text.push_str(&format!("\n  {}", step_line(step)));
+        }
+        text
+    })?;
+    Ok(Exit::Success)
+}
+
+/// Polls the installation until its operation is done, printing each step as it finishes.
+async fn follow(
+    client: &Client,
+    output: Output,
+    name: &str,
+    out: &mut dyn Write,
+) -> Result<Exit, Failure> {
+    let path = format!("/api/v1/modules/{}/installation", segment(name));
+    let started = Instant::now();
+    let mut shown = BTreeSet::new();
+    loop {
+        let installation = client.get(&path).await?.body;
+        if output == Output::Human {
+            show_progress(&installation, &mut shown, out)?;
+        }
+        let state = text_of(&installation["status"]);
+        if !matches!(state.as_str(), "pending" | "running") {
+            return finish(output, &installation, out);
+        }
+        if started.elapsed() > FOLLOW_FOR {
+            return Err(Failure::Failed(format!(
+                "{name} is still {state} after {} minutes; see `plinth module status {name}`",
+                FOLLOW_FOR.as_secs() / 60
+            )));
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+fn show_progress(
+    installation: &Value,
+    shown: &mut BTreeSet<String>,
+    out: &mut dyn Write,
+) -> Result<(), Failure> {
+    for step in installation["steps"].as_array().into_iter().flatten() {
+        let line = step_line(step);
+        if text_of(&step["status"]) != "pending" && shown.insert(line.clone()) {
+            writeln!(out, "  {line}")
+                .map_err(|e| Failure::Usage(format!("cannot write output: {e}")))?;
+        }
+    }
+    out.flush()
+        .map_err(|e| Failure::Usage(format!("cannot write output: {e}")))
+}
+
+fn finish(output: Output, installation: &Value, out: &mut dyn Write) -> Result<Exit, Failure> {
+    let state = text_of(&installation["status"]);
+    if state == "failed" {
+        let failure = &installation["failure"];
+        if output == Output::Json {
+            client::print(out, output, installation, |_| String::new())?;
+        }
+        return Err(Failure::Failed(format!(
+            "{} of {} {} failed at step {}: {}",
+            text_of(&installation["operation"]),
+            text_of(&installation["module"]),
+            text_of(&installation["version"]),
+            text_of(&failure["step"]),
+            text_of(&failure["reason"]),
+        )));
+    }
+    client::print(out, output, installation, summary)?;
+    Ok(Exit::Success)
+}
+
+/// `financial: installed 1.2.0 (install of 1.2.0: installed)`.
+fn summary(installation: &Value) -> String {
+    let module = text_of(&installation["module"]);
+    let serving = installation["installed_version"]
+        .as_str()
+        .map_or_else(|| "not installed".to_owned(), |v| format!("serving {v}"));
+    let mut text = format!(
+        "{module}: {} ({serving}; last operation: {} of {})",
+        text_of(&installation["status"]),
+        text_of(&installation["operation"]),
+        text_of(&installation["version"]),
+    );
+    if let Some(endpoint) = installation["endpoint"]
+        .as_str()
+        .or_else(|| installation["deployment"]["endpoint"].as_str())
+    {
+        text.push_str(&format!("\n  endpoint: {endpoint}"));
+    }
+    text
+}
+
+/// `done     deploy` / `failed   pre_install: refused`.
+fn step_line(step: &Value) -> String {
+    let mut line = format!("{:<8} {}", text_of(&step["status"]), text_of(&step["step"]));
+    if let Some(detail) = step["detail"].as_str() {
+        line.push_str(&format!(": {detail}"));
+    }
+    line
+}
+
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => "?".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_shows_each_finished_step_once() {
+        let installation = json!({"steps": [
+            {"step": "validate", "status": "done"},
+            {"step": "deploy", "status": "pending"}
+        ]});
+        let (mut shown, mut out) = (BTreeSet::new(), Vec::new());
+        show_progress(&installation, &mut shown, &mut out).unwrap();
+        show_progress(&installation, &mut shown, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "  done     validate\n");
+    }
+
+    #[test]
+    fn a_failed_operation_names_its_step_and_reason() {
+        let installation = json!({"module": "hr", "operation": "install", "version": "1.0.0", "status": "failed",
+            "failure": {"step": "pre_install", "reason": "no licence"}});
+        let failure = finish(Output::Human, &installation, &mut Vec::new()).unwrap_err();
+        assert_eq!(
+            failure,
+            Failure::Failed("install of hr 1.0.0 failed at step pre_install: no licence".into())
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! `plinth tenant …`: create tenants and enable or disable modules for them.
+
+use std::io::{self, Write};
+
+use serde_json::{Map, Value, json};
+
+use super::Exit;
+use super::client::{self, Client, Failure, Target, json_object, segment};
+
+/// Arguments of `plinth tenant`.
+#[derive(Debug, clap::Args)]
+pub struct TenantArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: TenantCommand,
+    #[command(flatten)]
+    pub target: Target,
+}
+
+/// The `tenant` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant (`POST /api/v1/tenants`).
+    Create {
+        /// The tenant's id, e.g. `acme`.
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// Subscription tier: free, basic, premium or enterprise.
+        #[arg(long)]
+        tier: Option<String>,
+    },
+    /// Enable a module for a tenant, optionally with its tenant configuration.
+    Enable {
+        tenant: String,
+        module: String,
+        /// The tenant's configuration: a JSON object, or `@file`. Omitted keeps the stored one.
+        #[arg(long)]
+        config: Option<String>,
+    },
+    /// Disable a module for a tenant (its configuration is kept for a later enable).
+    Disable { tenant: String, module: String },
+}
+
+pub(super) fn run(args: TenantArgs, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Exit> {
+    let TenantArgs { command, target } = args;
+    client::block_on(err, async {
+        let client = Client::new(&target)?;
+        let answer = match &command {
+            TenantCommand::Create { id, name, tier } => {
+                let mut body = json!({"id": id, "name": name});
+                if let Some(tier) = tier {
+                    body["subscription_tier"] = json!(tier);
+                }
+                client.post("/api/v1/tenants", &body).await?
+            }
+            TenantCommand::Enable {
+                tenant,
+                module,
+                config,
+            } => {
+                let body = change(true, config.as_deref())?;
+                client
+                    .put(&module_path(tenant, module), &Value::Object(body))
+                    .await?
+            }
+            TenantCommand::Disable { tenant, module } => {
+                client.delete(&module_path(tenant, module)).await?
+            }
+        };
+        client::print(out, target.output, &answer.body, |body| match &command {
+            TenantCommand::Create { .. } => format!(
+                "created tenant {} ({}, tier {})",
+                body["id"].as_str().unwrap_or("?"),
+                body["name"].as_str().unwrap_or("?"),
+                body["subscription_tier"].as_str().unwrap_or("?")
+            ),
+            TenantCommand::Enable { tenant, module, .. } => {
+                format!(
+                    "enabled {module} for tenant {tenant}; configuration: {}",
+                    Value::Object(configuration(body))
+                )
+            }
+            TenantCommand::Disable { tenant, module } => {
+                format!("disabled {module} for tenant {tenant}")
+            }
+        })?;
+        Ok(Exit::Success)
+    })
+}
+
+fn module_path(tenant: &str, module: &str) -> String {
+    format!(
+        "/api/v1/tenants/{}/modules/{}",
+        segment(tenant),
+        segment(module)
+    )
+}
+
+/// The body of an enable: `{enabled, configuration?}`.
+pub(super) fn change(enabled: bool, config: Option<&str>) -> Result<Map<String, Value>, Failure> {
+    let mut body = Map::new();
+    body.insert("enabled".into(), json!(enabled));
+    if let Some(config) = config {
+        body.insert(
+            "configuration".into(),
+            Value::Object(json_object("--config", config)?),
+        );
+    }
+    Ok(body)
+}
+
+pub(super) fn configuration(row: &Value) -> Map<String, Value> {
+    row["configuration"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+}

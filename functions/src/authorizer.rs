@@ -76,3 +76,103 @@ pub async fn authorize(
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{Kit, fixture, token};
+
+    fn request(bearer: Option<&str>, path: &str) -> ApiGatewayV2CustomAuthorizerV2Request {
+        let mut payload = fixture("authorizer-v2-request.json");
+        payload["rawPath"] = path.into();
+        payload["requestContext"]["http"]["path"] = path.into();
+        match bearer {
+            Some(bearer) => payload["headers"]["authorization"] = format!("Bearer {bearer}").into(),
+            None => {
+                payload["headers"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("authorization");
+            }
+        }
+        serde_json::from_value(payload).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_fixture_parses_as_payload_2_0() {
+        let request: ApiGatewayV2CustomAuthorizerV2Request =
+            serde_json::from_value(fixture("authorizer-v2-request.json")).unwrap();
+        assert_eq!(request.version.as_deref(), Some("2.0"));
+        assert_eq!(request.request_context.http.method, http::Method::GET);
+        assert_eq!(
+            request.raw_path.as_deref(),
+            Some("/api/v1/financial/status")
+        );
+        assert_eq!(request.identity_source.map(|s| s.len()), Some(3));
+    }
+
+    #[tokio::test]
+    async fn an_enabled_tenant_is_allowed_with_a_signed_context() {
+        let mut kit = Kit::new();
+        kit.installed_and_enabled().await;
+        let alice = token("alice", Some("acme"), Some("acme-de"), &[]);
+        let response = authorize(
+            &kit.platform,
+            request(Some(&alice), "/api/v1/financial/status"),
+        )
+        .await;
+        assert!(response.is_authorized, "{:?}", response.context.reason);
+        assert_eq!(
+            (
+                response.context.module.as_str(),
+                response.context.tenant.as_str()
+            ),
+            ("financial", "acme")
+        );
+        assert_eq!(response.context.context.split('.').count(), 3, "a JWT");
+        assert!(response.context.upstream.starts_with("http://127.0.0.1:"));
+        // The serialized shape API Gateway reads.
+        let wire = serde_json::to_value(&response).unwrap();
+        assert_eq!(wire["isAuthorized"], true);
+        assert!(wire["context"]["context"].is_string());
+    }
+
+    #[tokio::test]
+    async fn refusals_say_why() {
+        let mut kit = Kit::new();
+        kit.installed_and_enabled().await;
+        let cases = [
+            (None, "/api/v1/financial/status", "sign in"),
+            (
+                Some(token("eve", Some("globex"), None, &[])),
+                "/api/v1/financial/status",
+                "no module financial for your tenant",
+            ),
+            (
+                Some(token("alice", Some("acme"), None, &[])),
+                "/api/v1/financial/invoices",
+                "financial:invoices.read",
+            ),
+            (
+                Some(token("alice", Some("acme"), None, &[])),
+                "/api/v1/financial/nowhere",
+                "has no route",
+            ),
+            (
+                Some("not-a-jwt".to_owned()),
+                "/api/v1/financial/status",
+                "invalid token",
+            ),
+        ];
+        for (bearer, path, reason) in cases {
+            let response = authorize(&kit.platform, request(bearer.as_deref(), path)).await;
+            assert!(!response.is_authorized, "{path} allowed");
+            assert!(
+                response.context.reason.contains(reason),
+                "{path}: {}",
+                response.context.reason
+            );
+            assert!(response.context.context.is_empty());
+        }
+    }
+}

@@ -112,3 +112,68 @@ async fn to_gateway(response: axum::response::Response) -> ApiGatewayV2httpRespo
     gateway.body = Some(Body::Text(String::from_utf8_lossy(&bytes).into_owned()));
     gateway
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{Kit, fixture, token};
+
+    fn gateway_request(bearer: &str) -> Value {
+        let mut payload = fixture("apigw-v2-config-request.json");
+        payload["headers"]["authorization"] = format!("Bearer {bearer}").into();
+        payload
+    }
+
+    #[tokio::test]
+    async fn over_api_gateway_a_member_gets_the_resolved_config() {
+        let mut kit = Kit::new();
+        kit.installed_and_enabled().await;
+        let alice = token("alice", Some("acme"), Some("acme-de"), &[]);
+        let answer = handle(&kit.platform, gateway_request(&alice))
+            .await
+            .unwrap();
+        assert_eq!(answer["statusCode"], 200, "{answer}");
+        let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["configuration"]["currency"], "EUR", "{body}");
+    }
+
+    #[tokio::test]
+    async fn over_api_gateway_errors_are_problem_documents() {
+        let mut kit = Kit::new();
+        kit.installed_and_enabled().await;
+        let stranger = token("eve", Some("globex"), None, &[]);
+        let answer = handle(&kit.platform, gateway_request(&stranger))
+            .await
+            .unwrap();
+        assert_eq!(answer["statusCode"], 403, "{answer}");
+        assert_eq!(
+            answer["headers"]["content-type"],
+            "application/problem+json"
+        );
+        let mut unsigned = fixture("apigw-v2-config-request.json");
+        unsigned["headers"]
+            .as_object_mut()
+            .unwrap()
+            .remove("authorization");
+        let answer = handle(&kit.platform, unsigned).await.unwrap();
+        assert_eq!(answer["statusCode"], 401, "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_direct_invoke_acts_as_the_module() {
+        let mut kit = Kit::new();
+        kit.installed_and_enabled().await;
+        let answer = handle(&kit.platform, fixture("config-direct-invoke.json"))
+            .await
+            .unwrap();
+        assert_eq!(answer["configuration"]["currency"], "EUR", "{answer}");
+        let unknown = serde_json::json!({"tenant_id": "globex", "module": "financial"});
+        assert!(matches!(
+            handle(&kit.platform, unknown).await,
+            Err(Error::NotFound(_))
+        ));
+        let malformed = serde_json::json!({"tenant": "acme"});
+        let error = handle(&kit.platform, malformed).await.unwrap_err();
+        assert!(error.to_string().contains("tenant_id"), "{error}");
+    }
+}

@@ -64,3 +64,72 @@ pub async fn record(platform: &Platform, push: &ImagePush) -> Result<Vec<Recorde
     }
     Ok(recorded)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{Kit, fixture};
+
+    const DIGEST: &str = "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd12345678";
+
+    #[tokio::test]
+    async fn a_push_is_recorded_against_the_version_that_names_the_image() {
+        let mut kit = Kit::new();
+        kit.install_requested().await;
+        let recorded = handle(&kit.platform, fixture("ecr-image-action.json"))
+            .await
+            .unwrap();
+        let expected = Recorded {
+            module: "financial".into(),
+            version: "1.0.0".into(),
+            image_digest: DIGEST.into(),
+        };
+        assert_eq!(recorded, vec![expected]);
+        let module = ModuleName::parse("financial").unwrap();
+        let version = kit.platform.version(&module, "1.0.0").await.unwrap();
+        assert_eq!(version.image_digest.as_deref(), Some(DIGEST));
+        // The same event again (EventBridge delivers at least once) changes nothing.
+        assert!(
+            handle(&kit.platform, fixture("ecr-image-action.json"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn deletes_and_failed_pushes_record_nothing() {
+        let mut kit = Kit::new();
+        kit.install_requested().await;
+        for name in [
+            "ecr-image-action-delete.json",
+            "ecr-image-action-failed.json",
+        ] {
+            assert!(
+                handle(&kit.platform, fixture(name))
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "{name}"
+            );
+        }
+        let module = ModuleName::parse("financial").unwrap();
+        assert_eq!(
+            kit.platform
+                .version(&module, "1.0.0")
+                .await
+                .unwrap()
+                .image_digest,
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn another_event_is_refused() {
+        let kit = Kit::new();
+        let error = handle(&kit.platform, fixture("eventbridge-schedule.json"))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::BadRequest(_)), "{error}");
+    }
+}

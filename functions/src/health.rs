@@ -23,3 +23,32 @@ pub async fn handle(
     let changed = platform.check_health(client).await?;
     Ok(Checked { changed })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{Kit, fixture};
+
+    #[tokio::test]
+    async fn a_scheduled_round_records_an_instance_that_went_down() {
+        let mut kit = Kit::new();
+        kit.installed_and_enabled().await;
+        let event: EventBridgeEvent<Value> =
+            serde_json::from_value(fixture("eventbridge-schedule.json")).unwrap();
+        let client = reqwest::Client::new();
+        assert_eq!(
+            handle(&kit.platform, &client, &event).await.unwrap(),
+            Checked { changed: 0 }
+        );
+        kit.stop_backend();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(
+            handle(&kit.platform, &client, &event).await.unwrap(),
+            Checked { changed: 1 }
+        );
+        assert_eq!(
+            handle(&kit.platform, &client, &event).await.unwrap(),
+            Checked { changed: 0 }
+        );
+    }
+}

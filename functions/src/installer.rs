@@ -36,3 +36,56 @@ pub async fn handle(platform: &Platform, event: EventBridgeEvent<Value>) -> Resu
     platform.run_installation(&module).await?;
     Ok(module)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{Kit, fixture};
+
+    #[tokio::test]
+    async fn an_install_request_on_the_bus_is_run_by_the_handler() {
+        let mut kit = Kit::new();
+        kit.install_requested().await;
+        let queued: Vec<_> = kit
+            .bus
+            .recent()
+            .into_iter()
+            .filter(|e| e.detail_type == INSTALL_REQUESTED)
+            .collect();
+        assert_eq!(queued.len(), 1);
+        assert_eq!(queued[0].detail["module"], "financial");
+        // What EventBridge hands the function is the published envelope.
+        let event: EventBridgeEvent<Value> =
+            serde_json::from_value(serde_json::to_value(&queued[0]).unwrap()).unwrap();
+        assert_eq!(
+            handle(&kit.platform, event).await.unwrap().as_str(),
+            "financial"
+        );
+        let module = ModuleName::parse("financial").unwrap();
+        let (installation, _) = kit
+            .platform
+            .installation_item(&module)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(installation.is_installed(), "{installation:?}");
+    }
+
+    #[test]
+    fn other_events_are_refused() {
+        let schedule: EventBridgeEvent<Value> =
+            serde_json::from_value(fixture("eventbridge-schedule.json")).unwrap();
+        let error = requested_module(&schedule).unwrap_err();
+        assert!(error.to_string().contains("Scheduled Event"), "{error}");
+        let mut event: EventBridgeEvent<Value> =
+            serde_json::from_value(fixture("eventbridge-install-requested.json")).unwrap();
+        assert_eq!(requested_module(&event).unwrap().as_str(), "financial");
+        event.detail = serde_json::json!({"module": "Not A Name"});
+        assert!(
+            requested_module(&event)
+                .unwrap_err()
+                .to_string()
+                .contains("detail.module")
+        );
+    }
+}

@@ -9,6 +9,7 @@ mod config;
 mod events;
 mod manifest;
 mod module;
+mod module_new;
 mod tenant;
 mod token;
 mod up;
@@ -24,6 +25,7 @@ pub use client::{Output, Target};
 pub use company::{CompanyArgs, CompanyCommand};
 pub use config::{ConfigArgs, ConfigCommand};
 pub use module::{ModuleArgs, ModuleCommand};
+pub use module_new::NewArgs;
 pub use tenant::{TenantArgs, TenantCommand};
 pub use token::TokenArgs;
 pub use up::UpArgs;
@@ -46,7 +48,7 @@ pub enum Command {
     Manifest(ManifestArgs),
     /// Work with events and event patterns.
     Events(EventsArgs),
-    /// Work with modules: publish, install, upgrade, roll back, uninstall.
+    /// Work with modules: start a new one, publish, install, upgrade, roll back, uninstall.
     Module(ModuleArgs),
     /// Create tenants; enable and disable modules for them.
     Tenant(TenantArgs),

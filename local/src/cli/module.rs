@@ -1,5 +1,6 @@
 //! `plinth module …`: publish versions and run the installer (install, upgrade, rollback,
-//! uninstall) against a Plinth, following long operations until they finish.
+//! uninstall) against a Plinth, following long operations until they finish. `module new`
+//! (a new module repository) lives in `module_new.rs`.
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::Exit;
 use super::client::{self, Client, Failure, Output, Target, segment};
+use super::module_new::{self, NewArgs};
 
 /// How long `install` and the like follow an operation before giving up.
 const FOLLOW_FOR: Duration = Duration::from_secs(600);
@@ -28,6 +30,10 @@ pub struct ModuleArgs {
 /// The `module` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum ModuleCommand {
+    /// Write a new module repository in ./NAME, ready to build and test.
+    ///
+    /// Exit status: 0 written, 2 invalid name, existing folder or unusable --sdk-path.
+    New(NewArgs),
     /// Publish a module version: its manifest.json (`POST /api/v1/modules`).
     Publish {
         /// The manifest file.
@@ -66,10 +72,17 @@ pub enum ModuleCommand {
 
 pub(super) fn run(args: ModuleArgs, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Exit> {
     let ModuleArgs { command, target } = args;
+    if let ModuleCommand::New(new) = command {
+        let args = module_new::ModuleArgs {
+            command: module_new::ModuleCommand::New(new),
+        };
+        return module_new::run(args, out, err);
+    }
     client::block_on(err, async {
         let client = Client::new(&target)?;
         let output = target.output;
         match command {
+            ModuleCommand::New(_) => Ok(Exit::Failure), // handled above
             ModuleCommand::Publish { manifest } => publish(&client, output, &manifest, out).await,
             ModuleCommand::Install {
                 name,

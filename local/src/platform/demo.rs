@@ -43,7 +43,10 @@ fn tolerate_existing<T>(result: Result<T, Error>) -> Result<()> {
 }
 
 fn object(value: Value) -> Map<String, Value> {
-    value.as_object().cloned().unwrap_or_default()
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
 }
 
 /// The example manifests, in an order where required modules come first.

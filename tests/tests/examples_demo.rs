@@ -1,0 +1,120 @@
+//! The example modules under the platform on one machine, as `plinth up --demo` runs them:
+//! each backend started from its manifest's `dev_command`, reached only through the gateway
+//! with a user's token. An invoice of acme's German company takes that company's
+//! configuration, and paying it reaches the notifications module over the local bus.
+
+use std::time::Duration;
+
+use plinth_local::platform::{self, Options};
+use plinth_tests::workspace_root;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One HTTP/1.0 exchange (no keep-alive, no chunking): the status and the JSON body.
+async fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(addr).await.expect("the gateway accepts");
+    stream.write_all(request.as_bytes()).await.expect("sent");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.expect("an answer");
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status");
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acme_de_invoice_uses_its_company_config_and_its_payment_is_notified() {
+    let data = tempfile::tempdir().expect("a temporary folder");
+    let options = Options {
+        port: 0,
+        data_dir: data.path().to_path_buf(),
+        demo: true,
+        aws: false,
+        working_dir: workspace_root(),
+    };
+    let running = platform::start(&options)
+        .await
+        .expect("the platform starts");
+    let addr = running.addr.to_string();
+    let demo = running.demo();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(running.serve(async {
+        let _ = stopped.await;
+    }));
+    let report = demo
+        .run(&workspace_root().join("examples"))
+        .await
+        .expect("the demo is set up");
+    let token = report.token;
+
+    let invoice = json!({"customer": "Globex", "amount": 1000});
+    let (status, created) = http(
+        &addr,
+        "POST",
+        "/api/v1/financial/invoices",
+        &token,
+        Some(&invoice),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["number"], "ACME-DE-1");
+    assert_eq!(created["currency"], "EUR");
+    assert_eq!(
+        created["tax_rate"],
+        json!(0.19),
+        "the German company's rate"
+    );
+
+    let payment = json!({"amount": created["total"]});
+    let (status, paid) = http(
+        &addr,
+        "POST",
+        "/api/v1/financial/invoices/ACME-DE-1/payments",
+        &token,
+        Some(&payment),
+    )
+    .await;
+    assert_eq!((status, &paid["status"]), (200, &json!("paid")), "{paid}");
+
+    let mut sent = Value::Null;
+    for _ in 0..100 {
+        sent = http(&addr, "GET", "/api/v1/notifications/sent", &token, None)
+            .await
+            .1;
+        if sent.as_array().is_some_and(|s| !s.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sent[0]["to"], "Globex", "{sent}");
+    assert_eq!(sent[0]["company_id"], "acme-de");
+    assert!(
+        sent[0]["subject"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Invoice ACME-DE-1 is paid")
+    );
+
+    let _ = stop.send(());
+    server
+        .await
+        .expect("the server task")
+        .expect("served and stopped its backends");
+}

@@ -273,4 +273,43 @@ mod tests {
         let forged = mint_token(b"another-secret-of-at-least-32-bytes", &claims(60)).unwrap();
         assert!(verifier.verify(&forged).is_err());
     }
+
+    fn b64(bytes: &[u8]) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    fn refused(verifier: &TokenVerifier, token: &str) -> String {
+        match verifier.verify(token) {
+            Err(Error::Unauthorized(message)) => message,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn forged_tokens_of_every_kind_are_refused() {
+        let verifier = TokenVerifier::hs256(SECRET, Some("plinth-dev"), Some("plinth")).unwrap();
+        let good = mint_token(SECRET, &claims(60)).unwrap();
+        let parts: Vec<&str> = good.split('.').collect();
+        // alg none, with and without a signature
+        let none = b64(br#"{"alg":"none","typ":"JWT"}"#);
+        refused(&verifier, &format!("{none}.{}.", parts[1]));
+        refused(&verifier, &format!("{none}.{}.{}", parts[1], parts[2]));
+        // HS/RS confusion: an RS256 header over an HMAC signature
+        let rs = b64(br#"{"alg":"RS256","typ":"JWT"}"#);
+        refused(&verifier, &format!("{rs}.{}.{}", parts[1], parts[2]));
+        // a tampered payload keeps the old signature
+        let mut tampered = claims(60);
+        tampered.tenant_id = Some("globex".into());
+        let payload = b64(serde_json::to_string(&tampered).unwrap().as_bytes());
+        assert!(refused(&verifier, &format!("{}.{payload}.{}", parts[0], parts[2])).contains("InvalidSignature"));
+        // not yet valid, and for another audience
+        let mut early = claims(600);
+        early.nbf = Some(early.exp - 60);
+        assert!(refused(&verifier, &mint_token(SECRET, &early).unwrap()).contains("ImmatureSignature"));
+        let mut elsewhere = claims(60);
+        elsewhere.aud = Some("other-app".into());
+        assert!(refused(&verifier, &mint_token(SECRET, &elsewhere).unwrap()).contains("InvalidAudience"));
+        assert!(TokenVerifier::hs256(b"short", None, None).is_err(), "weak secrets are refused");
+    }
 }

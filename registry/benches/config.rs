@@ -27,7 +27,10 @@ const COMPANIES: usize = 10;
 const SAMPLES: usize = 20_000;
 
 fn object(value: Value) -> Map<String, Value> {
-    value.as_object().cloned().unwrap()
+    match value {
+        Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
 }
 
 fn manifest(m: usize) -> Value {

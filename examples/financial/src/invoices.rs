@@ -91,7 +91,7 @@ async fn create(
     let config = app.settings(&ctx).await?;
     let today = OffsetDateTime::now_utc().date();
     let due = today + Duration::days(i64::from(config.payment_terms_days));
-    let tax = new.amount.percent(config.tax_rate);
+    let tax = new.amount.percent(config.tax_rate * 100.0);
     let invoice = app.ledger.with(&ctx.tenant_id, &company, |books| {
         let invoice = Invoice {
             number: books.next_number(&config.invoice_prefix),

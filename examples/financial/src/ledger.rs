@@ -80,7 +80,7 @@ pub struct Invoice {
     pub currency: String,
     /// Before tax.
     pub subtotal: Cents,
-    /// Tax rate applied, percent.
+    /// Tax rate applied, a fraction (0.19 = 19 %).
     pub tax_rate: f64,
     /// Tax charged.
     pub tax: Cents,

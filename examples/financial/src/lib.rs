@@ -38,7 +38,7 @@ pub fn manifest() -> Manifest {
 pub struct Settings {
     /// ISO 4217 currency of invoices.
     pub currency: String,
-    /// Tax rate, percent.
+    /// Tax rate, a fraction of the subtotal as in the seed (0.19 = 19 %).
     pub tax_rate: f64,
     /// Invoice numbers are `{invoice_prefix}-{n}`.
     pub invoice_prefix: String,

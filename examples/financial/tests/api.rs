@@ -23,7 +23,7 @@ async fn setup() -> Setup {
     platform.configure_company(
         "acme",
         "acme-de",
-        json!({"currency": "EUR", "tax_rate": 19, "invoice_prefix": "ACME-DE", "payment_terms_days": 14}),
+        json!({"currency": "EUR", "tax_rate": 0.19, "invoice_prefix": "ACME-DE", "payment_terms_days": 14}),
     );
     platform.enable("globex", defaults);
     let env = platform.env();

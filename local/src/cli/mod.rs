@@ -84,8 +84,9 @@ impl From<Exit> for ExitCode {
 /// Runs a parsed command line, writing results to stdout and errors to stderr.
 #[must_use]
 pub fn run(cli: Cli) -> Exit {
-    let mut out = io::stdout().lock();
-    let mut err = io::stderr().lock();
+    // Not locked for the whole command: `plinth up` logs from other threads while it runs.
+    let mut out = io::stdout();
+    let mut err = io::stderr();
     run_with(cli, &mut out, &mut err)
 }
 

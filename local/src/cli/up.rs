@@ -51,7 +51,20 @@ async fn up(options: &Options, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "Plinth is up at {url} (store: {store}; logs of module backends: {}/logs)", options.data_dir.display())?;
     writeln!(out, "  API: {url}/api/v1/…   Stop: Ctrl-C")?;
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+        // Ctrl-C, or SIGTERM from a supervisor: either way the module backends are stopped.
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(term) => {
+                    term.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = terminated => {}
+        }
     };
     let demo = options.demo.then(|| running.demo());
     let server = tokio::spawn(running.serve(shutdown));

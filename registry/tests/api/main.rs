@@ -17,7 +17,7 @@ macro_rules! on_both_stores {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    super::$case(crate::support::api::TestPlatform::embedded()).await;
+                    super::$case($crate::support::api::TestPlatform::embedded()).await;
                 }
             )*
         }
@@ -26,7 +26,7 @@ macro_rules! on_both_stores {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     let Some(platform) =
-                        crate::support::api::TestPlatform::dynamo(stringify!($case)).await
+                        $crate::support::api::TestPlatform::dynamo(stringify!($case)).await
                     else {
                         return;
                     };

@@ -23,11 +23,19 @@ fn up_refuses_a_busy_port_with_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let data = tempfile::tempdir().unwrap();
-    let output = plinth(&["up", "--port", &port, "--data-dir", data.path().to_str().unwrap()]);
+    let output = plinth(&[
+        "up",
+        "--port",
+        &port,
+        "--data-dir",
+        data.path().to_str().unwrap(),
+    ]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains(&format!("error: port {port} is busy: stop what uses it, or pick another with --port")),
+        stderr.contains(&format!(
+            "error: port {port} is busy: stop what uses it, or pick another with --port"
+        )),
         "{stderr}"
     );
 }
@@ -35,7 +43,13 @@ fn up_refuses_a_busy_port_with_a_clear_error() {
 #[test]
 fn up_refuses_a_data_dir_it_cannot_use() {
     let file = tempfile::NamedTempFile::new().unwrap();
-    let output = plinth(&["up", "--port", "0", "--data-dir", file.path().to_str().unwrap()]);
+    let output = plinth(&[
+        "up",
+        "--port",
+        "0",
+        "--data-dir",
+        file.path().to_str().unwrap(),
+    ]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot use the data directory"), "{stderr}");

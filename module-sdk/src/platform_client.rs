@@ -227,7 +227,11 @@ impl PlatformClient {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, PlatformError> {
-        let response = self.authorized(request).send().await.map_err(|e| unreachable(&e))?;
+        let response = self
+            .authorized(request)
+            .send()
+            .await
+            .map_err(|e| unreachable(&e))?;
         checked(response).await
     }
 }

@@ -61,18 +61,28 @@ async fn seed(store: &EmbeddedStore, tenants: usize) {
             let row = json!({"tenant_id": tenant, "module": module, "enabled": true,
                 "configuration": {"currency": "EUR", "tax_rate": 0.2, "invoice_prefix": "ACME"},
                 "enabled_features": ["reporting"], "disabled_features": [], "updated_at": "x", "updated_by": "seed"});
-            batch.push(Item::new(keys::tenant_module(&tenant, &module), object(row)));
+            batch.push(Item::new(
+                keys::tenant_module(&tenant, &module),
+                object(row),
+            ));
             for c in 0..COMPANIES {
                 let company = format!("c{c}");
                 let row = json!({"tenant_id": tenant, "company_id": company, "module": module, "is_enabled": true,
                     "configuration": {"tax_rate": 0.19, "invoice_prefix": "ACME-DE"}, "enabled_features": [],
                     "disabled_features": [], "customized_at": "x", "customized_by_user_id": "seed"});
-                batch.push(Item::new(keys::company_module(&tenant, &company, &module), object(row)));
+                batch.push(Item::new(
+                    keys::company_module(&tenant, &company, &module),
+                    object(row),
+                ));
             }
         }
         for c in 0..COMPANIES {
-            let company = json!({"id": format!("c{c}"), "tenant_id": tenant, "name": "C", "created_at": "x"});
-            batch.push(Item::new(keys::company(&tenant, &format!("c{c}")), object(company)));
+            let company =
+                json!({"id": format!("c{c}"), "tenant_id": tenant, "name": "C", "created_at": "x"});
+            batch.push(Item::new(
+                keys::company(&tenant, &format!("c{c}")),
+                object(company),
+            ));
         }
         if batch.len() >= 50_000 {
             store.import(std::mem::take(&mut batch)).await.unwrap();
@@ -94,7 +104,10 @@ fn platform(store: EmbeddedStore) -> Platform {
         install_queue: Arc::new(LocalQueue(queue)),
     };
     let tokens = TokenVerifier::hs256(&[7u8; 32], None, None).unwrap();
-    let settings = Settings { public_url: "http://127.0.0.1:1".into(), event_bus: None };
+    let settings = Settings {
+        public_url: "http://127.0.0.1:1".into(),
+        event_bus: None,
+    };
     Platform::new(ports, tokens, settings, ContextSigner::generate().unwrap())
 }
 
@@ -126,13 +139,20 @@ async fn measure(platform: &Platform, tenants: usize, cold: bool) -> (Duration, 
             platform.caches.config.clear();
         }
         let at = Instant::now();
-        let resolved = platform.resolve_config(&admin, tenant, module, Some(company)).await.unwrap();
+        let resolved = platform
+            .resolve_config(&admin, tenant, module, Some(company))
+            .await
+            .unwrap();
         times.push(at.elapsed());
         assert_eq!(resolved.configuration["invoice_prefix"], "ACME-DE");
     }
     let total = started.elapsed();
     times.sort();
-    (percentile(&times, 0.50), percentile(&times, 0.99), SAMPLES as f64 / total.as_secs_f64())
+    (
+        percentile(&times, 0.50),
+        percentile(&times, 0.99),
+        SAMPLES as f64 / total.as_secs_f64(),
+    )
 }
 
 fn main() {
@@ -146,7 +166,10 @@ fn main() {
             let seeding = Instant::now();
             seed(&store, tenants).await;
             let rows = tenants * MODULES * (COMPANIES + 1) + tenants * COMPANIES + MODULES;
-            eprintln!("seeded {rows} rows in {:.1} s", seeding.elapsed().as_secs_f64());
+            eprintln!(
+                "seeded {rows} rows in {:.1} s",
+                seeding.elapsed().as_secs_f64()
+            );
             let platform = platform(store);
             measure(&platform, tenants, true).await; // warm the OS file cache
             for cold in [true, false] {
@@ -154,8 +177,16 @@ fn main() {
                     measure(&platform, tenants, false).await; // fill the resolution cache
                 }
                 let (p50, p99, rate) = measure(&platform, tenants, cold).await;
-                let mode = if cold { "uncached (1 batch get)" } else { "cached" };
-                println!("| {tenants} | {rows} | {mode} | {:.1} µs | {:.1} µs | {rate:.0} |", p50.as_secs_f64() * 1e6, p99.as_secs_f64() * 1e6);
+                let mode = if cold {
+                    "uncached (1 batch get)"
+                } else {
+                    "cached"
+                };
+                println!(
+                    "| {tenants} | {rows} | {mode} | {:.1} µs | {:.1} µs | {rate:.0} |",
+                    p50.as_secs_f64() * 1e6,
+                    p99.as_secs_f64() * 1e6
+                );
             }
         }
     });

@@ -26,7 +26,10 @@ fn seeded(rt: &Runtime) -> (EmbeddedStore, tempfile::TempDir) {
         for t in 0..50u64 {
             let writes = (0..20)
                 .map(|m| Write::Put {
-                    item: Item::new(Key::new(format!("TENANT#{t}"), format!("MODULE#{m:02}")), data(m)),
+                    item: Item::new(
+                        Key::new(format!("TENANT#{t}"), format!("MODULE#{m:02}")),
+                        data(m),
+                    ),
                     condition: Condition::Absent,
                 })
                 .collect();
@@ -46,7 +49,10 @@ fn bench_store(c: &mut Criterion) {
     group.bench_function("get", |b| {
         b.iter(|| {
             i = (i + 7) % 1000;
-            let key = Key::new(format!("TENANT#{}", i / 20), format!("MODULE#{:02}", i % 20));
+            let key = Key::new(
+                format!("TENANT#{}", i / 20),
+                format!("MODULE#{:02}", i % 20),
+            );
             rt.block_on(store.get(&key)).unwrap().unwrap()
         });
     });
@@ -71,7 +77,10 @@ fn bench_store(c: &mut Criterion) {
     });
 
     group.bench_function("query_20", |b| {
-        b.iter(|| rt.block_on(store.query(&Query::prefix("TENANT#3", "MODULE#"))).unwrap());
+        b.iter(|| {
+            rt.block_on(store.query(&Query::prefix("TENANT#3", "MODULE#")))
+                .unwrap()
+        });
     });
 
     group.bench_function("transaction_5", |b| {

@@ -108,7 +108,9 @@ impl Platform {
             .ok_or_else(refused)?;
         let record: ApiKeyRecord = from_item(&item)?;
         let module = ModuleName::parse(&record.module).map_err(|_| refused())?;
-        self.caches.api_keys.insert(hash, (module.clone(), record.expires_at));
+        self.caches
+            .api_keys
+            .insert(hash, (module.clone(), record.expires_at));
         Ok(module)
     }
 
@@ -156,7 +158,12 @@ impl Platform {
         items.iter().map(from_item).collect()
     }
 
-    pub async fn revoke_api_key(&self, caller: &Caller, module: &ModuleName, id: &str) -> Result<()> {
+    pub async fn revoke_api_key(
+        &self,
+        caller: &Caller,
+        module: &ModuleName,
+        id: &str,
+    ) -> Result<()> {
         caller.require_platform_admin()?;
         let listing = self
             .store
@@ -192,11 +199,14 @@ pub(crate) fn expiring_writes(record: &ApiKeyRecord, at: i64) -> Vec<Write> {
     let mut record = record.clone();
     record.expires_at = Some(at);
     let data = to_data(&record);
-    [keys::api_key_by_hash(&record.hash), listing_key(&record.module, &record.id)]
-        .into_iter()
-        .map(|key| Write::Put {
-            item: Item::new(key, data.clone()).expiring_at(at),
-            condition: Condition::Exists,
-        })
-        .collect()
+    [
+        keys::api_key_by_hash(&record.hash),
+        listing_key(&record.module, &record.id),
+    ]
+    .into_iter()
+    .map(|key| Write::Put {
+        item: Item::new(key, data.clone()).expiring_at(at),
+        condition: Condition::Exists,
+    })
+    .collect()
 }

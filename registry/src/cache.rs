@@ -82,6 +82,9 @@ mod tests {
         cache.insert("b", 2);
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(cache.get(&"b"), None);
-        assert_eq!(TtlCache::<u8, u8>::new(Duration::from_secs(600)).ttl, MAX_TTL);
+        assert_eq!(
+            TtlCache::<u8, u8>::new(Duration::from_secs(600)).ttl,
+            MAX_TTL
+        );
     }
 }

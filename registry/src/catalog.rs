@@ -70,7 +70,10 @@ pub enum Published {
 
 pub(crate) fn digest(manifest: &Value) -> String {
     let bytes = serde_json::to_vec(manifest).unwrap_or_default();
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn now() -> String {
@@ -80,9 +83,8 @@ fn now() -> String {
 }
 
 pub(crate) fn from_item<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T> {
-    serde_json::from_value(Value::Object(item.data.clone())).map_err(|e| {
-        Error::Internal(format!("stored item {} is unreadable: {e}", item.key))
-    })
+    serde_json::from_value(Value::Object(item.data.clone()))
+        .map_err(|e| Error::Internal(format!("stored item {} is unreadable: {e}", item.key)))
 }
 
 pub(crate) fn to_data<T: Serialize>(value: &T) -> serde_json::Map<String, Value> {
@@ -94,7 +96,11 @@ pub(crate) fn to_data<T: Serialize>(value: &T) -> serde_json::Map<String, Value>
 
 impl Platform {
     /// Publishes a version from its manifest document.
-    pub async fn publish(&self, caller: &Caller, document: &Value) -> Result<(Published, ModuleVersion)> {
+    pub async fn publish(
+        &self,
+        caller: &Caller,
+        document: &Value,
+    ) -> Result<(Published, ModuleVersion)> {
         let manifest = validate_manifest(document).map_err(|problems| {
             Error::invalid(
                 format!("the manifest has {} problem(s)", problems.len()),
@@ -176,7 +182,10 @@ impl Platform {
         for item in &items {
             let entry: CatalogEntry = from_item(item)?;
             let category_ok = filter.category.as_ref().is_none_or(|c| {
-                entry.category.as_ref().is_some_and(|e| e.eq_ignore_ascii_case(c))
+                entry
+                    .category
+                    .as_ref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(c))
             });
             let tag_ok = filter.tag.as_ref().is_none_or(|t| entry.tags.contains(t));
             let tier_ok = tier.is_none_or(|t| entry.subscription_tier <= t);
@@ -216,7 +225,9 @@ impl Platform {
             .store
             .get(&keys::module_version(module.as_str(), version))
             .await?
-            .ok_or_else(|| Error::NotFound(format!("{module} has no published version {version}")))?;
+            .ok_or_else(|| {
+                Error::NotFound(format!("{module} has no published version {version}"))
+            })?;
         from_item(&item)
     }
 }
@@ -251,7 +262,10 @@ fn next_entry(current: Option<&Item>, manifest: &Manifest) -> Result<(Item, Cond
     };
     let is_latest = latest == manifest.version.to_string();
     match current {
-        None => Ok((Item::new(keys::catalog_entry(&entry.name), to_data(&entry)), Condition::Absent)),
+        None => Ok((
+            Item::new(keys::catalog_entry(&entry.name), to_data(&entry)),
+            Condition::Absent,
+        )),
         Some(item) => {
             let data = if is_latest {
                 to_data(&entry)

@@ -74,15 +74,26 @@ pub fn config_problems(manifest: &Manifest, merged: &Value) -> Vec<Problem> {
 }
 
 /// Refuses feature toggles the manifest does not declare, naming the field and the feature.
-pub fn validate_features(manifest: &Manifest, enabled: &[String], disabled: &[String]) -> Result<()> {
+pub fn validate_features(
+    manifest: &Manifest,
+    enabled: &[String],
+    disabled: &[String],
+) -> Result<()> {
     let known: Vec<&str> = manifest.features.iter().map(|f| f.name.as_str()).collect();
     let mut problems = Vec::new();
-    for (field, list) in [("enabled_features", enabled), ("disabled_features", disabled)] {
+    for (field, list) in [
+        ("enabled_features", enabled),
+        ("disabled_features", disabled),
+    ] {
         for (index, name) in list.iter().enumerate() {
             if !known.contains(&name.as_str()) {
                 problems.push(Problem {
                     path: format!("{field}[{index}]"),
-                    message: format!("{} has no feature `{name}` (it has: {})", manifest.name, known.join(", ")),
+                    message: format!(
+                        "{} has no feature `{name}` (it has: {})",
+                        manifest.name,
+                        known.join(", ")
+                    ),
                 });
             }
         }
@@ -96,12 +107,20 @@ pub fn validate_features(manifest: &Manifest, enabled: &[String], disabled: &[St
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(Error::invalid(format!("{} feature toggle problem(s)", problems.len()), problems))
+        Err(Error::invalid(
+            format!("{} feature toggle problem(s)", problems.len()),
+            problems,
+        ))
     }
 }
 
 fn effective_features(manifest: &Manifest, toggles: &[(&[String], &[String])]) -> Vec<String> {
-    let mut on: Vec<String> = manifest.features.iter().filter(|f| f.default).map(|f| f.name.clone()).collect();
+    let mut on: Vec<String> = manifest
+        .features
+        .iter()
+        .filter(|f| f.default)
+        .map(|f| f.name.clone())
+        .collect();
     for (enabled, disabled) in toggles {
         on.extend(enabled.iter().cloned());
         on.retain(|f| !disabled.contains(f));
@@ -111,7 +130,12 @@ fn effective_features(manifest: &Manifest, toggles: &[(&[String], &[String])]) -
     on
 }
 
-fn sources(manifest: &Manifest, tenant: &Map<String, Value>, company: Option<&Map<String, Value>>, resolved: &Map<String, Value>) -> BTreeMap<String, ConfigTier> {
+fn sources(
+    manifest: &Manifest,
+    tenant: &Map<String, Value>,
+    company: Option<&Map<String, Value>>,
+    resolved: &Map<String, Value>,
+) -> BTreeMap<String, ConfigTier> {
     resolved
         .keys()
         .map(|key| {
@@ -135,16 +159,30 @@ fn version_of(items: &[Option<&Item>]) -> String {
         hash.update(part.as_bytes());
         hash.update(b"|");
     }
-    hash.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    hash.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl Platform {
     /// The module's configuration for `tenant` (and `company`), for the module itself (its
     /// API key), the tenant's users, or a platform admin.
-    pub async fn resolve_config(&self, caller: &Caller, tenant: &TenantId, module: &ModuleName, company: Option<&CompanyId>) -> Result<ResolvedConfig> {
+    pub async fn resolve_config(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        module: &ModuleName,
+        company: Option<&CompanyId>,
+    ) -> Result<ResolvedConfig> {
         match caller {
             Caller::Module(own) if own == module => {}
-            Caller::Module(_) => return Err(Error::Forbidden(format!("only {module}'s own API key may read its configuration"))),
+            Caller::Module(_) => {
+                return Err(Error::Forbidden(format!(
+                    "only {module}'s own API key may read its configuration"
+                )));
+            }
             Caller::User(_) => {
                 caller.require_tenant_member(tenant)?;
             }
@@ -154,8 +192,17 @@ impl Platform {
 
     /// The resolution, from the cache when warm. `NotFound` when the module is not installed,
     /// not enabled for the tenant, or disabled for the company.
-    pub(crate) async fn resolve_cached(&self, tenant: &TenantId, module: &ModuleName, company: Option<&CompanyId>) -> Result<ResolvedConfig> {
-        let cache_key = (tenant.to_string(), module.to_string(), company.map(ToString::to_string));
+    pub(crate) async fn resolve_cached(
+        &self,
+        tenant: &TenantId,
+        module: &ModuleName,
+        company: Option<&CompanyId>,
+    ) -> Result<ResolvedConfig> {
+        let cache_key = (
+            tenant.to_string(),
+            module.to_string(),
+            company.map(ToString::to_string),
+        );
         if let Some(resolved) = self.caches.config.get(&cache_key) {
             return Ok(resolved);
         }
@@ -164,7 +211,12 @@ impl Platform {
         Ok(resolved)
     }
 
-    async fn resolve_uncached(&self, tenant: &TenantId, module: &ModuleName, company: Option<&CompanyId>) -> Result<ResolvedConfig> {
+    async fn resolve_uncached(
+        &self,
+        tenant: &TenantId,
+        module: &ModuleName,
+        company: Option<&CompanyId>,
+    ) -> Result<ResolvedConfig> {
         let (t, m) = (tenant.as_str(), module.as_str());
         let mut wanted: Vec<Key> = vec![keys::installation(m), keys::tenant_module(t, m)];
         if let Some(c) = company {
@@ -175,24 +227,39 @@ impl Platform {
         let get = |key: &Key| found.iter().find(|i| &i.key == key);
         let installation_item = get(&wanted[0]);
         let installation: Option<Installation> = installation_item.map(from_item).transpose()?;
-        let manifest: Manifest = match installation.as_ref().filter(|i| i.is_installed()).and_then(|i| i.manifest.clone()) {
-            Some(manifest) => serde_json::from_value(manifest).map_err(|e| Error::Internal(e.to_string()))?,
+        let manifest: Manifest = match installation
+            .as_ref()
+            .filter(|i| i.is_installed())
+            .and_then(|i| i.manifest.clone())
+        {
+            Some(manifest) => {
+                serde_json::from_value(manifest).map_err(|e| Error::Internal(e.to_string()))?
+            }
             None => return Err(Error::NotFound(format!("{module} is not installed"))),
         };
         let tenant_item = get(&wanted[1]);
-        let tenant_row: TenantModule = match tenant_item.map(from_item::<TenantModule>).transpose()? {
-            Some(row) if row.enabled => row,
-            _ => return Err(Error::NotFound(format!("tenant {tenant} has not enabled {module}"))),
-        };
+        let tenant_row: TenantModule =
+            match tenant_item.map(from_item::<TenantModule>).transpose()? {
+                Some(row) if row.enabled => row,
+                _ => {
+                    return Err(Error::NotFound(format!(
+                        "tenant {tenant} has not enabled {module}"
+                    )));
+                }
+            };
         let (company_item, company_row) = match company {
             Some(c) => {
                 if get(&wanted[2]).is_none() {
-                    return Err(Error::NotFound(format!("tenant {tenant} has no company {c}")));
+                    return Err(Error::NotFound(format!(
+                        "tenant {tenant} has no company {c}"
+                    )));
                 }
                 let item = get(&wanted[3]);
                 let row: Option<CompanyModule> = item.map(from_item).transpose()?;
                 if row.as_ref().is_some_and(|r| !r.is_enabled) {
-                    return Err(Error::NotFound(format!("{module} is disabled for company {c}")));
+                    return Err(Error::NotFound(format!(
+                        "{module} is disabled for company {c}"
+                    )));
                 }
                 (item, row)
             }
@@ -202,9 +269,12 @@ impl Platform {
         let mut patches = vec![&tenant_row.configuration];
         patches.extend(company_config);
         let Value::Object(configuration) = merged_config(&manifest, &patches) else {
-            return Err(Error::Internal("a merged configuration is always an object".into()));
+            return Err(Error::Internal(
+                "a merged configuration is always an object".into(),
+            ));
         };
-        let mut toggles: Vec<(&[String], &[String])> = vec![(&tenant_row.enabled_features, &tenant_row.disabled_features)];
+        let mut toggles: Vec<(&[String], &[String])> =
+            vec![(&tenant_row.enabled_features, &tenant_row.disabled_features)];
         if let Some(row) = &company_row {
             toggles.push((&row.enabled_features, &row.disabled_features));
         }
@@ -212,7 +282,12 @@ impl Platform {
             module: m.to_owned(),
             tenant_id: t.to_owned(),
             company_id: company.map(ToString::to_string),
-            sources: sources(&manifest, &tenant_row.configuration, company_config, &configuration),
+            sources: sources(
+                &manifest,
+                &tenant_row.configuration,
+                company_config,
+                &configuration,
+            ),
             features: effective_features(&manifest, &toggles),
             configuration,
             version: version_of(&[installation_item, tenant_item, company_item]),

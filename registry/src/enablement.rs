@@ -65,7 +65,13 @@ pub struct ModuleChange {
     pub disabled_features: Option<Vec<String>>,
 }
 
-fn apply(change: &ModuleChange, enabled: &mut bool, config: &mut Map<String, Value>, on: &mut Vec<String>, off: &mut Vec<String>) {
+fn apply(
+    change: &ModuleChange,
+    enabled: &mut bool,
+    config: &mut Map<String, Value>,
+    on: &mut Vec<String>,
+    off: &mut Vec<String>,
+) {
     if let Some(value) = change.enabled {
         *enabled = value;
     }
@@ -82,45 +88,78 @@ fn apply(change: &ModuleChange, enabled: &mut bool, config: &mut Map<String, Val
 
 impl Platform {
     /// The installed manifest and installation of `module`, or a 409 saying it is not installed.
-    pub(crate) async fn installed_module(&self, module: &ModuleName) -> Result<(Manifest, Installation)> {
-        let not_installed = || Error::Conflict(format!("{module} is not installed on this platform"));
-        let (installation, _) = self.installation_item(module).await?.ok_or_else(not_installed)?;
+    pub(crate) async fn installed_module(
+        &self,
+        module: &ModuleName,
+    ) -> Result<(Manifest, Installation)> {
+        let not_installed =
+            || Error::Conflict(format!("{module} is not installed on this platform"));
+        let (installation, _) = self
+            .installation_item(module)
+            .await?
+            .ok_or_else(not_installed)?;
         let manifest = match (&installation.manifest, installation.is_installed()) {
-            (Some(manifest), true) => serde_json::from_value(manifest.clone()).map_err(|e| Error::Internal(e.to_string()))?,
+            (Some(manifest), true) => serde_json::from_value(manifest.clone())
+                .map_err(|e| Error::Internal(e.to_string()))?,
             _ => return Err(not_installed()),
         };
         Ok((manifest, installation))
     }
 
-    pub(crate) async fn tenant_module(&self, tenant: &TenantId, module: &ModuleName) -> Result<Option<(TenantModule, u64)>> {
-        let item = self.store.get(&keys::tenant_module(tenant.as_str(), module.as_str())).await?;
+    pub(crate) async fn tenant_module(
+        &self,
+        tenant: &TenantId,
+        module: &ModuleName,
+    ) -> Result<Option<(TenantModule, u64)>> {
+        let item = self
+            .store
+            .get(&keys::tenant_module(tenant.as_str(), module.as_str()))
+            .await?;
         item.map(|i| Ok((from_item(&i)?, i.version))).transpose()
     }
 
-    pub async fn set_tenant_module(&self, caller: &Caller, tenant: &TenantId, module: &ModuleName, change: ModuleChange) -> Result<TenantModule> {
+    pub async fn set_tenant_module(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        module: &ModuleName,
+        change: ModuleChange,
+    ) -> Result<TenantModule> {
         let user = caller.require_tenant_admin(tenant)?.clone();
         let tenant_record = self.tenant(tenant).await?;
         let (manifest, installation) = self.installed_module(module).await?;
         let current = self.tenant_module(tenant, module).await?;
         let was_enabled = current.as_ref().is_some_and(|(c, _)| c.enabled);
-        let mut next = current.as_ref().map(|(c, _)| c.clone()).unwrap_or_else(|| TenantModule {
-            tenant_id: tenant.to_string(),
-            module: module.to_string(),
-            enabled: true,
-            configuration: Map::new(),
-            enabled_features: Vec::new(),
-            disabled_features: Vec::new(),
-            updated_at: String::new(),
-            updated_by: String::new(),
-        });
-        apply(&change, &mut next.enabled, &mut next.configuration, &mut next.enabled_features, &mut next.disabled_features);
+        let mut next = current
+            .as_ref()
+            .map(|(c, _)| c.clone())
+            .unwrap_or_else(|| TenantModule {
+                tenant_id: tenant.to_string(),
+                module: module.to_string(),
+                enabled: true,
+                configuration: Map::new(),
+                enabled_features: Vec::new(),
+                disabled_features: Vec::new(),
+                updated_at: String::new(),
+                updated_by: String::new(),
+            });
+        apply(
+            &change,
+            &mut next.enabled,
+            &mut next.configuration,
+            &mut next.enabled_features,
+            &mut next.disabled_features,
+        );
         next.updated_at = now();
         next.updated_by = user.id.to_string();
         validate_features(&manifest, &next.enabled_features, &next.disabled_features)?;
         let merged = merged_config(&manifest, &[&next.configuration]);
         let problems = config_problems(&manifest, &merged);
         if !problems.is_empty() {
-            return Err(Error::invalid(format!("the configuration breaks {module}'s schema"), problems));
+            return Err(Error::invalid(
+                format!("the configuration breaks {module}'s schema"),
+                problems,
+            ));
         }
         let hook_scope = json!({"tenant_id": tenant});
         match (was_enabled, next.enabled) {
@@ -132,9 +171,18 @@ impl Platform {
                     )));
                 }
                 self.require_modules_enabled(tenant, &manifest).await?;
-                self.pre_hook(Hook::PreEnableTenant, &manifest, &installation, &hook_scope).await?;
+                self.pre_hook(Hook::PreEnableTenant, &manifest, &installation, &hook_scope)
+                    .await?;
             }
-            (true, false) => self.pre_hook(Hook::PreDisableTenant, &manifest, &installation, &hook_scope).await?,
+            (true, false) => {
+                self.pre_hook(
+                    Hook::PreDisableTenant,
+                    &manifest,
+                    &installation,
+                    &hook_scope,
+                )
+                .await?
+            }
             _ => {}
         }
         let key = keys::tenant_module(tenant.as_str(), module.as_str());
@@ -146,17 +194,44 @@ impl Platform {
             _ => None,
         };
         if let Some(action) = action {
-            events.push(platform_event(action, json!({"module": module})).for_tenant(tenant.as_str(), None));
+            events.push(
+                platform_event(action, json!({"module": module})).for_tenant(tenant.as_str(), None),
+            );
         }
-        events.push(platform_event("config.changed", json!({"module": module})).for_tenant(tenant.as_str(), None));
+        events.push(
+            platform_event("config.changed", json!({"module": module}))
+                .for_tenant(tenant.as_str(), None),
+        );
         let writes = vec![
             Write::Put { item, condition },
-            audit::record(tenant.as_str(), &caller.actor(), action.unwrap_or("tenant.module.configured"), &format!("module:{module}"), json!(change_summary(&change))),
+            audit::record(
+                tenant.as_str(),
+                &caller.actor(),
+                action.unwrap_or("tenant.module.configured"),
+                &format!("module:{module}"),
+                json!(change_summary(&change)),
+            ),
         ];
         self.commit_change(writes, events, module).await?;
         match (was_enabled, next.enabled) {
-            (false, true) => self.post_hook(Hook::PostEnableTenant, &manifest, &installation, &hook_scope).await,
-            (true, false) => self.post_hook(Hook::PostDisableTenant, &manifest, &installation, &hook_scope).await,
+            (false, true) => {
+                self.post_hook(
+                    Hook::PostEnableTenant,
+                    &manifest,
+                    &installation,
+                    &hook_scope,
+                )
+                .await
+            }
+            (true, false) => {
+                self.post_hook(
+                    Hook::PostDisableTenant,
+                    &manifest,
+                    &installation,
+                    &hook_scope,
+                )
+                .await
+            }
             _ => {}
         }
         Ok(next)
@@ -167,7 +242,10 @@ impl Platform {
         if required.is_empty() {
             return Ok(());
         }
-        let keys: Vec<Key> = required.iter().map(|r| keys::tenant_module(tenant.as_str(), r.name.as_str())).collect();
+        let keys: Vec<Key> = required
+            .iter()
+            .map(|r| keys::tenant_module(tenant.as_str(), r.name.as_str()))
+            .collect();
         let rows = self.store.batch_get(&keys).await?;
         let enabled: Vec<String> = rows
             .iter()
@@ -175,7 +253,11 @@ impl Platform {
             .filter(|row| row.enabled)
             .map(|row| row.module)
             .collect();
-        let missing: Vec<String> = required.iter().map(|r| r.name.to_string()).filter(|n| !enabled.contains(n)).collect();
+        let missing: Vec<String> = required
+            .iter()
+            .map(|r| r.name.to_string())
+            .filter(|n| !enabled.contains(n))
+            .collect();
         if missing.is_empty() {
             Ok(())
         } else {
@@ -187,13 +269,24 @@ impl Platform {
         }
     }
 
-    pub async fn set_company_module(&self, caller: &Caller, tenant: &TenantId, company: &CompanyId, module: &ModuleName, change: ModuleChange) -> Result<CompanyModule> {
+    pub async fn set_company_module(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        company: &CompanyId,
+        module: &ModuleName,
+        change: ModuleChange,
+    ) -> Result<CompanyModule> {
         let user = caller.require_company_admin(tenant, company)?.clone();
         self.company(tenant, company).await?;
         let (manifest, installation) = self.installed_module(module).await?;
         let tenant_row = match self.tenant_module(tenant, module).await? {
             Some((row, _)) if row.enabled => row,
-            _ => return Err(Error::Conflict(format!("tenant {tenant} has not enabled {module}"))),
+            _ => {
+                return Err(Error::Conflict(format!(
+                    "tenant {tenant} has not enabled {module}"
+                )));
+            }
         };
         let key = keys::company_module(tenant.as_str(), company.as_str(), module.as_str());
         let current = self.store.get(&key).await?;
@@ -210,14 +303,23 @@ impl Platform {
             customized_at: String::new(),
             customized_by_user_id: String::new(),
         });
-        apply(&change, &mut next.is_enabled, &mut next.configuration, &mut next.enabled_features, &mut next.disabled_features);
+        apply(
+            &change,
+            &mut next.is_enabled,
+            &mut next.configuration,
+            &mut next.enabled_features,
+            &mut next.disabled_features,
+        );
         next.customized_at = now();
         next.customized_by_user_id = user.id.to_string();
         validate_features(&manifest, &next.enabled_features, &next.disabled_features)?;
         let merged = merged_config(&manifest, &[&tenant_row.configuration, &next.configuration]);
         let problems = config_problems(&manifest, &merged);
         if !problems.is_empty() {
-            return Err(Error::invalid(format!("the configuration breaks {module}'s schema"), problems));
+            return Err(Error::invalid(
+                format!("the configuration breaks {module}'s schema"),
+                problems,
+            ));
         }
         // Company hooks fire when a row is created enabled or flips to enabled, and on a flip
         // to disabled (a missing row counts as enabled, as the tenant has the module).
@@ -225,33 +327,54 @@ impl Platform {
         let disabling = !next.is_enabled && was_enabled != Some(false);
         let scope = json!({"tenant_id": tenant, "company_id": company});
         if enabling {
-            self.pre_hook(Hook::PreEnableCompany, &manifest, &installation, &scope).await?;
+            self.pre_hook(Hook::PreEnableCompany, &manifest, &installation, &scope)
+                .await?;
         } else if disabling {
-            self.pre_hook(Hook::PreDisableCompany, &manifest, &installation, &scope).await?;
+            self.pre_hook(Hook::PreDisableCompany, &manifest, &installation, &scope)
+                .await?;
         }
         let (item, condition) = versioned(key, current.map(|i| i.version), to_data(&next));
         let (t, c) = (tenant.as_str(), company.as_str());
         let events = vec![
-            platform_event("company.module.customized", json!({"module": module, "is_enabled": next.is_enabled})).for_tenant(t, Some(c)),
+            platform_event(
+                "company.module.customized",
+                json!({"module": module, "is_enabled": next.is_enabled}),
+            )
+            .for_tenant(t, Some(c)),
             platform_event("config.changed", json!({"module": module})).for_tenant(t, Some(c)),
         ];
         let writes = vec![
             Write::Put { item, condition },
-            audit::record(t, &caller.actor(), "company.module.customized", &format!("company:{c}/module:{module}"), json!(change_summary(&change))),
+            audit::record(
+                t,
+                &caller.actor(),
+                "company.module.customized",
+                &format!("company:{c}/module:{module}"),
+                json!(change_summary(&change)),
+            ),
         ];
         self.commit_change(writes, events, module).await?;
         if enabling {
-            self.post_hook(Hook::PostEnableCompany, &manifest, &installation, &scope).await;
+            self.post_hook(Hook::PostEnableCompany, &manifest, &installation, &scope)
+                .await;
         } else if disabling {
-            self.post_hook(Hook::PostDisableCompany, &manifest, &installation, &scope).await;
+            self.post_hook(Hook::PostDisableCompany, &manifest, &installation, &scope)
+                .await;
         }
         Ok(next)
     }
 
-    async fn commit_change(&self, writes: Vec<Write>, events: Vec<Event>, module: &ModuleName) -> Result<()> {
+    async fn commit_change(
+        &self,
+        writes: Vec<Write>,
+        events: Vec<Event>,
+        module: &ModuleName,
+    ) -> Result<()> {
         self.store.transact(writes).await.map_err(|e| {
             if e.is_conflict() {
-                Error::Conflict("the module's settings changed while this request was handled; retry it".into())
+                Error::Conflict(
+                    "the module's settings changed while this request was handled; retry it".into(),
+                )
             } else {
                 e.into()
             }
@@ -261,37 +384,73 @@ impl Platform {
         Ok(())
     }
 
-    async fn pre_hook(&self, hook: Hook, manifest: &Manifest, installation: &Installation, scope: &Value) -> Result<()> {
+    async fn pre_hook(
+        &self,
+        hook: Hook,
+        manifest: &Manifest,
+        installation: &Installation,
+        scope: &Value,
+    ) -> Result<()> {
         match self.call_hook(hook, manifest, installation, scope).await {
             Ok(HookOutcome::Proceed) => Ok(()),
-            Ok(HookOutcome::Refused(reason)) => Err(Error::Conflict(format!("refused by {}: {reason}", manifest.name))),
+            Ok(HookOutcome::Refused(reason)) => Err(Error::Conflict(format!(
+                "refused by {}: {reason}",
+                manifest.name
+            ))),
             Err(reason) => Err(Error::Unavailable(reason)),
         }
     }
 
     /// After the change is stored, a post hook's failure is logged, not undone.
-    async fn post_hook(&self, hook: Hook, manifest: &Manifest, installation: &Installation, scope: &Value) {
+    async fn post_hook(
+        &self,
+        hook: Hook,
+        manifest: &Manifest,
+        installation: &Installation,
+        scope: &Value,
+    ) {
         if let Err(reason) = self.call_hook(hook, manifest, installation, scope).await {
             tracing::warn!(module = %manifest.name, ?hook, %reason, "post hook failed");
         }
     }
 
-    async fn call_hook(&self, hook: Hook, manifest: &Manifest, installation: &Installation, scope: &Value) -> std::result::Result<HookOutcome, String> {
-        let (Some(path), Some(deployment)) = (manifest.hooks.get(&hook), &installation.deployment) else {
+    async fn call_hook(
+        &self,
+        hook: Hook,
+        manifest: &Manifest,
+        installation: &Installation,
+        scope: &Value,
+    ) -> std::result::Result<HookOutcome, String> {
+        let (Some(path), Some(deployment)) = (manifest.hooks.get(&hook), &installation.deployment)
+        else {
             return Ok(HookOutcome::Proceed);
         };
-        let mut payload = json!({"hook": hook, "module": manifest.name, "version": manifest.version.to_string()});
+        let mut payload =
+            json!({"hook": hook, "module": manifest.name, "version": manifest.version.to_string()});
         if let (Some(target), Some(extra)) = (payload.as_object_mut(), scope.as_object()) {
             target.extend(extra.clone());
         }
-        let call = HookCall { module: manifest.name.to_string(), hook, url: format!("{}{path}", deployment.endpoint), payload };
+        let call = HookCall {
+            module: manifest.name.to_string(),
+            hook,
+            url: format!("{}{path}", deployment.endpoint),
+            payload,
+        };
         self.hooks.call(&call).await.map_err(|e| e.to_string())
     }
 }
 
 fn versioned(key: Key, stored: Option<u64>, data: Map<String, Value>) -> (Item, Condition) {
     match stored {
-        Some(version) => (Item { key, version: version + 1, data, expires_at: None }, Condition::Version(version)),
+        Some(version) => (
+            Item {
+                key,
+                version: version + 1,
+                data,
+                expires_at: None,
+            },
+            Condition::Version(version),
+        ),
         None => (Item::new(key, data), Condition::Absent),
     }
 }

@@ -18,7 +18,10 @@ pub enum Error {
     BadRequest(String),
     /// Well-formed input that breaks a rule; each problem names its path.
     #[error("{detail}")]
-    Invalid { detail: String, problems: Vec<Problem> },
+    Invalid {
+        detail: String,
+        problems: Vec<Problem>,
+    },
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -29,7 +32,10 @@ pub enum Error {
     #[error("{0}")]
     Conflict(String),
     #[error("{detail}")]
-    TooManyRequests { detail: String, retry_after_secs: u64 },
+    TooManyRequests {
+        detail: String,
+        retry_after_secs: u64,
+    },
     /// A module's backend did not answer the gateway.
     #[error("{0}")]
     BadGateway(String),
@@ -79,7 +85,9 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::ConditionFailed { .. } | StoreError::TransactionCanceled { .. } => {
-                Error::Conflict("the resource changed while this request was handled; retry it".into())
+                Error::Conflict(
+                    "the resource changed while this request was handled; retry it".into(),
+                )
             }
             StoreError::Unavailable(message) => Error::Unavailable(message),
             other => Error::Internal(other.to_string()),
@@ -126,7 +134,10 @@ impl IntoResponse for Error {
             retry_after_secs, ..
         } = self
         {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs.max(1)),
+            );
         }
         response
     }

@@ -100,7 +100,9 @@ impl Caller {
         if self.is_platform_admin() {
             Ok(())
         } else {
-            Err(Error::Forbidden("this needs the platform:admin role".into()))
+            Err(Error::Forbidden(
+                "this needs the platform:admin role".into(),
+            ))
         }
     }
 
@@ -135,7 +137,9 @@ impl Caller {
         let user = self.require_tenant_member(tenant)?;
         let company_admin = user.roles.contains(&PlatformRole::CompanyAdmin)
             && user.company.as_ref() == Some(company);
-        if self.is_platform_admin() || user.roles.contains(&PlatformRole::TenantAdmin) || company_admin
+        if self.is_platform_admin()
+            || user.roles.contains(&PlatformRole::TenantAdmin)
+            || company_admin
         {
             Ok(user)
         } else {
@@ -198,7 +202,13 @@ fn user_from_claims(claims: Claims) -> Result<User> {
     let invalid = |claim: &str, message: String| {
         Error::Unauthorized(format!("invalid token: claim `{claim}`: {message}"))
     };
-    let Claims { sub, tenant_id, company_id, roles, .. } = claims;
+    let Claims {
+        sub,
+        tenant_id,
+        company_id,
+        roles,
+        ..
+    } = claims;
     let id = UserId::parse(&sub).map_err(|m| invalid("sub", m))?;
     let tenant = tenant_id
         .as_deref()
@@ -211,7 +221,10 @@ fn user_from_claims(claims: Claims) -> Result<User> {
         .transpose()
         .map_err(|m| invalid("company_id", m))?;
     // Unknown roles are ignored: identity providers add their own.
-    let roles = roles.iter().filter_map(|r| PlatformRole::parse(r)).collect();
+    let roles = roles
+        .iter()
+        .filter_map(|r| PlatformRole::parse(r))
+        .collect();
     Ok(User {
         id,
         tenant,
@@ -265,7 +278,9 @@ mod tests {
     fn expired_wrong_issuer_and_wrong_key_are_refused() {
         let verifier = TokenVerifier::hs256(SECRET, Some("plinth-dev"), Some("plinth")).unwrap();
         let expired = mint_token(SECRET, &claims(-120)).unwrap();
-        assert!(matches!(verifier.verify(&expired), Err(Error::Unauthorized(m)) if m.contains("Expired")));
+        assert!(
+            matches!(verifier.verify(&expired), Err(Error::Unauthorized(m)) if m.contains("Expired"))
+        );
         let mut other_issuer = claims(60);
         other_issuer.iss = Some("evil".into());
         let token = mint_token(SECRET, &other_issuer).unwrap();
@@ -302,14 +317,25 @@ mod tests {
         let mut tampered = claims(60);
         tampered.tenant_id = Some("globex".into());
         let payload = b64(serde_json::to_string(&tampered).unwrap().as_bytes());
-        assert!(refused(&verifier, &format!("{}.{payload}.{}", parts[0], parts[2])).contains("InvalidSignature"));
+        assert!(
+            refused(&verifier, &format!("{}.{payload}.{}", parts[0], parts[2]))
+                .contains("InvalidSignature")
+        );
         // not yet valid, and for another audience
         let mut early = claims(600);
         early.nbf = Some(early.exp - 60);
-        assert!(refused(&verifier, &mint_token(SECRET, &early).unwrap()).contains("ImmatureSignature"));
+        assert!(
+            refused(&verifier, &mint_token(SECRET, &early).unwrap()).contains("ImmatureSignature")
+        );
         let mut elsewhere = claims(60);
         elsewhere.aud = Some("other-app".into());
-        assert!(refused(&verifier, &mint_token(SECRET, &elsewhere).unwrap()).contains("InvalidAudience"));
-        assert!(TokenVerifier::hs256(b"short", None, None).is_err(), "weak secrets are refused");
+        assert!(
+            refused(&verifier, &mint_token(SECRET, &elsewhere).unwrap())
+                .contains("InvalidAudience")
+        );
+        assert!(
+            TokenVerifier::hs256(b"short", None, None).is_err(),
+            "weak secrets are refused"
+        );
     }
 }

@@ -89,7 +89,10 @@ fn check_subject(text: &str, what: &str) -> Result<(), String> {
     if text.is_empty() || text.len() > 128 {
         return Err(format!("{what} must be 1 to 128 characters long"));
     }
-    match text.chars().find(|c| c.is_control() || c.is_whitespace() || *c == '#') {
+    match text
+        .chars()
+        .find(|c| c.is_control() || c.is_whitespace() || *c == '#')
+    {
         Some(bad) => Err(format!("{what} must not contain {bad:?}")),
         None => Ok(()),
     }

@@ -50,13 +50,23 @@ fn instance_key(module: &str, url: &str) -> Key {
 
 fn check_url(field: &str, url: &str) -> Result<()> {
     match reqwest::Url::parse(url) {
-        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => Ok(()),
-        _ => Err(Error::field(field, format!("`{url}` is not an http(s) URL"))),
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {
+            Ok(())
+        }
+        _ => Err(Error::field(
+            field,
+            format!("`{url}` is not an http(s) URL"),
+        )),
     }
 }
 
 impl Platform {
-    pub(crate) async fn register_instance(&self, module: &ModuleName, deployment: &Deployment, by: &str) -> Result<()> {
+    pub(crate) async fn register_instance(
+        &self,
+        module: &ModuleName,
+        deployment: &Deployment,
+        by: &str,
+    ) -> Result<()> {
         let instance = Instance {
             module: module.to_string(),
             url: deployment.endpoint.clone(),
@@ -65,14 +75,22 @@ impl Platform {
             registered_by: by.into(),
             last_checked: crate::install::now(),
         };
-        let item = Item::new(instance_key(module.as_str(), &instance.url), to_data(&instance));
+        let item = Item::new(
+            instance_key(module.as_str(), &instance.url),
+            to_data(&instance),
+        );
         self.store.put(item, Condition::Always).await?;
         self.caches.invalidate_module(module.as_str());
         Ok(())
     }
 
     /// An instance registering itself with its module's API key.
-    pub async fn self_register(&self, caller: &Caller, module: &ModuleName, registration: Registration) -> Result<Instance> {
+    pub async fn self_register(
+        &self,
+        caller: &Caller,
+        module: &ModuleName,
+        registration: Registration,
+    ) -> Result<Instance> {
         match caller {
             Caller::Module(own) if own == module => {}
             _ if caller.is_platform_admin() => {}
@@ -84,12 +102,21 @@ impl Platform {
         }
         check_url("instance_url", &registration.instance_url)?;
         let url = registration.instance_url.trim_end_matches('/').to_owned();
-        let health_url = registration.health_check_url.unwrap_or_else(|| format!("{url}/health"));
+        let health_url = registration
+            .health_check_url
+            .unwrap_or_else(|| format!("{url}/health"));
         check_url("health_check_url", &health_url)?;
-        let deployment = Deployment { endpoint: url.clone(), health_url, handle: serde_json::Value::Null };
+        let deployment = Deployment {
+            endpoint: url.clone(),
+            health_url,
+            handle: serde_json::Value::Null,
+        };
         self.register_instance(module, &deployment, "self").await?;
         let item = self.store.get(&instance_key(module.as_str(), &url)).await?;
-        item.as_ref().map(from_item).transpose()?.ok_or_else(|| Error::Internal("instance vanished".into()))
+        item.as_ref()
+            .map(from_item)
+            .transpose()?
+            .ok_or_else(|| Error::Internal("instance vanished".into()))
     }
 
     pub async fn instances(&self, module: &ModuleName) -> Result<Vec<Instance>> {
@@ -100,7 +127,12 @@ impl Platform {
 
     pub(crate) async fn remove_instances(&self, module: &ModuleName) -> Result<()> {
         for instance in self.instances(module).await? {
-            self.store.delete(&instance_key(module.as_str(), &instance.url), Condition::Always).await?;
+            self.store
+                .delete(
+                    &instance_key(module.as_str(), &instance.url),
+                    Condition::Always,
+                )
+                .await?;
         }
         self.caches.invalidate_module(module.as_str());
         Ok(())
@@ -110,16 +142,35 @@ impl Platform {
     pub async fn check_health(&self, client: &reqwest::Client) -> Result<usize> {
         let mut changed = 0;
         for module in self.installed_index().await?.into_keys() {
-            let Ok(module) = ModuleName::parse(&module) else { continue };
+            let Ok(module) = ModuleName::parse(&module) else {
+                continue;
+            };
             for instance in self.instances(&module).await? {
-                let answer = client.get(&instance.health_url).timeout(Duration::from_secs(3)).send().await;
-                let health = if answer.is_ok_and(|r| r.status().is_success()) { Health::Healthy } else { Health::Unhealthy };
+                let answer = client
+                    .get(&instance.health_url)
+                    .timeout(Duration::from_secs(3))
+                    .send()
+                    .await;
+                let health = if answer.is_ok_and(|r| r.status().is_success()) {
+                    Health::Healthy
+                } else {
+                    Health::Unhealthy
+                };
                 let update = Update::default()
                     .set("health", serde_json::to_value(health).unwrap_or_default())
-                    .set("last_checked", serde_json::Value::String(crate::install::now()));
+                    .set(
+                        "last_checked",
+                        serde_json::Value::String(crate::install::now()),
+                    );
                 let key = instance_key(module.as_str(), &instance.url);
                 // The instance may have been removed meanwhile: nothing to record then.
-                if self.store.update(&key, update, Condition::Exists).await.is_ok() && health != instance.health {
+                if self
+                    .store
+                    .update(&key, update, Condition::Exists)
+                    .await
+                    .is_ok()
+                    && health != instance.health
+                {
                     changed += 1;
                     tracing::warn!(module = %module, url = %instance.url, ?health, "instance health changed");
                     self.caches.invalidate_module(module.as_str());

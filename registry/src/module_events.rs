@@ -14,17 +14,33 @@ impl Platform {
     /// one the manifest declares, and a tenant it names must have the module enabled.
     pub async fn publish_module_event(&self, caller: &Caller, event: Event) -> Result<()> {
         let Caller::Module(module) = caller else {
-            return Err(Error::Forbidden("only a module's API key publishes its events".into()));
+            return Err(Error::Forbidden(
+                "only a module's API key publishes its events".into(),
+            ));
         };
         let expected = module_source(module);
         if event.source != expected {
-            return Err(Error::field("source", format!("{module} publishes with source `{expected}`, not `{}`", event.source)));
+            return Err(Error::field(
+                "source",
+                format!(
+                    "{module} publishes with source `{expected}`, not `{}`",
+                    event.source
+                ),
+            ));
         }
         let (manifest, _) = self.installed_module(module).await?;
-        if !manifest.events.publishes.iter().any(|d| d == &event.detail_type) {
+        if !manifest
+            .events
+            .publishes
+            .iter()
+            .any(|d| d == &event.detail_type)
+        {
             return Err(Error::field(
                 "detail-type",
-                format!("{module} does not declare `{}` in events.publishes", event.detail_type),
+                format!(
+                    "{module} does not declare `{}` in events.publishes",
+                    event.detail_type
+                ),
             ));
         }
         if let Some(tenant) = event.tenant_id() {
@@ -37,8 +53,16 @@ impl Platform {
     }
 
     async fn require_enabled(&self, module: &ModuleName, tenant: &str) -> Result<()> {
-        let not_enabled = || Error::field("detail.tenant_id", format!("tenant {tenant} has not enabled {module}"));
+        let not_enabled = || {
+            Error::field(
+                "detail.tenant_id",
+                format!("tenant {tenant} has not enabled {module}"),
+            )
+        };
         let tenant = TenantId::parse(tenant).map_err(|_| not_enabled())?;
-        self.resolve_cached(&tenant, module, None).await.map(|_| ()).map_err(|_| not_enabled())
+        self.resolve_cached(&tenant, module, None)
+            .await
+            .map(|_| ())
+            .map_err(|_| not_enabled())
     }
 }

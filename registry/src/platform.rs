@@ -10,17 +10,17 @@ use crate::cache::TtlCache;
 use std::time::Duration;
 
 use crate::config::ResolvedConfig;
-use crate::gateway::context::{CONTEXT_TTL_SECS, ContextSigner};
-use crate::gateway::{ModuleRoutes, RateLimits};
-use crate::rbac::Grants;
-use crate::tenancy::Tenant;
 use crate::deploy::{Deployer, TableProvisioner};
 use crate::error::Result;
 use crate::events::{Event, EventBus, Subscriptions};
+use crate::gateway::context::{CONTEXT_TTL_SECS, ContextSigner};
+use crate::gateway::{ModuleRoutes, RateLimits};
 use crate::hooks::Hooks;
 use crate::identity::TokenVerifier;
 use crate::install::{InstallQueue, Step};
+use crate::rbac::Grants;
 use crate::store::{Store, Write};
+use crate::tenancy::Tenant;
 
 /// The adapters a platform runs on.
 #[derive(Debug, Clone)]
@@ -105,7 +105,11 @@ impl Caches {
         if event.source != crate::events::PLATFORM_SOURCE {
             return;
         }
-        match event.detail.get("module").and_then(serde_json::Value::as_str) {
+        match event
+            .detail
+            .get("module")
+            .and_then(serde_json::Value::as_str)
+        {
             Some(module) => self.invalidate_module(module),
             None if event.detail_type.starts_with("module.") => self.config.clear(),
             None => {}
@@ -122,7 +126,12 @@ impl Caches {
 }
 
 impl Platform {
-    pub fn new(ports: Ports, tokens: TokenVerifier, settings: Settings, context: ContextSigner) -> Self {
+    pub fn new(
+        ports: Ports,
+        tokens: TokenVerifier,
+        settings: Settings,
+        context: ContextSigner,
+    ) -> Self {
         Self {
             store: ports.store,
             bus: ports.bus,

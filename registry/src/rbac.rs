@@ -67,14 +67,26 @@ pub struct Grants {
 
 impl Grants {
     pub fn allows(&self, permission: &Permission, company: Option<&str>) -> bool {
-        let company_grants = company.and_then(|c| self.companies.get(c)).into_iter().flatten();
-        self.tenant.iter().chain(company_grants).any(|g| g.grants(permission))
+        let company_grants = company
+            .and_then(|c| self.companies.get(c))
+            .into_iter()
+            .flatten();
+        self.tenant
+            .iter()
+            .chain(company_grants)
+            .any(|g| g.grants(permission))
     }
 }
 
 /// The permissions of `manifest` a user holds: admins all of them, others what their grants allow.
-pub fn granted_permissions(manifest: &Manifest, user: &User, grants: &Grants, company: Option<&str>) -> Vec<String> {
-    let admin = user.roles.contains(&PlatformRole::PlatformAdmin) || user.roles.contains(&PlatformRole::TenantAdmin);
+pub fn granted_permissions(
+    manifest: &Manifest,
+    user: &User,
+    grants: &Grants,
+    company: Option<&str>,
+) -> Vec<String> {
+    let admin = user.roles.contains(&PlatformRole::PlatformAdmin)
+        || user.roles.contains(&PlatformRole::TenantAdmin);
     manifest
         .permissions
         .iter()
@@ -84,7 +96,13 @@ pub fn granted_permissions(manifest: &Manifest, user: &User, grants: &Grants, co
 }
 
 impl Platform {
-    pub async fn put_role(&self, caller: &Caller, tenant: &TenantId, role: &RoleName, change: RoleChange) -> Result<Role> {
+    pub async fn put_role(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        role: &RoleName,
+        change: RoleChange,
+    ) -> Result<Role> {
         caller.require_tenant_admin(tenant)?;
         self.tenant(tenant).await?;
         let problems: Vec<Problem> = change
@@ -92,18 +110,39 @@ impl Platform {
             .iter()
             .enumerate()
             .filter_map(|(i, grant)| {
-                PermissionGrant::parse(grant).err().map(|e| Problem { path: format!("permissions[{i}]"), message: e.to_string() })
+                PermissionGrant::parse(grant).err().map(|e| Problem {
+                    path: format!("permissions[{i}]"),
+                    message: e.to_string(),
+                })
             })
             .collect();
         if !problems.is_empty() {
-            return Err(Error::invalid(format!("{} invalid permission grant(s)", problems.len()), problems));
+            return Err(Error::invalid(
+                format!("{} invalid permission grant(s)", problems.len()),
+                problems,
+            ));
         }
-        let record = Role { name: role.clone(), permissions: change.permissions, description: change.description, updated_at: now() };
+        let record = Role {
+            name: role.clone(),
+            permissions: change.permissions,
+            description: change.description,
+            updated_at: now(),
+        };
         let writes = vec![
-            Write::Put { item: Item::new(keys::role(tenant.as_str(), role.as_str()), to_data(&record)), condition: Condition::Always },
-            audit::record(tenant.as_str(), &caller.actor(), "role.changed", &format!("role:{role}"), json!({"permissions": record.permissions})),
+            Write::Put {
+                item: Item::new(keys::role(tenant.as_str(), role.as_str()), to_data(&record)),
+                condition: Condition::Always,
+            },
+            audit::record(
+                tenant.as_str(),
+                &caller.actor(),
+                "role.changed",
+                &format!("role:{role}"),
+                json!({"permissions": record.permissions}),
+            ),
         ];
-        let event = platform_event("role.changed", json!({"role": role})).for_tenant(tenant.as_str(), None);
+        let event =
+            platform_event("role.changed", json!({"role": role})).for_tenant(tenant.as_str(), None);
         self.commit(writes, vec![event]).await?;
         self.caches.grants.retain(|(t, _)| t != tenant.as_str());
         Ok(record)
@@ -115,19 +154,36 @@ impl Platform {
         items.iter().map(from_item).collect()
     }
 
-    pub async fn assign_roles(&self, caller: &Caller, tenant: &TenantId, user: &UserId, assignment: Assignment) -> Result<Assignment> {
+    pub async fn assign_roles(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        user: &UserId,
+        assignment: Assignment,
+    ) -> Result<Assignment> {
         caller.require_tenant_admin(tenant)?;
-        let known: BTreeSet<RoleName> = self.roles(tenant).await?.into_iter().map(|r| r.name).collect();
+        let known: BTreeSet<RoleName> = self
+            .roles(tenant)
+            .await?
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
         let mut problems = Vec::new();
         for (i, role) in assignment.roles.iter().enumerate() {
             if !known.contains(role) {
-                problems.push(Problem { path: format!("roles[{i}]"), message: format!("tenant {tenant} has no role {role}") });
+                problems.push(Problem {
+                    path: format!("roles[{i}]"),
+                    message: format!("tenant {tenant} has no role {role}"),
+                });
             }
         }
         for (company, roles) in &assignment.companies {
             for (i, role) in roles.iter().enumerate() {
                 if !known.contains(role) {
-                    problems.push(Problem { path: format!("companies.{company}[{i}]"), message: format!("tenant {tenant} has no role {role}") });
+                    problems.push(Problem {
+                        path: format!("companies.{company}[{i}]"),
+                        message: format!("tenant {tenant} has no role {role}"),
+                    });
                 }
             }
         }
@@ -135,12 +191,27 @@ impl Platform {
             return Err(Error::invalid("unknown roles", problems));
         }
         let writes = vec![
-            Write::Put { item: Item::new(keys::user_roles(tenant.as_str(), user.as_str()), to_data(&assignment)), condition: Condition::Always },
-            audit::record(tenant.as_str(), &caller.actor(), "user.roles.changed", &format!("user:{user}"), json!(assignment)),
+            Write::Put {
+                item: Item::new(
+                    keys::user_roles(tenant.as_str(), user.as_str()),
+                    to_data(&assignment),
+                ),
+                condition: Condition::Always,
+            },
+            audit::record(
+                tenant.as_str(),
+                &caller.actor(),
+                "user.roles.changed",
+                &format!("user:{user}"),
+                json!(assignment),
+            ),
         ];
-        let event = platform_event("user.roles.changed", json!({"user_id": user})).for_tenant(tenant.as_str(), None);
+        let event = platform_event("user.roles.changed", json!({"user_id": user}))
+            .for_tenant(tenant.as_str(), None);
         self.commit(writes, vec![event]).await?;
-        self.caches.grants.remove(&(tenant.to_string(), user.to_string()));
+        self.caches
+            .grants
+            .remove(&(tenant.to_string(), user.to_string()));
         Ok(assignment)
     }
 
@@ -150,24 +221,41 @@ impl Platform {
         if let Some(grants) = self.caches.grants.get(&cache_key) {
             return Ok(grants);
         }
-        let assignment: Assignment = match self.store.get(&keys::user_roles(tenant.as_str(), user.as_str())).await? {
+        let assignment: Assignment = match self
+            .store
+            .get(&keys::user_roles(tenant.as_str(), user.as_str()))
+            .await?
+        {
             Some(item) => from_item(&item)?,
             None => Assignment::default(),
         };
         let grants = if assignment.roles.is_empty() && assignment.companies.is_empty() {
             Grants::default()
         } else {
-            let roles: BTreeMap<RoleName, Role> = self.roles(tenant).await?.into_iter().map(|r| (r.name.clone(), r)).collect();
+            let roles: BTreeMap<RoleName, Role> = self
+                .roles(tenant)
+                .await?
+                .into_iter()
+                .map(|r| (r.name.clone(), r))
+                .collect();
             let expand = |names: &[RoleName]| -> Vec<PermissionGrant> {
                 names
                     .iter()
                     .filter_map(|n| roles.get(n))
-                    .flat_map(|r| r.permissions.iter().filter_map(|g| PermissionGrant::parse(g).ok()))
+                    .flat_map(|r| {
+                        r.permissions
+                            .iter()
+                            .filter_map(|g| PermissionGrant::parse(g).ok())
+                    })
                     .collect()
             };
             Grants {
                 tenant: expand(&assignment.roles),
-                companies: assignment.companies.iter().map(|(c, names)| (c.to_string(), expand(names))).collect(),
+                companies: assignment
+                    .companies
+                    .iter()
+                    .map(|(c, names)| (c.to_string(), expand(names)))
+                    .collect(),
             }
         };
         self.caches.grants.insert(cache_key, grants.clone());
@@ -175,12 +263,20 @@ impl Platform {
     }
 
     /// `rbac/verify`: for modules (their API key) and the tenant's admins.
-    pub async fn verify_permission(&self, caller: &Caller, request: &VerifyRequest) -> Result<bool> {
+    pub async fn verify_permission(
+        &self,
+        caller: &Caller,
+        request: &VerifyRequest,
+    ) -> Result<bool> {
         if !matches!(caller, Caller::Module(_)) {
             caller.require_tenant_admin(&request.tenant_id)?;
         }
-        let permission = Permission::parse(&request.permission).map_err(|e| Error::field("permission", e.to_string()))?;
+        let permission = Permission::parse(&request.permission)
+            .map_err(|e| Error::field("permission", e.to_string()))?;
         let grants = self.grants(&request.tenant_id, &request.user_id).await?;
-        Ok(grants.allows(&permission, request.company_id.as_ref().map(CompanyId::as_str)))
+        Ok(grants.allows(
+            &permission,
+            request.company_id.as_ref().map(CompanyId::as_str),
+        ))
     }
 }

@@ -54,7 +54,10 @@ pub struct NewCompany {
 
 fn check_name(name: &str) -> Result<()> {
     if name.trim().is_empty() || name.len() > 200 {
-        return Err(Error::field("name", "must be 1 to 200 characters, not blank"));
+        return Err(Error::field(
+            "name",
+            "must be 1 to 200 characters, not blank",
+        ));
     }
     Ok(())
 }
@@ -75,7 +78,13 @@ impl Platform {
                 item: Item::new(keys::tenant(id), to_data(&tenant)),
                 condition: Condition::Absent,
             },
-            audit::record(id, &caller.actor(), "tenant.created", &format!("tenant:{id}"), json!({"tier": tenant.subscription_tier})),
+            audit::record(
+                id,
+                &caller.actor(),
+                "tenant.created",
+                &format!("tenant:{id}"),
+                json!({"tier": tenant.subscription_tier}),
+            ),
         ];
         self.store.transact(writes).await.map_err(|e| {
             if e.is_conflict() {
@@ -84,7 +93,8 @@ impl Platform {
                 e.into()
             }
         })?;
-        let event = platform_event("tenant.created", json!({"tier": tenant.subscription_tier})).for_tenant(id, None);
+        let event = platform_event("tenant.created", json!({"tier": tenant.subscription_tier}))
+            .for_tenant(id, None);
         self.publish_events(vec![event]).await;
         Ok(tenant)
     }
@@ -99,7 +109,12 @@ impl Platform {
         from_item(&item)
     }
 
-    pub async fn create_company(&self, caller: &Caller, tenant: &TenantId, new: NewCompany) -> Result<Company> {
+    pub async fn create_company(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        new: NewCompany,
+    ) -> Result<Company> {
         caller.require_tenant_admin(tenant)?;
         check_name(&new.name)?;
         self.tenant(tenant).await?;
@@ -120,7 +135,13 @@ impl Platform {
                 key: keys::tenant(t),
                 condition: Condition::Exists,
             },
-            audit::record(t, &caller.actor(), "company.created", &format!("company:{c}"), json!({"name": company.name})),
+            audit::record(
+                t,
+                &caller.actor(),
+                "company.created",
+                &format!("company:{c}"),
+                json!({"name": company.name}),
+            ),
         ];
         self.store.transact(writes).await.map_err(|e| {
             if e.is_conflict() {
@@ -129,7 +150,8 @@ impl Platform {
                 e.into()
             }
         })?;
-        let event = platform_event("company.created", json!({"name": company.name})).for_tenant(t, Some(c));
+        let event =
+            platform_event("company.created", json!({"name": company.name})).for_tenant(t, Some(c));
         self.publish_events(vec![event]).await;
         Ok(company)
     }

@@ -19,11 +19,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use events::{EventsArgs, EventsCommand};
-pub use manifest::{ManifestArgs, ManifestCommand};
 pub use client::{Output, Target};
 pub use company::{CompanyArgs, CompanyCommand};
 pub use config::{ConfigArgs, ConfigCommand};
+pub use events::{EventsArgs, EventsCommand};
+pub use manifest::{ManifestArgs, ManifestCommand};
 pub use module::{ModuleArgs, ModuleCommand};
 pub use module_new::NewArgs;
 pub use tenant::{TenantArgs, TenantCommand};

@@ -33,7 +33,13 @@ pub(super) fn run(args: &UpArgs, out: &mut dyn Write, err: &mut dyn Write) -> io
         }
     };
     let working_dir = std::env::current_dir()?;
-    let options = Options { port: args.port, data_dir: args.data_dir.clone(), demo: args.demo, aws: args.aws, working_dir };
+    let options = Options {
+        port: args.port,
+        data_dir: args.data_dir.clone(),
+        demo: args.demo,
+        aws: args.aws,
+        working_dir,
+    };
     match runtime.block_on(up(&options, out)) {
         Ok(()) => Ok(Exit::Success),
         Err(e) => {
@@ -47,12 +53,21 @@ async fn up(options: &Options, out: &mut dyn Write) -> anyhow::Result<()> {
     init_logs();
     let running = platform::start(options).await?;
     let url = format!("http://{}", running.addr);
-    let store = if options.aws { "DynamoDB at AWS_ENDPOINT_URL".to_owned() } else { format!("{}/plinth.redb", options.data_dir.display()) };
-    writeln!(out, "Plinth is up at {url} (store: {store}; logs of module backends: {}/logs)", options.data_dir.display())?;
+    let store = if options.aws {
+        "DynamoDB at AWS_ENDPOINT_URL".to_owned()
+    } else {
+        format!("{}/plinth.redb", options.data_dir.display())
+    };
+    writeln!(
+        out,
+        "Plinth is up at {url} (store: {store}; logs of module backends: {}/logs)",
+        options.data_dir.display()
+    )?;
     writeln!(out, "  API: {url}/api/v1/…   Stop: Ctrl-C")?;
     let shutdown = async {
         // Ctrl-C, or SIGTERM from a supervisor: either way the module backends are stopped.
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let terminated = async {
             match term.as_mut() {
                 Some(term) => {
@@ -96,6 +111,10 @@ pub fn banner(url: &str, report: &platform::DemoReport) -> String {
 }
 
 fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PLINTH_LOG").unwrap_or_else(|_| "warn,plinth=info".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PLINTH_LOG")
+        .unwrap_or_else(|_| "warn,plinth=info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

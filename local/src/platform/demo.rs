@@ -52,64 +52,127 @@ fn object(value: Value) -> Map<String, Value> {
 /// The example manifests, in an order where required modules come first.
 fn example_manifests(examples: &Path) -> Result<Vec<Value>> {
     let mut manifests = Vec::new();
-    let entries = std::fs::read_dir(examples).with_context(|| format!("cannot read {}", examples.display()))?;
+    let entries = std::fs::read_dir(examples)
+        .with_context(|| format!("cannot read {}", examples.display()))?;
     for entry in entries.flatten() {
         let path = entry.path().join("manifest.json");
         if let Ok(text) = std::fs::read_to_string(&path) {
-            let manifest: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+            let manifest: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", path.display()))?;
             manifests.push(manifest);
         }
     }
-    let requires = |m: &Value| m["dependencies"]["required_modules"].as_array().map_or(0, Vec::len);
-    manifests.sort_by_key(|m| (requires(m), m["name"].as_str().unwrap_or_default().to_owned()));
+    let requires = |m: &Value| {
+        m["dependencies"]["required_modules"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    manifests.sort_by_key(|m| {
+        (
+            requires(m),
+            m["name"].as_str().unwrap_or_default().to_owned(),
+        )
+    });
     Ok(manifests)
 }
 
-pub(super) async fn run(platform: &Arc<Platform>, examples: &Path, secret: &str) -> Result<DemoReport> {
+pub(super) async fn run(
+    platform: &Arc<Platform>,
+    examples: &Path,
+    secret: &str,
+) -> Result<DemoReport> {
     let operator = operator();
     let mut modules = Vec::new();
     for manifest in example_manifests(examples)? {
-        let name = ModuleName::parse(manifest["name"].as_str().unwrap_or_default()).map_err(|e| anyhow::anyhow!("{e}"))?;
-        platform.publish(&operator, &manifest).await.map_err(|e| anyhow::anyhow!("publishing {name}: {e}"))?;
+        let name = ModuleName::parse(manifest["name"].as_str().unwrap_or_default())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        platform
+            .publish(&operator, &manifest)
+            .await
+            .map_err(|e| anyhow::anyhow!("publishing {name}: {e}"))?;
         let version = manifest["version"].as_str().unwrap_or_default().to_owned();
         eprintln!("demo: installing {name} {version} (its first start may compile it)…");
-        tolerate_existing(platform.start_install(&operator, &name, InstallRequest { version, endpoint: None }).await)?;
+        tolerate_existing(
+            platform
+                .start_install(
+                    &operator,
+                    &name,
+                    InstallRequest {
+                        version,
+                        endpoint: None,
+                    },
+                )
+                .await,
+        )?;
         wait_installed(platform, &name).await?;
         modules.push(name);
     }
     let acme = TenantId::parse("acme").map_err(|e| anyhow::anyhow!(e))?;
-    let new_tenant = NewTenant { id: acme.clone(), name: "ACME Corporation".into(), subscription_tier: Tier::Enterprise };
+    let new_tenant = NewTenant {
+        id: acme.clone(),
+        name: "ACME Corporation".into(),
+        subscription_tier: Tier::Enterprise,
+    };
     tolerate_existing(platform.create_tenant(&operator, new_tenant).await)?;
-    for (id, name, country) in [("acme-us", "ACME Inc.", "US"), ("acme-de", "ACME GmbH", "DE")] {
-        let company = NewCompany { id: CompanyId::parse(id).map_err(|e| anyhow::anyhow!(e))?, name: name.into(), country: Some(country.into()) };
+    for (id, name, country) in [
+        ("acme-us", "ACME Inc.", "US"),
+        ("acme-de", "ACME GmbH", "DE"),
+    ] {
+        let company = NewCompany {
+            id: CompanyId::parse(id).map_err(|e| anyhow::anyhow!(e))?,
+            name: name.into(),
+            country: Some(country.into()),
+        };
         tolerate_existing(platform.create_company(&operator, &acme, company).await)?;
     }
     for module in &modules {
-        let configuration = (module.as_str() == "financial")
-            .then(|| object(json!({"currency": "EUR", "tax_rate": 0.20, "invoice_prefix": "ACME"})));
-        let change = ModuleChange { enabled: Some(true), configuration, ..ModuleChange::default() };
-        platform.set_tenant_module(&operator, &acme, module, change).await.map_err(|e| anyhow::anyhow!("enabling {module}: {e}"))?;
+        let configuration = (module.as_str() == "financial").then(|| {
+            object(json!({"currency": "EUR", "tax_rate": 0.20, "invoice_prefix": "ACME"}))
+        });
+        let change = ModuleChange {
+            enabled: Some(true),
+            configuration,
+            ..ModuleChange::default()
+        };
+        platform
+            .set_tenant_module(&operator, &acme, module, change)
+            .await
+            .map_err(|e| anyhow::anyhow!("enabling {module}: {e}"))?;
     }
     if let Some(financial) = modules.iter().find(|m| m.as_str() == "financial") {
         let german = CompanyId::parse("acme-de").map_err(|e| anyhow::anyhow!(e))?;
         let change = ModuleChange {
             enabled: Some(true),
-            configuration: Some(object(json!({"tax_rate": 0.19, "invoice_prefix": "ACME-DE"}))),
+            configuration: Some(object(
+                json!({"tax_rate": 0.19, "invoice_prefix": "ACME-DE"}),
+            )),
             ..ModuleChange::default()
         };
-        platform.set_company_module(&operator, &acme, &german, financial, change).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        platform
+            .set_company_module(&operator, &acme, &german, financial, change)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let token = demo_token(secret)?;
-    Ok(DemoReport { modules: modules.iter().map(ToString::to_string).collect(), token })
+    Ok(DemoReport {
+        modules: modules.iter().map(ToString::to_string).collect(),
+        token,
+    })
 }
 
 async fn wait_installed(platform: &Platform, module: &ModuleName) -> Result<()> {
     for _ in 0..1200 {
-        let installation = platform.installation(module).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let installation = platform
+            .installation(module)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         match installation.status {
             Status::Installed => return Ok(()),
             Status::Failed => {
-                let failure = installation.failure.map(|f| format!("{:?}: {}", f.step, f.reason)).unwrap_or_default();
+                let failure = installation
+                    .failure
+                    .map(|f| format!("{:?}: {}", f.step, f.reason))
+                    .unwrap_or_default();
                 bail!("installing {module} failed at {failure}");
             }
             _ => tokio::time::sleep(Duration::from_millis(500)).await,
@@ -120,7 +183,10 @@ async fn wait_installed(platform: &Platform, module: &ModuleName) -> Result<()> 
 
 /// A 12-hour token of acme's admin, working in the German company.
 pub fn demo_token(secret: &str) -> Result<String> {
-    let exp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() + 12 * 3600;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        + 12 * 3600;
     let claims = Claims {
         sub: "alice".into(),
         tenant_id: Some("acme".into()),

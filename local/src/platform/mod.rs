@@ -49,14 +49,18 @@ pub struct Running {
 
 impl std::fmt::Debug for Running {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Running").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("Running")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
 fn prepare_data_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot use the data directory {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot use the data directory {}", dir.display()))?;
     let probe = dir.join(".plinth-write-test");
-    std::fs::write(&probe, b"ok").with_context(|| format!("the data directory {} is not writable", dir.display()))?;
+    std::fs::write(&probe, b"ok")
+        .with_context(|| format!("the data directory {} is not writable", dir.display()))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
 }
@@ -66,16 +70,21 @@ async fn open_store(options: &Options) -> Result<(Arc<dyn Store>, Arc<dyn TableP
         let config = aws_config_from_env().await;
         let table = std::env::var("PLINTH_TABLE").unwrap_or_else(|_| "plinth".into());
         let store = DynamoStore::new(&config, table);
-        store
-            .create_table()
-            .await
-            .with_context(|| format!("cannot reach DynamoDB at {}", std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".into())))?;
+        store.create_table().await.with_context(|| {
+            format!(
+                "cannot reach DynamoDB at {}",
+                std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".into())
+            )
+        })?;
         let tables = plinth_registry::deploy::dynamodb_tables::DynamoTables::new(&config);
         return Ok((Arc::new(store), Arc::new(tables)));
     }
     let path = options.data_dir.join("plinth.redb");
     let store = EmbeddedStore::open(&path).map_err(|e| {
-        anyhow::anyhow!("{e} (is another `plinth up` using {}?)", options.data_dir.display())
+        anyhow::anyhow!(
+            "{e} (is another `plinth up` using {}?)",
+            options.data_dir.display()
+        )
     })?;
     Ok((Arc::new(store), Arc::new(NoTables)))
 }
@@ -83,22 +92,32 @@ async fn open_store(options: &Options) -> Result<(Arc<dyn Store>, Arc<dyn TableP
 /// Builds the platform and binds its port; nothing is served until [`Running::serve`].
 pub async fn start(options: &Options) -> Result<Running> {
     prepare_data_dir(&options.data_dir)?;
-    let listener = TcpListener::bind(("127.0.0.1", options.port)).await.map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AddrInUse {
-            anyhow::anyhow!("port {} is busy: stop what uses it, or pick another with --port", options.port)
-        } else {
-            anyhow::anyhow!("cannot listen on 127.0.0.1:{}: {e}", options.port)
-        }
-    })?;
+    let listener = TcpListener::bind(("127.0.0.1", options.port))
+        .await
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                anyhow::anyhow!(
+                    "port {} is busy: stop what uses it, or pick another with --port",
+                    options.port
+                )
+            } else {
+                anyhow::anyhow!("cannot listen on 127.0.0.1:{}: {e}", options.port)
+            }
+        })?;
     let addr = listener.local_addr()?;
     let (store, tables) = open_store(options).await?;
     let secret = jwt_secret(&options.data_dir)?;
-    let tokens = TokenVerifier::hs256(secret.as_bytes(), env("PLINTH_JWT_ISSUER").as_deref(), env("PLINTH_JWT_AUDIENCE").as_deref())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tokens = TokenVerifier::hs256(
+        secret.as_bytes(),
+        env("PLINTH_JWT_ISSUER").as_deref(),
+        env("PLINTH_JWT_AUDIENCE").as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let context = secrets::context_key(&options.data_dir)?;
     let bus = Arc::new(LocalBus::default());
     let deployer = Arc::new(
-        ProcessDeployer::new(&options.working_dir, options.data_dir.join("logs")).with_start_timeout(Duration::from_secs(600)),
+        ProcessDeployer::new(&options.working_dir, options.data_dir.join("logs"))
+            .with_start_timeout(Duration::from_secs(600)),
     );
     let (queue, worker) = tokio::sync::mpsc::unbounded_channel();
     let ports = Ports {
@@ -110,7 +129,10 @@ pub async fn start(options: &Options) -> Result<Running> {
         hooks: Arc::new(HttpHooks::default()),
         install_queue: Arc::new(LocalQueue(queue)),
     };
-    let settings = Settings { public_url: format!("http://{addr}"), event_bus: None };
+    let settings = Settings {
+        public_url: format!("http://{addr}"),
+        event_bus: None,
+    };
     let mut platform = Platform::new(ports, tokens, settings, context);
     if let Some(scale) = env("PLINTH_RATE_LIMIT_SCALE").and_then(|s| s.parse::<u32>().ok()) {
         // Benchmarks raise every tier's limit so that they measure the gateway, not 429s.
@@ -123,14 +145,24 @@ pub async fn start(options: &Options) -> Result<Running> {
     let platform = Arc::new(platform);
     bus.set_enabled_tenants(Arc::new(EnabledForTenants(Arc::downgrade(&platform))));
     spawn_workers(&platform, &bus, worker).await?;
-    Ok(Running { addr, platform, deployer, listener: Some(listener), secret })
+    Ok(Running {
+        addr,
+        platform,
+        deployer,
+        listener: Some(listener),
+        secret,
+    })
 }
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-async fn spawn_workers(platform: &Arc<Platform>, bus: &Arc<LocalBus>, worker: tokio::sync::mpsc::UnboundedReceiver<plinth_module_sdk::ModuleName>) -> Result<()> {
+async fn spawn_workers(
+    platform: &Arc<Platform>,
+    bus: &Arc<LocalBus>,
+    worker: tokio::sync::mpsc::UnboundedReceiver<plinth_module_sdk::ModuleName>,
+) -> Result<()> {
     let mut events = bus.subscribe();
     let caches = Arc::clone(&platform.caches);
     tokio::spawn(async move {
@@ -142,7 +174,10 @@ async fn spawn_workers(platform: &Arc<Platform>, bus: &Arc<LocalBus>, worker: to
             }
         }
     });
-    let restored = platform.restore_installed().await.map_err(|e| anyhow::anyhow!("cannot restore installed modules: {e}"))?;
+    let restored = platform
+        .restore_installed()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot restore installed modules: {e}"))?;
     if !restored.is_empty() {
         let names: Vec<String> = restored.iter().map(ToString::to_string).collect();
         tracing::info!("restarting installed modules: {}", names.join(", "));
@@ -154,19 +189,27 @@ async fn spawn_workers(platform: &Arc<Platform>, bus: &Arc<LocalBus>, worker: to
 
 impl Running {
     /// Serves until `shutdown` resolves, then stops the module backends it started.
-    pub async fn serve(mut self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<()> {
+    pub async fn serve(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
         let Some(listener) = self.listener.take() else {
             bail!("already served");
         };
         let app = plinth_registry::gateway::proxy::router(Arc::clone(&self.platform));
-        axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
         self.deployer.stop_all().await;
         Ok(())
     }
 
     /// What the demo needs, to run while the server serves.
     pub fn demo(&self) -> Demo {
-        Demo { platform: Arc::clone(&self.platform), secret: self.secret.clone() }
+        Demo {
+            platform: Arc::clone(&self.platform),
+            secret: self.secret.clone(),
+        }
     }
 }
 

@@ -35,7 +35,12 @@ pub async fn caller_of(parts: &Parts, state: &crate::platform::Platform) -> Resu
     let token = header
         .to_str()
         .ok()
-        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-        .ok_or_else(|| Error::Unauthorized("the Authorization header is not `Bearer <token>`".into()))?;
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .ok_or_else(|| {
+            Error::Unauthorized("the Authorization header is not `Bearer <token>`".into())
+        })?;
     state.tokens.verify(token.trim()).map(Caller::User)
 }

@@ -30,7 +30,11 @@ pub(super) fn routes() -> Router<State> {
     ),
     security(("module_api_key" = []))
 )]
-async fn publish(Extract(platform): Extract<State>, caller: Caller, Json(event): Json<Event>) -> Result<(StatusCode, Json<Value>)> {
+async fn publish(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Json(event): Json<Event>,
+) -> Result<(StatusCode, Json<Value>)> {
     let id = event.id.clone();
     platform.publish_module_event(&caller, event).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))

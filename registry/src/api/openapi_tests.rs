@@ -37,7 +37,10 @@ fn routes_in(source: &str) -> Vec<(String, String)> {
             continue;
         };
         // Handlers are named, never called: the route's call ends at the first `))` or `,)`.
-        let end = [rest.find("))"), rest.find(",)")].into_iter().flatten().min();
+        let end = [rest.find("))"), rest.find(",)")]
+            .into_iter()
+            .flatten()
+            .min();
         let handlers = &rest[..end.unwrap_or(rest.len())];
         for method in ["get", "post", "put", "delete", "patch"] {
             let called = |prefix: &str| handlers.contains(&format!("{prefix}{method}("));
@@ -151,7 +154,8 @@ async fn the_document_names_its_schemas_security_and_problem_answers() {
 
 #[test]
 fn the_route_scanner_reads_chained_methods() {
-    let source = ".route(\"/a/{x}\", get(one).delete(two))\n.route(\n    \"/b\",\n    post(three),\n)\n";
+    let source =
+        ".route(\"/a/{x}\", get(one).delete(two))\n.route(\n    \"/b\",\n    post(three),\n)\n";
     let routes = routes_in(source);
     assert_eq!(
         routes,

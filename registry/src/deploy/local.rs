@@ -87,7 +87,10 @@ impl ProcessDeployer {
         if let Err(e) = self.wait_healthy(&mut child, &health_url).await {
             let _ = child.kill().await;
             let tail = log_tail(&log_path);
-            return Err(DeployError(format!("{e}; last output ({}):\n{tail}", log_path.display())));
+            return Err(DeployError(format!(
+                "{e}; last output ({}):\n{tail}",
+                log_path.display()
+            )));
         }
         let deployment = Deployment {
             endpoint,
@@ -105,9 +108,16 @@ impl ProcessDeployer {
         let deadline = tokio::time::Instant::now() + self.start_timeout;
         while tokio::time::Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(DeployError(format!("the backend exited ({status}) before it was healthy")));
+                return Err(DeployError(format!(
+                    "the backend exited ({status}) before it was healthy"
+                )));
             }
-            let answer = self.client.get(url).timeout(Duration::from_secs(2)).send().await;
+            let answer = self
+                .client
+                .get(url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
             if answer.is_ok_and(|r| r.status().is_success()) {
                 return Ok(());
             }
@@ -176,10 +186,16 @@ impl Deployer for ProcessDeployer {
         Ok(deployment)
     }
 
-    async fn undeploy(&self, manifest: &Manifest, deployment: &Deployment) -> Result<(), DeployError> {
+    async fn undeploy(
+        &self,
+        manifest: &Manifest,
+        deployment: &Deployment,
+    ) -> Result<(), DeployError> {
         let mut running = self.running.lock().await;
         let name = manifest.name.to_string();
-        if running.get(&name).is_some_and(|r| r.deployment.endpoint == deployment.endpoint)
+        if running
+            .get(&name)
+            .is_some_and(|r| r.deployment.endpoint == deployment.endpoint)
             && let Some(mut process) = running.remove(&name)
         {
             let _ = process.child.kill().await;

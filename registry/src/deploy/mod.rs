@@ -55,7 +55,11 @@ pub trait Deployer: Send + Sync + std::fmt::Debug {
     async fn deploy(&self, spec: &DeploySpec) -> Result<Deployment, DeployError>;
 
     /// Stops a deployment. Stopping one that is gone is fine.
-    async fn undeploy(&self, manifest: &Manifest, deployment: &Deployment) -> Result<(), DeployError>;
+    async fn undeploy(
+        &self,
+        manifest: &Manifest,
+        deployment: &Deployment,
+    ) -> Result<(), DeployError>;
 }
 
 /// Creates the DynamoDB tables a module declares (`database.type = dynamodb`), prefixed.

@@ -42,33 +42,49 @@ pub struct ContextSigner {
 
 impl std::fmt::Debug for ContextSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ContextSigner").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("ContextSigner")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
 impl ContextSigner {
     /// A fresh key.
     pub fn generate() -> Result<Self> {
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-            .map_err(|e| Error::Internal(format!("cannot generate a context key: {e}")))?;
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .map_err(|e| Error::Internal(format!("cannot generate a context key: {e}")))?;
         Self::from_pkcs8(pkcs8.as_ref())
     }
 
     /// A key kept as PKCS#8 DER (what [`ContextSigner::pkcs8`] gives).
     pub fn from_pkcs8(der: &[u8]) -> Result<Self> {
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
-            .map_err(|e| Error::BadRequest(format!("the context key is not a P-256 PKCS#8 key: {e}")))?;
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der).map_err(|e| {
+                Error::BadRequest(format!("the context key is not a P-256 PKCS#8 key: {e}"))
+            })?;
         let point = pair.public_key().as_ref();
         if point.len() != 65 || point[0] != 4 {
-            return Err(Error::BadRequest("the context key's public point is not uncompressed P-256".into()));
+            return Err(Error::BadRequest(
+                "the context key's public point is not uncompressed P-256".into(),
+            ));
         }
-        let kid: String = Sha256::digest(point).iter().take(8).map(|b| format!("{b:02x}")).collect();
+        let kid: String = Sha256::digest(point)
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect();
         let jwk = json!({
             "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
             "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
             "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
         });
-        Ok(Self { kid, key: EncodingKey::from_ec_der(der), pkcs8: der.to_vec(), jwk })
+        Ok(Self {
+            kid,
+            key: EncodingKey::from_ec_der(der),
+            pkcs8: der.to_vec(),
+            jwk,
+        })
     }
 
     pub fn pkcs8(&self) -> &[u8] {
@@ -87,7 +103,8 @@ impl ContextSigner {
     pub fn sign(&self, claims: &ContextClaims) -> Result<String> {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.key).map_err(|e| Error::Internal(format!("cannot sign a context: {e}")))
+        jsonwebtoken::encode(&header, claims, &self.key)
+            .map_err(|e| Error::Internal(format!("cannot sign a context: {e}")))
     }
 }
 

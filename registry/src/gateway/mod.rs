@@ -58,18 +58,27 @@ impl Platform {
         let user = match request.caller {
             Caller::User(user) => user,
             Caller::Module(_) => {
-                return Err(Error::Forbidden("module API keys call the platform API, not module routes".into()));
+                return Err(Error::Forbidden(
+                    "module API keys call the platform API, not module routes".into(),
+                ));
             }
         };
-        let tenant = user.tenant.clone().ok_or_else(|| Error::Forbidden("your token names no tenant".into()))?;
+        let tenant = user
+            .tenant
+            .clone()
+            .ok_or_else(|| Error::Forbidden("your token names no tenant".into()))?;
         let routes = self.module_routes(&module).await?;
-        let matched = routes::match_route(&routes.manifest, request.method, rest)
-            .ok_or_else(|| Error::NotFound(format!("{module} has no route {} {rest}", request.method)))?;
+        let matched =
+            routes::match_route(&routes.manifest, request.method, rest).ok_or_else(|| {
+                Error::NotFound(format!("{module} has no route {} {rest}", request.method))
+            })?;
         let resolved = self
             .resolve_cached(&tenant, &module, user.company.as_ref())
             .await
             .map_err(|e| match e {
-                Error::NotFound(_) => Error::NotFound(format!("no module {module} for your tenant")),
+                Error::NotFound(_) => {
+                    Error::NotFound(format!("no module {module} for your tenant"))
+                }
                 other => other,
             })?;
         let grants = self.grants(&tenant, &user.id).await?;
@@ -78,15 +87,24 @@ impl Platform {
         if let Some(needed) = &matched.permission
             && !permissions.iter().any(|p| p == needed.as_str())
         {
-            return Err(Error::Forbidden(format!("this needs the permission {needed}")));
+            return Err(Error::Forbidden(format!(
+                "this needs the permission {needed}"
+            )));
         }
         let tier = self.tenant_cached(&tenant).await?.subscription_tier;
         self.rate_limits.check(tenant.as_str(), tier)?;
         let upstream = pick(&routes.healthy).ok_or_else(|| {
-            Error::Unavailable(format!("{module} has no healthy instance; try again shortly"))
+            Error::Unavailable(format!(
+                "{module} has no healthy instance; try again shortly"
+            ))
         })?;
         let context = self.context_token(&module, user, &tenant, permissions, &resolved.version)?;
-        Ok(Decision { module, upstream, context, tenant })
+        Ok(Decision {
+            module,
+            upstream,
+            context,
+            tenant,
+        })
     }
 
     /// The module's manifest and healthy instances, cached.
@@ -95,7 +113,10 @@ impl Platform {
             return Ok(routes);
         }
         let not_found = || Error::NotFound(format!("no module {module} for your tenant"));
-        let (manifest, _) = self.installed_module(module).await.map_err(|_| not_found())?;
+        let (manifest, _) = self
+            .installed_module(module)
+            .await
+            .map_err(|_| not_found())?;
         let healthy: Vec<String> = self
             .instances(module)
             .await?
@@ -103,8 +124,13 @@ impl Platform {
             .filter(|i| i.health == Health::Healthy)
             .map(|i| i.url)
             .collect();
-        let routes = ModuleRoutes { manifest: Arc::new(manifest), healthy: Arc::new(healthy) };
-        self.caches.routes.insert(module.to_string(), routes.clone());
+        let routes = ModuleRoutes {
+            manifest: Arc::new(manifest),
+            healthy: Arc::new(healthy),
+        };
+        self.caches
+            .routes
+            .insert(module.to_string(), routes.clone());
         Ok(routes)
     }
 
@@ -113,13 +139,22 @@ impl Platform {
             return Ok(found);
         }
         let found = self.tenant(tenant).await?;
-        self.caches.tenants.insert(tenant.to_string(), found.clone());
+        self.caches
+            .tenants
+            .insert(tenant.to_string(), found.clone());
         Ok(found)
     }
 
     /// A context token for this user, module and configuration version; reused while it has
     /// more than half its life left, so the hot path seldom signs.
-    fn context_token(&self, module: &ModuleName, user: &User, tenant: &TenantId, permissions: Vec<String>, config_version: &str) -> Result<String> {
+    fn context_token(
+        &self,
+        module: &ModuleName,
+        user: &User,
+        tenant: &TenantId,
+        permissions: Vec<String>,
+        config_version: &str,
+    ) -> Result<String> {
         let key = format!(
             "{module}|{}|{tenant}|{}|{config_version}|{}",
             user.id,
@@ -149,9 +184,14 @@ impl Platform {
 
 /// `/api/v1/{module}{rest}` → the module and the rest (`/` when empty).
 pub fn split_module_path(path: &str) -> Result<(ModuleName, &str)> {
-    let after = path.strip_prefix("/api/v1/").ok_or_else(|| Error::NotFound(format!("no route for {path}")))?;
-    let (name, rest) = after.find('/').map_or((after, "/"), |i| (&after[..i], &after[i..]));
-    let module = ModuleName::parse(name).map_err(|_| Error::NotFound(format!("no module {name} for your tenant")))?;
+    let after = path
+        .strip_prefix("/api/v1/")
+        .ok_or_else(|| Error::NotFound(format!("no route for {path}")))?;
+    let (name, rest) = after
+        .find('/')
+        .map_or((after, "/"), |i| (&after[..i], &after[i..]));
+    let module = ModuleName::parse(name)
+        .map_err(|_| Error::NotFound(format!("no module {name} for your tenant")))?;
     Ok((module, rest))
 }
 

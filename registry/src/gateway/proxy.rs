@@ -30,13 +30,28 @@ struct Gateway {
 pub fn router(platform: Arc<Platform>) -> Router {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
-    let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build(connector);
-    let gateway = Gateway { platform: Arc::clone(&platform), client };
-    api::router_with_fallback(platform, Router::new().fallback(forward).with_state(gateway))
+    let client = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(256)
+        .build(connector);
+    let gateway = Gateway {
+        platform: Arc::clone(&platform),
+        client,
+    };
+    api::router_with_fallback(
+        platform,
+        Router::new().fallback(forward).with_state(gateway),
+    )
 }
 
 const HOP_BY_HOP: [&str; 8] = [
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
 ];
 
 /// Headers that never reach a module: hop-by-hop ones, the caller's credentials, and any
@@ -66,9 +81,16 @@ async fn decide_and_forward(gateway: &Gateway, request: Request) -> Result<Respo
     let caller = api::caller_of(&parts, &gateway.platform).await?;
     let decision = gateway
         .platform
-        .authorize(GatewayRequest { method: parts.method.as_str(), path: &path, caller: &caller })
+        .authorize(GatewayRequest {
+            method: parts.method.as_str(),
+            path: &path,
+            caller: &caller,
+        })
         .await?;
-    let path_and_query = parts.uri.path_and_query().map_or(path.as_str(), |pq| pq.as_str());
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or(path.as_str(), |pq| pq.as_str());
     let uri: Uri = format!("{}{path_and_query}", decision.upstream)
         .parse()
         .map_err(|e| Error::Internal(format!("bad upstream URL: {e}")))?;
@@ -79,15 +101,21 @@ async fn decide_and_forward(gateway: &Gateway, request: Request) -> Result<Respo
                 headers.append(name.clone(), value.clone());
             }
         }
-        let context = HeaderValue::from_str(&decision.context).map_err(|e| Error::Internal(e.to_string()))?;
+        let context =
+            HeaderValue::from_str(&decision.context).map_err(|e| Error::Internal(e.to_string()))?;
         headers.insert(CONTEXT_HEADER, context);
         if let Caller::User(user) = &caller {
             tracing::debug!(module = %decision.module, tenant = %decision.tenant, user = %user.id, "forward");
         }
     }
-    let upstream = upstream.body(body).map_err(|e| Error::Internal(e.to_string()))?;
+    let upstream = upstream
+        .body(body)
+        .map_err(|e| Error::Internal(e.to_string()))?;
     let response = gateway.client.request(upstream).await.map_err(|e| {
-        gateway.platform.caches.invalidate_module(decision.module.as_str());
+        gateway
+            .platform
+            .caches
+            .invalidate_module(decision.module.as_str());
         Error::BadGateway(format!("{} did not answer: {e}", decision.module))
     })?;
     let (mut parts, body) = response.into_parts();

@@ -40,10 +40,16 @@ impl RateLimits {
                 let (per_second, burst) = quota(*tier);
                 let per_second = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
                 let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
-                (*tier, RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)))
+                (
+                    *tier,
+                    RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+                )
             })
             .collect();
-        Self { limiters, clock: DefaultClock::default() }
+        Self {
+            limiters,
+            clock: DefaultClock::default(),
+        }
     }
 
     /// Takes a token from the tenant's bucket, or says when to retry (a 429).

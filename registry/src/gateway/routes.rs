@@ -15,14 +15,20 @@ pub fn match_route(manifest: &Manifest, method: &str, path: &str) -> Option<Rout
     if manifest.routes.is_empty() {
         return Some(RouteMatch { permission: None });
     }
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segments: Vec<&str> = path
+        .trim_start_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     manifest
         .routes
         .iter()
         .filter(|route| route.methods.iter().any(|m| method_matches(*m, method)))
         .filter_map(|route| score(route.path.segments(), &segments).map(|s| (s, route)))
         .max_by_key(|(s, _)| *s)
-        .map(|(_, route)| RouteMatch { permission: route.permission.clone() })
+        .map(|(_, route)| RouteMatch {
+            permission: route.permission.clone(),
+        })
 }
 
 fn method_matches(declared: Method, method: &str) -> bool {
@@ -77,14 +83,34 @@ mod tests {
 
     #[test]
     fn routes_match_by_method_and_the_most_specific_path() {
-        assert_eq!(needs("GET", "/invoices"), Some(Some("financial:invoices.read".into())));
-        assert_eq!(needs("POST", "/invoices"), Some(Some("financial:invoices.write".into())));
-        assert_eq!(needs("GET", "/invoices/42"), Some(Some("financial:invoices.read".into())));
-        assert_eq!(needs("GET", "/invoices/summary"), Some(None), "a literal beats a parameter");
-        assert_eq!(needs("DELETE", "/reports/2026/q1"), Some(Some("financial:reports.read".into())));
+        assert_eq!(
+            needs("GET", "/invoices"),
+            Some(Some("financial:invoices.read".into()))
+        );
+        assert_eq!(
+            needs("POST", "/invoices"),
+            Some(Some("financial:invoices.write".into()))
+        );
+        assert_eq!(
+            needs("GET", "/invoices/42"),
+            Some(Some("financial:invoices.read".into()))
+        );
+        assert_eq!(
+            needs("GET", "/invoices/summary"),
+            Some(None),
+            "a literal beats a parameter"
+        );
+        assert_eq!(
+            needs("DELETE", "/reports/2026/q1"),
+            Some(Some("financial:reports.read".into()))
+        );
         assert_eq!(needs("DELETE", "/invoices/42"), None, "undeclared method");
         assert_eq!(needs("GET", "/accounts"), None, "undeclared path");
-        assert_eq!(needs("GET", "/reports"), None, "{{proxy+}} needs at least one segment");
+        assert_eq!(
+            needs("GET", "/reports"),
+            None,
+            "{{proxy+}} needs at least one segment"
+        );
         assert_eq!(needs("GET", "/invoices/42/lines"), None);
     }
 }

@@ -80,6 +80,9 @@ impl Hooks for HttpHooks {
         if status.is_client_error() && call.hook.can_refuse() {
             return Ok(HookOutcome::Refused(reason(&body, &text)));
         }
-        Err(failed(format!("answered {status}: {}", reason(&body, &text))))
+        Err(failed(format!(
+            "answered {status}: {}",
+            reason(&body, &text)
+        )))
     }
 }

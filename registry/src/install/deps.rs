@@ -90,11 +90,17 @@ impl Platform {
             .collect())
     }
 
-    pub(crate) async fn uninstall_impact(&self, installation: &Installation, drop_data: bool) -> Result<UninstallImpact> {
+    pub(crate) async fn uninstall_impact(
+        &self,
+        installation: &Installation,
+        drop_data: bool,
+    ) -> Result<UninstallImpact> {
         let index = self.installed_index().await?;
         let dependents = index
             .values()
-            .filter(|e| e.module != installation.module && e.requires.contains(&installation.module))
+            .filter(|e| {
+                e.module != installation.module && e.requires.contains(&installation.module)
+            })
             .map(|e| e.module.clone())
             .collect();
         Ok(UninstallImpact {
@@ -111,7 +117,11 @@ impl Platform {
 
 /// A path from `name` back to itself through required modules, if any: the manifest's own
 /// requirements, then what the installed modules require.
-fn find_cycle(name: &str, manifest: &Manifest, index: &BTreeMap<String, IndexEntry>) -> Option<Vec<String>> {
+fn find_cycle(
+    name: &str,
+    manifest: &Manifest,
+    index: &BTreeMap<String, IndexEntry>,
+) -> Option<Vec<String>> {
     let mut stack: Vec<Vec<String>> = manifest
         .dependencies
         .required_modules
@@ -127,7 +137,11 @@ fn find_cycle(name: &str, manifest: &Manifest, index: &BTreeMap<String, IndexEnt
         if !seen.insert(last.clone()) {
             continue;
         }
-        for next in index.get(&last).map(|e| e.requires.clone()).unwrap_or_default() {
+        for next in index
+            .get(&last)
+            .map(|e| e.requires.clone())
+            .unwrap_or_default()
+        {
             let mut longer = path.clone();
             longer.push(next);
             stack.push(longer);

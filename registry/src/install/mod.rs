@@ -97,7 +97,13 @@ impl Step {
             ],
             Operation::Restore => vec![Deploy, CreateEventRules],
             Operation::Uninstall => {
-                let mut plan = vec![PreUninstall, RemoveEventRules, UnregisterPermissions, PostUninstall, Undeploy];
+                let mut plan = vec![
+                    PreUninstall,
+                    RemoveEventRules,
+                    UnregisterPermissions,
+                    PostUninstall,
+                    Undeploy,
+                ];
                 if drop_data {
                     plan.push(DropTables);
                 }
@@ -245,14 +251,20 @@ pub(crate) fn now() -> String {
 }
 
 fn parse_version(text: &str) -> Result<String> {
-    Version::parse(text)
-        .map(|v| v.to_string())
-        .map_err(|e| Error::field("version", format!("`{text}` is not a semantic version: {e}")))
+    Version::parse(text).map(|v| v.to_string()).map_err(|e| {
+        Error::field(
+            "version",
+            format!("`{text}` is not a semantic version: {e}"),
+        )
+    })
 }
 
 impl Platform {
     /// The installation record and its store version (for conditional writes).
-    pub async fn installation_item(&self, module: &ModuleName) -> Result<Option<(Installation, u64)>> {
+    pub async fn installation_item(
+        &self,
+        module: &ModuleName,
+    ) -> Result<Option<(Installation, u64)>> {
         match self.store.get(&keys::installation(module.as_str())).await? {
             Some(item) => Ok(Some((from_item(&item)?, item.version))),
             None => Ok(None),
@@ -275,7 +287,12 @@ impl Platform {
         }
     }
 
-    pub async fn start_install(&self, caller: &Caller, module: &ModuleName, request: InstallRequest) -> Result<Installation> {
+    pub async fn start_install(
+        &self,
+        caller: &Caller,
+        module: &ModuleName,
+        request: InstallRequest,
+    ) -> Result<Installation> {
         caller.require_platform_admin()?;
         let version = parse_version(&request.version)?;
         let published = self.version(module, &version).await?;
@@ -312,22 +329,35 @@ impl Platform {
             manifest: None,
             updated_at: now(),
         };
-        self.begin(caller, installation, current.map(|(_, v)| v)).await
+        self.begin(caller, installation, current.map(|(_, v)| v))
+            .await
     }
 
-    pub async fn start_upgrade(&self, caller: &Caller, module: &ModuleName, request: UpgradeRequest) -> Result<Installation> {
+    pub async fn start_upgrade(
+        &self,
+        caller: &Caller,
+        module: &ModuleName,
+        request: UpgradeRequest,
+    ) -> Result<Installation> {
         caller.require_platform_admin()?;
         let version = parse_version(&request.version)?;
         let published = self.version(module, &version).await?;
         let (current, stored) = self.installed(module).await?;
         if current.installed_version.as_deref() == Some(version.as_str()) {
-            return Err(Error::Conflict(format!("{module} {version} is already installed")));
+            return Err(Error::Conflict(format!(
+                "{module} {version} is already installed"
+            )));
         }
         self.check_dependencies(&published.manifest()?).await?;
-        self.begin_change(caller, current, stored, Operation::Upgrade, version).await
+        self.begin_change(caller, current, stored, Operation::Upgrade, version)
+            .await
     }
 
-    pub async fn start_rollback(&self, caller: &Caller, module: &ModuleName) -> Result<Installation> {
+    pub async fn start_rollback(
+        &self,
+        caller: &Caller,
+        module: &ModuleName,
+    ) -> Result<Installation> {
         caller.require_platform_admin()?;
         let (current, stored) = self.installed(module).await?;
         let previous = current.previous_version.clone().ok_or_else(|| {
@@ -335,12 +365,19 @@ impl Platform {
         })?;
         let published = self.version(module, &previous).await?;
         self.check_dependencies(&published.manifest()?).await?;
-        self.begin_change(caller, current, stored, Operation::Rollback, previous).await
+        self.begin_change(caller, current, stored, Operation::Rollback, previous)
+            .await
     }
 
     /// Uninstalls (or, with `dry_run`, only says what that would do). Refused while an
     /// installed module requires this one.
-    pub async fn start_uninstall(&self, caller: &Caller, module: &ModuleName, drop_data: bool, dry_run: bool) -> Result<UninstallOutcome> {
+    pub async fn start_uninstall(
+        &self,
+        caller: &Caller,
+        module: &ModuleName,
+        drop_data: bool,
+        dry_run: bool,
+    ) -> Result<UninstallOutcome> {
         caller.require_platform_admin()?;
         let (current, stored) = self.installed(module).await?;
         let impact = self.uninstall_impact(&current, drop_data).await?;
@@ -356,7 +393,9 @@ impl Platform {
         let version = current.installed_version.clone().unwrap_or_default();
         let mut next = current.clone();
         next.drop_data = drop_data;
-        let started = self.begin_change(caller, next, stored, Operation::Uninstall, version).await?;
+        let started = self
+            .begin_change(caller, next, stored, Operation::Uninstall, version)
+            .await?;
         Ok(UninstallOutcome::Started(Box::new(started)))
     }
 
@@ -372,7 +411,14 @@ impl Platform {
         Ok((current, stored))
     }
 
-    async fn begin_change(&self, caller: &Caller, mut installation: Installation, stored: u64, operation: Operation, version: String) -> Result<Installation> {
+    async fn begin_change(
+        &self,
+        caller: &Caller,
+        mut installation: Installation,
+        stored: u64,
+        operation: Operation,
+        version: String,
+    ) -> Result<Installation> {
         installation.operation = operation;
         installation.status = Status::Pending;
         installation.version = version;
@@ -383,9 +429,14 @@ impl Platform {
     }
 
     /// Stores the pending operation (conditionally: two starts race, one wins) and queues it.
-    async fn begin(&self, caller: &Caller, installation: Installation, stored: Option<u64>) -> Result<Installation> {
-        let module = ModuleName::parse(&installation.module)
-            .map_err(|e| Error::Internal(e.to_string()))?;
+    async fn begin(
+        &self,
+        caller: &Caller,
+        installation: Installation,
+        stored: Option<u64>,
+    ) -> Result<Installation> {
+        let module =
+            ModuleName::parse(&installation.module).map_err(|e| Error::Internal(e.to_string()))?;
         let condition = stored.map_or(Condition::Absent, Condition::Version);
         let mut writes = saga::record_writes(&installation, stored.unwrap_or(0) + 1, condition);
         writes.push(crate::audit::record(
@@ -397,7 +448,9 @@ impl Platform {
         ));
         self.store.transact(writes).await.map_err(|e| {
             if e.is_conflict() {
-                Error::Conflict(format!("another operation on {module} started at the same time"))
+                Error::Conflict(format!(
+                    "another operation on {module} started at the same time"
+                ))
             } else {
                 e.into()
             }
@@ -411,14 +464,19 @@ impl Platform {
     pub async fn restore_installed(&self) -> Result<Vec<ModuleName>> {
         let mut restored = Vec::new();
         for module in self.installed_index().await?.into_keys() {
-            let Ok(module) = ModuleName::parse(&module) else { continue };
-            let Some((current, stored)) = self.installation_item(&module).await? else { continue };
+            let Ok(module) = ModuleName::parse(&module) else {
+                continue;
+            };
+            let Some((current, stored)) = self.installation_item(&module).await? else {
+                continue;
+            };
             if current.busy() || !current.is_installed() {
                 continue;
             }
             let version = current.installed_version.clone().unwrap_or_default();
             let caller = Caller::Module(module.clone());
-            self.begin_change(&caller, current, stored, Operation::Restore, version).await?;
+            self.begin_change(&caller, current, stored, Operation::Restore, version)
+                .await?;
             restored.push(module);
         }
         Ok(restored)
@@ -441,7 +499,10 @@ impl Platform {
     }
 
     /// Runs queued installations until the queue closes; first resumes unfinished ones.
-    pub async fn run_install_worker(self: std::sync::Arc<Self>, mut queue: tokio::sync::mpsc::UnboundedReceiver<ModuleName>) {
+    pub async fn run_install_worker(
+        self: std::sync::Arc<Self>,
+        mut queue: tokio::sync::mpsc::UnboundedReceiver<ModuleName>,
+    ) {
         match self.unfinished_installations().await {
             Ok(unfinished) => {
                 for module in unfinished {
@@ -508,7 +569,10 @@ fn check_endpoint(endpoint: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::field("endpoint", format!("`{endpoint}` is not an http(s) URL")))
+        Err(Error::field(
+            "endpoint",
+            format!("`{endpoint}` is not an http(s) URL"),
+        ))
     }
 }
 

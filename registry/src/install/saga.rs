@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::steps::StepFailure;
 use super::{
-    Installation, Operation, Status, Step, StepStatus, Failure, index_write, item_of, now, op_name,
+    Failure, Installation, Operation, Status, Step, StepStatus, index_write, item_of, now, op_name,
 };
 use crate::audit;
 use crate::error::{Error, Result};
@@ -30,7 +30,11 @@ pub(crate) struct SagaContext {
 }
 
 /// The writes that store an installation and its index line.
-pub(crate) fn record_writes(installation: &Installation, version: u64, condition: Condition) -> Vec<Write> {
+pub(crate) fn record_writes(
+    installation: &Installation,
+    version: u64,
+    condition: Condition,
+) -> Vec<Write> {
     let requires = match (&installation.manifest, installation.is_installed()) {
         (Some(manifest), true) => manifest["dependencies"]["required_modules"]
             .as_array()
@@ -62,7 +66,11 @@ struct Run<'a> {
 impl Run<'_> {
     async fn save(&mut self, extra: Vec<Write>) -> Result<()> {
         self.installation.updated_at = now();
-        let mut writes = record_writes(&self.installation, self.stored + 1, Condition::Version(self.stored));
+        let mut writes = record_writes(
+            &self.installation,
+            self.stored + 1,
+            Condition::Version(self.stored),
+        );
         writes.extend(extra);
         self.platform.store.transact(writes).await.map_err(|e| {
             if e.is_conflict() {
@@ -96,7 +104,11 @@ impl Platform {
             return Ok(());
         }
         let mut context = self.saga_context(&installation).await?;
-        let mut run = Run { platform: self, installation, stored };
+        let mut run = Run {
+            platform: self,
+            installation,
+            stored,
+        };
         run.installation.status = Status::Running;
         run.save(Vec::new()).await?;
         for index in 0..run.installation.steps.len() {
@@ -105,12 +117,17 @@ impl Platform {
             }
             let step = run.installation.steps[index].step;
             tracing::info!(module = %module, step = ?step, "install step");
-            match self.run_step(step, &mut run.installation, &mut context).await {
+            match self
+                .run_step(step, &mut run.installation, &mut context)
+                .await
+            {
                 Ok(detail) => {
                     run.mark(index, StepStatus::Done, detail);
                     run.save(Vec::new()).await?;
                     if self.should_crash_after(step) {
-                        return Err(Error::Unavailable(format!("simulated crash after {step:?}")));
+                        return Err(Error::Unavailable(format!(
+                            "simulated crash after {step:?}"
+                        )));
                     }
                 }
                 Err(StepFailure(reason)) => {
@@ -124,12 +141,17 @@ impl Platform {
     }
 
     async fn saga_context(&self, installation: &Installation) -> Result<SagaContext> {
-        let module = ModuleName::parse(&installation.module).map_err(|e| Error::Internal(e.to_string()))?;
-        let manifest = self.version(&module, &installation.version).await?.manifest()?;
+        let module =
+            ModuleName::parse(&installation.module).map_err(|e| Error::Internal(e.to_string()))?;
+        let manifest = self
+            .version(&module, &installation.version)
+            .await?
+            .manifest()?;
         let previous = match (&installation.manifest, installation.operation) {
-            (Some(serving), Operation::Upgrade | Operation::Rollback | Operation::Restore) => {
-                Some(serde_json::from_value(serving.clone()).map_err(|e| Error::Internal(e.to_string()))?)
-            }
+            (Some(serving), Operation::Upgrade | Operation::Rollback | Operation::Restore) => Some(
+                serde_json::from_value(serving.clone())
+                    .map_err(|e| Error::Internal(e.to_string()))?,
+            ),
             _ => None,
         };
         Ok(SagaContext {
@@ -154,7 +176,11 @@ impl Platform {
             match self.undo_step(step, &mut run.installation, context).await {
                 Ok(()) => run.mark(index, StepStatus::Undone, None),
                 Err(StepFailure(reason)) => {
-                    run.mark(index, StepStatus::Done, Some(format!("undo failed: {reason}")));
+                    run.mark(
+                        index,
+                        StepStatus::Done,
+                        Some(format!("undo failed: {reason}")),
+                    );
                 }
             }
         }
@@ -163,7 +189,10 @@ impl Platform {
     async fn finish_failed(&self, mut run: Run<'_>, step: Step, reason: String) -> Result<()> {
         let installation = &mut run.installation;
         installation.status = Status::Failed;
-        installation.failure = Some(Failure { step, reason: reason.clone() });
+        installation.failure = Some(Failure {
+            step,
+            reason: reason.clone(),
+        });
         let payload = json!({
             "module": installation.module, "version": installation.version,
             "operation": op_name(installation.operation), "step": step, "reason": reason,
@@ -176,7 +205,8 @@ impl Platform {
             payload.clone(),
         );
         run.save(vec![audit]).await?;
-        self.publish_events(vec![platform_event("module.install.failed", payload)]).await;
+        self.publish_events(vec![platform_event("module.install.failed", payload)])
+            .await;
         Ok(())
     }
 
@@ -228,7 +258,8 @@ impl Platform {
         );
         run.save(vec![audit]).await?;
         self.caches.invalidate_module(&run.installation.module);
-        self.publish_events(vec![platform_event(detail_type, payload)]).await;
+        self.publish_events(vec![platform_event(detail_type, payload)])
+            .await;
         Ok(())
     }
 }

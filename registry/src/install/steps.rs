@@ -35,20 +35,35 @@ pub(crate) fn permissions_key(module: &str) -> Key {
 }
 
 impl Platform {
-    pub(crate) async fn run_step(&self, step: Step, inst: &mut Installation, cx: &mut SagaContext) -> StepResult {
+    pub(crate) async fn run_step(
+        &self,
+        step: Step,
+        inst: &mut Installation,
+        cx: &mut SagaContext,
+    ) -> StepResult {
         let manifest = cx.manifest.clone();
         match step {
             Step::Validate => {
                 let document = serde_json::to_value(&manifest)?;
                 validate_manifest(&document).map_err(|problems| {
-                    StepFailure(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+                    StepFailure(
+                        problems
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
                 })?;
                 Ok(Some("manifest valid".into()))
             }
             Step::CheckDependencies => {
                 inst.optional_missing = self.check_dependencies(&manifest).await?;
-                Ok((!inst.optional_missing.is_empty())
-                    .then(|| format!("optional modules not installed: {}", inst.optional_missing.join(", "))))
+                Ok((!inst.optional_missing.is_empty()).then(|| {
+                    format!(
+                        "optional modules not installed: {}",
+                        inst.optional_missing.join(", ")
+                    )
+                }))
             }
             Step::IssueApiKey => self.issue_module_key(inst, cx).await.map(Some),
             Step::Deploy => self.deploy_step(inst, cx).await,
@@ -64,11 +79,17 @@ impl Platform {
             }
             Step::RegisterPermissions => {
                 self.store_permissions(&manifest).await?;
-                Ok(Some(format!("{} permission(s)", manifest.permissions.len())))
+                Ok(Some(format!(
+                    "{} permission(s)",
+                    manifest.permissions.len()
+                )))
             }
             Step::CreateEventRules => {
                 let deployment = deployment_of(inst)?;
-                inst.rules = self.subscriptions.subscribe(&manifest.name, &manifest.events.subscribes, &deployment).await?;
+                inst.rules = self
+                    .subscriptions
+                    .subscribe(&manifest.name, &manifest.events.subscribes, &deployment)
+                    .await?;
                 Ok((!inst.rules.is_empty()).then(|| inst.rules.join(", ")))
             }
             Step::RemoveEventRules => {
@@ -76,7 +97,9 @@ impl Platform {
                 Ok(None)
             }
             Step::UnregisterPermissions => {
-                self.store.delete(&permissions_key(manifest.name.as_str()), Condition::Always).await?;
+                self.store
+                    .delete(&permissions_key(manifest.name.as_str()), Condition::Always)
+                    .await?;
                 Ok(None)
             }
             Step::Undeploy => {
@@ -99,13 +122,22 @@ impl Platform {
         }
     }
 
-    pub(crate) async fn undo_step(&self, step: Step, inst: &mut Installation, cx: &mut SagaContext) -> StepResult<()> {
+    pub(crate) async fn undo_step(
+        &self,
+        step: Step,
+        inst: &mut Installation,
+        cx: &mut SagaContext,
+    ) -> StepResult<()> {
         let manifest = cx.manifest.clone();
         let previous = cx.previous.clone();
         match (step, previous) {
             (Step::IssueApiKey, None) => {
                 if let Some(id) = inst.api_key_id.take()
-                    && let Some(record) = self.api_keys(&manifest.name).await?.into_iter().find(|r| r.id == id)
+                    && let Some(record) = self
+                        .api_keys(&manifest.name)
+                        .await?
+                        .into_iter()
+                        .find(|r| r.id == id)
                 {
                     self.delete_key(&record).await?;
                 }
@@ -120,20 +152,30 @@ impl Platform {
             (Step::Deploy, Some(previous)) => {
                 let spec = self.deploy_spec(&previous, inst, cx).await?;
                 let deployment = self.deployer.deploy(&spec).await?;
-                self.register_instance(&previous.name, &deployment, "installer").await?;
+                self.register_instance(&previous.name, &deployment, "installer")
+                    .await?;
                 inst.deployment = Some(deployment);
             }
             (Step::CreateTables, _) if !cx.created_tables.is_empty() => {
                 self.tables.drop_tables(&manifest).await?;
             }
             (Step::RegisterPermissions, None) => {
-                self.store.delete(&permissions_key(manifest.name.as_str()), Condition::Always).await?;
+                self.store
+                    .delete(&permissions_key(manifest.name.as_str()), Condition::Always)
+                    .await?;
             }
-            (Step::RegisterPermissions, Some(previous)) => self.store_permissions(&previous).await?,
-            (Step::CreateEventRules, None) => self.subscriptions.unsubscribe(&manifest.name).await?,
+            (Step::RegisterPermissions, Some(previous)) => {
+                self.store_permissions(&previous).await?
+            }
+            (Step::CreateEventRules, None) => {
+                self.subscriptions.unsubscribe(&manifest.name).await?
+            }
             (Step::CreateEventRules, Some(previous)) => {
                 let deployment = deployment_of(inst)?;
-                inst.rules = self.subscriptions.subscribe(&previous.name, &previous.events.subscribes, &deployment).await?;
+                inst.rules = self
+                    .subscriptions
+                    .subscribe(&previous.name, &previous.events.subscribes, &deployment)
+                    .await?;
             }
             _ => {}
         }
@@ -149,13 +191,29 @@ impl Platform {
 
     /// Issues the module's key; the one it replaces keeps working for a short overlap (the
     /// backend being replaced still uses it), then expires.
-    async fn issue_module_key(&self, inst: &mut Installation, cx: &mut SagaContext) -> StepResult<String> {
+    async fn issue_module_key(
+        &self,
+        inst: &mut Installation,
+        cx: &mut SagaContext,
+    ) -> StepResult<String> {
         let (issued, mut writes) = new_key(inst.module.as_str());
         if let Some(old) = inst.api_key_id.as_ref() {
             let module = cx.manifest.name.clone();
-            if let Some(record) = self.api_keys(&module).await?.into_iter().find(|r| &r.id == old) {
-                let overlap = if inst.operation == Operation::Install { 0 } else { KEY_OVERLAP_SECS };
-                writes.extend(crate::api_keys::expiring_writes(&record, time::OffsetDateTime::now_utc().unix_timestamp() + overlap));
+            if let Some(record) = self
+                .api_keys(&module)
+                .await?
+                .into_iter()
+                .find(|r| &r.id == old)
+            {
+                let overlap = if inst.operation == Operation::Install {
+                    0
+                } else {
+                    KEY_OVERLAP_SECS
+                };
+                writes.extend(crate::api_keys::expiring_writes(
+                    &record,
+                    time::OffsetDateTime::now_utc().unix_timestamp() + overlap,
+                ));
                 self.caches.api_keys.remove(&record.hash);
             }
         }
@@ -169,7 +227,8 @@ impl Platform {
         let manifest = cx.manifest.clone();
         let spec = self.deploy_spec(&manifest, inst, cx).await?;
         let deployment = self.deployer.deploy(&spec).await?;
-        self.register_instance(&manifest.name, &deployment, "installer").await?;
+        self.register_instance(&manifest.name, &deployment, "installer")
+            .await?;
         let detail = format!("serving at {}", deployment.endpoint);
         inst.deployment = Some(deployment);
         Ok(Some(detail))
@@ -177,18 +236,29 @@ impl Platform {
 
     /// The deployment spec of `manifest`, with the module's environment. A run resumed after
     /// a crash no longer has the key in clear: it issues a fresh one.
-    async fn deploy_spec(&self, manifest: &Manifest, inst: &mut Installation, cx: &mut SagaContext) -> StepResult<DeploySpec> {
+    async fn deploy_spec(
+        &self,
+        manifest: &Manifest,
+        inst: &mut Installation,
+        cx: &mut SagaContext,
+    ) -> StepResult<DeploySpec> {
         if cx.api_key.is_none() {
             self.issue_module_key(inst, cx).await?;
         }
         let mut env: BTreeMap<String, String> = manifest.backend.env.clone();
         env.insert("PLINTH_URL".into(), self.settings.public_url.clone());
         env.insert("PLINTH_MODULE".into(), manifest.name.to_string());
-        env.insert("PLINTH_API_KEY".into(), cx.api_key.clone().unwrap_or_default());
+        env.insert(
+            "PLINTH_API_KEY".into(),
+            cx.api_key.clone().unwrap_or_default(),
+        );
         if let Some(bus) = &self.settings.event_bus {
             env.insert("PLINTH_EVENT_BUS".into(), bus.clone());
         }
-        let image_digest = self.version(&manifest.name, &manifest.version.to_string()).await?.image_digest;
+        let image_digest = self
+            .version(&manifest.name, &manifest.version.to_string())
+            .await?
+            .image_digest;
         Ok(DeploySpec {
             manifest: manifest.clone(),
             image_digest,
@@ -211,15 +281,24 @@ impl Platform {
         };
         match self.hooks.call(&call).await? {
             HookOutcome::Proceed => Ok(Some("ok".into())),
-            HookOutcome::Refused(reason) => Err(StepFailure(format!("refused by {}: {reason}", manifest.name))),
+            HookOutcome::Refused(reason) => Err(StepFailure(format!(
+                "refused by {}: {reason}",
+                manifest.name
+            ))),
         }
     }
 
     async fn delete_key(&self, record: &crate::api_keys::ApiKeyRecord) -> StepResult<()> {
         let writes = vec![
-            Write::Delete { key: keys::api_key_by_hash(&record.hash), condition: Condition::Always },
             Write::Delete {
-                key: Key::new(keys::module_partition(&record.module), format!("APIKEY#{}", record.id)),
+                key: keys::api_key_by_hash(&record.hash),
+                condition: Condition::Always,
+            },
+            Write::Delete {
+                key: Key::new(
+                    keys::module_partition(&record.module),
+                    format!("APIKEY#{}", record.id),
+                ),
                 condition: Condition::Always,
             },
         ];

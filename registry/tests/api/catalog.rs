@@ -15,12 +15,24 @@ crate::on_both_stores!(
 );
 
 async fn publishing_a_first_version_lists_it_in_the_marketplace(p: TestPlatform) {
-    let published = p.call(Method::POST, "/api/v1/modules", operator(), Some(financial())).await;
+    let published = p
+        .call(
+            Method::POST,
+            "/api/v1/modules",
+            operator(),
+            Some(financial()),
+        )
+        .await;
     let body = published.expect(StatusCode::CREATED);
-    assert_eq!((body["module"].as_str(), body["version"].as_str()), (Some("financial"), Some("1.2.0")));
+    assert_eq!(
+        (body["module"].as_str(), body["version"].as_str()),
+        (Some("financial"), Some("1.2.0"))
+    );
     assert_eq!(body["published_by"], "user:operator");
 
-    let list = p.call(Method::GET, "/api/v1/modules", tenant_admin("acme"), None).await;
+    let list = p
+        .call(Method::GET, "/api/v1/modules", tenant_admin("acme"), None)
+        .await;
     let list = list.expect(StatusCode::OK).as_array().unwrap().clone();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["name"], "financial");
@@ -28,50 +40,119 @@ async fn publishing_a_first_version_lists_it_in_the_marketplace(p: TestPlatform)
 
     let mut next = financial();
     next["version"] = json!("1.10.0");
-    p.call(Method::POST, "/api/v1/modules", operator(), Some(next)).await.expect(StatusCode::CREATED);
-    let detail = p.call(Method::GET, "/api/v1/modules/financial", operator(), None).await;
+    p.call(Method::POST, "/api/v1/modules", operator(), Some(next))
+        .await
+        .expect(StatusCode::CREATED);
+    let detail = p
+        .call(Method::GET, "/api/v1/modules/financial", operator(), None)
+        .await;
     let detail = detail.expect(StatusCode::OK);
-    assert_eq!(detail["latest_version"], "1.10.0", "semver order, not text order");
+    assert_eq!(
+        detail["latest_version"], "1.10.0",
+        "semver order, not text order"
+    );
     assert_eq!(detail["versions"], json!(["1.2.0", "1.10.0"]));
-    let versions = p.call(Method::GET, "/api/v1/modules/financial/versions", operator(), None).await;
+    let versions = p
+        .call(
+            Method::GET,
+            "/api/v1/modules/financial/versions",
+            operator(),
+            None,
+        )
+        .await;
     let versions = versions.expect(StatusCode::OK).as_array().unwrap().clone();
-    let listed: Vec<&str> = versions.iter().map(|v| v["version"].as_str().unwrap()).collect();
+    let listed: Vec<&str> = versions
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
     assert_eq!(listed, ["1.10.0", "1.2.0"]);
-    assert_eq!(p.events(), ["module.version.published", "module.version.published"]);
+    assert_eq!(
+        p.events(),
+        ["module.version.published", "module.version.published"]
+    );
 
-    let missing = p.call(Method::GET, "/api/v1/modules/warehouse", operator(), None).await;
+    let missing = p
+        .call(Method::GET, "/api/v1/modules/warehouse", operator(), None)
+        .await;
     missing.expect_problem(StatusCode::NOT_FOUND, "no module named warehouse");
 }
 
 async fn a_first_version_needs_a_platform_admin(p: TestPlatform) {
-    let refused = p.call(Method::POST, "/api/v1/modules", tenant_admin("acme"), Some(financial())).await;
+    let refused = p
+        .call(
+            Method::POST,
+            "/api/v1/modules",
+            tenant_admin("acme"),
+            Some(financial()),
+        )
+        .await;
     refused.expect_problem(StatusCode::FORBIDDEN, "platform:admin");
-    let list = p.call(Method::GET, "/api/v1/modules", operator(), None).await;
-    assert_eq!(list.expect(StatusCode::OK), &json!([]), "nothing was written");
+    let list = p
+        .call(Method::GET, "/api/v1/modules", operator(), None)
+        .await;
+    assert_eq!(
+        list.expect(StatusCode::OK),
+        &json!([]),
+        "nothing was written"
+    );
 }
 
 async fn republishing_is_idempotent_but_changed_content_is_a_conflict(p: TestPlatform) {
-    p.call(Method::POST, "/api/v1/modules", operator(), Some(financial())).await.expect(StatusCode::CREATED);
-    let again = p.call(Method::POST, "/api/v1/modules", operator(), Some(financial())).await;
+    p.call(
+        Method::POST,
+        "/api/v1/modules",
+        operator(),
+        Some(financial()),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let again = p
+        .call(
+            Method::POST,
+            "/api/v1/modules",
+            operator(),
+            Some(financial()),
+        )
+        .await;
     again.expect(StatusCode::OK);
     let mut changed = financial();
     changed["description"] = json!("something else");
-    let conflict = p.call(Method::POST, "/api/v1/modules", operator(), Some(changed)).await;
-    conflict.expect_problem(StatusCode::CONFLICT, "financial 1.2.0 is already published with other content");
+    let conflict = p
+        .call(Method::POST, "/api/v1/modules", operator(), Some(changed))
+        .await;
+    conflict.expect_problem(
+        StatusCode::CONFLICT,
+        "financial 1.2.0 is already published with other content",
+    );
     assert_eq!(p.events().len(), 1);
 }
 
 async fn an_invalid_manifest_is_refused_with_every_problem(p: TestPlatform) {
     let broken = fixture("module-sdk/tests/fixtures/manifests/broken/multiple-problems.json");
-    let refused = p.call(Method::POST, "/api/v1/modules", operator(), Some(broken)).await;
+    let refused = p
+        .call(Method::POST, "/api/v1/modules", operator(), Some(broken))
+        .await;
     let body = refused.expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "problem");
     let errors = body["errors"].as_array().unwrap();
     assert!(errors.len() >= 2, "{errors:?}");
-    assert!(errors.iter().all(|e| e["path"].is_string() && e["message"].is_string()));
+    assert!(
+        errors
+            .iter()
+            .all(|e| e["path"].is_string() && e["message"].is_string())
+    );
 
-    let not_json = p.call(Method::POST, "/api/v1/modules", operator(), Some(json!("text"))).await;
+    let not_json = p
+        .call(
+            Method::POST,
+            "/api/v1/modules",
+            operator(),
+            Some(json!("text")),
+        )
+        .await;
     not_json.expect(StatusCode::UNPROCESSABLE_ENTITY);
-    let list = p.call(Method::GET, "/api/v1/modules", operator(), None).await;
+    let list = p
+        .call(Method::GET, "/api/v1/modules", operator(), None)
+        .await;
     assert_eq!(list.expect(StatusCode::OK), &json!([]));
 }
 
@@ -85,27 +166,67 @@ async fn the_marketplace_filters_by_category_tag_and_tier(p: TestPlatform) {
     basic["tags"] = json!(["ledger"]);
     rename_namespace(&mut basic, "financial", "ledger");
     for manifest in [seed, basic] {
-        p.call(Method::POST, "/api/v1/modules", operator(), Some(manifest)).await.expect(StatusCode::CREATED);
+        p.call(Method::POST, "/api/v1/modules", operator(), Some(manifest))
+            .await
+            .expect(StatusCode::CREATED);
     }
     let names = |body: &serde_json::Value| -> Vec<String> {
-        body.as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap().to_string()).collect()
+        body.as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect()
     };
-    let by_tier = p.call(Method::GET, "/api/v1/modules?tier=basic", operator(), None).await;
+    let by_tier = p
+        .call(Method::GET, "/api/v1/modules?tier=basic", operator(), None)
+        .await;
     assert_eq!(names(by_tier.expect(StatusCode::OK)), ["ledger"]);
-    let by_tag = p.call(Method::GET, "/api/v1/modules?tag=invoicing", operator(), None).await;
+    let by_tag = p
+        .call(
+            Method::GET,
+            "/api/v1/modules?tag=invoicing",
+            operator(),
+            None,
+        )
+        .await;
     assert_eq!(names(by_tag.expect(StatusCode::OK)), ["financial"]);
-    let by_category = p.call(Method::GET, "/api/v1/modules?category=Accounting", operator(), None).await;
+    let by_category = p
+        .call(
+            Method::GET,
+            "/api/v1/modules?category=Accounting",
+            operator(),
+            None,
+        )
+        .await;
     assert_eq!(names(by_category.expect(StatusCode::OK)), ["ledger"]);
-    let bad = p.call(Method::GET, "/api/v1/modules?tier=gold", operator(), None).await;
+    let bad = p
+        .call(Method::GET, "/api/v1/modules?tier=gold", operator(), None)
+        .await;
     bad.expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "tier");
 }
 
 async fn the_api_refuses_anonymous_callers_with_a_problem_document(p: TestPlatform) {
-    let anonymous = p.call(Method::GET, "/api/v1/modules", Auth::None, None).await;
+    let anonymous = p
+        .call(Method::GET, "/api/v1/modules", Auth::None, None)
+        .await;
     anonymous.expect_problem(StatusCode::UNAUTHORIZED, "Bearer");
-    let garbage = p.call(Method::GET, "/api/v1/modules", Auth::Token("not.a.token".into()), None).await;
+    let garbage = p
+        .call(
+            Method::GET,
+            "/api/v1/modules",
+            Auth::Token("not.a.token".into()),
+            None,
+        )
+        .await;
     garbage.expect_problem(StatusCode::UNAUTHORIZED, "invalid token");
-    let bad_key = p.call(Method::GET, "/api/v1/modules", Auth::ApiKey("plk_nope".into()), None).await;
+    let bad_key = p
+        .call(
+            Method::GET,
+            "/api/v1/modules",
+            Auth::ApiKey("plk_nope".into()),
+            None,
+        )
+        .await;
     bad_key.expect_problem(StatusCode::UNAUTHORIZED, "API key");
     let health = p.call(Method::GET, "/health", Auth::None, None).await;
     assert_eq!(health.expect(StatusCode::OK)["status"], "healthy");

@@ -36,33 +36,74 @@ fn financial(tier: &str) -> Value {
 async fn setup(p: &TestPlatform, tier: &str) -> Backend {
     let backend = Backend::default();
     let url = backend.start().await;
-    p.call(Method::POST, "/api/v1/modules", operator(), Some(financial(tier))).await.expect(StatusCode::CREATED);
+    p.call(
+        Method::POST,
+        "/api/v1/modules",
+        operator(),
+        Some(financial(tier)),
+    )
+    .await
+    .expect(StatusCode::CREATED);
     let body = json!({"version": "1.0.0", "endpoint": url});
-    p.call(Method::POST, "/api/v1/modules/financial/install", operator(), Some(body)).await.expect(StatusCode::ACCEPTED);
+    p.call(
+        Method::POST,
+        "/api/v1/modules/financial/install",
+        operator(),
+        Some(body),
+    )
+    .await
+    .expect(StatusCode::ACCEPTED);
     assert_eq!(p.settled("financial").await["status"], "installed");
     for tenant in ["acme", "globex"] {
         let body = json!({"id": tenant, "name": tenant, "subscription_tier": tier});
-        p.call(Method::POST, "/api/v1/tenants", operator(), Some(body)).await.expect(StatusCode::CREATED);
+        p.call(Method::POST, "/api/v1/tenants", operator(), Some(body))
+            .await
+            .expect(StatusCode::CREATED);
     }
     let company = json!({"id": "acme-de", "name": "ACME GmbH"});
-    p.call(Method::POST, "/api/v1/tenants/acme/companies", tenant_admin("acme"), Some(company)).await.expect(StatusCode::CREATED);
-    p.call(Method::PUT, "/api/v1/tenants/acme/modules/financial", tenant_admin("acme"), Some(json!({}))).await.expect(StatusCode::OK);
+    p.call(
+        Method::POST,
+        "/api/v1/tenants/acme/companies",
+        tenant_admin("acme"),
+        Some(company),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    p.call(
+        Method::PUT,
+        "/api/v1/tenants/acme/modules/financial",
+        tenant_admin("acme"),
+        Some(json!({})),
+    )
+    .await
+    .expect(StatusCode::OK);
     backend
 }
 
 async fn grant(p: &TestPlatform, user: &str, permissions: &[&str]) {
     let role = json!({"permissions": permissions});
-    p.call(Method::PUT, "/api/v1/tenants/acme/roles/clerk", tenant_admin("acme"), Some(role)).await.expect(StatusCode::OK);
+    p.call(
+        Method::PUT,
+        "/api/v1/tenants/acme/roles/clerk",
+        tenant_admin("acme"),
+        Some(role),
+    )
+    .await
+    .expect(StatusCode::OK);
     let assignment = json!({"roles": ["clerk"]});
     let path = format!("/api/v1/tenants/acme/users/{user}/roles");
-    p.call(Method::PUT, &path, tenant_admin("acme"), Some(assignment)).await.expect(StatusCode::OK);
+    p.call(Method::PUT, &path, tenant_admin("acme"), Some(assignment))
+        .await
+        .expect(StatusCode::OK);
 }
 
 async fn the_backend_receives_a_verifiable_context_and_no_forged_headers(p: TestPlatform) {
     setup(&p, "free").await;
     grant(&p, "alice", &["financial:invoices.*"]).await;
     let alice = token("alice", Some("acme"), Some("acme-de"), &[]);
-    let Auth::Token(bearer) = alice.clone() else { unreachable!() };
+    let Auth::Token(bearer) = alice.clone() else {
+        unreachable!()
+    };
     let request = axum::http::Request::builder()
         .method("GET")
         .uri("/api/v1/financial/invoices/42?expand=lines")
@@ -75,96 +116,254 @@ async fn the_backend_receives_a_verifiable_context_and_no_forged_headers(p: Test
     let seen = p.raw(request).await;
     assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
     let seen = seen.body;
-    assert_eq!((seen["method"].as_str(), seen["path"].as_str()), (Some("GET"), Some("/api/v1/financial/invoices/42")));
+    assert_eq!(
+        (seen["method"].as_str(), seen["path"].as_str()),
+        (Some("GET"), Some("/api/v1/financial/invoices/42"))
+    );
     assert_eq!(seen["query"], "expand=lines");
     assert_eq!(seen["custom"], "kept");
-    assert_eq!(seen["authorization"], Value::Null, "the caller's token stays at the gateway");
-    assert_eq!(seen["plinth_headers"], json!(["x-plinth-context"]), "only the gateway's own");
+    assert_eq!(
+        seen["authorization"],
+        Value::Null,
+        "the caller's token stays at the gateway"
+    );
+    assert_eq!(
+        seen["plinth_headers"],
+        json!(["x-plinth-context"]),
+        "only the gateway's own"
+    );
     let context = seen["context"].as_str().unwrap();
     assert_ne!(context, "forged");
 
-    let jwks = p.call(Method::GET, "/.well-known/jwks.json", Auth::None, None).await;
+    let jwks = p
+        .call(Method::GET, "/.well-known/jwks.json", Auth::None, None)
+        .await;
     let jwks: JwkSet = serde_json::from_value(jwks.expect(StatusCode::OK).clone()).unwrap();
     let header = jsonwebtoken::decode_header(context).unwrap();
-    let jwk = jwks.find(header.kid.as_deref().unwrap()).expect("the context's key is published");
+    let jwk = jwks
+        .find(header.kid.as_deref().unwrap())
+        .expect("the context's key is published");
     let mut validation = Validation::new(Algorithm::ES256);
     validation.set_audience(&["financial"]);
     validation.set_issuer(&["plinth"]);
-    let claims = jsonwebtoken::decode::<Value>(context, &DecodingKey::from_jwk(jwk).unwrap(), &validation).unwrap().claims;
-    assert_eq!((claims["sub"].as_str(), claims["tenant_id"].as_str(), claims["company_id"].as_str()), (Some("alice"), Some("acme"), Some("acme-de")));
-    assert_eq!(claims["permissions"], json!(["financial:invoices.read", "financial:invoices.write"]));
+    let claims =
+        jsonwebtoken::decode::<Value>(context, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+            .unwrap()
+            .claims;
+    assert_eq!(
+        (
+            claims["sub"].as_str(),
+            claims["tenant_id"].as_str(),
+            claims["company_id"].as_str()
+        ),
+        (Some("alice"), Some("acme"), Some("acme-de"))
+    );
+    assert_eq!(
+        claims["permissions"],
+        json!(["financial:invoices.read", "financial:invoices.write"])
+    );
     assert!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap() <= 60);
 }
 
 async fn route_permissions_come_from_roles(p: TestPlatform) {
     setup(&p, "free").await;
     let bob = token("bob", Some("acme"), None, &[]);
-    let refused = p.call(Method::GET, "/api/v1/financial/invoices", bob.clone(), None).await;
-    refused.expect_problem(StatusCode::FORBIDDEN, "this needs the permission financial:invoices.read");
-    p.call(Method::GET, "/api/v1/financial/status", bob.clone(), None).await.expect(StatusCode::OK);
+    let refused = p
+        .call(Method::GET, "/api/v1/financial/invoices", bob.clone(), None)
+        .await;
+    refused.expect_problem(
+        StatusCode::FORBIDDEN,
+        "this needs the permission financial:invoices.read",
+    );
+    p.call(Method::GET, "/api/v1/financial/status", bob.clone(), None)
+        .await
+        .expect(StatusCode::OK);
     grant(&p, "bob", &["financial:invoices.read"]).await;
-    p.call(Method::GET, "/api/v1/financial/invoices", bob.clone(), None).await.expect(StatusCode::OK);
-    let write = p.call(Method::POST, "/api/v1/financial/invoices", bob.clone(), Some(json!({}))).await;
+    p.call(Method::GET, "/api/v1/financial/invoices", bob.clone(), None)
+        .await
+        .expect(StatusCode::OK);
+    let write = p
+        .call(
+            Method::POST,
+            "/api/v1/financial/invoices",
+            bob.clone(),
+            Some(json!({})),
+        )
+        .await;
     write.expect_problem(StatusCode::FORBIDDEN, "financial:invoices.write");
-    p.call(Method::POST, "/api/v1/financial/invoices", tenant_admin("acme"), Some(json!({}))).await.expect(StatusCode::OK);
-    let undeclared = p.call(Method::GET, "/api/v1/financial/secrets", tenant_admin("acme"), None).await;
+    p.call(
+        Method::POST,
+        "/api/v1/financial/invoices",
+        tenant_admin("acme"),
+        Some(json!({})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let undeclared = p
+        .call(
+            Method::GET,
+            "/api/v1/financial/secrets",
+            tenant_admin("acme"),
+            None,
+        )
+        .await;
     undeclared.expect_problem(StatusCode::NOT_FOUND, "financial has no route GET /secrets");
 
-    let verify = json!({"tenant_id": "acme", "user_id": "bob", "permission": "financial:invoices.read"});
-    let answer = p.call(Method::POST, "/api/v1/rbac/verify", tenant_admin("acme"), Some(verify)).await;
+    let verify =
+        json!({"tenant_id": "acme", "user_id": "bob", "permission": "financial:invoices.read"});
+    let answer = p
+        .call(
+            Method::POST,
+            "/api/v1/rbac/verify",
+            tenant_admin("acme"),
+            Some(verify),
+        )
+        .await;
     assert_eq!(answer.expect(StatusCode::OK)["has_permission"], true);
-    let verify = json!({"tenant_id": "acme", "user_id": "bob", "permission": "financial:invoices.write"});
-    let answer = p.call(Method::POST, "/api/v1/rbac/verify", tenant_admin("acme"), Some(verify)).await;
+    let verify =
+        json!({"tenant_id": "acme", "user_id": "bob", "permission": "financial:invoices.write"});
+    let answer = p
+        .call(
+            Method::POST,
+            "/api/v1/rbac/verify",
+            tenant_admin("acme"),
+            Some(verify),
+        )
+        .await;
     assert_eq!(answer.expect(StatusCode::OK)["has_permission"], false);
     let bad = json!({"permissions": ["financial"]});
-    let refused = p.call(Method::PUT, "/api/v1/tenants/acme/roles/broken", tenant_admin("acme"), Some(bad)).await;
-    assert_eq!(refused.expect(StatusCode::UNPROCESSABLE_ENTITY)["errors"][0]["path"], "permissions[0]");
+    let refused = p
+        .call(
+            Method::PUT,
+            "/api/v1/tenants/acme/roles/broken",
+            tenant_admin("acme"),
+            Some(bad),
+        )
+        .await;
+    assert_eq!(
+        refused.expect(StatusCode::UNPROCESSABLE_ENTITY)["errors"][0]["path"],
+        "permissions[0]"
+    );
     let unknown_role = json!({"roles": ["ghost"]});
-    let refused = p.call(Method::PUT, "/api/v1/tenants/acme/users/bob/roles", tenant_admin("acme"), Some(unknown_role)).await;
+    let refused = p
+        .call(
+            Method::PUT,
+            "/api/v1/tenants/acme/users/bob/roles",
+            tenant_admin("acme"),
+            Some(unknown_role),
+        )
+        .await;
     refused.expect(StatusCode::UNPROCESSABLE_ENTITY);
 }
 
 async fn a_tenant_without_the_module_gets_404(p: TestPlatform) {
     setup(&p, "free").await;
     let outsider = tenant_admin("globex");
-    let missing = p.call(Method::GET, "/api/v1/financial/invoices", outsider, None).await;
+    let missing = p
+        .call(Method::GET, "/api/v1/financial/invoices", outsider, None)
+        .await;
     let body = missing.expect_problem(StatusCode::NOT_FOUND, "no module financial for your tenant");
     assert!(!body["detail"].as_str().unwrap().contains("acme"));
-    let unknown = p.call(Method::GET, "/api/v1/warehouse/items", tenant_admin("acme"), None).await;
+    let unknown = p
+        .call(
+            Method::GET,
+            "/api/v1/warehouse/items",
+            tenant_admin("acme"),
+            None,
+        )
+        .await;
     unknown.expect_problem(StatusCode::NOT_FOUND, "no module warehouse for your tenant");
-    let anonymous = p.call(Method::GET, "/api/v1/financial/status", Auth::None, None).await;
+    let anonymous = p
+        .call(Method::GET, "/api/v1/financial/status", Auth::None, None)
+        .await;
     anonymous.expect(StatusCode::UNAUTHORIZED);
-    let no_tenant = p.call(Method::GET, "/api/v1/financial/status", operator(), None).await;
+    let no_tenant = p
+        .call(Method::GET, "/api/v1/financial/status", operator(), None)
+        .await;
     no_tenant.expect_problem(StatusCode::FORBIDDEN, "your token names no tenant");
-    p.call(Method::PUT, "/api/v1/tenants/acme/companies/acme-de/modules/financial", tenant_admin("acme"), Some(json!({"is_enabled": false})))
-        .await
-        .expect(StatusCode::OK);
+    p.call(
+        Method::PUT,
+        "/api/v1/tenants/acme/companies/acme-de/modules/financial",
+        tenant_admin("acme"),
+        Some(json!({"is_enabled": false})),
+    )
+    .await
+    .expect(StatusCode::OK);
     let de_user = token("dora", Some("acme"), Some("acme-de"), &["tenant:admin"]);
-    p.call(Method::GET, "/api/v1/financial/status", de_user, None).await.expect(StatusCode::NOT_FOUND);
+    p.call(Method::GET, "/api/v1/financial/status", de_user, None)
+        .await
+        .expect(StatusCode::NOT_FOUND);
 }
 
 async fn api_keys_are_issued_rotated_and_revoked(p: TestPlatform) {
     setup(&p, "free").await;
-    let issued = p.call(Method::POST, "/api/v1/modules/financial/api-keys", operator(), None).await;
-    let first = issued.expect(StatusCode::CREATED)["key"].as_str().unwrap().to_string();
-    let listed = p.call(Method::GET, "/api/v1/modules/financial/api-keys", operator(), None).await;
+    let issued = p
+        .call(
+            Method::POST,
+            "/api/v1/modules/financial/api-keys",
+            operator(),
+            None,
+        )
+        .await;
+    let first = issued.expect(StatusCode::CREATED)["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let listed = p
+        .call(
+            Method::GET,
+            "/api/v1/modules/financial/api-keys",
+            operator(),
+            None,
+        )
+        .await;
     let listed = listed.expect(StatusCode::OK).to_string();
-    assert!(!listed.contains(&first), "a key is shown once, never listed");
+    assert!(
+        !listed.contains(&first),
+        "a key is shown once, never listed"
+    );
     let config = "/api/v1/tenants/acme/modules/financial/config";
-    p.call(Method::GET, config, Auth::ApiKey(first.clone()), None).await.expect(StatusCode::OK);
+    p.call(Method::GET, config, Auth::ApiKey(first.clone()), None)
+        .await
+        .expect(StatusCode::OK);
 
-    let rotated = p.call(Method::POST, "/api/v1/modules/financial/api-keys", operator(), Some(json!({"rotate_after_secs": 0}))).await;
+    let rotated = p
+        .call(
+            Method::POST,
+            "/api/v1/modules/financial/api-keys",
+            operator(),
+            Some(json!({"rotate_after_secs": 0})),
+        )
+        .await;
     let rotated = rotated.expect(StatusCode::CREATED).clone();
     let second = rotated["key"].as_str().unwrap().to_string();
-    p.call(Method::GET, config, Auth::ApiKey(second.clone()), None).await.expect(StatusCode::OK);
+    p.call(Method::GET, config, Auth::ApiKey(second.clone()), None)
+        .await
+        .expect(StatusCode::OK);
     let old = p.call(Method::GET, config, Auth::ApiKey(first), None).await;
     old.expect_problem(StatusCode::UNAUTHORIZED, "API key");
 
     let id = rotated["id"].as_str().unwrap();
-    p.call(Method::DELETE, &format!("/api/v1/modules/financial/api-keys/{id}"), operator(), None).await.expect(StatusCode::NO_CONTENT);
-    let revoked = p.call(Method::GET, config, Auth::ApiKey(second), None).await;
+    p.call(
+        Method::DELETE,
+        &format!("/api/v1/modules/financial/api-keys/{id}"),
+        operator(),
+        None,
+    )
+    .await
+    .expect(StatusCode::NO_CONTENT);
+    let revoked = p
+        .call(Method::GET, config, Auth::ApiKey(second), None)
+        .await;
     revoked.expect_problem(StatusCode::UNAUTHORIZED, "API key");
-    let other = p.call(Method::GET, "/api/v1/tenants/acme/modules/other/config", Auth::ApiKey("plk_x".into()), None).await;
+    let other = p
+        .call(
+            Method::GET,
+            "/api/v1/tenants/acme/modules/other/config",
+            Auth::ApiKey("plk_x".into()),
+            None,
+        )
+        .await;
     other.expect(StatusCode::UNAUTHORIZED);
 }
 
@@ -173,18 +372,62 @@ async fn a_module_without_a_healthy_instance_answers_503(p: TestPlatform) {
         "name": "ghost", "display_name": "Ghost", "version": "1.0.0",
         "backend": {"type": "microservice", "api_prefix": "/api/v1/ghost", "health_check": "/health"}
     });
-    p.call(Method::POST, "/api/v1/modules", operator(), Some(manifest)).await.expect(StatusCode::CREATED);
+    p.call(Method::POST, "/api/v1/modules", operator(), Some(manifest))
+        .await
+        .expect(StatusCode::CREATED);
     let dead = "http://127.0.0.1:9"; // discard port: nothing answers
-    p.call(Method::POST, "/api/v1/modules/ghost/install", operator(), Some(json!({"version": "1.0.0", "endpoint": dead}))).await.expect(StatusCode::ACCEPTED);
+    p.call(
+        Method::POST,
+        "/api/v1/modules/ghost/install",
+        operator(),
+        Some(json!({"version": "1.0.0", "endpoint": dead})),
+    )
+    .await
+    .expect(StatusCode::ACCEPTED);
     assert_eq!(p.settled("ghost").await["status"], "installed");
-    p.call(Method::POST, "/api/v1/tenants", operator(), Some(json!({"id": "acme", "name": "ACME"}))).await.expect(StatusCode::CREATED);
-    p.call(Method::PUT, "/api/v1/tenants/acme/modules/ghost", tenant_admin("acme"), Some(json!({}))).await.expect(StatusCode::OK);
-    let unreachable = p.call(Method::GET, "/api/v1/ghost/anything", tenant_admin("acme"), None).await;
+    p.call(
+        Method::POST,
+        "/api/v1/tenants",
+        operator(),
+        Some(json!({"id": "acme", "name": "ACME"})),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    p.call(
+        Method::PUT,
+        "/api/v1/tenants/acme/modules/ghost",
+        tenant_admin("acme"),
+        Some(json!({})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let unreachable = p
+        .call(
+            Method::GET,
+            "/api/v1/ghost/anything",
+            tenant_admin("acme"),
+            None,
+        )
+        .await;
     unreachable.expect_problem(StatusCode::BAD_GATEWAY, "ghost did not answer");
-    let changed = p.platform.check_health(&reqwest::Client::new()).await.unwrap();
+    let changed = p
+        .platform
+        .check_health(&reqwest::Client::new())
+        .await
+        .unwrap();
     assert_eq!(changed, 1);
-    let down = p.call(Method::GET, "/api/v1/ghost/anything", tenant_admin("acme"), None).await;
-    down.expect_problem(StatusCode::SERVICE_UNAVAILABLE, "ghost has no healthy instance");
+    let down = p
+        .call(
+            Method::GET,
+            "/api/v1/ghost/anything",
+            tenant_admin("acme"),
+            None,
+        )
+        .await;
+    down.expect_problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ghost has no healthy instance",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,18 +438,40 @@ async fn a_burst_over_the_tier_limit_gets_429_with_retry_after() {
     let mut statuses = Vec::new();
     let mut retry_after = None;
     for _ in 0..(burst + limit + 10) {
-        let answer = p.call(Method::GET, "/api/v1/financial/status", tenant_admin("acme"), None).await;
+        let answer = p
+            .call(
+                Method::GET,
+                "/api/v1/financial/status",
+                tenant_admin("acme"),
+                None,
+            )
+            .await;
         if answer.status == StatusCode::TOO_MANY_REQUESTS && retry_after.is_none() {
             retry_after = answer.retry_after.clone();
-            assert!(answer.body["detail"].as_str().unwrap().contains("rate limit"));
+            assert!(
+                answer.body["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("rate limit")
+            );
         }
         statuses.push(answer.status);
     }
     let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
     assert!(ok as u32 >= burst, "the burst passes: {ok}");
-    assert!(statuses.contains(&StatusCode::TOO_MANY_REQUESTS), "then 429s");
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "then 429s"
+    );
     assert!(retry_after.is_some_and(|r| r.parse::<u64>().unwrap() >= 1));
-    let other = p.call(Method::GET, "/api/v1/tenants/acme/modules/financial/config", tenant_admin("acme"), None).await;
+    let other = p
+        .call(
+            Method::GET,
+            "/api/v1/tenants/acme/modules/financial/config",
+            tenant_admin("acme"),
+            None,
+        )
+        .await;
     other.expect(StatusCode::OK);
 }
 
@@ -219,10 +484,24 @@ async fn dynamodb_a_warm_request_makes_no_store_round_trip() {
     setup(&p, "enterprise").await;
     grant(&p, "alice", &["financial:*"]).await;
     let alice = token("alice", Some("acme"), Some("acme-de"), &[]);
-    p.call(Method::GET, "/api/v1/financial/invoices", alice.clone(), None).await.expect(StatusCode::OK);
+    p.call(
+        Method::GET,
+        "/api/v1/financial/invoices",
+        alice.clone(),
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
     let before = store.round_trips();
     for _ in 0..20 {
-        p.call(Method::GET, "/api/v1/financial/invoices/7", alice.clone(), None).await.expect(StatusCode::OK);
+        p.call(
+            Method::GET,
+            "/api/v1/financial/invoices/7",
+            alice.clone(),
+            None,
+        )
+        .await
+        .expect(StatusCode::OK);
     }
     assert_eq!(store.round_trips() - before, 0);
 }

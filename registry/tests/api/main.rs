@@ -4,9 +4,9 @@
 mod support;
 
 mod catalog;
+mod gateway;
 mod install;
 mod module_events;
-mod gateway;
 mod tenancy;
 
 /// Runs each scenario on the embedded store and on DynamoDB (moto).

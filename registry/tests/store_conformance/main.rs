@@ -139,10 +139,15 @@ mod round_trips {
             return;
         };
         let data = || json!({"n": 1}).as_object().cloned().unwrap();
-        let keys: Vec<Key> = (0..100).map(|i| Key::new("RT", format!("{i:03}"))).collect();
+        let keys: Vec<Key> = (0..100)
+            .map(|i| Key::new("RT", format!("{i:03}")))
+            .collect();
         let puts = keys[..50]
             .iter()
-            .map(|k| Write::Put { item: Item::new(k.clone(), data()), condition: Condition::Absent })
+            .map(|k| Write::Put {
+                item: Item::new(k.clone(), data()),
+                condition: Condition::Absent,
+            })
             .collect();
         let mut measured = Vec::new();
         let mut count = |name: &'static str, before: u64, after: u64| {
@@ -155,10 +160,20 @@ mod round_trips {
         store.get(&keys[0]).await.unwrap();
         count("get", b, store.round_trips());
         let b = store.round_trips();
-        store.put(Item::new(keys[60].clone(), data()), Condition::Absent).await.unwrap();
+        store
+            .put(Item::new(keys[60].clone(), data()), Condition::Absent)
+            .await
+            .unwrap();
         count("put (conditional)", b, store.round_trips());
         let b = store.round_trips();
-        store.update(&keys[60], Update::default().set("n", json!(2)), Condition::Version(1)).await.unwrap();
+        store
+            .update(
+                &keys[60],
+                Update::default().set("n", json!(2)),
+                Condition::Version(1),
+            )
+            .await
+            .unwrap();
         count("update (conditional)", b, store.round_trips());
         let b = store.round_trips();
         store.query(&Query::prefix("RT", "0")).await.unwrap();
@@ -172,6 +187,9 @@ mod round_trips {
         for (name, trips) in &measured {
             println!("round trips: {name:<24} {trips}");
         }
-        assert!(measured.iter().all(|(_, trips)| *trips == 1), "{measured:?}");
+        assert!(
+            measured.iter().all(|(_, trips)| *trips == 1),
+            "{measured:?}"
+        );
     }
 }

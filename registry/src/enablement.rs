@@ -181,7 +181,7 @@ impl Platform {
                     &installation,
                     &hook_scope,
                 )
-                .await?
+                .await?;
             }
             _ => {}
         }
@@ -221,7 +221,7 @@ impl Platform {
                     &installation,
                     &hook_scope,
                 )
-                .await
+                .await;
             }
             (true, false) => {
                 self.post_hook(
@@ -230,7 +230,7 @@ impl Platform {
                     &installation,
                     &hook_scope,
                 )
-                .await
+                .await;
             }
             _ => {}
         }

@@ -165,10 +165,10 @@ impl Platform {
                     .await?;
             }
             (Step::RegisterPermissions, Some(previous)) => {
-                self.store_permissions(&previous).await?
+                self.store_permissions(&previous).await?;
             }
             (Step::CreateEventRules, None) => {
-                self.subscriptions.unsubscribe(&manifest.name).await?
+                self.subscriptions.unsubscribe(&manifest.name).await?;
             }
             (Step::CreateEventRules, Some(previous)) => {
                 let deployment = deployment_of(inst)?;

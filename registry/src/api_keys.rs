@@ -5,7 +5,6 @@ use plinth_module_sdk::ModuleName;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::audit;
 use crate::catalog::{from_item, to_data};
@@ -38,10 +37,7 @@ pub struct ApiKeyRecord {
 }
 
 pub(crate) fn hash(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hash::sha256_hex(key.as_bytes())
 }
 
 fn listing_key(module: &str, id: &str) -> Key {
@@ -52,11 +48,9 @@ fn listing_key(module: &str, id: &str) -> Key {
 pub(crate) fn new_key(module: &str) -> (IssuedKey, Vec<Write>) {
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
-    let key = format!("plk_{}", hex(&secret));
+    let key = format!("plk_{}", crate::hash::hex(&secret));
     let id = uuid::Uuid::now_v7().simple().to_string()[..16].to_string();
-    let created_at = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let created_at = crate::clock::now();
     let record = ApiKeyRecord {
         id: id.clone(),
         module: module.to_owned(),
@@ -82,10 +76,6 @@ pub(crate) fn new_key(module: &str) -> (IssuedKey, Vec<Write>) {
         created_at,
     };
     (issued, writes)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Platform {

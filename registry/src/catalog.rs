@@ -4,7 +4,6 @@ use plinth_module_sdk::{Manifest, ModuleName, Tier, validate_manifest};
 use semver::Version;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::audit;
 use crate::error::{Error, Result};
@@ -70,16 +69,7 @@ pub enum Published {
 
 pub(crate) fn digest(manifest: &Value) -> String {
     let bytes = serde_json::to_vec(manifest).unwrap_or_default();
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    crate::hash::sha256_hex(&bytes)
 }
 
 pub(crate) fn from_item<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T> {
@@ -140,7 +130,7 @@ impl Platform {
             module: name.to_owned(),
             version: version.clone(),
             digest,
-            published_at: now(),
+            published_at: crate::clock::now(),
             published_by: caller.actor(),
             image_digest: None,
             manifest: document.clone(),

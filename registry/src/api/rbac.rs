@@ -6,10 +6,11 @@ use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 
 use super::openapi::ProblemDocument;
+use super::tenants::tenant_id;
 use super::{Json, State};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::identity::Caller;
-use crate::ids::{RoleName, TenantId, UserId};
+use crate::ids::{RoleName, UserId};
 use crate::rbac::{Assignment, Role, RoleChange, VerifyRequest};
 
 pub(super) fn routes() -> Router<State> {
@@ -18,10 +19,6 @@ pub(super) fn routes() -> Router<State> {
         .route("/api/v1/tenants/{tenant}/roles", get(roles))
         .route("/api/v1/tenants/{tenant}/roles/{role}", put(put_role))
         .route("/api/v1/tenants/{tenant}/users/{user}/roles", put(assign))
-}
-
-fn tenant_id(text: &str) -> Result<TenantId> {
-    TenantId::parse(text).map_err(|_| Error::NotFound(format!("no tenant {text}")))
 }
 
 #[utoipa::path(

@@ -42,7 +42,7 @@ pub(super) fn routes() -> Router<State> {
         .route("/api/v1/tenants/{tenant}/audit", get(audit))
 }
 
-fn tenant_id(text: &str) -> Result<TenantId> {
+pub(super) fn tenant_id(text: &str) -> Result<TenantId> {
     TenantId::parse(text).map_err(|_| Error::NotFound(format!("no tenant {text}")))
 }
 

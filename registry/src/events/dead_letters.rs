@@ -15,7 +15,6 @@ use plinth_module_sdk::ModuleName;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::Event;
 use crate::store::{Condition, Item, Key, Query, Store, StoreError, StoreResult, query_all};
@@ -69,11 +68,7 @@ impl DeadLetter {
     }
 }
 
-fn now() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_default()
-}
+use crate::clock::now;
 
 /// Where dead letters are kept.
 #[async_trait]

@@ -244,11 +244,7 @@ impl InstallQueue for LocalQueue {
     }
 }
 
-pub(crate) fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+pub(crate) use crate::clock::now;
 
 fn parse_version(text: &str) -> Result<String> {
     Version::parse(text).map(|v| v.to_string()).map_err(|e| {

@@ -5,10 +5,9 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use plinth_module_sdk::ModuleName;
 use plinth_registry::events::PLATFORM_SOURCE;
+use plinth_registry::install::INSTALL_REQUESTED;
 use plinth_registry::{Error, Platform, Result};
 use serde_json::Value;
-
-use crate::adapters::INSTALL_REQUESTED;
 
 /// The module an install request names.
 ///

@@ -12,7 +12,6 @@
 //! | `health-checker` | EventBridge schedule | [`health::handle`] |
 //! | `ecr-events` | EventBridge `ECR Image Action` | [`ecr_events::handle`] |
 
-pub mod adapters;
 pub mod authorizer;
 pub mod config_resolver;
 pub mod ecr_events;

@@ -6,18 +6,18 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
+use plinth_registry::deploy::backend::BackendDeployer;
 use plinth_registry::deploy::{DeployError, NoTables};
 use plinth_registry::events::local::LocalBus;
 use plinth_registry::gateway::context::ContextSigner;
 use plinth_registry::hooks::http::HttpHooks;
 use plinth_registry::identity::{Claims, TokenVerifier, mint_token};
+use plinth_registry::install::BusInstallQueue;
 use plinth_registry::store::embedded::EmbeddedStore;
 use plinth_registry::{Platform, Ports, Settings};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tower::ServiceExt;
-
-use crate::adapters::{BackendDeployer, BusInstallQueue};
 
 pub const SECRET: &[u8] = b"plinth-functions-tests-secret-0123456789";
 

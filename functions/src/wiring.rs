@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
+use plinth_registry::deploy::backend::{BackendDeployer, InstallerOnly};
 use plinth_registry::deploy::dynamodb_tables::DynamoTables;
 use plinth_registry::deploy::ecs::{EcsConfig, EcsDeployer};
 use plinth_registry::deploy::lambda::{LambdaConfig, LambdaDeployer};
@@ -21,10 +22,9 @@ use plinth_registry::events::eventbridge::EventBridgeBus;
 use plinth_registry::gateway::context::ContextSigner;
 use plinth_registry::hooks::http::HttpHooks;
 use plinth_registry::identity::TokenVerifier;
+use plinth_registry::install::BusInstallQueue;
 use plinth_registry::store::dynamodb::{DynamoStore, aws_config_from_env};
 use plinth_registry::{Platform, Ports, Settings};
-
-use crate::adapters::{BackendDeployer, BusInstallQueue, InstallerOnly};
 
 /// What a function needs beyond the store and the bus.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -6,7 +6,9 @@
 //! | `local::ProcessDeployer` | `plinth up`: a child process from the manifest's `dev_command`, or an external URL |
 //! | `ecs::EcsDeployer` | AWS: an ECS service from the ECR image, pinned by digest |
 //! | `lambda::LambdaDeployer` | AWS: a Lambda function from the image or package |
+//! | `backend::BackendDeployer` | AWS: ECS or Lambda by the manifest, or an external endpoint |
 
+pub mod backend;
 pub mod dynamodb_tables;
 pub mod ecs;
 pub mod lambda;

@@ -3,8 +3,10 @@
 //!
 //! The API starts an operation (checks that can fail at once answer 4xx at once), stores it as
 //! pending and hands the module to the [`InstallQueue`]; a worker runs the saga. Locally the
-//! worker is a task of `plinth up`; on AWS it is the installer Lambda.
+//! worker is a task of `plinth up` ([`LocalQueue`]); on AWS it is the installer Lambda
+//! ([`BusInstallQueue`]).
 
+mod bus_queue;
 mod deps;
 pub mod saga;
 mod steps;
@@ -21,6 +23,7 @@ use crate::identity::Caller;
 use crate::platform::Platform;
 use crate::store::{Condition, Item, Key, Query, Write, keys, query_all};
 
+pub use bus_queue::{BusInstallQueue, INSTALL_REQUESTED};
 pub use deps::UninstallImpact;
 
 /// What an installation is doing or did last.

@@ -121,6 +121,10 @@ pub struct EcsHandle {
     pub task_definition_arn: String,
     /// The image, `registry/repository@sha256:…`.
     pub image: String,
+    /// The Cloud Map service Service Connect registered the tasks in: what an API Gateway
+    /// VPC link integration targets. Unknown until ECS reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discovery_arn: Option<String>,
 }
 
 /// Runs `microservice` modules as ECS services on Fargate.
@@ -139,6 +143,7 @@ struct LiveService {
     draining: bool,
     task_definition: String,
     desired_count: i32,
+    discovery_arn: Option<String>,
 }
 
 /// Everything the task definition is made of; its hash is the fingerprint.
@@ -339,6 +344,7 @@ impl EcsDeployer {
             draining: s.status() == Some("DRAINING"),
             task_definition: s.task_definition().unwrap_or_default().to_owned(),
             desired_count: s.desired_count(),
+            discovery_arn: discovery_arn(s),
         }))
     }
 
@@ -381,7 +387,7 @@ impl EcsDeployer {
         &self,
         manifest: &Manifest,
         task_definition: &str,
-    ) -> Result<String, DeployError> {
+    ) -> Result<(String, Option<String>), DeployError> {
         let name = Self::service_name(&manifest.name);
         let breaker = DeploymentCircuitBreaker::builder()
             .enable(true)
@@ -407,11 +413,14 @@ impl EcsDeployer {
             .send()
             .await
             .map_err(|e| aws_error(format_args!("creating service `{name}`"), &e))?;
-        created
+        let service = created
             .service()
-            .and_then(|service| service.service_arn())
+            .ok_or_else(|| DeployError(format!("ECS created `{name}` without a service")))?;
+        let arn = service
+            .service_arn()
             .map(String::from)
-            .ok_or_else(|| DeployError(format!("ECS created `{name}` without an ARN")))
+            .ok_or_else(|| DeployError(format!("ECS created `{name}` without an ARN")))?;
+        Ok((arn, discovery_arn(service)))
     }
 
     async fn update_service(
@@ -502,7 +511,7 @@ impl Deployer for EcsDeployer {
             }
             _ => self.register(&task, manifest).await?,
         };
-        let service_arn = match live {
+        let (service_arn, discovery_arn) = match live {
             None => self.create_service(manifest, &task_definition).await?,
             Some(service) => {
                 let unchanged = service.task_definition == task_definition
@@ -510,7 +519,7 @@ impl Deployer for EcsDeployer {
                 if !unchanged {
                     self.update_service(manifest, &task_definition).await?;
                 }
-                service.arn
+                (service.arn, service.discovery_arn)
             }
         };
         let endpoint = self.endpoint(manifest);
@@ -524,6 +533,7 @@ impl Deployer for EcsDeployer {
             service_arn,
             task_definition_arn: task_definition,
             image: pinned.uri,
+            discovery_arn,
         };
         Ok(Deployment {
             health_url: format!("{endpoint}{health}"),
@@ -568,6 +578,17 @@ impl Deployer for EcsDeployer {
         }
         Ok(())
     }
+}
+
+/// The Cloud Map service of the service's Service Connect, as any of its deployments reports
+/// it (the discovery name is the module's, so every deployment has the same one).
+fn discovery_arn(service: &aws_sdk_ecs::types::Service) -> Option<String> {
+    service
+        .deployments()
+        .iter()
+        .flat_map(|deployment| deployment.service_connect_resources())
+        .find_map(|resource| resource.discovery_arn())
+        .map(String::from)
 }
 
 fn tags(manifest: &Manifest, fingerprint: Option<&str>) -> Vec<Tag> {

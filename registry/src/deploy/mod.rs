@@ -7,12 +7,17 @@
 //! | `ecs::EcsDeployer` | AWS: an ECS service from the ECR image, pinned by digest |
 //! | `lambda::LambdaDeployer` | AWS: a Lambda function from the image or package |
 //! | `backend::BackendDeployer` | AWS: ECS or Lambda by the manifest, or an external endpoint |
+//! | `routed::RoutedDeployer` | any deployer, then the module's gateway routes (`routed::ModuleRoutes`) |
+//!
+//! `apigateway::ApiGatewayRoutes` publishes a module's routes on the platform's HTTP API.
 
+pub mod apigateway;
 pub mod backend;
 pub mod dynamodb_tables;
 pub mod ecs;
 pub mod lambda;
 pub mod local;
+pub mod routed;
 
 use std::collections::BTreeMap;
 

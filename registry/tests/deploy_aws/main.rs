@@ -1,6 +1,6 @@
 //! The AWS adapters of the `Deployer` and `TableProvisioner` ports against the emulator (moto,
-//! started by `./tests/run`): ECS services from ECR images, Lambda functions, module tables;
-//! and the ECR image-action events on their fixtures.
+//! started by `./tests/run`): ECS services from ECR images, Lambda functions, module tables,
+//! modules' API Gateway routes; and the ECR image-action events on their fixtures.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -9,4 +9,5 @@ mod ecr_events;
 mod ecs;
 mod lambda;
 mod moto;
+mod routes;
 mod tables;

@@ -8,15 +8,18 @@
 //! | `PLINTH_CONTEXT_KEY` | those that sign or publish the tenant context | base64 PKCS#8 DER of the ES256 key |
 //! | `PLINTH_URL` | installer | the URL modules reach the platform at |
 //! | `PLINTH_ECS_*`, `PLINTH_LAMBDA_*` | installer | see `infra/module-stack.md` |
+//! | `PLINTH_HTTP_API_ID`, `PLINTH_AUTHORIZER_ID`, `PLINTH_VPC_LINK_ID` | installer | where module routes go (`infra/module-stack.md`) |
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
+use plinth_registry::deploy::apigateway::{ApiGatewayConfig, ApiGatewayRoutes};
 use plinth_registry::deploy::backend::{BackendDeployer, InstallerOnly};
 use plinth_registry::deploy::dynamodb_tables::DynamoTables;
 use plinth_registry::deploy::ecs::{EcsConfig, EcsDeployer};
 use plinth_registry::deploy::lambda::{LambdaConfig, LambdaDeployer};
+use plinth_registry::deploy::routed::RoutedDeployer;
 use plinth_registry::deploy::{Deployer, TableProvisioner};
 use plinth_registry::events::eventbridge::EventBridgeBus;
 use plinth_registry::gateway::context::ContextSigner;
@@ -53,10 +56,7 @@ pub async fn platform_from_env(needs: Needs) -> Result<Arc<Platform>> {
         env("PLINTH_EVENT_BUS").context("PLINTH_EVENT_BUS is not set: the platform's event bus")?;
     let bus = Arc::new(EventBridgeBus::new(&sdk, bus_name.clone()));
     let (deployer, tables): (Arc<dyn Deployer>, Arc<dyn TableProvisioner>) = if needs.deploys {
-        (
-            Arc::new(backend_deployer(&sdk)),
-            Arc::new(DynamoTables::new(&sdk)),
-        )
+        (backend_deployer(&sdk)?, Arc::new(DynamoTables::new(&sdk)))
     } else {
         (Arc::new(InstallerOnly), Arc::new(InstallerOnly))
     };
@@ -81,12 +81,26 @@ pub async fn platform_from_env(needs: Needs) -> Result<Arc<Platform>> {
     )))
 }
 
-fn backend_deployer(sdk: &aws_config::SdkConfig) -> BackendDeployer {
+/// ECS or Lambda by the manifest; with `PLINTH_HTTP_API_ID` and `PLINTH_AUTHORIZER_ID`, each
+/// deployment is also routed on the platform's HTTP API.
+fn backend_deployer(sdk: &aws_config::SdkConfig) -> Result<Arc<dyn Deployer>> {
     let ecs = EcsConfig::from_env()
         .map(|config| Arc::new(EcsDeployer::new(sdk, config)) as Arc<dyn Deployer>);
     let lambda = LambdaConfig::from_env()
         .map(|config| Arc::new(LambdaDeployer::new(sdk, config)) as Arc<dyn Deployer>);
-    BackendDeployer { ecs, lambda }
+    let backend = Arc::new(BackendDeployer { ecs, lambda });
+    match ApiGatewayConfig::from_env().map_err(|e| anyhow!("{e}"))? {
+        Some(config) => Ok(Arc::new(RoutedDeployer {
+            inner: backend,
+            routes: Arc::new(ApiGatewayRoutes::new(sdk, config)),
+        })),
+        None => {
+            tracing::warn!(
+                "PLINTH_HTTP_API_ID and PLINTH_AUTHORIZER_ID are not set: modules are deployed without routes"
+            );
+            Ok(backend)
+        }
+    }
 }
 
 /// HS256 verification from `PLINTH_JWT_*`; a function that reads no tokens gets a random

@@ -43,29 +43,22 @@ pub async fn authorize(
             .clone()
             .unwrap_or_default()
     });
-    let (mut parts, ()) = http::Request::new(()).into_parts();
-    parts.headers = request.headers;
-    let decision = match plinth_registry::api::caller_of(&parts, platform).await {
-        Ok(caller) => {
-            platform
-                .authorize(GatewayRequest {
-                    method: &method,
-                    path: &path,
-                    caller: &caller,
-                })
-                .await
-        }
-        Err(e) => Err(e),
-    };
+    let decision = platform
+        .authorize(GatewayRequest {
+            method: &method,
+            path: &path,
+            headers: &request.headers,
+        })
+        .await;
     let mut response = AuthorizerResponse::default();
     match decision {
         Ok(decision) => {
             response.is_authorized = true;
             response.context = AuthorizerContext {
-                context: decision.context,
-                module: decision.module.to_string(),
-                tenant: decision.tenant.to_string(),
-                upstream: decision.upstream,
+                context: decision.context().to_owned(),
+                module: decision.module().to_string(),
+                tenant: decision.tenant().to_string(),
+                upstream: decision.upstream.url.clone(),
                 reason: String::new(),
             };
         }

@@ -192,9 +192,18 @@ impl TokenVerifier {
 
     /// The user a bearer token stands for.
     pub fn verify(&self, token: &str) -> Result<User> {
+        self.verify_until(token).map(|(user, _)| user)
+    }
+
+    /// The user a bearer token stands for, and the Unix time (leeway included) after which
+    /// the token stops being valid: until then a verified token can be trusted again
+    /// without re-checking its signature.
+    pub fn verify_until(&self, token: &str) -> Result<(User, i64)> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| Error::Unauthorized(format!("invalid token: {e}")))?;
-        user_from_claims(data.claims)
+        let valid_until = i64::try_from(data.claims.exp.saturating_add(self.validation.leeway))
+            .unwrap_or(i64::MAX);
+        Ok((user_from_claims(data.claims)?, valid_until))
     }
 }
 

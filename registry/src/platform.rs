@@ -2,19 +2,19 @@
 //! [`Platform`], grouped by concept in their own modules (`catalog`, `install`, `tenancy`,
 //! `config`, …).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use plinth_module_sdk::ModuleName;
 
 use crate::cache::TtlCache;
-use std::time::Duration;
 
 use crate::config::ResolvedConfig;
 use crate::deploy::{Deployer, TableProvisioner};
 use crate::error::Result;
 use crate::events::{Event, EventBus, Subscriptions};
-use crate::gateway::context::{CONTEXT_TTL_SECS, ContextSigner};
-use crate::gateway::{ModuleRoutes, RateLimits};
+use crate::gateway::context::ContextSigner;
+use crate::gateway::{ModuleRoutes, Passes, RateLimits};
 use crate::hooks::Hooks;
 use crate::identity::TokenVerifier;
 use crate::install::{InstallQueue, Step};
@@ -75,8 +75,11 @@ pub struct Caches {
     pub tenants: TtlCache<String, Tenant>,
     /// (tenant, user) → grants.
     pub grants: TtlCache<(String, String), Grants>,
-    /// Signed context tokens, reused for half their life.
-    pub contexts: TtlCache<String, String>,
+    /// What the gateway decided per (token, module); see [`crate::gateway::Pass`].
+    pub passes: Passes,
+    /// Bumped by every change that invalidates anything: a pass built under an older
+    /// generation is not reused.
+    generation: AtomicU64,
 }
 
 impl Default for Caches {
@@ -87,16 +90,38 @@ impl Default for Caches {
             routes: TtlCache::default(),
             tenants: TtlCache::default(),
             grants: TtlCache::default(),
-            contexts: TtlCache::new(Duration::from_secs(CONTEXT_TTL_SECS / 2)),
+            passes: Passes::default(),
+            generation: AtomicU64::new(0),
         }
     }
 }
 
 impl Caches {
+    /// The current generation (see [`Caches::changed`]).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Marks every gateway pass stale; called with every invalidation.
+    pub fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Drops what is cached about a module: its installation, settings or instances changed.
     pub fn invalidate_module(&self, module: &str) {
         self.config.retain(|(_, m, _)| m != module);
         self.routes.remove(&module.to_owned());
+        self.changed();
+    }
+
+    /// Drops everything (when change events may have been missed).
+    pub fn clear(&self) {
+        self.config.clear();
+        self.routes.clear();
+        self.tenants.clear();
+        self.grants.clear();
+        self.passes.clear();
+        self.changed();
     }
 
     /// Drops what a platform event makes stale; how caches in other processes follow
@@ -122,6 +147,7 @@ impl Caches {
                 self.tenants.remove(&tenant.to_owned());
             }
         }
+        self.changed();
     }
 }
 
@@ -174,6 +200,7 @@ impl Platform {
     /// stays written when the bus fails: the failure is logged, the caller still succeeds.
     pub async fn commit(&self, writes: Vec<Write>, events: Vec<Event>) -> Result<()> {
         self.store.transact(writes).await?;
+        self.caches.changed();
         self.publish_events(events).await;
         Ok(())
     }

@@ -145,6 +145,7 @@ impl Platform {
             platform_event("role.changed", json!({"role": role})).for_tenant(tenant.as_str(), None);
         self.commit(writes, vec![event]).await?;
         self.caches.grants.retain(|(t, _)| t != tenant.as_str());
+        self.caches.changed();
         Ok(record)
     }
 
@@ -212,6 +213,7 @@ impl Platform {
         self.caches
             .grants
             .remove(&(tenant.to_string(), user.to_string()));
+        self.caches.changed();
         Ok(assignment)
     }
 

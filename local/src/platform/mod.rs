@@ -169,7 +169,7 @@ async fn spawn_workers(
         loop {
             match events.recv().await {
                 Ok(event) => caches.on_event(&event),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => caches.config.clear(),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => caches.clear(),
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             }
         }

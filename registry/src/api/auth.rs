@@ -1,6 +1,7 @@
 //! The caller of a request: a user's bearer token, or a module's API key.
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
@@ -27,20 +28,26 @@ pub async fn caller_of(parts: &Parts, state: &crate::platform::Platform) -> Resu
             .map_err(|_| Error::Unauthorized("the API key is not valid text".into()))?;
         return state.authenticate_api_key(key).await.map(Caller::Module);
     }
-    let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+    let token = bearer_token(&parts.headers)?;
+    state.tokens.verify(token).map(Caller::User)
+}
+
+/// The bearer token of a request's `Authorization` header (401 when missing or malformed).
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
+    let header = headers.get(AUTHORIZATION).ok_or_else(|| {
         Error::Unauthorized(
             "sign in: send `Authorization: Bearer <token>` or a module's X-Module-API-Key".into(),
         )
     })?;
-    let token = header
+    header
         .to_str()
         .ok()
         .and_then(|h| {
             h.strip_prefix("Bearer ")
                 .or_else(|| h.strip_prefix("bearer "))
         })
+        .map(str::trim)
         .ok_or_else(|| {
             Error::Unauthorized("the Authorization header is not `Bearer <token>`".into())
-        })?;
-    state.tokens.verify(token.trim()).map(Caller::User)
+        })
 }

@@ -1,46 +1,180 @@
 //! The gateway's decision for a request to `/api/v1/{m}/…`: the same code runs in the
 //! `plinth` gateway on one machine and in the API Gateway authorizer Lambda on AWS.
 //!
-//! Identity (401) → module installed and its route (404) → enabled for the tenant and not
-//! disabled for the company (404) → the route's permission (403) → the tenant's rate limit
-//! (429) → a healthy instance (503) → a signed tenant context. Warm, it reads nothing from the
-//! store: module routes, enablement (the resolved configuration), grants and tenants are
-//! cached, invalidated by the platform's change events and bounded by a 30 s TTL.
+//! Identity (401) → module installed (404) → enabled for the tenant and not disabled for the
+//! company (404) → its route (404) → the route's permission (403) → the tenant's rate limit
+//! (429) → a healthy instance (503) → a signed tenant context.
+//!
+//! Warm, a request costs one look-up: everything decided about a (token, module) pair is kept
+//! as a [`Pass`] — the verified user, the module's routes and healthy instances, the permissions
+//! granted, the tenant's rate-limit bucket and the signed context — until the token expires,
+//! the context is half-way through its life, 30 s pass, or any platform change event arrives
+//! (each bumps [`Caches::generation`](crate::platform::Caches)). Only the route match, the
+//! permission check and the rate limit run per request. A cold pass is built from the
+//! per-concept caches (routes, resolved configuration, grants, tenants), so it reads the store
+//! only for what is not cached there either.
 
 pub mod context;
 pub mod proxy;
 pub mod rate;
 mod routes;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
+use axum::http::uri::{Authority, PathAndQuery, Scheme};
+use axum::http::{HeaderMap, HeaderValue, Uri};
 use plinth_module_sdk::{Manifest, ModuleName};
 
 use crate::error::{Error, Result};
-use crate::identity::{Caller, User};
+use crate::identity::User;
 use crate::ids::{CompanyId, TenantId};
 use crate::instances::Health;
 use crate::platform::Platform;
 use crate::rbac::granted_permissions;
 use context::{CONTEXT_TTL_SECS, ContextClaims};
-pub use rate::RateLimits;
+pub use rate::{RateLimits, TenantLimit};
 pub use routes::RouteMatch;
 
 /// What the gateway knows of an installed module (cached per module).
 #[derive(Debug, Clone)]
 pub struct ModuleRoutes {
     pub manifest: Arc<Manifest>,
-    /// Healthy instances' base URLs.
-    pub healthy: Arc<Vec<String>>,
+    /// Healthy instances.
+    pub healthy: Arc<Vec<Arc<Upstream>>>,
+}
+
+/// A backend's base URL, parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub url: String,
+    origin: Option<(Scheme, Authority)>,
+}
+
+impl Upstream {
+    pub fn new(url: String) -> Self {
+        let origin = url.parse::<Uri>().ok().and_then(|uri| {
+            let bare = uri.path_and_query().is_none_or(|pq| pq.as_str() == "/");
+            let parts = uri.into_parts();
+            match (parts.scheme, parts.authority) {
+                (Some(scheme), Some(authority)) if bare => Some((scheme, authority)),
+                _ => None,
+            }
+        });
+        Self { url, origin }
+    }
+
+    /// The backend's URI for a request's path and query (module paths start with their
+    /// `api_prefix`, so they pass unchanged).
+    pub fn uri_for(&self, path_and_query: Option<&PathAndQuery>) -> Result<Uri> {
+        let uri = match &self.origin {
+            Some((scheme, authority)) => Uri::builder()
+                .scheme(scheme.clone())
+                .authority(authority.clone())
+                .path_and_query(
+                    path_and_query
+                        .cloned()
+                        .unwrap_or_else(|| PathAndQuery::from_static("/")),
+                )
+                .build()
+                .map_err(|e| e.to_string()),
+            None => format!(
+                "{}{}",
+                self.url.trim_end_matches('/'),
+                path_and_query.map_or("/", PathAndQuery::as_str)
+            )
+            .parse::<Uri>()
+            .map_err(|e| e.to_string()),
+        };
+        uri.map_err(|e| Error::Internal(format!("bad upstream URL {}: {e}", self.url)))
+    }
+}
+
+/// Everything decided about one (token, module) pair, reused while fresh.
+#[derive(Debug)]
+pub struct Pass {
+    generation: u64,
+    built: Instant,
+    /// Unix time after which the token is no longer valid (leeway included).
+    valid_until: i64,
+    pub user: User,
+    pub module: ModuleName,
+    pub tenant: TenantId,
+    routes: ModuleRoutes,
+    permissions: Vec<String>,
+    limit: Arc<TenantLimit>,
+    /// The signed tenant context (`X-Plinth-Context`).
+    pub context: HeaderValue,
+}
+
+/// How long a pass is reused at most: half a context token's life, so a backend never gets a
+/// context with less than half its life left.
+const PASS_TTL: Duration = Duration::from_secs(CONTEXT_TTL_SECS / 2);
+/// The most tokens remembered; past it, stale passes go first, then all.
+const MAX_TOKENS: usize = 100_000;
+
+/// Passes by raw token, then by module.
+#[derive(Debug, Default)]
+pub struct Passes {
+    by_token: RwLock<HashMap<Box<str>, Vec<Arc<Pass>>>>,
+}
+
+impl Passes {
+    fn get(&self, token: &str, module: &str) -> Option<Arc<Pass>> {
+        let by_token = self.by_token.read().ok()?;
+        by_token
+            .get(token)?
+            .iter()
+            .find(|pass| pass.module.as_str() == module)
+            .cloned()
+    }
+
+    fn insert(&self, token: &str, pass: Arc<Pass>) {
+        let Ok(mut by_token) = self.by_token.write() else {
+            return;
+        };
+        if by_token.len() >= MAX_TOKENS && !by_token.contains_key(token) {
+            by_token.retain(|_, passes| {
+                passes.retain(|p| p.built.elapsed() < PASS_TTL);
+                !passes.is_empty()
+            });
+            if by_token.len() >= MAX_TOKENS {
+                by_token.clear();
+            }
+        }
+        let passes = by_token.entry(token.into()).or_default();
+        passes.retain(|p| p.module != pass.module);
+        passes.push(pass);
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut by_token) = self.by_token.write() {
+            by_token.clear();
+        }
+    }
 }
 
 /// Where to send an allowed request, and what to send with it.
 #[derive(Debug, Clone)]
 pub struct Decision {
-    pub module: ModuleName,
-    pub upstream: String,
-    pub context: String,
-    pub tenant: TenantId,
+    pub pass: Arc<Pass>,
+    pub upstream: Arc<Upstream>,
+}
+
+impl Decision {
+    pub fn module(&self) -> &ModuleName {
+        &self.pass.module
+    }
+
+    pub fn tenant(&self) -> &TenantId {
+        &self.pass.tenant
+    }
+
+    /// The signed tenant context, as text.
+    pub fn context(&self) -> &str {
+        self.pass.context.to_str().unwrap_or_default()
+    }
 }
 
 /// The parts of a request the decision needs.
@@ -48,30 +182,70 @@ pub struct Decision {
 pub struct GatewayRequest<'a> {
     pub method: &'a str,
     pub path: &'a str,
-    pub caller: &'a Caller,
+    pub headers: &'a HeaderMap,
 }
 
 impl Platform {
     /// Decides a request to a module route.
     pub async fn authorize(&self, request: GatewayRequest<'_>) -> Result<Decision> {
         let (module, rest) = split_module_path(request.path)?;
-        let user = match request.caller {
-            Caller::User(user) => user,
-            Caller::Module(_) => {
-                return Err(Error::Forbidden(
-                    "module API keys call the platform API, not module routes".into(),
-                ));
+        if let Some(key) = request.headers.get(crate::api::API_KEY_HEADER) {
+            let key = key
+                .to_str()
+                .map_err(|_| Error::Unauthorized("the API key is not valid text".into()))?;
+            self.authenticate_api_key(key).await?;
+            return Err(Error::Forbidden(
+                "module API keys call the platform API, not module routes".into(),
+            ));
+        }
+        let token = crate::api::bearer_token(request.headers)?;
+        let pass = match self.caches.passes.get(token, module) {
+            Some(pass) if self.is_fresh(&pass) => pass,
+            _ => {
+                let pass = Arc::new(self.build_pass(token, module).await?);
+                self.caches.passes.insert(token, Arc::clone(&pass));
+                pass
             }
         };
+        let matched =
+            routes::match_route(&pass.routes.manifest, request.method, rest).ok_or_else(|| {
+                Error::NotFound(format!("{module} has no route {} {rest}", request.method))
+            })?;
+        if let Some(needed) = &matched.permission
+            && !pass.permissions.iter().any(|p| p == needed.as_str())
+        {
+            return Err(Error::Forbidden(format!(
+                "this needs the permission {needed}"
+            )));
+        }
+        pass.limit.check(pass.tenant.as_str())?;
+        let upstream = pick(&pass.routes.healthy).ok_or_else(|| {
+            Error::Unavailable(format!(
+                "{module} has no healthy instance; try again shortly"
+            ))
+        })?;
+        Ok(Decision { pass, upstream })
+    }
+
+    fn is_fresh(&self, pass: &Pass) -> bool {
+        pass.generation == self.caches.generation()
+            && pass.built.elapsed() < PASS_TTL
+            && crate::store::now_unix() <= pass.valid_until
+    }
+
+    /// Verifies the token and decides everything about (user, module) that does not depend
+    /// on the request's route.
+    async fn build_pass(&self, token: &str, module: &str) -> Result<Pass> {
+        // Read before anything is looked up: a change landing meanwhile makes this pass stale.
+        let generation = self.caches.generation();
+        let (user, valid_until) = self.tokens.verify_until(token)?;
+        let module = ModuleName::parse(module)
+            .map_err(|_| Error::NotFound(format!("no module {module} for your tenant")))?;
         let tenant = user
             .tenant
             .clone()
             .ok_or_else(|| Error::Forbidden("your token names no tenant".into()))?;
         let routes = self.module_routes(&module).await?;
-        let matched =
-            routes::match_route(&routes.manifest, request.method, rest).ok_or_else(|| {
-                Error::NotFound(format!("{module} has no route {} {rest}", request.method))
-            })?;
         let resolved = self
             .resolve_cached(&tenant, &module, user.company.as_ref())
             .await
@@ -83,27 +257,22 @@ impl Platform {
             })?;
         let grants = self.grants(&tenant, &user.id).await?;
         let company = user.company.as_ref().map(CompanyId::as_str);
-        let permissions = granted_permissions(&routes.manifest, user, &grants, company);
-        if let Some(needed) = &matched.permission
-            && !permissions.iter().any(|p| p == needed.as_str())
-        {
-            return Err(Error::Forbidden(format!(
-                "this needs the permission {needed}"
-            )));
-        }
+        let permissions = granted_permissions(&routes.manifest, &user, &grants, company);
         let tier = self.tenant_cached(&tenant).await?.subscription_tier;
-        self.rate_limits.check(tenant.as_str(), tier)?;
-        let upstream = pick(&routes.healthy).ok_or_else(|| {
-            Error::Unavailable(format!(
-                "{module} has no healthy instance; try again shortly"
-            ))
-        })?;
-        let context = self.context_token(&module, user, &tenant, permissions, &resolved.version)?;
-        Ok(Decision {
+        let limit = self.rate_limits.limit(tenant.as_str(), tier);
+        let context =
+            self.sign_context(&module, &user, &tenant, &permissions, &resolved.version)?;
+        Ok(Pass {
+            generation,
+            built: Instant::now(),
+            valid_until,
+            user,
             module,
-            upstream,
-            context,
             tenant,
+            routes,
+            permissions,
+            limit,
+            context,
         })
     }
 
@@ -117,12 +286,12 @@ impl Platform {
             .installed_module(module)
             .await
             .map_err(|_| not_found())?;
-        let healthy: Vec<String> = self
+        let healthy: Vec<Arc<Upstream>> = self
             .instances(module)
             .await?
             .into_iter()
             .filter(|i| i.health == Health::Healthy)
-            .map(|i| i.url)
+            .map(|i| Arc::new(Upstream::new(i.url)))
             .collect();
         let routes = ModuleRoutes {
             manifest: Arc::new(manifest),
@@ -145,25 +314,15 @@ impl Platform {
         Ok(found)
     }
 
-    /// A context token for this user, module and configuration version; reused while it has
-    /// more than half its life left, so the hot path seldom signs.
-    fn context_token(
+    /// A context token for this user, module and configuration version.
+    fn sign_context(
         &self,
         module: &ModuleName,
         user: &User,
         tenant: &TenantId,
-        permissions: Vec<String>,
+        permissions: &[String],
         config_version: &str,
-    ) -> Result<String> {
-        let key = format!(
-            "{module}|{}|{tenant}|{}|{config_version}|{}",
-            user.id,
-            user.company.as_ref().map_or("", CompanyId::as_str),
-            permissions.join(",")
-        );
-        if let Some(token) = self.caches.contexts.get(&key) {
-            return Ok(token);
-        }
+    ) -> Result<HeaderValue> {
         let iat = crate::store::now_unix().max(0) as u64;
         let claims = ContextClaims {
             iss: "plinth".into(),
@@ -171,32 +330,32 @@ impl Platform {
             sub: user.id.to_string(),
             tenant_id: tenant.to_string(),
             company_id: user.company.as_ref().map(ToString::to_string),
-            permissions,
+            permissions: permissions.to_vec(),
             config_version: config_version.to_owned(),
             iat,
             exp: iat + CONTEXT_TTL_SECS,
         };
         let token = self.context.sign(&claims)?;
-        self.caches.contexts.insert(key, token.clone());
-        Ok(token)
+        HeaderValue::try_from(token).map_err(|e| Error::Internal(format!("context header: {e}")))
     }
 }
 
-/// `/api/v1/{module}{rest}` → the module and the rest (`/` when empty).
-pub fn split_module_path(path: &str) -> Result<(ModuleName, &str)> {
+/// `/api/v1/{module}{rest}` → the module's name and the rest (`/` when empty).
+pub fn split_module_path(path: &str) -> Result<(&str, &str)> {
     let after = path
         .strip_prefix("/api/v1/")
         .ok_or_else(|| Error::NotFound(format!("no route for {path}")))?;
     let (name, rest) = after
         .find('/')
         .map_or((after, "/"), |i| (&after[..i], &after[i..]));
-    let module = ModuleName::parse(name)
-        .map_err(|_| Error::NotFound(format!("no module {name} for your tenant")))?;
-    Ok((module, rest))
+    if name.is_empty() {
+        return Err(Error::NotFound(format!("no route for {path}")));
+    }
+    Ok((name, rest))
 }
 
 /// Spreads requests over the healthy instances.
-fn pick(healthy: &[String]) -> Option<String> {
+fn pick(healthy: &[Arc<Upstream>]) -> Option<Arc<Upstream>> {
     match healthy.len() {
         0 => None,
         1 => Some(healthy[0].clone()),

@@ -1,9 +1,14 @@
 //! Rate limits per tenant by subscription tier: a token bucket per tenant (governor).
+//!
+//! Each tenant gets its own direct limiter, so the hot path holds an `Arc` to it and a check
+//! is one atomic update: no key hashing or allocation per request.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::{Arc, RwLock};
 
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use plinth_module_sdk::Tier;
 
 use crate::error::{Error, Result};
@@ -18,11 +23,34 @@ pub const fn quota_of(tier: Tier) -> (u32, u32) {
     }
 }
 
-/// One keyed bucket set per tier.
+/// One tenant's bucket, sized for its tier.
+#[derive(Debug)]
+pub struct TenantLimit {
+    tier: Tier,
+    limiter: DefaultDirectRateLimiter,
+}
+
+impl TenantLimit {
+    /// Takes a token, or says when to retry (a 429).
+    pub fn check(&self, tenant: &str) -> Result<()> {
+        self.limiter.check().map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            Error::TooManyRequests {
+                detail: format!(
+                    "tenant {tenant} is over its {} rate limit; retry shortly",
+                    self.tier
+                ),
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            }
+        })
+    }
+}
+
+/// The buckets of every tenant seen, by tier quota.
 #[derive(Debug)]
 pub struct RateLimits {
-    limiters: Vec<(Tier, DefaultKeyedRateLimiter<String>)>,
-    clock: DefaultClock,
+    quotas: Vec<(Tier, Quota)>,
+    tenants: RwLock<HashMap<String, Arc<TenantLimit>>>,
 }
 
 impl Default for RateLimits {
@@ -34,38 +62,54 @@ impl Default for RateLimits {
 impl RateLimits {
     /// Limits with the given (per second, burst) for each tier.
     pub fn with_quotas(quota: impl Fn(Tier) -> (u32, u32)) -> Self {
-        let limiters = Tier::ALL
+        let quotas = Tier::ALL
             .iter()
             .map(|tier| {
                 let (per_second, burst) = quota(*tier);
                 let per_second = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
                 let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
-                (
-                    *tier,
-                    RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
-                )
+                (*tier, Quota::per_second(per_second).allow_burst(burst))
             })
             .collect();
         Self {
-            limiters,
-            clock: DefaultClock::default(),
+            quotas,
+            tenants: RwLock::default(),
+        }
+    }
+
+    /// The tenant's bucket for its current tier (a new, full one when the tier changed).
+    pub fn limit(&self, tenant: &str, tier: Tier) -> Arc<TenantLimit> {
+        if let Ok(tenants) = self.tenants.read()
+            && let Some(limit) = tenants.get(tenant)
+            && limit.tier == tier
+        {
+            return Arc::clone(limit);
+        }
+        let quota = self
+            .quotas
+            .iter()
+            .find(|(t, _)| *t == tier)
+            .map_or_else(|| Quota::per_second(NonZeroU32::MAX), |(_, q)| *q);
+        let fresh = Arc::new(TenantLimit {
+            tier,
+            limiter: RateLimiter::direct(quota),
+        });
+        match self.tenants.write() {
+            Ok(mut tenants) => {
+                let entry = tenants
+                    .entry(tenant.to_owned())
+                    .or_insert_with(|| Arc::clone(&fresh));
+                if entry.tier != tier {
+                    *entry = Arc::clone(&fresh);
+                }
+                Arc::clone(entry)
+            }
+            Err(_) => fresh,
         }
     }
 
     /// Takes a token from the tenant's bucket, or says when to retry (a 429).
     pub fn check(&self, tenant: &str, tier: Tier) -> Result<()> {
-        let Some((_, limiter)) = self.limiters.iter().find(|(t, _)| *t == tier) else {
-            return Ok(());
-        };
-        match limiter.check_key(&tenant.to_owned()) {
-            Ok(()) => Ok(()),
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(self.clock.now());
-                Err(Error::TooManyRequests {
-                    detail: format!("tenant {tenant} is over its {tier} rate limit; retry shortly"),
-                    retry_after_secs: wait.as_secs_f64().ceil() as u64,
-                })
-            }
-        }
+        self.limit(tenant, tier).check(tenant)
     }
 }

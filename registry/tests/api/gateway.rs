@@ -12,6 +12,7 @@ use crate::support::fakes::Backend;
 crate::on_both_stores!(
     the_backend_receives_a_verifiable_context_and_no_forged_headers,
     route_permissions_come_from_roles,
+    a_warm_request_follows_role_and_enablement_changes,
     a_tenant_without_the_module_gets_404,
     api_keys_are_issued_rotated_and_revoked,
     a_module_without_a_healthy_instance_answers_503,
@@ -254,6 +255,48 @@ async fn route_permissions_come_from_roles(p: TestPlatform) {
         )
         .await;
     refused.expect(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// The gateway reuses what it decided for a token and module; a change of roles or of the
+/// tenant's modules must still apply to the very next request.
+async fn a_warm_request_follows_role_and_enablement_changes(p: TestPlatform) {
+    setup(&p, "free").await;
+    grant(&p, "bob", &["financial:invoices.read"]).await;
+    let bob = token("bob", Some("acme"), None, &[]);
+    for _ in 0..3 {
+        p.call(Method::GET, "/api/v1/financial/invoices", bob.clone(), None)
+            .await
+            .expect(StatusCode::OK);
+    }
+    p.call(
+        Method::PUT,
+        "/api/v1/tenants/acme/users/bob/roles",
+        tenant_admin("acme"),
+        Some(json!({"roles": []})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    p.call(Method::GET, "/api/v1/financial/invoices", bob.clone(), None)
+        .await
+        .expect_problem(
+            StatusCode::FORBIDDEN,
+            "this needs the permission financial:invoices.read",
+        );
+    grant(&p, "bob", &["financial:invoices.read"]).await;
+    p.call(Method::GET, "/api/v1/financial/invoices", bob.clone(), None)
+        .await
+        .expect(StatusCode::OK);
+    p.call(
+        Method::DELETE,
+        "/api/v1/tenants/acme/modules/financial",
+        tenant_admin("acme"),
+        None,
+    )
+    .await
+    .expect(StatusCode::OK);
+    p.call(Method::GET, "/api/v1/financial/invoices", bob, None)
+        .await
+        .expect_problem(StatusCode::NOT_FOUND, "no module financial for your tenant");
 }
 
 async fn a_tenant_without_the_module_gets_404(p: TestPlatform) {

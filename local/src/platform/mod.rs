@@ -154,6 +154,14 @@ pub async fn start(options: &Options) -> Result<Running> {
     })
 }
 
+/// Gateway threads: `PLINTH_GATEWAY_THREADS`, or one per core.
+fn gateway_threads() -> usize {
+    env("PLINTH_GATEWAY_THREADS")
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from))
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -189,6 +197,11 @@ async fn spawn_workers(
 
 impl Running {
     /// Serves until `shutdown` resolves, then stops the module backends it started.
+    ///
+    /// The gateway runs one single-threaded runtime per core, each accepting on the same
+    /// socket (as nginx runs a worker process per core): a request and its upstream call stay
+    /// on one thread, with no hand-offs between threads. Background work (installer, health
+    /// checker, event deliveries) stays on the caller's runtime.
     pub async fn serve(
         mut self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -196,10 +209,39 @@ impl Running {
         let Some(listener) = self.listener.take() else {
             bail!("already served");
         };
-        let app = plinth_registry::gateway::proxy::router(Arc::clone(&self.platform));
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let listener = listener.into_std()?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut workers = Vec::new();
+        for index in 0..gateway_threads() {
+            let listener = listener.try_clone()?;
+            let app = plinth_registry::gateway::proxy::router(Arc::clone(&self.platform));
+            let mut stopped = stopped.clone();
+            let worker = std::thread::Builder::new()
+                .name(format!("plinth-gateway-{index}"))
+                .spawn(move || -> std::io::Result<()> {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    runtime.block_on(async move {
+                        let listener = TcpListener::from_std(listener)?;
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(async move {
+                                let _ = stopped.wait_for(|stop| *stop).await;
+                            })
+                            .await
+                    })
+                })?;
+            workers.push(worker);
+        }
+        shutdown.await;
+        let _ = stop.send(true);
+        for worker in workers {
+            match tokio::task::spawn_blocking(move || worker.join()).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::error!(error = %e, "gateway thread failed"),
+                _ => tracing::error!("gateway thread panicked"),
+            }
+        }
         self.deployer.stop_all().await;
         Ok(())
     }

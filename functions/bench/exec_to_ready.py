@@ -25,7 +25,8 @@ class Runtime(http.server.BaseHTTPRequestHandler):
 
 def context_key():
     der = subprocess.run(
-        "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -outform DER",
+        "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256"
+        " | openssl pkcs8 -topk8 -nocrypt -outform DER",
         shell=True, check=True, capture_output=True).stdout
     return base64.b64encode(der).decode()
 

@@ -57,12 +57,19 @@ impl ContextSigner {
         Self::from_pkcs8(pkcs8.as_ref())
     }
 
-    /// A key kept as PKCS#8 DER (what [`ContextSigner::pkcs8`] gives).
+    /// A key kept as DER: PKCS#8 (what [`ContextSigner::pkcs8`] gives) or SEC1 / RFC 5915
+    /// (what `openssl genpkey … -outform DER` writes).
     pub fn from_pkcs8(der: &[u8]) -> Result<Self> {
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der).map_err(|e| {
-                Error::BadRequest(format!("the context key is not a P-256 PKCS#8 key: {e}"))
+        let pair = EcdsaKeyPair::from_private_key_der(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+            .map_err(|e| {
+                Error::BadRequest(format!(
+                    "the context key is not a P-256 private key in PKCS#8 or SEC1 DER: {e}"
+                ))
             })?;
+        let pkcs8 = pair
+            .to_pkcs8v1()
+            .map_err(|_| Error::BadRequest("the context key cannot be exported".into()))?;
+        let der = pkcs8.as_ref();
         let point = pair.public_key().as_ref();
         if point.len() != 65 || point[0] != 4 {
             return Err(Error::BadRequest(
@@ -138,5 +145,21 @@ mod tests {
         assert_eq!(decoded.claims, claims);
         let again = ContextSigner::from_pkcs8(signer.pkcs8()).unwrap();
         assert_eq!(again.kid(), signer.kid());
+    }
+
+    #[test]
+    fn an_openssl_sec1_key_is_accepted_and_junk_is_refused() {
+        // `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -outform DER`
+        let sec1 = base64::engine::general_purpose::STANDARD
+            .decode(
+                "MHcCAQEEIDxgv2A94DbiYuC+gX8tKEk/VKoyPUmq19rGTGsbK1gnoAoGCCqGSM49AwEHoUQDQgAE\
+                 6XpDTko6aGSDsQLi9FsdNovPgLTLA+SWsGD3rERcZXG5nQyiL+kEljBdBS6/qEfbvFcw2XkzBY6v\
+                 PUACt7dpQQ==",
+            )
+            .unwrap();
+        let signer = ContextSigner::from_pkcs8(&sec1);
+        assert!(signer.is_ok(), "{signer:?}");
+        let refused = ContextSigner::from_pkcs8(b"not a key").unwrap_err();
+        assert!(refused.to_string().contains("PKCS#8 or SEC1"), "{refused}");
     }
 }

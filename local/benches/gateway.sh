@@ -61,21 +61,29 @@ api POST "$OP" /api/v1/tenants '{"id": "bench", "name": "Bench", "subscription_t
 api PUT "$USER" /api/v1/tenants/bench/modules/bench '{}'
 curl -sf -H "Authorization: Bearer $USER" "http://127.0.0.1:$GATEWAY/api/v1/bench/items/1" | grep -q ok
 
-run() { # name url [header]
-  local out; out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency ${3:+-H "$3"} "$2")
-  local rps p50 p99 errors
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
+run() { # name url proxy-pids [header]
+  local before after; before=$(cpu_ticks $3)
+  local out; out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency ${4:+-H "$4"} "$2")
+  after=$(cpu_ticks $3)
+  local rps p50 p99 errors cpu total
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out"); p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errors=$(awk '/Non-2xx/ {print $5}' <<<"$out"); errors=${errors:-0}
-  echo "$1|$rps|$p50|$p99|$errors"
+  total=$(awk '/requests in/ {print $1}' <<<"$out")
+  # CPU time (user + system) the proxy spent per request; the backend's for (a).
+  cpu=$(python3 -c "print(f'{($after - $before) * 1e6 / $(getconf CLK_TCK) / $total:.1f} µs')")
+  echo "$1|$rps|$p50|$p99|$errors|$cpu"
 }
-a=$(run "(a) direct" "http://127.0.0.1:$BACKEND/api/v1/bench/items/1")
-b=$(run "(b) nginx proxy_pass" "http://127.0.0.1:$NGINX/api/v1/bench/items/1")
-c=$(run "(c) Plinth gateway" "http://127.0.0.1:$GATEWAY/api/v1/bench/items/1" "Authorization: Bearer $USER")
+backend_pid=${pids[0]}; plinth_pid=${pids[1]}
+nginx_pids=$(pgrep -P "$(cat "$work/nginx.pid")" | tr '\n' ' ')
+a=$(run "(a) direct" "http://127.0.0.1:$BACKEND/api/v1/bench/items/1" "$backend_pid")
+b=$(run "(b) nginx proxy_pass" "http://127.0.0.1:$NGINX/api/v1/bench/items/1" "$nginx_pids")
+c=$(run "(c) Plinth gateway" "http://127.0.0.1:$GATEWAY/api/v1/bench/items/1" "$plinth_pid" "Authorization: Bearer $USER")
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency, $(nproc) cores, $(uname -m)"
 echo
-echo "| path | requests/s | p50 | p99 | non-2xx |"
-echo "| --- | ---: | ---: | ---: | ---: |"
-for row in "$a" "$b" "$c"; do IFS='|' read -r n r p5 p9 e <<<"$row"; echo "| $n | $r | $p5 | $p9 | $e |"; done
+echo "| path | requests/s | p50 | p99 | non-2xx | CPU per request (backend for a, proxy for b, c) |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+for row in "$a" "$b" "$c"; do IFS='|' read -r n r p5 p9 e u <<<"$row"; echo "| $n | $r | $p5 | $p9 | $e | $u |"; done
 ra=$(cut -d'|' -f2 <<<"$a"); rb=$(cut -d'|' -f2 <<<"$b"); rc=$(cut -d'|' -f2 <<<"$c")
 python3 -c "print(f'\nc/a throughput: {$rc/$ra:.2f}x   c/b throughput: {$rc/$rb:.2f}x')"

@@ -36,9 +36,10 @@ pub struct Needs {
     pub tokens: bool,
     /// Signs tenant contexts or serves their public key (`PLINTH_CONTEXT_KEY`).
     pub context_key: bool,
-    /// Creates module resources (the installer).
-    pub deploys: bool,
 }
+
+/// What creates module resources: the installer's AWS deployers, or nothing.
+pub type Deployers = (Arc<dyn Deployer>, Arc<dyn TableProvisioner>);
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -49,17 +50,32 @@ fn env(name: &str) -> Option<String> {
 /// # Errors
 /// A message naming the variable that is missing or malformed.
 pub async fn platform_from_env(needs: Needs) -> Result<Arc<Platform>> {
+    platform_deploying_with(needs, |_| {
+        Ok((Arc::new(InstallerOnly), Arc::new(InstallerOnly)))
+    })
+    .await
+}
+
+/// The installer's platform: [`platform_from_env`] with the AWS deployers. Only the installer
+/// binary calls this, so only its binary links the ECS, Lambda and API Gateway clients.
+///
+/// # Errors
+/// As [`platform_from_env`], and for a malformed deployer variable.
+pub async fn installer_platform_from_env(needs: Needs) -> Result<Arc<Platform>> {
+    platform_deploying_with(needs, aws_deployers).await
+}
+
+async fn platform_deploying_with(
+    needs: Needs,
+    deployers: impl FnOnce(&aws_config::SdkConfig) -> Result<Deployers>,
+) -> Result<Arc<Platform>> {
     let sdk = aws_config_from_env().await;
     let table =
         env("PLINTH_TABLE").context("PLINTH_TABLE is not set: the platform's DynamoDB table")?;
     let bus_name =
         env("PLINTH_EVENT_BUS").context("PLINTH_EVENT_BUS is not set: the platform's event bus")?;
     let bus = Arc::new(EventBridgeBus::new(&sdk, bus_name.clone()));
-    let (deployer, tables): (Arc<dyn Deployer>, Arc<dyn TableProvisioner>) = if needs.deploys {
-        (backend_deployer(&sdk)?, Arc::new(DynamoTables::new(&sdk)))
-    } else {
-        (Arc::new(InstallerOnly), Arc::new(InstallerOnly))
-    };
+    let (deployer, tables) = deployers(&sdk)?;
     let ports = Ports {
         store: Arc::new(DynamoStore::new(&sdk, table)),
         bus: bus.clone(),
@@ -79,6 +95,11 @@ pub async fn platform_from_env(needs: Needs) -> Result<Arc<Platform>> {
         settings,
         context_signer(needs.context_key)?,
     )))
+}
+
+/// ECS or Lambda by the manifest, and DynamoDB module tables.
+fn aws_deployers(sdk: &aws_config::SdkConfig) -> Result<Deployers> {
+    Ok((backend_deployer(sdk)?, Arc::new(DynamoTables::new(sdk))))
 }
 
 /// ECS or Lambda by the manifest; with `PLINTH_HTTP_API_ID` and `PLINTH_AUTHORIZER_ID`, each

@@ -3,19 +3,14 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use plinth_functions::installer::handle;
-use plinth_functions::wiring::{Needs, init_logging, platform_from_env};
+use plinth_functions::wiring::{Needs, init_logging, installer_platform_from_env};
 use plinth_functions::{LambdaError, lambda_error};
 use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), LambdaError> {
     init_logging();
-    let needs = Needs {
-        tokens: false,
-        context_key: false,
-        deploys: true,
-    };
-    let platform = platform_from_env(needs).await?;
+    let platform = installer_platform_from_env(Needs::default()).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<EventBridgeEvent<Value>>| {
         let platform = platform.clone();
         async move {

@@ -9,7 +9,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     let needs = Needs {
         tokens: true,
         context_key: true,
-        deploys: false,
     };
     let platform = platform_from_env(needs).await?;
     lambda_http::run(plinth_registry::api::router(platform)).await

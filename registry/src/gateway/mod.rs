@@ -50,6 +50,8 @@ pub struct ModuleRoutes {
 pub struct Upstream {
     pub url: String,
     origin: Option<(Scheme, Authority)>,
+    /// The `Host` header for this backend, made once.
+    pub host: Option<HeaderValue>,
 }
 
 impl Upstream {
@@ -62,7 +64,10 @@ impl Upstream {
                 _ => None,
             }
         });
-        Self { url, origin }
+        let host = origin
+            .as_ref()
+            .and_then(|(_, authority)| HeaderValue::from_str(authority.as_str()).ok());
+        Self { url, origin, host }
     }
 
     /// The backend's URI for a request's path and query (module paths start with their

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::HeaderName;
+use axum::http::{HeaderName, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -38,7 +38,9 @@ pub fn router(platform: Arc<Platform>) -> Router {
     };
     api::router_with_fallback(
         platform,
-        Router::new().fallback(forward).with_state(gateway),
+        Router::new()
+            .fallback(forward)
+            .with_state(Arc::new(gateway)),
     )
 }
 
@@ -53,7 +55,7 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-async fn forward(State(gateway): State<Gateway>, request: Request) -> Response {
+async fn forward(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     match decide_and_forward(&gateway, request).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
@@ -88,12 +90,13 @@ async fn decide_and_forward(gateway: &Gateway, request: Request) -> Result<Respo
     for name in forged {
         parts.headers.remove(name);
     }
-    for name in HOP_BY_HOP
-        .iter()
-        .chain([&"host", &"authorization", &API_KEY_HEADER])
-    {
+    for name in HOP_BY_HOP.iter().chain([&"authorization", &API_KEY_HEADER]) {
         parts.headers.remove(*name);
     }
+    match &decision.upstream.host {
+        Some(host) => parts.headers.insert(header::HOST, host.clone()),
+        None => parts.headers.remove(header::HOST),
+    };
     parts
         .headers
         .insert(CONTEXT_HEADER, decision.pass.context.clone());

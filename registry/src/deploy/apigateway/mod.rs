@@ -103,9 +103,7 @@ impl ApiGatewayRoutes {
     }
 
     async fn routes(&self) -> Result<Vec<Route>, DeployError> {
-        let mut all = Vec::new();
-        let mut next = None;
-        loop {
+        all_pages(|next| async move {
             let page = self
                 .api
                 .get_routes()
@@ -119,18 +117,13 @@ impl ApiGatewayRoutes {
                         &e,
                     )
                 })?;
-            all.extend(page.items().iter().cloned());
-            match page.next_token() {
-                Some(token) if !token.is_empty() => next = Some(token.to_owned()),
-                _ => return Ok(all),
-            }
-        }
+            Ok((page.items().to_vec(), page.next_token().map(str::to_owned)))
+        })
+        .await
     }
 
     async fn integrations(&self) -> Result<Vec<Integration>, DeployError> {
-        let mut all = Vec::new();
-        let mut next = None;
-        loop {
+        all_pages(|next| async move {
             let page = self
                 .api
                 .get_integrations()
@@ -144,12 +137,9 @@ impl ApiGatewayRoutes {
                         &e,
                     )
                 })?;
-            all.extend(page.items().iter().cloned());
-            match page.next_token() {
-                Some(token) if !token.is_empty() => next = Some(token.to_owned()),
-                _ => return Ok(all),
-            }
-        }
+            Ok((page.items().to_vec(), page.next_token().map(str::to_owned)))
+        })
+        .await
     }
 
     /// Creates the integration, or updates the module's existing one; gives back its id.
@@ -475,5 +465,23 @@ impl ModuleRoutes for ApiGatewayRoutes {
             self.revoke_invoke(function_arn, &keys).await?;
         }
         Ok(())
+    }
+}
+
+/// Every item of a listing the SDK pages by `next_token` (these operations have no paginator).
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, DeployError>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, Option<String>), DeployError>>,
+{
+    let mut all = Vec::new();
+    let mut next = None;
+    loop {
+        let (items, token) = page(next).await?;
+        all.extend(items);
+        match token {
+            Some(token) if !token.is_empty() => next = Some(token),
+            _ => return Ok(all),
+        }
     }
 }

@@ -107,9 +107,4 @@ impl RateLimits {
             Err(_) => fresh,
         }
     }
-
-    /// Takes a token from the tenant's bucket, or says when to retry (a 429).
-    pub fn check(&self, tenant: &str, tier: Tier) -> Result<()> {
-        self.limit(tenant, tier).check(tenant)
-    }
 }

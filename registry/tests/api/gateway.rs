@@ -70,14 +70,7 @@ async fn setup(p: &TestPlatform, tier: &str) -> Backend {
     )
     .await
     .expect(StatusCode::CREATED);
-    p.call(
-        Method::PUT,
-        "/api/v1/tenants/acme/modules/financial",
-        tenant_admin("acme"),
-        Some(json!({})),
-    )
-    .await
-    .expect(StatusCode::OK);
+    p.enable("acme", "financial").await;
     backend
 }
 
@@ -436,14 +429,7 @@ async fn a_module_without_a_healthy_instance_answers_503(p: TestPlatform) {
     )
     .await
     .expect(StatusCode::CREATED);
-    p.call(
-        Method::PUT,
-        "/api/v1/tenants/acme/modules/ghost",
-        tenant_admin("acme"),
-        Some(json!({})),
-    )
-    .await
-    .expect(StatusCode::OK);
+    p.enable("acme", "ghost").await;
     let unreachable = p
         .call(
             Method::GET,

@@ -40,14 +40,7 @@ async fn a_module_publishes_its_declared_events_for_its_tenants() {
         .await
         .expect(StatusCode::CREATED);
     }
-    p.call(
-        Method::PUT,
-        "/api/v1/tenants/acme/modules/financial",
-        tenant_admin("acme"),
-        Some(json!({})),
-    )
-    .await
-    .expect(StatusCode::OK);
+    p.enable("acme", "financial").await;
     let issued = p
         .call(
             Method::POST,

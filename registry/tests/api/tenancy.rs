@@ -188,14 +188,7 @@ async fn tiers_gate_enablement_and_the_refusal_names_the_tier(p: TestPlatform) {
         "tenant small has not enabled financial",
     );
     tenant(&p, "big", "enterprise").await;
-    p.call(
-        Method::PUT,
-        "/api/v1/tenants/big/modules/financial",
-        tenant_admin("big"),
-        Some(json!({})),
-    )
-    .await
-    .expect(StatusCode::OK);
+    p.enable("big", "financial").await;
 }
 
 async fn required_modules_must_be_enabled_first(p: TestPlatform) {
@@ -214,22 +207,8 @@ async fn required_modules_must_be_enabled_first(p: TestPlatform) {
         StatusCode::CONFLICT,
         "financial requires these modules enabled for tenant acme first: ledger",
     );
-    p.call(
-        Method::PUT,
-        "/api/v1/tenants/acme/modules/ledger",
-        tenant_admin("acme"),
-        Some(json!({})),
-    )
-    .await
-    .expect(StatusCode::OK);
-    p.call(
-        Method::PUT,
-        "/api/v1/tenants/acme/modules/financial",
-        tenant_admin("acme"),
-        Some(json!({})),
-    )
-    .await
-    .expect(StatusCode::OK);
+    p.enable("acme", "ledger").await;
+    p.enable("acme", "financial").await;
 }
 
 async fn hooks_can_refuse_enablement(p: TestPlatform) {
@@ -262,14 +241,7 @@ async fn hooks_can_refuse_enablement(p: TestPlatform) {
         .await;
     config.expect(StatusCode::NOT_FOUND);
     backend.answer("pre_enable_tenant", 200, json!({}));
-    p.call(
-        Method::PUT,
-        "/api/v1/tenants/acme/modules/financial",
-        tenant_admin("acme"),
-        Some(json!({})),
-    )
-    .await
-    .expect(StatusCode::OK);
+    p.enable("acme", "financial").await;
     company(&p, "acme", "acme-de").await;
     let body = json!({"configuration": {"invoice_prefix": "DE"}});
     p.call(
@@ -428,14 +400,7 @@ async fn a_company_cannot_enable_what_its_tenant_has_not(p: TestPlatform) {
         StatusCode::CONFLICT,
         "tenant acme has not enabled financial",
     );
-    p.call(
-        Method::PUT,
-        "/api/v1/tenants/acme/modules/financial",
-        tenant_admin("acme"),
-        Some(json!({})),
-    )
-    .await
-    .expect(StatusCode::OK);
+    p.enable("acme", "financial").await;
     let company_admin = token(
         "de-admin",
         Some("acme"),
@@ -540,14 +505,7 @@ async fn tenant_routes_take_the_tenant_from_the_token(p: TestPlatform) {
     tenant(&p, "acme", "free").await;
     tenant(&p, "globex", "free").await;
     company(&p, "acme", "acme-de").await;
-    p.call(
-        Method::PUT,
-        "/api/v1/tenants/acme/modules/financial",
-        tenant_admin("acme"),
-        Some(json!({})),
-    )
-    .await
-    .expect(StatusCode::OK);
+    p.enable("acme", "financial").await;
     let intruder = tenant_admin("globex");
     let attempts: Vec<(Method, &str, Option<Value>)> = vec![
         (Method::GET, "/api/v1/tenants/acme", None),
@@ -686,14 +644,7 @@ async fn dynamodb_resolution_is_one_round_trip_cold_and_none_warm() {
     installed(&p, financial("1.0.0", "free", &[])).await;
     tenant(&p, "acme", "free").await;
     company(&p, "acme", "acme-de").await;
-    p.call(
-        Method::PUT,
-        "/api/v1/tenants/acme/modules/financial",
-        tenant_admin("acme"),
-        Some(json!({})),
-    )
-    .await
-    .expect(StatusCode::OK);
+    p.enable("acme", "financial").await;
     let path = "/api/v1/tenants/acme/modules/financial/config?company=acme-de";
     let before = store.round_trips();
     p.call(Method::GET, path, tenant_admin("acme"), None)

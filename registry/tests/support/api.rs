@@ -118,6 +118,18 @@ impl TestPlatform {
         Some((Self::on(store.clone(), None), store))
     }
 
+    /// Enables `module` for `tenant` with no configuration, as the tenant's admin (200 expected).
+    pub async fn enable(&self, tenant: &str, module: &str) {
+        self.call(
+            Method::PUT,
+            &format!("/api/v1/tenants/{tenant}/modules/{module}"),
+            tenant_admin(tenant),
+            Some(serde_json::json!({})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+
     /// Detail-types published so far, oldest first.
     pub fn events(&self) -> Vec<String> {
         self.bus

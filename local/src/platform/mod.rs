@@ -15,6 +15,7 @@ use plinth_registry::deploy::local::ProcessDeployer;
 use plinth_registry::deploy::{NoTables, TableProvisioner};
 use plinth_registry::enablement::EnabledForTenants;
 use plinth_registry::events::local::LocalBus;
+use plinth_registry::gateway::proxy::Gateway;
 use plinth_registry::hooks::http::HttpHooks;
 use plinth_registry::identity::TokenVerifier;
 use plinth_registry::install::LocalQueue;
@@ -214,7 +215,7 @@ impl Running {
         let mut workers = Vec::new();
         for index in 0..gateway_threads() {
             let listener = listener.try_clone()?;
-            let app = plinth_registry::gateway::proxy::router(Arc::clone(&self.platform));
+            let gateway = Gateway::new(Arc::clone(&self.platform));
             let mut stopped = stopped.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("plinth-gateway-{index}"))
@@ -224,8 +225,8 @@ impl Running {
                         .build()?;
                     runtime.block_on(async move {
                         let listener = TcpListener::from_std(listener)?;
-                        axum::serve(listener, app)
-                            .with_graceful_shutdown(async move {
+                        gateway
+                            .serve(listener, async move {
                                 let _ = stopped.wait_for(|stop| *stop).await;
                             })
                             .await

@@ -364,9 +364,10 @@ pub enum Method {
     Any,
 }
 
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Method {
+    /// The method's name as the manifest spells it (`GET`, …, `ANY`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
             Method::Get => "GET",
             Method::Post => "POST",
             Method::Put => "PUT",
@@ -375,7 +376,13 @@ impl fmt::Display for Method {
             Method::Head => "HEAD",
             Method::Options => "OPTIONS",
             Method::Any => "ANY",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::http::uri::{Authority, PathAndQuery, Scheme};
+use axum::http::uri::{PathAndQuery, Scheme};
 use axum::http::{HeaderMap, HeaderValue, Uri};
 use plinth_module_sdk::{Manifest, ModuleName};
 
@@ -49,50 +49,63 @@ pub struct ModuleRoutes {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     pub url: String,
-    origin: Option<(Scheme, Authority)>,
+    /// `host:port` to connect to, for an `http` URL.
+    address: Option<String>,
+    /// The URL's path without its trailing `/`, put before every request's path.
+    base_path: String,
     /// The `Host` header for this backend, made once.
     pub host: Option<HeaderValue>,
 }
 
 impl Upstream {
     pub fn new(url: String) -> Self {
-        let origin = url.parse::<Uri>().ok().and_then(|uri| {
-            let bare = uri.path_and_query().is_none_or(|pq| pq.as_str() == "/");
-            let parts = uri.into_parts();
-            match (parts.scheme, parts.authority) {
-                (Some(scheme), Some(authority)) if bare => Some((scheme, authority)),
-                _ => None,
-            }
-        });
-        let host = origin
+        let parsed = url.parse::<Uri>().ok();
+        let authority = parsed
             .as_ref()
-            .and_then(|(_, authority)| HeaderValue::from_str(authority.as_str()).ok());
-        Self { url, origin, host }
+            .filter(|uri| uri.scheme() == Some(&Scheme::HTTP))
+            .and_then(Uri::authority);
+        let address = authority.map(|authority| match authority.port_u16() {
+            Some(_) => authority.as_str().to_owned(),
+            None => format!("{}:80", authority.as_str()),
+        });
+        let host = authority.and_then(|authority| HeaderValue::from_str(authority.as_str()).ok());
+        let base_path = parsed
+            .as_ref()
+            .map(|uri| uri.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        Self {
+            url,
+            address,
+            base_path,
+            host,
+        }
     }
 
-    /// The backend's URI for a request's path and query (module paths start with their
-    /// `api_prefix`, so they pass unchanged).
-    pub fn uri_for(&self, path_and_query: Option<&PathAndQuery>) -> Result<Uri> {
-        let uri = match &self.origin {
-            Some((scheme, authority)) => Uri::builder()
-                .scheme(scheme.clone())
-                .authority(authority.clone())
-                .path_and_query(
-                    path_and_query
-                        .cloned()
-                        .unwrap_or_else(|| PathAndQuery::from_static("/")),
-                )
-                .build()
-                .map_err(|e| e.to_string()),
-            None => format!(
-                "{}{}",
-                self.url.trim_end_matches('/'),
-                path_and_query.map_or("/", PathAndQuery::as_str)
-            )
+    /// Where to connect: `host:port`, for the `http` backends the local gateway can reach.
+    pub fn address(&self) -> Result<&str> {
+        self.address.as_deref().ok_or_else(|| {
+            Error::BadGateway(format!(
+                "the local gateway reaches only http:// backends, not {}",
+                self.url
+            ))
+        })
+    }
+
+    /// The request target (origin form) to send the backend for a request's target:
+    /// unchanged, unless the backend's URL has a path of its own to put first (or the client
+    /// sent an absolute URI).
+    pub fn target_for(&self, uri: Uri) -> Result<Uri> {
+        if self.base_path.is_empty() && uri.scheme().is_none() && uri.authority().is_none() {
+            return Ok(uri);
+        }
+        let path_and_query = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+        format!("{}{path_and_query}", self.base_path)
             .parse::<Uri>()
-            .map_err(|e| e.to_string()),
-        };
-        uri.map_err(|e| Error::Internal(format!("bad upstream URL {}: {e}", self.url)))
+            .map_err(|e| self.bad_url(&e))
+    }
+
+    fn bad_url(&self, error: &dyn std::fmt::Display) -> Error {
+        Error::Internal(format!("bad upstream URL {}: {error}", self.url))
     }
 }
 
@@ -174,6 +187,11 @@ impl Decision {
 
     pub fn tenant(&self) -> &TenantId {
         &self.pass.tenant
+    }
+
+    /// Every healthy instance of the module (the decision's `upstream` is one of them).
+    pub fn upstreams(&self) -> &[Arc<Upstream>] {
+        &self.pass.routes.healthy
     }
 
     /// The signed tenant context, as text.

@@ -1,99 +1,191 @@
 //! The gateway on one machine: the platform API, plus every other `/api/v1/{m}/…` request
 //! decided by [`Platform::authorize`] and forwarded to the module's backend with the tenant
 //! context. (On AWS, API Gateway forwards and the authorizer Lambda decides.)
+//!
+//! [`Gateway::serve`] speaks HTTP/1.1 to clients itself. A module request goes straight to
+//! the proxy; everything else to the platform API's router. Each client connection keeps its
+//! own connection to the backend it last called ([`UpstreamLink`]): HTTP/1 carries one request
+//! at a time, so a client connection never needs more than one, and a request needs no pool,
+//! no lock shared with other connections and no hand-off to another task's queue beyond the
+//! backend connection's own.
 
-use std::sync::Arc;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, header};
-use axum::response::{IntoResponse, Response};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use axum::http::{HeaderMap, HeaderName, Response, header};
+use axum::response::IntoResponse;
+use http_body_util::Either;
+use hyper::body::{Body as HttpBody, Incoming};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use plinth_module_sdk::manifest::RESERVED_MODULE_NAMES;
+use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt;
 
-use super::GatewayRequest;
 use super::context::CONTEXT_HEADER;
+use super::{GatewayRequest, Upstream};
 use crate::api::{self, API_KEY_HEADER};
 use crate::error::Error;
 use crate::platform::Platform;
 
-#[derive(Debug, Clone)]
-struct Gateway {
+/// What the gateway answers: a backend's response as it streams in, or one of its own.
+pub type GatewayBody = Either<Incoming, Body>;
+
+/// The platform API and the module proxy, served by [`Gateway::serve`].
+#[derive(Debug)]
+pub struct Gateway {
     platform: Arc<Platform>,
-    client: Client<HttpConnector, Body>,
+    api: Router,
 }
 
-/// The platform API and the module proxy in one router.
+/// The platform API and the module proxy in one router, for callers that drive a router
+/// in-process (tests): each proxied request opens its own backend connection.
 pub fn router(platform: Arc<Platform>) -> Router {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client = Client::builder(TokioExecutor::new())
-        .pool_max_idle_per_host(256)
-        .build(connector);
-    let gateway = Gateway {
-        platform: Arc::clone(&platform),
-        client,
-    };
     api::router_with_fallback(
-        platform,
-        Router::new()
-            .fallback(forward)
-            .with_state(Arc::new(gateway)),
+        Arc::clone(&platform),
+        Router::new().fallback(forward_alone).with_state(platform),
     )
 }
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-async fn forward(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
-    match decide_and_forward(&gateway, request).await {
-        Ok(response) => response,
+async fn forward_alone(State(platform): State<Arc<Platform>>, request: Request) -> Response<Body> {
+    match forward(&platform, &UpstreamLink::default(), request).await {
+        Ok(response) => response.map(Body::new),
         Err(error) => error.into_response(),
     }
 }
 
-async fn decide_and_forward(gateway: &Gateway, request: Request) -> Result<Response, Error> {
-    let (mut parts, body) = request.into_parts();
-    if !parts.uri.path().starts_with("/api/v1/") {
-        return Err(Error::NotFound(format!(
-            "no route for {}",
-            parts.uri.path()
-        )));
+impl Gateway {
+    pub fn new(platform: Arc<Platform>) -> Arc<Self> {
+        let api = router(Arc::clone(&platform));
+        Arc::new(Self { platform, api })
     }
-    let decision = gateway
-        .platform
+
+    /// Serves `listener` until `shutdown` resolves, then lets each open connection finish the
+    /// request it is on and returns once all are closed.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let (closing, closed) = tokio::sync::watch::channel(false);
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        // Out of file descriptors and the like: wait rather than spin.
+                        tracing::warn!(%error, "accepting a connection");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let service = ClientConnection {
+                gateway: Arc::clone(&self),
+                link: Arc::new(UpstreamLink::default()),
+            };
+            let mut closed = closed.clone();
+            tokio::spawn(async move {
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
+                let mut connection = std::pin::pin!(connection);
+                tokio::select! {
+                    _ = connection.as_mut() => return,
+                    _ = closed.wait_for(|closing| *closing) => connection.as_mut().graceful_shutdown(),
+                }
+                let _ = connection.await;
+            });
+        }
+        drop(listener);
+        let _ = closing.send(true);
+        drop(closed);
+        closing.closed().await;
+        Ok(())
+    }
+}
+
+/// One client connection, as hyper's service.
+struct ClientConnection {
+    gateway: Arc<Gateway>,
+    link: Arc<UpstreamLink<Incoming>>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for ClientConnection {
+    type Response = Response<GatewayBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let gateway = Arc::clone(&self.gateway);
+        let link = Arc::clone(&self.link);
+        Box::pin(async move {
+            if is_module_path(request.uri().path()) {
+                return Ok(match forward(&gateway.platform, &link, request).await {
+                    Ok(response) => response.map(Either::Left),
+                    Err(error) => error.into_response().map(Either::Right),
+                });
+            }
+            let response = gateway.api.clone().oneshot(request).await;
+            Ok(match response {
+                Ok(response) => response.map(Either::Right),
+                Err(never) => match never {},
+            })
+        })
+    }
+}
+
+/// `/api/v1/{m}/…` for a name no platform route takes: a module's route.
+fn is_module_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/api/v1/") else {
+        return false;
+    };
+    let name = rest.split('/').next().unwrap_or_default();
+    !name.is_empty() && !RESERVED_MODULE_NAMES.contains(&name)
+}
+
+static HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Decides a module request and sends it to the module's backend over `link`.
+async fn forward<B>(
+    platform: &Platform,
+    link: &UpstreamLink<B>,
+    request: Request<B>,
+) -> Result<Response<Incoming>, Error>
+where
+    B: HttpBody + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (mut parts, body) = request.into_parts();
+    let decision = platform
         .authorize(GatewayRequest {
             method: parts.method.as_str(),
             path: parts.uri.path(),
             headers: &parts.headers,
         })
         .await?;
-    parts.uri = decision.upstream.uri_for(parts.uri.path_and_query())?;
-    // Edit the request's own headers in place: drop what must not reach the module, add the
-    // context. (A client's `X-Plinth-*` are rare; the common case allocates nothing.)
-    let forged: Vec<HeaderName> = parts
-        .headers
-        .keys()
-        .filter(|name| name.as_str().starts_with("x-plinth-"))
-        .cloned()
-        .collect();
-    for name in forged {
-        parts.headers.remove(name);
-    }
-    for name in HOP_BY_HOP.iter().chain([&"authorization", &API_KEY_HEADER]) {
-        parts.headers.remove(*name);
-    }
-    match &decision.upstream.host {
+    let upstream = link.choose(&decision.upstream, decision.upstreams());
+    parts.uri = upstream.target_for(parts.uri)?;
+    strip_request_headers(&mut parts.headers);
+    match &upstream.host {
         Some(host) => parts.headers.insert(header::HOST, host.clone()),
         None => parts.headers.remove(header::HOST),
     };
@@ -101,17 +193,199 @@ async fn decide_and_forward(gateway: &Gateway, request: Request) -> Result<Respo
         .headers
         .insert(CONTEXT_HEADER, decision.pass.context.clone());
     tracing::debug!(module = %decision.module(), tenant = %decision.tenant(), user = %decision.pass.user.id, "forward");
-    let upstream = Request::from_parts(parts, body);
-    let response = gateway.client.request(upstream).await.map_err(|e| {
-        gateway
-            .platform
-            .caches
-            .invalidate_module(decision.module().as_str());
-        Error::BadGateway(format!("{} did not answer: {e}", decision.module()))
-    })?;
+    let response = link
+        .send(&upstream, Request::from_parts(parts, body))
+        .await
+        .map_err(|e| {
+            platform
+                .caches
+                .invalidate_module(decision.module().as_str());
+            Error::BadGateway(format!("{} did not answer: {e}", decision.module()))
+        })?;
     let (mut parts, body) = response.into_parts();
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         parts.headers.remove(name);
     }
-    Ok(Response::from_parts(parts, Body::new(body)))
+    Ok(Response::from_parts(parts, body))
+}
+
+/// Drops what must not reach a module: hop-by-hop headers, the caller's credentials, and
+/// any `X-Plinth-*` a client sent (the gateway adds its own context). One pass over the
+/// headers; the common request has none of them but `Authorization`.
+fn strip_request_headers(headers: &mut HeaderMap) {
+    let doomed = |name: &HeaderName| {
+        HOP_BY_HOP.contains(name)
+            || name == header::AUTHORIZATION
+            || name.as_str() == API_KEY_HEADER
+            || name.as_str().starts_with("x-plinth-")
+    };
+    let found = headers.keys().filter(|name| doomed(name)).count();
+    if found == 1 && headers.contains_key(header::AUTHORIZATION) {
+        headers.remove(header::AUTHORIZATION);
+    } else if found > 0 {
+        let names: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| doomed(name))
+            .cloned()
+            .collect();
+        for name in names {
+            headers.remove(name);
+        }
+    }
+}
+
+/// A client connection's connection to the backend it last called.
+pub struct UpstreamLink<B> {
+    open: Mutex<Option<Open<B>>>,
+}
+
+struct Open<B> {
+    url: String,
+    sender: SendRequest<B>,
+}
+
+impl<B> Default for UpstreamLink<B> {
+    fn default() -> Self {
+        Self {
+            open: Mutex::new(None),
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for UpstreamLink<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamLink").finish_non_exhaustive()
+    }
+}
+
+impl<B> UpstreamLink<B>
+where
+    B: HttpBody + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// The instance this connection already talks to, while it is healthy; else `picked`.
+    /// (Requests spread over instances by client connection, as keep-alive clients do.)
+    fn choose(&self, picked: &Arc<Upstream>, healthy: &[Arc<Upstream>]) -> Arc<Upstream> {
+        if healthy.len() > 1
+            && let Ok(open) = self.open.lock()
+            && let Some(open) = open.as_ref()
+            && let Some(current) = healthy.iter().find(|u| u.url == open.url)
+        {
+            return Arc::clone(current);
+        }
+        Arc::clone(picked)
+    }
+
+    /// Sends `request` on the open connection when it goes to the same backend and is still
+    /// usable, else on a new one (also when the open one turns out closed before the request
+    /// was written).
+    async fn send(
+        &self,
+        upstream: &Upstream,
+        mut request: Request<B>,
+    ) -> Result<Response<Incoming>, String> {
+        if let Some(mut sender) = self.take(&upstream.url)
+            && sender.ready().await.is_ok()
+        {
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    self.keep(&upstream.url, sender);
+                    return Ok(response);
+                }
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(error.into_error().to_string()),
+                },
+            }
+        }
+        let mut sender = connect(upstream).await?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.keep(&upstream.url, sender);
+        Ok(response)
+    }
+
+    fn take(&self, url: &str) -> Option<SendRequest<B>> {
+        let open = self.open.lock().ok()?.take()?;
+        (open.url == url && !open.sender.is_closed()).then_some(open.sender)
+    }
+
+    fn keep(&self, url: &str, sender: SendRequest<B>) {
+        if let Ok(mut open) = self.open.lock() {
+            *open = Some(Open {
+                url: url.to_owned(),
+                sender,
+            });
+        }
+    }
+}
+
+/// A new HTTP/1 connection to `upstream`, driven by a task of its own on this thread's runtime.
+async fn connect<B>(upstream: &Upstream) -> Result<SendRequest<B>, String>
+where
+    B: HttpBody + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let address = upstream.address().map_err(|e| e.to_string())?;
+    let stream = TcpStream::connect(address)
+        .await
+        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%error, "backend connection closed");
+        }
+    });
+    Ok(sender)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_paths_are_those_no_platform_route_takes() {
+        assert!(is_module_path("/api/v1/financial/invoices"));
+        assert!(is_module_path("/api/v1/financial"));
+        assert!(!is_module_path("/api/v1/modules/financial"));
+        assert!(!is_module_path("/api/v1/tenants/acme/modules/financial"));
+        assert!(!is_module_path("/api/v1/"));
+        assert!(!is_module_path("/health"));
+        assert!(!is_module_path("/api/v2/financial"));
+    }
+
+    #[test]
+    fn requests_lose_credentials_hop_by_hop_and_forged_context_headers() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("authorization", "Bearer t"),
+            ("x-module-api-key", "k"),
+            ("x-plinth-context", "forged"),
+            ("x-plinth-tenant", "other"),
+            ("connection", "keep-alive"),
+            ("te", "trailers"),
+            ("accept", "application/json"),
+            ("x-request-id", "r1"),
+        ] {
+            headers.insert(HeaderName::from_static(name), value.parse().unwrap());
+        }
+        strip_request_headers(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["accept", "x-request-id"]);
+
+        let mut only_token = HeaderMap::new();
+        only_token.insert(header::AUTHORIZATION, "Bearer t".parse().unwrap());
+        only_token.insert(header::ACCEPT, "*/*".parse().unwrap());
+        strip_request_headers(&mut only_token);
+        assert_eq!(only_token.len(), 1);
+        assert!(only_token.contains_key(header::ACCEPT));
+    }
 }

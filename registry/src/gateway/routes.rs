@@ -32,7 +32,7 @@ pub fn match_route(manifest: &Manifest, method: &str, path: &str) -> Option<Rout
 }
 
 fn method_matches(declared: Method, method: &str) -> bool {
-    declared == Method::Any || declared.to_string().eq_ignore_ascii_case(method)
+    declared == Method::Any || declared.as_str().eq_ignore_ascii_case(method)
 }
 
 /// How specific a match is (higher wins), or `None` when the path does not match.

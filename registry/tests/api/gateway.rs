@@ -37,6 +37,12 @@ fn financial(tier: &str) -> Value {
 async fn setup(p: &TestPlatform, tier: &str) -> Backend {
     let backend = Backend::default();
     let url = backend.start().await;
+    install_financial(p, tier, &url).await;
+    backend
+}
+
+/// financial installed with its backend at `url`, enabled for acme (and its company acme-de).
+async fn install_financial(p: &TestPlatform, tier: &str, url: &str) {
     p.call(
         Method::POST,
         "/api/v1/modules",
@@ -71,7 +77,6 @@ async fn setup(p: &TestPlatform, tier: &str) -> Backend {
     .await
     .expect(StatusCode::CREATED);
     p.enable("acme", "financial").await;
-    backend
 }
 
 async fn grant(p: &TestPlatform, user: &str, permissions: &[&str]) {
@@ -533,4 +538,137 @@ async fn dynamodb_a_warm_request_makes_no_store_round_trip() {
         .expect(StatusCode::OK);
     }
     assert_eq!(store.round_trips() - before, 0);
+}
+
+/// A backend that answers every module path with the client port of the connection it came
+/// on, so a test can tell connections apart; stops when `stop` fires.
+async fn port_echo(
+    listener: tokio::net::TcpListener,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> tokio::task::JoinHandle<()> {
+    use axum::extract::ConnectInfo;
+    let app = axum::Router::new().route(
+        "/api/v1/{*rest}",
+        axum::routing::any(
+            |ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>| async move {
+                peer.port().to_string()
+            },
+        ),
+    );
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.await;
+            })
+            .await
+            .unwrap();
+    })
+}
+
+/// The gateway as `plinth up` serves it, over TCP: the platform API and module routes on one
+/// keep-alive connection; the module's backend reached over one connection of its own per
+/// client connection, replaced when the backend goes away and comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_gateway_keeps_one_backend_connection_per_client_and_recovers() {
+    let p = TestPlatform::embedded();
+    let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend_addr = backend.local_addr().unwrap();
+    let (stop_backend, stopped) = tokio::sync::oneshot::channel();
+    let first_backend = port_echo(backend, stopped).await;
+    install_financial(&p, "free", &format!("http://{backend_addr}")).await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway_addr = listener.local_addr().unwrap().to_string();
+    let (stop_gateway, gateway_stopped) = tokio::sync::oneshot::channel::<()>();
+    let served =
+        tokio::spawn(
+            plinth_registry::gateway::proxy::Gateway::new(std::sync::Arc::clone(&p.platform))
+                .serve(listener, async move {
+                    let _ = gateway_stopped.await;
+                }),
+        );
+
+    let Auth::Token(admin) = tenant_admin("acme") else {
+        unreachable!()
+    };
+    let mut client = OneConnection::open(&gateway_addr, &admin).await;
+    assert_eq!(client.get("/health").await.0, 200);
+    let mut ports = Vec::new();
+    for _ in 0..3 {
+        let (status, port) = client.get("/api/v1/financial/status").await;
+        assert_eq!(status, 200);
+        ports.push(port);
+    }
+    assert!(
+        ports.iter().all(|port| port == &ports[0]),
+        "one backend connection for the client's connection: {ports:?}"
+    );
+    let (status, _) = client.get("/api/v1/tenants/acme").await;
+    assert_eq!(status, 200, "the platform API on the same connection");
+
+    stop_backend.send(()).unwrap();
+    first_backend.await.unwrap();
+    let (status, problem) = client.get("/api/v1/financial/status").await;
+    assert_eq!(status, 502);
+    let problem: Value = serde_json::from_str(&problem).unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("financial did not answer"),
+        "{problem}"
+    );
+
+    let backend = tokio::net::TcpListener::bind(backend_addr).await.unwrap();
+    let (_stop_backend, stopped) = tokio::sync::oneshot::channel();
+    port_echo(backend, stopped).await;
+    let (status, port) = client.get("/api/v1/financial/status").await;
+    assert_eq!(status, 200, "a new backend connection once it is back");
+    assert_ne!(port, ports[0]);
+
+    stop_gateway.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), served)
+        .await
+        .expect("the gateway stops once its connections close")
+        .unwrap()
+        .unwrap();
+}
+
+/// One HTTP/1 connection to the gateway, its requests sent one after another on it.
+struct OneConnection {
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Empty<axum::body::Bytes>>,
+    host: String,
+    token: String,
+}
+
+impl OneConnection {
+    async fn open(addr: &str, token: &str) -> Self {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        Self {
+            sender,
+            host: addr.into(),
+            token: token.into(),
+        }
+    }
+
+    /// Status and body text of `GET path`.
+    async fn get(&mut self, path: &str) -> (u16, String) {
+        use http_body_util::BodyExt;
+        let request = axum::http::Request::get(path)
+            .header("host", &self.host)
+            .header("authorization", format!("Bearer {}", self.token))
+            .body(http_body_util::Empty::new())
+            .unwrap();
+        self.sender.ready().await.unwrap();
+        let response = self.sender.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
 }

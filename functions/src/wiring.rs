@@ -21,6 +21,7 @@ use plinth_registry::deploy::ecs::{EcsConfig, EcsDeployer};
 use plinth_registry::deploy::lambda::{LambdaConfig, LambdaDeployer};
 use plinth_registry::deploy::routed::RoutedDeployer;
 use plinth_registry::deploy::{Deployer, TableProvisioner};
+use plinth_registry::events::Subscriptions;
 use plinth_registry::events::eventbridge::EventBridgeBus;
 use plinth_registry::gateway::context::ContextSigner;
 use plinth_registry::hooks::http::HttpHooks;
@@ -38,8 +39,13 @@ pub struct Needs {
     pub context_key: bool,
 }
 
-/// What creates module resources: the installer's AWS deployers, or nothing.
-pub type Deployers = (Arc<dyn Deployer>, Arc<dyn TableProvisioner>);
+/// What only the installer may do: create module resources and their event subscriptions.
+#[derive(Debug)]
+pub struct Installing {
+    pub deployer: Arc<dyn Deployer>,
+    pub tables: Arc<dyn TableProvisioner>,
+    pub subscriptions: Arc<dyn Subscriptions>,
+}
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -50,24 +56,36 @@ fn env(name: &str) -> Option<String> {
 /// # Errors
 /// A message naming the variable that is missing or malformed.
 pub async fn platform_from_env(needs: Needs) -> Result<Arc<Platform>> {
-    platform_deploying_with(needs, |_| {
-        Ok((Arc::new(InstallerOnly), Arc::new(InstallerOnly)))
+    platform_installing_with(needs, |_, _| {
+        Ok(Installing {
+            deployer: Arc::new(InstallerOnly),
+            tables: Arc::new(InstallerOnly),
+            subscriptions: Arc::new(InstallerOnly),
+        })
     })
     .await
 }
 
-/// The installer's platform: [`platform_from_env`] with the AWS deployers. Only the installer
-/// binary calls this, so only its binary links the ECS, Lambda and API Gateway clients.
+/// The installer's platform: [`platform_from_env`] with the AWS deployers and the bus's
+/// subscriptions. Only the installer binary calls this, so only its binary links the ECS,
+/// Lambda, API Gateway and SQS clients.
 ///
 /// # Errors
 /// As [`platform_from_env`], and for a malformed deployer variable.
 pub async fn installer_platform_from_env(needs: Needs) -> Result<Arc<Platform>> {
-    platform_deploying_with(needs, aws_deployers).await
+    platform_installing_with(needs, |sdk, bus| {
+        Ok(Installing {
+            deployer: backend_deployer(sdk)?,
+            tables: Arc::new(DynamoTables::new(sdk)),
+            subscriptions: bus.clone(),
+        })
+    })
+    .await
 }
 
-async fn platform_deploying_with(
+async fn platform_installing_with(
     needs: Needs,
-    deployers: impl FnOnce(&aws_config::SdkConfig) -> Result<Deployers>,
+    installing: impl FnOnce(&aws_config::SdkConfig, &Arc<EventBridgeBus>) -> Result<Installing>,
 ) -> Result<Arc<Platform>> {
     let sdk = aws_config_from_env().await;
     let table =
@@ -75,11 +93,15 @@ async fn platform_deploying_with(
     let bus_name =
         env("PLINTH_EVENT_BUS").context("PLINTH_EVENT_BUS is not set: the platform's event bus")?;
     let bus = Arc::new(EventBridgeBus::new(&sdk, bus_name.clone()));
-    let (deployer, tables) = deployers(&sdk)?;
+    let Installing {
+        deployer,
+        tables,
+        subscriptions,
+    } = installing(&sdk, &bus)?;
     let ports = Ports {
         store: Arc::new(DynamoStore::new(&sdk, table)),
         bus: bus.clone(),
-        subscriptions: bus.clone(),
+        subscriptions,
         deployer,
         tables,
         hooks: Arc::new(HttpHooks::default()),
@@ -95,11 +117,6 @@ async fn platform_deploying_with(
         settings,
         context_signer(needs.context_key)?,
     )))
-}
-
-/// ECS or Lambda by the manifest, and DynamoDB module tables.
-fn aws_deployers(sdk: &aws_config::SdkConfig) -> Result<Deployers> {
-    Ok((backend_deployer(sdk)?, Arc::new(DynamoTables::new(sdk))))
 }
 
 /// ECS or Lambda by the manifest; with `PLINTH_HTTP_API_ID` and `PLINTH_AUTHORIZER_ID`, each

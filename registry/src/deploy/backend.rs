@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use plinth_module_sdk::Manifest;
-use plinth_module_sdk::manifest::BackendKind;
+use plinth_module_sdk::manifest::{BackendKind, Subscription};
+use plinth_module_sdk::{Manifest, ModuleName};
 
 use super::{DeployError, DeploySpec, Deployer, Deployment, TableProvisioner};
+use crate::events::{SubscriptionError, Subscriptions};
 
 /// Runs a backend where its manifest says: `microservice` on ECS, `lambda` on Lambda, and an
 /// already running `endpoint` as it is. A deployer whose configuration is missing fails only
@@ -74,8 +75,9 @@ impl Deployer for BackendDeployer {
     }
 }
 
-/// The deployer and table provisioner of every function but the installer: only the
-/// installer's role may create module resources, so the others refuse plainly.
+/// The deployer, table provisioner and event subscriptions of every function but the
+/// installer: only the installer's role may create module resources, so the others refuse
+/// plainly.
 #[derive(Debug, Default)]
 pub struct InstallerOnly;
 
@@ -106,6 +108,22 @@ impl TableProvisioner for InstallerOnly {
 
     async fn drop_tables(&self, _manifest: &Manifest) -> Result<(), DeployError> {
         Err(refused())
+    }
+}
+
+#[async_trait]
+impl Subscriptions for InstallerOnly {
+    async fn subscribe(
+        &self,
+        _module: &ModuleName,
+        _subscriptions: &[Subscription],
+        _deployment: &Deployment,
+    ) -> Result<Vec<String>, SubscriptionError> {
+        Err(SubscriptionError(refused().0))
+    }
+
+    async fn unsubscribe(&self, _module: &ModuleName) -> Result<(), SubscriptionError> {
+        Err(SubscriptionError(refused().0))
     }
 }
 
@@ -174,5 +192,25 @@ mod tests {
             error.to_string().contains("installer function only"),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn only_the_installer_subscribes_modules_to_events() {
+        let spec = spec("lambda", None);
+        let deployment = Deployment {
+            endpoint: String::new(),
+            health_url: String::new(),
+            handle: serde_json::Value::Null,
+        };
+        let error = InstallerOnly
+            .subscribe(&spec.manifest.name, &[], &deployment)
+            .await
+            .unwrap_err();
+        assert!(error.0.contains("installer function only"), "{}", error.0);
+        let error = InstallerOnly
+            .unsubscribe(&spec.manifest.name)
+            .await
+            .unwrap_err();
+        assert!(error.0.contains("installer function only"), "{}", error.0);
     }
 }

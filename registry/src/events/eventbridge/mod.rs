@@ -11,6 +11,8 @@
 mod publish;
 mod rules;
 
+use std::sync::OnceLock;
+
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_eventbridge::Client;
@@ -28,11 +30,15 @@ use publish::{EntryError, PutEvents};
 pub use rules::queue_name;
 
 /// The platform's bus on EventBridge.
+///
+/// The SQS and Lambda clients of [`Subscriptions`] are made on first use, so a function that
+/// only publishes neither builds nor links them.
 #[derive(Debug, Clone)]
 pub struct EventBridgeBus {
     events: Client,
-    sqs: aws_sdk_sqs::Client,
-    lambda: aws_sdk_lambda::Client,
+    config: SdkConfig,
+    sqs: OnceLock<aws_sdk_sqs::Client>,
+    lambda: OnceLock<aws_sdk_lambda::Client>,
     bus_name: String,
     retry: RetryPolicy,
 }
@@ -48,8 +54,9 @@ impl EventBridgeBus {
     pub fn new(config: &SdkConfig, bus_name: impl Into<String>) -> Self {
         Self {
             events: Client::new(config),
-            sqs: aws_sdk_sqs::Client::new(config),
-            lambda: aws_sdk_lambda::Client::new(config),
+            config: config.clone(),
+            sqs: OnceLock::new(),
+            lambda: OnceLock::new(),
             bus_name: bus_name.into(),
             retry: RetryPolicy::default(),
         }
@@ -68,6 +75,16 @@ impl EventBridgeBus {
 
     pub fn client(&self) -> &Client {
         &self.events
+    }
+
+    fn sqs(&self) -> &aws_sdk_sqs::Client {
+        self.sqs
+            .get_or_init(|| aws_sdk_sqs::Client::new(&self.config))
+    }
+
+    fn lambda(&self) -> &aws_sdk_lambda::Client {
+        self.lambda
+            .get_or_init(|| aws_sdk_lambda::Client::new(&self.config))
     }
 }
 

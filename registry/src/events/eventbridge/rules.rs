@@ -120,7 +120,7 @@ async fn target_arn(
         SubscriptionError(format!("SQS {operation} failed: {error}"))
     };
     let created = bus
-        .sqs
+        .sqs()
         .create_queue()
         .queue_name(queue_name(module))
         .send()
@@ -128,7 +128,7 @@ async fn target_arn(
         .map_err(|e| sqs_failed("CreateQueue", DisplayErrorContext(e).to_string()))?;
     let url = created.queue_url().unwrap_or_default().to_owned();
     let attributes = bus
-        .sqs
+        .sqs()
         .get_queue_attributes()
         .queue_url(&url)
         .attribute_names(QueueAttributeName::QueueArn)
@@ -208,7 +208,7 @@ async fn allow_rules_to_send(
             "Condition": {"ArnEquals": {"aws:SourceArn": rule_arns}}
         }]
     });
-    bus.sqs
+    bus.sqs()
         .set_queue_attributes()
         .queue_url(queue_url)
         .attributes(QueueAttributeName::Policy, policy.to_string())
@@ -238,7 +238,7 @@ async fn allow_rule_to_invoke(
 ) -> Result<(), SubscriptionError> {
     forbid_rule_to_invoke(bus, function, rule).await?;
     let added = bus
-        .lambda
+        .lambda()
         .add_permission()
         .function_name(function)
         .statement_id(statement_id(rule))
@@ -265,7 +265,7 @@ async fn forbid_rule_to_invoke(
     rule: &str,
 ) -> Result<(), SubscriptionError> {
     let removed = bus
-        .lambda
+        .lambda()
         .remove_permission()
         .function_name(function)
         .statement_id(statement_id(rule))

@@ -13,6 +13,7 @@
 pub mod api;
 pub mod api_keys;
 pub mod audit;
+pub mod aws_http;
 pub mod cache;
 pub mod catalog;
 pub mod clock;

@@ -13,7 +13,6 @@
 pub mod api;
 pub mod api_keys;
 pub mod audit;
-pub mod aws_http;
 pub mod cache;
 pub mod catalog;
 pub mod clock;

@@ -68,13 +68,11 @@ impl Intercept for RoundTrips {
 }
 
 /// The SDK configuration from the environment (`AWS_ENDPOINT_URL`, credentials, region —
-/// `us-east-1` when none is set), with the standard retry mode at five attempts, over the
-/// platform's HTTP/1.1 client ([`crate::aws_http`]).
+/// `us-east-1` when none is set), with the standard retry mode at five attempts.
 pub async fn aws_config_from_env() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(RegionProviderChain::default_provider().or_else("us-east-1"))
         .retry_config(RetryConfig::standard().with_max_attempts(5))
-        .http_client(crate::aws_http::http_client())
         .load()
         .await
 }

@@ -145,11 +145,7 @@ impl hyper::service::Service<Request<Incoming>> for ClientConnection {
 
 /// `/api/v1/{m}/…` for a name no platform route takes: a module's route.
 fn is_module_path(path: &str) -> bool {
-    let Some(rest) = path.strip_prefix("/api/v1/") else {
-        return false;
-    };
-    let name = rest.split('/').next().unwrap_or_default();
-    !name.is_empty() && !RESERVED_MODULE_NAMES.contains(&name)
+    super::split_module_path(path).is_ok_and(|(name, _)| !RESERVED_MODULE_NAMES.contains(&name))
 }
 
 static HOP_BY_HOP: [HeaderName; 8] = [
@@ -210,27 +206,22 @@ where
 }
 
 /// Drops what must not reach a module: hop-by-hop headers, the caller's credentials, and
-/// any `X-Plinth-*` a client sent (the gateway adds its own context). One pass over the
-/// headers; the common request has none of them but `Authorization`.
+/// any `X-Plinth-*` a client sent (the gateway adds its own context).
 fn strip_request_headers(headers: &mut HeaderMap) {
+    headers.remove(header::AUTHORIZATION);
     let doomed = |name: &HeaderName| {
         HOP_BY_HOP.contains(name)
-            || name == header::AUTHORIZATION
             || name.as_str() == API_KEY_HEADER
             || name.as_str().starts_with("x-plinth-")
     };
-    let found = headers.keys().filter(|name| doomed(name)).count();
-    if found == 1 && headers.contains_key(header::AUTHORIZATION) {
-        headers.remove(header::AUTHORIZATION);
-    } else if found > 0 {
-        let names: Vec<HeaderName> = headers
-            .keys()
-            .filter(|name| doomed(name))
-            .cloned()
-            .collect();
-        for name in names {
-            headers.remove(name);
-        }
+    // Usually none is left, and collecting none allocates nothing.
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| doomed(name))
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
     }
 }
 

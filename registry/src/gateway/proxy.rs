@@ -6,13 +6,14 @@
 //! the proxy; everything else to the platform API's router. Each client connection keeps its
 //! own connection to the backend it last called ([`UpstreamLink`]): HTTP/1 carries one request
 //! at a time, so a client connection never needs more than one, and a request needs no pool,
-//! no lock shared with other connections and no hand-off to another task's queue beyond the
-//! backend connection's own.
+//! no lock shared with other connections and no other task: the client connection's task
+//! drives the backend connection too.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -20,9 +21,10 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, Response, header};
 use axum::response::IntoResponse;
+use bytes::Bytes;
 use http_body_util::Either;
-use hyper::body::{Body as HttpBody, Incoming};
-use hyper::client::conn::http1::SendRequest;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use plinth_module_sdk::manifest::RESERVED_MODULE_NAMES;
 use tokio::net::{TcpListener, TcpStream};
@@ -35,7 +37,7 @@ use crate::error::Error;
 use crate::platform::Platform;
 
 /// What the gateway answers: a backend's response as it streams in, or one of its own.
-pub type GatewayBody = Either<Incoming, Body>;
+pub type GatewayBody = Either<LinkedBody<Incoming>, Body>;
 
 /// The platform API and the module proxy, served by [`Gateway::serve`].
 #[derive(Debug)]
@@ -91,7 +93,7 @@ impl Gateway {
             let _ = stream.set_nodelay(true);
             let service = ClientConnection {
                 gateway: Arc::clone(&self),
-                link: Arc::new(UpstreamLink::default()),
+                link: UpstreamLink::default(),
             };
             let mut closed = closed.clone();
             tokio::spawn(async move {
@@ -116,7 +118,7 @@ impl Gateway {
 /// One client connection, as hyper's service.
 struct ClientConnection {
     gateway: Arc<Gateway>,
-    link: Arc<UpstreamLink<Incoming>>,
+    link: UpstreamLink<Incoming>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for ClientConnection {
@@ -126,7 +128,7 @@ impl hyper::service::Service<Request<Incoming>> for ClientConnection {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let gateway = Arc::clone(&self.gateway);
-        let link = Arc::clone(&self.link);
+        let link = self.link.clone();
         Box::pin(async move {
             if is_module_path(request.uri().path()) {
                 return Ok(match forward(&gateway.platform, &link, request).await {
@@ -164,11 +166,9 @@ async fn forward<B>(
     platform: &Platform,
     link: &UpstreamLink<B>,
     request: Request<B>,
-) -> Result<Response<Incoming>, Error>
+) -> Result<Response<LinkedBody<B>>, Error>
 where
-    B: HttpBody + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: RequestBody,
 {
     let (mut parts, body) = request.into_parts();
     let decision = platform
@@ -225,25 +225,45 @@ fn strip_request_headers(headers: &mut HeaderMap) {
     }
 }
 
+/// What a proxied request's body can be: the client's (served gateway) or axum's (tests).
+pub trait RequestBody:
+    HttpBody<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send + 'static
+{
+}
+
+impl<B> RequestBody for B where
+    B: HttpBody<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>> + Send + 'static
+{
+}
+
 /// A client connection's connection to the backend it last called.
-pub struct UpstreamLink<B> {
-    open: Mutex<Option<Open<B>>>,
+///
+/// The connection has no task of its own: whoever uses it drives it — the request waiting
+/// for its response head, then the response body as the client connection writes it out
+/// ([`LinkedBody`]), then the next request making sure it is still open. A proxied request
+/// so wakes one task, the client connection's, rather than handing over to a backend task
+/// and back.
+pub struct UpstreamLink<B: RequestBody> {
+    open: Arc<Mutex<Option<Open<B>>>>,
 }
 
-struct Open<B> {
-    url: String,
-    sender: SendRequest<B>,
-}
-
-impl<B> Default for UpstreamLink<B> {
-    fn default() -> Self {
+impl<B: RequestBody> Clone for UpstreamLink<B> {
+    fn clone(&self) -> Self {
         Self {
-            open: Mutex::new(None),
+            open: Arc::clone(&self.open),
         }
     }
 }
 
-impl<B> std::fmt::Debug for UpstreamLink<B> {
+impl<B: RequestBody> Default for UpstreamLink<B> {
+    fn default() -> Self {
+        Self {
+            open: Arc::new(Mutex::new(None)),
+        }
+    }
+}
+
+impl<B: RequestBody> std::fmt::Debug for UpstreamLink<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpstreamLink").finish_non_exhaustive()
     }
@@ -251,9 +271,7 @@ impl<B> std::fmt::Debug for UpstreamLink<B> {
 
 impl<B> UpstreamLink<B>
 where
-    B: HttpBody + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: RequestBody,
 {
     /// The instance this connection already talks to, while it is healthy; else `picked`.
     /// (Requests spread over instances by client connection, as keep-alive clients do.)
@@ -275,51 +293,116 @@ where
         &self,
         upstream: &Upstream,
         mut request: Request<B>,
-    ) -> Result<Response<Incoming>, String> {
-        if let Some(mut sender) = self.take(&upstream.url)
-            && sender.ready().await.is_ok()
+    ) -> Result<Response<LinkedBody<B>>, String> {
+        if let Some(mut open) = self.take(&upstream.url)
+            && std::future::poll_fn(|cx| open.poll_ready(cx)).await
         {
-            match sender.try_send_request(request).await {
-                Ok(response) => {
-                    self.keep(&upstream.url, sender);
-                    return Ok(response);
-                }
-                Err(mut error) => match error.take_message() {
-                    Some(unsent) => request = unsent,
-                    None => return Err(error.into_error().to_string()),
-                },
+            match open.exchange(request).await {
+                Ok(response) => return Ok(self.keep(open, response)),
+                Err(Unanswered::Unsent(unsent)) => request = unsent,
+                Err(Unanswered::Failed(error)) => return Err(error),
             }
         }
-        let mut sender = connect(upstream).await?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.keep(&upstream.url, sender);
-        Ok(response)
+        let mut open = connect(upstream).await?;
+        match open.exchange(request).await {
+            Ok(response) => Ok(self.keep(open, response)),
+            Err(Unanswered::Unsent(_)) => Err("the connection closed at once".to_owned()),
+            Err(Unanswered::Failed(error)) => Err(error),
+        }
     }
 
-    fn take(&self, url: &str) -> Option<SendRequest<B>> {
+    fn take(&self, url: &str) -> Option<Open<B>> {
         let open = self.open.lock().ok()?.take()?;
-        (open.url == url && !open.sender.is_closed()).then_some(open.sender)
+        (open.url == url).then_some(open)
     }
 
-    fn keep(&self, url: &str, sender: SendRequest<B>) {
-        if let Ok(mut open) = self.open.lock() {
-            *open = Some(Open {
-                url: url.to_owned(),
-                sender,
-            });
+    /// Keeps `open` for the next request; the response body drives it until then.
+    fn keep(&self, open: Open<B>, response: Response<Incoming>) -> Response<LinkedBody<B>> {
+        if let Ok(mut slot) = self.open.lock() {
+            *slot = Some(open);
+        }
+        response.map(|body| LinkedBody {
+            body,
+            link: self.clone(),
+            ended: false,
+        })
+    }
+}
+
+type BackendConnection<B> = Pin<Box<Connection<TokioIo<TcpStream>, B>>>;
+
+/// An open backend connection.
+struct Open<B: RequestBody> {
+    url: String,
+    sender: SendRequest<B>,
+    /// `None` once it has closed.
+    connection: Option<BackendConnection<B>>,
+}
+
+/// Why a request got no response head.
+enum Unanswered<B> {
+    /// The connection closed before the request was written: it may go on another.
+    Unsent(Request<B>),
+    Failed(String),
+}
+
+impl<B> Open<B>
+where
+    B: RequestBody,
+{
+    /// Lets the connection do what it can now: write, read, or notice that it closed (and
+    /// then drop it, which answers whatever it still held).
+    fn drive(&mut self, cx: &mut Context<'_>) {
+        if let Some(connection) = self.connection.as_mut()
+            && let Poll::Ready(closed) = connection.as_mut().poll(cx)
+        {
+            if let Err(error) = closed {
+                tracing::debug!(%error, "backend connection closed");
+            }
+            self.connection = None;
+        }
+    }
+
+    /// Whether the connection can take a request (`false`: it has closed).
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        self.drive(cx);
+        if self.connection.is_none() {
+            return Poll::Ready(false);
+        }
+        self.sender.poll_ready(cx).map(|ready| ready.is_ok())
+    }
+
+    /// Sends `request` and waits for the response head, driving the connection meanwhile.
+    async fn exchange(&mut self, request: Request<B>) -> Result<Response<Incoming>, Unanswered<B>> {
+        let mut answer = std::pin::pin!(self.sender.try_send_request(request));
+        let answer = std::future::poll_fn(|cx| {
+            if let Poll::Ready(answer) = answer.as_mut().poll(cx) {
+                return Poll::Ready(Some(answer));
+            }
+            self.drive(cx);
+            match answer.as_mut().poll(cx) {
+                Poll::Ready(answer) => Poll::Ready(Some(answer)),
+                // Dropping a closed connection answers every request it held.
+                Poll::Pending if self.connection.is_none() => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        match answer {
+            Some(Ok(response)) => Ok(response),
+            Some(Err(mut error)) => Err(match error.take_message() {
+                Some(unsent) => Unanswered::Unsent(unsent),
+                None => Unanswered::Failed(error.into_error().to_string()),
+            }),
+            None => Err(Unanswered::Failed("the connection closed".to_owned())),
         }
     }
 }
 
-/// A new HTTP/1 connection to `upstream`, driven by a task of its own on this thread's runtime.
-async fn connect<B>(upstream: &Upstream) -> Result<SendRequest<B>, String>
+/// A new HTTP/1 connection to `upstream`.
+async fn connect<B>(upstream: &Upstream) -> Result<Open<B>, String>
 where
-    B: HttpBody + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: RequestBody,
 {
     let address = upstream.address().map_err(|e| e.to_string())?;
     let stream = TcpStream::connect(address)
@@ -329,12 +412,74 @@ where
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%error, "backend connection closed");
+    Ok(Open {
+        url: upstream.url.clone(),
+        sender,
+        connection: Some(Box::pin(connection)),
+    })
+}
+
+/// A backend's response body, driving the backend connection it arrives on.
+pub struct LinkedBody<B: RequestBody> {
+    body: Incoming,
+    link: UpstreamLink<B>,
+    ended: bool,
+}
+
+impl<B> HttpBody for LinkedBody<B>
+where
+    B: RequestBody,
+{
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        let mut frame = Pin::new(&mut this.body).poll_frame(cx);
+        if frame.is_pending() {
+            if let Ok(mut open) = this.link.open.lock()
+                && let Some(open) = open.as_mut()
+            {
+                open.drive(cx);
+            }
+            frame = Pin::new(&mut this.body).poll_frame(cx);
         }
-    });
-    Ok(sender)
+        if matches!(frame, Poll::Ready(None | Some(Err(_)))) {
+            this.ended = true;
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl<B: RequestBody> std::fmt::Debug for LinkedBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkedBody")
+            .field("body", &self.body)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: RequestBody> Drop for LinkedBody<B> {
+    /// A body dropped half-read leaves its connection mid-response: no request can follow.
+    fn drop(&mut self) {
+        if !self.ended
+            && !self.body.is_end_stream()
+            && let Ok(mut open) = self.link.open.lock()
+        {
+            *open = None;
+        }
+    }
 }
 
 #[cfg(test)]

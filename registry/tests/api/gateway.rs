@@ -635,9 +635,133 @@ async fn the_served_gateway_keeps_one_backend_connection_per_client_and_recovers
         .unwrap();
 }
 
+/// What the streaming backend sends for `GET /invoices/{n}`: `n` chunks of 32 KiB, each byte
+/// its chunk's number, with pauses so the body reaches the gateway over many reads.
+fn streamed(chunks: usize) -> Vec<u8> {
+    (0..chunks).flat_map(|i| vec![i as u8; 32 * 1024]).collect()
+}
+
+/// A backend that streams large bodies: `GET /invoices/{n}` as [`streamed`] (chunked, no
+/// length), `POST /invoices` echoes the request body as it arrives, `GET /status` answers the
+/// client port of its connection.
+async fn streaming_backend() -> String {
+    use axum::extract::{ConnectInfo, Path};
+    use axum::routing::{get, post};
+    use futures::StreamExt as _;
+    let app = axum::Router::new()
+        .route(
+            "/api/v1/financial/invoices/{chunks}",
+            get(|Path(chunks): Path<usize>| async move {
+                let stream = futures::stream::iter(0..chunks).then(|i| async move {
+                    if i % 8 == 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    }
+                    Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(vec![
+                        i as u8;
+                        32 * 1024
+                    ]))
+                });
+                axum::body::Body::from_stream(stream)
+            }),
+        )
+        .route(
+            "/api/v1/financial/invoices",
+            post(|body: axum::body::Body| async move { body }),
+        )
+        .route(
+            "/api/v1/financial/status",
+            get(
+                |ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>| async move {
+                    peer.port().to_string()
+                },
+            ),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// Bodies larger than any buffer stream through the served gateway both ways, the backend
+/// connection serving the next request once they are done; a client that hangs up halfway
+/// through a response leaves the gateway serving everyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_gateway_streams_large_bodies_both_ways() {
+    // A body the gateway stops relaying would hang the test rather than fail it.
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        use http_body_util::BodyExt as _;
+        let p = TestPlatform::embedded();
+        install_financial(&p, "free", &streaming_backend().await).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gateway_addr = listener.local_addr().unwrap().to_string();
+        let (stop_gateway, gateway_stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(
+            plinth_registry::gateway::proxy::Gateway::new(std::sync::Arc::clone(&p.platform))
+                .serve(listener, async move {
+                    let _ = gateway_stopped.await;
+                }),
+        );
+        let Auth::Token(admin) = tenant_admin("acme") else {
+            unreachable!()
+        };
+
+        let mut client = OneConnection::open(&gateway_addr, &admin).await;
+        let (status, port) = client.get("/api/v1/financial/status").await;
+        assert_eq!(status, 200);
+        let (status, body) = client
+            .send(Method::GET, "/api/v1/financial/invoices/64", Vec::new())
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(body.len(), 2 * 1024 * 1024);
+        assert!(
+            body == streamed(64),
+            "the 2 MiB response arrives whole and in order"
+        );
+        let upload: Vec<u8> = (0..1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+        let (status, echoed) = client
+            .send(Method::POST, "/api/v1/financial/invoices", upload.clone())
+            .await;
+        assert_eq!(status, 200);
+        assert!(
+            echoed == upload,
+            "the 1 MiB request body reaches the backend whole"
+        );
+        assert_eq!(
+            client.get("/api/v1/financial/status").await,
+            (200, port.clone()),
+            "the same backend connection once both bodies are done"
+        );
+
+        let mut quitter = OneConnection::open(&gateway_addr, &admin).await;
+        let response = quitter
+            .head(Method::GET, "/api/v1/financial/invoices/256", Vec::new())
+            .await;
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        let first = body.frame().await.unwrap().unwrap();
+        assert!(first.is_data(), "the first chunk arrives");
+        drop(body);
+        drop(quitter);
+
+        let mut other = OneConnection::open(&gateway_addr, &admin).await;
+        assert_eq!(other.get("/api/v1/financial/status").await.0, 200);
+        assert_eq!(client.get("/api/v1/financial/status").await, (200, port));
+
+        stop_gateway.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), served)
+            .await
+            .expect("the gateway stops once its connections close")
+            .unwrap()
+            .unwrap();
+    })
+    .await
+    .expect("every exchange finishes");
+}
+
 /// One HTTP/1 connection to the gateway, its requests sent one after another on it.
 struct OneConnection {
-    sender: hyper::client::conn::http1::SendRequest<http_body_util::Empty<axum::body::Bytes>>,
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<axum::body::Bytes>>,
     host: String,
     token: String,
 }
@@ -659,16 +783,34 @@ impl OneConnection {
 
     /// Status and body text of `GET path`.
     async fn get(&mut self, path: &str) -> (u16, String) {
+        let (status, body) = self.send(Method::GET, path, Vec::new()).await;
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// Status and body of `method path` with `body`.
+    async fn send(&mut self, method: Method, path: &str, body: Vec<u8>) -> (u16, Vec<u8>) {
         use http_body_util::BodyExt;
-        let request = axum::http::Request::get(path)
-            .header("host", &self.host)
-            .header("authorization", format!("Bearer {}", self.token))
-            .body(http_body_util::Empty::new())
-            .unwrap();
-        self.sender.ready().await.unwrap();
-        let response = self.sender.send_request(request).await.unwrap();
+        let response = self.head(method, path, body).await;
         let status = response.status().as_u16();
         let body = response.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&body).into_owned())
+        (status, body.to_vec())
+    }
+
+    /// The response to `method path` with `body`, its body not yet read.
+    async fn head(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> axum::http::Response<hyper::body::Incoming> {
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.host)
+            .header("authorization", format!("Bearer {}", self.token))
+            .body(http_body_util::Full::from(body))
+            .unwrap();
+        self.sender.ready().await.unwrap();
+        self.sender.send_request(request).await.unwrap()
     }
 }

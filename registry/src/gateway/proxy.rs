@@ -12,6 +12,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -245,12 +246,14 @@ impl<B> RequestBody for B where
 /// and back.
 pub struct UpstreamLink<B: RequestBody> {
     open: Arc<Mutex<Option<Open<B>>>>,
+    quiet: Arc<Quiet>,
 }
 
 impl<B: RequestBody> Clone for UpstreamLink<B> {
     fn clone(&self) -> Self {
         Self {
             open: Arc::clone(&self.open),
+            quiet: Arc::clone(&self.quiet),
         }
     }
 }
@@ -259,6 +262,7 @@ impl<B: RequestBody> Default for UpstreamLink<B> {
     fn default() -> Self {
         Self {
             open: Arc::new(Mutex::new(None)),
+            quiet: Arc::default(),
         }
     }
 }
@@ -295,16 +299,16 @@ where
         mut request: Request<B>,
     ) -> Result<Response<LinkedBody<B>>, String> {
         if let Some(mut open) = self.take(&upstream.url)
-            && std::future::poll_fn(|cx| open.poll_ready(cx)).await
+            && std::future::poll_fn(|cx| self.quiet.poll(cx, |cx| open.poll_ready(cx))).await
         {
-            match open.exchange(request).await {
+            match open.exchange(request, &self.quiet).await {
                 Ok(response) => return Ok(self.keep(open, response)),
                 Err(Unanswered::Unsent(unsent)) => request = unsent,
                 Err(Unanswered::Failed(error)) => return Err(error),
             }
         }
         let mut open = connect(upstream).await?;
-        match open.exchange(request).await {
+        match open.exchange(request, &self.quiet).await {
             Ok(response) => Ok(self.keep(open, response)),
             Err(Unanswered::Unsent(_)) => Err("the connection closed at once".to_owned()),
             Err(Unanswered::Failed(error)) => Err(error),
@@ -373,19 +377,27 @@ where
     }
 
     /// Sends `request` and waits for the response head, driving the connection meanwhile.
-    async fn exchange(&mut self, request: Request<B>) -> Result<Response<Incoming>, Unanswered<B>> {
-        let mut answer = std::pin::pin!(self.sender.try_send_request(request));
+    async fn exchange(
+        &mut self,
+        request: Request<B>,
+        quiet: &Arc<Quiet>,
+    ) -> Result<Response<Incoming>, Unanswered<B>> {
+        // Queuing the request wakes the connection, which is driven right below anyway.
+        let answer = quiet.hushed(|| self.sender.try_send_request(request));
+        let mut answer = std::pin::pin!(answer);
         let answer = std::future::poll_fn(|cx| {
-            if let Poll::Ready(answer) = answer.as_mut().poll(cx) {
-                return Poll::Ready(Some(answer));
-            }
-            self.drive(cx);
-            match answer.as_mut().poll(cx) {
-                Poll::Ready(answer) => Poll::Ready(Some(answer)),
-                // Dropping a closed connection answers every request it held.
-                Poll::Pending if self.connection.is_none() => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
-            }
+            quiet.poll(cx, |cx| {
+                if let Poll::Ready(answer) = answer.as_mut().poll(cx) {
+                    return Poll::Ready(Some(answer));
+                }
+                self.drive(cx);
+                match answer.as_mut().poll(cx) {
+                    Poll::Ready(answer) => Poll::Ready(Some(answer)),
+                    // Dropping a closed connection answers every request it held.
+                    Poll::Pending if self.connection.is_none() => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
         })
         .await;
         match answer {
@@ -438,15 +450,18 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
-        let mut frame = Pin::new(&mut this.body).poll_frame(cx);
-        if frame.is_pending() {
+        let frame = this.link.quiet.poll(cx, |cx| {
+            let frame = Pin::new(&mut this.body).poll_frame(cx);
+            if frame.is_ready() {
+                return frame;
+            }
             if let Ok(mut open) = this.link.open.lock()
                 && let Some(open) = open.as_mut()
             {
                 open.drive(cx);
             }
-            frame = Pin::new(&mut this.body).poll_frame(cx);
-        }
+            Pin::new(&mut this.body).poll_frame(cx)
+        });
         if matches!(frame, Poll::Ready(None | Some(Err(_)))) {
             this.ended = true;
         }
@@ -478,6 +493,64 @@ impl<B: RequestBody> Drop for LinkedBody<B> {
             && let Ok(mut open) = self.link.open.lock()
         {
             *open = None;
+        }
+    }
+}
+
+/// The waker a link polls its backend connection with, so that what the connection does
+/// while the link is polling it does not wake the client connection's task again.
+///
+/// The backend connection and the client connection's task talk through hyper's channels
+/// (request queue, response callback, body, readiness), and each message wakes the other
+/// side — here, the same task, already running: a woken task is polled once more for
+/// nothing, twice per request. Wakes that happen while the link polls ([`Quiet::poll`]) are
+/// remembered instead and answered by polling again at once; wakes from elsewhere (the
+/// sockets, through Tokio's I/O driver) go to the task as usual.
+#[derive(Default)]
+struct Quiet {
+    task: futures_util::task::AtomicWaker,
+    polling: std::sync::atomic::AtomicBool,
+    woken: std::sync::atomic::AtomicBool,
+}
+
+impl Quiet {
+    /// Polls `poll` with this waker, again while it woke itself, until it is ready or waits
+    /// for something outside.
+    fn poll<T>(
+        self: &Arc<Self>,
+        cx: &mut Context<'_>,
+        mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>,
+    ) -> Poll<T> {
+        self.task.register(cx.waker());
+        let waker = std::task::Waker::from(Arc::clone(self));
+        let mut quiet = Context::from_waker(&waker);
+        loop {
+            let polled = self.hushed(|| poll(&mut quiet));
+            if polled.is_ready() || !self.woken.swap(false, Ordering::AcqRel) {
+                return polled;
+            }
+        }
+    }
+
+    /// Runs `f` with this link's wakes remembered rather than sent.
+    fn hushed<T>(&self, f: impl FnOnce() -> T) -> T {
+        self.polling.store(true, Ordering::Release);
+        let out = f();
+        self.polling.store(false, Ordering::Release);
+        out
+    }
+}
+
+impl std::task::Wake for Quiet {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.polling.load(Ordering::Acquire) {
+            self.woken.store(true, Ordering::Release);
+        } else {
+            self.task.wake();
         }
     }
 }

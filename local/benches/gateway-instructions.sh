@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, counted by callgrind: (b) nginx proxy_pass and (c) the
+# Plinth gateway (JWT + enablement + permission + routing), each under
+# `valgrind --tool=callgrind` in turn, the same keep-alive load from Python's http.client.
+# Counts are user-space instructions of the proxy alone (no kernel, no backend, no load tool)
+# and repeat to within ~2% whatever else the machine is doing, unlike gateway.sh's timings.
+#
+#   bash local/benches/gateway-instructions.sh        # needs valgrind and nginx
+#   REQUESTS=8000 bash local/benches/gateway-instructions.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REQUESTS="${REQUESTS:-4000}"
+BACKEND=19101; NGINX=19102; GATEWAY=19103
+target="${CARGO_TARGET_DIR:-$PWD/target}"
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+cargo build -q --release -p plinth-local --bin plinth --example bench_backend
+PORT=$BACKEND "$target/release/examples/bench_backend" & pids+=($!)
+
+# `load N PORT [TOKEN]`: N requests over four keep-alive connections, each answered 200.
+load() {
+  python3 - "$@" <<'PY'
+import http.client, sys, threading
+n, port = int(sys.argv[1]), int(sys.argv[2])
+headers = {"Authorization": f"Bearer {sys.argv[3]}"} if len(sys.argv) > 3 else {}
+def client(count):
+    connection = http.client.HTTPConnection("127.0.0.1", port)
+    for _ in range(count):
+        connection.request("GET", "/api/v1/bench/items/1", headers=headers)
+        response = connection.getresponse()
+        body = response.read()
+        assert response.status == 200, (response.status, body)
+threads = [threading.Thread(target=client, args=(n // 4,)) for _ in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+PY
+}
+# `count NAME PID PORT [TOKEN]`: warm up, zero the counters, run the load, dump, print.
+count() {
+  load 400 "$3" ${4:+"$4"}
+  callgrind_control -z "$2" > /dev/null 2>&1
+  load "$REQUESTS" "$3" ${4:+"$4"}
+  callgrind_control -d "$2" > /dev/null 2>&1
+  sleep 1
+  local total
+  total=$(cat "$work/$1".out* | awk '/^(summary|totals):/ {t = $2} END {print t}')
+  echo "$1 $((total / REQUESTS))"
+}
+
+cat > "$work/nginx.conf" <<NGINX
+daemon off; master_process off; worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream backend { server 127.0.0.1:$BACKEND; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NGINX;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+valgrind --tool=callgrind --callgrind-out-file="$work/nginx.out" nginx -c "$work/nginx.conf" > /dev/null 2>&1 & pids+=($!)
+nginx_pid=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$NGINX/" > /dev/null && break; sleep 0.2; done
+b=$(count nginx "$nginx_pid" $NGINX)
+kill "$nginx_pid"
+
+export PLINTH_JWT_SECRET="bench-secret-0123456789abcdef0123456789" PLINTH_RATE_LIMIT_SCALE=1000
+valgrind --tool=callgrind --callgrind-out-file="$work/plinth.out" "$target/release/plinth" up \
+  --port $GATEWAY --data-dir "$work/plinth" > "$work/plinth.log" 2>&1 & pids+=($!)
+plinth_pid=$!
+token() {
+  python3 - "$@" <<'PY'
+import base64, hashlib, hmac, json, os, sys, time
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+claims = json.loads(sys.argv[1]); claims["exp"] = int(time.time()) + 3600
+head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()); body = b64(json.dumps(claims).encode())
+sig = hmac.new(os.environ["PLINTH_JWT_SECRET"].encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+print(f"{head}.{body}.{b64(sig)}")
+PY
+}
+OP=$(token '{"sub": "bench-operator", "roles": ["platform:admin"]}')
+USER=$(token '{"sub": "bench-user", "tenant_id": "bench", "roles": ["tenant:admin"]}')
+api() { curl -sf -X "$1" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' "http://127.0.0.1:$GATEWAY$3" ${4:+-d "$4"} > /dev/null; }
+for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$GATEWAY/health" > /dev/null && break; sleep 0.2; done
+api POST "$OP" /api/v1/modules '{"name": "bench", "display_name": "Bench", "version": "1.0.0",
+  "backend": {"type": "microservice", "api_prefix": "/api/v1/bench", "health_check": "/health"},
+  "permissions": ["bench:items.read"],
+  "routes": [{"path": "/{proxy+}", "methods": ["ANY"], "permission": "bench:items.read"}]}'
+api POST "$OP" /api/v1/modules/bench/install "{\"version\": \"1.0.0\", \"endpoint\": \"http://127.0.0.1:$BACKEND\"}"
+for _ in $(seq 1 300); do curl -s -H "Authorization: Bearer $OP" "http://127.0.0.1:$GATEWAY/api/v1/modules/bench/installation" | grep -q '"status":"installed"' && break; sleep 0.2; done
+api POST "$OP" /api/v1/tenants '{"id": "bench", "name": "Bench", "subscription_tier": "enterprise"}'
+api PUT "$USER" /api/v1/tenants/bench/modules/bench '{}'
+c=$(count plinth "$plinth_pid" $GATEWAY "$USER")
+
+echo "callgrind, $REQUESTS requests over 4 keep-alive connections, $(uname -m)"
+echo
+echo "| proxy | instructions per request |"
+echo "| --- | ---: |"
+echo "| (b) nginx proxy_pass | ${b#* } |"
+echo "| (c) Plinth gateway | ${c#* } |"
+python3 -c "print(f'\nc/b instructions: {${c#* } / ${b#* }:.2f}x')"

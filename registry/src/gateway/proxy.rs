@@ -298,18 +298,21 @@ where
         upstream: &Upstream,
         mut request: Request<B>,
     ) -> Result<Response<LinkedBody<B>>, String> {
+        // A request with a body may still be uploading when its response ends (a backend can
+        // answer before reading it): its connection then cannot take the next request.
+        let reusable = request.body().is_end_stream();
         if let Some(mut open) = self.take(&upstream.url)
             && std::future::poll_fn(|cx| self.quiet.poll(cx, |cx| open.poll_ready(cx))).await
         {
             match open.exchange(request, &self.quiet).await {
-                Ok(response) => return Ok(self.keep(open, response)),
+                Ok(response) => return Ok(self.keep(open, response, reusable)),
                 Err(Unanswered::Unsent(unsent)) => request = unsent,
                 Err(Unanswered::Failed(error)) => return Err(error),
             }
         }
         let mut open = connect(upstream).await?;
         match open.exchange(request, &self.quiet).await {
-            Ok(response) => Ok(self.keep(open, response)),
+            Ok(response) => Ok(self.keep(open, response, reusable)),
             Err(Unanswered::Unsent(_)) => Err("the connection closed at once".to_owned()),
             Err(Unanswered::Failed(error)) => Err(error),
         }
@@ -320,8 +323,14 @@ where
         (open.url == url).then_some(open)
     }
 
-    /// Keeps `open` for the next request; the response body drives it until then.
-    fn keep(&self, open: Open<B>, response: Response<Incoming>) -> Response<LinkedBody<B>> {
+    /// Keeps `open` for the next request; the response body drives it until then (and lets
+    /// it go when the connection cannot be `reusable`).
+    fn keep(
+        &self,
+        open: Open<B>,
+        response: Response<Incoming>,
+        reusable: bool,
+    ) -> Response<LinkedBody<B>> {
         if let Ok(mut slot) = self.open.lock() {
             *slot = Some(open);
         }
@@ -329,6 +338,7 @@ where
             body,
             link: self.clone(),
             ended: false,
+            reusable,
         })
     }
 }
@@ -436,6 +446,8 @@ pub struct LinkedBody<B: RequestBody> {
     body: Incoming,
     link: UpstreamLink<B>,
     ended: bool,
+    /// The request had no body, so the connection is idle once this body has ended.
+    reusable: bool,
 }
 
 impl<B> HttpBody for LinkedBody<B>
@@ -462,8 +474,10 @@ where
             }
             Pin::new(&mut this.body).poll_frame(cx)
         });
-        if matches!(frame, Poll::Ready(None | Some(Err(_)))) {
-            this.ended = true;
+        match &frame {
+            Poll::Ready(None | Some(Err(_))) => this.ended = true,
+            Poll::Ready(Some(Ok(frame))) if frame.is_trailers() => this.ended = true,
+            _ => {}
         }
         frame
     }
@@ -486,12 +500,12 @@ impl<B: RequestBody> std::fmt::Debug for LinkedBody<B> {
 }
 
 impl<B: RequestBody> Drop for LinkedBody<B> {
-    /// A body dropped half-read leaves its connection mid-response: no request can follow.
+    /// A body dropped half-read leaves its connection mid-response, and a request body may
+    /// still be uploading: no request can follow on that connection, so it closes (and the
+    /// client connection drains or closes what is left of its request).
     fn drop(&mut self) {
-        if !self.ended
-            && !self.body.is_end_stream()
-            && let Ok(mut open) = self.link.open.lock()
-        {
+        let idle = self.reusable && (self.ended || self.body.is_end_stream());
+        if !idle && let Ok(mut open) = self.link.open.lock() {
             *open = None;
         }
     }
@@ -509,9 +523,14 @@ impl<B: RequestBody> Drop for LinkedBody<B> {
 #[derive(Default)]
 struct Quiet {
     task: futures_util::task::AtomicWaker,
-    polling: std::sync::atomic::AtomicBool,
-    woken: std::sync::atomic::AtomicBool,
+    /// [`IDLE`], [`POLLING`], or [`WOKEN`] (woken while polling): one atomic, so that a wake
+    /// from another thread is either seen by the poller or sent to the task, never lost.
+    state: std::sync::atomic::AtomicU8,
 }
+
+const IDLE: u8 = 0;
+const POLLING: u8 = 1;
+const WOKEN: u8 = 2;
 
 impl Quiet {
     /// Polls `poll` with this waker, again while it woke itself, until it is ready or waits
@@ -525,18 +544,20 @@ impl Quiet {
         let waker = std::task::Waker::from(Arc::clone(self));
         let mut quiet = Context::from_waker(&waker);
         loop {
-            let polled = self.hushed(|| poll(&mut quiet));
-            if polled.is_ready() || !self.woken.swap(false, Ordering::AcqRel) {
+            self.state.store(POLLING, Ordering::Release);
+            let polled = poll(&mut quiet);
+            let woken = self.state.swap(IDLE, Ordering::AcqRel) == WOKEN;
+            if polled.is_ready() || !woken {
                 return polled;
             }
         }
     }
 
-    /// Runs `f` with this link's wakes remembered rather than sent.
+    /// Runs `f` with this link's wakes dropped: for what is polled right after anyway.
     fn hushed<T>(&self, f: impl FnOnce() -> T) -> T {
-        self.polling.store(true, Ordering::Release);
+        self.state.store(POLLING, Ordering::Release);
         let out = f();
-        self.polling.store(false, Ordering::Release);
+        self.state.store(IDLE, Ordering::Release);
         out
     }
 }
@@ -547,10 +568,12 @@ impl std::task::Wake for Quiet {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if self.polling.load(Ordering::Acquire) {
-            self.woken.store(true, Ordering::Release);
-        } else {
-            self.task.wake();
+        match self
+            .state
+            .compare_exchange(POLLING, WOKEN, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) | Err(WOKEN) => {}
+            Err(_) => self.task.wake(),
         }
     }
 }

@@ -643,9 +643,10 @@ fn streamed(chunks: usize) -> Vec<u8> {
 
 /// A backend that streams large bodies: `GET /invoices/{n}` as [`streamed`] (chunked, no
 /// length), `POST /invoices` echoes the request body as it arrives, `GET /status` answers the
-/// client port of its connection.
+/// client port of its connection; with `X-Refuse`, `POST /invoices` answers 413 at once.
 async fn streaming_backend() -> String {
     use axum::extract::{ConnectInfo, Path};
+    use axum::response::IntoResponse as _;
     use axum::routing::{get, post};
     use futures::StreamExt as _;
     let app = axum::Router::new()
@@ -666,7 +667,15 @@ async fn streaming_backend() -> String {
         )
         .route(
             "/api/v1/financial/invoices",
-            post(|body: axum::body::Body| async move { body }),
+            post(
+                |headers: axum::http::HeaderMap, body: axum::body::Body| async move {
+                    // Answers before reading a byte of the body, as a backend refusing it does.
+                    if headers.contains_key("x-refuse") {
+                        return (StatusCode::PAYLOAD_TOO_LARGE, "too large").into_response();
+                    }
+                    body.into_response()
+                },
+            ),
         )
         .route(
             "/api/v1/financial/status",
@@ -718,6 +727,11 @@ async fn the_served_gateway_streams_large_bodies_both_ways() {
             body == streamed(64),
             "the 2 MiB response arrives whole and in order"
         );
+        assert_eq!(
+            client.get("/api/v1/financial/status").await,
+            (200, port.clone()),
+            "the same backend connection once the streamed response is done"
+        );
         let upload: Vec<u8> = (0..1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
         let (status, echoed) = client
             .send(Method::POST, "/api/v1/financial/invoices", upload.clone())
@@ -727,11 +741,52 @@ async fn the_served_gateway_streams_large_bodies_both_ways() {
             echoed == upload,
             "the 1 MiB request body reaches the backend whole"
         );
-        assert_eq!(
-            client.get("/api/v1/financial/status").await,
-            (200, port.clone()),
-            "the same backend connection once both bodies are done"
+        let (status, after_upload) = client.get("/api/v1/financial/status").await;
+        assert_eq!(status, 200);
+        assert_ne!(
+            after_upload, port,
+            "a request with a body is not followed on its backend connection"
         );
+        let port = after_upload;
+
+        // A backend that answers before reading the upload: the client gets the answer, and
+        // its connection then either takes the next request or closes — it does not hang.
+        let mut uploader = OneConnection::open(&gateway_addr, &admin).await;
+        let request = axum::http::Request::post("/api/v1/financial/invoices")
+            .header("host", &gateway_addr)
+            .header("authorization", format!("Bearer {admin}"))
+            .header("x-refuse", "1")
+            .body(http_body_util::Full::from(vec![7u8; 4 * 1024 * 1024]))
+            .unwrap();
+        uploader.sender.ready().await.unwrap();
+        // The answer is 413 when the gateway reads it before the backend resets the unread
+        // upload, else 502; or the gateway closes the connection under the rest of the
+        // upload. What must not happen is no answer at all.
+        match uploader.sender.send_request(request).await {
+            Ok(refused) => {
+                let status = refused.status().as_u16();
+                assert!([413, 502].contains(&status), "{status}");
+                refused.into_body().collect().await.unwrap();
+            }
+            Err(closed) => assert!(
+                closed.is_closed()
+                    || closed.is_incomplete_message()
+                    || closed.is_body_write_aborted()
+                    || closed.to_string().contains("write"),
+                "{closed}"
+            ),
+        }
+        // Then the connection takes the next request or is closed; again, an answer.
+        let next = axum::http::Request::get("/api/v1/financial/status")
+            .header("host", &gateway_addr)
+            .header("authorization", format!("Bearer {admin}"))
+            .body(http_body_util::Full::default())
+            .unwrap();
+        if uploader.sender.ready().await.is_ok()
+            && let Ok(response) = uploader.sender.send_request(next).await
+        {
+            assert_eq!(response.status(), 200);
+        }
 
         let mut quitter = OneConnection::open(&gateway_addr, &admin).await;
         let response = quitter

@@ -74,28 +74,8 @@ export PLINTH_JWT_SECRET="bench-secret-0123456789abcdef0123456789" PLINTH_RATE_L
 valgrind --tool=callgrind --callgrind-out-file="$work/plinth.out" "$target/release/plinth" up \
   --port $GATEWAY --data-dir "$work/plinth" > "$work/plinth.log" 2>&1 & pids+=($!)
 plinth_pid=$!
-token() {
-  python3 - "$@" <<'PY'
-import base64, hashlib, hmac, json, os, sys, time
-b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-claims = json.loads(sys.argv[1]); claims["exp"] = int(time.time()) + 3600
-head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()); body = b64(json.dumps(claims).encode())
-sig = hmac.new(os.environ["PLINTH_JWT_SECRET"].encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-print(f"{head}.{body}.{b64(sig)}")
-PY
-}
-OP=$(token '{"sub": "bench-operator", "roles": ["platform:admin"]}')
-USER=$(token '{"sub": "bench-user", "tenant_id": "bench", "roles": ["tenant:admin"]}')
-api() { curl -sf -X "$1" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' "http://127.0.0.1:$GATEWAY$3" ${4:+-d "$4"} > /dev/null; }
-for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$GATEWAY/health" > /dev/null && break; sleep 0.2; done
-api POST "$OP" /api/v1/modules '{"name": "bench", "display_name": "Bench", "version": "1.0.0",
-  "backend": {"type": "microservice", "api_prefix": "/api/v1/bench", "health_check": "/health"},
-  "permissions": ["bench:items.read"],
-  "routes": [{"path": "/{proxy+}", "methods": ["ANY"], "permission": "bench:items.read"}]}'
-api POST "$OP" /api/v1/modules/bench/install "{\"version\": \"1.0.0\", \"endpoint\": \"http://127.0.0.1:$BACKEND\"}"
-for _ in $(seq 1 300); do curl -s -H "Authorization: Bearer $OP" "http://127.0.0.1:$GATEWAY/api/v1/modules/bench/installation" | grep -q '"status":"installed"' && break; sleep 0.2; done
-api POST "$OP" /api/v1/tenants '{"id": "bench", "name": "Bench", "subscription_tier": "enterprise"}'
-api PUT "$USER" /api/v1/tenants/bench/modules/bench '{}'
+. local/benches/bench-module.sh
+bench_module
 c=$(count plinth "$plinth_pid" $GATEWAY "$USER")
 
 echo "callgrind, $REQUESTS requests over 4 keep-alive connections, $(uname -m)"

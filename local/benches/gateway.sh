@@ -36,30 +36,8 @@ nginx -c "$work/nginx.conf"
 
 export PLINTH_JWT_SECRET="bench-secret-0123456789abcdef0123456789" PLINTH_RATE_LIMIT_SCALE=1000
 "$target/release/plinth" up --port $GATEWAY --data-dir "$work/plinth" > "$work/plinth.log" 2>&1 & pids+=($!)
-# Tokens from Python's standard library: any HS256 JWT library works with the same secret.
-token() {
-  python3 - "$@" <<'PY'
-import base64, hashlib, hmac, json, os, sys, time
-b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-claims = json.loads(sys.argv[1]); claims["exp"] = int(time.time()) + 3600
-head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()); body = b64(json.dumps(claims).encode())
-sig = hmac.new(os.environ["PLINTH_JWT_SECRET"].encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-print(f"{head}.{body}.{b64(sig)}")
-PY
-}
-OP=$(token '{"sub": "bench-operator", "roles": ["platform:admin"]}')
-USER=$(token '{"sub": "bench-user", "tenant_id": "bench", "roles": ["tenant:admin"]}')
-api() { curl -sf -X "$1" -H "Authorization: Bearer $2" -H 'Content-Type: application/json' "http://127.0.0.1:$GATEWAY$3" ${4:+-d "$4"} > /dev/null; }
-for _ in $(seq 1 50); do curl -sf "http://127.0.0.1:$GATEWAY/health" > /dev/null && break; sleep 0.2; done
-api POST "$OP" /api/v1/modules '{"name": "bench", "display_name": "Bench", "version": "1.0.0",
-  "backend": {"type": "microservice", "api_prefix": "/api/v1/bench", "health_check": "/health"},
-  "permissions": ["bench:items.read"],
-  "routes": [{"path": "/{proxy+}", "methods": ["ANY"], "permission": "bench:items.read"}]}'
-api POST "$OP" /api/v1/modules/bench/install "{\"version\": \"1.0.0\", \"endpoint\": \"http://127.0.0.1:$BACKEND\"}"
-for _ in $(seq 1 100); do curl -s -H "Authorization: Bearer $OP" "http://127.0.0.1:$GATEWAY/api/v1/modules/bench/installation" | grep -q '"status":"installed"' && break; sleep 0.1; done
-api POST "$OP" /api/v1/tenants '{"id": "bench", "name": "Bench", "subscription_tier": "enterprise"}'
-api PUT "$USER" /api/v1/tenants/bench/modules/bench '{}'
-curl -sf -H "Authorization: Bearer $USER" "http://127.0.0.1:$GATEWAY/api/v1/bench/items/1" | grep -q ok
+. local/benches/bench-module.sh
+bench_module
 
 cpu_ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 run() { # name url proxy-pids [header]

@@ -578,16 +578,8 @@ async fn the_served_gateway_keeps_one_backend_connection_per_client_and_recovers
     let first_backend = port_echo(backend, stopped).await;
     install_financial(&p, "free", &format!("http://{backend_addr}")).await;
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gateway_addr = listener.local_addr().unwrap().to_string();
-    let (stop_gateway, gateway_stopped) = tokio::sync::oneshot::channel::<()>();
-    let served =
-        tokio::spawn(
-            plinth_registry::gateway::proxy::Gateway::new(std::sync::Arc::clone(&p.platform))
-                .serve(listener, async move {
-                    let _ = gateway_stopped.await;
-                }),
-        );
+    let served = ServedGateway::start(&p).await;
+    let gateway_addr = served.addr.clone();
 
     let Auth::Token(admin) = tenant_admin("acme") else {
         unreachable!()
@@ -627,12 +619,7 @@ async fn the_served_gateway_keeps_one_backend_connection_per_client_and_recovers
     assert_eq!(status, 200, "a new backend connection once it is back");
     assert_ne!(port, ports[0]);
 
-    stop_gateway.send(()).unwrap();
-    tokio::time::timeout(std::time::Duration::from_secs(5), served)
-        .await
-        .expect("the gateway stops once its connections close")
-        .unwrap()
-        .unwrap();
+    served.stop().await;
 }
 
 /// What the streaming backend sends for `GET /invoices/{n}`: `n` chunks of 32 KiB, each byte
@@ -702,15 +689,8 @@ async fn the_served_gateway_streams_large_bodies_both_ways() {
         use http_body_util::BodyExt as _;
         let p = TestPlatform::embedded();
         install_financial(&p, "free", &streaming_backend().await).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let gateway_addr = listener.local_addr().unwrap().to_string();
-        let (stop_gateway, gateway_stopped) = tokio::sync::oneshot::channel::<()>();
-        let served = tokio::spawn(
-            plinth_registry::gateway::proxy::Gateway::new(std::sync::Arc::clone(&p.platform))
-                .serve(listener, async move {
-                    let _ = gateway_stopped.await;
-                }),
-        );
+        let served = ServedGateway::start(&p).await;
+        let gateway_addr = served.addr.clone();
         let Auth::Token(admin) = tenant_admin("acme") else {
             unreachable!()
         };
@@ -803,15 +783,41 @@ async fn the_served_gateway_streams_large_bodies_both_ways() {
         assert_eq!(other.get("/api/v1/financial/status").await.0, 200);
         assert_eq!(client.get("/api/v1/financial/status").await, (200, port));
 
-        stop_gateway.send(()).unwrap();
-        tokio::time::timeout(std::time::Duration::from_secs(5), served)
+        served.stop().await;
+    })
+    .await
+    .expect("every exchange finishes");
+}
+
+/// The gateway as `plinth up` serves it, on a port of its own.
+struct ServedGateway {
+    addr: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl ServedGateway {
+    async fn start(p: &TestPlatform) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let gateway =
+            plinth_registry::gateway::proxy::Gateway::new(std::sync::Arc::clone(&p.platform));
+        let task = tokio::spawn(gateway.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        Self { addr, stop, task }
+    }
+
+    /// Stops it, asserting that it stops within 5 s once its connections close.
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), self.task)
             .await
             .expect("the gateway stops once its connections close")
             .unwrap()
             .unwrap();
-    })
-    .await
-    .expect("every exchange finishes");
+    }
 }
 
 /// One HTTP/1 connection to the gateway, its requests sent one after another on it.

@@ -1,4 +1,6 @@
-# Shared by the gateway benchmarks (sourced): `bench_module` starts nothing; with `plinth up`
+# Shared by the gateway benchmarks (sourced, with $work, $BACKEND, $NGINX and $GATEWAY set).
+#
+# `bench_module` starts nothing; with `plinth up`
 # listening on $GATEWAY and the backend on $BACKEND, it publishes and installs module `bench`
 # (one catch-all route needing `bench:items.read`), creates tenant `bench` on the enterprise
 # tier and enables the module, and sets $OP (platform admin) and $USER (bench's tenant admin).
@@ -31,4 +33,23 @@ bench_module() {
   api POST "$OP" /api/v1/tenants '{"id": "bench", "name": "Bench", "subscription_tier": "enterprise"}'
   api PUT "$USER" /api/v1/tenants/bench/modules/bench '{}'
   curl -sf -H "Authorization: Bearer $USER" "http://127.0.0.1:$GATEWAY/api/v1/bench/items/1" | grep -q ok
+}
+
+# `nginx_conf FILE PROCESSES`: nginx proxy_pass from 127.0.0.1:$NGINX to the backend on
+# $BACKEND with upstream keep-alive; PROCESSES is the process directives that come first.
+nginx_conf() {
+  cat > "$1" <<NGINX
+$2
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream backend { server 127.0.0.1:$BACKEND; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NGINX;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
 }

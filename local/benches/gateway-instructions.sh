@@ -16,6 +16,7 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
+. local/benches/bench-module.sh
 
 cargo build -q --release -p plinth-local --bin plinth --example bench_backend
 PORT=$BACKEND "$target/release/examples/bench_backend" & pids+=($!)
@@ -50,20 +51,7 @@ count() {
   echo "$1 $((total / REQUESTS))"
 }
 
-cat > "$work/nginx.conf" <<NGINX
-daemon off; master_process off; worker_processes 1;
-pid $work/nginx.pid;
-error_log $work/nginx-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  upstream backend { server 127.0.0.1:$BACKEND; keepalive 128; }
-  server {
-    listen 127.0.0.1:$NGINX;
-    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-NGINX
+nginx_conf "$work/nginx.conf" "daemon off; master_process off; worker_processes 1;"
 valgrind --tool=callgrind --callgrind-out-file="$work/nginx.out" nginx -c "$work/nginx.conf" > /dev/null 2>&1 & pids+=($!)
 nginx_pid=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$NGINX/" > /dev/null && break; sleep 0.2; done
@@ -74,7 +62,6 @@ export PLINTH_JWT_SECRET="bench-secret-0123456789abcdef0123456789" PLINTH_RATE_L
 valgrind --tool=callgrind --callgrind-out-file="$work/plinth.out" "$target/release/plinth" up \
   --port $GATEWAY --data-dir "$work/plinth" > "$work/plinth.log" 2>&1 & pids+=($!)
 plinth_pid=$!
-. local/benches/bench-module.sh
 bench_module
 c=$(count plinth "$plinth_pid" $GATEWAY "$USER")
 

@@ -625,7 +625,12 @@ async fn the_served_gateway_keeps_one_backend_connection_per_client_and_recovers
 /// What the streaming backend sends for `GET /invoices/{n}`: `n` chunks of 32 KiB, each byte
 /// its chunk's number, with pauses so the body reaches the gateway over many reads.
 fn streamed(chunks: usize) -> Vec<u8> {
-    (0..chunks).flat_map(|i| vec![i as u8; 32 * 1024]).collect()
+    (0..chunks).flat_map(chunk).collect()
+}
+
+/// The streaming backend's chunk number `i`.
+fn chunk(i: usize) -> Vec<u8> {
+    vec![i as u8; 32 * 1024]
 }
 
 /// A backend that streams large bodies: `GET /invoices/{n}` as [`streamed`] (chunked, no
@@ -644,10 +649,7 @@ async fn streaming_backend() -> String {
                     if i % 8 == 0 {
                         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
                     }
-                    Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(vec![
-                        i as u8;
-                        32 * 1024
-                    ]))
+                    Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(chunk(i)))
                 });
                 axum::body::Body::from_stream(stream)
             }),
@@ -732,12 +734,14 @@ async fn the_served_gateway_streams_large_bodies_both_ways() {
         // A backend that answers before reading the upload: the client gets the answer, and
         // its connection then either takes the next request or closes — it does not hang.
         let mut uploader = OneConnection::open(&gateway_addr, &admin).await;
-        let request = axum::http::Request::post("/api/v1/financial/invoices")
-            .header("host", &gateway_addr)
-            .header("authorization", format!("Bearer {admin}"))
-            .header("x-refuse", "1")
-            .body(http_body_util::Full::from(vec![7u8; 4 * 1024 * 1024]))
-            .unwrap();
+        let mut request = uploader.request(
+            Method::POST,
+            "/api/v1/financial/invoices",
+            vec![7u8; 4 * 1024 * 1024],
+        );
+        request
+            .headers_mut()
+            .insert("x-refuse", axum::http::HeaderValue::from_static("1"));
         uploader.sender.ready().await.unwrap();
         // The answer is 413 when the gateway reads it before the backend resets the unread
         // upload, else 502; or the gateway closes the connection under the rest of the
@@ -757,11 +761,7 @@ async fn the_served_gateway_streams_large_bodies_both_ways() {
             ),
         }
         // Then the connection takes the next request or is closed; again, an answer.
-        let next = axum::http::Request::get("/api/v1/financial/status")
-            .header("host", &gateway_addr)
-            .header("authorization", format!("Bearer {admin}"))
-            .body(http_body_util::Full::default())
-            .unwrap();
+        let next = uploader.request(Method::GET, "/api/v1/financial/status", Vec::new());
         if uploader.sender.ready().await.is_ok()
             && let Ok(response) = uploader.sender.send_request(next).await
         {
@@ -864,14 +864,24 @@ impl OneConnection {
         path: &str,
         body: Vec<u8>,
     ) -> axum::http::Response<hyper::body::Incoming> {
-        let request = axum::http::Request::builder()
+        let request = self.request(method, path, body);
+        self.sender.ready().await.unwrap();
+        self.sender.send_request(request).await.unwrap()
+    }
+
+    /// `method path` with `body`, this connection's `Host` and token.
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> axum::http::Request<http_body_util::Full<axum::body::Bytes>> {
+        axum::http::Request::builder()
             .method(method)
             .uri(path)
             .header("host", &self.host)
             .header("authorization", format!("Bearer {}", self.token))
             .body(http_body_util::Full::from(body))
-            .unwrap();
-        self.sender.ready().await.unwrap();
-        self.sender.send_request(request).await.unwrap()
+            .unwrap()
     }
 }

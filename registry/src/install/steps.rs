@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use plinth_module_sdk::Manifest;
 use plinth_module_sdk::manifest::Hook;
-use plinth_module_sdk::{Manifest, validate_manifest};
 use serde_json::json;
 
 use super::saga::SagaContext;
@@ -30,6 +30,24 @@ type StepResult<T = Option<String>> = Result<T, StepFailure>;
 /// How long a rotated-out API key keeps working, for a backend being replaced.
 const KEY_OVERLAP_SECS: i64 = 600;
 
+/// The saga's first step: the stored manifest is the version the operator asked for.
+///
+/// Publishing validated the document in full (schema and rules) and published versions are
+/// immutable, so the saga does not validate it again (nor link the JSON Schema validator into
+/// the installer function); it refuses a stored record that names another module or version,
+/// which only a damaged or hand-edited store holds.
+fn check_requested(manifest: &Manifest, inst: &Installation) -> StepResult<String> {
+    let found = (manifest.name.as_str(), manifest.version.to_string());
+    if found.0 != inst.module || found.1 != inst.version {
+        return Err(StepFailure(format!(
+            "the stored manifest of {} {} describes {} {}; the store's version record is damaged, \
+             publish the version again under a new number",
+            inst.module, inst.version, found.0, found.1
+        )));
+    }
+    Ok(format!("{} {} as published", found.0, found.1))
+}
+
 pub(crate) fn permissions_key(module: &str) -> Key {
     Key::new(keys::module_partition(module), "PERMISSIONS")
 }
@@ -43,19 +61,7 @@ impl Platform {
     ) -> StepResult {
         let manifest = cx.manifest.clone();
         match step {
-            Step::Validate => {
-                let document = serde_json::to_value(&manifest)?;
-                validate_manifest(&document).map_err(|problems| {
-                    StepFailure(
-                        problems
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join("; "),
-                    )
-                })?;
-                Ok(Some("manifest valid".into()))
-            }
+            Step::Validate => check_requested(&manifest, inst).map(Some),
             Step::CheckDependencies => {
                 inst.optional_missing = self.check_dependencies(&manifest).await?;
                 Ok((!inst.optional_missing.is_empty()).then(|| {

@@ -2,6 +2,7 @@
 //! hooks, failures and crash recovery.
 
 use axum::http::{Method, StatusCode};
+use plinth_registry::store::{Condition, keys};
 use serde_json::{Value, json};
 
 use crate::support::api::{TestPlatform, operator, tenant_admin};
@@ -12,6 +13,7 @@ crate::on_both_stores!(
     an_install_that_crashes_between_steps_resumes_without_doing_anything_twice,
     a_failing_post_install_hook_undoes_the_install,
     a_pre_install_hook_can_refuse_with_a_reason,
+    an_install_of_a_damaged_version_record_stops_at_validate,
     bad_install_requests_get_problem_documents,
 );
 
@@ -365,6 +367,44 @@ async fn a_failing_post_install_hook_undoes_the_install(p: TestPlatform) {
     backend.answer("post_install", 200, json!({}));
     let retried = install(&p, "financial", "1.0.0", &url).await;
     assert_eq!(retried["status"], "installed", "{retried}");
+}
+
+async fn an_install_of_a_damaged_version_record_stops_at_validate(p: TestPlatform) {
+    let backend = Backend::default();
+    let url = backend.start().await;
+    publish(&p, manifest("financial", "1.0.0", &[])).await;
+    publish(&p, manifest("financial", "1.1.0", &[])).await;
+    // A store edited by hand: the 1.0.0 record holds 1.1.0's manifest.
+    let key = keys::module_version("financial", "1.0.0");
+    let store = &p.platform.store;
+    let mut record = store.get(&key).await.unwrap().expect("published");
+    record.data["manifest"]["version"] = json!("1.1.0");
+    store.put(record, Condition::Always).await.unwrap();
+
+    let failed = install(&p, "financial", "1.0.0", &url).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["failure"]["step"], "validate");
+    assert_eq!(
+        failed["failure"]["reason"],
+        "the stored manifest of financial 1.0.0 describes financial 1.1.0; the store's version \
+         record is damaged, publish the version again under a new number"
+    );
+    let states = steps(&failed);
+    assert_eq!(states[0], ("validate".into(), "failed".into()));
+    assert!(
+        states[1..].iter().all(|(_, status)| status == "pending"),
+        "nothing after validate ran: {states:?}"
+    );
+    assert!(backend.hooks_called().is_empty(), "no hook was called");
+    assert!(p.events().contains(&"module.install.failed".to_string()));
+
+    // The undamaged version installs, and says what it checked.
+    let installed = install(&p, "financial", "1.1.0", &url).await;
+    assert_eq!(installed["status"], "installed", "{installed}");
+    assert_eq!(
+        installed["steps"][0]["detail"],
+        "financial 1.1.0 as published"
+    );
 }
 
 async fn a_pre_install_hook_can_refuse_with_a_reason(p: TestPlatform) {

@@ -39,8 +39,9 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
             "sign in: send `Authorization: Bearer <token>` or a module's X-Module-API-Key".into(),
         )
     })?;
-    header
-        .to_str()
+    // UTF-8 rather than `to_str`'s visible-ASCII check, byte by byte over the whole token: a
+    // token with other bytes fails verification (and only verified tokens are cached).
+    std::str::from_utf8(header.as_bytes())
         .ok()
         .and_then(|h| {
             h.strip_prefix("Bearer ")

@@ -24,7 +24,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::http::uri::{PathAndQuery, Scheme};
-use axum::http::{HeaderMap, HeaderValue, Uri};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use plinth_module_sdk::{Manifest, ModuleName};
 
 use crate::error::{Error, Result};
@@ -36,6 +36,9 @@ use crate::rbac::granted_permissions;
 use context::{CONTEXT_TTL_SECS, ContextClaims};
 pub use rate::{RateLimits, TenantLimit};
 pub use routes::RouteMatch;
+
+/// `X-Module-API-Key`, parsed once rather than on every request's look-up.
+static API_KEY: HeaderName = HeaderName::from_static(crate::api::API_KEY_HEADER);
 
 /// What the gateway knows of an installed module (cached per module).
 #[derive(Debug, Clone)]
@@ -132,10 +135,12 @@ const PASS_TTL: Duration = Duration::from_secs(CONTEXT_TTL_SECS / 2);
 /// The most tokens remembered; past it, stale passes go first, then all.
 const MAX_TOKENS: usize = 100_000;
 
-/// Passes by raw token, then by module.
+/// Passes by raw token, then by module. foldhash rather than SipHash: the key is the whole
+/// token (hundreds of bytes) and is hashed on every request; the map is seeded per process
+/// and holds only tokens that verified.
 #[derive(Debug, Default)]
 pub struct Passes {
-    by_token: RwLock<HashMap<Box<str>, Vec<Arc<Pass>>>>,
+    by_token: RwLock<HashMap<Box<str>, Vec<Arc<Pass>>, foldhash::fast::RandomState>>,
 }
 
 impl Passes {
@@ -212,11 +217,11 @@ impl Platform {
     /// Decides a request to a module route.
     pub async fn authorize(&self, request: GatewayRequest<'_>) -> Result<Decision> {
         let (module, rest) = split_module_path(request.path)?;
-        if let Some(key) = request.headers.get(crate::api::API_KEY_HEADER) {
+        if let Some(key) = request.headers.get(&API_KEY) {
             let key = key
                 .to_str()
                 .map_err(|_| Error::Unauthorized("the API key is not valid text".into()))?;
-            self.authenticate_api_key(key).await?;
+            Box::pin(self.authenticate_api_key(key)).await?;
             return Err(Error::Forbidden(
                 "module API keys call the platform API, not module routes".into(),
             ));
@@ -225,7 +230,9 @@ impl Platform {
         let pass = match self.caches.passes.get(token, module) {
             Some(pass) if self.is_fresh(&pass) => pass,
             _ => {
-                let pass = Arc::new(self.build_pass(token, module).await?);
+                // Boxed: a cold pass reads caches and the store, and its state would
+                // otherwise be carried (and moved) by every request's future.
+                let pass = Arc::new(Box::pin(self.build_pass(token, module)).await?);
                 self.caches.passes.insert(token, Arc::clone(&pass));
                 pass
             }

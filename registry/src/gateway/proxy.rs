@@ -128,17 +128,21 @@ impl hyper::service::Service<Request<Incoming>> for ClientConnection {
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let gateway = Arc::clone(&self.gateway);
-        let link = self.link.clone();
-        Box::pin(async move {
-            if is_module_path(request.uri().path()) {
-                return Ok(match forward(&gateway.platform, &link, request).await {
+        // Two futures, each boxed at its own size: a proxied request does not carry the
+        // platform API's router future in its state (and moves less into its box).
+        if is_module_path(request.uri().path()) {
+            let gateway = Arc::clone(&self.gateway);
+            let link = self.link.clone();
+            return Box::pin(async move {
+                Ok(match forward(&gateway.platform, &link, request).await {
                     Ok(response) => response.map(Either::Left),
                     Err(error) => error.into_response().map(Either::Right),
-                });
-            }
-            let response = gateway.api.clone().oneshot(request).await;
-            Ok(match response {
+                })
+            });
+        }
+        let api = self.gateway.api.clone();
+        Box::pin(async move {
+            Ok(match api.oneshot(request).await {
                 Ok(response) => response.map(Either::Right),
                 Err(never) => match never {},
             })
@@ -151,16 +155,22 @@ fn is_module_path(path: &str) -> bool {
     super::split_module_path(path).is_ok_and(|(name, _)| !RESERVED_MODULE_NAMES.contains(&name))
 }
 
-static HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
+/// The headers that belong to one connection, not to the message (RFC 9110 §7.6.1): never
+/// forwarded either way. (A match on the name, not a look-up per header: it runs for every
+/// header of every proxied request and response.)
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
 
 /// Decides a module request and sends it to the module's backend over `link`.
 async fn forward<B>(
@@ -200,9 +210,7 @@ where
             Error::BadGateway(format!("{} did not answer: {e}", decision.module()))
         })?;
     let (mut parts, body) = response.into_parts();
-    for name in &HOP_BY_HOP {
-        parts.headers.remove(name);
-    }
+    remove_headers(&mut parts.headers, is_hop_by_hop);
     Ok(Response::from_parts(parts, body))
 }
 
@@ -210,12 +218,20 @@ where
 /// any `X-Plinth-*` a client sent (the gateway adds its own context).
 fn strip_request_headers(headers: &mut HeaderMap) {
     headers.remove(header::AUTHORIZATION);
-    let doomed = |name: &HeaderName| {
-        HOP_BY_HOP.contains(name)
+    remove_headers(headers, |name| {
+        is_hop_by_hop(name)
             || name.as_str() == API_KEY_HEADER
             || name.as_str().starts_with("x-plinth-")
-    };
-    // Usually none is left, and collecting none allocates nothing.
+    });
+}
+
+/// Removes every header named `doomed`. One pass over the names present, which is cheaper
+/// than a look-up per name that might be: usually nothing is removed, and then nothing is
+/// allocated either.
+fn remove_headers(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
+    if !headers.keys().any(&doomed) {
+        return;
+    }
     let names: Vec<HeaderName> = headers
         .keys()
         .filter(|name| doomed(name))
@@ -310,7 +326,8 @@ where
                 Err(Unanswered::Failed(error)) => return Err(error),
             }
         }
-        let mut open = connect(upstream).await?;
+        // Boxed: the cold path keeps its state out of every request's future.
+        let mut open = Box::pin(connect(upstream)).await?;
         match open.exchange(request, &self.quiet).await {
             Ok(response) => Ok(self.keep(open, response, reusable)),
             Err(Unanswered::Unsent(_)) => Err("the connection closed at once".to_owned()),
@@ -591,6 +608,41 @@ mod tests {
         assert!(!is_module_path("/api/v1/"));
         assert!(!is_module_path("/health"));
         assert!(!is_module_path("/api/v2/financial"));
+    }
+
+    #[test]
+    fn responses_lose_hop_by_hop_headers_only() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "keep-alive"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("proxy-authenticate", "Basic"),
+            ("content-type", "application/json"),
+            (
+                "x-plinth-request",
+                "kept: a response header of the module's own",
+            ),
+        ] {
+            headers.insert(HeaderName::from_static(name), value.parse().unwrap());
+        }
+        headers.append(header::TRAILER, "x-checksum".parse().unwrap());
+        headers.append(header::TRAILER, "x-other".parse().unwrap());
+        remove_headers(&mut headers, is_hop_by_hop);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-type", "x-plinth-request"]);
+
+        let mut end_to_end = HeaderMap::new();
+        end_to_end.insert(header::CONTENT_LENGTH, "2".parse().unwrap());
+        end_to_end.insert(
+            header::DATE,
+            "Wed, 02 Dec 2026 08:00:00 GMT".parse().unwrap(),
+        );
+        let before = end_to_end.clone();
+        remove_headers(&mut end_to_end, is_hop_by_hop);
+        assert_eq!(end_to_end, before);
     }
 
     #[test]

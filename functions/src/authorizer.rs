@@ -44,11 +44,7 @@ pub async fn authorize(
             .unwrap_or_default()
     });
     let decision = platform
-        .authorize(GatewayRequest {
-            method: &method,
-            path: &path,
-            headers: &request.headers,
-        })
+        .authorize(GatewayRequest::new(&method, &path, &request.headers))
         .await;
     let mut response = AuthorizerResponse::default();
     match decision {

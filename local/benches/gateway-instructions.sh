@@ -7,19 +7,26 @@
 #
 #   bash local/benches/gateway-instructions.sh        # needs valgrind and nginx
 #   REQUESTS=8000 bash local/benches/gateway-instructions.sh
+#   PROFILE=profiling OUT=/tmp/cg bash local/benches/gateway-instructions.sh
+#     # symbols kept (Cargo.toml's [profile.profiling]); OUT keeps the callgrind files for
+#     # callgrind_annotate
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-REQUESTS="${REQUESTS:-4000}"
+REQUESTS="${REQUESTS:-4000}"; PROFILE="${PROFILE:-release}"; OUT="${OUT:-}"
 BACKEND=19101; NGINX=19102; GATEWAY=19103
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ -n "$OUT" ]; then mkdir -p "$OUT" && cp "$work"/*.out* "$OUT"/ 2>/dev/null || true; fi
+  rm -rf "$work"
+}
 trap cleanup EXIT
 . local/benches/bench-module.sh
 
-cargo build -q --release -p plinth-local --bin plinth --example bench_backend
-PORT=$BACKEND "$target/release/examples/bench_backend" & pids+=($!)
+cargo build -q --profile "$PROFILE" -p plinth-local --bin plinth --example bench_backend
+PORT=$BACKEND "$target/$PROFILE/examples/bench_backend" & pids+=($!)
 
 # `load N PORT [TOKEN]`: N requests over four keep-alive connections, each answered 200.
 load() {
@@ -59,7 +66,7 @@ b=$(count nginx "$nginx_pid" $NGINX)
 kill "$nginx_pid"
 
 export PLINTH_JWT_SECRET="bench-secret-0123456789abcdef0123456789" PLINTH_RATE_LIMIT_SCALE=1000
-valgrind --tool=callgrind --callgrind-out-file="$work/plinth.out" "$target/release/plinth" up \
+valgrind --tool=callgrind --callgrind-out-file="$work/plinth.out" "$target/$PROFILE/plinth" up \
   --port $GATEWAY --data-dir "$work/plinth" > "$work/plinth.log" 2>&1 & pids+=($!)
 plinth_pid=$!
 bench_module

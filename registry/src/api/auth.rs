@@ -34,14 +34,19 @@ pub async fn caller_of(parts: &Parts, state: &crate::platform::Platform) -> Resu
 
 /// The bearer token of a request's `Authorization` header (401 when missing or malformed).
 pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
-    let header = headers.get(AUTHORIZATION).ok_or_else(|| {
+    bearer_of(headers.get(AUTHORIZATION).map(|value| value.as_bytes()))
+}
+
+/// The bearer token in an `Authorization` field's value (401 when missing or malformed).
+pub fn bearer_of(authorization: Option<&[u8]>) -> Result<&str, Error> {
+    let value = authorization.ok_or_else(|| {
         Error::Unauthorized(
             "sign in: send `Authorization: Bearer <token>` or a module's X-Module-API-Key".into(),
         )
     })?;
     // UTF-8 rather than `to_str`'s visible-ASCII check, byte by byte over the whole token: a
     // token with other bytes fails verification (and only verified tokens are cached).
-    std::str::from_utf8(header.as_bytes())
+    std::str::from_utf8(value)
         .ok()
         .and_then(|h| {
             h.strip_prefix("Bearer ")

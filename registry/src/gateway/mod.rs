@@ -17,12 +17,14 @@
 pub mod context;
 pub mod proxy;
 pub mod rate;
+mod relay;
 mod routes;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use axum::http::header::AUTHORIZATION;
 use axum::http::uri::{PathAndQuery, Scheme};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use plinth_module_sdk::{Manifest, ModuleName};
@@ -105,6 +107,11 @@ impl Upstream {
         format!("{}{path_and_query}", self.base_path)
             .parse::<Uri>()
             .map_err(|e| self.bad_url(&e))
+    }
+
+    /// The path put before every request's target (empty for a backend URL without one).
+    pub(crate) fn base_path(&self) -> &str {
+        &self.base_path
     }
 
     fn bad_url(&self, error: &dyn std::fmt::Display) -> Error {
@@ -210,23 +217,37 @@ impl Decision {
 pub struct GatewayRequest<'a> {
     pub method: &'a str,
     pub path: &'a str,
-    pub headers: &'a HeaderMap,
+    /// The `Authorization` field's value.
+    pub authorization: Option<&'a [u8]>,
+    /// The `X-Module-API-Key` field's value.
+    pub api_key: Option<&'a [u8]>,
+}
+
+impl<'a> GatewayRequest<'a> {
+    /// A request with these header fields.
+    pub fn new(method: &'a str, path: &'a str, headers: &'a HeaderMap) -> Self {
+        Self {
+            method,
+            path,
+            authorization: headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
+            api_key: headers.get(&API_KEY).map(HeaderValue::as_bytes),
+        }
+    }
 }
 
 impl Platform {
     /// Decides a request to a module route.
     pub async fn authorize(&self, request: GatewayRequest<'_>) -> Result<Decision> {
         let (module, rest) = split_module_path(request.path)?;
-        if let Some(key) = request.headers.get(&API_KEY) {
-            let key = key
-                .to_str()
+        if let Some(key) = request.api_key {
+            let key = std::str::from_utf8(key)
                 .map_err(|_| Error::Unauthorized("the API key is not valid text".into()))?;
             Box::pin(self.authenticate_api_key(key)).await?;
             return Err(Error::Forbidden(
                 "module API keys call the platform API, not module routes".into(),
             ));
         }
-        let token = crate::api::bearer_token(request.headers)?;
+        let token = crate::api::bearer_of(request.authorization)?;
         let pass = match self.caches.passes.get(token, module) {
             Some(pass) if self.is_fresh(&pass) => pass,
             _ => {
@@ -382,6 +403,12 @@ pub fn split_module_path(path: &str) -> Result<(&str, &str)> {
         return Err(Error::NotFound(format!("no route for {path}")));
     }
     Ok((name, rest))
+}
+
+/// `/api/v1/{m}/…` for a name no platform route takes: a module's route.
+pub(crate) fn is_module_path(path: &str) -> bool {
+    split_module_path(path)
+        .is_ok_and(|(name, _)| !plinth_module_sdk::manifest::RESERVED_MODULE_NAMES.contains(&name))
 }
 
 /// Spreads requests over the healthy instances.

@@ -2,12 +2,14 @@
 //! decided by [`Platform::authorize`] and forwarded to the module's backend with the tenant
 //! context. (On AWS, API Gateway forwards and the authorizer Lambda decides.)
 //!
-//! [`Gateway::serve`] speaks HTTP/1.1 to clients itself. A module request goes straight to
-//! the proxy; everything else to the platform API's router. Each client connection keeps its
-//! own connection to the backend it last called ([`UpstreamLink`]): HTTP/1 carries one request
-//! at a time, so a client connection never needs more than one, and a request needs no pool,
-//! no lock shared with other connections and no other task: the client connection's task
-//! drives the backend connection too.
+//! [`Gateway::serve`] accepts client connections and gives each to the relay
+//! ([`super::relay`]), which passes module requests on byte for byte. A connection the relay
+//! hands over (the platform API, or a request it does not relay) is served here by hyper's
+//! HTTP/1.1 server: module requests go straight to the proxy, everything else to the platform
+//! API's router. Each such connection keeps its own connection to the backend it last called
+//! ([`UpstreamLink`]): HTTP/1 carries one request at a time, so a client connection never
+//! needs more than one, and a request needs no pool, no lock shared with other connections
+//! and no other task: the client connection's task drives the backend connection too.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -27,12 +29,12 @@ use http_body_util::Either;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper_util::rt::TokioIo;
-use plinth_module_sdk::manifest::RESERVED_MODULE_NAMES;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
 use super::context::CONTEXT_HEADER;
-use super::{GatewayRequest, Upstream};
+use super::relay::Prefixed;
+use super::{GatewayRequest, Upstream, is_module_path};
 use crate::api::{self, API_KEY_HEADER};
 use crate::error::Error;
 use crate::platform::Platform;
@@ -43,7 +45,7 @@ pub type GatewayBody = Either<LinkedBody<Incoming>, Body>;
 /// The platform API and the module proxy, served by [`Gateway::serve`].
 #[derive(Debug)]
 pub struct Gateway {
-    platform: Arc<Platform>,
+    pub(super) platform: Arc<Platform>,
     api: Router,
 }
 
@@ -70,7 +72,7 @@ impl Gateway {
     }
 
     /// Serves `listener` until `shutdown` resolves, then lets each open connection finish the
-    /// request it is on and returns once all are closed.
+    /// request it is on and returns once all are closed. Connections start with the relay.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
@@ -92,21 +94,11 @@ impl Gateway {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let service = ClientConnection {
-                gateway: Arc::clone(&self),
-                link: UpstreamLink::default(),
-            };
-            let mut closed = closed.clone();
-            tokio::spawn(async move {
-                let connection = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service);
-                let mut connection = std::pin::pin!(connection);
-                tokio::select! {
-                    _ = connection.as_mut() => return,
-                    _ = closed.wait_for(|closing| *closing) => connection.as_mut().graceful_shutdown(),
-                }
-                let _ = connection.await;
-            });
+            tokio::spawn(super::relay::serve(
+                Arc::clone(&self),
+                stream,
+                closed.clone(),
+            ));
         }
         drop(listener);
         let _ = closing.send(true);
@@ -114,6 +106,27 @@ impl Gateway {
         closing.closed().await;
         Ok(())
     }
+}
+
+/// Serves a client connection the relay handed over with hyper's HTTP/1.1 server, until it
+/// closes or, once `closed` says the gateway is stopping, until it finishes its request.
+pub(super) async fn serve_with_hyper(
+    gateway: Arc<Gateway>,
+    client: Prefixed,
+    mut closed: tokio::sync::watch::Receiver<bool>,
+) {
+    let service = ClientConnection {
+        gateway,
+        link: UpstreamLink::default(),
+    };
+    let connection =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(client), service);
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = closed.wait_for(|closing| *closing) => connection.as_mut().graceful_shutdown(),
+    }
+    let _ = connection.await;
 }
 
 /// One client connection, as hyper's service.
@@ -150,11 +163,6 @@ impl hyper::service::Service<Request<Incoming>> for ClientConnection {
     }
 }
 
-/// `/api/v1/{m}/…` for a name no platform route takes: a module's route.
-fn is_module_path(path: &str) -> bool {
-    super::split_module_path(path).is_ok_and(|(name, _)| !RESERVED_MODULE_NAMES.contains(&name))
-}
-
 /// The headers that belong to one connection, not to the message (RFC 9110 §7.6.1): never
 /// forwarded either way. (A match on the name, not a look-up per header: it runs for every
 /// header of every proxied request and response.)
@@ -183,11 +191,11 @@ where
 {
     let (mut parts, body) = request.into_parts();
     let decision = platform
-        .authorize(GatewayRequest {
-            method: parts.method.as_str(),
-            path: parts.uri.path(),
-            headers: &parts.headers,
-        })
+        .authorize(GatewayRequest::new(
+            parts.method.as_str(),
+            parts.uri.path(),
+            &parts.headers,
+        ))
         .await?;
     let upstream = link.choose(&decision.upstream, decision.upstreams());
     parts.uri = upstream.target_for(parts.uri)?;

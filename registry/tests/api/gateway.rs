@@ -6,7 +6,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
-use crate::support::api::{Auth, TestPlatform, operator, tenant_admin, token};
+use crate::support::api::{Auth, ServedGateway, TestPlatform, operator, tenant_admin, token};
 use crate::support::fakes::Backend;
 
 crate::on_both_stores!(
@@ -17,6 +17,22 @@ crate::on_both_stores!(
     api_keys_are_issued_rotated_and_revoked,
     a_module_without_a_healthy_instance_answers_503,
 );
+
+// The same scenarios over TCP, through the relay that serves module routes in `plinth up`.
+crate::served_too!(
+    the_backend_receives_a_verifiable_context_and_no_forged_headers,
+    route_permissions_come_from_roles,
+    a_warm_request_follows_role_and_enablement_changes,
+    a_tenant_without_the_module_gets_404,
+    api_keys_are_issued_rotated_and_revoked,
+    a_module_without_a_healthy_instance_answers_503,
+    a_burst_over_the_tier_limit_gets_429_with_retry_after,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_over_the_tier_limit_gets_429_in_process() {
+    a_burst_over_the_tier_limit_gets_429_with_retry_after(TestPlatform::embedded()).await;
+}
 
 fn financial(tier: &str) -> Value {
     json!({
@@ -464,9 +480,7 @@ async fn a_module_without_a_healthy_instance_answers_503(p: TestPlatform) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_over_the_tier_limit_gets_429_with_retry_after() {
-    let p = TestPlatform::embedded();
+async fn a_burst_over_the_tier_limit_gets_429_with_retry_after(p: TestPlatform) {
     setup(&p, "free").await;
     let (limit, burst) = plinth_registry::gateway::rate::quota_of(plinth_module_sdk::Tier::Free);
     let mut statuses = Vec::new();
@@ -723,13 +737,11 @@ async fn the_served_gateway_streams_large_bodies_both_ways() {
             echoed == upload,
             "the 1 MiB request body reaches the backend whole"
         );
-        let (status, after_upload) = client.get("/api/v1/financial/status").await;
-        assert_eq!(status, 200);
-        assert_ne!(
-            after_upload, port,
-            "a request with a body is not followed on its backend connection"
+        assert_eq!(
+            client.get("/api/v1/financial/status").await,
+            (200, port.clone()),
+            "the backend connection serves on once the upload and its echo are done"
         );
-        let port = after_upload;
 
         // A backend that answers before reading the upload: the client gets the answer, and
         // its connection then either takes the next request or closes — it does not hang.
@@ -803,37 +815,6 @@ fn cut_off_mid_write(error: &hyper::Error) -> bool {
         source = cause.source();
     }
     false
-}
-
-/// The gateway as `plinth up` serves it, on a port of its own.
-struct ServedGateway {
-    addr: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl ServedGateway {
-    async fn start(p: &TestPlatform) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let gateway =
-            plinth_registry::gateway::proxy::Gateway::new(std::sync::Arc::clone(&p.platform));
-        let task = tokio::spawn(gateway.serve(listener, async move {
-            let _ = stopped.await;
-        }));
-        Self { addr, stop, task }
-    }
-
-    /// Stops it, asserting that it stops within 5 s once its connections close.
-    async fn stop(self) {
-        self.stop.send(()).unwrap();
-        tokio::time::timeout(std::time::Duration::from_secs(5), self.task)
-            .await
-            .expect("the gateway stops once its connections close")
-            .unwrap()
-            .unwrap();
-    }
 }
 
 /// One HTTP/1 connection to the gateway, its requests sent one after another on it.

@@ -1,0 +1,498 @@
+//! Message heads as the relay reads and writes them: a request head taken apart just enough
+//! to decide it and pass it on, and a response head checked for how its body is framed.
+
+use std::io::Write as _;
+use std::mem::MaybeUninit;
+
+use httparse::{Header, Status};
+
+use crate::gateway::Upstream;
+
+/// The most header fields in a head the relay handles; hyper takes a request with more.
+pub(super) const MAX_HEADERS: usize = 64;
+
+/// Room for a head's fields, filled by the parser (nothing to initialise per request).
+pub(super) type HeaderSlots<'b> = [MaybeUninit<Header<'b>>; MAX_HEADERS];
+
+pub(super) fn header_slots<'b>() -> HeaderSlots<'b> {
+    [const { MaybeUninit::uninit() }; MAX_HEADERS]
+}
+
+/// What a client's bytes are to the relay.
+#[derive(Debug)]
+pub(super) enum RequestParse<'h, 'b> {
+    /// The head is not complete yet.
+    Partial,
+    /// A module request the relay passes on.
+    Relayed(RequestHead<'h, 'b>),
+    /// Anything else, which hyper's server serves: a platform route, another HTTP version,
+    /// a chunked upload, `Expect`, `Upgrade`, other `Connection` options, or a head that
+    /// does not parse (hyper answers it with the right 4xx).
+    Other,
+}
+
+/// A module request's head, borrowed from the client connection's buffer.
+#[derive(Debug)]
+pub(super) struct RequestHead<'h, 'b> {
+    /// Its length in bytes; the body follows.
+    pub len: usize,
+    pub method: &'b str,
+    /// The request target (origin form: path and query).
+    pub target: &'b str,
+    pub path: &'b str,
+    pub authorization: Option<&'b [u8]>,
+    pub api_key: Option<&'b [u8]>,
+    pub content_length: u64,
+    /// The client asked for the connection to close after this exchange.
+    pub close: bool,
+    fields: &'h [Header<'b>],
+}
+
+/// How the relay treats a request header field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Forwarded,
+    /// Dropped on the way: `Host` (the backend's is sent), hop-by-hop fields, and forged
+    /// `X-Plinth-*` (the gateway sends its own context).
+    Dropped,
+    Authorization,
+    ApiKey,
+    ContentLength,
+    Connection,
+    /// Framing or protocol changes the relay leaves to hyper.
+    NotRelayed,
+}
+
+fn request_field(name: &str) -> Field {
+    let is = |known: &str| name.eq_ignore_ascii_case(known);
+    match name.len() {
+        4 if is("host") => Field::Dropped,
+        2 if is("te") => Field::Dropped,
+        6 if is("expect") => Field::NotRelayed,
+        7 if is("upgrade") => Field::NotRelayed,
+        7 if is("trailer") => Field::Dropped,
+        10 if is("connection") => Field::Connection,
+        10 if is("keep-alive") => Field::Dropped,
+        13 if is("authorization") => Field::Authorization,
+        14 if is("content-length") => Field::ContentLength,
+        16 if is(crate::api::API_KEY_HEADER) => Field::ApiKey,
+        17 if is("transfer-encoding") => Field::NotRelayed,
+        18 if is("proxy-authenticate") => Field::Dropped,
+        19 if is("proxy-authorization") => Field::Dropped,
+        n if n >= 9 && name.as_bytes()[..9].eq_ignore_ascii_case(b"x-plinth-") => Field::Dropped,
+        _ => Field::Forwarded,
+    }
+}
+
+/// Parses the request head at the start of `bytes`.
+pub(super) fn parse_request<'h, 'b>(
+    bytes: &'b [u8],
+    slots: &'h mut HeaderSlots<'b>,
+) -> RequestParse<'h, 'b> {
+    let mut request = httparse::Request::new(&mut []);
+    let len = match request.parse_with_uninit_headers(bytes, slots) {
+        Ok(Status::Complete(len)) => len,
+        Ok(Status::Partial) => return RequestParse::Partial,
+        Err(_) => return RequestParse::Other,
+    };
+    let (Some(method), Some(target), Some(1)) = (request.method, request.path, request.version)
+    else {
+        return RequestParse::Other;
+    };
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    if !super::super::is_module_path(path) {
+        return RequestParse::Other;
+    }
+    let mut head = RequestHead {
+        len,
+        method,
+        target,
+        path,
+        authorization: None,
+        api_key: None,
+        content_length: 0,
+        close: false,
+        fields: request.headers,
+    };
+    let mut length = None;
+    for field in head.fields {
+        match request_field(field.name) {
+            Field::Forwarded | Field::Dropped => {}
+            Field::Authorization => {
+                head.authorization.get_or_insert(field.value);
+            }
+            Field::ApiKey => {
+                head.api_key.get_or_insert(field.value);
+            }
+            // One length, digits only: anything else is hyper's to refuse.
+            Field::ContentLength => match (length, decimal(field.value)) {
+                (None, Some(n)) => length = Some(n),
+                _ => return RequestParse::Other,
+            },
+            Field::Connection => {
+                for option in field.value.split(|&b| b == b',') {
+                    let option = option.trim_ascii();
+                    if option.eq_ignore_ascii_case(b"close") {
+                        head.close = true;
+                    } else if !option.eq_ignore_ascii_case(b"keep-alive") && !option.is_empty() {
+                        return RequestParse::Other;
+                    }
+                }
+            }
+            Field::NotRelayed => return RequestParse::Other,
+        }
+    }
+    head.content_length = length.unwrap_or(0);
+    RequestParse::Relayed(head)
+}
+
+/// A `Content-Length` value: ASCII digits that fit in a `u64`.
+fn decimal(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(
+        value
+            .iter()
+            .fold(0, |n, digit| n * 10 + u64::from(digit - b'0')),
+    )
+}
+
+impl RequestHead<'_, '_> {
+    /// Writes the head the backend gets into `out`: the same request line (the backend's
+    /// base path first, if its URL has one) and fields, without the caller's credentials,
+    /// hop-by-hop and `X-Plinth-*` fields; with the backend's `Host` and the signed context.
+    pub fn write_forwarded(&self, upstream: &Upstream, context: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(self.method.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(upstream.base_path().as_bytes());
+        out.extend_from_slice(self.target.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        if let Some(host) = &upstream.host {
+            write_field(out, b"host", host.as_bytes());
+        }
+        for field in self.fields {
+            if matches!(
+                request_field(field.name),
+                Field::Forwarded | Field::ContentLength
+            ) {
+                write_field(out, field.name.as_bytes(), field.value);
+            }
+        }
+        write_field(
+            out,
+            super::super::context::CONTEXT_HEADER.as_bytes(),
+            context,
+        );
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// Whether the request may be sent again when a kept backend connection turns out
+    /// closed before answering (RFC 9110 §9.2.2).
+    pub fn is_idempotent(&self) -> bool {
+        matches!(
+            self.method,
+            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+        )
+    }
+}
+
+fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How a response's body is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// No body: a response to `HEAD`, 1xx, 204 or 304.
+    Empty,
+    Length(u64),
+    Chunked,
+    /// The body runs until the backend closes the connection.
+    UntilClose,
+}
+
+/// What the relay needs of a backend's response head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ResponseHead {
+    /// Its length in bytes; the body follows.
+    pub len: usize,
+    pub status: u16,
+    pub framing: Framing,
+    /// The backend keeps the connection open for another request.
+    pub keep_alive: bool,
+    /// The head can go to the client as it came: HTTP/1.1, no hop-by-hop field to drop.
+    pub verbatim: bool,
+}
+
+/// Parses the response head at the start of `bytes`; `to_head`: the request was `HEAD`.
+pub(super) fn parse_response(bytes: &[u8], to_head: bool) -> Result<Option<ResponseHead>, String> {
+    let mut slots = header_slots();
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        bytes,
+        &mut slots,
+    );
+    let len = match parsed {
+        Ok(Status::Complete(len)) => len,
+        Ok(Status::Partial) => return Ok(None),
+        Err(e) => return Err(format!("an invalid response head ({e})")),
+    };
+    let (Some(version), Some(status)) = (response.version, response.code) else {
+        return Err("an invalid response head".into());
+    };
+    let mut head = ResponseHead {
+        len,
+        status,
+        framing: Framing::UntilClose,
+        keep_alive: version == 1,
+        verbatim: version == 1,
+    };
+    let (mut length, mut chunked) = (None, None);
+    for field in response.headers.iter() {
+        let name = field.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            match (length, decimal(field.value)) {
+                (None, Some(n)) => length = Some(n),
+                (Some(seen), Some(n)) if seen == n => {}
+                _ => return Err("an invalid Content-Length".into()),
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // The last coding decides: chunked, or a body that runs until the close.
+            let last = field
+                .value
+                .rsplit(|&b| b == b',')
+                .next()
+                .unwrap_or_default();
+            chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name.eq_ignore_ascii_case("connection") {
+            head.verbatim = false;
+            for option in field.value.split(|&b| b == b',') {
+                let option = option.trim_ascii();
+                if option.eq_ignore_ascii_case(b"close") {
+                    head.keep_alive = false;
+                } else if option.eq_ignore_ascii_case(b"keep-alive") && version == 0 {
+                    head.keep_alive = true;
+                }
+            }
+        } else if is_hop_by_hop_response_field(name) {
+            head.verbatim = false;
+        }
+    }
+    head.framing = if to_head || status < 200 || status == 204 || status == 304 {
+        Framing::Empty
+    } else if let Some(chunked) = chunked {
+        // A length beside a coding is dropped (RFC 9112 §6.3, item 3).
+        head.verbatim &= length.is_none();
+        if chunked {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        }
+    } else if let Some(length) = length {
+        Framing::Length(length)
+    } else {
+        Framing::UntilClose
+    };
+    if head.framing == Framing::UntilClose {
+        head.keep_alive = false;
+    }
+    Ok(Some(head))
+}
+
+/// Response fields that belong to the backend connection; `Connection` is handled apart,
+/// and `Transfer-Encoding` stays with the body, which is passed on as it was framed.
+fn is_hop_by_hop_response_field(name: &str) -> bool {
+    [
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "upgrade",
+    ]
+    .iter()
+    .any(|hop| name.eq_ignore_ascii_case(hop))
+}
+
+/// Writes the client's version of a complete response head (`head` is its bytes) into
+/// `out`: HTTP/1.1, hop-by-hop fields dropped, `Connection: close` when `close`.
+pub(super) fn write_response_head(head: &[u8], close: bool, out: &mut Vec<u8>) {
+    let mut slots = header_slots();
+    let mut response = httparse::Response::new(&mut []);
+    // Parsed once already by `parse_response`: the same bytes parse the same way.
+    let _ = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        head,
+        &mut slots,
+    );
+    let status = response.code.unwrap_or(502);
+    let _ = write!(
+        out,
+        "HTTP/1.1 {status} {}\r\n",
+        response.reason.unwrap_or_default()
+    );
+    let coded = response
+        .headers
+        .iter()
+        .any(|f| f.name.eq_ignore_ascii_case("transfer-encoding"));
+    for field in response.headers.iter() {
+        let name = field.name;
+        let dropped = name.eq_ignore_ascii_case("connection")
+            || is_hop_by_hop_response_field(name)
+            || (coded && name.eq_ignore_ascii_case("content-length"));
+        if !dropped {
+            write_field(out, name.as_bytes(), field.value);
+        }
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relayed(bytes: &[u8]) -> Option<(usize, u64, bool, Option<Vec<u8>>)> {
+        let mut slots = header_slots();
+        match parse_request(bytes, &mut slots) {
+            RequestParse::Relayed(head) => Some((
+                head.len,
+                head.content_length,
+                head.close,
+                head.authorization.map(<[u8]>::to_vec),
+            )),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_module_request_is_relayed_with_its_credentials_and_length() {
+        let request = b"POST /api/v1/financial/invoices?x=1 HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer t\r\nContent-Length: 12\r\n\r\n{\"total\": 1}";
+        assert_eq!(
+            relayed(request),
+            Some((request.len() - 12, 12, false, Some(b"Bearer t".to_vec())))
+        );
+        let closing = b"GET /api/v1/financial/ HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n";
+        assert_eq!(relayed(closing), Some((closing.len(), 0, true, None)));
+    }
+
+    #[test]
+    fn what_the_relay_does_not_handle_goes_to_hyper() {
+        for request in [
+            &b"GET /api/v1/tenants/acme HTTP/1.1\r\n\r\n"[..],
+            b"GET /health HTTP/1.1\r\n\r\n",
+            b"GET /api/v1/financial/x HTTP/1.0\r\n\r\n",
+            b"GET http://a/api/v1/financial/x HTTP/1.1\r\n\r\n",
+            b"POST /api/v1/financial/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST /api/v1/financial/x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+            b"POST /api/v1/financial/x HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+            b"POST /api/v1/financial/x HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            b"GET /api/v1/financial/x HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+            b"GET /api/v1/financial/x HTTP/1.1\r\nBad Header: x\r\n\r\n",
+        ] {
+            let mut slots = header_slots();
+            assert!(
+                matches!(parse_request(request, &mut slots), RequestParse::Other),
+                "{}",
+                String::from_utf8_lossy(request)
+            );
+        }
+        let mut slots = header_slots();
+        assert!(matches!(
+            parse_request(b"GET /api/v1/financial/x HTTP/1.1\r\nHost:", &mut slots),
+            RequestParse::Partial
+        ));
+    }
+
+    #[test]
+    fn the_forwarded_head_drops_credentials_hop_by_hop_and_forged_context() {
+        let request = b"GET /api/v1/financial/invoices/42?expand=lines HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer t\r\nX-Module-API-Key: k\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic x\r\nX-Plinth-Context: forged\r\nx-plinth-tenant: globex\r\nX-Custom: kept\r\n\r\n";
+        let mut slots = header_slots();
+        let RequestParse::Relayed(head) = parse_request(request, &mut slots) else {
+            panic!("relayed");
+        };
+        assert_eq!(head.path, "/api/v1/financial/invoices/42");
+        let mut out = Vec::new();
+        let upstream = Upstream::new("http://127.0.0.1:9000/base/".into());
+        head.write_forwarded(&upstream, b"signed", &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET /base/api/v1/financial/invoices/42?expand=lines HTTP/1.1\r\nhost: 127.0.0.1:9000\r\nX-Custom: kept\r\nx-plinth-context: signed\r\n\r\n"
+        );
+    }
+
+    fn framing(head: &[u8], to_head: bool) -> Result<Option<(Framing, bool, bool)>, String> {
+        parse_response(head, to_head).map(|h| h.map(|h| (h.framing, h.keep_alive, h.verbatim)))
+    }
+
+    #[test]
+    fn response_framing_follows_rfc_9112() {
+        use Framing::*;
+        let ok = |fields: &str| format!("HTTP/1.1 200 OK\r\n{fields}\r\n").into_bytes();
+        assert_eq!(
+            framing(&ok("content-length: 2\r\ndate: x\r\n"), false),
+            Ok(Some((Length(2), true, true)))
+        );
+        assert_eq!(
+            framing(&ok("content-length: 2\r\n"), true),
+            Ok(Some((Empty, true, true)))
+        );
+        assert_eq!(
+            framing(&ok("transfer-encoding: gzip, chunked\r\n"), false),
+            Ok(Some((Chunked, true, true)))
+        );
+        assert_eq!(
+            framing(
+                &ok("transfer-encoding: chunked\r\ncontent-length: 5\r\n"),
+                false
+            ),
+            Ok(Some((Chunked, true, false))),
+            "the length is dropped"
+        );
+        assert_eq!(
+            framing(&ok("transfer-encoding: gzip\r\n"), false),
+            Ok(Some((UntilClose, false, true)))
+        );
+        assert_eq!(framing(&ok(""), false), Ok(Some((UntilClose, false, true))));
+        assert_eq!(
+            framing(&ok("content-length: 2\r\nconnection: close\r\n"), false),
+            Ok(Some((Length(2), false, false)))
+        );
+        assert_eq!(
+            framing(b"HTTP/1.1 204 No Content\r\n\r\n", false),
+            Ok(Some((Empty, true, true)))
+        );
+        assert_eq!(
+            framing(
+                b"HTTP/1.1 304 Not Modified\r\ncontent-length: 9\r\n\r\n",
+                false
+            ),
+            Ok(Some((Empty, true, true)))
+        );
+        assert_eq!(
+            framing(b"HTTP/1.0 200 OK\r\ncontent-length: 2\r\n\r\n", false),
+            Ok(Some((Length(2), false, false)))
+        );
+        assert_eq!(framing(b"HTTP/1.1 200 OK\r\ncontent-le", false), Ok(None));
+        assert!(framing(&ok("content-length: 2\r\ncontent-length: 3\r\n"), false).is_err());
+        assert!(framing(&ok("content-length: 2x\r\n"), false).is_err());
+        assert!(framing(b"HTTP/1.1 2000 OK\r\n\r\n", false).is_err());
+    }
+
+    #[test]
+    fn a_rewritten_response_head_is_http_1_1_without_hop_by_hop_fields() {
+        let head = b"HTTP/1.0 200 Fine\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n";
+        let mut out = Vec::new();
+        write_response_head(head, true, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 Fine\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nconnection: close\r\n\r\n"
+        );
+    }
+}

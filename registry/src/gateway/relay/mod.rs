@@ -1,0 +1,606 @@
+//! The relay: how the served gateway passes module requests on, byte for byte.
+//!
+//! Every client connection starts here. A request head is parsed where it was read
+//! (httparse, no header map); a module route's request is decided by
+//! [`Platform::authorize`](crate::Platform::authorize), its head written again for the
+//! backend (credentials, hop-by-hop and forged `X-Plinth-*` fields dropped, the backend's
+//! `Host` and the signed context added), and its body and the backend's response passed on
+//! as they are framed — the response head unchanged unless a hop-by-hop field must go. The
+//! connection keeps one backend connection, reused while the backend keeps it open.
+//!
+//! Whatever the relay does not handle — the platform API, another HTTP version, a chunked
+//! upload, `Expect`, an upgrade, a head that does not parse — hands the connection, with the
+//! bytes already read, to hyper's server ([`super::proxy`]) for the rest of its life.
+
+mod buffer;
+mod chunked;
+mod message;
+mod prefixed;
+
+use std::future::Future;
+use std::io::{self, Write as _};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::proxy::Gateway;
+use super::{Decision, GatewayRequest, Upstream};
+use crate::error::Error;
+use buffer::Buffer;
+use chunked::ChunkedEnd;
+use message::{Framing, RequestHead, RequestParse, ResponseHead};
+pub(super) use prefixed::Prefixed;
+
+/// A client connection's buffer to start with.
+const CLIENT_BUFFER: usize = 8 * 1024;
+/// The longest request head the relay reads; past it, hyper takes the connection (and
+/// answers 431 past its own limit).
+const MAX_REQUEST_HEAD: usize = 64 * 1024;
+/// A backend connection's buffer to start with.
+const BACKEND_BUFFER: usize = 16 * 1024;
+/// The longest response head accepted from a backend.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// Serves a client connection until it closes, the gateway stops, or a request the relay
+/// does not handle hands it to hyper.
+pub(super) async fn serve(
+    gateway: Arc<Gateway>,
+    client: TcpStream,
+    closing: watch::Receiver<bool>,
+) {
+    let mut relay = Relay {
+        gateway,
+        client,
+        inbox: Buffer::new(CLIENT_BUFFER),
+        backend: None,
+        response: Buffer::new(BACKEND_BUFFER),
+        out: Vec::with_capacity(2048),
+    };
+    // Resolves once the gateway is stopping; kept for the connection's life, so that waiting
+    // on it costs nothing per request.
+    let mut stopping = closing.clone();
+    let stop = stopping.wait_for(|stop| *stop);
+    tokio::pin!(stop);
+    loop {
+        match relay.exchange(stop.as_mut()).await {
+            After::KeepOpen if !*closing.borrow() => {}
+            After::HandOver => {
+                let Relay {
+                    gateway,
+                    client,
+                    inbox,
+                    ..
+                } = relay;
+                let client = Prefixed::new(inbox.filled(), client);
+                return super::proxy::serve_with_hyper(gateway, client, closing).await;
+            }
+            After::KeepOpen | After::Close => {
+                let _ = relay.client.shutdown().await;
+                return;
+            }
+        }
+    }
+}
+
+/// What becomes of the client connection after an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    KeepOpen,
+    Close,
+    HandOver,
+}
+
+/// One client connection and what it keeps between requests.
+struct Relay {
+    gateway: Arc<Gateway>,
+    client: TcpStream,
+    /// What the client sent that is not handled yet.
+    inbox: Buffer,
+    backend: Option<Backend>,
+    /// What the backend sent that is not passed on yet.
+    response: Buffer,
+    /// A head being written for the backend or the client.
+    out: Vec<u8>,
+}
+
+/// The connection to the backend the client connection last called.
+struct Backend {
+    upstream: Arc<Upstream>,
+    stream: TcpStream,
+}
+
+/// A request head read and decided, its forwarded head (when allowed) in `Relay::out`.
+struct Prepared {
+    head_len: usize,
+    content_length: u64,
+    /// The client asked to close after this exchange.
+    close: bool,
+    to_head: bool,
+    idempotent: bool,
+    decided: Result<(Decision, Arc<Upstream>), Error>,
+}
+
+/// What became of a response.
+enum Responded {
+    /// Passed on whole.
+    Whole(ResponseHead),
+    /// The backend closed the connection before sending a byte of a response.
+    Unanswered(String),
+    /// Nothing was passed on: the backend's response is not valid HTTP/1.1.
+    Invalid(String),
+    /// Part of it went, then the backend or the client failed (or the client left while
+    /// its request was still uploading): the client connection cannot go on.
+    CutShort,
+}
+
+impl Relay {
+    /// Reads a request and answers it.
+    /// `stop` resolves when the gateway is stopping, which closes a connection waiting for
+    /// its next request.
+    async fn exchange(&mut self, mut stop: Pin<&mut impl Future>) -> After {
+        let prepared = loop {
+            let mut slots = message::header_slots();
+            match message::parse_request(self.inbox.filled(), &mut slots) {
+                RequestParse::Partial => {}
+                RequestParse::Other => return After::HandOver,
+                RequestParse::Relayed(head) => {
+                    break prepare(&self.gateway, self.backend.as_ref(), &head, &mut self.out)
+                        .await;
+                }
+            }
+            if self.inbox.len() >= MAX_REQUEST_HEAD {
+                return After::HandOver;
+            }
+            let read = tokio::select! {
+                biased;
+                read = self.inbox.read_from(&mut self.client, MAX_REQUEST_HEAD) => read,
+                _ = stop.as_mut() => return After::Close,
+            };
+            if !matches!(read, Ok(n) if n > 0) {
+                return After::Close;
+            }
+        };
+        self.inbox.consume(prepared.head_len);
+        match prepared.decided {
+            Ok((ref decision, ref upstream)) => self.forward(decision, upstream, &prepared).await,
+            Err(error) => {
+                // A body still on its way would be read as the next request: skip one that
+                // is all here already, else close after answering.
+                let body_here = prepared.content_length <= self.inbox.len() as u64;
+                if body_here {
+                    self.inbox.consume(prepared.content_length as usize);
+                }
+                self.answer(error, prepared.close || !body_here).await
+            }
+        }
+    }
+
+    /// Sends an allowed request to the backend and its response to the client.
+    async fn forward(
+        &mut self,
+        decision: &Decision,
+        upstream: &Arc<Upstream>,
+        request: &Prepared,
+    ) -> After {
+        tracing::debug!(module = %decision.module(), tenant = %decision.tenant(), user = %decision.pass.user.id, "relay");
+        // The body goes with the head when the client has sent all of it already.
+        let here = usize::try_from(request.content_length)
+            .map_or(self.inbox.len(), |length| length.min(self.inbox.len()));
+        self.out.extend_from_slice(&self.inbox.filled()[..here]);
+        self.inbox.consume(here);
+        let body_left = request.content_length - here as u64;
+        // Sent again on a new connection when a kept one turns out closed: only what can be.
+        let replayable = request.idempotent && body_left == 0;
+        let (responded, uploaded) = loop {
+            let kept = match self.connect(upstream).await {
+                Ok(kept) => kept,
+                Err(e) => return self.bad_gateway(decision, &e, body_left > 0).await,
+            };
+            let backend = &mut self.backend.as_mut().expect("connected").stream;
+            if let Err(e) = backend.write_all(&self.out).await {
+                if kept && replayable {
+                    self.backend = None;
+                    continue;
+                }
+                return self
+                    .bad_gateway(decision, &e.to_string(), body_left > 0)
+                    .await;
+            }
+            let reply = Reply {
+                response: &mut self.response,
+                out: &mut self.out,
+                to_head: request.to_head,
+                close: request.close,
+            };
+            if body_left > 0 {
+                let client = &mut self.client;
+                break duplex(client, &mut self.inbox, backend, body_left, reply).await;
+            }
+            match reply.pass(backend, &mut self.client).await {
+                Responded::Unanswered(_) if kept && replayable => self.backend = None,
+                responded => break (responded, true),
+            }
+        };
+        match responded {
+            Responded::Whole(head) => {
+                // Kept only when idle: the response whole and nothing after it, the request
+                // all sent, and the backend keeping the connection open.
+                if !(head.keep_alive && uploaded && self.response.is_empty()) {
+                    self.backend = None;
+                    self.response.clear();
+                }
+                let close = request.close || !uploaded || head.framing == Framing::UntilClose;
+                if close { After::Close } else { After::KeepOpen }
+            }
+            Responded::Unanswered(e) | Responded::Invalid(e) => {
+                self.bad_gateway(decision, &e, !uploaded).await
+            }
+            Responded::CutShort => {
+                self.backend = None;
+                self.response.clear();
+                After::Close
+            }
+        }
+    }
+
+    /// The connection to `upstream`: the kept one while it is open (`Ok(true)`), else a new
+    /// one (`Ok(false)`).
+    async fn connect(&mut self, upstream: &Arc<Upstream>) -> Result<bool, String> {
+        if let Some(backend) = &self.backend
+            && backend.upstream.url == upstream.url
+            && is_open(&backend.stream)
+        {
+            return Ok(true);
+        }
+        self.backend = None;
+        self.response.clear();
+        let address = upstream.address().map_err(|e| e.to_string())?;
+        let stream = TcpStream::connect(address)
+            .await
+            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        self.backend = Some(Backend {
+            upstream: Arc::clone(upstream),
+            stream,
+        });
+        Ok(false)
+    }
+
+    /// Answers 502 for `decision`'s module, whose backend failed, and forgets its routes.
+    /// `close`: the request's body was not all read, so the connection cannot go on.
+    async fn bad_gateway(&mut self, decision: &Decision, error: &str, close: bool) -> After {
+        self.backend = None;
+        self.response.clear();
+        let module = decision.module();
+        self.gateway
+            .platform
+            .caches
+            .invalidate_module(module.as_str());
+        let error = Error::BadGateway(format!("{module} did not answer: {error}"));
+        self.answer(error, close).await
+    }
+
+    /// Answers with the gateway's own problem response.
+    async fn answer(&mut self, error: Error, close: bool) -> After {
+        write_problem(error, close, &mut self.out).await;
+        match self.client.write_all(&self.out).await {
+            Ok(()) if !close => After::KeepOpen,
+            _ => After::Close,
+        }
+    }
+}
+
+/// Where a response goes through: the buffers it is read into and written from, and what
+/// the request asked of it.
+struct Reply<'a> {
+    response: &'a mut Buffer,
+    out: &'a mut Vec<u8>,
+    /// The request was `HEAD`: the response has no body, whatever its head says.
+    to_head: bool,
+    /// The client asked to close the connection after it.
+    close: bool,
+}
+
+impl Reply<'_> {
+    /// Reads a response from `backend` and passes it on to `client`.
+    async fn pass(
+        mut self,
+        backend: &mut (impl AsyncRead + Unpin),
+        client: &mut (impl AsyncWrite + Unpin),
+    ) -> Responded {
+        let head = match self.head(backend, client).await {
+            Ok(head) => head,
+            Err(responded) => return responded,
+        };
+        let close = self.close || head.framing == Framing::UntilClose;
+        let mut body = BodyEnd::new(head.framing);
+        let first = match body.take(&self.response.filled()[head.len..]) {
+            Ok(first) => first,
+            Err(e) => return Responded::Invalid(format!("sent an {e}")),
+        };
+        let sent = if head.verbatim && !close {
+            // The head as it came and the body's first bytes, in one write.
+            client
+                .write_all(&self.response.filled()[..head.len + first])
+                .await
+        } else {
+            self.out.clear();
+            let filled = self.response.filled();
+            message::write_response_head(&filled[..head.len], close, self.out);
+            self.out
+                .extend_from_slice(&filled[head.len..head.len + first]);
+            client.write_all(self.out).await
+        };
+        self.response.consume(head.len + first);
+        if sent.is_err() {
+            return Responded::CutShort;
+        }
+        while !body.is_done() {
+            let read = self.response.read_from(backend, BACKEND_BUFFER).await;
+            if !matches!(read, Ok(n) if n > 0) {
+                // The end of a body that runs until the close; any other is cut short.
+                return if body.ends_at_close() {
+                    Responded::Whole(head)
+                } else {
+                    Responded::CutShort
+                };
+            }
+            let Ok(part) = body.take(self.response.filled()) else {
+                return Responded::CutShort;
+            };
+            if client
+                .write_all(&self.response.filled()[..part])
+                .await
+                .is_err()
+            {
+                return Responded::CutShort;
+            }
+            self.response.consume(part);
+        }
+        Responded::Whole(head)
+    }
+
+    /// Reads the response head, passing interim (1xx) responses on to the client.
+    async fn head(
+        &mut self,
+        backend: &mut (impl AsyncRead + Unpin),
+        client: &mut (impl AsyncWrite + Unpin),
+    ) -> Result<ResponseHead, Responded> {
+        let mut received = !self.response.is_empty();
+        loop {
+            match message::parse_response(self.response.filled(), self.to_head) {
+                Ok(Some(head)) if head.status == 101 => {
+                    return Err(Responded::Invalid(
+                        "switched protocols unasked for (101)".to_owned(),
+                    ));
+                }
+                Ok(Some(head)) if head.status < 200 => {
+                    let interim = &self.response.filled()[..head.len];
+                    if client.write_all(interim).await.is_err() {
+                        return Err(Responded::CutShort);
+                    }
+                    self.response.consume(head.len);
+                    continue;
+                }
+                Ok(Some(head)) => return Ok(head),
+                Ok(None) => {}
+                Err(e) => return Err(Responded::Invalid(format!("sent {e}"))),
+            }
+            match self.response.read_from(backend, MAX_RESPONSE_HEAD).await {
+                Ok(n) if n > 0 => received = true,
+                Ok(_) if !received => {
+                    return Err(Responded::Unanswered("the connection closed".to_owned()));
+                }
+                Err(e) if !received => return Err(Responded::Unanswered(e.to_string())),
+                Ok(_) => {
+                    return Err(Responded::Invalid(
+                        "the connection closed within a response head".to_owned(),
+                    ));
+                }
+                Err(e) => return Err(Responded::Invalid(e.to_string())),
+            }
+        }
+    }
+}
+
+/// Sends the rest of a request body, `left` bytes, while passing the response on: both at
+/// once, since a backend may stream its answer as it reads, or answer before reading it
+/// all. Returns what became of the response and whether the whole body went.
+async fn duplex(
+    client: &mut TcpStream,
+    inbox: &mut Buffer,
+    backend: &mut TcpStream,
+    left: u64,
+    reply: Reply<'_>,
+) -> (Responded, bool) {
+    let (mut from_client, mut to_client) = client.split();
+    let (mut from_backend, mut to_backend) = backend.split();
+    let upload = upload(&mut from_client, inbox, &mut to_backend, left);
+    let respond = reply.pass(&mut from_backend, &mut to_client);
+    tokio::pin!(upload, respond);
+    tokio::select! {
+        uploaded = &mut upload => match uploaded {
+            Ok(()) => (respond.await, true),
+            Err(Gone::Client) => (Responded::CutShort, false),
+            // It stopped reading: whatever it answered before that.
+            Err(Gone::Backend) => (respond.await, false),
+        },
+        responded = &mut respond => (responded, false),
+    }
+}
+
+/// Which side of an upload went away.
+enum Gone {
+    Client,
+    Backend,
+}
+
+/// Copies `left` bytes of a request body, those in `inbox` first, from the client to the
+/// backend.
+async fn upload(
+    client: &mut (impl AsyncRead + Unpin),
+    inbox: &mut Buffer,
+    backend: &mut (impl AsyncWrite + Unpin),
+    mut left: u64,
+) -> Result<(), Gone> {
+    while left > 0 {
+        if inbox.is_empty()
+            && !matches!(inbox.read_from(client, CLIENT_BUFFER).await, Ok(n) if n > 0)
+        {
+            return Err(Gone::Client);
+        }
+        let part = usize::try_from(left).map_or(inbox.len(), |left| left.min(inbox.len()));
+        let written = backend
+            .write(&inbox.filled()[..part])
+            .await
+            .map_err(|_| Gone::Backend)?;
+        if written == 0 {
+            return Err(Gone::Backend);
+        }
+        inbox.consume(written);
+        left -= written as u64;
+    }
+    Ok(())
+}
+
+/// Decides a request and, when it is allowed, writes its head for the backend into `out`.
+async fn prepare(
+    gateway: &Gateway,
+    kept: Option<&Backend>,
+    head: &RequestHead<'_, '_>,
+    out: &mut Vec<u8>,
+) -> Prepared {
+    let request = GatewayRequest {
+        method: head.method,
+        path: head.path,
+        authorization: head.authorization,
+        api_key: head.api_key,
+    };
+    let decided = gateway.platform.authorize(request).await.map(|decision| {
+        let upstream = choose(&decision, kept);
+        out.clear();
+        head.write_forwarded(&upstream, decision.pass.context.as_bytes(), out);
+        (decision, upstream)
+    });
+    Prepared {
+        head_len: head.len,
+        content_length: head.content_length,
+        close: head.close,
+        to_head: head.method == "HEAD",
+        idempotent: head.is_idempotent(),
+        decided,
+    }
+}
+
+/// The instance the kept connection goes to while it is healthy, else the decision's:
+/// requests spread over instances by client connection, as keep-alive clients do.
+fn choose(decision: &Decision, kept: Option<&Backend>) -> Arc<Upstream> {
+    if let Some(kept) = kept
+        && decision.upstreams().len() > 1
+        && let Some(same) = decision
+            .upstreams()
+            .iter()
+            .find(|u| u.url == kept.upstream.url)
+    {
+        return Arc::clone(same);
+    }
+    Arc::clone(&decision.upstream)
+}
+
+/// Whether a kept backend connection is still open, as far as the runtime has seen: nothing
+/// has arrived on it since its last response (a close would have), or what has is not a
+/// close. Costs no system call while nothing has arrived.
+fn is_open(stream: &TcpStream) -> bool {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match stream.poll_read_ready(&mut cx) {
+        Poll::Pending => true,
+        Poll::Ready(Err(_)) => false,
+        // Bytes nobody asked for, or the close: either way the connection is done.
+        Poll::Ready(Ok(())) => {
+            matches!(stream.try_read(&mut [0; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        }
+    }
+}
+
+/// Where a response body ends.
+enum BodyEnd {
+    Length(u64),
+    Chunked(ChunkedEnd),
+    UntilClose,
+}
+
+impl BodyEnd {
+    fn new(framing: Framing) -> Self {
+        match framing {
+            Framing::Empty => Self::Length(0),
+            Framing::Length(n) => Self::Length(n),
+            Framing::Chunked => Self::Chunked(ChunkedEnd::default()),
+            Framing::UntilClose => Self::UntilClose,
+        }
+    }
+
+    /// How many of `bytes` (the next ones from the backend) belong to the body.
+    fn take(&mut self, bytes: &[u8]) -> Result<usize, chunked::InvalidChunked> {
+        match self {
+            Self::Length(left) => {
+                let part = usize::try_from(*left).map_or(bytes.len(), |l| l.min(bytes.len()));
+                *left -= part as u64;
+                Ok(part)
+            }
+            Self::Chunked(end) => end.feed(bytes),
+            Self::UntilClose => Ok(bytes.len()),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        match self {
+            Self::Length(left) => *left == 0,
+            Self::Chunked(end) => end.is_done(),
+            Self::UntilClose => false,
+        }
+    }
+
+    /// Whether the backend closing the connection ends this body whole.
+    fn ends_at_close(&self) -> bool {
+        matches!(self, Self::UntilClose)
+    }
+}
+
+/// Writes the gateway's problem response for `error` into `out` (RFC 9457, as the platform
+/// API answers).
+async fn write_problem(error: Error, close: bool, out: &mut Vec<u8>) {
+    let (parts, body) = error.into_response().into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    out.clear();
+    let status = parts.status;
+    let _ = write!(
+        out,
+        "HTTP/1.1 {} {}\r\n",
+        status.as_str(),
+        status.canonical_reason().unwrap_or_default()
+    );
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_LENGTH {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    let date = httpdate::fmt_http_date(SystemTime::now());
+    let _ = write!(out, "content-length: {}\r\ndate: {date}\r\n", body.len());
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&body);
+}

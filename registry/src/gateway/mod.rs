@@ -239,6 +239,7 @@ impl Platform {
     /// Decides a request to a module route.
     pub async fn authorize(&self, request: GatewayRequest<'_>) -> Result<Decision> {
         let (module, rest) = split_module_path(request.path)?;
+        ensure_plain_path(rest)?;
         if let Some(key) = request.api_key {
             let key = std::str::from_utf8(key)
                 .map_err(|_| Error::Unauthorized("the API key is not valid text".into()))?;
@@ -391,6 +392,36 @@ impl Platform {
     }
 }
 
+/// Refuses a module path that a backend could route otherwise than the gateway matched it:
+/// a `.` or `..` segment (percent-encoded too), a backslash, or an encoded `/` or `\`. The
+/// route and its permission are matched on the path as sent; a backend that resolved such a
+/// path would serve another route than the one allowed.
+fn ensure_plain_path(path: &str) -> Result<()> {
+    if !path.bytes().any(|b| matches!(b, b'.' | b'%' | b'\\')) {
+        return Ok(());
+    }
+    let refuse = |what: &str| {
+        Err(Error::BadRequest(format!(
+            "the path {path} has {what}, which a module could read as another route"
+        )))
+    };
+    if path.contains('\\') {
+        return refuse("a backslash");
+    }
+    let lower = path.to_ascii_lowercase();
+    if lower.contains("%2f") || lower.contains("%5c") {
+        return refuse("an encoded `/` or `\\`");
+    }
+    if lower
+        .split('/')
+        .map(|segment| segment.replace("%2e", "."))
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return refuse("a `.` or `..` segment");
+    }
+    Ok(())
+}
+
 /// `/api/v1/{module}{rest}` → the module's name and the rest (`/` when empty).
 pub fn split_module_path(path: &str) -> Result<(&str, &str)> {
     let after = path
@@ -411,11 +442,53 @@ pub(crate) fn is_module_path(path: &str) -> bool {
         .is_ok_and(|(name, _)| !plinth_module_sdk::manifest::RESERVED_MODULE_NAMES.contains(&name))
 }
 
+/// A header in the platform's namespace, `X-Plinth-*`, also spelt with underscores
+/// (`X_Plinth_Context`), which CGI-style backends read as the same variable: only the
+/// gateway sends these to a module.
+pub(crate) fn is_plinth_field(name: &str) -> bool {
+    let name = name.as_bytes();
+    name.len() >= 9
+        && name[..9]
+            .iter()
+            .zip(b"x-plinth-")
+            .all(|(&b, &p)| b.eq_ignore_ascii_case(&p) || (p == b'-' && b == b'_'))
+}
+
 /// Spreads requests over the healthy instances.
 fn pick(healthy: &[Arc<Upstream>]) -> Option<Arc<Upstream>> {
     match healthy.len() {
         0 => None,
         1 => Some(healthy[0].clone()),
         n => Some(healthy[rand::random_range(0..n)].clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_a_backend_could_resolve_elsewhere_are_refused() {
+        for plain in [
+            "/",
+            "/invoices/42",
+            "/reports/2026.12",
+            "/files/a%20b",
+            "/v1.0/x..y",
+        ] {
+            assert!(ensure_plain_path(plain).is_ok(), "{plain}");
+        }
+        for (path, why) in [
+            ("/reports/x/../../invoices", "`..` segment"),
+            ("/reports/./x", "`.` or `..` segment"),
+            ("/reports/%2E%2e/invoices", "`..` segment"),
+            ("/reports/x%2Finvoices", "an encoded `/`"),
+            ("/reports/x%5cinvoices", "an encoded `/` or `\\`"),
+            ("/reports\\..\\invoices", "a backslash"),
+        ] {
+            let refused = ensure_plain_path(path).unwrap_err();
+            assert!(matches!(refused, Error::BadRequest(_)), "{path}");
+            assert!(refused.to_string().contains(why), "{path}: {refused}");
+        }
     }
 }

@@ -119,10 +119,14 @@ pub(super) async fn serve_with_hyper(
         gateway,
         link: UpstreamLink::default(),
     };
-    let connection =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(client), service);
+    // With a timer, hyper closes a connection that takes over 30 s to send a request head.
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .serve_connection(TokioIo::new(client), service);
     let mut connection = std::pin::pin!(connection);
     tokio::select! {
+        // First: a request the relay handed over is read before the stop is looked at.
+        biased;
         _ = connection.as_mut() => return,
         _ = closed.wait_for(|closing| *closing) => connection.as_mut().graceful_shutdown(),
     }
@@ -229,7 +233,7 @@ fn strip_request_headers(headers: &mut HeaderMap) {
     remove_headers(headers, |name| {
         is_hop_by_hop(name)
             || name.as_str() == API_KEY_HEADER
-            || name.as_str().starts_with("x-plinth-")
+            || super::is_plinth_field(name.as_str())
     });
 }
 
@@ -661,6 +665,7 @@ mod tests {
             ("x-module-api-key", "k"),
             ("x-plinth-context", "forged"),
             ("x-plinth-tenant", "other"),
+            ("x_plinth_context", "forged"),
             ("connection", "keep-alive"),
             ("te", "trailers"),
             ("accept", "application/json"),

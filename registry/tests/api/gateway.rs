@@ -223,6 +223,22 @@ async fn route_permissions_come_from_roles(p: TestPlatform) {
         )
         .await;
     undeclared.expect_problem(StatusCode::NOT_FOUND, "financial has no route GET /secrets");
+    // Matched as sent, a path a backend would resolve differently is refused outright.
+    for (path, why) in [
+        (
+            "/api/v1/financial/status/../invoices",
+            "a `.` or `..` segment",
+        ),
+        (
+            "/api/v1/financial/status/%2E%2E/invoices",
+            "a `.` or `..` segment",
+        ),
+        ("/api/v1/financial/status%2F..%2Finvoices", "an encoded `/`"),
+    ] {
+        p.call(Method::GET, path, bob.clone(), None)
+            .await
+            .expect_problem(StatusCode::BAD_REQUEST, why);
+    }
 
     let verify =
         json!({"tenant_id": "acme", "user_id": "bob", "permission": "financial:invoices.read"});

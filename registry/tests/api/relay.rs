@@ -125,6 +125,8 @@ fn script(request_line: &str) -> (&'static [u8], bool) {
         ),
         "cut-short" => (b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf", true),
         "silent" => (b"", true),
+        // Reads the request, then says nothing and keeps the connection open.
+        "stall" => (b"", false),
         // Answers, then closes as a backend whose keep-alive timed out does: no
         // `Connection: close` to warn the next request.
         "then-close" => (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", true),
@@ -485,5 +487,86 @@ async fn a_platform_route_hands_the_connection_to_the_full_server() {
             .await
             .starts_with("HTTP/1.1 200 OK")
     );
+    served.stop().await;
+}
+
+/// Time is paused: it jumps ahead whenever every task waits, so the gateway's timeouts are
+/// reached at once, in the order they would be.
+#[tokio::test(start_paused = true)]
+async fn a_backend_that_does_not_answer_is_a_504_and_an_idle_client_is_closed() {
+    let backend = RawBackend::start(script).await;
+    let (_p, served, token) = ledger_on(&backend).await;
+    let mut client = TcpStream::connect(&served.addr).await.unwrap();
+    client.write_all(&get("stall", &token)).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut answer = Vec::new();
+    while find(&answer, b"}").is_none() {
+        let mut chunk = [0; 4096];
+        let n = client.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed before answering");
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("ledger did not answer within 60 s"),
+        "{answer}"
+    );
+    assert_eq!(started.elapsed().as_secs(), 60);
+
+    // Then the connection idles: it is closed after 75 s.
+    let idle = tokio::time::Instant::now();
+    let mut rest = [0; 64];
+    assert_eq!(client.read(&mut rest).await.unwrap(), 0);
+    assert_eq!(idle.elapsed().as_secs(), 75);
+    served.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_never_finishes_its_head_is_closed_after_30_s() {
+    let backend = RawBackend::start(script).await;
+    let (_p, served, _) = ledger_on(&backend).await;
+    let mut client = TcpStream::connect(&served.addr).await.unwrap();
+    let started = tokio::time::Instant::now();
+    client
+        .write_all(b"GET /api/v1/ledger/length HTTP/1.1\r\nhost: gat")
+        .await
+        .unwrap();
+    let mut rest = [0; 64];
+    assert_eq!(client.read(&mut rest).await.unwrap(), 0);
+    assert_eq!(started.elapsed().as_secs(), 30);
+    assert!(backend.seen().is_empty());
+    served.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_upload_still_being_sent_gets_its_answer_before_the_close() {
+    let backend = RawBackend::start(script).await;
+    let (_p, served, _) = ledger_on(&backend).await;
+    let mut client = RawClient::open(&served).await;
+    // No credentials, and a 4 MiB body of which 2 MiB are sent before the answer is read:
+    // the gateway refuses it, closes its side, and reads what still comes for a while.
+    client
+        .send(b"POST /api/v1/ledger/length HTTP/1.1\r\ncontent-length: 4194304\r\n\r\n")
+        .await;
+    client.send(&vec![b'x'; 1024 * 1024]).await;
+    // More of the body arrives after the answer went out: a connection closed outright would
+    // reset on it, and the answer waiting in the client's socket would be lost.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let more = client.stream.write_all(&vec![b'x'; 1024 * 1024]).await;
+    assert!(more.is_ok(), "the gateway still reads: {more:?}");
+    let refused = client.response_ending("}").await;
+    assert!(
+        refused.starts_with("HTTP/1.1 401 Unauthorized\r\n"),
+        "{refused}"
+    );
+    assert!(refused.contains("connection: close\r\n"), "{refused}");
+    let mut end = [0; 64];
+    let end = client.stream.read(&mut end).await;
+    assert!(matches!(end, Ok(0)), "a clean close, not a reset: {end:?}");
+    assert!(backend.seen().is_empty());
     served.stop().await;
 }

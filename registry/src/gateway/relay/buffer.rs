@@ -49,6 +49,15 @@ impl Buffer {
         self.end = 0;
     }
 
+    /// Gives memory back down to `capacity` once empty: a connection that read one large
+    /// message does not keep its buffer while it idles.
+    pub fn shrink_to(&mut self, capacity: usize) {
+        if self.is_empty() && self.data.len() > capacity {
+            self.data.truncate(capacity);
+            self.data.shrink_to_fit();
+        }
+    }
+
     /// Reads once from `stream` after the bytes already held, which stay in place or move
     /// to the front; the buffer grows while they fill it, up to `max` bytes. `Ok(0)`: the
     /// peer closed its side.
@@ -72,7 +81,7 @@ impl Buffer {
             self.end -= self.start;
             self.start = 0;
         } else if self.data.len() < max {
-            let grown = (self.data.len() * 2).clamp(1024, max);
+            let grown = (self.data.len() * 2).max(1024).min(max);
             self.data.resize(grown, 0);
         } else {
             return Err(io::Error::new(

@@ -102,6 +102,8 @@ impl ChunkedEnd {
             return Err(InvalidChunked);
         }
         self.state = match self.state {
+            // httparse takes a line without digits as size 0: a size needs a digit.
+            State::Size if !self.line[0].is_ascii_hexdigit() => return Err(InvalidChunked),
             State::Size => match httparse::parse_chunk_size(&self.line) {
                 Ok(httparse::Status::Complete((_, 0))) => State::Trailer,
                 Ok(httparse::Status::Complete((_, size))) => State::Data(size),
@@ -167,6 +169,9 @@ mod tests {
             b"4\nWiki\r\n",
             b"4\r\nWiki\r\n0\r\nnot a field\r\n\r\n",
             b"ffffffffffffffffff\r\n",
+            b"\r\n",
+            b";ext\r\n",
+            b" 5\r\nhello\r\n",
         ] {
             assert_eq!(
                 feed_in(&[broken]),

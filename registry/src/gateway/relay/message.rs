@@ -8,8 +8,9 @@ use httparse::{Header, Status};
 
 use crate::gateway::Upstream;
 
-/// The most header fields in a head the relay handles; hyper takes a request with more.
-pub(super) const MAX_HEADERS: usize = 64;
+/// The most header fields in a head the relay handles (as many as hyper's client takes); hyper
+/// takes a request with more.
+pub(super) const MAX_HEADERS: usize = 100;
 
 /// Room for a head's fields, filled by the parser (nothing to initialise per request).
 pub(super) type HeaderSlots<'b> = [MaybeUninit<Header<'b>>; MAX_HEADERS];
@@ -26,8 +27,9 @@ pub(super) enum RequestParse<'h, 'b> {
     /// A module request the relay passes on.
     Relayed(RequestHead<'h, 'b>),
     /// Anything else, which hyper's server serves: a platform route, another HTTP version,
-    /// a chunked upload, `Expect`, `Upgrade`, other `Connection` options, or a head that
-    /// does not parse (hyper answers it with the right 4xx).
+    /// a target not in origin form (or with bytes RFC 3986 does not allow, a fragment among
+    /// them), a chunked upload, `Expect`, `Upgrade`, other `Connection` options, or a head
+    /// that does not parse (hyper answers it with the right 4xx).
     Other,
 }
 
@@ -79,9 +81,18 @@ fn request_field(name: &str) -> Field {
         17 if is("transfer-encoding") => Field::NotRelayed,
         18 if is("proxy-authenticate") => Field::Dropped,
         19 if is("proxy-authorization") => Field::Dropped,
-        n if n >= 9 && name.as_bytes()[..9].eq_ignore_ascii_case(b"x-plinth-") => Field::Dropped,
+        _ if super::super::is_plinth_field(name) => Field::Dropped,
         _ => Field::Forwarded,
     }
+}
+
+/// Whether `target` is in origin form with only the bytes RFC 3986 allows in a path and
+/// query: no fragment, no bytes a backend might read another way.
+fn is_origin_form(target: &str) -> bool {
+    target.starts_with('/')
+        && target
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b))
 }
 
 /// Parses the request head at the start of `bytes`.
@@ -100,7 +111,7 @@ pub(super) fn parse_request<'h, 'b>(
         return RequestParse::Other;
     };
     let path = target.split_once('?').map_or(target, |(path, _)| path);
-    if !super::super::is_module_path(path) {
+    if !is_origin_form(target) || !super::super::is_module_path(path) {
         return RequestParse::Other;
     }
     let mut head = RequestHead {
@@ -172,11 +183,13 @@ impl RequestHead<'_, '_> {
             write_field(out, b"host", host.as_bytes());
         }
         for field in self.fields {
-            if matches!(
-                request_field(field.name),
-                Field::Forwarded | Field::ContentLength
-            ) {
-                write_field(out, field.name.as_bytes(), field.value);
+            match request_field(field.name) {
+                Field::Forwarded => write_field(out, field.name.as_bytes(), field.value),
+                // The length as parsed, so that the backend reads the body the relay sends.
+                Field::ContentLength => {
+                    let _ = write!(out, "content-length: {}\r\n", self.content_length);
+                }
+                _ => {}
             }
         }
         write_field(
@@ -242,7 +255,7 @@ pub(super) fn parse_response(bytes: &[u8], to_head: bool) -> Result<Option<Respo
         Ok(Status::Partial) => return Ok(None),
         Err(e) => return Err(format!("an invalid response head ({e})")),
     };
-    let (Some(version), Some(status)) = (response.version, response.code) else {
+    let (Some(version), Some(status @ 100..)) = (response.version, response.code) else {
         return Err("an invalid response head".into());
     };
     let mut head = ResponseHead {
@@ -395,6 +408,9 @@ mod tests {
             b"POST /api/v1/financial/x HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
             b"GET /api/v1/financial/x HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
             b"GET /api/v1/financial/x HTTP/1.1\r\nBad Header: x\r\n\r\n",
+            b"GET /api/v1/financial/public/# HTTP/1.1\r\n\r\n",
+            b"GET /api/v1/financial/a<b> HTTP/1.1\r\n\r\n",
+            b"CONNECT backend:443 HTTP/1.1\r\n\r\n",
         ] {
             let mut slots = header_slots();
             assert!(
@@ -412,7 +428,7 @@ mod tests {
 
     #[test]
     fn the_forwarded_head_drops_credentials_hop_by_hop_and_forged_context() {
-        let request = b"GET /api/v1/financial/invoices/42?expand=lines HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer t\r\nX-Module-API-Key: k\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic x\r\nX-Plinth-Context: forged\r\nx-plinth-tenant: globex\r\nX-Custom: kept\r\n\r\n";
+        let request = b"GET /api/v1/financial/invoices/42?expand=lines HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer t\r\nX-Module-API-Key: k\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nProxy-Authorization: Basic x\r\nX-Plinth-Context: forged\r\nx-plinth-tenant: globex\r\nX_Plinth_Context: forged\r\nX-Custom: kept\r\nContent-Length: 002\r\n\r\n{}";
         let mut slots = header_slots();
         let RequestParse::Relayed(head) = parse_request(request, &mut slots) else {
             panic!("relayed");
@@ -423,7 +439,7 @@ mod tests {
         head.write_forwarded(&upstream, b"signed", &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "GET /base/api/v1/financial/invoices/42?expand=lines HTTP/1.1\r\nhost: 127.0.0.1:9000\r\nX-Custom: kept\r\nx-plinth-context: signed\r\n\r\n"
+            "GET /base/api/v1/financial/invoices/42?expand=lines HTTP/1.1\r\nhost: 127.0.0.1:9000\r\nX-Custom: kept\r\ncontent-length: 2\r\nx-plinth-context: signed\r\n\r\n"
         );
     }
 
@@ -483,6 +499,7 @@ mod tests {
         assert!(framing(&ok("content-length: 2\r\ncontent-length: 3\r\n"), false).is_err());
         assert!(framing(&ok("content-length: 2x\r\n"), false).is_err());
         assert!(framing(b"HTTP/1.1 2000 OK\r\n\r\n", false).is_err());
+        assert!(framing(b"HTTP/1.1 099 Early\r\n\r\n", false).is_err());
     }
 
     #[test]

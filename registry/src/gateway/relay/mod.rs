@@ -22,13 +22,14 @@ use std::io::{self, Write as _};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::proxy::Gateway;
 use super::{Decision, GatewayRequest, Upstream};
@@ -47,6 +48,20 @@ const MAX_REQUEST_HEAD: usize = 64 * 1024;
 const BACKEND_BUFFER: usize = 16 * 1024;
 /// The longest response head accepted from a backend.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// The head buffer's capacity to keep between requests.
+const OUT_CAPACITY: usize = 4 * 1024;
+/// How long a client connection may idle between requests (nginx's `keepalive_timeout`).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// How long a client may take to send a request head once it has begun (hyper's default).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long either side may stall mid-exchange: the backend before its response head or
+/// between reads of its body (a 504 before the head), a client taking the response or
+/// sending its body (nginx's `proxy_read_timeout`, `send_timeout`, `client_body_timeout`).
+const IO_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long, and for how many bytes, a closing connection still reads what its client sends
+/// (see [`linger`]).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 8 * 1024 * 1024;
 
 /// Serves a client connection until it closes, the gateway stops, or a request the relay
 /// does not handle hands it to hyper.
@@ -70,7 +85,7 @@ pub(super) async fn serve(
     tokio::pin!(stop);
     loop {
         match relay.exchange(stop.as_mut()).await {
-            After::KeepOpen if !*closing.borrow() => {}
+            After::KeepOpen if !*closing.borrow() => relay.shrink(),
             After::HandOver => {
                 let Relay {
                     gateway,
@@ -85,6 +100,7 @@ pub(super) async fn serve(
                 let _ = relay.client.shutdown().await;
                 return;
             }
+            After::CloseUnread => return linger(relay.client).await,
         }
     }
 }
@@ -94,6 +110,8 @@ pub(super) async fn serve(
 enum After {
     KeepOpen,
     Close,
+    /// Close while the client may still be sending the request's body.
+    CloseUnread,
     HandOver,
 }
 
@@ -116,7 +134,7 @@ struct Backend {
     stream: TcpStream,
 }
 
-/// A request head read and decided, its forwarded head (when allowed) in `Relay::out`.
+/// A request head read, its forwarded head (when allowed) in `Relay::out`.
 struct Prepared {
     head_len: usize,
     content_length: u64,
@@ -124,7 +142,23 @@ struct Prepared {
     close: bool,
     to_head: bool,
     idempotent: bool,
-    decided: Result<(Decision, Arc<Upstream>), Error>,
+}
+
+/// Where an allowed request goes, or why it is refused.
+type Decided = Result<(Decision, Arc<Upstream>), Error>;
+
+impl Prepared {
+    /// What becomes of the client connection after this request's answer: `unread`, its
+    /// body is not all read.
+    fn after(&self, unread: bool) -> After {
+        if unread {
+            After::CloseUnread
+        } else if self.close {
+            After::Close
+        } else {
+            After::KeepOpen
+        }
+    }
 }
 
 /// What became of a response.
@@ -135,6 +169,8 @@ enum Responded {
     Unanswered(String),
     /// Nothing was passed on: the backend's response is not valid HTTP/1.1.
     Invalid(String),
+    /// No response head within [`IO_TIMEOUT`].
+    TimedOut,
     /// Part of it went, then the backend or the client failed (or the client left while
     /// its request was still uploading): the client connection cannot go on.
     CutShort,
@@ -145,7 +181,8 @@ impl Relay {
     /// `stop` resolves when the gateway is stopping, which closes a connection waiting for
     /// its next request.
     async fn exchange(&mut self, mut stop: Pin<&mut impl Future>) -> After {
-        let prepared = loop {
+        let mut head_deadline = None;
+        let (prepared, decided) = loop {
             let mut slots = message::header_slots();
             match message::parse_request(self.inbox.filled(), &mut slots) {
                 RequestParse::Partial => {}
@@ -158,9 +195,16 @@ impl Relay {
             if self.inbox.len() >= MAX_REQUEST_HEAD {
                 return After::HandOver;
             }
+            // Idle between requests, or within a head: a client too slow is closed.
+            let deadline = if self.inbox.is_empty() {
+                Instant::now() + IDLE_TIMEOUT
+            } else {
+                *head_deadline.get_or_insert_with(|| Instant::now() + HEAD_TIMEOUT)
+            };
+            let read = self.inbox.read_from(&mut self.client, MAX_REQUEST_HEAD);
             let read = tokio::select! {
                 biased;
-                read = self.inbox.read_from(&mut self.client, MAX_REQUEST_HEAD) => read,
+                read = tokio::time::timeout_at(deadline, read) => read.unwrap_or(Ok(0)),
                 _ = stop.as_mut() => return After::Close,
             };
             if !matches!(read, Ok(n) if n > 0) {
@@ -168,8 +212,8 @@ impl Relay {
             }
         };
         self.inbox.consume(prepared.head_len);
-        match prepared.decided {
-            Ok((ref decision, ref upstream)) => self.forward(decision, upstream, &prepared).await,
+        match decided {
+            Ok((decision, upstream)) => self.forward(&decision, &upstream, &prepared).await,
             Err(error) => {
                 // A body still on its way would be read as the next request: skip one that
                 // is all here already, else close after answering.
@@ -177,7 +221,8 @@ impl Relay {
                 if body_here {
                     self.inbox.consume(prepared.content_length as usize);
                 }
-                self.answer(error, prepared.close || !body_here).await
+                let then = prepared.after(!body_here);
+                self.answer(error, then).await
             }
         }
     }
@@ -199,19 +244,18 @@ impl Relay {
         // Sent again on a new connection when a kept one turns out closed: only what can be.
         let replayable = request.idempotent && body_left == 0;
         let (responded, uploaded) = loop {
+            let unsent = request.after(body_left > 0);
             let kept = match self.connect(upstream).await {
                 Ok(kept) => kept,
-                Err(e) => return self.bad_gateway(decision, &e, body_left > 0).await,
+                Err(e) => return self.bad_gateway(decision, &e, unsent).await,
             };
             let backend = &mut self.backend.as_mut().expect("connected").stream;
-            if let Err(e) = backend.write_all(&self.out).await {
+            if let Err(e) = timed(backend.write_all(&self.out)).await {
                 if kept && replayable {
                     self.backend = None;
                     continue;
                 }
-                return self
-                    .bad_gateway(decision, &e.to_string(), body_left > 0)
-                    .await;
+                return self.bad_gateway(decision, &e.to_string(), unsent).await;
             }
             let reply = Reply {
                 response: &mut self.response,
@@ -236,11 +280,23 @@ impl Relay {
                     self.backend = None;
                     self.response.clear();
                 }
-                let close = request.close || !uploaded || head.framing == Framing::UntilClose;
-                if close { After::Close } else { After::KeepOpen }
+                match request.after(!uploaded) {
+                    After::KeepOpen if head.framing == Framing::UntilClose => After::Close,
+                    after => after,
+                }
             }
             Responded::Unanswered(e) | Responded::Invalid(e) => {
-                self.bad_gateway(decision, &e, !uploaded).await
+                self.bad_gateway(decision, &e, request.after(!uploaded))
+                    .await
+            }
+            Responded::TimedOut => {
+                let module = decision.module();
+                let error = Error::GatewayTimeout(format!(
+                    "{module} did not answer within {} s",
+                    IO_TIMEOUT.as_secs()
+                ));
+                self.upstream_failed(decision, error, request.after(!uploaded))
+                    .await
             }
             Responded::CutShort => {
                 self.backend = None;
@@ -273,28 +329,68 @@ impl Relay {
         Ok(false)
     }
 
-    /// Answers 502 for `decision`'s module, whose backend failed, and forgets its routes.
-    /// `close`: the request's body was not all read, so the connection cannot go on.
-    async fn bad_gateway(&mut self, decision: &Decision, error: &str, close: bool) -> After {
+    /// Answers 502 for `decision`'s module, whose backend failed.
+    async fn bad_gateway(&mut self, decision: &Decision, error: &str, then: After) -> After {
+        let error = Error::BadGateway(format!("{} did not answer: {error}", decision.module()));
+        self.upstream_failed(decision, error, then).await
+    }
+
+    /// Answers `error` for `decision`'s module, whose backend failed: its connection is
+    /// dropped and its routes read again (the instance may be gone).
+    async fn upstream_failed(&mut self, decision: &Decision, error: Error, then: After) -> After {
         self.backend = None;
         self.response.clear();
-        let module = decision.module();
         self.gateway
             .platform
             .caches
-            .invalidate_module(module.as_str());
-        let error = Error::BadGateway(format!("{module} did not answer: {error}"));
-        self.answer(error, close).await
+            .invalidate_module(decision.module().as_str());
+        self.answer(error, then).await
     }
 
-    /// Answers with the gateway's own problem response.
-    async fn answer(&mut self, error: Error, close: bool) -> After {
-        write_problem(error, close, &mut self.out).await;
-        match self.client.write_all(&self.out).await {
-            Ok(()) if !close => After::KeepOpen,
-            _ => After::Close,
+    /// Answers with the gateway's own problem response, then `then` (`KeepOpen`, `Close` or
+    /// `CloseUnread`).
+    async fn answer(&mut self, error: Error, then: After) -> After {
+        write_problem(error, then != After::KeepOpen, &mut self.out).await;
+        match timed(self.client.write_all(&self.out)).await {
+            Ok(()) => then,
+            Err(_) => After::Close,
         }
     }
+
+    /// Gives back memory a large message took, before the connection idles.
+    fn shrink(&mut self) {
+        self.inbox.shrink_to(CLIENT_BUFFER);
+        self.response.shrink_to(BACKEND_BUFFER);
+        if self.out.capacity() > OUT_CAPACITY {
+            self.out.clear();
+            self.out.shrink_to(OUT_CAPACITY);
+        }
+    }
+}
+
+/// `io` within [`IO_TIMEOUT`]: a peer stalled longer is an error (`TimedOut`).
+async fn timed<T>(io: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    tokio::time::timeout(IO_TIMEOUT, io)
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+}
+
+/// Closes a connection whose client may still be sending a body nobody will read: this side
+/// first, then what arrives is read and dropped for a while (bounded in time and bytes), so
+/// that unread bytes do not make the kernel reset the connection under the answer.
+async fn linger(mut client: TcpStream) {
+    let _ = client.shutdown().await;
+    let drain = async {
+        let mut sink = vec![0; 16 * 1024];
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match client.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 /// Where a response goes through: the buffers it is read into and written from, and what
@@ -327,23 +423,21 @@ impl Reply<'_> {
         };
         let sent = if head.verbatim && !close {
             // The head as it came and the body's first bytes, in one write.
-            client
-                .write_all(&self.response.filled()[..head.len + first])
-                .await
+            timed(client.write_all(&self.response.filled()[..head.len + first])).await
         } else {
             self.out.clear();
             let filled = self.response.filled();
             message::write_response_head(&filled[..head.len], close, self.out);
             self.out
                 .extend_from_slice(&filled[head.len..head.len + first]);
-            client.write_all(self.out).await
+            timed(client.write_all(self.out)).await
         };
         self.response.consume(head.len + first);
         if sent.is_err() {
             return Responded::CutShort;
         }
         while !body.is_done() {
-            let read = self.response.read_from(backend, BACKEND_BUFFER).await;
+            let read = timed(self.response.read_from(backend, BACKEND_BUFFER)).await;
             if !matches!(read, Ok(n) if n > 0) {
                 // The end of a body that runs until the close; any other is cut short.
                 return if body.ends_at_close() {
@@ -355,8 +449,7 @@ impl Reply<'_> {
             let Ok(part) = body.take(self.response.filled()) else {
                 return Responded::CutShort;
             };
-            if client
-                .write_all(&self.response.filled()[..part])
+            if timed(client.write_all(&self.response.filled()[..part]))
                 .await
                 .is_err()
             {
@@ -383,7 +476,7 @@ impl Reply<'_> {
                 }
                 Ok(Some(head)) if head.status < 200 => {
                     let interim = &self.response.filled()[..head.len];
-                    if client.write_all(interim).await.is_err() {
+                    if timed(client.write_all(interim)).await.is_err() {
                         return Err(Responded::CutShort);
                     }
                     self.response.consume(head.len);
@@ -393,8 +486,9 @@ impl Reply<'_> {
                 Ok(None) => {}
                 Err(e) => return Err(Responded::Invalid(format!("sent {e}"))),
             }
-            match self.response.read_from(backend, MAX_RESPONSE_HEAD).await {
+            match timed(self.response.read_from(backend, MAX_RESPONSE_HEAD)).await {
                 Ok(n) if n > 0 => received = true,
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(Responded::TimedOut),
                 Ok(_) if !received => {
                     return Err(Responded::Unanswered("the connection closed".to_owned()));
                 }
@@ -452,13 +546,12 @@ async fn upload(
 ) -> Result<(), Gone> {
     while left > 0 {
         if inbox.is_empty()
-            && !matches!(inbox.read_from(client, CLIENT_BUFFER).await, Ok(n) if n > 0)
+            && !matches!(timed(inbox.read_from(client, CLIENT_BUFFER)).await, Ok(n) if n > 0)
         {
             return Err(Gone::Client);
         }
         let part = usize::try_from(left).map_or(inbox.len(), |left| left.min(inbox.len()));
-        let written = backend
-            .write(&inbox.filled()[..part])
+        let written = timed(backend.write(&inbox.filled()[..part]))
             .await
             .map_err(|_| Gone::Backend)?;
         if written == 0 {
@@ -476,7 +569,7 @@ async fn prepare(
     kept: Option<&Backend>,
     head: &RequestHead<'_, '_>,
     out: &mut Vec<u8>,
-) -> Prepared {
+) -> (Prepared, Decided) {
     let request = GatewayRequest {
         method: head.method,
         path: head.path,
@@ -489,14 +582,14 @@ async fn prepare(
         head.write_forwarded(&upstream, decision.pass.context.as_bytes(), out);
         (decision, upstream)
     });
-    Prepared {
+    let prepared = Prepared {
         head_len: head.len,
         content_length: head.content_length,
         close: head.close,
         to_head: head.method == "HEAD",
         idempotent: head.is_idempotent(),
-        decided,
-    }
+    };
+    (prepared, decided)
 }
 
 /// The instance the kept connection goes to while it is healthy, else the decision's:

@@ -96,6 +96,16 @@ impl Upstream {
         })
     }
 
+    /// A new connection to this backend, with `TCP_NODELAY` (requests go in one write).
+    pub(crate) async fn connect(&self) -> std::result::Result<tokio::net::TcpStream, String> {
+        let address = self.address().map_err(|e| e.to_string())?;
+        let stream = tokio::net::TcpStream::connect(address)
+            .await
+            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
     /// The request target (origin form) to send the backend for a request's target:
     /// unchanged, unless the backend's URL has a path of its own to put first (or the client
     /// sent an absolute URI).
@@ -204,6 +214,11 @@ impl Decision {
     /// Every healthy instance of the module (the decision's `upstream` is one of them).
     pub fn upstreams(&self) -> &[Arc<Upstream>] {
         &self.pass.routes.healthy
+    }
+
+    /// 502: the module's backend failed to answer (`detail` says how).
+    pub fn backend_failed(&self, detail: impl std::fmt::Display) -> Error {
+        Error::BadGateway(format!("{} did not answer: {detail}", self.module()))
     }
 
     /// The signed tenant context, as text.

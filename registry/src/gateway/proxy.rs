@@ -219,7 +219,7 @@ where
             platform
                 .caches
                 .invalidate_module(decision.module().as_str());
-            Error::BadGateway(format!("{} did not answer: {e}", decision.module()))
+            decision.backend_failed(e)
         })?;
     let (mut parts, body) = response.into_parts();
     remove_headers(&mut parts.headers, is_hop_by_hop);
@@ -455,11 +455,7 @@ async fn connect<B>(upstream: &Upstream) -> Result<Open<B>, String>
 where
     B: RequestBody,
 {
-    let address = upstream.address().map_err(|e| e.to_string())?;
-    let stream = TcpStream::connect(address)
-        .await
-        .map_err(|e| format!("cannot connect to {address}: {e}"))?;
-    let _ = stream.set_nodelay(true);
+    let stream = upstream.connect().await?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| e.to_string())?;

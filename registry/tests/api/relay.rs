@@ -171,6 +171,8 @@ async fn ledger_on(backend: &RawBackend) -> (TestPlatform, ServedGateway, String
 struct RawClient {
     stream: TcpStream,
     received: Vec<u8>,
+    /// How long a read may wait for the gateway.
+    patience: Duration,
 }
 
 impl RawClient {
@@ -178,7 +180,13 @@ impl RawClient {
         Self {
             stream: TcpStream::connect(&served.addr).await.unwrap(),
             received: Vec::new(),
+            patience: Duration::from_secs(5),
         }
+    }
+
+    /// The same client, waiting up to `patience` for each read (paused-time tests).
+    fn waiting(self, patience: Duration) -> Self {
+        Self { patience, ..self }
     }
 
     async fn send(&mut self, bytes: &[u8]) {
@@ -189,7 +197,7 @@ impl RawClient {
     async fn read_until_len(&mut self, n: usize) {
         while self.received.len() < n {
             let mut chunk = [0; 4096];
-            let read = tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut chunk))
+            let read = tokio::time::timeout(self.patience, self.stream.read(&mut chunk))
                 .await
                 .expect("the gateway answers")
                 .unwrap();
@@ -496,17 +504,12 @@ async fn a_platform_route_hands_the_connection_to_the_full_server() {
 async fn a_backend_that_does_not_answer_is_a_504_and_an_idle_client_is_closed() {
     let backend = RawBackend::start(script).await;
     let (_p, served, token) = ledger_on(&backend).await;
-    let mut client = TcpStream::connect(&served.addr).await.unwrap();
-    client.write_all(&get("stall", &token)).await.unwrap();
+    let mut client = RawClient::open(&served)
+        .await
+        .waiting(Duration::from_secs(600));
+    client.send(&get("stall", &token)).await;
     let started = tokio::time::Instant::now();
-    let mut answer = Vec::new();
-    while find(&answer, b"}").is_none() {
-        let mut chunk = [0; 4096];
-        let n = client.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "closed before answering");
-        answer.extend_from_slice(&chunk[..n]);
-    }
-    let answer = String::from_utf8(answer).unwrap();
+    let answer = client.response_ending("}").await;
     assert!(
         answer.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"),
         "{answer}"
@@ -520,8 +523,29 @@ async fn a_backend_that_does_not_answer_is_a_504_and_an_idle_client_is_closed() 
     // Then the connection idles: it is closed after 75 s.
     let idle = tokio::time::Instant::now();
     let mut rest = [0; 64];
-    assert_eq!(client.read(&mut rest).await.unwrap(), 0);
+    assert_eq!(client.stream.read(&mut rest).await.unwrap(), 0);
     assert_eq!(idle.elapsed().as_secs(), 75);
+    served.stop().await;
+}
+
+/// The backend's 60 s to answer count from the request's last byte: an upload that takes
+/// longer, while it keeps coming, is not a timeout.
+#[tokio::test(start_paused = true)]
+async fn a_slow_upload_gets_its_answer_however_long_it_takes() {
+    let backend = RawBackend::start(script).await;
+    let (_p, served, token) = ledger_on(&backend).await;
+    let mut client = RawClient::open(&served).await;
+    client
+        .send(format!("POST /api/v1/ledger/length HTTP/1.1\r\nauthorization: Bearer {token}\r\ncontent-length: 300\r\n\r\n").as_bytes())
+        .await;
+    let started = tokio::time::Instant::now();
+    for _ in 0..3 {
+        client.send(&[b'x'; 100]).await;
+        tokio::time::sleep(Duration::from_secs(50)).await;
+    }
+    let answer = client.response_ending("hello").await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert_eq!(started.elapsed().as_secs(), 150);
     served.stop().await;
 }
 

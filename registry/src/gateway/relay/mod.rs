@@ -19,7 +19,7 @@ mod prefixed;
 
 use std::future::Future;
 use std::io::{self, Write as _};
-use std::pin::Pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
@@ -169,7 +169,7 @@ enum Responded {
     Unanswered(String),
     /// Nothing was passed on: the backend's response is not valid HTTP/1.1.
     Invalid(String),
-    /// No response head within [`IO_TIMEOUT`].
+    /// No response head within [`IO_TIMEOUT`] of the request's end.
     TimedOut,
     /// Part of it went, then the backend or the client failed (or the client left while
     /// its request was still uploading): the client connection cannot go on.
@@ -243,8 +243,8 @@ impl Relay {
         let body_left = request.content_length - here as u64;
         // Sent again on a new connection when a kept one turns out closed: only what can be.
         let replayable = request.idempotent && body_left == 0;
+        let unsent = request.after(body_left > 0);
         let (responded, uploaded) = loop {
-            let unsent = request.after(body_left > 0);
             let kept = match self.connect(upstream).await {
                 Ok(kept) => kept,
                 Err(e) => return self.bad_gateway(decision, &e, unsent).await,
@@ -317,22 +317,17 @@ impl Relay {
         }
         self.backend = None;
         self.response.clear();
-        let address = upstream.address().map_err(|e| e.to_string())?;
-        let stream = TcpStream::connect(address)
-            .await
-            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
-        let _ = stream.set_nodelay(true);
         self.backend = Some(Backend {
             upstream: Arc::clone(upstream),
-            stream,
+            stream: upstream.connect().await?,
         });
         Ok(false)
     }
 
     /// Answers 502 for `decision`'s module, whose backend failed.
     async fn bad_gateway(&mut self, decision: &Decision, error: &str, then: After) -> After {
-        let error = Error::BadGateway(format!("{} did not answer: {error}", decision.module()));
-        self.upstream_failed(decision, error, then).await
+        self.upstream_failed(decision, decision.backend_failed(error), then)
+            .await
     }
 
     /// Answers `error` for `decision`'s module, whose backend failed: its connection is
@@ -366,6 +361,15 @@ impl Relay {
             self.out.shrink_to(OUT_CAPACITY);
         }
     }
+}
+
+/// A response head within [`IO_TIMEOUT`], else [`Responded::TimedOut`].
+async fn answered(
+    head: impl Future<Output = Result<ResponseHead, Responded>>,
+) -> Result<ResponseHead, Responded> {
+    tokio::time::timeout(IO_TIMEOUT, head)
+        .await
+        .unwrap_or(Err(Responded::TimedOut))
 }
 
 /// `io` within [`IO_TIMEOUT`]: a peer stalled longer is an error (`TimedOut`).
@@ -405,16 +409,26 @@ struct Reply<'a> {
 }
 
 impl Reply<'_> {
-    /// Reads a response from `backend` and passes it on to `client`.
+    /// Reads a response from `backend`, its head within [`IO_TIMEOUT`] (the request is all
+    /// sent), and passes it on to `client`.
     async fn pass(
         mut self,
         backend: &mut (impl AsyncRead + Unpin),
         client: &mut (impl AsyncWrite + Unpin),
     ) -> Responded {
-        let head = match self.head(backend, client).await {
-            Ok(head) => head,
-            Err(responded) => return responded,
-        };
+        match answered(self.head(backend, client)).await {
+            Ok(head) => self.body(head, backend, client).await,
+            Err(responded) => responded,
+        }
+    }
+
+    /// Passes on the response whose `head` was read, and its body.
+    async fn body(
+        self,
+        head: ResponseHead,
+        backend: &mut (impl AsyncRead + Unpin),
+        client: &mut (impl AsyncWrite + Unpin),
+    ) -> Responded {
         let close = self.close || head.framing == Framing::UntilClose;
         let mut body = BodyEnd::new(head.framing);
         let first = match body.take(&self.response.filled()[head.len..]) {
@@ -460,7 +474,8 @@ impl Reply<'_> {
         Responded::Whole(head)
     }
 
-    /// Reads the response head, passing interim (1xx) responses on to the client.
+    /// Reads the response head, passing interim (1xx) responses on to the client; as long as
+    /// it takes (the caller bounds the wait).
     async fn head(
         &mut self,
         backend: &mut (impl AsyncRead + Unpin),
@@ -486,9 +501,8 @@ impl Reply<'_> {
                 Ok(None) => {}
                 Err(e) => return Err(Responded::Invalid(format!("sent {e}"))),
             }
-            match timed(self.response.read_from(backend, MAX_RESPONSE_HEAD)).await {
+            match self.response.read_from(backend, MAX_RESPONSE_HEAD).await {
                 Ok(n) if n > 0 => received = true,
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(Responded::TimedOut),
                 Ok(_) if !received => {
                     return Err(Responded::Unanswered("the connection closed".to_owned()));
                 }
@@ -506,34 +520,69 @@ impl Reply<'_> {
 
 /// Sends the rest of a request body, `left` bytes, while passing the response on: both at
 /// once, since a backend may stream its answer as it reads, or answer before reading it
-/// all. Returns what became of the response and whether the whole body went.
+/// all. The backend's time to answer ([`IO_TIMEOUT`]) counts from the body's end, however
+/// long a client takes to send it. Returns what became of the response and whether the
+/// whole body went.
 async fn duplex(
     client: &mut TcpStream,
     inbox: &mut Buffer,
     backend: &mut TcpStream,
     left: u64,
-    reply: Reply<'_>,
+    mut reply: Reply<'_>,
 ) -> (Responded, bool) {
     let (mut from_client, mut to_client) = client.split();
     let (mut from_backend, mut to_backend) = backend.split();
-    let upload = upload(&mut from_client, inbox, &mut to_backend, left);
-    let respond = reply.pass(&mut from_backend, &mut to_client);
-    tokio::pin!(upload, respond);
+    let mut upload = pin!(upload(&mut from_client, inbox, &mut to_backend, left));
+    // Whether the body all went, once the upload is over.
+    let mut uploaded = None;
+    let head = {
+        let mut head = pin!(reply.head(&mut from_backend, &mut to_client));
+        tokio::select! {
+            done = &mut upload => {
+                let Some(all) = Gone::went_on(done) else {
+                    return (Responded::CutShort, false);
+                };
+                uploaded = Some(all);
+                answered(head).await
+            }
+            head = &mut head => head,
+        }
+    };
+    let head = match head {
+        Ok(head) => head,
+        Err(responded) => return (responded, uploaded == Some(true)),
+    };
+    let mut body = pin!(reply.body(head, &mut from_backend, &mut to_client));
+    if let Some(all) = uploaded {
+        return (body.await, all);
+    }
     tokio::select! {
-        uploaded = &mut upload => match uploaded {
-            Ok(()) => (respond.await, true),
-            Err(Gone::Client) => (Responded::CutShort, false),
-            // It stopped reading: whatever it answered before that.
-            Err(Gone::Backend) => (respond.await, false),
+        done = &mut upload => match Gone::went_on(done) {
+            Some(all) => (body.await, all),
+            None => (Responded::CutShort, false),
         },
-        responded = &mut respond => (responded, false),
+        responded = &mut body => (responded, false),
     }
 }
 
 /// Which side of an upload went away.
+#[derive(Clone, Copy)]
 enum Gone {
     Client,
     Backend,
+}
+
+impl Gone {
+    /// Whether the response can still go on after an upload ended so (`None`: the client
+    /// left), and if so whether the whole body went (`false`: the backend stopped reading
+    /// it, and its answer is whatever it sent before).
+    fn went_on(uploaded: Result<(), Gone>) -> Option<bool> {
+        match uploaded {
+            Ok(()) => Some(true),
+            Err(Gone::Backend) => Some(false),
+            Err(Gone::Client) => None,
+        }
+    }
 }
 
 /// Copies `left` bytes of a request body, those in `inbox` first, from the client to the

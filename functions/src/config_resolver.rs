@@ -7,7 +7,7 @@ use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse
 use aws_lambda_events::encodings::Body;
 use axum::response::IntoResponse;
 use plinth_module_sdk::ModuleName;
-use plinth_registry::config::ResolvedConfig;
+use plinth_module_sdk::wire::ResolvedConfig;
 use plinth_registry::identity::Caller;
 use plinth_registry::ids::{CompanyId, TenantId};
 use plinth_registry::{Error, Platform, Result};

@@ -4,7 +4,7 @@
 
 use plinth_module_sdk::ModuleName;
 use plinth_registry::catalog::ListFilter;
-use plinth_registry::ecr::{EcrImageAction, ImagePush, image_pushed};
+use plinth_registry::deploy::ecr::{EcrImageAction, ImagePush, image_pushed};
 use plinth_registry::store::{Condition, Update, keys};
 use plinth_registry::{Error, Platform, Result};
 use serde::Serialize;

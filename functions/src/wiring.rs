@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
+use plinth_registry::aws;
 use plinth_registry::deploy::apigateway::{ApiGatewayConfig, ApiGatewayRoutes};
 use plinth_registry::deploy::backend::{BackendDeployer, InstallerOnly};
 use plinth_registry::deploy::dynamodb_tables::DynamoTables;
@@ -23,11 +24,11 @@ use plinth_registry::deploy::routed::RoutedDeployer;
 use plinth_registry::deploy::{Deployer, TableProvisioner};
 use plinth_registry::events::Subscriptions;
 use plinth_registry::events::eventbridge::EventBridgeBus;
-use plinth_registry::gateway::context::ContextSigner;
 use plinth_registry::hooks::http::HttpHooks;
+use plinth_registry::identity::ContextSigner;
 use plinth_registry::identity::TokenVerifier;
 use plinth_registry::install::BusInstallQueue;
-use plinth_registry::store::dynamodb::{DynamoStore, aws_config_from_env};
+use plinth_registry::store::dynamodb::DynamoStore;
 use plinth_registry::{Platform, Ports, Settings};
 
 /// What a function needs beyond the store and the bus.
@@ -87,7 +88,7 @@ async fn platform_installing_with(
     needs: Needs,
     installing: impl FnOnce(&aws_config::SdkConfig, &Arc<EventBridgeBus>) -> Result<Installing>,
 ) -> Result<Arc<Platform>> {
-    let sdk = aws_config_from_env().await;
+    let sdk = aws::config_from_env().await;
     let table =
         env("PLINTH_TABLE").context("PLINTH_TABLE is not set: the platform's DynamoDB table")?;
     let bus_name =

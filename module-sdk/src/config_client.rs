@@ -5,7 +5,7 @@
 //! has the `config_version` of the request's signed context; otherwise it is revalidated with
 //! `If-None-Match`, which costs the platform no resolution when nothing changed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,8 +20,23 @@ use crate::{ApiError, TenantContext};
 /// How long a cached configuration is used without revalidation.
 pub const CONFIG_TTL: Duration = Duration::from_secs(10);
 
-/// A tenant's (and company's) configuration of this module, as the platform resolves it.
+/// The tier that set a configuration key, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigTier {
+    /// The manifest's `configuration.defaults`.
+    Module,
+    /// The tenant's configuration.
+    Tenant,
+    /// The company's override.
+    Company,
+}
+
+/// A tenant's (and company's) configuration of this module, as the platform resolves it
+/// (`GET /api/v1/tenants/{t}/modules/{m}/config`; its `ETag` is [`ResolvedConfig::version`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResolvedConfig {
     /// The module.
     pub module: String,
@@ -31,10 +46,11 @@ pub struct ResolvedConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company_id: Option<String>,
     /// Module defaults with the tenant's and the company's changes merged in.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub configuration: Map<String, Value>,
-    /// For each top-level key, the tier that set it (`default`, `tenant`, `company`).
+    /// For each top-level key, the tier that set it.
     #[serde(default)]
-    pub sources: Map<String, Value>,
+    pub sources: BTreeMap<String, ConfigTier>,
     /// The features that are on.
     #[serde(default)]
     pub features: Vec<String>,

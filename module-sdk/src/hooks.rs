@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::ApiError;
 use crate::manifest::{Hook, Manifest};
@@ -36,6 +36,47 @@ pub struct HookCall {
     /// Any other field of the call.
     #[serde(flatten)]
     pub other: Map<String, Value>,
+}
+
+/// A hook's answer as sent on the wire: `{}` proceeds, `{"allow": false, "reason": "…"}`
+/// refuses (from a `pre_*` hook).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookReply {
+    /// `false` refuses the transition.
+    #[serde(default = "proceed", skip_serializing_if = "is_true")]
+    pub allow: bool,
+    /// Why it refused; the caller of the transition reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+fn proceed() -> bool {
+    true
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_true(allow: &bool) -> bool {
+    *allow
+}
+
+impl HookReply {
+    /// Go ahead.
+    #[must_use]
+    pub fn proceed() -> Self {
+        Self {
+            allow: true,
+            reason: None,
+        }
+    }
+
+    /// Refuse, saying why.
+    #[must_use]
+    pub fn refuse(reason: impl Into<String>) -> Self {
+        Self {
+            allow: false,
+            reason: Some(reason.into()),
+        }
+    }
 }
 
 /// A hook's answer.
@@ -170,13 +211,13 @@ async fn serve_hook(hooks: &dyn Hooks, hook: Hook, body: Value) -> Response {
         return ApiError::bad_request(detail).into_response();
     }
     match dispatch(hooks, &call).await {
-        Ok(HookAnswer::Proceed) => Json(json!({})).into_response(),
+        Ok(HookAnswer::Proceed) => Json(HookReply::proceed()).into_response(),
         Ok(HookAnswer::Refuse(reason)) => {
             if !hook.can_refuse() {
                 tracing::warn!(?hook, %reason, "only pre_* hooks can refuse; proceeding");
-                return Json(json!({})).into_response();
+                return Json(HookReply::proceed()).into_response();
             }
-            Json(json!({"allow": false, "reason": reason})).into_response()
+            Json(HookReply::refuse(reason)).into_response()
         }
         Err(error) => error.into_response(),
     }

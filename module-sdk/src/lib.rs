@@ -19,6 +19,8 @@
 //! - [`runtime`]: start-up from the environment, one router, self-registration;
 //! - [`testkit`]: contexts signed with a local key and a platform in memory, for tests;
 //! - [`ApiError`]: RFC 9457 problem answers.
+//!
+//! [`wire`] gathers the contract itself: headers, claims and documents both sides exchange.
 
 #![warn(missing_docs)]
 
@@ -34,11 +36,12 @@ pub mod publisher;
 pub mod runtime;
 pub mod subscriber;
 pub mod testkit;
+pub mod wire;
 
 pub use config_client::{ConfigClient, ResolvedConfig};
 pub use context::TenantContext;
 pub use platform_client::{PlatformClient, PlatformError};
-pub use problem::{ApiError, PROBLEM_JSON};
+pub use problem::{ApiError, PROBLEM_JSON, ProblemDocument};
 pub use runtime::{Module, ModuleEnv, SetupError};
 
 pub use manifest::{

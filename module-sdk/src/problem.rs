@@ -5,10 +5,60 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::header::CONTENT_TYPE;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::manifest::Problem;
 
 /// The media type of problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The body of every error the platform and its modules answer (RFC 9457), as sent on the
+/// wire: `{"type", "title", "status", "detail", "errors"?}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProblemDocument {
+    /// Always `about:blank`: the status says what kind of problem it is.
+    #[serde(rename = "type", default = "about_blank")]
+    pub kind: String,
+    /// The status's reason phrase.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong, naming the field for bad input.
+    pub detail: String,
+    /// One entry per invalid field (422 only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<Problem>,
+}
+
+fn about_blank() -> String {
+    "about:blank".to_owned()
+}
+
+impl ProblemDocument {
+    /// The document of an answer with `status`, saying `detail`.
+    #[must_use]
+    pub fn new(status: StatusCode, detail: impl Into<String>, errors: Vec<Problem>) -> Self {
+        Self {
+            kind: about_blank(),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors,
+        }
+    }
+
+    /// The document as a response, with `Content-Type: application/problem+json`.
+    #[must_use]
+    pub fn into_response_with(self, status: StatusCode) -> Response {
+        let mut response = (status, Json(self)).into_response();
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, http::HeaderValue::from_static(PROBLEM_JSON));
+        response
+    }
+}
 
 /// An error answered as an RFC 9457 problem document: `{"type", "title", "status", "detail"}`.
 ///
@@ -97,12 +147,13 @@ impl ApiError {
     /// The problem document.
     #[must_use]
     pub fn to_json(&self) -> Value {
-        json!({
-            "type": "about:blank",
-            "title": self.status.canonical_reason().unwrap_or("Error"),
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        })
+        serde_json::to_value(self.document()).unwrap_or(Value::Null)
+    }
+
+    /// The problem document answered for this error.
+    #[must_use]
+    pub fn document(&self) -> ProblemDocument {
+        ProblemDocument::new(self.status, self.detail.clone(), Vec::new())
     }
 }
 
@@ -111,11 +162,7 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, detail = %self.detail, "request failed");
         }
-        let mut response = (self.status, Json(self.to_json())).into_response();
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, http::HeaderValue::from_static(PROBLEM_JSON));
-        response
+        self.document().into_response_with(self.status)
     }
 }
 

@@ -8,8 +8,8 @@
 
 use std::collections::BTreeMap;
 
+use plinth_module_sdk::wire::{ConfigTier, ResolvedConfig};
 use plinth_module_sdk::{Manifest, ModuleName, Problem};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -21,31 +21,6 @@ use crate::ids::{CompanyId, TenantId};
 use crate::install::Installation;
 use crate::platform::Platform;
 use crate::store::{Item, Key, keys};
-
-/// Which tier set a key of the resolved configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ConfigTier {
-    Module,
-    Tenant,
-    Company,
-}
-
-/// What a module reads: its configuration for a tenant (and company).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ResolvedConfig {
-    pub module: String,
-    pub tenant_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub company_id: Option<String>,
-    pub configuration: Map<String, Value>,
-    /// For each top-level key, the highest tier that set it.
-    pub sources: BTreeMap<String, ConfigTier>,
-    /// The features that are on, sorted.
-    pub features: Vec<String>,
-    /// Changes whenever any input changes; the `ETag` of the response.
-    pub version: String,
-}
 
 /// Defaults with each patch merged in, in order (RFC 7396).
 pub fn merged_config(manifest: &Manifest, patches: &[&Map<String, Value>]) -> Value {

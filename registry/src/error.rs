@@ -5,9 +5,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use plinth_module_sdk::Problem;
-use serde::Serialize;
-
-use crate::store::StoreError;
+use plinth_module_sdk::wire::ProblemDocument;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -85,55 +83,19 @@ impl Error {
     }
 }
 
-impl From<StoreError> for Error {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::ConditionFailed { .. } | StoreError::TransactionCanceled { .. } => {
-                Error::Conflict(
-                    "the resource changed while this request was handled; retry it".into(),
-                )
-            }
-            StoreError::Unavailable(message) => Error::Unavailable(message),
-            other => Error::Internal(other.to_string()),
-        }
-    }
-}
-
-/// The RFC 9457 body.
-#[derive(Debug, Serialize)]
-pub struct ProblemBody<'a> {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub title: &'a str,
-    pub status: u16,
-    pub detail: String,
-    #[serde(skip_serializing_if = "<[Problem]>::is_empty")]
-    pub errors: &'a [Problem],
-}
-
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
         }
-        let problems = match &self {
-            Error::Invalid { problems, .. } => problems.as_slice(),
-            _ => &[],
+        let detail = self.to_string();
+        let errors = match &self {
+            Error::Invalid { problems, .. } => problems.clone(),
+            _ => Vec::new(),
         };
-        let body = ProblemBody {
-            kind: "about:blank",
-            title: status.canonical_reason().unwrap_or("Error"),
-            status: status.as_u16(),
-            detail: self.to_string(),
-            errors: problems,
-        };
-        let mut response = (status, axum::Json(&body)).into_response();
+        let mut response = ProblemDocument::new(status, detail, errors).into_response_with(status);
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
         if let Error::TooManyRequests {
             retry_after_secs, ..
         } = self

@@ -13,12 +13,12 @@
 pub mod api;
 pub mod api_keys;
 pub mod audit;
+pub mod aws;
 pub mod cache;
 pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod deploy;
-pub mod ecr;
 pub mod enablement;
 pub mod error;
 pub mod events;

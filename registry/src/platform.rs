@@ -9,18 +9,18 @@ use plinth_module_sdk::ModuleName;
 
 use crate::cache::TtlCache;
 
-use crate::config::ResolvedConfig;
 use crate::deploy::{Deployer, TableProvisioner};
 use crate::error::Result;
 use crate::events::{Event, EventBus, Subscriptions};
-use crate::gateway::context::ContextSigner;
 use crate::gateway::{ModuleRoutes, Passes, RateLimits};
 use crate::hooks::Hooks;
+use crate::identity::ContextSigner;
 use crate::identity::TokenVerifier;
 use crate::install::{InstallQueue, Step};
 use crate::rbac::Grants;
 use crate::store::{Store, Write};
 use crate::tenancy::Tenant;
+use plinth_module_sdk::wire::ResolvedConfig;
 
 /// The adapters a platform runs on.
 #[derive(Debug, Clone)]

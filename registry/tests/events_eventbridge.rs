@@ -11,10 +11,10 @@ use aws_sdk_lambda::types::{FunctionCode, Runtime};
 use aws_sdk_sqs::Client as Sqs;
 use plinth_module_sdk::ModuleName;
 use plinth_module_sdk::manifest::Subscription;
+use plinth_registry::aws;
 use plinth_registry::deploy::Deployment;
 use plinth_registry::events::eventbridge::{EventBridgeBus, queue_name};
 use plinth_registry::events::{EventBus, Subscriptions, platform_event};
-use plinth_registry::store::dynamodb::aws_config_from_env;
 use serde_json::{Value, json};
 
 struct Setup {
@@ -27,7 +27,7 @@ async fn setup(test: &str) -> Option<Setup> {
     if !support::emulator_configured(test) {
         return None;
     }
-    let config = aws_config_from_env().await;
+    let config = aws::config_from_env().await;
     let name = support::unique_table("plinth-bus");
     let bus = EventBridgeBus::new(&config, &name);
     bus.client()
@@ -234,7 +234,7 @@ async fn lambda_role(name: &str) -> String {
 
 /// A function on the emulator, for rules to target (the emulator never runs it).
 async fn function(name: &str) -> String {
-    let config = aws_config_from_env().await;
+    let config = aws::config_from_env().await;
     let role = lambda_role(name).await;
     // An empty zip archive: the package's bytes do not matter to the emulator.
     let mut empty_zip = b"PK\x05\x06".to_vec();
@@ -312,7 +312,7 @@ async fn a_lambda_module_is_the_target_of_its_rules_and_they_may_invoke_it() {
 
 /// The statements of the function's policy letting something invoke it.
 async fn invoke_statements(function: &str) -> Vec<Value> {
-    let config = aws_config_from_env().await;
+    let config = aws::config_from_env().await;
     let lambda = aws_sdk_lambda::Client::new(&config);
     let Ok(policy) = lambda.get_policy().function_name(function).send().await else {
         return Vec::new();

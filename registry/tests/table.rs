@@ -4,8 +4,9 @@
 mod support;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeyType, StreamViewType, TimeToLiveStatus};
+use plinth_registry::aws;
+use plinth_registry::store::dynamodb::DynamoStore;
 use plinth_registry::store::dynamodb::table::{PK, SK, TTL};
-use plinth_registry::store::dynamodb::{DynamoStore, aws_config_from_env};
 use serde_norway::Value;
 
 fn template_table() -> Value {
@@ -62,7 +63,7 @@ async fn creates_the_platform_table_on_the_emulator_and_reads_it_back() {
         return;
     }
     let name = support::unique_table("plinth-table");
-    let store = DynamoStore::new(&aws_config_from_env().await, &name);
+    let store = DynamoStore::new(&aws::config_from_env().await, &name);
     store.create_table().await.unwrap();
     store
         .create_table()

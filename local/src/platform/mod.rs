@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use plinth_registry::aws;
 use plinth_registry::deploy::local::ProcessDeployer;
 use plinth_registry::deploy::{NoTables, TableProvisioner};
 use plinth_registry::enablement::EnabledForTenants;
@@ -20,7 +21,7 @@ use plinth_registry::hooks::http::HttpHooks;
 use plinth_registry::identity::TokenVerifier;
 use plinth_registry::install::LocalQueue;
 use plinth_registry::store::Store;
-use plinth_registry::store::dynamodb::{DynamoStore, aws_config_from_env};
+use plinth_registry::store::dynamodb::DynamoStore;
 use plinth_registry::store::embedded::EmbeddedStore;
 use plinth_registry::{Platform, Ports, Settings};
 use tokio::net::TcpListener;
@@ -68,7 +69,7 @@ fn prepare_data_dir(dir: &Path) -> Result<()> {
 
 async fn open_store(options: &Options) -> Result<(Arc<dyn Store>, Arc<dyn TableProvisioner>)> {
     if options.aws {
-        let config = aws_config_from_env().await;
+        let config = aws::config_from_env().await;
         let table = std::env::var("PLINTH_TABLE").unwrap_or_else(|_| "plinth".into());
         let store = DynamoStore::new(&config, table);
         store.create_table().await.with_context(|| {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use plinth_registry::gateway::context::ContextSigner;
+use plinth_registry::identity::ContextSigner;
 use rand::RngCore;
 
 /// `PLINTH_JWT_SECRET`, or the secret kept in `{data_dir}/jwt-secret` (made on first use).

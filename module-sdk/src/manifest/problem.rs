@@ -12,6 +12,7 @@ use serde_json::Value;
 /// `permissions[2].code`; a key that is not a plain word is quoted (`env["MY VAR"]`).
 /// Problems about a missing or unknown field sit on the object that should (not) have it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     /// Where in the document, e.g. `routes[0].permission`.
     pub path: String,

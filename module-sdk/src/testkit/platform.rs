@@ -211,7 +211,7 @@ impl FakePlatform {
         let mut configuration = setup.configuration.clone();
         let mut sources: Map<String, Value> = configuration
             .keys()
-            .map(|k| (k.clone(), json!("tenant")))
+            .map(|k| (k.clone(), json!(crate::config_client::ConfigTier::Tenant)))
             .collect();
         if let Some(company) = company {
             match setup.companies.get(company) {
@@ -219,7 +219,10 @@ impl FakePlatform {
                 Some((true, overrides)) => {
                     for (key, value) in overrides {
                         configuration.insert(key.clone(), value.clone());
-                        sources.insert(key.clone(), json!("company"));
+                        sources.insert(
+                            key.clone(),
+                            json!(crate::config_client::ConfigTier::Company),
+                        );
                     }
                 }
                 None => {}

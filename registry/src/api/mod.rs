@@ -18,7 +18,7 @@ use axum::routing::get;
 
 use crate::platform::Platform;
 
-pub use auth::{API_KEY_HEADER, bearer_of, bearer_token, caller_of};
+pub use auth::caller_of;
 pub use body::Json;
 pub use openapi::document as openapi_document;
 

@@ -2,41 +2,20 @@
 //! `#[utoipa::path]` annotations (so a route without one is caught by the test below).
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
+
+use plinth_module_sdk::Problem;
+pub(super) use plinth_module_sdk::wire::ProblemDocument;
+use plinth_module_sdk::wire::{ConfigTier, ResolvedConfig};
 
 use super::{events, install, modules, rbac, tenants};
 use crate::api_keys::{ApiKeyRecord, IssuedKey};
 use crate::audit::{AuditPage, AuditRecord};
 use crate::catalog::ModuleVersion;
-use crate::config::{ConfigTier, ResolvedConfig};
 use crate::enablement::{CompanyModule, ModuleChange, TenantModule};
 use crate::install::{InstallRequest, UninstallImpact, UpgradeRequest};
 use crate::instances::{Health, Instance, Registration};
 use crate::rbac::RoleChange;
-
-/// An RFC 9457 problem document, as every error is answered (`application/problem+json`).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // only described, never built: `crate::error::ProblemBody` is what is sent
-pub(super) struct ProblemDocument {
-    /// Always `about:blank`.
-    #[schema(rename = "type")]
-    kind: String,
-    title: String,
-    status: u16,
-    /// What went wrong, naming the field for bad input.
-    detail: String,
-    /// One entry per invalid field (422 only).
-    errors: Vec<FieldProblem>,
-}
-
-/// One invalid field of a request.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub(super) struct FieldProblem {
-    /// Where, e.g. `backend.port` or `configuration.currency`.
-    path: String,
-    message: String,
-}
 
 /// The bearer-token and module-API-key security schemes.
 struct Security;
@@ -75,7 +54,7 @@ impl Modify for Security {
         events::publish,
     ),
     components(schemas(
-        ProblemDocument, FieldProblem, ModuleVersion, InstallRequest, UpgradeRequest, UninstallImpact,
+        ProblemDocument, Problem, ModuleVersion, InstallRequest, UpgradeRequest, UninstallImpact,
         Instance, Health, Registration, IssuedKey, ApiKeyRecord, TenantModule, CompanyModule, ModuleChange,
         ResolvedConfig, ConfigTier, RoleChange, AuditPage, AuditRecord,
     )),

@@ -71,7 +71,7 @@ fn platform(dir: &std::path::Path) -> Arc<Platform> {
         public_url: "http://127.0.0.1:1".into(),
         event_bus: None,
     };
-    let context = crate::gateway::context::ContextSigner::generate().expect("key");
+    let context = crate::identity::ContextSigner::generate().expect("key");
     Arc::new(Platform::new(ports, tokens, settings, context))
 }
 

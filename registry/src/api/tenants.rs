@@ -11,12 +11,12 @@ use super::modules::module_name;
 use super::openapi::ProblemDocument;
 use super::{Json, State};
 use crate::audit::AuditPage;
-use crate::config::ResolvedConfig;
 use crate::enablement::{CompanyModule, ModuleChange, TenantModule};
 use crate::error::{Error, Result};
 use crate::identity::Caller;
 use crate::ids::{CompanyId, TenantId};
 use crate::tenancy::{Company, NewCompany, NewTenant, Tenant};
+use plinth_module_sdk::wire::ResolvedConfig;
 
 pub(super) fn routes() -> Router<State> {
     Router::new()

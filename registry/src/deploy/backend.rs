@@ -4,11 +4,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use plinth_module_sdk::manifest::{BackendKind, Subscription};
-use plinth_module_sdk::{Manifest, ModuleName};
+use plinth_module_sdk::Manifest;
+use plinth_module_sdk::manifest::BackendKind;
 
 use super::{DeployError, DeploySpec, Deployer, Deployment, TableProvisioner};
-use crate::events::{SubscriptionError, Subscriptions};
 
 /// Runs a backend where its manifest says: `microservice` on ECS, `lambda` on Lambda, and an
 /// already running `endpoint` as it is. A deployer whose configuration is missing fails only
@@ -81,8 +80,11 @@ impl Deployer for BackendDeployer {
 #[derive(Debug, Default)]
 pub struct InstallerOnly;
 
+/// Why [`InstallerOnly`] refuses.
+pub const INSTALLER_ONLY: &str = "module resources are created by the installer function only";
+
 fn refused() -> DeployError {
-    DeployError("module resources are created by the installer function only".into())
+    DeployError(INSTALLER_ONLY.into())
 }
 
 #[async_trait]
@@ -108,22 +110,6 @@ impl TableProvisioner for InstallerOnly {
 
     async fn drop_tables(&self, _manifest: &Manifest) -> Result<(), DeployError> {
         Err(refused())
-    }
-}
-
-#[async_trait]
-impl Subscriptions for InstallerOnly {
-    async fn subscribe(
-        &self,
-        _module: &ModuleName,
-        _subscriptions: &[Subscription],
-        _deployment: &Deployment,
-    ) -> Result<Vec<String>, SubscriptionError> {
-        Err(SubscriptionError(refused().0))
-    }
-
-    async fn unsubscribe(&self, _module: &ModuleName) -> Result<(), SubscriptionError> {
-        Err(SubscriptionError(refused().0))
     }
 }
 
@@ -192,25 +178,5 @@ mod tests {
             error.to_string().contains("installer function only"),
             "{error}"
         );
-    }
-
-    #[tokio::test]
-    async fn only_the_installer_subscribes_modules_to_events() {
-        let spec = spec("lambda", None);
-        let deployment = Deployment {
-            endpoint: String::new(),
-            health_url: String::new(),
-            handle: serde_json::Value::Null,
-        };
-        let error = InstallerOnly
-            .subscribe(&spec.manifest.name, &[], &deployment)
-            .await
-            .unwrap_err();
-        assert!(error.0.contains("installer function only"), "{}", error.0);
-        let error = InstallerOnly
-            .unsubscribe(&spec.manifest.name)
-            .await
-            .unwrap_err();
-        assert!(error.0.contains("installer function only"), "{}", error.0);
     }
 }

@@ -124,7 +124,7 @@ impl DynamoTables {
 
     /// Tables configured from the environment (`AWS_*`, `AWS_ENDPOINT_URL` included).
     pub async fn from_env() -> Self {
-        Self::new(&crate::store::dynamodb::aws_config_from_env().await)
+        Self::new(&crate::aws::config_from_env().await)
     }
 
     async fn describe(&self, name: &str) -> Result<Option<TableDescription>, DeployError> {

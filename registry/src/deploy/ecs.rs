@@ -31,8 +31,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::ecr::EcrImages;
 use super::{DeployError, DeploySpec, Deployer, Deployment};
-use crate::ecr::EcrImages;
 
 /// CPU units when the manifest sets none (a quarter vCPU).
 pub const DEFAULT_CPU: u32 = 256;
@@ -189,7 +189,7 @@ impl EcsDeployer {
     /// When a required `PLINTH_ECS_*` variable is missing.
     pub async fn from_env() -> Result<Self, DeployError> {
         let config = EcsConfig::from_env()?;
-        let sdk = crate::store::dynamodb::aws_config_from_env().await;
+        let sdk = crate::aws::config_from_env().await;
         Ok(Self::new(&sdk, config))
     }
 
@@ -605,29 +605,12 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// An AWS SDK failure as a [`DeployError`]: what was being done, then the service's error code
-/// and message (or the transport failure). Shared by the AWS adapters of this folder.
+/// An AWS SDK failure as a [`DeployError`] (see [`crate::aws::describe`]). Shared by the AWS
+/// adapters of this folder.
 pub(crate) fn aws_error<E, R>(doing: impl Display, error: &SdkError<E, R>) -> DeployError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    match error
-        .as_service_error()
-        .and_then(ProvideErrorMetadata::code)
-    {
-        Some(code) => {
-            let message = error
-                .as_service_error()
-                .and_then(ProvideErrorMetadata::message);
-            DeployError(format!(
-                "{doing}: {code}: {}",
-                message.unwrap_or("no message")
-            ))
-        }
-        None => DeployError(format!(
-            "{doing}: {}",
-            aws_smithy_types::error::display::DisplayErrorContext(&error)
-        )),
-    }
+    DeployError(crate::aws::describe(doing, error))
 }

@@ -26,9 +26,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::ecr::EcrImages;
 use super::ecs::{DEFAULT_HEALTH_PATH, aws_error};
 use super::{DeployError, DeploySpec, Deployer, Deployment};
-use crate::ecr::EcrImages;
 
 /// Memory in MB when the manifest sets none.
 pub const DEFAULT_MEMORY: u32 = 512;
@@ -185,7 +185,7 @@ impl LambdaDeployer {
     /// When `PLINTH_LAMBDA_ROLE` is missing.
     pub async fn from_env() -> Result<Self, DeployError> {
         let config = LambdaConfig::from_env()?;
-        let sdk = crate::store::dynamodb::aws_config_from_env().await;
+        let sdk = crate::aws::config_from_env().await;
         Ok(Self::new(&sdk, config))
     }
 

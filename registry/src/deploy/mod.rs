@@ -14,6 +14,7 @@
 pub mod apigateway;
 pub mod backend;
 pub mod dynamodb_tables;
+pub mod ecr;
 pub mod ecs;
 pub mod lambda;
 pub mod local;

@@ -23,6 +23,7 @@ use plinth_module_sdk::manifest::Subscription;
 use sha2::{Digest, Sha256};
 
 use crate::deploy::Deployment;
+use crate::deploy::backend::{INSTALLER_ONLY, InstallerOnly};
 
 /// Events that could not be delivered to the bus.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +57,23 @@ pub trait Subscriptions: Send + Sync + std::fmt::Debug {
 
     /// Removes every rule of the module; removing none is fine.
     async fn unsubscribe(&self, module: &ModuleName) -> Result<(), SubscriptionError>;
+}
+
+// The functions other than the installer may not create rules either.
+#[async_trait]
+impl Subscriptions for InstallerOnly {
+    async fn subscribe(
+        &self,
+        _module: &ModuleName,
+        _subscriptions: &[Subscription],
+        _deployment: &Deployment,
+    ) -> Result<Vec<String>, SubscriptionError> {
+        Err(SubscriptionError(INSTALLER_ONLY.into()))
+    }
+
+    async fn unsubscribe(&self, _module: &ModuleName) -> Result<(), SubscriptionError> {
+        Err(SubscriptionError(INSTALLER_ONLY.into()))
+    }
 }
 
 /// Whether a tenant has a module enabled: deliveries of tenant events are filtered by it.
@@ -142,6 +160,25 @@ pub fn subscription_target(deployment: &Deployment, subscription: &Subscription)
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn only_the_installer_subscribes_modules_to_events() {
+        let deployment = Deployment {
+            endpoint: String::new(),
+            health_url: String::new(),
+            handle: serde_json::Value::Null,
+        };
+        let error = InstallerOnly
+            .subscribe(&ModuleName::parse("billing").unwrap(), &[], &deployment)
+            .await
+            .unwrap_err();
+        assert!(error.0.contains("installer function only"), "{}", error.0);
+        let error = InstallerOnly
+            .unsubscribe(&ModuleName::parse("billing").unwrap())
+            .await
+            .unwrap_err();
+        assert!(error.0.contains("installer function only"), "{}", error.0);
+    }
+
     use super::*;
 
     fn module(name: &str) -> ModuleName {

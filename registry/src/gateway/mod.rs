@@ -14,7 +14,6 @@
 //! per-concept caches (routes, resolved configuration, grants, tenants), so it reads the store
 //! only for what is not cached there either.
 
-pub mod context;
 pub mod proxy;
 pub mod rate;
 mod relay;
@@ -35,12 +34,14 @@ use crate::ids::{CompanyId, TenantId};
 use crate::instances::Health;
 use crate::platform::Platform;
 use crate::rbac::granted_permissions;
-use context::{CONTEXT_TTL_SECS, ContextClaims};
+use plinth_module_sdk::wire::{
+    CONTEXT_ISSUER, ContextClaims, MAX_CONTEXT_LIFETIME_SECS as CONTEXT_TTL_SECS,
+};
 pub use rate::{RateLimits, TenantLimit};
 pub use routes::RouteMatch;
 
 /// `X-Module-API-Key`, parsed once rather than on every request's look-up.
-static API_KEY: HeaderName = HeaderName::from_static(crate::api::API_KEY_HEADER);
+static API_KEY: HeaderName = HeaderName::from_static(plinth_module_sdk::wire::API_KEY_HEADER);
 
 /// What the gateway knows of an installed module (cached per module).
 #[derive(Debug, Clone)]
@@ -263,7 +264,7 @@ impl Platform {
                 "module API keys call the platform API, not module routes".into(),
             ));
         }
-        let token = crate::api::bearer_of(request.authorization)?;
+        let token = crate::identity::bearer_of(request.authorization)?;
         let pass = match self.caches.passes.get(token, module) {
             Some(pass) if self.is_fresh(&pass) => pass,
             _ => {
@@ -392,7 +393,7 @@ impl Platform {
     ) -> Result<HeaderValue> {
         let iat = crate::store::now_unix().max(0) as u64;
         let claims = ContextClaims {
-            iss: "plinth".into(),
+            iss: CONTEXT_ISSUER.into(),
             aud: module.to_string(),
             sub: user.id.to_string(),
             tenant_id: tenant.to_string(),

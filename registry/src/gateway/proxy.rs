@@ -32,12 +32,12 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
-use super::context::CONTEXT_HEADER;
 use super::relay::Prefixed;
 use super::{GatewayRequest, Upstream, is_module_path};
-use crate::api::{self, API_KEY_HEADER};
+use crate::api;
 use crate::error::Error;
 use crate::platform::Platform;
+use plinth_module_sdk::wire::{API_KEY_HEADER, CONTEXT_HEADER};
 
 /// What the gateway answers: a backend's response as it streams in, or one of its own.
 pub type GatewayBody = Either<LinkedBody<Incoming>, Body>;

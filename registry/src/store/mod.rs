@@ -336,3 +336,17 @@ pub(crate) fn now_unix() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
+
+impl From<StoreError> for crate::Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::ConditionFailed { .. } | StoreError::TransactionCanceled { .. } => {
+                crate::Error::Conflict(
+                    "the resource changed while this request was handled; retry it".into(),
+                )
+            }
+            StoreError::Unavailable(message) => crate::Error::Unavailable(message),
+            other => crate::Error::Internal(other.to_string()),
+        }
+    }
+}

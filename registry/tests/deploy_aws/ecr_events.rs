@@ -1,6 +1,6 @@
 //! The EventBridge "ECR Image Action" events, read from real-shaped fixtures.
 
-use plinth_registry::ecr::{
+use plinth_registry::deploy::ecr::{
     ActionResult, ActionType, EcrEventError, EcrImageAction, ImagePush, image_pushed,
 };
 use serde_json::Value;

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
 use plinth_module_sdk::Manifest;
+use plinth_registry::aws;
 use plinth_registry::deploy::DeploySpec;
 use plinth_registry::deploy::ecs::EcsConfig;
-use plinth_registry::store::dynamodb::aws_config_from_env;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,7 +17,7 @@ pub async fn sdk(test: &str) -> Option<SdkConfig> {
     if !crate::support::emulator_configured(test) {
         return None;
     }
-    Some(aws_config_from_env().await)
+    Some(aws::config_from_env().await)
 }
 
 /// A module name no other test uses: `{prefix}-{pid}-{nanos}-{n}`, within the 40 characters a

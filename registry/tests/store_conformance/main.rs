@@ -61,7 +61,8 @@ conformance!(
 
 /// The interleaving case needs two clients of one table.
 mod interleaving {
-    use plinth_registry::store::dynamodb::{DynamoStore, aws_config_from_env};
+    use plinth_registry::aws;
+    use plinth_registry::store::dynamodb::DynamoStore;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn embedded_racing_writers_lose_no_update() {
@@ -75,7 +76,7 @@ mod interleaving {
         let Some(a) = crate::support::dynamo("racing_writers_lose_no_update").await else {
             return;
         };
-        let b = DynamoStore::new(&aws_config_from_env().await, a.table());
+        let b = DynamoStore::new(&aws::config_from_env().await, a.table());
         crate::cases::racing_writers_lose_no_update(&a, &b).await;
     }
 
@@ -89,7 +90,7 @@ mod interleaving {
         let Some(first) = crate::support::dynamo("fifty_interleaved_writers").await else {
             return;
         };
-        let config = aws_config_from_env().await;
+        let config = aws::config_from_env().await;
         let clients: Vec<DynamoStore> = (0..50)
             .map(|_| DynamoStore::new(&config, first.table()))
             .collect();

@@ -60,7 +60,7 @@ impl TestPlatform {
             public_url: "http://127.0.0.1:1".into(),
             event_bus: None,
         };
-        let context = plinth_registry::gateway::context::ContextSigner::generate().unwrap();
+        let context = plinth_registry::identity::ContextSigner::generate().unwrap();
         let platform = Arc::new(Platform::new(ports, tokens, settings, context));
         tokio::spawn(Arc::clone(&platform).run_install_worker(worker));
         let router = plinth_registry::gateway::proxy::router(Arc::clone(&platform));

@@ -4,7 +4,8 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use plinth_registry::store::dynamodb::{DynamoStore, aws_config_from_env};
+use plinth_registry::aws;
+use plinth_registry::store::dynamodb::DynamoStore;
 use plinth_registry::store::embedded::EmbeddedStore;
 use tempfile::TempDir;
 
@@ -47,7 +48,7 @@ pub async fn dynamo(test: &str) -> Option<DynamoStore> {
     if !emulator_configured(test) {
         return None;
     }
-    let store = DynamoStore::new(&aws_config_from_env().await, unique_table("plinth-test"));
+    let store = DynamoStore::new(&aws::config_from_env().await, unique_table("plinth-test"));
     store
         .create_table()
         .await

@@ -8,7 +8,7 @@ use plinth_module_sdk::Manifest;
 
 use crate::deploy::ecs::EcsHandle;
 use crate::deploy::{DeployError, Deployment};
-use crate::gateway::context::CONTEXT_HEADER;
+use plinth_module_sdk::wire::CONTEXT_HEADER;
 
 /// Where the authorizer's context token is: the authorizer returns it under `context`.
 pub const AUTHORIZER_CONTEXT: &str = "$context.authorizer.context";

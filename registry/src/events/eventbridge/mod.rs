@@ -48,7 +48,7 @@ impl EventBridgeBus {
     /// configured from the environment.
     pub async fn from_env() -> Self {
         let bus = std::env::var("PLINTH_EVENT_BUS").unwrap_or_else(|_| "default".into());
-        Self::new(&crate::store::dynamodb::aws_config_from_env().await, bus)
+        Self::new(&crate::aws::config_from_env().await, bus)
     }
 
     pub fn new(config: &SdkConfig, bus_name: impl Into<String>) -> Self {

@@ -77,7 +77,7 @@ fn request_field(name: &str) -> Field {
         10 if is("keep-alive") => Field::Dropped,
         13 if is("authorization") => Field::Authorization,
         14 if is("content-length") => Field::ContentLength,
-        16 if is(crate::api::API_KEY_HEADER) => Field::ApiKey,
+        16 if is(plinth_module_sdk::wire::API_KEY_HEADER) => Field::ApiKey,
         17 if is("transfer-encoding") => Field::NotRelayed,
         18 if is("proxy-authenticate") => Field::Dropped,
         19 if is("proxy-authorization") => Field::Dropped,
@@ -194,7 +194,7 @@ impl RequestHead<'_, '_> {
         }
         write_field(
             out,
-            super::super::context::CONTEXT_HEADER.as_bytes(),
+            plinth_module_sdk::wire::CONTEXT_HEADER.as_bytes(),
             context,
         );
         out.extend_from_slice(b"\r\n");

@@ -16,9 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::meta::region::RegionProviderChain;
-use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
@@ -67,21 +65,11 @@ impl Intercept for RoundTrips {
     }
 }
 
-/// The SDK configuration from the environment (`AWS_ENDPOINT_URL`, credentials, region —
-/// `us-east-1` when none is set), with the standard retry mode at five attempts.
-pub async fn aws_config_from_env() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(RegionProviderChain::default_provider().or_else("us-east-1"))
-        .retry_config(RetryConfig::standard().with_max_attempts(5))
-        .load()
-        .await
-}
-
 impl DynamoStore {
     /// The table named by `PLINTH_TABLE` (default `plinth`), configured from the environment.
     pub async fn from_env() -> Self {
         let table = std::env::var("PLINTH_TABLE").unwrap_or_else(|_| "plinth".into());
-        Self::new(&aws_config_from_env().await, table)
+        Self::new(&crate::aws::config_from_env().await, table)
     }
 
     pub fn new(config: &SdkConfig, table: impl Into<String>) -> Self {

@@ -7,12 +7,18 @@
 
 use std::collections::BTreeSet;
 
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use plinth_module_sdk::ModuleName;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ids::{CompanyId, TenantId, UserId};
+
+pub mod context;
+
+pub use context::ContextSigner;
 
 /// HS256 secrets shorter than this are refused (RFC 7518 asks for the hash's 256 bits).
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -248,6 +254,32 @@ pub fn mint_token(secret: &[u8], claims: &Claims) -> Result<String> {
         .map_err(|e| Error::BadRequest(format!("PLINTH_JWT_SECRET: {e}")))?;
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key)
         .map_err(|e| Error::Internal(format!("cannot sign a token: {e}")))
+}
+
+/// The bearer token of a request's `Authorization` header (401 when missing or malformed).
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str> {
+    bearer_of(headers.get(AUTHORIZATION).map(|value| value.as_bytes()))
+}
+
+/// The bearer token in an `Authorization` field's value (401 when missing or malformed).
+pub fn bearer_of(authorization: Option<&[u8]>) -> Result<&str> {
+    let value = authorization.ok_or_else(|| {
+        Error::Unauthorized(
+            "sign in: send `Authorization: Bearer <token>` or a module's X-Module-API-Key".into(),
+        )
+    })?;
+    // UTF-8 rather than `to_str`'s visible-ASCII check, byte by byte over the whole token: a
+    // token with other bytes fails verification (and only verified tokens are cached).
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or_else(|| {
+            Error::Unauthorized("the Authorization header is not `Bearer <token>`".into())
+        })
 }
 
 #[cfg(test)]

@@ -6,31 +6,11 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPai
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde::{Deserialize, Serialize};
+use plinth_module_sdk::wire::ContextClaims;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-
-/// The header the context travels in.
-pub const CONTEXT_HEADER: &str = "x-plinth-context";
-/// How long a context token is valid.
-pub const CONTEXT_TTL_SECS: u64 = 60;
-
-/// The claims of a context token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContextClaims {
-    pub iss: String,
-    pub aud: String,
-    pub sub: String,
-    pub tenant_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub company_id: Option<String>,
-    pub permissions: Vec<String>,
-    pub config_version: String,
-    pub iat: u64,
-    pub exp: u64,
-}
 
 /// Signs context tokens with one P-256 key.
 pub struct ContextSigner {
@@ -143,6 +123,10 @@ mod tests {
         validation.set_issuer(&["plinth"]);
         let decoded = jsonwebtoken::decode::<ContextClaims>(&token, &key, &validation).unwrap();
         assert_eq!(decoded.claims, claims);
+        // Modules read it with the SDK: the same claims come out on that side.
+        let json = serde_json::to_value(&decoded.claims).unwrap();
+        let read: plinth_module_sdk::wire::ContextClaims = serde_json::from_value(json).unwrap();
+        assert_eq!(read, claims);
         let again = ContextSigner::from_pkcs8(signer.pkcs8()).unwrap();
         assert_eq!(again.kid(), signer.kid());
     }

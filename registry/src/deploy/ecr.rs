@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::deploy::DeployError;
-use crate::deploy::ecs::aws_error;
+use super::DeployError;
+use super::ecs::aws_error;
 
 /// `source` of every ECR event.
 pub const ECR_SOURCE: &str = "aws.ecr";

@@ -1,0 +1,20 @@
+//! The wire contract in one place: every header, claim set and document that the platform
+//! and modules exchange. The platform (`plinth-registry`) uses these same types, so the two
+//! sides cannot drift; each is defined in the module that explains it and gathered here.
+//!
+//! | what | travels | type |
+//! | --- | --- | --- |
+//! | tenant context | gateway → module, header [`CONTEXT_HEADER`] | [`ContextClaims`] (ES256 JWT, `exp` ≤ [`MAX_CONTEXT_LIFETIME_SECS`]) |
+//! | module API key | module → platform, header [`API_KEY_HEADER`] | opaque `plk_…` |
+//! | resolved configuration | platform → module, `GET …/config` with `ETag` | [`ResolvedConfig`], [`ConfigTier`] |
+//! | lifecycle hook | platform → module, `POST` to the manifest's path | [`HookCall`] → [`HookReply`] |
+//! | event | bus ↔ module | [`Event`] |
+//! | error | every answer | [`ProblemDocument`] ([`PROBLEM_JSON`]) |
+
+pub use crate::auth::MAX_CONTEXT_LIFETIME_SECS;
+pub use crate::config_client::{ConfigTier, ResolvedConfig};
+pub use crate::context::{CONTEXT_HEADER, CONTEXT_ISSUER, ContextClaims};
+pub use crate::events::{Event, PLATFORM_SOURCE};
+pub use crate::hooks::{HookCall, HookReply};
+pub use crate::platform_client::API_KEY_HEADER;
+pub use crate::problem::{PROBLEM_JSON, ProblemDocument};

@@ -38,6 +38,29 @@ pub struct HookCall {
     pub other: Map<String, Value>,
 }
 
+impl HookCall {
+    /// A call of `hook` for `module` at `version`, for no tenant.
+    #[must_use]
+    pub fn new(hook: Hook, module: impl Into<String>, version: impl Into<String>) -> Self {
+        Self {
+            hook,
+            module: module.into(),
+            version: version.into(),
+            tenant_id: None,
+            company_id: None,
+            other: Map::new(),
+        }
+    }
+
+    /// The same call, for a tenant (and a company of it).
+    #[must_use]
+    pub fn for_tenant(mut self, tenant: impl Into<String>, company: Option<String>) -> Self {
+        self.tenant_id = Some(tenant.into());
+        self.company_id = company;
+        self
+    }
+}
+
 /// A hook's answer as sent on the wire: `{}` proceeds, `{"allow": false, "reason": "…"}`
 /// refuses (from a `pre_*` hook).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

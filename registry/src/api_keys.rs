@@ -6,12 +6,15 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use std::sync::Arc;
+
 use crate::audit;
-use crate::catalog::{from_item, to_data};
+use crate::cache::{Stale, Staleness, TtlCache};
+use crate::catalog::Catalog;
+use crate::changes::{Change, Changes};
 use crate::error::{Error, Result};
 use crate::identity::Caller;
-use crate::platform::Platform;
-use crate::store::{Condition, Item, Key, Query, Write, keys, query_all};
+use crate::store::{Condition, Item, Key, Query, Store, Write, from_item, keys, query_all, to_data};
 
 /// A key as issued: `key` is shown this once and never stored.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -36,7 +39,7 @@ pub struct ApiKeyRecord {
     pub expires_at: Option<i64>,
 }
 
-pub(crate) fn hash(key: &str) -> String {
+fn hash(key: &str) -> String {
     crate::hash::sha256_hex(key.as_bytes())
 }
 
@@ -45,7 +48,7 @@ fn listing_key(module: &str, id: &str) -> Key {
 }
 
 /// A new key for `module` and the writes that store it.
-pub(crate) fn new_key(module: &str) -> (IssuedKey, Vec<Write>) {
+fn new_key(module: &str) -> (IssuedKey, Vec<Write>) {
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
     let key = format!("plk_{}", crate::hash::hex(&secret));
@@ -78,13 +81,44 @@ pub(crate) fn new_key(module: &str) -> (IssuedKey, Vec<Write>) {
     (issued, writes)
 }
 
-impl Platform {
+/// Issues, checks, rotates and revokes module API keys; owns the cache of checked keys.
+#[derive(Debug)]
+pub struct ApiKeys {
+    store: Arc<dyn Store>,
+    changes: Arc<Changes>,
+    catalog: Arc<Catalog>,
+    /// API key hash → module, and when the key stops working.
+    checked: Arc<TtlCache<String, (ModuleName, Option<i64>)>>,
+}
+
+impl ApiKeys {
+    pub fn new(
+        store: Arc<dyn Store>,
+        changes: Arc<Changes>,
+        catalog: Arc<Catalog>,
+        staleness: &Staleness,
+    ) -> Self {
+        let checked: Arc<TtlCache<String, (ModuleName, Option<i64>)>> = Arc::default();
+        let cache = Arc::clone(&checked);
+        staleness.listen(move |stale| match stale {
+            Stale::ApiKey(hash) => cache.remove(hash),
+            Stale::Everything => cache.clear(),
+            _ => {}
+        });
+        Self {
+            store,
+            changes,
+            catalog,
+            checked,
+        }
+    }
+
     /// The module an API key belongs to; cached, so a warm check makes no store round trip.
-    pub async fn authenticate_api_key(&self, key: &str) -> Result<ModuleName> {
+    pub async fn authenticate(&self, key: &str) -> Result<ModuleName> {
         let hash = hash(key);
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let refused = || Error::Unauthorized("the module API key is not valid".into());
-        if let Some((module, expires_at)) = self.caches.api_keys.get(&hash) {
+        if let Some((module, expires_at)) = self.checked.get(&hash) {
             // A rotated-out key stops at its expiry even while cached.
             return match expires_at {
                 Some(at) if at <= now => Err(refused()),
@@ -98,22 +132,21 @@ impl Platform {
             .ok_or_else(refused)?;
         let record: ApiKeyRecord = from_item(&item)?;
         let module = ModuleName::parse(&record.module).map_err(|_| refused())?;
-        self.caches
-            .api_keys
+        self.checked
             .insert(hash, (module.clone(), record.expires_at));
         Ok(module)
     }
 
     /// Issues another key for `module`. With `rotate_after_secs`, the module's existing keys
     /// stop working that many seconds from now (the overlap for rolling the new one out).
-    pub async fn issue_api_key(
+    pub async fn issue(
         &self,
         caller: &Caller,
         module: &ModuleName,
         rotate_after_secs: Option<i64>,
     ) -> Result<IssuedKey> {
         caller.require_platform_admin()?;
-        self.catalog_entry(module).await?;
+        self.catalog.entry(module).await?;
         let (issued, mut writes) = new_key(module.as_str());
         let mut rotated = Vec::new();
         if let Some(after) = rotate_after_secs {
@@ -121,7 +154,7 @@ impl Platform {
                 return Err(Error::field("rotate_after_secs", "must not be negative"));
             }
             let expires = time::OffsetDateTime::now_utc().unix_timestamp() + after;
-            for record in self.api_keys(module).await? {
+            for record in self.list(module).await? {
                 if record.expires_at.is_none() {
                     writes.extend(expiring_writes(&record, expires));
                     rotated.push(record.hash);
@@ -135,20 +168,22 @@ impl Platform {
             &format!("module:{module}"),
             json!({"id": issued.id, "rotated_keys": rotated.len()}),
         ));
-        self.commit(writes, Vec::new()).await?;
-        for hash in &rotated {
-            self.caches.api_keys.remove(hash);
-        }
+        let change = rotated
+            .into_iter()
+            .fold(Change::new(writes), |change, hash| {
+                change.stale(Stale::ApiKey(hash))
+            });
+        self.changes.commit(change).await?;
         Ok(issued)
     }
 
-    pub async fn api_keys(&self, module: &ModuleName) -> Result<Vec<ApiKeyRecord>> {
+    pub async fn list(&self, module: &ModuleName) -> Result<Vec<ApiKeyRecord>> {
         let query = Query::prefix(keys::module_partition(module.as_str()), "APIKEY#");
         let items = query_all(self.store.as_ref(), &query).await?;
         items.iter().map(from_item).collect()
     }
 
-    pub async fn revoke_api_key(
+    pub async fn revoke(
         &self,
         caller: &Caller,
         module: &ModuleName,
@@ -178,14 +213,51 @@ impl Platform {
                 json!({"id": id}),
             ),
         ];
-        self.commit(writes, Vec::new()).await?;
-        self.caches.api_keys.remove(&record.hash);
+        self.changes
+            .commit(Change::new(writes).stale(Stale::ApiKey(record.hash)))
+            .await?;
         Ok(())
+    }
+
+    /// The installer's key for `module`: a new one, and the one it replaces set to expire at
+    /// the given time (an upgrade's overlap, while the new deployment rolls out).
+    pub async fn issue_for_install(
+        &self,
+        module: &ModuleName,
+        replacing: Option<(ApiKeyRecord, i64)>,
+    ) -> Result<IssuedKey> {
+        let (issued, mut writes) = new_key(module.as_str());
+        let mut change = Change::default();
+        if let Some((record, at)) = replacing {
+            writes.extend(expiring_writes(&record, at));
+            change = change.stale(Stale::ApiKey(record.hash));
+        }
+        for write in writes {
+            change = change.write(write);
+        }
+        self.changes.commit(change).await?;
+        Ok(issued)
+    }
+
+    /// Deletes a key at once (an uninstall, or an install undone).
+    pub async fn delete(&self, record: &ApiKeyRecord) -> Result<()> {
+        let writes = vec![
+            Write::Delete {
+                key: keys::api_key_by_hash(&record.hash),
+                condition: Condition::Always,
+            },
+            Write::Delete {
+                key: listing_key(&record.module, &record.id),
+                condition: Condition::Always,
+            },
+        ];
+        let stale = Stale::ApiKey(record.hash.clone());
+        self.changes.commit(Change::new(writes).stale(stale)).await
     }
 }
 
 /// Both items of a key, rewritten to expire at `at` (the store's TTL then removes them).
-pub(crate) fn expiring_writes(record: &ApiKeyRecord, at: i64) -> Vec<Write> {
+fn expiring_writes(record: &ApiKeyRecord, at: i64) -> Vec<Write> {
     let mut record = record.clone();
     record.expires_at = Some(at);
     let data = to_data(&record);

@@ -1,6 +1,8 @@
 //! Audit: who changed what, when. One record per change, written in the same transaction as
 //! the change, kept for [`RETENTION_DAYS`] by the store's TTL.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -51,7 +53,29 @@ pub struct AuditPage {
     pub next: Option<String>,
 }
 
-pub async fn list(
+/// Reads the audit trail (records are written by each change, in its transaction).
+#[derive(Debug)]
+pub struct Audit {
+    store: Arc<dyn Store>,
+}
+
+impl Audit {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// A page of a tenant's audit, newest first, after the cursor `after`.
+    pub async fn page(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        after: Option<String>,
+    ) -> Result<AuditPage> {
+        list(self.store.as_ref(), tenant, limit, after).await
+    }
+}
+
+async fn list(
     store: &dyn Store,
     tenant: &TenantId,
     limit: usize,

@@ -1,10 +1,82 @@
-//! A small TTL cache for the hot path: every entry lives at most `ttl` (≤ 30 s, since a
-//! change event cannot reach every warm Lambda), and change events drop entries sooner.
+//! What the hot path remembers: a small TTL cache (every entry lives at most `ttl` ≤ 30 s,
+//! since a change event cannot reach every warm Lambda), and [`Staleness`], through which a
+//! change tells every cache what it made stale, sooner than the TTL.
+//!
+//! Each domain service owns its caches and registers with [`Staleness::listen`]; a change
+//! (see `changes`) marks what it touched, whichever service made it.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// What a change made stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stale {
+    /// A module's installation, settings, configuration or instances.
+    Module(String),
+    /// Every module's (a change that names none).
+    Modules,
+    /// A tenant's record (its tier).
+    Tenant(String),
+    /// Every role of a tenant, so every user's grants there.
+    TenantRoles(String),
+    /// One user's role assignment in a tenant.
+    UserRoles { tenant: String, user: String },
+    /// An API key, by its hash.
+    ApiKey(String),
+    /// Everything (change events may have been missed).
+    Everything,
+}
+
+type Listener = Box<dyn Fn(&Stale) + Send + Sync>;
+
+/// Tells every cache what a change made stale, and counts changes: something built from
+/// several caches (the gateway's passes) is reused only while the count is the one it was
+/// built under.
+#[derive(Default)]
+pub struct Staleness {
+    generation: AtomicU64,
+    listeners: RwLock<Vec<Listener>>,
+}
+
+impl std::fmt::Debug for Staleness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Staleness")
+            .field("generation", &self.generation())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Staleness {
+    /// The number of changes seen so far.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Calls `listener` with everything marked stale from now on.
+    pub fn listen(&self, listener: impl Fn(&Stale) + Send + Sync + 'static) {
+        if let Ok(mut listeners) = self.listeners.write() {
+            listeners.push(Box::new(listener));
+        }
+    }
+
+    /// Tells every listener, then counts a change.
+    pub fn mark(&self, stale: &Stale) {
+        if let Ok(listeners) = self.listeners.read() {
+            for listener in listeners.iter() {
+                listener(stale);
+            }
+        }
+        self.changed();
+    }
+
+    /// Counts a change that made no cache entry stale by name.
+    pub fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
 
 /// The longest any cached answer may live.
 pub const MAX_TTL: Duration = Duration::from_secs(30);
@@ -86,5 +158,24 @@ mod tests {
             TtlCache::<u8, u8>::new(Duration::from_secs(600)).ttl,
             MAX_TTL
         );
+    }
+
+    #[test]
+    fn a_mark_reaches_every_listener_and_counts_a_change() {
+        let staleness = Staleness::default();
+        let cache = std::sync::Arc::new(TtlCache::default());
+        cache.insert("financial".to_owned(), 1);
+        cache.insert("warehouse".to_owned(), 2);
+        let listening = std::sync::Arc::clone(&cache);
+        staleness.listen(move |stale| {
+            if let Stale::Module(module) = stale {
+                listening.remove(module);
+            }
+        });
+        let before = staleness.generation();
+        staleness.mark(&Stale::Module("financial".into()));
+        assert_eq!(cache.get(&"financial".to_owned()), None);
+        assert_eq!(cache.get(&"warehouse".to_owned()), Some(2));
+        assert_eq!(staleness.generation(), before + 1);
     }
 }

@@ -5,12 +5,16 @@ use semver::Version;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use std::sync::Arc;
+
 use crate::audit;
+use crate::cache::Stale;
+use crate::changes::{Change, Changes};
+use crate::deploy::ecr::ImagePush;
 use crate::error::{Error, Result};
 use crate::events::platform_event;
 use crate::identity::Caller;
-use crate::platform::Platform;
-use crate::store::{Condition, Item, Query, Write, keys, query_all};
+use crate::store::{Condition, Item, Query, Store, Update, Write, from_item, keys, query_all, to_data};
 
 /// A published version of a module.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -72,19 +76,26 @@ pub(crate) fn digest(manifest: &Value) -> String {
     crate::hash::sha256_hex(&bytes)
 }
 
-pub(crate) fn from_item<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T> {
-    serde_json::from_value(Value::Object(item.data.clone()))
-        .map_err(|e| Error::Internal(format!("stored item {} is unreadable: {e}", item.key)))
+/// Published versions (immutable) and the marketplace.
+#[derive(Debug)]
+pub struct Catalog {
+    store: Arc<dyn Store>,
+    changes: Arc<Changes>,
 }
 
-pub(crate) fn to_data<T: Serialize>(value: &T) -> serde_json::Map<String, Value> {
-    match serde_json::to_value(value) {
-        Ok(Value::Object(map)) => map,
-        _ => serde_json::Map::new(),
+/// A version whose image digest was recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordedImage {
+    pub module: String,
+    pub version: String,
+    pub image_digest: String,
+}
+
+impl Catalog {
+    pub fn new(store: Arc<dyn Store>, changes: Arc<Changes>) -> Self {
+        Self { store, changes }
     }
-}
 
-impl Platform {
     /// Publishes a version from its manifest document.
     pub async fn publish(
         &self,
@@ -157,11 +168,11 @@ impl Platform {
             "module.version.published",
             json!({"module": name, "version": version}),
         );
-        self.commit(writes, vec![event]).await?;
+        self.changes.commit(Change::new(writes).events([event])).await?;
         Ok((Published::Created, published))
     }
 
-    pub async fn list_modules(&self, filter: &ListFilter) -> Result<Vec<CatalogEntry>> {
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<CatalogEntry>> {
         let tier = filter
             .tier
             .as_deref()
@@ -186,7 +197,7 @@ impl Platform {
         Ok(entries)
     }
 
-    pub async fn catalog_entry(&self, module: &ModuleName) -> Result<CatalogEntry> {
+    pub async fn entry(&self, module: &ModuleName) -> Result<CatalogEntry> {
         let item = self
             .store
             .get(&keys::catalog_entry(module.as_str()))
@@ -219,6 +230,41 @@ impl Platform {
                 Error::NotFound(format!("{module} has no published version {version}"))
             })?;
         from_item(&item)
+    }
+
+    /// Records a pushed image's digest against every published version whose
+    /// `backend.image` names that repository and tag, so installs run exactly that image.
+    pub async fn record_image_push(&self, push: &ImagePush) -> Result<Vec<RecordedImage>> {
+        let mut recorded = Vec::new();
+        for entry in self.list(&ListFilter::default()).await? {
+            let Ok(module) = ModuleName::parse(&entry.name) else {
+                continue;
+            };
+            for version in self.versions(&module).await? {
+                let image = version
+                    .manifest
+                    .pointer("/backend/image")
+                    .and_then(Value::as_str);
+                if !image.is_some_and(|image| push.matches(image))
+                    || version.image_digest.as_deref() == Some(&push.digest)
+                {
+                    continue;
+                }
+                let update =
+                    Update::default().set("image_digest", Value::String(push.digest.clone()));
+                let key = keys::module_version(module.as_str(), &version.version);
+                self.changes
+                    .update(&key, update, Condition::Exists, Some(Stale::Module(module.to_string())))
+                    .await?;
+                tracing::info!(%module, version = %version.version, digest = %push.digest, "image digest recorded");
+                recorded.push(RecordedImage {
+                    module: module.to_string(),
+                    version: version.version,
+                    image_digest: push.digest.clone(),
+                });
+            }
+        }
+        Ok(recorded)
     }
 }
 

@@ -1,26 +1,62 @@
-//! The configuration resolver: module defaults → tenant → company, merged as JSON Merge
-//! Patch (RFC 7396: `null` removes a key, objects merge deeply, arrays replace), with the
-//! effective features and which tier set each key.
+//! A tenant's configuration of a module — its TenantModule and its companies' CompanyModule
+//! rows, as the seed models them — and the resolver: module defaults → tenant → company,
+//! merged as JSON Merge Patch (RFC 7396: `null` removes a key, objects merge deeply, arrays
+//! replace), with the effective features and which tier set each key.
 //!
 //! An uncached resolution is one store round trip (one batch get of the installation, the
 //! TenantModule, the company and its CompanyModule); a warm one makes none: resolutions are
 //! cached for at most 30 s and dropped when the module's settings change.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
 
 use plinth_module_sdk::wire::{ConfigTier, ResolvedConfig};
 use plinth_module_sdk::{Manifest, ModuleName, Problem};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::catalog::from_item;
-use crate::enablement::{CompanyModule, TenantModule};
+use crate::cache::{Stale, Staleness, TtlCache};
 use crate::error::{Error, Result};
 use crate::identity::Caller;
 use crate::ids::{CompanyId, TenantId};
-use crate::install::Installation;
-use crate::platform::Platform;
-use crate::store::{Item, Key, keys};
+use crate::installation::Installation;
+use crate::store::{Item, Key, Store, from_item, keys};
+
+/// A tenant's enablement of a module, with its configuration and feature toggles
+/// (`PK=TENANT#t SK=MODULE#m`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TenantModule {
+    pub tenant_id: String,
+    pub module: String,
+    pub enabled: bool,
+    #[serde(default)]
+    pub configuration: Map<String, Value>,
+    #[serde(default)]
+    pub enabled_features: Vec<String>,
+    #[serde(default)]
+    pub disabled_features: Vec<String>,
+    pub updated_at: String,
+    pub updated_by: String,
+}
+
+/// A company's customisation of a module its tenant has (`PK=TENANT#t SK=COMPANY#c#MODULE#m`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CompanyModule {
+    pub tenant_id: String,
+    pub company_id: String,
+    pub module: String,
+    pub is_enabled: bool,
+    #[serde(default)]
+    pub configuration: Map<String, Value>,
+    #[serde(default)]
+    pub enabled_features: Vec<String>,
+    #[serde(default)]
+    pub disabled_features: Vec<String>,
+    pub customized_at: String,
+    pub customized_by_user_id: String,
+}
+
 
 /// Defaults with each patch merged in, in order (RFC 7396).
 pub fn merged_config(manifest: &Manifest, patches: &[&Map<String, Value>]) -> Value {
@@ -141,7 +177,34 @@ fn version_of(items: &[Option<&Item>]) -> String {
         .collect()
 }
 
-impl Platform {
+/// (tenant, module, company) → resolved configuration (and so: enabled).
+type Resolutions = TtlCache<(String, String, Option<String>), ResolvedConfig>;
+
+/// Resolves configuration; owns the cache of resolutions the gateway and the config route
+/// read.
+#[derive(Debug)]
+pub struct ConfigResolver {
+    store: Arc<dyn Store>,
+    resolved: Arc<Resolutions>,
+}
+
+impl ConfigResolver {
+    pub fn new(store: Arc<dyn Store>, staleness: &Staleness) -> Self {
+        let resolved: Arc<Resolutions> = Arc::default();
+        let cache = Arc::clone(&resolved);
+        staleness.listen(move |stale| match stale {
+            Stale::Module(module) => cache.retain(|(_, m, _)| m != module),
+            Stale::Modules | Stale::Everything => cache.clear(),
+            _ => {}
+        });
+        Self { store, resolved }
+    }
+
+    /// Drops every cached resolution (benchmarks measure the cold path with it).
+    pub fn forget(&self) {
+        self.resolved.clear();
+    }
+
     /// The module's configuration for `tenant` (and `company`), for the module itself (its
     /// API key), the tenant's users, or a platform admin.
     pub async fn resolve_config(
@@ -167,7 +230,7 @@ impl Platform {
 
     /// The resolution, from the cache when warm. `NotFound` when the module is not installed,
     /// not enabled for the tenant, or disabled for the company.
-    pub(crate) async fn resolve_cached(
+    pub async fn resolve_cached(
         &self,
         tenant: &TenantId,
         module: &ModuleName,
@@ -178,11 +241,11 @@ impl Platform {
             module.to_string(),
             company.map(ToString::to_string),
         );
-        if let Some(resolved) = self.caches.config.get(&cache_key) {
+        if let Some(resolved) = self.resolved.get(&cache_key) {
             return Ok(resolved);
         }
         let resolved = self.resolve_uncached(tenant, module, company).await?;
-        self.caches.config.insert(cache_key, resolved.clone());
+        self.resolved.insert(cache_key, resolved.clone());
         Ok(resolved)
     }
 
@@ -267,5 +330,20 @@ impl Platform {
             configuration,
             version: version_of(&[installation_item, tenant_item, company_item]),
         })
+    }
+}
+
+/// Answers the local bus's question "does this tenant have this module?" from the cached
+/// resolutions.
+#[derive(Debug, Clone)]
+pub struct EnabledForTenants(pub Weak<ConfigResolver>);
+
+#[async_trait::async_trait]
+impl crate::events::EnabledTenants for EnabledForTenants {
+    async fn is_enabled(&self, tenant: &str, module: &ModuleName) -> bool {
+        let (Some(resolver), Ok(tenant)) = (self.0.upgrade(), TenantId::parse(tenant)) else {
+            return false;
+        };
+        resolver.resolve_cached(&tenant, module, None).await.is_ok()
     }
 }

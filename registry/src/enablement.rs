@@ -2,53 +2,29 @@
 //! (CompanyModule, as the seed models it). A field present in a change replaces its stored
 //! value; a field omitted keeps it, so re-enabling keeps the old configuration.
 
+use std::sync::Arc;
+
 use plinth_module_sdk::manifest::Hook;
+use plinth_module_sdk::wire::HookCall;
 use plinth_module_sdk::{Manifest, ModuleName};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::audit;
-use crate::catalog::{from_item, to_data};
-use crate::config::{config_problems, merged_config, validate_features};
+use crate::cache::Stale;
+use crate::changes::{Change, Changes};
+use crate::clock::now;
+use crate::config::{
+    CompanyModule, TenantModule, config_problems, merged_config, validate_features,
+};
 use crate::error::{Error, Result};
 use crate::events::{Event, platform_event};
-use crate::hooks::{HookCall, HookOutcome};
+use crate::hooks::{HookOutcome, HookRequest, Hooks};
 use crate::identity::Caller;
 use crate::ids::{CompanyId, TenantId};
-use crate::install::{Installation, now};
-use crate::platform::Platform;
-use crate::store::{Condition, Item, Key, Write, keys};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TenantModule {
-    pub tenant_id: String,
-    pub module: String,
-    pub enabled: bool,
-    #[serde(default)]
-    pub configuration: Map<String, Value>,
-    #[serde(default)]
-    pub enabled_features: Vec<String>,
-    #[serde(default)]
-    pub disabled_features: Vec<String>,
-    pub updated_at: String,
-    pub updated_by: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct CompanyModule {
-    pub tenant_id: String,
-    pub company_id: String,
-    pub module: String,
-    pub is_enabled: bool,
-    #[serde(default)]
-    pub configuration: Map<String, Value>,
-    #[serde(default)]
-    pub enabled_features: Vec<String>,
-    #[serde(default)]
-    pub disabled_features: Vec<String>,
-    pub customized_at: String,
-    pub customized_by_user_id: String,
-}
+use crate::installation::{Installation, Installations};
+use crate::store::{Condition, Item, Key, Store, Write, from_item, keys, to_data};
+use crate::tenancy::Tenancy;
 
 /// `PUT /api/v1/tenants/{t}/modules/{m}` (and `PUT …/companies/{c}/modules/{m}` with
 /// `is_enabled`): every field optional.
@@ -86,27 +62,34 @@ fn apply(
     }
 }
 
-impl Platform {
-    /// The installed manifest and installation of `module`, or a 409 saying it is not installed.
-    pub(crate) async fn installed_module(
-        &self,
-        module: &ModuleName,
-    ) -> Result<(Manifest, Installation)> {
-        let not_installed =
-            || Error::Conflict(format!("{module} is not installed on this platform"));
-        let (installation, _) = self
-            .installation_item(module)
-            .await?
-            .ok_or_else(not_installed)?;
-        let manifest = match (&installation.manifest, installation.is_installed()) {
-            (Some(manifest), true) => serde_json::from_value(manifest.clone())
-                .map_err(|e| Error::Internal(e.to_string()))?,
-            _ => return Err(not_installed()),
-        };
-        Ok((manifest, installation))
+/// Enables and disables modules for tenants and companies, calling their hooks.
+#[derive(Debug)]
+pub struct Enablement {
+    store: Arc<dyn Store>,
+    changes: Arc<Changes>,
+    hooks: Arc<dyn Hooks>,
+    installations: Arc<Installations>,
+    tenancy: Arc<Tenancy>,
+}
+
+impl Enablement {
+    pub fn new(
+        store: Arc<dyn Store>,
+        changes: Arc<Changes>,
+        hooks: Arc<dyn Hooks>,
+        installations: Arc<Installations>,
+        tenancy: Arc<Tenancy>,
+    ) -> Self {
+        Self {
+            store,
+            changes,
+            hooks,
+            installations,
+            tenancy,
+        }
     }
 
-    pub(crate) async fn tenant_module(
+    pub async fn tenant_module(
         &self,
         tenant: &TenantId,
         module: &ModuleName,
@@ -126,8 +109,8 @@ impl Platform {
         change: ModuleChange,
     ) -> Result<TenantModule> {
         let user = caller.require_tenant_admin(tenant)?.clone();
-        let tenant_record = self.tenant(tenant).await?;
-        let (manifest, installation) = self.installed_module(module).await?;
+        let tenant_record = self.tenancy.tenant(tenant).await?;
+        let (manifest, installation) = self.installations.installed_module(module).await?;
         let current = self.tenant_module(tenant, module).await?;
         let was_enabled = current.as_ref().is_some_and(|(c, _)| c.enabled);
         let mut next = current
@@ -161,7 +144,10 @@ impl Platform {
                 problems,
             ));
         }
-        let hook_scope = json!({"tenant_id": tenant});
+        let hook_scope = Scope {
+            tenant: tenant.to_string(),
+            company: None,
+        };
         match (was_enabled, next.enabled) {
             (false, true) => {
                 if tenant_record.subscription_tier < manifest.subscription_tier {
@@ -278,8 +264,8 @@ impl Platform {
         change: ModuleChange,
     ) -> Result<CompanyModule> {
         let user = caller.require_company_admin(tenant, company)?.clone();
-        self.company(tenant, company).await?;
-        let (manifest, installation) = self.installed_module(module).await?;
+        self.tenancy.company(tenant, company).await?;
+        let (manifest, installation) = self.installations.installed_module(module).await?;
         let tenant_row = match self.tenant_module(tenant, module).await? {
             Some((row, _)) if row.enabled => row,
             _ => {
@@ -325,7 +311,10 @@ impl Platform {
         // to disabled (a missing row counts as enabled, as the tenant has the module).
         let enabling = next.is_enabled && was_enabled != Some(true);
         let disabling = !next.is_enabled && was_enabled != Some(false);
-        let scope = json!({"tenant_id": tenant, "company_id": company});
+        let scope = Scope {
+            tenant: tenant.to_string(),
+            company: Some(company.to_string()),
+        };
         if enabling {
             self.pre_hook(Hook::PreEnableCompany, &manifest, &installation, &scope)
                 .await?;
@@ -370,18 +359,11 @@ impl Platform {
         events: Vec<Event>,
         module: &ModuleName,
     ) -> Result<()> {
-        self.store.transact(writes).await.map_err(|e| {
-            if e.is_conflict() {
-                Error::Conflict(
-                    "the module's settings changed while this request was handled; retry it".into(),
-                )
-            } else {
-                e.into()
-            }
-        })?;
-        self.caches.invalidate_module(module.as_str());
-        self.publish_events(events).await;
-        Ok(())
+        let change = Change::new(writes)
+            .events(events)
+            .stale(Stale::Module(module.to_string()))
+            .on_conflict("the module's settings changed while this request was handled; retry it");
+        self.changes.commit(change).await
     }
 
     async fn pre_hook(
@@ -389,7 +371,7 @@ impl Platform {
         hook: Hook,
         manifest: &Manifest,
         installation: &Installation,
-        scope: &Value,
+        scope: &Scope,
     ) -> Result<()> {
         match self.call_hook(hook, manifest, installation, scope).await {
             Ok(HookOutcome::Proceed) => Ok(()),
@@ -407,7 +389,7 @@ impl Platform {
         hook: Hook,
         manifest: &Manifest,
         installation: &Installation,
-        scope: &Value,
+        scope: &Scope,
     ) {
         if let Err(reason) = self.call_hook(hook, manifest, installation, scope).await {
             tracing::warn!(module = %manifest.name, ?hook, %reason, "post hook failed");
@@ -419,25 +401,27 @@ impl Platform {
         hook: Hook,
         manifest: &Manifest,
         installation: &Installation,
-        scope: &Value,
+        scope: &Scope,
     ) -> std::result::Result<HookOutcome, String> {
         let (Some(path), Some(deployment)) = (manifest.hooks.get(&hook), &installation.deployment)
         else {
             return Ok(HookOutcome::Proceed);
         };
-        let mut payload =
-            json!({"hook": hook, "module": manifest.name, "version": manifest.version.to_string()});
-        if let (Some(target), Some(extra)) = (payload.as_object_mut(), scope.as_object()) {
-            target.extend(extra.clone());
-        }
-        let call = HookCall {
-            module: manifest.name.to_string(),
-            hook,
+        let call = HookCall::new(hook, manifest.name.as_str(), manifest.version.to_string())
+            .for_tenant(&scope.tenant, scope.company.clone());
+        let request = HookRequest {
             url: format!("{}{path}", deployment.endpoint),
-            payload,
+            call,
         };
-        self.hooks.call(&call).await.map_err(|e| e.to_string())
+        self.hooks.call(&request).await.map_err(|e| e.to_string())
     }
+}
+
+/// Whom a tenant or company hook is called for.
+#[derive(Debug)]
+struct Scope {
+    tenant: String,
+    company: Option<String>,
 }
 
 fn versioned(key: Key, stored: Option<u64>, data: Map<String, Value>) -> (Item, Condition) {
@@ -462,19 +446,4 @@ fn change_summary(change: &ModuleChange) -> Value {
         "enabled_features": change.enabled_features,
         "disabled_features": change.disabled_features,
     })
-}
-
-/// Answers the local bus's question "does this tenant have this module?" from the platform's
-/// cached resolutions.
-#[derive(Debug, Clone)]
-pub struct EnabledForTenants(pub std::sync::Weak<Platform>);
-
-#[async_trait::async_trait]
-impl crate::events::EnabledTenants for EnabledForTenants {
-    async fn is_enabled(&self, tenant: &str, module: &ModuleName) -> bool {
-        let (Some(platform), Ok(tenant)) = (self.0.upgrade(), TenantId::parse(tenant)) else {
-            return false;
-        };
-        platform.resolve_cached(&tenant, module, None).await.is_ok()
-    }
 }

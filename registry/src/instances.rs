@@ -10,12 +10,16 @@ use std::time::Duration;
 use plinth_module_sdk::ModuleName;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{from_item, to_data};
+use std::sync::Arc;
+
+use crate::cache::Stale;
+use crate::changes::{Change, Changes};
+use crate::clock::now;
 use crate::deploy::Deployment;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
-use crate::platform::Platform;
-use crate::store::{Condition, Item, Key, Query, Update, keys, query_all};
+use crate::installation::Installations;
+use crate::store::{Condition, Item, Key, Query, Store, Update, Write, from_item, keys, query_all, to_data};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -60,8 +64,28 @@ fn check_url(field: &str, url: &str) -> Result<()> {
     }
 }
 
-impl Platform {
-    pub(crate) async fn register_instance(
+/// Module instances: registration, health, discovery.
+#[derive(Debug)]
+pub struct Instances {
+    store: Arc<dyn Store>,
+    changes: Arc<Changes>,
+    installations: Arc<Installations>,
+}
+
+impl Instances {
+    pub fn new(
+        store: Arc<dyn Store>,
+        changes: Arc<Changes>,
+        installations: Arc<Installations>,
+    ) -> Self {
+        Self {
+            store,
+            changes,
+            installations,
+        }
+    }
+
+    pub async fn register(
         &self,
         module: &ModuleName,
         deployment: &Deployment,
@@ -73,15 +97,20 @@ impl Platform {
             health_url: deployment.health_url.clone(),
             health: Health::Healthy,
             registered_by: by.into(),
-            last_checked: crate::install::now(),
+            last_checked: now(),
         };
         let item = Item::new(
             instance_key(module.as_str(), &instance.url),
             to_data(&instance),
         );
-        self.store.put(item, Condition::Always).await?;
-        self.caches.invalidate_module(module.as_str());
-        Ok(())
+        let write = Write::Put {
+            item,
+            condition: Condition::Always,
+        };
+        let stale = Stale::Module(module.to_string());
+        self.changes
+            .commit(Change::new(vec![write]).stale(stale))
+            .await
     }
 
     /// An instance registering itself with its module's API key.
@@ -111,7 +140,7 @@ impl Platform {
             health_url,
             handle: serde_json::Value::Null,
         };
-        self.register_instance(module, &deployment, "self").await?;
+        self.register(module, &deployment, "self").await?;
         let item = self.store.get(&instance_key(module.as_str(), &url)).await?;
         item.as_ref()
             .map(from_item)
@@ -119,33 +148,34 @@ impl Platform {
             .ok_or_else(|| Error::Internal("instance vanished".into()))
     }
 
-    pub async fn instances(&self, module: &ModuleName) -> Result<Vec<Instance>> {
+    pub async fn list(&self, module: &ModuleName) -> Result<Vec<Instance>> {
         let query = Query::prefix(keys::module_partition(module.as_str()), "INSTANCE#");
         let items = query_all(self.store.as_ref(), &query).await?;
         items.iter().map(from_item).collect()
     }
 
-    pub(crate) async fn remove_instances(&self, module: &ModuleName) -> Result<()> {
-        for instance in self.instances(module).await? {
-            self.store
-                .delete(
-                    &instance_key(module.as_str(), &instance.url),
-                    Condition::Always,
-                )
-                .await?;
-        }
-        self.caches.invalidate_module(module.as_str());
-        Ok(())
+    pub async fn remove_all(&self, module: &ModuleName) -> Result<()> {
+        let writes = self
+            .list(module)
+            .await?
+            .iter()
+            .map(|instance| Write::Delete {
+                key: instance_key(module.as_str(), &instance.url),
+                condition: Condition::Always,
+            })
+            .collect();
+        let stale = Stale::Module(module.to_string());
+        self.changes.commit(Change::new(writes).stale(stale)).await
     }
 
     /// Checks every instance of every installed module once, recording changes of health.
     pub async fn check_health(&self, client: &reqwest::Client) -> Result<usize> {
         let mut changed = 0;
-        for module in self.installed_index().await?.into_keys() {
+        for module in self.installations.installed_index().await?.into_keys() {
             let Ok(module) = ModuleName::parse(&module) else {
                 continue;
             };
-            for instance in self.instances(&module).await? {
+            for instance in self.list(&module).await? {
                 let answer = client
                     .get(&instance.health_url)
                     .timeout(Duration::from_secs(3))
@@ -160,20 +190,20 @@ impl Platform {
                     .set("health", serde_json::to_value(health).unwrap_or_default())
                     .set(
                         "last_checked",
-                        serde_json::Value::String(crate::install::now()),
+                        serde_json::Value::String(now()),
                     );
                 let key = instance_key(module.as_str(), &instance.url);
                 // The instance may have been removed meanwhile: nothing to record then.
+                let stale = (health != instance.health).then(|| Stale::Module(module.to_string()));
                 if self
-                    .store
-                    .update(&key, update, Condition::Exists)
+                    .changes
+                    .update(&key, update, Condition::Exists, stale)
                     .await
                     .is_ok()
                     && health != instance.health
                 {
                     changed += 1;
                     tracing::warn!(module = %module, url = %instance.url, ?health, "instance health changed");
-                    self.caches.invalidate_module(module.as_str());
                 }
             }
         }

@@ -1,21 +1,26 @@
 //! Plinth's control plane: the module catalog and installer, tenancy, the configuration
 //! resolver, RBAC, API keys and audit — and the ports they run over, with their adapters.
 //!
-//! - [`platform::Platform`]: the state every operation runs on; operations are its methods.
-//! - [`api::router`]: the HTTP API (`/api/v1/…`), served by axum locally and by `lambda_http`.
-//! - [`catalog`]: published versions and the marketplace.
-//! - [`identity`]: tokens, API keys and who may do what; [`ids`]: identifiers.
-//! - [`audit`]: who changed what, when.
-//! - [`events`]: the `EventBus` port and the local bus.
-//! - [`store`]: the `Store` port (DynamoDB, embedded redb) and the key design.
-//! - [`error`]: errors as RFC 9457 problem documents.
+//! Read it by floors (docs/architecture.md draws them); no module names one above it:
+//! - foundations: [`ids`], [`clock`], [`hash`], [`error`], [`cache`], [`identity`], [`aws`];
+//! - ports and their adapters: [`store`], [`events`], [`deploy`], [`hooks`], [`queue`];
+//! - domain services, each holding the ports it uses: [`changes`] (the one write path),
+//!   [`catalog`], [`installation`], [`install`], [`instances`], [`api_keys`], [`tenancy`],
+//!   [`rbac`], [`config`], [`enablement`], [`module_events`], [`audit`], gathered in
+//!   [`plane::ControlPlane`];
+//! - edges: [`api::router`] (the HTTP API, served by axum locally and by `lambda_http`) and
+//!   [`gateway::Gateway`] (the decision on every module request);
+//! - the composition root: [`App::build`].
+//!
 
 pub mod api;
 pub mod api_keys;
+pub mod app;
 pub mod audit;
 pub mod aws;
 pub mod cache;
 pub mod catalog;
+pub mod changes;
 pub mod clock;
 pub mod config;
 pub mod deploy;
@@ -28,12 +33,15 @@ pub mod hooks;
 pub mod identity;
 pub mod ids;
 pub mod install;
+pub mod installation;
 pub mod instances;
 pub mod module_events;
-pub mod platform;
+pub mod plane;
+pub mod queue;
 pub mod rbac;
 pub mod store;
 pub mod tenancy;
 
 pub use error::{Error, Result};
-pub use platform::{Platform, Ports, Settings};
+pub use app::App;
+pub use plane::{ControlPlane, Identity, Ports, Settings};

@@ -4,15 +4,39 @@
 use plinth_module_sdk::ModuleName;
 use plinth_module_sdk::events::{Event, module_source};
 
+use std::sync::Arc;
+
+use crate::config::ConfigResolver;
 use crate::error::{Error, Result};
+use crate::events::EventBus;
 use crate::identity::Caller;
 use crate::ids::TenantId;
-use crate::platform::Platform;
+use crate::installation::Installations;
 
-impl Platform {
+/// Puts modules' own events on the platform's bus, as their manifests allow.
+#[derive(Debug)]
+pub struct ModuleEvents {
+    bus: Arc<dyn EventBus>,
+    installations: Arc<Installations>,
+    config: Arc<ConfigResolver>,
+}
+
+impl ModuleEvents {
+    pub fn new(
+        bus: Arc<dyn EventBus>,
+        installations: Arc<Installations>,
+        config: Arc<ConfigResolver>,
+    ) -> Self {
+        Self {
+            bus,
+            installations,
+            config,
+        }
+    }
+
     /// Puts a module's event on the bus: its source must be the module's own, its detail-type
     /// one the manifest declares, and a tenant it names must have the module enabled.
-    pub async fn publish_module_event(&self, caller: &Caller, event: Event) -> Result<()> {
+    pub async fn publish(&self, caller: &Caller, event: Event) -> Result<()> {
         let Caller::Module(module) = caller else {
             return Err(Error::Forbidden(
                 "only a module's API key publishes its events".into(),
@@ -28,7 +52,7 @@ impl Platform {
                 ),
             ));
         }
-        let (manifest, _) = self.installed_module(module).await?;
+        let (manifest, _) = self.installations.installed_module(module).await?;
         if !manifest
             .events
             .publishes
@@ -60,7 +84,8 @@ impl Platform {
             )
         };
         let tenant = TenantId::parse(tenant).map_err(|_| not_enabled())?;
-        self.resolve_cached(&tenant, module, None)
+        self.config
+            .resolve_cached(&tenant, module, None)
             .await
             .map(|_| ())
             .map_err(|_| not_enabled())

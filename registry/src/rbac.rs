@@ -9,15 +9,18 @@ use plinth_module_sdk::{Manifest, Permission, PermissionGrant, Problem};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use std::sync::Arc;
+
 use crate::audit;
-use crate::catalog::{from_item, to_data};
+use crate::cache::{Stale, Staleness, TtlCache};
+use crate::changes::{Change, Changes};
+use crate::clock::now;
 use crate::error::{Error, Result};
 use crate::events::platform_event;
 use crate::identity::{Caller, PlatformRole, User};
 use crate::ids::{CompanyId, RoleName, TenantId, UserId};
-use crate::install::now;
-use crate::platform::Platform;
-use crate::store::{Condition, Item, Query, Write, keys, query_all};
+use crate::store::{Condition, Item, Query, Store, Write, from_item, keys, query_all, to_data};
+use crate::tenancy::Tenancy;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Role {
@@ -95,7 +98,39 @@ pub fn granted_permissions(
         .collect()
 }
 
-impl Platform {
+/// Roles, assignments and permission checks; owns the cache of users' grants.
+#[derive(Debug)]
+pub struct Rbac {
+    store: Arc<dyn Store>,
+    changes: Arc<Changes>,
+    tenancy: Arc<Tenancy>,
+    /// (tenant, user) → grants.
+    grants: Arc<TtlCache<(String, String), Grants>>,
+}
+
+impl Rbac {
+    pub fn new(
+        store: Arc<dyn Store>,
+        changes: Arc<Changes>,
+        tenancy: Arc<Tenancy>,
+        staleness: &Staleness,
+    ) -> Self {
+        let grants: Arc<TtlCache<(String, String), Grants>> = Arc::default();
+        let cache = Arc::clone(&grants);
+        staleness.listen(move |stale| match stale {
+            Stale::TenantRoles(tenant) => cache.retain(|(t, _)| t != tenant),
+            Stale::UserRoles { tenant, user } => cache.remove(&(tenant.clone(), user.clone())),
+            Stale::Everything => cache.clear(),
+            _ => {}
+        });
+        Self {
+            store,
+            changes,
+            tenancy,
+            grants,
+        }
+    }
+
     pub async fn put_role(
         &self,
         caller: &Caller,
@@ -104,7 +139,7 @@ impl Platform {
         change: RoleChange,
     ) -> Result<Role> {
         caller.require_tenant_admin(tenant)?;
-        self.tenant(tenant).await?;
+        self.tenancy.tenant(tenant).await?;
         let problems: Vec<Problem> = change
             .permissions
             .iter()
@@ -143,9 +178,10 @@ impl Platform {
         ];
         let event =
             platform_event("role.changed", json!({"role": role})).for_tenant(tenant.as_str(), None);
-        self.commit(writes, vec![event]).await?;
-        self.caches.grants.retain(|(t, _)| t != tenant.as_str());
-        self.caches.changed();
+        let stale = Stale::TenantRoles(tenant.to_string());
+        self.changes
+            .commit(Change::new(writes).events([event]).stale(stale))
+            .await?;
         Ok(record)
     }
 
@@ -209,18 +245,20 @@ impl Platform {
         ];
         let event = platform_event("user.roles.changed", json!({"user_id": user}))
             .for_tenant(tenant.as_str(), None);
-        self.commit(writes, vec![event]).await?;
-        self.caches
-            .grants
-            .remove(&(tenant.to_string(), user.to_string()));
-        self.caches.changed();
+        let stale = Stale::UserRoles {
+            tenant: tenant.to_string(),
+            user: user.to_string(),
+        };
+        self.changes
+            .commit(Change::new(writes).events([event]).stale(stale))
+            .await?;
         Ok(assignment)
     }
 
     /// A user's grants in a tenant; cached (two reads when cold: the assignment and the roles).
     pub async fn grants(&self, tenant: &TenantId, user: &UserId) -> Result<Grants> {
         let cache_key = (tenant.to_string(), user.to_string());
-        if let Some(grants) = self.caches.grants.get(&cache_key) {
+        if let Some(grants) = self.grants.get(&cache_key) {
             return Ok(grants);
         }
         let assignment: Assignment = match self
@@ -260,12 +298,12 @@ impl Platform {
                     .collect(),
             }
         };
-        self.caches.grants.insert(cache_key, grants.clone());
+        self.grants.insert(cache_key, grants.clone());
         Ok(grants)
     }
 
     /// `rbac/verify`: for modules (their API key) and the tenant's admins.
-    pub async fn verify_permission(
+    pub async fn verify(
         &self,
         caller: &Caller,
         request: &VerifyRequest,

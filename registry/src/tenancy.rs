@@ -4,15 +4,17 @@ use plinth_module_sdk::Tier;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use std::sync::Arc;
+
 use crate::audit;
-use crate::catalog::{from_item, to_data};
+use crate::cache::{Stale, Staleness, TtlCache};
+use crate::changes::{Change, Changes};
+use crate::clock::now;
 use crate::error::{Error, Result};
 use crate::events::platform_event;
 use crate::identity::Caller;
 use crate::ids::{CompanyId, TenantId};
-use crate::install::now;
-use crate::platform::Platform;
-use crate::store::{Condition, Item, Query, Write, keys, query_all};
+use crate::store::{Condition, Item, Query, Store, Write, from_item, keys, query_all, to_data};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tenant {
@@ -62,7 +64,31 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-impl Platform {
+/// Tenants and their companies; owns the cache of tenant records the gateway reads.
+#[derive(Debug)]
+pub struct Tenancy {
+    store: Arc<dyn Store>,
+    changes: Arc<Changes>,
+    /// tenant → its record (tier).
+    tenants: Arc<TtlCache<String, Tenant>>,
+}
+
+impl Tenancy {
+    pub fn new(store: Arc<dyn Store>, changes: Arc<Changes>, staleness: &Staleness) -> Self {
+        let tenants: Arc<TtlCache<String, Tenant>> = Arc::default();
+        let cache = Arc::clone(&tenants);
+        staleness.listen(move |stale| match stale {
+            Stale::Tenant(tenant) => cache.remove(tenant),
+            Stale::Everything => cache.clear(),
+            _ => {}
+        });
+        Self {
+            store,
+            changes,
+            tenants,
+        }
+    }
+
     pub async fn create_tenant(&self, caller: &Caller, new: NewTenant) -> Result<Tenant> {
         caller.require_platform_admin()?;
         check_name(&new.name)?;
@@ -86,16 +112,12 @@ impl Platform {
                 json!({"tier": tenant.subscription_tier}),
             ),
         ];
-        self.store.transact(writes).await.map_err(|e| {
-            if e.is_conflict() {
-                Error::Conflict(format!("a tenant with id {id} already exists"))
-            } else {
-                e.into()
-            }
-        })?;
         let event = platform_event("tenant.created", json!({"tier": tenant.subscription_tier}))
             .for_tenant(id, None);
-        self.publish_events(vec![event]).await;
+        let change = Change::new(writes)
+            .events([event])
+            .on_conflict(format!("a tenant with id {id} already exists"));
+        self.changes.commit(change).await?;
         Ok(tenant)
     }
 
@@ -143,16 +165,12 @@ impl Platform {
                 json!({"name": company.name}),
             ),
         ];
-        self.store.transact(writes).await.map_err(|e| {
-            if e.is_conflict() {
-                Error::Conflict(format!("tenant {t} already has a company {c}"))
-            } else {
-                e.into()
-            }
-        })?;
         let event =
             platform_event("company.created", json!({"name": company.name})).for_tenant(t, Some(c));
-        self.publish_events(vec![event]).await;
+        let change = Change::new(writes)
+            .events([event])
+            .on_conflict(format!("tenant {t} already has a company {c}"));
+        self.changes.commit(change).await?;
         Ok(company)
     }
 
@@ -163,6 +181,16 @@ impl Platform {
             .await?
             .ok_or_else(|| Error::NotFound(format!("tenant {tenant} has no company {company}")))?;
         from_item(&item)
+    }
+
+    /// The tenant's record, cached (the gateway reads its tier on every cold pass).
+    pub async fn tenant_cached(&self, tenant: &TenantId) -> Result<Tenant> {
+        if let Some(found) = self.tenants.get(&tenant.to_string()) {
+            return Ok(found);
+        }
+        let found = self.tenant(tenant).await?;
+        self.tenants.insert(tenant.to_string(), found.clone());
+        Ok(found)
     }
 
     pub async fn companies(&self, tenant: &TenantId) -> Result<Vec<Company>> {

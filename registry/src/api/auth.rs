@@ -7,6 +7,7 @@ use plinth_module_sdk::wire::API_KEY_HEADER;
 use super::State;
 use crate::error::Error;
 use crate::identity::{Caller, bearer_token};
+use crate::plane::ControlPlane;
 
 impl FromRequestParts<State> for Caller {
     type Rejection = Error;
@@ -17,13 +18,13 @@ impl FromRequestParts<State> for Caller {
 }
 
 /// The caller of a request, from its `Authorization` or `X-Module-API-Key` header.
-pub async fn caller_of(parts: &Parts, state: &crate::platform::Platform) -> Result<Caller, Error> {
+pub async fn caller_of(parts: &Parts, state: &ControlPlane) -> Result<Caller, Error> {
     if let Some(key) = parts.headers.get(API_KEY_HEADER) {
         let key = key
             .to_str()
             .map_err(|_| Error::Unauthorized("the API key is not valid text".into()))?;
-        return state.authenticate_api_key(key).await.map(Caller::Module);
+        return state.api_keys.authenticate(key).await.map(Caller::Module);
     }
     let token = bearer_token(&parts.headers)?;
-    state.tokens.verify(token).map(Caller::User)
+    state.identity.tokens.verify(token).map(Caller::User)
 }

@@ -36,6 +36,6 @@ async fn publish(
     Json(event): Json<Event>,
 ) -> Result<(StatusCode, Json<Value>)> {
     let id = event.id.clone();
-    platform.publish_module_event(&caller, event).await?;
+    platform.module_events.publish(&caller, event).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))
 }

@@ -16,22 +16,22 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::get;
 
-use crate::platform::Platform;
+use crate::plane::ControlPlane;
 
 pub use auth::caller_of;
 pub use body::Json;
 pub use openapi::document as openapi_document;
 
 /// Shared state of every handler.
-pub type State = Arc<Platform>;
+pub type State = Arc<ControlPlane>;
 
 /// The platform API (the registry-api Lambda serves exactly this).
-pub fn router(platform: Arc<Platform>) -> Router {
+pub fn router(platform: Arc<ControlPlane>) -> Router {
     router_with_fallback(platform, Router::new().fallback(not_found))
 }
 
 /// The platform API, with `fallback` answering every other path (the gateway's proxy).
-pub fn router_with_fallback(platform: Arc<Platform>, fallback: Router) -> Router {
+pub fn router_with_fallback(platform: Arc<ControlPlane>, fallback: Router) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/.well-known/jwks.json", get(jwks))
@@ -53,7 +53,7 @@ async fn jwks(
 ) -> impl axum::response::IntoResponse {
     (
         [(axum::http::header::CACHE_CONTROL, "public, max-age=300")],
-        axum::Json(platform.context.jwks()),
+        axum::Json(platform.identity.context.jwks()),
     )
 }
 

@@ -39,7 +39,7 @@ async fn publish(
     caller: Caller,
     Json(document): Json<Value>,
 ) -> Result<(StatusCode, Json<ModuleVersion>)> {
-    let (outcome, version) = platform.publish(&caller, &document).await?;
+    let (outcome, version) = platform.catalog.publish(&caller, &document).await?;
     let status = match outcome {
         Published::Created => StatusCode::CREATED,
         Published::AlreadyPublished => StatusCode::OK,
@@ -61,7 +61,7 @@ async fn list(
     _caller: Caller,
     Query(filter): Query<ListFilter>,
 ) -> Result<Json<Vec<CatalogEntry>>> {
-    platform.list_modules(&filter).await.map(Json)
+    platform.catalog.list(&filter).await.map(Json)
 }
 
 #[utoipa::path(
@@ -79,7 +79,7 @@ async fn detail(
     Path(module): Path<String>,
 ) -> Result<Json<CatalogEntry>> {
     platform
-        .catalog_entry(&module_name(&module)?)
+        .catalog.entry(&module_name(&module)?)
         .await
         .map(Json)
 }
@@ -98,5 +98,5 @@ async fn versions(
     _caller: Caller,
     Path(module): Path<String>,
 ) -> Result<Json<Vec<ModuleVersion>>> {
-    platform.versions(&module_name(&module)?).await.map(Json)
+    platform.catalog.versions(&module_name(&module)?).await.map(Json)
 }

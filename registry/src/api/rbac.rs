@@ -35,7 +35,7 @@ async fn verify(
     caller: Caller,
     Json(request): Json<VerifyRequest>,
 ) -> Result<Json<Value>> {
-    let allowed = platform.verify_permission(&caller, &request).await?;
+    let allowed = platform.rbac.verify(&caller, &request).await?;
     Ok(Json(json!({"has_permission": allowed})))
 }
 
@@ -55,7 +55,7 @@ async fn roles(
 ) -> Result<Json<Vec<Role>>> {
     let tenant = tenant_id(&tenant)?;
     caller.require_tenant_admin(&tenant)?;
-    platform.roles(&tenant).await.map(Json)
+    platform.rbac.roles(&tenant).await.map(Json)
 }
 
 #[utoipa::path(
@@ -77,7 +77,7 @@ async fn put_role(
     let tenant = tenant_id(&tenant)?;
     let role = RoleName::parse_field("role", &role)?;
     platform
-        .put_role(&caller, &tenant, &role, change)
+        .rbac.put_role(&caller, &tenant, &role, change)
         .await
         .map(Json)
 }
@@ -101,7 +101,7 @@ async fn assign(
     let tenant = tenant_id(&tenant)?;
     let user = UserId::parse_field("user", &user)?;
     platform
-        .assign_roles(&caller, &tenant, &user, assignment)
+        .rbac.assign_roles(&caller, &tenant, &user, assignment)
         .await
         .map(Json)
 }

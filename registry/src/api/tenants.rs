@@ -11,7 +11,8 @@ use super::modules::module_name;
 use super::openapi::ProblemDocument;
 use super::{Json, State};
 use crate::audit::AuditPage;
-use crate::enablement::{CompanyModule, ModuleChange, TenantModule};
+use crate::config::{CompanyModule, TenantModule};
+use crate::enablement::ModuleChange;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
 use crate::ids::{CompanyId, TenantId};
@@ -64,7 +65,7 @@ async fn create_tenant(
     caller: Caller,
     Json(new): Json<NewTenant>,
 ) -> Result<(StatusCode, Json<Tenant>)> {
-    let tenant = platform.create_tenant(&caller, new).await?;
+    let tenant = platform.tenancy.create_tenant(&caller, new).await?;
     Ok((StatusCode::CREATED, Json(tenant)))
 }
 
@@ -84,7 +85,7 @@ async fn tenant(
 ) -> Result<Json<Tenant>> {
     let tenant = tenant_id(&tenant)?;
     caller.require_tenant_member(&tenant)?;
-    platform.tenant(&tenant).await.map(Json)
+    platform.tenancy.tenant(&tenant).await.map(Json)
 }
 
 #[utoipa::path(
@@ -104,7 +105,7 @@ async fn create_company(
     Json(new): Json<NewCompany>,
 ) -> Result<(StatusCode, Json<Company>)> {
     let company = platform
-        .create_company(&caller, &tenant_id(&tenant)?, new)
+        .tenancy.create_company(&caller, &tenant_id(&tenant)?, new)
         .await?;
     Ok((StatusCode::CREATED, Json(company)))
 }
@@ -125,7 +126,7 @@ async fn companies(
 ) -> Result<Json<Vec<Company>>> {
     let tenant = tenant_id(&tenant)?;
     caller.require_tenant_member(&tenant)?;
-    platform.companies(&tenant).await.map(Json)
+    platform.tenancy.companies(&tenant).await.map(Json)
 }
 
 /// For the tenant's users, and for modules the tenant has enabled (the seed's `get_company`).
@@ -147,7 +148,7 @@ async fn company(
     match &caller {
         Caller::Module(module) => {
             let enabled = platform
-                .tenant_module(&tenant, module)
+                .enablement.tenant_module(&tenant, module)
                 .await?
                 .is_some_and(|(row, _)| row.enabled);
             if !enabled {
@@ -158,7 +159,7 @@ async fn company(
             caller.require_tenant_member(&tenant)?;
         }
     }
-    platform.company(&tenant, &company).await.map(Json)
+    platform.tenancy.company(&tenant, &company).await.map(Json)
 }
 
 #[utoipa::path(
@@ -179,7 +180,7 @@ async fn enable(
 ) -> Result<Json<TenantModule>> {
     let (tenant, module) = (tenant_id(&tenant)?, module_name(&module)?);
     platform
-        .set_tenant_module(&caller, &tenant, &module, change)
+        .enablement.set_tenant_module(&caller, &tenant, &module, change)
         .await
         .map(Json)
 }
@@ -204,7 +205,7 @@ async fn disable(
         ..ModuleChange::default()
     };
     platform
-        .set_tenant_module(&caller, &tenant, &module, change)
+        .enablement.set_tenant_module(&caller, &tenant, &module, change)
         .await
         .map(Json)
 }
@@ -231,7 +232,7 @@ async fn customize(
         module_name(&module)?,
     );
     platform
-        .set_company_module(&caller, &tenant, &company, &module, change)
+        .enablement.set_company_module(&caller, &tenant, &company, &module, change)
         .await
         .map(Json)
 }
@@ -264,7 +265,7 @@ async fn config(
         .map(|c| CompanyId::parse_field("company", c))
         .transpose()?;
     let resolved = platform
-        .resolve_config(&caller, &tenant, &module, company.as_ref())
+        .config.resolve_config(&caller, &tenant, &module, company.as_ref())
         .await?;
     let etag = format!("\"{}\"", resolved.version);
     let etag_value = HeaderValue::from_str(&etag).map_err(|e| Error::Internal(e.to_string()))?;
@@ -300,8 +301,9 @@ async fn audit(
 ) -> Result<Json<AuditPage>> {
     let tenant = tenant_id(&tenant)?;
     caller.require_tenant_admin(&tenant)?;
-    crate::audit::list(
-        platform.store.as_ref(),
+    platform
+        .audit
+        .page(
         &tenant,
         params.limit.unwrap_or(50),
         params.after,

@@ -9,7 +9,7 @@
 //! as a [`Pass`] — the verified user, the module's routes and healthy instances, the permissions
 //! granted, the tenant's rate-limit bucket and the signed context — until the token expires,
 //! the context is half-way through its life, 30 s pass, or any platform change event arrives
-//! (each bumps [`Caches::generation`](crate::platform::Caches)). Only the route match, the
+//! (each counts in [`Staleness::generation`](crate::cache::Staleness)). Only the route match, the
 //! permission check and the rate limit run per request. A cold pass is built from the
 //! per-concept caches (routes, resolved configuration, grants, tenants), so it reads the store
 //! only for what is not cached there either.
@@ -32,7 +32,8 @@ use crate::error::{Error, Result};
 use crate::identity::User;
 use crate::ids::{CompanyId, TenantId};
 use crate::instances::Health;
-use crate::platform::Platform;
+use crate::cache::{Stale, Staleness, TtlCache};
+use crate::plane::ControlPlane;
 use crate::rbac::granted_permissions;
 use plinth_module_sdk::wire::{
     CONTEXT_ISSUER, ContextClaims, MAX_CONTEXT_LIFETIME_SECS as CONTEXT_TTL_SECS,
@@ -189,7 +190,7 @@ impl Passes {
         passes.push(pass);
     }
 
-    pub fn clear(&self) {
+    fn clear(&self) {
         if let Ok(mut by_token) = self.by_token.write() {
             by_token.clear();
         }
@@ -251,7 +252,58 @@ impl<'a> GatewayRequest<'a> {
     }
 }
 
-impl Platform {
+/// The gateway's decision: who may call which module route, and where it goes. Owns the
+/// caches of module routes and passes.
+#[derive(Debug)]
+pub struct Gateway {
+    plane: Arc<ControlPlane>,
+    staleness: Arc<Staleness>,
+    /// module → its manifest and healthy instances.
+    routes: Arc<TtlCache<String, ModuleRoutes>>,
+    passes: Arc<Passes>,
+    rate_limits: RateLimits,
+}
+
+impl Gateway {
+    pub fn new(plane: Arc<ControlPlane>) -> Self {
+        let staleness = Arc::clone(plane.staleness());
+        let routes: Arc<TtlCache<String, ModuleRoutes>> = Arc::default();
+        let passes: Arc<Passes> = Arc::default();
+        let (cache, all) = (Arc::clone(&routes), Arc::clone(&passes));
+        staleness.listen(move |stale| match stale {
+            Stale::Module(module) => cache.remove(module),
+            Stale::Modules => cache.clear(),
+            Stale::Everything => {
+                cache.clear();
+                all.clear();
+            }
+            _ => {}
+        });
+        let scale = plane.settings.rate_limit_scale.max(1);
+        let rate_limits = RateLimits::with_quotas(move |tier| {
+            let (rate, burst) = rate::quota_of(tier);
+            (rate.saturating_mul(scale), burst.saturating_mul(scale))
+        });
+        Self {
+            plane,
+            staleness,
+            routes,
+            passes,
+            rate_limits,
+        }
+    }
+
+    /// The control plane the decision reads.
+    pub fn plane(&self) -> &Arc<ControlPlane> {
+        &self.plane
+    }
+
+    /// A module's backend failed to answer: its routes are read again (the instance may be
+    /// gone).
+    pub fn backend_failed(&self, module: &ModuleName) {
+        self.staleness.mark(&Stale::Module(module.to_string()));
+    }
+
     /// Decides a request to a module route.
     pub async fn authorize(&self, request: GatewayRequest<'_>) -> Result<Decision> {
         let (module, rest) = split_module_path(request.path)?;
@@ -259,19 +311,19 @@ impl Platform {
         if let Some(key) = request.api_key {
             let key = std::str::from_utf8(key)
                 .map_err(|_| Error::Unauthorized("the API key is not valid text".into()))?;
-            Box::pin(self.authenticate_api_key(key)).await?;
+            Box::pin(self.plane.api_keys.authenticate(key)).await?;
             return Err(Error::Forbidden(
                 "module API keys call the platform API, not module routes".into(),
             ));
         }
         let token = crate::identity::bearer_of(request.authorization)?;
-        let pass = match self.caches.passes.get(token, module) {
+        let pass = match self.passes.get(token, module) {
             Some(pass) if self.is_fresh(&pass) => pass,
             _ => {
                 // Boxed: a cold pass reads caches and the store, and its state would
                 // otherwise be carried (and moved) by every request's future.
                 let pass = Arc::new(Box::pin(self.build_pass(token, module)).await?);
-                self.caches.passes.insert(token, Arc::clone(&pass));
+                self.passes.insert(token, Arc::clone(&pass));
                 pass
             }
         };
@@ -296,7 +348,7 @@ impl Platform {
     }
 
     fn is_fresh(&self, pass: &Pass) -> bool {
-        pass.generation == self.caches.generation()
+        pass.generation == self.staleness.generation()
             && pass.built.elapsed() < PASS_TTL
             && crate::store::now_unix() <= pass.valid_until
     }
@@ -305,8 +357,8 @@ impl Platform {
     /// on the request's route.
     async fn build_pass(&self, token: &str, module: &str) -> Result<Pass> {
         // Read before anything is looked up: a change landing meanwhile makes this pass stale.
-        let generation = self.caches.generation();
-        let (user, valid_until) = self.tokens.verify_until(token)?;
+        let generation = self.staleness.generation();
+        let (user, valid_until) = self.plane.identity.tokens.verify_until(token)?;
         let module = ModuleName::parse(module)
             .map_err(|_| Error::NotFound(format!("no module {module} for your tenant")))?;
         let tenant = user
@@ -315,6 +367,8 @@ impl Platform {
             .ok_or_else(|| Error::Forbidden("your token names no tenant".into()))?;
         let routes = self.module_routes(&module).await?;
         let resolved = self
+            .plane
+            .config
             .resolve_cached(&tenant, &module, user.company.as_ref())
             .await
             .map_err(|e| match e {
@@ -323,10 +377,10 @@ impl Platform {
                 }
                 other => other,
             })?;
-        let grants = self.grants(&tenant, &user.id).await?;
+        let grants = self.plane.rbac.grants(&tenant, &user.id).await?;
         let company = user.company.as_ref().map(CompanyId::as_str);
         let permissions = granted_permissions(&routes.manifest, &user, &grants, company);
-        let tier = self.tenant_cached(&tenant).await?.subscription_tier;
+        let tier = self.plane.tenancy.tenant_cached(&tenant).await?.subscription_tier;
         let limit = self.rate_limits.limit(tenant.as_str(), tier);
         let context =
             self.sign_context(&module, &user, &tenant, &permissions, &resolved.version)?;
@@ -346,16 +400,20 @@ impl Platform {
 
     /// The module's manifest and healthy instances, cached.
     pub async fn module_routes(&self, module: &ModuleName) -> Result<ModuleRoutes> {
-        if let Some(routes) = self.caches.routes.get(&module.to_string()) {
+        if let Some(routes) = self.routes.get(&module.to_string()) {
             return Ok(routes);
         }
         let not_found = || Error::NotFound(format!("no module {module} for your tenant"));
         let (manifest, _) = self
+            .plane
+            .installations
             .installed_module(module)
             .await
             .map_err(|_| not_found())?;
         let healthy: Vec<Arc<Upstream>> = self
-            .instances(module)
+            .plane
+            .instances
+            .list(module)
             .await?
             .into_iter()
             .filter(|i| i.health == Health::Healthy)
@@ -365,21 +423,8 @@ impl Platform {
             manifest: Arc::new(manifest),
             healthy: Arc::new(healthy),
         };
-        self.caches
-            .routes
-            .insert(module.to_string(), routes.clone());
+        self.routes.insert(module.to_string(), routes.clone());
         Ok(routes)
-    }
-
-    async fn tenant_cached(&self, tenant: &TenantId) -> Result<crate::tenancy::Tenant> {
-        if let Some(found) = self.caches.tenants.get(&tenant.to_string()) {
-            return Ok(found);
-        }
-        let found = self.tenant(tenant).await?;
-        self.caches
-            .tenants
-            .insert(tenant.to_string(), found.clone());
-        Ok(found)
     }
 
     /// A context token for this user, module and configuration version.
@@ -403,7 +448,7 @@ impl Platform {
             iat,
             exp: iat + CONTEXT_TTL_SECS,
         };
-        let token = self.context.sign(&claims)?;
+        let token = self.plane.identity.context.sign(&claims)?;
         HeaderValue::try_from(token).map_err(|e| Error::Internal(format!("context header: {e}")))
     }
 }

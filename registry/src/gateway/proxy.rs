@@ -36,7 +36,8 @@ use super::relay::Prefixed;
 use super::{GatewayRequest, Upstream, is_module_path};
 use crate::api;
 use crate::error::Error;
-use crate::platform::Platform;
+/// The decision this transport asks.
+type Platform = super::Gateway;
 use plinth_module_sdk::wire::{API_KEY_HEADER, CONTEXT_HEADER};
 
 /// What the gateway answers: a backend's response as it streams in, or one of its own.
@@ -53,7 +54,7 @@ pub struct Gateway {
 /// in-process (tests): each proxied request opens its own backend connection.
 pub fn router(platform: Arc<Platform>) -> Router {
     api::router_with_fallback(
-        Arc::clone(&platform),
+        Arc::clone(platform.plane()),
         Router::new().fallback(forward_alone).with_state(platform),
     )
 }
@@ -216,9 +217,7 @@ where
         .send(&upstream, Request::from_parts(parts, body))
         .await
         .map_err(|e| {
-            platform
-                .caches
-                .invalidate_module(decision.module().as_str());
+            platform.backend_failed(decision.module());
             decision.backend_failed(e)
         })?;
     let (mut parts, body) = response.into_parts();

@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::{HOOK_TIMEOUT, HookCall, HookError, HookOutcome, Hooks};
+use plinth_module_sdk::wire::HookReply;
+
+use super::{HOOK_TIMEOUT, HookError, HookOutcome, HookRequest, Hooks};
 
 #[derive(Debug, Clone)]
 pub struct HttpHooks {
@@ -48,7 +50,8 @@ fn reason(body: &Value, text: &str) -> String {
 
 #[async_trait]
 impl Hooks for HttpHooks {
-    async fn call(&self, call: &HookCall) -> Result<HookOutcome, HookError> {
+    async fn call(&self, request: &HookRequest) -> Result<HookOutcome, HookError> {
+        let call = &request.call;
         let failed = |reason: String| HookError {
             module: call.module.clone(),
             hook: hook_name(call.hook),
@@ -56,8 +59,8 @@ impl Hooks for HttpHooks {
         };
         let response = self
             .client
-            .post(&call.url)
-            .json(&call.payload)
+            .post(&request.url)
+            .json(call)
             .timeout(self.timeout)
             .send()
             .await
@@ -65,17 +68,20 @@ impl Hooks for HttpHooks {
                 if e.is_timeout() {
                     failed(format!("no answer within {} s", self.timeout.as_secs_f32()))
                 } else {
-                    failed(format!("cannot reach {}: {e}", call.url))
+                    failed(format!("cannot reach {}: {e}", request.url))
                 }
             })?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status.is_success() {
-            if body.get("allow").and_then(Value::as_bool) == Some(false) {
-                return Ok(HookOutcome::Refused(reason(&body, "refused")));
-            }
-            return Ok(HookOutcome::Proceed);
+            return Ok(match serde_json::from_value::<HookReply>(body) {
+                Ok(HookReply {
+                    allow: false,
+                    reason,
+                }) => HookOutcome::Refused(reason.unwrap_or_else(|| "refused".into())),
+                _ => HookOutcome::Proceed,
+            });
         }
         if status.is_client_error() && call.hook.can_refuse() {
             return Ok(HookOutcome::Refused(reason(&body, &text)));

@@ -7,21 +7,18 @@ pub mod http;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use plinth_module_sdk::manifest::Hook;
-use serde_json::Value;
+use plinth_module_sdk::wire::HookCall;
 
 /// How long a hook may take.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where and what to call.
 #[derive(Debug, Clone)]
-pub struct HookCall {
-    pub module: String,
-    pub hook: Hook,
+pub struct HookRequest {
     /// Full URL: the module's endpoint and the hook's path.
     pub url: String,
-    /// `{"hook": …, "module": …, "version": …, "tenant_id"?, "company_id"?, …}`.
-    pub payload: Value,
+    /// What the module receives.
+    pub call: HookCall,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,5 +38,5 @@ pub struct HookError {
 
 #[async_trait]
 pub trait Hooks: Send + Sync + std::fmt::Debug {
-    async fn call(&self, call: &HookCall) -> Result<HookOutcome, HookError>;
+    async fn call(&self, request: &HookRequest) -> Result<HookOutcome, HookError>;
 }

@@ -7,11 +7,9 @@ use plinth_module_sdk::{Manifest, PLATFORM_VERSION};
 use semver::Version;
 use serde::Serialize;
 
-use super::{INDEX, IndexEntry, Installation};
-use crate::catalog::from_item;
+use super::Installer;
 use crate::error::{Error, Result};
-use crate::platform::Platform;
-use crate::store::{Query, query_all};
+use crate::installation::{IndexEntry, Installation};
 
 /// What uninstalling a module would do (`?dry_run=true`).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -28,19 +26,7 @@ pub struct UninstallImpact {
     pub drop_data: bool,
 }
 
-impl Platform {
-    pub(crate) async fn installed_index(&self) -> Result<BTreeMap<String, IndexEntry>> {
-        let items = query_all(self.store.as_ref(), &Query::partition(INDEX)).await?;
-        let mut index = BTreeMap::new();
-        for item in &items {
-            let entry: IndexEntry = from_item(item)?;
-            if entry.installed_version.is_some() {
-                index.insert(entry.module.clone(), entry);
-            }
-        }
-        Ok(index)
-    }
-
+impl Installer {
     /// Refuses a manifest whose dependencies this platform cannot meet now; returns the
     /// optional modules that are not installed.
     pub(crate) async fn check_dependencies(&self, manifest: &Manifest) -> Result<Vec<String>> {
@@ -53,7 +39,7 @@ impl Platform {
                 manifest.version
             )));
         }
-        let index = self.installed_index().await?;
+        let index = self.installations.installed_index().await?;
         let mut missing = Vec::new();
         for requirement in &manifest.dependencies.required_modules {
             let installed = index
@@ -95,7 +81,7 @@ impl Platform {
         installation: &Installation,
         drop_data: bool,
     ) -> Result<UninstallImpact> {
-        let index = self.installed_index().await?;
+        let index = self.installations.installed_index().await?;
         let dependents = index
             .values()
             .filter(|e| {

@@ -6,14 +6,17 @@
 use plinth_module_sdk::{Manifest, ModuleName};
 use serde_json::json;
 
+use super::Installer;
 use super::steps::StepFailure;
-use super::{
-    Failure, Installation, Operation, Status, Step, StepStatus, index_write, item_of, now, op_name,
-};
 use crate::audit;
+use crate::cache::Stale;
+use crate::changes::Change;
+use crate::clock::now;
 use crate::error::{Error, Result};
-use crate::events::platform_event;
-use crate::platform::Platform;
+use crate::events::{Event, platform_event};
+use crate::installation::{
+    Failure, Installation, Operation, Status, Step, StepStatus, record_writes,
+};
 use crate::store::{Condition, Write};
 
 /// What the steps of one run share.
@@ -29,42 +32,26 @@ pub(crate) struct SagaContext {
     pub created_tables: Vec<String>,
 }
 
-/// The writes that store an installation and its index line.
-pub(crate) fn record_writes(
-    installation: &Installation,
-    version: u64,
-    condition: Condition,
-) -> Vec<Write> {
-    let requires = match (&installation.manifest, installation.is_installed()) {
-        (Some(manifest), true) => manifest["dependencies"]["required_modules"]
-            .as_array()
-            .map(|list| {
-                list.iter()
-                    .filter_map(|r| r.as_str().or_else(|| r["name"].as_str()))
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    vec![
-        Write::Put {
-            item: item_of(installation, version),
-            condition,
-        },
-        index_write(installation, requires),
-    ]
-}
-
 /// The stored installation being run, with the store version its next write expects.
 struct Run<'a> {
-    platform: &'a Platform,
+    installer: &'a Installer,
     installation: Installation,
     stored: u64,
 }
 
 impl Run<'_> {
     async fn save(&mut self, extra: Vec<Write>) -> Result<()> {
+        self.save_with(extra, Vec::new(), None).await
+    }
+
+    /// Stores the installation's progress with `extra` writes in the same transaction, then
+    /// marks `stale` and publishes `events`.
+    async fn save_with(
+        &mut self,
+        extra: Vec<Write>,
+        events: Vec<Event>,
+        stale: Option<Stale>,
+    ) -> Result<()> {
         self.installation.updated_at = now();
         let mut writes = record_writes(
             &self.installation,
@@ -72,16 +59,14 @@ impl Run<'_> {
             Condition::Version(self.stored),
         );
         writes.extend(extra);
-        self.platform.store.transact(writes).await.map_err(|e| {
-            if e.is_conflict() {
-                Error::Conflict(format!(
-                    "the installation of {} was changed by another worker",
-                    self.installation.module
-                ))
-            } else {
-                e.into()
-            }
-        })?;
+        let mut change = Change::new(writes).events(events).on_conflict(format!(
+            "the installation of {} was changed by another worker",
+            self.installation.module
+        ));
+        if let Some(stale) = stale {
+            change = change.stale(stale);
+        }
+        self.installer.changes.commit(change).await?;
         self.stored += 1;
         Ok(())
     }
@@ -94,10 +79,10 @@ impl Run<'_> {
     }
 }
 
-impl Platform {
+impl Installer {
     /// Runs (or resumes) the pending operation of `module`; does nothing when none is pending.
     pub async fn run_installation(&self, module: &ModuleName) -> Result<()> {
-        let Some((installation, stored)) = self.installation_item(module).await? else {
+        let Some((installation, stored)) = self.installations.item(module).await? else {
             return Ok(());
         };
         if !matches!(installation.status, Status::Pending | Status::Running) {
@@ -105,7 +90,7 @@ impl Platform {
         }
         let mut context = self.saga_context(&installation).await?;
         let mut run = Run {
-            platform: self,
+            installer: self,
             installation,
             stored,
         };
@@ -124,10 +109,8 @@ impl Platform {
                 Ok(detail) => {
                     run.mark(index, StepStatus::Done, detail);
                     run.save(Vec::new()).await?;
-                    if self.should_crash_after(step) {
-                        return Err(Error::Unavailable(format!(
-                            "simulated crash after {step:?}"
-                        )));
+                    if let Some(observer) = &self.observer {
+                        observer.step_done(module, step)?;
                     }
                 }
                 Err(StepFailure(reason)) => {
@@ -144,6 +127,7 @@ impl Platform {
         let module =
             ModuleName::parse(&installation.module).map_err(|e| Error::Internal(e.to_string()))?;
         let manifest = self
+            .catalog
             .version(&module, &installation.version)
             .await?
             .manifest()?;
@@ -195,7 +179,7 @@ impl Platform {
         });
         let payload = json!({
             "module": installation.module, "version": installation.version,
-            "operation": op_name(installation.operation), "step": step, "reason": reason,
+            "operation": installation.operation.name(), "step": step, "reason": reason,
         });
         let audit = audit::record(
             audit::PLATFORM_SCOPE,
@@ -204,10 +188,8 @@ impl Platform {
             &format!("module:{}", installation.module),
             payload.clone(),
         );
-        run.save(vec![audit]).await?;
-        self.publish_events(vec![platform_event("module.install.failed", payload)])
-            .await;
-        Ok(())
+        let event = platform_event("module.install.failed", payload);
+        run.save_with(vec![audit], vec![event], None).await
     }
 
     async fn finish_succeeded(&self, mut run: Run<'_>, context: &SagaContext) -> Result<()> {
@@ -256,10 +238,8 @@ impl Platform {
             &format!("module:{}", installation.module),
             payload.clone(),
         );
-        run.save(vec![audit]).await?;
-        self.caches.invalidate_module(&run.installation.module);
-        self.publish_events(vec![platform_event(detail_type, payload)])
-            .await;
-        Ok(())
+        let stale = Stale::Module(run.installation.module.clone());
+        let event = platform_event(detail_type, payload);
+        run.save_with(vec![audit], vec![event], Some(stale)).await
     }
 }

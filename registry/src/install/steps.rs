@@ -6,14 +6,15 @@ use plinth_module_sdk::Manifest;
 use plinth_module_sdk::manifest::Hook;
 use serde_json::json;
 
+use plinth_module_sdk::wire::HookCall;
+
+use super::Installer;
 use super::saga::SagaContext;
-use super::{Installation, Operation, Step};
-use crate::api_keys::new_key;
-use crate::catalog::to_data;
+use crate::changes::Change;
 use crate::deploy::{DeploySpec, Deployment};
-use crate::hooks::{HookCall, HookOutcome};
-use crate::platform::Platform;
-use crate::store::{Condition, Item, Key, Write, keys};
+use crate::hooks::{HookOutcome, HookRequest};
+use crate::installation::{Installation, Operation, Step};
+use crate::store::{Condition, Item, Key, Write, keys, to_data};
 
 /// Why a step failed, in words the operator reads in the installation status.
 #[derive(Debug)]
@@ -52,7 +53,7 @@ pub(crate) fn permissions_key(module: &str) -> Key {
     Key::new(keys::module_partition(module), "PERMISSIONS")
 }
 
-impl Platform {
+impl Installer {
     pub(crate) async fn run_step(
         &self,
         step: Step,
@@ -103,15 +104,13 @@ impl Platform {
                 Ok(None)
             }
             Step::UnregisterPermissions => {
-                self.store
-                    .delete(&permissions_key(manifest.name.as_str()), Condition::Always)
-                    .await?;
+                self.unregister_permissions(&manifest).await?;
                 Ok(None)
             }
             Step::Undeploy => {
                 if let Some(deployment) = inst.deployment.clone() {
                     self.deployer.undeploy(&manifest, &deployment).await?;
-                    self.remove_instances(&manifest.name).await?;
+                    self.instances.remove_all(&manifest.name).await?;
                 }
                 Ok(None)
             }
@@ -120,8 +119,8 @@ impl Platform {
                 Ok(Some(format!("dropped {}", inst.tables.join(", "))))
             }
             Step::RevokeApiKeys => {
-                for record in self.api_keys(&manifest.name).await? {
-                    self.delete_key(&record).await?;
+                for record in self.api_keys.list(&manifest.name).await? {
+                    self.api_keys.delete(&record).await?;
                 }
                 Ok(None)
             }
@@ -139,26 +138,25 @@ impl Platform {
         match (step, previous) {
             (Step::IssueApiKey, None) => {
                 if let Some(id) = inst.api_key_id.take()
-                    && let Some(record) = self
-                        .api_keys(&manifest.name)
+                    && let Some(record) = self.api_keys.list(&manifest.name)
                         .await?
                         .into_iter()
                         .find(|r| r.id == id)
                 {
-                    self.delete_key(&record).await?;
+                    self.api_keys.delete(&record).await?;
                 }
             }
             (Step::Deploy, None) => {
                 if let Some(deployment) = inst.deployment.take() {
                     self.deployer.undeploy(&manifest, &deployment).await?;
-                    self.remove_instances(&manifest.name).await?;
+                    self.instances.remove_all(&manifest.name).await?;
                 }
             }
             // An upgrade that fails puts the previous version back.
             (Step::Deploy, Some(previous)) => {
                 let spec = self.deploy_spec(&previous, inst, cx).await?;
                 let deployment = self.deployer.deploy(&spec).await?;
-                self.register_instance(&previous.name, &deployment, "installer")
+                self.instances.register(&previous.name, &deployment, "installer")
                     .await?;
                 inst.deployment = Some(deployment);
             }
@@ -166,9 +164,7 @@ impl Platform {
                 self.tables.drop_tables(&manifest).await?;
             }
             (Step::RegisterPermissions, None) => {
-                self.store
-                    .delete(&permissions_key(manifest.name.as_str()), Condition::Always)
-                    .await?;
+                self.unregister_permissions(&manifest).await?;
             }
             (Step::RegisterPermissions, Some(previous)) => {
                 self.store_permissions(&previous).await?;
@@ -191,7 +187,20 @@ impl Platform {
     async fn store_permissions(&self, manifest: &Manifest) -> StepResult<()> {
         let data = json!({"module": manifest.name, "permissions": manifest.permissions});
         let item = Item::new(permissions_key(manifest.name.as_str()), to_data(&data));
-        self.store.put(item, Condition::Always).await?;
+        let write = Write::Put {
+            item,
+            condition: Condition::Always,
+        };
+        self.changes.commit(Change::new(vec![write])).await?;
+        Ok(())
+    }
+
+    async fn unregister_permissions(&self, manifest: &Manifest) -> StepResult<()> {
+        let write = Write::Delete {
+            key: permissions_key(manifest.name.as_str()),
+            condition: Condition::Always,
+        };
+        self.changes.commit(Change::new(vec![write])).await?;
         Ok(())
     }
 
@@ -202,28 +211,29 @@ impl Platform {
         inst: &mut Installation,
         cx: &mut SagaContext,
     ) -> StepResult<String> {
-        let (issued, mut writes) = new_key(inst.module.as_str());
+        let mut replacing = None;
         if let Some(old) = inst.api_key_id.as_ref() {
             let module = cx.manifest.name.clone();
-            if let Some(record) = self
-                .api_keys(&module)
+            let overlap = if inst.operation == Operation::Install {
+                0
+            } else {
+                KEY_OVERLAP_SECS
+            };
+            replacing = self
+                .api_keys
+                .list(&module)
                 .await?
                 .into_iter()
                 .find(|r| &r.id == old)
-            {
-                let overlap = if inst.operation == Operation::Install {
-                    0
-                } else {
-                    KEY_OVERLAP_SECS
-                };
-                writes.extend(crate::api_keys::expiring_writes(
-                    &record,
-                    time::OffsetDateTime::now_utc().unix_timestamp() + overlap,
-                ));
-                self.caches.api_keys.remove(&record.hash);
-            }
+                .map(|record| {
+                    let at = time::OffsetDateTime::now_utc().unix_timestamp() + overlap;
+                    (record, at)
+                });
         }
-        self.store.transact(writes).await?;
+        let issued = self
+            .api_keys
+            .issue_for_install(&cx.manifest.name, replacing)
+            .await?;
         inst.api_key_id = Some(issued.id.clone());
         cx.api_key = Some(issued.key);
         Ok(format!("key {}", issued.id))
@@ -233,7 +243,7 @@ impl Platform {
         let manifest = cx.manifest.clone();
         let spec = self.deploy_spec(&manifest, inst, cx).await?;
         let deployment = self.deployer.deploy(&spec).await?;
-        self.register_instance(&manifest.name, &deployment, "installer")
+        self.instances.register(&manifest.name, &deployment, "installer")
             .await?;
         let detail = format!("serving at {}", deployment.endpoint);
         inst.deployment = Some(deployment);
@@ -262,6 +272,7 @@ impl Platform {
             env.insert("PLINTH_EVENT_BUS".into(), bus.clone());
         }
         let image_digest = self
+            .catalog
             .version(&manifest.name, &manifest.version.to_string())
             .await?
             .image_digest;
@@ -278,39 +289,20 @@ impl Platform {
             return Ok(Some("not declared".into()));
         };
         let deployment = deployment_of(inst)?;
-        let call = HookCall {
-            module: manifest.name.to_string(),
-            hook,
+        let mut call = HookCall::new(hook, manifest.name.as_str(), manifest.version.to_string());
+        call.other
+            .insert("operation".into(), json!(inst.operation.name()));
+        let request = HookRequest {
             url: format!("{}{path}", deployment.endpoint),
-            payload: json!({"hook": hook, "module": manifest.name, "version": manifest.version.to_string(),
-                            "operation": super::op_name(inst.operation)}),
+            call,
         };
-        match self.hooks.call(&call).await? {
+        match self.hooks.call(&request).await? {
             HookOutcome::Proceed => Ok(Some("ok".into())),
             HookOutcome::Refused(reason) => Err(StepFailure(format!(
                 "refused by {}: {reason}",
                 manifest.name
             ))),
         }
-    }
-
-    async fn delete_key(&self, record: &crate::api_keys::ApiKeyRecord) -> StepResult<()> {
-        let writes = vec![
-            Write::Delete {
-                key: keys::api_key_by_hash(&record.hash),
-                condition: Condition::Always,
-            },
-            Write::Delete {
-                key: Key::new(
-                    keys::module_partition(&record.module),
-                    format!("APIKEY#{}", record.id),
-                ),
-                condition: Condition::Always,
-            },
-        ];
-        self.store.transact(writes).await?;
-        self.caches.api_keys.remove(&record.hash);
-        Ok(())
     }
 }
 

@@ -350,3 +350,17 @@ impl From<StoreError> for crate::Error {
         }
     }
 }
+
+/// A stored item as the record it holds.
+pub fn from_item<T: serde::de::DeserializeOwned>(item: &Item) -> crate::Result<T> {
+    serde_json::from_value(Value::Object(item.data.clone()))
+        .map_err(|e| crate::Error::Internal(format!("stored item {} is unreadable: {e}", item.key)))
+}
+
+/// A record as an item's data.
+pub fn to_data<T: serde::Serialize>(value: &T) -> serde_json::Map<String, Value> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    }
+}

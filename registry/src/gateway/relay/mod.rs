@@ -335,10 +335,7 @@ impl Relay {
     async fn upstream_failed(&mut self, decision: &Decision, error: Error, then: After) -> After {
         self.backend = None;
         self.response.clear();
-        self.gateway
-            .platform
-            .caches
-            .invalidate_module(decision.module().as_str());
+        self.gateway.platform.backend_failed(decision.module());
         self.answer(error, then).await
     }
 

@@ -1,14 +1,34 @@
-//! The [`InstallQueue`] of the platform on AWS: an event on the platform's bus, which an
-//! EventBridge rule turns into an invocation of the installer function.
+//! The install queue port: something that runs pending installations. Locally a task of
+//! `plinth up` ([`LocalQueue`]); on AWS the installer function, invoked by an EventBridge
+//! rule on `module.install.requested` ([`BusInstallQueue`]).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use plinth_module_sdk::ModuleName;
 
-use super::InstallQueue;
 use crate::error::{Error, Result};
 use crate::events::{EventBus, platform_event};
+
+/// Something that runs pending installations.
+#[async_trait]
+pub trait InstallQueue: Send + Sync + std::fmt::Debug {
+    async fn enqueue(&self, module: &ModuleName) -> Result<()>;
+}
+
+/// Runs sagas in this process: `plinth up` and tests start the worker
+/// ([`crate::install::Installer::run_worker`]) with the receiver.
+#[derive(Debug, Clone)]
+pub struct LocalQueue(pub tokio::sync::mpsc::UnboundedSender<ModuleName>);
+
+#[async_trait]
+impl InstallQueue for LocalQueue {
+    async fn enqueue(&self, module: &ModuleName) -> Result<()> {
+        self.0
+            .send(module.clone())
+            .map_err(|_| Error::Unavailable("the install worker has stopped".into()))
+    }
+}
 
 /// `detail-type` of the event that asks the installer function to run a module's saga.
 pub const INSTALL_REQUESTED: &str = "module.install.requested";

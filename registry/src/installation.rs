@@ -1,0 +1,349 @@
+//! A module's installation record — what serves now and the progress of the last operation —
+//! and the installations index, with the reads every service shares (the installer writes
+//! them; enablement, configuration, instances and the gateway read them).
+//!
+//! Keys: `PK=MODULE#m SK=INSTALLATION` for the record, `PK=INSTALLATIONS SK=MODULE#m` for
+//! its index line (see `store::keys`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use plinth_module_sdk::{Manifest, ModuleName};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::deploy::Deployment;
+use crate::error::{Error, Result};
+use crate::store::{
+    Condition, Item, Key, Query, Store, Write, from_item, keys, query_all, to_data,
+};
+
+/// What an installation is doing or did last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Install,
+    Upgrade,
+    Rollback,
+    Uninstall,
+    /// Starts the installed version again where its backend did not survive a restart
+    /// (`plinth up`'s child processes, in-process event rules).
+    Restore,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Accepted; a worker will run it.
+    Pending,
+    Running,
+    Installed,
+    /// The last operation failed; what it did was undone.
+    Failed,
+    Uninstalled,
+}
+
+/// The steps of the sagas, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Validate,
+    CheckDependencies,
+    IssueApiKey,
+    Deploy,
+    PreInstall,
+    CreateTables,
+    RegisterPermissions,
+    CreateEventRules,
+    PostInstall,
+    PreUninstall,
+    RemoveEventRules,
+    UnregisterPermissions,
+    PostUninstall,
+    Undeploy,
+    DropTables,
+    RevokeApiKeys,
+}
+
+impl Step {
+    pub fn plan(operation: Operation, drop_data: bool) -> Vec<Step> {
+        use Step::*;
+        match operation {
+            // The API key comes before the deploy: the backend starts with it in its env.
+            Operation::Install => vec![
+                Validate,
+                CheckDependencies,
+                IssueApiKey,
+                Deploy,
+                PreInstall,
+                CreateTables,
+                RegisterPermissions,
+                CreateEventRules,
+                PostInstall,
+            ],
+            Operation::Upgrade | Operation::Rollback => vec![
+                Validate,
+                CheckDependencies,
+                Deploy,
+                CreateTables,
+                RegisterPermissions,
+                CreateEventRules,
+                PostInstall,
+            ],
+            Operation::Restore => vec![Deploy, CreateEventRules],
+            Operation::Uninstall => {
+                let mut plan = vec![
+                    PreUninstall,
+                    RemoveEventRules,
+                    UnregisterPermissions,
+                    PostUninstall,
+                    Undeploy,
+                ];
+                if drop_data {
+                    plan.push(DropTables);
+                }
+                plan.push(RevokeApiKeys);
+                plan
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Pending,
+    Done,
+    Failed,
+    /// Done, then undone because a later step failed.
+    Undone,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepState {
+    pub step: Step,
+    pub status: StepStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub step: Step,
+    pub reason: String,
+}
+
+/// A module's installation: what serves now, and the progress of the last operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Installation {
+    pub module: String,
+    pub operation: Operation,
+    pub status: Status,
+    /// The version the current (or last) operation moves to.
+    pub version: String,
+    /// The version serving now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installed_version: Option<String>,
+    /// The version before the last upgrade, for a rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_version: Option<String>,
+    /// A backend that was already running when installed (`endpoint` of the request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub drop_data: bool,
+    pub steps: Vec<StepState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<Deployment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
+    /// Optional modules of the manifest that are not installed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub optional_missing: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// The serving version's manifest (the config resolver reads it with the tenant rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<Value>,
+    pub updated_at: String,
+}
+
+impl Installation {
+    pub fn is_installed(&self) -> bool {
+        self.installed_version.is_some() && self.status != Status::Uninstalled
+    }
+
+    pub fn busy(&self) -> bool {
+        matches!(self.status, Status::Pending | Status::Running)
+    }
+}
+
+/// One line of the installations index (`PK=INSTALLATIONS SK=MODULE#m`): what the
+/// dependency checks and the resume-on-start read in one query.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IndexEntry {
+    pub module: String,
+    pub status: Status,
+    #[serde(default)]
+    pub installed_version: Option<String>,
+    /// Modules the serving version requires.
+    #[serde(default)]
+    pub requires: Vec<String>,
+}
+
+pub const INDEX: &str = "INSTALLATIONS";
+
+pub fn index_key(module: &str) -> Key {
+    Key::new(INDEX, format!("MODULE#{module}"))
+}
+
+impl Operation {
+    /// The operation's name in audit actions and events (`module.{name}.requested`).
+    pub fn name(self) -> &'static str {
+        match self {
+        Operation::Install => "install",
+        Operation::Upgrade => "upgrade",
+        Operation::Rollback => "rollback",
+        Operation::Uninstall => "uninstall",
+        Operation::Restore => "restore",
+    }
+}
+}
+
+/// The writes that store an installation and its index line.
+pub fn record_writes(
+    installation: &Installation,
+    version: u64,
+    condition: Condition,
+) -> Vec<Write> {
+    let requires = match (&installation.manifest, installation.is_installed()) {
+        (Some(manifest), true) => manifest["dependencies"]["required_modules"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|r| r.as_str().or_else(|| r["name"].as_str()))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    vec![
+        Write::Put {
+            item: item_of(installation, version),
+            condition,
+        },
+        index_write(installation, requires),
+    ]
+}
+
+fn item_of(installation: &Installation, version: u64) -> Item {
+    Item {
+        key: keys::installation(&installation.module),
+        version,
+        data: to_data(installation),
+        expires_at: None,
+    }
+}
+
+fn index_write(installation: &Installation, requires: Vec<String>) -> Write {
+    let entry = IndexEntry {
+        module: installation.module.clone(),
+        status: installation.status,
+        installed_version: installation
+            .is_installed()
+            .then(|| installation.installed_version.clone())
+            .flatten(),
+        requires,
+    };
+    Write::Put {
+        item: Item::new(index_key(&installation.module), to_data(&entry)),
+        condition: Condition::Always,
+    }
+}
+
+/// Reads installation records.
+#[derive(Debug)]
+pub struct Installations {
+    store: Arc<dyn Store>,
+}
+
+impl Installations {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// The installation record and its store version (for conditional writes).
+    pub async fn item(
+        &self,
+        module: &ModuleName,
+    ) -> Result<Option<(Installation, u64)>> {
+        match self.store.get(&keys::installation(module.as_str())).await? {
+            Some(item) => Ok(Some((from_item(&item)?, item.version))),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn get(&self, module: &ModuleName) -> Result<Installation> {
+        self.item(module)
+            .await?
+            .map(|(installation, _)| installation)
+            .ok_or_else(|| Error::NotFound(format!("{module} has never been installed")))
+    }
+
+    /// The manifest of the installed version, as the shell's module loader reads it.
+    pub async fn installed_manifest(&self, module: &ModuleName) -> Result<Value> {
+        let installation = self.get(module).await?;
+        match (installation.is_installed(), installation.manifest) {
+            (true, Some(manifest)) => Ok(manifest),
+            _ => Err(Error::NotFound(format!("{module} is not installed"))),
+        }
+    }
+
+    /// The installed version's manifest and its installation; 409 when it is not installed.
+    pub async fn installed_module(&self, module: &ModuleName) -> Result<(Manifest, Installation)> {
+        let not_installed =
+            || Error::Conflict(format!("{module} is not installed on this platform"));
+        let (installation, _) = self.item(module).await?.ok_or_else(not_installed)?;
+        let manifest = match (&installation.manifest, installation.is_installed()) {
+            (Some(manifest), true) => serde_json::from_value(manifest.clone())
+                .map_err(|e| Error::Internal(e.to_string()))?,
+            _ => return Err(not_installed()),
+        };
+        Ok((manifest, installation))
+    }
+
+    /// Every installed module's index line, by name (one query).
+    pub async fn installed_index(&self) -> Result<BTreeMap<String, IndexEntry>> {
+        let items = query_all(self.store.as_ref(), &Query::partition(INDEX)).await?;
+        let mut index = BTreeMap::new();
+        for item in &items {
+            let entry: IndexEntry = from_item(item)?;
+            if entry.installed_version.is_some() {
+                index.insert(entry.module.clone(), entry);
+            }
+        }
+        Ok(index)
+    }
+
+    /// Modules whose last operation is still pending or running (a worker died mid-saga).
+    pub async fn unfinished(&self) -> Result<Vec<ModuleName>> {
+        let items = query_all(self.store.as_ref(), &Query::partition(INDEX)).await?;
+        let mut modules = Vec::new();
+        for item in &items {
+            let entry: IndexEntry = from_item(item)?;
+            if matches!(entry.status, Status::Pending | Status::Running)
+                && let Ok(name) = ModuleName::parse(&entry.module)
+            {
+                modules.push(name);
+            }
+        }
+        Ok(modules)
+    }
+}

@@ -1,0 +1,258 @@
+//! The control plane: its domain services, built together over one set of ports. Each
+//! service holds only the ports and services it uses and owns its caches; they reach each
+//! other's caches only through [`Staleness`], and every write goes through [`Changes`].
+
+use std::sync::Arc;
+
+use crate::api_keys::ApiKeys;
+use crate::audit::Audit;
+use crate::cache::Staleness;
+use crate::catalog::Catalog;
+use crate::changes::Changes;
+use crate::config::ConfigResolver;
+use crate::deploy::backend::InstallerOnly;
+use crate::deploy::{Deployer, TableProvisioner};
+use crate::enablement::Enablement;
+use crate::events::{Event, EventBus, Subscriptions};
+use crate::hooks::Hooks;
+use crate::hooks::http::HttpHooks;
+use crate::identity::{ContextSigner, TokenVerifier};
+use crate::install::{
+    InstallSettings, Installer, InstallerPorts, InstallerServices, StepObserver,
+};
+use crate::installation::Installations;
+use crate::instances::Instances;
+use crate::module_events::ModuleEvents;
+use crate::queue::InstallQueue;
+use crate::rbac::Rbac;
+use crate::store::Store;
+use crate::tenancy::Tenancy;
+
+/// The adapters a platform runs on. [`Ports::new`] is the one place they are assembled:
+/// what it does not name runs nothing (every module resource is refused, as in the AWS
+/// functions other than the installer), and the `with_*` methods put the real ones in.
+#[derive(Debug, Clone)]
+pub struct Ports {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn EventBus>,
+    install_queue: Arc<dyn InstallQueue>,
+    subscriptions: Arc<dyn Subscriptions>,
+    deployer: Arc<dyn Deployer>,
+    tables: Arc<dyn TableProvisioner>,
+    hooks: Arc<dyn Hooks>,
+    step_observer: Option<Arc<dyn StepObserver>>,
+}
+
+impl Ports {
+    /// The store, the bus and the install queue, with HTTP hooks and nothing that creates
+    /// module resources.
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn EventBus>,
+        install_queue: Arc<dyn InstallQueue>,
+    ) -> Self {
+        Self {
+            store,
+            bus,
+            install_queue,
+            subscriptions: Arc::new(InstallerOnly),
+            deployer: Arc::new(InstallerOnly),
+            tables: Arc::new(InstallerOnly),
+            hooks: Arc::new(HttpHooks::default()),
+            step_observer: None,
+        }
+    }
+
+    pub fn with_deployer(mut self, deployer: Arc<dyn Deployer>) -> Self {
+        self.deployer = deployer;
+        self
+    }
+
+    pub fn with_tables(mut self, tables: Arc<dyn TableProvisioner>) -> Self {
+        self.tables = tables;
+        self
+    }
+
+    pub fn with_subscriptions(mut self, subscriptions: Arc<dyn Subscriptions>) -> Self {
+        self.subscriptions = subscriptions;
+        self
+    }
+
+    pub fn with_hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// Told after each saga step (tests and crash drills stop sagas with it).
+    pub fn with_step_observer(mut self, observer: Arc<dyn StepObserver>) -> Self {
+        self.step_observer = Some(observer);
+        self
+    }
+
+    /// The store (for callers that count its round trips or read it in tests).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+}
+
+/// What the platform was configured with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The URL modules reach the platform at (`PLINTH_URL` in their environment).
+    pub public_url: String,
+    /// The EventBridge bus modules publish to, on AWS (`PLINTH_EVENT_BUS`).
+    pub event_bus: Option<String>,
+    /// Every tier's rate limit is multiplied by this (benchmarks raise it, so that they
+    /// measure the gateway rather than 429s).
+    pub rate_limit_scale: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            public_url: String::new(),
+            event_bus: None,
+            rate_limit_scale: 1,
+        }
+    }
+}
+
+/// Who the platform trusts and how it vouches for callers to modules.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Verifies users' tokens.
+    pub tokens: TokenVerifier,
+    /// Signs the tenant context handed to module backends.
+    pub context: Arc<ContextSigner>,
+}
+
+/// The control plane's services.
+#[derive(Debug)]
+pub struct ControlPlane {
+    pub catalog: Arc<Catalog>,
+    pub installations: Arc<Installations>,
+    pub installer: Arc<Installer>,
+    pub instances: Arc<Instances>,
+    pub api_keys: Arc<ApiKeys>,
+    pub tenancy: Arc<Tenancy>,
+    pub enablement: Arc<Enablement>,
+    pub config: Arc<ConfigResolver>,
+    pub rbac: Arc<Rbac>,
+    pub audit: Arc<Audit>,
+    pub module_events: Arc<ModuleEvents>,
+    pub identity: Identity,
+    pub settings: Settings,
+    changes: Arc<Changes>,
+    staleness: Arc<Staleness>,
+}
+
+impl ControlPlane {
+    pub fn build(ports: Ports, identity: Identity, settings: Settings) -> Self {
+        let Ports {
+            store,
+            bus,
+            install_queue,
+            subscriptions,
+            deployer,
+            tables,
+            hooks,
+            step_observer,
+        } = ports;
+        let staleness = Arc::new(Staleness::default());
+        let changes = Arc::new(Changes::new(
+            Arc::clone(&store),
+            Arc::clone(&bus),
+            Arc::clone(&staleness),
+        ));
+        let catalog = Arc::new(Catalog::new(Arc::clone(&store), Arc::clone(&changes)));
+        let installations = Arc::new(Installations::new(Arc::clone(&store)));
+        let api_keys = Arc::new(ApiKeys::new(
+            Arc::clone(&store),
+            Arc::clone(&changes),
+            Arc::clone(&catalog),
+            &staleness,
+        ));
+        let instances = Arc::new(Instances::new(
+            Arc::clone(&store),
+            Arc::clone(&changes),
+            Arc::clone(&installations),
+        ));
+        let tenancy = Arc::new(Tenancy::new(
+            Arc::clone(&store),
+            Arc::clone(&changes),
+            &staleness,
+        ));
+        let rbac = Arc::new(Rbac::new(
+            Arc::clone(&store),
+            Arc::clone(&changes),
+            Arc::clone(&tenancy),
+            &staleness,
+        ));
+        let config = Arc::new(ConfigResolver::new(Arc::clone(&store), &staleness));
+        let enablement = Arc::new(Enablement::new(
+            Arc::clone(&store),
+            Arc::clone(&changes),
+            Arc::clone(&hooks),
+            Arc::clone(&installations),
+            Arc::clone(&tenancy),
+        ));
+        let module_events = Arc::new(ModuleEvents::new(
+            Arc::clone(&bus),
+            Arc::clone(&installations),
+            Arc::clone(&config),
+        ));
+        let installer = Arc::new(Installer::new(
+            InstallerPorts {
+                deployer,
+                tables,
+                subscriptions,
+                hooks,
+                queue: install_queue,
+            },
+            InstallerServices {
+                changes: Arc::clone(&changes),
+                catalog: Arc::clone(&catalog),
+                installations: Arc::clone(&installations),
+                api_keys: Arc::clone(&api_keys),
+                instances: Arc::clone(&instances),
+            },
+            InstallSettings {
+                public_url: settings.public_url.clone(),
+                event_bus: settings.event_bus.clone(),
+            },
+            step_observer,
+        ));
+        Self {
+            catalog,
+            installations,
+            installer,
+            instances,
+            api_keys,
+            tenancy,
+            enablement,
+            config,
+            rbac,
+            audit: Arc::new(Audit::new(store)),
+            module_events,
+            identity,
+            settings,
+            changes,
+            staleness,
+        }
+    }
+
+    /// Drops what a platform event made stale (changes made by other processes).
+    pub fn on_event(&self, event: &Event) {
+        self.changes.on_event(event);
+    }
+
+    /// Drops everything cached (when change events may have been missed).
+    pub fn forget_everything(&self) {
+        self.changes.forget_everything();
+    }
+
+    /// Where every change is counted and announced to caches.
+    pub fn staleness(&self) -> &Arc<Staleness> {
+        &self.staleness
+    }
+}

@@ -15,9 +15,8 @@
 //! only for what is not cached there either.
 
 pub mod context;
-pub mod proxy;
+mod decide;
 pub mod rate;
-mod relay;
 mod routes;
 
 use std::collections::HashMap;
@@ -36,6 +35,7 @@ use crate::instances::Health;
 use crate::platform::Platform;
 use crate::rbac::granted_permissions;
 use context::{CONTEXT_TTL_SECS, ContextClaims};
+pub use decide::{Decide, Forward};
 pub use rate::{RateLimits, TenantLimit};
 pub use routes::RouteMatch;
 
@@ -96,16 +96,6 @@ impl Upstream {
         })
     }
 
-    /// A new connection to this backend, with `TCP_NODELAY` (requests go in one write).
-    pub(crate) async fn connect(&self) -> std::result::Result<tokio::net::TcpStream, String> {
-        let address = self.address().map_err(|e| e.to_string())?;
-        let stream = tokio::net::TcpStream::connect(address)
-            .await
-            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
-    }
-
     /// The request target (origin form) to send the backend for a request's target:
     /// unchanged, unless the backend's URL has a path of its own to put first (or the client
     /// sent an absolute URI).
@@ -120,7 +110,7 @@ impl Upstream {
     }
 
     /// The path put before every request's target (empty for a backend URL without one).
-    pub(crate) fn base_path(&self) -> &str {
+    pub fn base_path(&self) -> &str {
         &self.base_path
     }
 
@@ -214,11 +204,6 @@ impl Decision {
     /// Every healthy instance of the module (the decision's `upstream` is one of them).
     pub fn upstreams(&self) -> &[Arc<Upstream>] {
         &self.pass.routes.healthy
-    }
-
-    /// 502: the module's backend failed to answer (`detail` says how).
-    pub fn backend_failed(&self, detail: impl std::fmt::Display) -> Error {
-        Error::BadGateway(format!("{} did not answer: {detail}", self.module()))
     }
 
     /// The signed tenant context, as text.
@@ -452,21 +437,9 @@ pub fn split_module_path(path: &str) -> Result<(&str, &str)> {
 }
 
 /// `/api/v1/{m}/…` for a name no platform route takes: a module's route.
-pub(crate) fn is_module_path(path: &str) -> bool {
+pub fn is_module_path(path: &str) -> bool {
     split_module_path(path)
         .is_ok_and(|(name, _)| !plinth_module_sdk::manifest::RESERVED_MODULE_NAMES.contains(&name))
-}
-
-/// A header in the platform's namespace, `X-Plinth-*`, also spelt with underscores
-/// (`X_Plinth_Context`), which CGI-style backends read as the same variable: only the
-/// gateway sends these to a module.
-pub(crate) fn is_plinth_field(name: &str) -> bool {
-    let name = name.as_bytes();
-    name.len() >= 9
-        && name[..9]
-            .iter()
-            .zip(b"x-plinth-")
-            .all(|(&b, &p)| b.eq_ignore_ascii_case(&p) || (p == b'-' && b == b'_'))
 }
 
 /// Spreads requests over the healthy instances.

@@ -1,11 +1,13 @@
 //! The gateway's transport (`plinth_local::gateway`): module requests decided by the
 //! platform and forwarded, in-process and over TCP as `plinth up` serves them (on both
-//! stores), and the relay's framing against raw backends.
+//! stores), the relay's framing against raw backends, and the transport against a stub
+//! decision with no control plane behind it.
 
 mod support;
 
 mod gateway;
 mod relay;
+mod stub;
 
 /// Runs each scenario on the embedded store and on DynamoDB (moto).
 #[macro_export]

@@ -4,4 +4,5 @@
 //! lives in its own file under `src/cli/`.
 
 pub mod cli;
+pub mod gateway;
 pub mod platform;

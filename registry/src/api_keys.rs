@@ -14,7 +14,9 @@ use crate::catalog::Catalog;
 use crate::changes::{Change, Changes};
 use crate::error::{Error, Result};
 use crate::identity::Caller;
-use crate::store::{Condition, Item, Key, Query, Store, Write, from_item, keys, query_all, to_data};
+use crate::store::{
+    Condition, Item, Key, Query, Store, Write, from_item, keys, query_all, to_data,
+};
 
 /// A key as issued: `key` is shown this once and never stored.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -183,12 +185,7 @@ impl ApiKeys {
         items.iter().map(from_item).collect()
     }
 
-    pub async fn revoke(
-        &self,
-        caller: &Caller,
-        module: &ModuleName,
-        id: &str,
-    ) -> Result<()> {
+    pub async fn revoke(&self, caller: &Caller, module: &ModuleName, id: &str) -> Result<()> {
         caller.require_platform_admin()?;
         let listing = self
             .store

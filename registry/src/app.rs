@@ -5,21 +5,21 @@ use std::sync::Arc;
 
 use axum::Router;
 
-use crate::gateway::Gateway;
+use crate::gateway::Authorizer;
 use crate::plane::{ControlPlane, Identity, Ports, Settings};
 
-/// A platform: its services and its gateway decision.
+/// A platform: its services and its authorizer (the gateway's decision).
 #[derive(Debug, Clone)]
 pub struct App {
     pub plane: Arc<ControlPlane>,
-    pub gateway: Arc<Gateway>,
+    pub authorizer: Arc<Authorizer>,
 }
 
 impl App {
     pub fn build(ports: Ports, identity: Identity, settings: Settings) -> Self {
         let plane = Arc::new(ControlPlane::build(ports, identity, settings));
-        let gateway = Arc::new(Gateway::new(Arc::clone(&plane)));
-        Self { plane, gateway }
+        let authorizer = Arc::new(Authorizer::new(Arc::clone(&plane)));
+        Self { plane, authorizer }
     }
 
     /// The platform API (what the registry-api function serves).

@@ -14,7 +14,9 @@ use crate::deploy::ecr::ImagePush;
 use crate::error::{Error, Result};
 use crate::events::platform_event;
 use crate::identity::Caller;
-use crate::store::{Condition, Item, Query, Store, Update, Write, from_item, keys, query_all, to_data};
+use crate::store::{
+    Condition, Item, Query, Store, Update, Write, from_item, keys, query_all, to_data,
+};
 
 /// A published version of a module.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -168,7 +170,9 @@ impl Catalog {
             "module.version.published",
             json!({"module": name, "version": version}),
         );
-        self.changes.commit(Change::new(writes).events([event])).await?;
+        self.changes
+            .commit(Change::new(writes).events([event]))
+            .await?;
         Ok((Published::Created, published))
     }
 
@@ -254,7 +258,12 @@ impl Catalog {
                     Update::default().set("image_digest", Value::String(push.digest.clone()));
                 let key = keys::module_version(module.as_str(), &version.version);
                 self.changes
-                    .update(&key, update, Condition::Exists, Some(Stale::Module(module.to_string())))
+                    .update(
+                        &key,
+                        update,
+                        Condition::Exists,
+                        Some(Stale::Module(module.to_string())),
+                    )
                     .await?;
                 tracing::info!(%module, version = %version.version, digest = %push.digest, "image digest recorded");
                 recorded.push(RecordedImage {

@@ -207,7 +207,8 @@ mod tests {
                 Stale::Tenant("acme".into())
             ]
         );
-        let role = platform_event("role.changed", json!({"role": "clerk"})).for_tenant("acme", None);
+        let role =
+            platform_event("role.changed", json!({"role": "clerk"})).for_tenant("acme", None);
         assert_eq!(stale_of(&role), [Stale::TenantRoles("acme".into())]);
         let published = platform_event("module.version.published", json!({}));
         assert_eq!(stale_of(&published), [Stale::Modules]);

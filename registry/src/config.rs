@@ -57,7 +57,6 @@ pub struct CompanyModule {
     pub customized_by_user_id: String,
 }
 
-
 /// Defaults with each patch merged in, in order (RFC 7396).
 pub fn merged_config(manifest: &Manifest, patches: &[&Map<String, Value>]) -> Value {
     let mut config = Value::Object(manifest.configuration.defaults.clone());

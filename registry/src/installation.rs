@@ -207,13 +207,13 @@ impl Operation {
     /// The operation's name in audit actions and events (`module.{name}.requested`).
     pub fn name(self) -> &'static str {
         match self {
-        Operation::Install => "install",
-        Operation::Upgrade => "upgrade",
-        Operation::Rollback => "rollback",
-        Operation::Uninstall => "uninstall",
-        Operation::Restore => "restore",
+            Operation::Install => "install",
+            Operation::Upgrade => "upgrade",
+            Operation::Rollback => "rollback",
+            Operation::Uninstall => "uninstall",
+            Operation::Restore => "restore",
+        }
     }
-}
 }
 
 /// The writes that store an installation and its index line.
@@ -280,10 +280,7 @@ impl Installations {
     }
 
     /// The installation record and its store version (for conditional writes).
-    pub async fn item(
-        &self,
-        module: &ModuleName,
-    ) -> Result<Option<(Installation, u64)>> {
+    pub async fn item(&self, module: &ModuleName) -> Result<Option<(Installation, u64)>> {
         match self.store.get(&keys::installation(module.as_str())).await? {
             Some(item) => Ok(Some((from_item(&item)?, item.version))),
             None => Ok(None),

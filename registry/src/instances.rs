@@ -19,7 +19,9 @@ use crate::deploy::Deployment;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
 use crate::installation::Installations;
-use crate::store::{Condition, Item, Key, Query, Store, Update, Write, from_item, keys, query_all, to_data};
+use crate::store::{
+    Condition, Item, Key, Query, Store, Update, Write, from_item, keys, query_all, to_data,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -188,10 +190,7 @@ impl Instances {
                 };
                 let update = Update::default()
                     .set("health", serde_json::to_value(health).unwrap_or_default())
-                    .set(
-                        "last_checked",
-                        serde_json::Value::String(now()),
-                    );
+                    .set("last_checked", serde_json::Value::String(now()));
                 let key = instance_key(module.as_str(), &instance.url);
                 // The instance may have been removed meanwhile: nothing to record then.
                 let stale = (health != instance.health).then(|| Stale::Module(module.to_string()));

@@ -42,6 +42,6 @@ pub mod rbac;
 pub mod store;
 pub mod tenancy;
 
-pub use error::{Error, Result};
 pub use app::App;
+pub use error::{Error, Result};
 pub use plane::{ControlPlane, Identity, Ports, Settings};

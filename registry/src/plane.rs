@@ -17,9 +17,7 @@ use crate::events::{Event, EventBus, Subscriptions};
 use crate::hooks::Hooks;
 use crate::hooks::http::HttpHooks;
 use crate::identity::{ContextSigner, TokenVerifier};
-use crate::install::{
-    InstallSettings, Installer, InstallerPorts, InstallerServices, StepObserver,
-};
+use crate::install::{InstallSettings, Installer, InstallerPorts, InstallerServices, StepObserver};
 use crate::installation::Installations;
 use crate::instances::Instances;
 use crate::module_events::ModuleEvents;

@@ -303,11 +303,7 @@ impl Rbac {
     }
 
     /// `rbac/verify`: for modules (their API key) and the tenant's admins.
-    pub async fn verify(
-        &self,
-        caller: &Caller,
-        request: &VerifyRequest,
-    ) -> Result<bool> {
+    pub async fn verify(&self, caller: &Caller, request: &VerifyRequest) -> Result<bool> {
         if !matches!(caller, Caller::Module(_)) {
             caller.require_tenant_admin(&request.tenant_id)?;
         }

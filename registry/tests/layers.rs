@@ -187,7 +187,10 @@ fn no_module_names_one_on_a_higher_floor() {
             }
         }
     }
-    assert!(upward.is_empty(), "lower floors name higher ones: {upward:#?}");
+    assert!(
+        upward.is_empty(),
+        "lower floors name higher ones: {upward:#?}"
+    );
 }
 
 #[test]

@@ -16,7 +16,6 @@ use plinth_registry::deploy::local::ProcessDeployer;
 use plinth_registry::deploy::{NoTables, TableProvisioner};
 use plinth_registry::enablement::EnabledForTenants;
 use plinth_registry::events::local::LocalBus;
-use plinth_registry::gateway::proxy::Gateway;
 use plinth_registry::hooks::http::HttpHooks;
 use plinth_registry::identity::TokenVerifier;
 use plinth_registry::install::LocalQueue;
@@ -25,6 +24,8 @@ use plinth_registry::store::dynamodb::DynamoStore;
 use plinth_registry::store::embedded::EmbeddedStore;
 use plinth_registry::{Platform, Ports, Settings};
 use tokio::net::TcpListener;
+
+use crate::gateway::Gateway;
 
 pub use demo::{DemoReport, demo_token};
 pub use secrets::jwt_secret;
@@ -216,7 +217,7 @@ impl Running {
         let mut workers = Vec::new();
         for index in 0..gateway_threads() {
             let listener = listener.try_clone()?;
-            let gateway = Gateway::new(Arc::clone(&self.platform));
+            let gateway = Gateway::of(Arc::clone(&self.platform));
             let mut stopped = stopped.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("plinth-gateway-{index}"))

@@ -68,7 +68,10 @@ async fn install(
     Json(request): Json<InstallRequest>,
 ) -> Result<Response> {
     let name = module_name(&module)?;
-    let started = platform.installer.start_install(&caller, &name, request).await?;
+    let started = platform
+        .installer
+        .start_install(&caller, &name, request)
+        .await?;
     Ok(accepted(&module, started))
 }
 
@@ -89,7 +92,10 @@ async fn upgrade(
     Json(request): Json<UpgradeRequest>,
 ) -> Result<Response> {
     let name = module_name(&module)?;
-    let started = platform.installer.start_upgrade(&caller, &name, request).await?;
+    let started = platform
+        .installer
+        .start_upgrade(&caller, &name, request)
+        .await?;
     Ok(accepted(&module, started))
 }
 
@@ -137,7 +143,8 @@ async fn uninstall(
 ) -> Result<Response> {
     let name = module_name(&module)?;
     match platform
-        .installer.start_uninstall(&caller, &name, params.drop_data, params.dry_run)
+        .installer
+        .start_uninstall(&caller, &name, params.drop_data, params.dry_run)
         .await?
     {
         UninstallOutcome::DryRun(impact) => Ok(Json(impact).into_response()),
@@ -160,7 +167,8 @@ async fn status(
     Path(module): Path<String>,
 ) -> Result<Json<Installation>> {
     platform
-        .installations.get(&module_name(&module)?)
+        .installations
+        .get(&module_name(&module)?)
         .await
         .map(Json)
 }
@@ -180,7 +188,8 @@ async fn manifest(
     Path(module): Path<String>,
 ) -> Result<Json<Value>> {
     platform
-        .installations.installed_manifest(&module_name(&module)?)
+        .installations
+        .installed_manifest(&module_name(&module)?)
         .await
         .map(Json)
 }
@@ -200,7 +209,11 @@ async fn instances(
     Path(module): Path<String>,
 ) -> Result<Json<Vec<Instance>>> {
     caller.require_platform_admin()?;
-    platform.instances.list(&module_name(&module)?).await.map(Json)
+    platform
+        .instances
+        .list(&module_name(&module)?)
+        .await
+        .map(Json)
 }
 
 #[utoipa::path(
@@ -220,7 +233,8 @@ async fn register(
     Json(registration): Json<Registration>,
 ) -> Result<(StatusCode, Json<Instance>)> {
     let instance = platform
-        .instances.self_register(&caller, &module_name(&module)?, registration)
+        .instances
+        .self_register(&caller, &module_name(&module)?, registration)
         .await?;
     Ok((StatusCode::CREATED, Json(instance)))
 }
@@ -278,7 +292,8 @@ async fn issue_key(
             .map_err(|e| crate::Error::BadRequest(format!("the body is not valid: {e}")))?
     };
     let issued = platform
-        .api_keys.issue(&caller, &module_name(&module)?, request.rotate_after_secs)
+        .api_keys
+        .issue(&caller, &module_name(&module)?, request.rotate_after_secs)
         .await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }
@@ -298,7 +313,8 @@ async fn revoke_key(
     Path((module, id)): Path<(String, String)>,
 ) -> Result<StatusCode> {
     platform
-        .api_keys.revoke(&caller, &module_name(&module)?, &id)
+        .api_keys
+        .revoke(&caller, &module_name(&module)?, &id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

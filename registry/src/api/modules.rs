@@ -79,7 +79,8 @@ async fn detail(
     Path(module): Path<String>,
 ) -> Result<Json<CatalogEntry>> {
     platform
-        .catalog.entry(&module_name(&module)?)
+        .catalog
+        .entry(&module_name(&module)?)
         .await
         .map(Json)
 }
@@ -98,5 +99,9 @@ async fn versions(
     _caller: Caller,
     Path(module): Path<String>,
 ) -> Result<Json<Vec<ModuleVersion>>> {
-    platform.catalog.versions(&module_name(&module)?).await.map(Json)
+    platform
+        .catalog
+        .versions(&module_name(&module)?)
+        .await
+        .map(Json)
 }

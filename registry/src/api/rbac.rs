@@ -77,7 +77,8 @@ async fn put_role(
     let tenant = tenant_id(&tenant)?;
     let role = RoleName::parse_field("role", &role)?;
     platform
-        .rbac.put_role(&caller, &tenant, &role, change)
+        .rbac
+        .put_role(&caller, &tenant, &role, change)
         .await
         .map(Json)
 }
@@ -101,7 +102,8 @@ async fn assign(
     let tenant = tenant_id(&tenant)?;
     let user = UserId::parse_field("user", &user)?;
     platform
-        .rbac.assign_roles(&caller, &tenant, &user, assignment)
+        .rbac
+        .assign_roles(&caller, &tenant, &user, assignment)
         .await
         .map(Json)
 }

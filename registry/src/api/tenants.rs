@@ -105,7 +105,8 @@ async fn create_company(
     Json(new): Json<NewCompany>,
 ) -> Result<(StatusCode, Json<Company>)> {
     let company = platform
-        .tenancy.create_company(&caller, &tenant_id(&tenant)?, new)
+        .tenancy
+        .create_company(&caller, &tenant_id(&tenant)?, new)
         .await?;
     Ok((StatusCode::CREATED, Json(company)))
 }
@@ -148,7 +149,8 @@ async fn company(
     match &caller {
         Caller::Module(module) => {
             let enabled = platform
-                .enablement.tenant_module(&tenant, module)
+                .enablement
+                .tenant_module(&tenant, module)
                 .await?
                 .is_some_and(|(row, _)| row.enabled);
             if !enabled {
@@ -180,7 +182,8 @@ async fn enable(
 ) -> Result<Json<TenantModule>> {
     let (tenant, module) = (tenant_id(&tenant)?, module_name(&module)?);
     platform
-        .enablement.set_tenant_module(&caller, &tenant, &module, change)
+        .enablement
+        .set_tenant_module(&caller, &tenant, &module, change)
         .await
         .map(Json)
 }
@@ -205,7 +208,8 @@ async fn disable(
         ..ModuleChange::default()
     };
     platform
-        .enablement.set_tenant_module(&caller, &tenant, &module, change)
+        .enablement
+        .set_tenant_module(&caller, &tenant, &module, change)
         .await
         .map(Json)
 }
@@ -232,7 +236,8 @@ async fn customize(
         module_name(&module)?,
     );
     platform
-        .enablement.set_company_module(&caller, &tenant, &company, &module, change)
+        .enablement
+        .set_company_module(&caller, &tenant, &company, &module, change)
         .await
         .map(Json)
 }
@@ -265,7 +270,8 @@ async fn config(
         .map(|c| CompanyId::parse_field("company", c))
         .transpose()?;
     let resolved = platform
-        .config.resolve_config(&caller, &tenant, &module, company.as_ref())
+        .config
+        .resolve_config(&caller, &tenant, &module, company.as_ref())
         .await?;
     let etag = format!("\"{}\"", resolved.version);
     let etag_value = HeaderValue::from_str(&etag).map_err(|e| Error::Internal(e.to_string()))?;
@@ -303,11 +309,7 @@ async fn audit(
     caller.require_tenant_admin(&tenant)?;
     platform
         .audit
-        .page(
-        &tenant,
-        params.limit.unwrap_or(50),
-        params.after,
-    )
-    .await
-    .map(Json)
+        .page(&tenant, params.limit.unwrap_or(50), params.after)
+        .await
+        .map(Json)
 }

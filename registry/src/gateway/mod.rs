@@ -1,5 +1,7 @@
-//! The gateway's decision for a request to `/api/v1/{m}/…`: the same code runs in the
-//! `plinth` gateway on one machine and in the API Gateway authorizer Lambda on AWS.
+//! The gateway's decision for a request to `/api/v1/{m}/…` — the [`Authorizer`]: the same
+//! code decides in the `plinth` gateway on one machine and in the authorizer Lambda behind
+//! API Gateway on AWS. ("The gateway" is what stands in front of module backends; this is
+//! its decision, and [`Decide`] is where a transport asks for it.)
 //!
 //! Identity (401) → module installed (404) → enabled for the tenant and not disabled for the
 //! company (404) → its route (404) → the route's permission (403) → the tenant's rate limit
@@ -14,9 +16,8 @@
 //! per-concept caches (routes, resolved configuration, grants, tenants), so it reads the store
 //! only for what is not cached there either.
 
-pub mod proxy;
+mod decide;
 pub mod rate;
-mod relay;
 mod routes;
 
 use std::collections::HashMap;
@@ -28,13 +29,14 @@ use axum::http::uri::{PathAndQuery, Scheme};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use plinth_module_sdk::{Manifest, ModuleName};
 
+use crate::cache::{Stale, Staleness, TtlCache};
 use crate::error::{Error, Result};
 use crate::identity::User;
 use crate::ids::{CompanyId, TenantId};
 use crate::instances::Health;
-use crate::cache::{Stale, Staleness, TtlCache};
 use crate::plane::ControlPlane;
 use crate::rbac::granted_permissions;
+pub use decide::{Decide, Forward};
 use plinth_module_sdk::wire::{
     CONTEXT_ISSUER, ContextClaims, MAX_CONTEXT_LIFETIME_SECS as CONTEXT_TTL_SECS,
 };
@@ -98,16 +100,6 @@ impl Upstream {
         })
     }
 
-    /// A new connection to this backend, with `TCP_NODELAY` (requests go in one write).
-    pub(crate) async fn connect(&self) -> std::result::Result<tokio::net::TcpStream, String> {
-        let address = self.address().map_err(|e| e.to_string())?;
-        let stream = tokio::net::TcpStream::connect(address)
-            .await
-            .map_err(|e| format!("cannot connect to {address}: {e}"))?;
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
-    }
-
     /// The request target (origin form) to send the backend for a request's target:
     /// unchanged, unless the backend's URL has a path of its own to put first (or the client
     /// sent an absolute URI).
@@ -122,7 +114,7 @@ impl Upstream {
     }
 
     /// The path put before every request's target (empty for a backend URL without one).
-    pub(crate) fn base_path(&self) -> &str {
+    pub fn base_path(&self) -> &str {
         &self.base_path
     }
 
@@ -218,11 +210,6 @@ impl Decision {
         &self.pass.routes.healthy
     }
 
-    /// 502: the module's backend failed to answer (`detail` says how).
-    pub fn backend_failed(&self, detail: impl std::fmt::Display) -> Error {
-        Error::BadGateway(format!("{} did not answer: {detail}", self.module()))
-    }
-
     /// The signed tenant context, as text.
     pub fn context(&self) -> &str {
         self.pass.context.to_str().unwrap_or_default()
@@ -252,10 +239,10 @@ impl<'a> GatewayRequest<'a> {
     }
 }
 
-/// The gateway's decision: who may call which module route, and where it goes. Owns the
-/// caches of module routes and passes.
+/// The gateway's decision: who may call which module route, and where the request goes.
+/// Owns the caches of module routes and passes.
 #[derive(Debug)]
-pub struct Gateway {
+pub struct Authorizer {
     plane: Arc<ControlPlane>,
     staleness: Arc<Staleness>,
     /// module → its manifest and healthy instances.
@@ -264,7 +251,7 @@ pub struct Gateway {
     rate_limits: RateLimits,
 }
 
-impl Gateway {
+impl Authorizer {
     pub fn new(plane: Arc<ControlPlane>) -> Self {
         let staleness = Arc::clone(plane.staleness());
         let routes: Arc<TtlCache<String, ModuleRoutes>> = Arc::default();
@@ -298,9 +285,9 @@ impl Gateway {
         &self.plane
     }
 
-    /// A module's backend failed to answer: its routes are read again (the instance may be
-    /// gone).
-    pub fn backend_failed(&self, module: &ModuleName) {
+    /// Drops what is decided about a module's instances: its backend failed to answer (the
+    /// instance may be gone).
+    pub fn forget_routes(&self, module: &ModuleName) {
         self.staleness.mark(&Stale::Module(module.to_string()));
     }
 
@@ -380,7 +367,12 @@ impl Gateway {
         let grants = self.plane.rbac.grants(&tenant, &user.id).await?;
         let company = user.company.as_ref().map(CompanyId::as_str);
         let permissions = granted_permissions(&routes.manifest, &user, &grants, company);
-        let tier = self.plane.tenancy.tenant_cached(&tenant).await?.subscription_tier;
+        let tier = self
+            .plane
+            .tenancy
+            .tenant_cached(&tenant)
+            .await?
+            .subscription_tier;
         let limit = self.rate_limits.limit(tenant.as_str(), tier);
         let context =
             self.sign_context(&module, &user, &tenant, &permissions, &resolved.version)?;
@@ -498,21 +490,9 @@ pub fn split_module_path(path: &str) -> Result<(&str, &str)> {
 }
 
 /// `/api/v1/{m}/…` for a name no platform route takes: a module's route.
-pub(crate) fn is_module_path(path: &str) -> bool {
+pub fn is_module_path(path: &str) -> bool {
     split_module_path(path)
         .is_ok_and(|(name, _)| !plinth_module_sdk::manifest::RESERVED_MODULE_NAMES.contains(&name))
-}
-
-/// A header in the platform's namespace, `X-Plinth-*`, also spelt with underscores
-/// (`X_Plinth_Context`), which CGI-style backends read as the same variable: only the
-/// gateway sends these to a module.
-pub(crate) fn is_plinth_field(name: &str) -> bool {
-    let name = name.as_bytes();
-    name.len() >= 9
-        && name[..9]
-            .iter()
-            .zip(b"x-plinth-")
-            .all(|(&b, &p)| b.eq_ignore_ascii_case(&p) || (p == b'-' && b == b'_'))
 }
 
 /// Spreads requests over the healthy instances.

@@ -18,8 +18,8 @@ use serde::Deserialize;
 
 use crate::api_keys::ApiKeys;
 use crate::catalog::Catalog;
-use crate::clock::now;
 use crate::changes::{Change, Changes};
+use crate::clock::now;
 use crate::deploy::{Deployer, TableProvisioner};
 use crate::error::{Error, Result};
 use crate::events::Subscriptions;
@@ -252,7 +252,9 @@ impl Installer {
     }
 
     async fn installed(&self, module: &ModuleName) -> Result<(Installation, u64)> {
-        let (current, stored) = self.installations.item(module)
+        let (current, stored) = self
+            .installations
+            .item(module)
             .await?
             .ok_or_else(|| Error::Conflict(format!("{module} is not installed")))?;
         refuse_if_busy(&current)?;
@@ -289,7 +291,8 @@ impl Installer {
         let module =
             ModuleName::parse(&installation.module).map_err(|e| Error::Internal(e.to_string()))?;
         let condition = stored.map_or(Condition::Absent, Condition::Version);
-        let mut writes = crate::installation::record_writes(&installation, stored.unwrap_or(0) + 1, condition);
+        let mut writes =
+            crate::installation::record_writes(&installation, stored.unwrap_or(0) + 1, condition);
         writes.push(crate::audit::record(
             crate::audit::PLATFORM_SCOPE,
             &caller.actor(),

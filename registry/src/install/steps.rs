@@ -138,7 +138,9 @@ impl Installer {
         match (step, previous) {
             (Step::IssueApiKey, None) => {
                 if let Some(id) = inst.api_key_id.take()
-                    && let Some(record) = self.api_keys.list(&manifest.name)
+                    && let Some(record) = self
+                        .api_keys
+                        .list(&manifest.name)
                         .await?
                         .into_iter()
                         .find(|r| r.id == id)
@@ -156,7 +158,8 @@ impl Installer {
             (Step::Deploy, Some(previous)) => {
                 let spec = self.deploy_spec(&previous, inst, cx).await?;
                 let deployment = self.deployer.deploy(&spec).await?;
-                self.instances.register(&previous.name, &deployment, "installer")
+                self.instances
+                    .register(&previous.name, &deployment, "installer")
                     .await?;
                 inst.deployment = Some(deployment);
             }
@@ -243,7 +246,8 @@ impl Installer {
         let manifest = cx.manifest.clone();
         let spec = self.deploy_spec(&manifest, inst, cx).await?;
         let deployment = self.deployer.deploy(&spec).await?;
-        self.instances.register(&manifest.name, &deployment, "installer")
+        self.instances
+            .register(&manifest.name, &deployment, "installer")
             .await?;
         let detail = format!("serving at {}", deployment.endpoint);
         inst.deployment = Some(deployment);

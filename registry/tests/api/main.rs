@@ -4,10 +4,8 @@
 mod support;
 
 mod catalog;
-mod gateway;
 mod install;
 mod module_events;
-mod relay;
 mod tenancy;
 
 /// Runs each scenario on the embedded store and on DynamoDB (moto).
@@ -32,21 +30,6 @@ macro_rules! on_both_stores {
                         return;
                     };
                     super::$case(platform).await;
-                }
-            )*
-        }
-    };
-}
-
-/// Runs each scenario through the gateway as `plinth up` serves it, over TCP (embedded store).
-#[macro_export]
-macro_rules! served_too {
-    ($($case:ident),* $(,)?) => {
-        mod served {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case($crate::support::api::TestPlatform::served().await).await;
                 }
             )*
         }

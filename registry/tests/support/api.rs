@@ -24,10 +24,9 @@ pub const SECRET: &[u8] = b"plinth-tests-secret-0123456789abcdef";
 pub struct TestPlatform {
     pub platform: Arc<Platform>,
     pub bus: Arc<LocalBus>,
+    /// The platform API. (Module routes are the gateway's, tested with it in
+    /// `local/tests/gateway/`.)
     pub router: Router,
-    /// When set, requests go over TCP to the gateway as `plinth up` serves it, each on a
-    /// connection of its own; else through the router in-process.
-    pub served: Option<ServedGateway>,
     _dir: Option<TempDir>,
 }
 
@@ -63,21 +62,13 @@ impl TestPlatform {
         let context = plinth_registry::identity::ContextSigner::generate().unwrap();
         let platform = Arc::new(Platform::new(ports, tokens, settings, context));
         tokio::spawn(Arc::clone(&platform).run_install_worker(worker));
-        let router = plinth_registry::gateway::proxy::router(Arc::clone(&platform));
+        let router = plinth_registry::api::router(Arc::clone(&platform));
         Self {
             platform,
             bus,
             router,
-            served: None,
             _dir: dir,
         }
-    }
-
-    /// On the embedded store, every request sent to the served gateway over TCP.
-    pub async fn served() -> Self {
-        let mut platform = Self::embedded();
-        platform.served = Some(ServedGateway::start(&platform).await);
-        platform
     }
 
     /// A second worker, as if the platform's process had restarted: it resumes unfinished
@@ -177,10 +168,7 @@ impl TestPlatform {
 
     /// Sends a request as built.
     pub async fn raw(&self, request: Request<Body>) -> Response {
-        let response = match &self.served {
-            Some(served) => served.send(request).await.map(Body::new),
-            None => self.router.clone().oneshot(request).await.unwrap(),
-        };
+        let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
         let retry_after = response
             .headers()
@@ -276,53 +264,5 @@ impl Response {
             "detail `{detail}` should contain `{needle}`"
         );
         &self.body
-    }
-}
-
-/// The gateway as `plinth up` serves it, on a port of its own.
-pub struct ServedGateway {
-    pub addr: String,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl ServedGateway {
-    pub async fn start(p: &TestPlatform) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let gateway = plinth_registry::gateway::proxy::Gateway::new(Arc::clone(&p.platform));
-        let task = tokio::spawn(gateway.serve(listener, async move {
-            let _ = stopped.await;
-        }));
-        Self { addr, stop, task }
-    }
-
-    /// Sends `request` on a new connection of its own.
-    pub async fn send(
-        &self,
-        mut request: Request<Body>,
-    ) -> axum::http::Response<hyper::body::Incoming> {
-        let stream = tokio::net::TcpStream::connect(&self.addr).await.unwrap();
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .unwrap();
-        tokio::spawn(connection);
-        if !request.headers().contains_key(header::HOST) {
-            let host = self.addr.parse().unwrap();
-            request.headers_mut().insert(header::HOST, host);
-        }
-        sender.send_request(request).await.unwrap()
-    }
-
-    /// Stops it, asserting that it stops within 5 s once its connections close.
-    pub async fn stop(self) {
-        self.stop.send(()).unwrap();
-        tokio::time::timeout(std::time::Duration::from_secs(5), self.task)
-            .await
-            .expect("the gateway stops once its connections close")
-            .unwrap()
-            .unwrap();
     }
 }

@@ -5,23 +5,25 @@ use std::io::Write as _;
 use std::mem::MaybeUninit;
 
 use httparse::{Header, Status};
+use plinth_module_sdk::wire::{API_KEY_HEADER, CONTEXT_HEADER};
+use plinth_registry::gateway::{Upstream, is_module_path};
 
-use crate::gateway::Upstream;
+use crate::gateway::fields::{connection_options, is_hop_by_hop, is_plinth_field};
 
 /// The most header fields in a head the relay handles (as many as hyper's client takes); hyper
 /// takes a request with more.
-pub(super) const MAX_HEADERS: usize = 100;
+pub(in crate::gateway) const MAX_HEADERS: usize = 100;
 
 /// Room for a head's fields, filled by the parser (nothing to initialise per request).
-pub(super) type HeaderSlots<'b> = [MaybeUninit<Header<'b>>; MAX_HEADERS];
+pub(in crate::gateway) type HeaderSlots<'b> = [MaybeUninit<Header<'b>>; MAX_HEADERS];
 
-pub(super) fn header_slots<'b>() -> HeaderSlots<'b> {
+pub(in crate::gateway) fn header_slots<'b>() -> HeaderSlots<'b> {
     [const { MaybeUninit::uninit() }; MAX_HEADERS]
 }
 
 /// What a client's bytes are to the relay.
 #[derive(Debug)]
-pub(super) enum RequestParse<'h, 'b> {
+pub(in crate::gateway) enum RequestParse<'h, 'b> {
     /// The head is not complete yet.
     Partial,
     /// A module request the relay passes on.
@@ -35,7 +37,7 @@ pub(super) enum RequestParse<'h, 'b> {
 
 /// A module request's head, borrowed from the client connection's buffer.
 #[derive(Debug)]
-pub(super) struct RequestHead<'h, 'b> {
+pub(in crate::gateway) struct RequestHead<'h, 'b> {
     /// Its length in bytes; the body follows.
     pub len: usize,
     pub method: &'b str,
@@ -54,8 +56,9 @@ pub(super) struct RequestHead<'h, 'b> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
     Forwarded,
-    /// Dropped on the way: `Host` (the backend's is sent), hop-by-hop fields, and forged
-    /// `X-Plinth-*` (the gateway sends its own context).
+    /// Dropped on the way: `Host` (the backend's is sent), hop-by-hop fields
+    /// ([`crate::gateway::fields`]), and forged `X-Plinth-*` (the gateway sends its own
+    /// context).
     Dropped,
     Authorization,
     ApiKey,
@@ -69,19 +72,14 @@ fn request_field(name: &str) -> Field {
     let is = |known: &str| name.eq_ignore_ascii_case(known);
     match name.len() {
         4 if is("host") => Field::Dropped,
-        2 if is("te") => Field::Dropped,
         6 if is("expect") => Field::NotRelayed,
         7 if is("upgrade") => Field::NotRelayed,
-        7 if is("trailer") => Field::Dropped,
         10 if is("connection") => Field::Connection,
-        10 if is("keep-alive") => Field::Dropped,
         13 if is("authorization") => Field::Authorization,
         14 if is("content-length") => Field::ContentLength,
-        16 if is(plinth_module_sdk::wire::API_KEY_HEADER) => Field::ApiKey,
+        16 if is(API_KEY_HEADER) => Field::ApiKey,
         17 if is("transfer-encoding") => Field::NotRelayed,
-        18 if is("proxy-authenticate") => Field::Dropped,
-        19 if is("proxy-authorization") => Field::Dropped,
-        _ if super::super::is_plinth_field(name) => Field::Dropped,
+        _ if is_hop_by_hop(name) || is_plinth_field(name) => Field::Dropped,
         _ => Field::Forwarded,
     }
 }
@@ -96,7 +94,7 @@ fn is_origin_form(target: &str) -> bool {
 }
 
 /// Parses the request head at the start of `bytes`.
-pub(super) fn parse_request<'h, 'b>(
+pub(in crate::gateway) fn parse_request<'h, 'b>(
     bytes: &'b [u8],
     slots: &'h mut HeaderSlots<'b>,
 ) -> RequestParse<'h, 'b> {
@@ -111,7 +109,7 @@ pub(super) fn parse_request<'h, 'b>(
         return RequestParse::Other;
     };
     let path = target.split_once('?').map_or(target, |(path, _)| path);
-    if !is_origin_form(target) || !super::super::is_module_path(path) {
+    if !is_origin_form(target) || !is_module_path(path) {
         return RequestParse::Other;
     }
     let mut head = RequestHead {
@@ -140,12 +138,12 @@ pub(super) fn parse_request<'h, 'b>(
                 (None, Some(n)) => length = Some(n),
                 _ => return RequestParse::Other,
             },
+            // Fields named as hop-by-hop here are hyper's path's to drop.
             Field::Connection => {
-                for option in field.value.split(|&b| b == b',') {
-                    let option = option.trim_ascii();
+                for option in connection_options(field.value) {
                     if option.eq_ignore_ascii_case(b"close") {
                         head.close = true;
-                    } else if !option.eq_ignore_ascii_case(b"keep-alive") && !option.is_empty() {
+                    } else if !option.eq_ignore_ascii_case(b"keep-alive") {
                         return RequestParse::Other;
                     }
                 }
@@ -192,11 +190,7 @@ impl RequestHead<'_, '_> {
                 _ => {}
             }
         }
-        write_field(
-            out,
-            plinth_module_sdk::wire::CONTEXT_HEADER.as_bytes(),
-            context,
-        );
+        write_field(out, CONTEXT_HEADER.as_bytes(), context);
         out.extend_from_slice(b"\r\n");
     }
 
@@ -219,7 +213,7 @@ fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 
 /// How a response's body is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Framing {
+pub(in crate::gateway) enum Framing {
     /// No body: a response to `HEAD`, 1xx, 204 or 304.
     Empty,
     Length(u64),
@@ -230,7 +224,7 @@ pub(super) enum Framing {
 
 /// What the relay needs of a backend's response head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct ResponseHead {
+pub(in crate::gateway) struct ResponseHead {
     /// Its length in bytes; the body follows.
     pub len: usize,
     pub status: u16,
@@ -242,7 +236,10 @@ pub(super) struct ResponseHead {
 }
 
 /// Parses the response head at the start of `bytes`; `to_head`: the request was `HEAD`.
-pub(super) fn parse_response(bytes: &[u8], to_head: bool) -> Result<Option<ResponseHead>, String> {
+pub(in crate::gateway) fn parse_response(
+    bytes: &[u8],
+    to_head: bool,
+) -> Result<Option<ResponseHead>, String> {
     let mut slots = header_slots();
     let mut response = httparse::Response::new(&mut []);
     let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
@@ -284,15 +281,14 @@ pub(super) fn parse_response(bytes: &[u8], to_head: bool) -> Result<Option<Respo
             chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if name.eq_ignore_ascii_case("connection") {
             head.verbatim = false;
-            for option in field.value.split(|&b| b == b',') {
-                let option = option.trim_ascii();
+            for option in connection_options(field.value) {
                 if option.eq_ignore_ascii_case(b"close") {
                     head.keep_alive = false;
                 } else if option.eq_ignore_ascii_case(b"keep-alive") && version == 0 {
                     head.keep_alive = true;
                 }
             }
-        } else if is_hop_by_hop_response_field(name) {
+        } else if is_hop_by_hop(name) {
             head.verbatim = false;
         }
     }
@@ -317,23 +313,11 @@ pub(super) fn parse_response(bytes: &[u8], to_head: bool) -> Result<Option<Respo
     Ok(Some(head))
 }
 
-/// Response fields that belong to the backend connection; `Connection` is handled apart,
-/// and `Transfer-Encoding` stays with the body, which is passed on as it was framed.
-fn is_hop_by_hop_response_field(name: &str) -> bool {
-    [
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "upgrade",
-    ]
-    .iter()
-    .any(|hop| name.eq_ignore_ascii_case(hop))
-}
-
 /// Writes the client's version of a complete response head (`head` is its bytes) into
-/// `out`: HTTP/1.1, hop-by-hop fields dropped, `Connection: close` when `close`.
-pub(super) fn write_response_head(head: &[u8], close: bool, out: &mut Vec<u8>) {
+/// `out`: HTTP/1.1, hop-by-hop fields dropped (those `Connection` names too) but for
+/// `Transfer-Encoding`, which stays with the body it frames (passed on as it came);
+/// `Connection: close` when `close`.
+pub(in crate::gateway) fn write_response_head(head: &[u8], close: bool, out: &mut Vec<u8>) {
     let mut slots = header_slots();
     let mut response = httparse::Response::new(&mut []);
     // Parsed once already by `parse_response`: the same bytes parse the same way.
@@ -352,11 +336,23 @@ pub(super) fn write_response_head(head: &[u8], close: bool, out: &mut Vec<u8>) {
         .headers
         .iter()
         .any(|f| f.name.eq_ignore_ascii_case("transfer-encoding"));
+    let named: Vec<&[u8]> = response
+        .headers
+        .iter()
+        .filter(|f| f.name.eq_ignore_ascii_case("connection"))
+        .flat_map(|f| connection_options(f.value))
+        .collect();
     for field in response.headers.iter() {
         let name = field.name;
-        let dropped = name.eq_ignore_ascii_case("connection")
-            || is_hop_by_hop_response_field(name)
-            || (coded && name.eq_ignore_ascii_case("content-length"));
+        let dropped = if name.eq_ignore_ascii_case("transfer-encoding") {
+            false
+        } else {
+            is_hop_by_hop(name)
+                || named
+                    .iter()
+                    .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
+                || (coded && name.eq_ignore_ascii_case("content-length"))
+        };
         if !dropped {
             write_field(out, name.as_bytes(), field.value);
         }

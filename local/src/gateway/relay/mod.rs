@@ -2,7 +2,7 @@
 //!
 //! Every client connection starts here. A request head is parsed where it was read
 //! (httparse, no header map); a module route's request is decided by
-//! [`Platform::authorize`](crate::Platform::authorize), its head written again for the
+//! [`Decide`](plinth_registry::gateway::Decide), its head written again for the
 //! backend (credentials, hop-by-hop and forged `X-Plinth-*` fields dropped, the backend's
 //! `Host` and the signed context added), and its body and the backend's response passed on
 //! as they are framed — the response head unchanged unless a hop-by-hop field must go. The
@@ -14,7 +14,7 @@
 
 mod buffer;
 mod chunked;
-mod message;
+pub(super) mod message;
 mod prefixed;
 
 use std::future::Future;
@@ -26,14 +26,14 @@ use std::time::{Duration, SystemTime};
 
 use axum::http::header;
 use axum::response::IntoResponse;
+use plinth_registry::Error;
+use plinth_registry::gateway::{Decide, Forward, GatewayRequest, Upstream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::proxy::Gateway;
-use super::{Decision, GatewayRequest, Upstream};
-use crate::error::Error;
 use buffer::Buffer;
 use chunked::ChunkedEnd;
 use message::{Framing, RequestHead, RequestParse, ResponseHead};
@@ -65,8 +65,8 @@ const LINGER_BYTES: usize = 8 * 1024 * 1024;
 
 /// Serves a client connection until it closes, the gateway stops, or a request the relay
 /// does not handle hands it to hyper.
-pub(super) async fn serve(
-    gateway: Arc<Gateway>,
+pub(super) async fn serve<D: Decide>(
+    gateway: Arc<Gateway<D>>,
     client: TcpStream,
     closing: watch::Receiver<bool>,
 ) {
@@ -116,8 +116,8 @@ enum After {
 }
 
 /// One client connection and what it keeps between requests.
-struct Relay {
-    gateway: Arc<Gateway>,
+struct Relay<D> {
+    gateway: Arc<Gateway<D>>,
     client: TcpStream,
     /// What the client sent that is not handled yet.
     inbox: Buffer,
@@ -145,7 +145,7 @@ struct Prepared {
 }
 
 /// Where an allowed request goes, or why it is refused.
-type Decided = Result<(Decision, Arc<Upstream>), Error>;
+type Decided<A> = Result<(A, Arc<Upstream>), Error>;
 
 impl Prepared {
     /// What becomes of the client connection after this request's answer: `unread`, its
@@ -176,7 +176,7 @@ enum Responded {
     CutShort,
 }
 
-impl Relay {
+impl<D: Decide> Relay<D> {
     /// Reads a request and answers it.
     /// `stop` resolves when the gateway is stopping, which closes a connection waiting for
     /// its next request.
@@ -230,11 +230,11 @@ impl Relay {
     /// Sends an allowed request to the backend and its response to the client.
     async fn forward(
         &mut self,
-        decision: &Decision,
+        decision: &D::Allowed,
         upstream: &Arc<Upstream>,
         request: &Prepared,
     ) -> After {
-        tracing::debug!(module = %decision.module(), tenant = %decision.tenant(), user = %decision.pass.user.id, "relay");
+        tracing::debug!(module = decision.module(), "relay");
         // The body goes with the head when the client has sent all of it already.
         let here = usize::try_from(request.content_length)
             .map_or(self.inbox.len(), |length| length.min(self.inbox.len()));
@@ -319,23 +319,23 @@ impl Relay {
         self.response.clear();
         self.backend = Some(Backend {
             upstream: Arc::clone(upstream),
-            stream: upstream.connect().await?,
+            stream: super::connect(upstream).await?,
         });
         Ok(false)
     }
 
     /// Answers 502 for `decision`'s module, whose backend failed.
-    async fn bad_gateway(&mut self, decision: &Decision, error: &str, then: After) -> After {
-        self.upstream_failed(decision, decision.backend_failed(error), then)
-            .await
+    async fn bad_gateway(&mut self, decision: &D::Allowed, error: &str, then: After) -> After {
+        let error = super::backend_failed(decision.module(), error);
+        self.upstream_failed(decision, error, then).await
     }
 
     /// Answers `error` for `decision`'s module, whose backend failed: its connection is
     /// dropped and its routes read again (the instance may be gone).
-    async fn upstream_failed(&mut self, decision: &Decision, error: Error, then: After) -> After {
+    async fn upstream_failed(&mut self, decision: &D::Allowed, error: Error, then: After) -> After {
         self.backend = None;
         self.response.clear();
-        self.gateway.platform.backend_failed(decision.module());
+        self.gateway.decide.backend_failed(decision);
         self.answer(error, then).await
     }
 
@@ -610,22 +610,22 @@ async fn upload(
 }
 
 /// Decides a request and, when it is allowed, writes its head for the backend into `out`.
-async fn prepare(
-    gateway: &Gateway,
+async fn prepare<D: Decide>(
+    gateway: &Gateway<D>,
     kept: Option<&Backend>,
     head: &RequestHead<'_, '_>,
     out: &mut Vec<u8>,
-) -> (Prepared, Decided) {
+) -> (Prepared, Decided<D::Allowed>) {
     let request = GatewayRequest {
         method: head.method,
         path: head.path,
         authorization: head.authorization,
         api_key: head.api_key,
     };
-    let decided = gateway.platform.authorize(request).await.map(|decision| {
+    let decided = gateway.decide.decide(request).await.map(|decision| {
         let upstream = choose(&decision, kept);
         out.clear();
-        head.write_forwarded(&upstream, decision.pass.context.as_bytes(), out);
+        head.write_forwarded(&upstream, decision.context().as_bytes(), out);
         (decision, upstream)
     });
     let prepared = Prepared {
@@ -640,7 +640,7 @@ async fn prepare(
 
 /// The instance the kept connection goes to while it is healthy, else the decision's:
 /// requests spread over instances by client connection, as keep-alive clients do.
-fn choose(decision: &Decision, kept: Option<&Backend>) -> Arc<Upstream> {
+fn choose(decision: &impl Forward, kept: Option<&Backend>) -> Arc<Upstream> {
     if let Some(kept) = kept
         && decision.upstreams().len() > 1
         && let Some(same) = decision
@@ -650,7 +650,7 @@ fn choose(decision: &Decision, kept: Option<&Backend>) -> Arc<Upstream> {
     {
         return Arc::clone(same);
     }
-    Arc::clone(&decision.upstream)
+    Arc::clone(decision.upstream())
 }
 
 /// Whether a kept backend connection is still open, as far as the runtime has seen: nothing

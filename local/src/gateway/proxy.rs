@@ -1,6 +1,5 @@
 //! The gateway on one machine: the platform API, plus every other `/api/v1/{m}/…` request
-//! decided by [`Platform::authorize`] and forwarded to the module's backend with the tenant
-//! context. (On AWS, API Gateway forwards and the authorizer Lambda decides.)
+//! decided by [`Decide`] and forwarded to the module's backend with the tenant context.
 //!
 //! [`Gateway::serve`] accepts client connections and gives each to the relay
 //! ([`super::relay`]), which passes module requests on byte for byte. A connection the relay
@@ -22,54 +21,69 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, Response, header};
+use axum::http::{HeaderMap, Response, header};
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use http_body_util::Either;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper_util::rt::TokioIo;
+use plinth_module_sdk::wire::{API_KEY_HEADER, CONTEXT_HEADER};
+use plinth_registry::api;
+use plinth_registry::gateway::{
+    Authorizer, Decide, Forward, GatewayRequest, Upstream, is_module_path,
+};
+use plinth_registry::{App, Error};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
+use super::fields::{is_plinth_field, remove_hop_by_hop};
 use super::relay::Prefixed;
-use super::{GatewayRequest, Upstream, is_module_path};
-use crate::api;
-use crate::error::Error;
-/// The decision this transport asks.
-type Platform = super::Gateway;
-use plinth_module_sdk::wire::{API_KEY_HEADER, CONTEXT_HEADER};
 
 /// What the gateway answers: a backend's response as it streams in, or one of its own.
 pub type GatewayBody = Either<LinkedBody<Incoming>, Body>;
 
-/// The platform API and the module proxy, served by [`Gateway::serve`].
+/// The platform API and the module proxy, served by [`Gateway::serve`]: module requests
+/// decided by `D`, every other request answered by the platform API's router.
 #[derive(Debug)]
-pub struct Gateway {
-    pub(super) platform: Arc<Platform>,
+pub struct Gateway<D> {
+    pub(super) decide: Arc<D>,
     api: Router,
 }
 
 /// The platform API and the module proxy in one router, for callers that drive a router
 /// in-process (tests): each proxied request opens its own backend connection.
-pub fn router(platform: Arc<Platform>) -> Router {
+pub fn router(app: &App) -> Router {
     api::router_with_fallback(
-        Arc::clone(platform.plane()),
-        Router::new().fallback(forward_alone).with_state(platform),
+        Arc::clone(&app.plane),
+        Router::new()
+            .fallback(forward_alone::<Authorizer>)
+            .with_state(Arc::clone(&app.authorizer)),
     )
 }
 
-async fn forward_alone(State(platform): State<Arc<Platform>>, request: Request) -> Response<Body> {
-    match forward(&platform, &UpstreamLink::default(), request).await {
+async fn forward_alone<D: Decide>(
+    State(decide): State<Arc<D>>,
+    request: Request,
+) -> Response<Body> {
+    match forward(&*decide, &UpstreamLink::default(), request).await {
         Ok(response) => response.map(Body::new),
         Err(error) => error.into_response(),
     }
 }
 
-impl Gateway {
-    pub fn new(platform: Arc<Platform>) -> Arc<Self> {
-        let api = router(Arc::clone(&platform));
-        Arc::new(Self { platform, api })
+impl Gateway<Authorizer> {
+    /// The platform's gateway, as `plinth up` serves it: the platform's authorizer decides
+    /// module requests, its API answers the rest.
+    pub fn of(app: &App) -> Arc<Self> {
+        Self::new(Arc::clone(&app.authorizer), app.api())
+    }
+}
+
+impl<D: Decide> Gateway<D> {
+    /// Module requests decided by `decide`, the rest answered by `api` (the platform API).
+    pub fn new(decide: Arc<D>, api: Router) -> Arc<Self> {
+        Arc::new(Self { decide, api })
     }
 
     /// Serves `listener` until `shutdown` resolves, then lets each open connection finish the
@@ -111,8 +125,8 @@ impl Gateway {
 
 /// Serves a client connection the relay handed over with hyper's HTTP/1.1 server, until it
 /// closes or, once `closed` says the gateway is stopping, until it finishes its request.
-pub(super) async fn serve_with_hyper(
-    gateway: Arc<Gateway>,
+pub(super) async fn serve_with_hyper<D: Decide>(
+    gateway: Arc<Gateway<D>>,
     client: Prefixed,
     mut closed: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -135,12 +149,12 @@ pub(super) async fn serve_with_hyper(
 }
 
 /// One client connection, as hyper's service.
-struct ClientConnection {
-    gateway: Arc<Gateway>,
+struct ClientConnection<D> {
+    gateway: Arc<Gateway<D>>,
     link: UpstreamLink<Incoming>,
 }
 
-impl hyper::service::Service<Request<Incoming>> for ClientConnection {
+impl<D: Decide> hyper::service::Service<Request<Incoming>> for ClientConnection<D> {
     type Response = Response<GatewayBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
@@ -152,7 +166,7 @@ impl hyper::service::Service<Request<Incoming>> for ClientConnection {
             let gateway = Arc::clone(&self.gateway);
             let link = self.link.clone();
             return Box::pin(async move {
-                Ok(match forward(&gateway.platform, &link, request).await {
+                Ok(match forward(&*gateway.decide, &link, request).await {
                     Ok(response) => response.map(Either::Left),
                     Err(error) => error.into_response().map(Either::Right),
                 })
@@ -168,41 +182,25 @@ impl hyper::service::Service<Request<Incoming>> for ClientConnection {
     }
 }
 
-/// The headers that belong to one connection, not to the message (RFC 9110 §7.6.1): never
-/// forwarded either way. (A match on the name, not a look-up per header: it runs for every
-/// header of every proxied request and response.)
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "te"
-            | "trailer"
-            | "transfer-encoding"
-            | "upgrade"
-    )
-}
-
 /// Decides a module request and sends it to the module's backend over `link`.
-async fn forward<B>(
-    platform: &Platform,
+async fn forward<D, B>(
+    decide: &D,
     link: &UpstreamLink<B>,
     request: Request<B>,
 ) -> Result<Response<LinkedBody<B>>, Error>
 where
+    D: Decide,
     B: RequestBody,
 {
     let (mut parts, body) = request.into_parts();
-    let decision = platform
-        .authorize(GatewayRequest::new(
+    let allowed = decide
+        .decide(GatewayRequest::new(
             parts.method.as_str(),
             parts.uri.path(),
             &parts.headers,
         ))
         .await?;
-    let upstream = link.choose(&decision.upstream, decision.upstreams());
+    let upstream = link.choose(allowed.upstream(), allowed.upstreams());
     parts.uri = upstream.target_for(parts.uri)?;
     strip_request_headers(&mut parts.headers);
     match &upstream.host {
@@ -211,46 +209,32 @@ where
     };
     parts
         .headers
-        .insert(CONTEXT_HEADER, decision.pass.context.clone());
-    tracing::debug!(module = %decision.module(), tenant = %decision.tenant(), user = %decision.pass.user.id, "forward");
+        .insert(CONTEXT_HEADER, allowed.context().clone());
+    tracing::debug!(module = allowed.module(), "forward");
     let response = link
         .send(&upstream, Request::from_parts(parts, body))
         .await
         .map_err(|e| {
-            platform.backend_failed(decision.module());
-            decision.backend_failed(e)
+            decide.backend_failed(&allowed);
+            super::backend_failed(allowed.module(), e)
         })?;
     let (mut parts, body) = response.into_parts();
-    remove_headers(&mut parts.headers, is_hop_by_hop);
+    strip_response_headers(&mut parts.headers);
     Ok(Response::from_parts(parts, body))
 }
 
 /// Drops what must not reach a module: hop-by-hop headers, the caller's credentials, and
 /// any `X-Plinth-*` a client sent (the gateway adds its own context).
-fn strip_request_headers(headers: &mut HeaderMap) {
+pub(super) fn strip_request_headers(headers: &mut HeaderMap) {
     headers.remove(header::AUTHORIZATION);
-    remove_headers(headers, |name| {
-        is_hop_by_hop(name)
-            || name.as_str() == API_KEY_HEADER
-            || super::is_plinth_field(name.as_str())
+    remove_hop_by_hop(headers, |name| {
+        name.as_str() == API_KEY_HEADER || is_plinth_field(name.as_str())
     });
 }
 
-/// Removes every header named `doomed`. One pass over the names present, which is cheaper
-/// than a look-up per name that might be: usually nothing is removed, and then nothing is
-/// allocated either.
-fn remove_headers(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
-    if !headers.keys().any(&doomed) {
-        return;
-    }
-    let names: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| doomed(name))
-        .cloned()
-        .collect();
-    for name in names {
-        headers.remove(name);
-    }
+/// Drops what must not reach the client: hop-by-hop headers (hyper frames the body anew).
+pub(super) fn strip_response_headers(headers: &mut HeaderMap) {
+    remove_hop_by_hop(headers, |_| false);
 }
 
 /// What a proxied request's body can be: the client's (served gateway) or axum's (tests).
@@ -454,7 +438,7 @@ async fn connect<B>(upstream: &Upstream) -> Result<Open<B>, String>
 where
     B: RequestBody,
 {
-    let stream = upstream.connect().await?;
+    let stream = super::connect(upstream).await?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| e.to_string())?;
@@ -604,6 +588,8 @@ impl std::task::Wake for Quiet {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::HeaderName;
+
     use super::*;
 
     #[test]
@@ -636,7 +622,7 @@ mod tests {
         }
         headers.append(header::TRAILER, "x-checksum".parse().unwrap());
         headers.append(header::TRAILER, "x-other".parse().unwrap());
-        remove_headers(&mut headers, is_hop_by_hop);
+        strip_response_headers(&mut headers);
         let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
         left.sort_unstable();
         assert_eq!(left, ["content-type", "x-plinth-request"]);
@@ -648,7 +634,7 @@ mod tests {
             "Wed, 02 Dec 2026 08:00:00 GMT".parse().unwrap(),
         );
         let before = end_to_end.clone();
-        remove_headers(&mut end_to_end, is_hop_by_hop);
+        strip_response_headers(&mut end_to_end);
         assert_eq!(end_to_end, before);
     }
 

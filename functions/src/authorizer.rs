@@ -5,7 +5,7 @@
 use aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
 };
-use plinth_registry::Platform;
+use plinth_registry::App;
 use plinth_registry::gateway::GatewayRequest;
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +31,7 @@ pub type AuthorizerResponse = ApiGatewayV2CustomAuthorizerSimpleResponse<Authori
 
 /// Decides one request: identity, route, enablement, permission, rate limit, healthy instance.
 pub async fn authorize(
-    platform: &Platform,
+    app: &App,
     request: ApiGatewayV2CustomAuthorizerV2Request,
 ) -> AuthorizerResponse {
     let method = request.request_context.http.method.to_string();
@@ -43,7 +43,8 @@ pub async fn authorize(
             .clone()
             .unwrap_or_default()
     });
-    let decision = platform
+    let decision = app
+        .authorizer
         .authorize(GatewayRequest::new(&method, &path, &request.headers))
         .await;
     let mut response = AuthorizerResponse::default();
@@ -105,11 +106,7 @@ mod tests {
         let mut kit = Kit::new();
         kit.installed_and_enabled().await;
         let alice = token("alice", Some("acme"), Some("acme-de"), &[]);
-        let response = authorize(
-            &kit.platform,
-            request(Some(&alice), "/api/v1/financial/status"),
-        )
-        .await;
+        let response = authorize(&kit.app, request(Some(&alice), "/api/v1/financial/status")).await;
         assert!(response.is_authorized, "{:?}", response.context.reason);
         assert_eq!(
             (
@@ -154,7 +151,7 @@ mod tests {
             ),
         ];
         for (bearer, path, reason) in cases {
-            let response = authorize(&kit.platform, request(bearer.as_deref(), path)).await;
+            let response = authorize(&kit.app, request(bearer.as_deref(), path)).await;
             assert!(!response.is_authorized, "{path} allowed");
             assert!(
                 response.context.reason.contains(reason),

@@ -1,18 +1,20 @@
 //! The config resolver: a module's resolved configuration for a tenant (and company), on the
 //! hot path. Reached two ways: API Gateway (`GET /api/v1/tenants/{tenant}/modules/{module}/config
-//! ?company=…`, the caller from its token or API key) and direct invoke by a module's own
-//! function (`{"tenant_id", "module", "company_id"?}`, trusted through IAM: it acts as the module).
+//! ?company=…`, the caller from its token or API key), answered by the registry API's own config
+//! route — the same `ETag`, the same `304` to a matching `If-None-Match`, the same problem
+//! documents; and direct invoke by a module's own function (`{"tenant_id", "module",
+//! "company_id"?}`, trusted through IAM: it acts as the module).
 
-use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use aws_lambda_events::encodings::Body;
-use axum::response::IntoResponse;
 use plinth_module_sdk::ModuleName;
 use plinth_module_sdk::wire::ResolvedConfig;
 use plinth_registry::identity::Caller;
 use plinth_registry::ids::{CompanyId, TenantId};
-use plinth_registry::{Error, Platform, Result};
+use plinth_registry::{App, Error, Result};
 use serde::Deserialize;
 use serde_json::Value;
+use tower::ServiceExt;
 
 /// A direct invocation.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -25,11 +27,9 @@ pub struct DirectRequest {
 }
 
 /// Either kind of invocation: API Gateway's payload 2.0 carries `requestContext`.
-pub async fn handle(platform: &Platform, payload: Value) -> Result<Value> {
+pub async fn handle(app: &App, payload: Value) -> Result<Value> {
     if payload.get("requestContext").is_some() {
-        let request: ApiGatewayV2httpRequest = serde_json::from_value(payload)
-            .map_err(|e| Error::BadRequest(format!("not an API Gateway request: {e}")))?;
-        let response = over_http(platform, request).await;
+        let response = over_http(app, &payload).await?;
         return serde_json::to_value(response).map_err(|e| Error::Internal(e.to_string()));
     }
     let request: DirectRequest = serde_json::from_value(payload).map_err(|e| {
@@ -37,18 +37,19 @@ pub async fn handle(platform: &Platform, payload: Value) -> Result<Value> {
             "expected {{\"tenant_id\", \"module\", \"company_id\"?}}: {e}"
         ))
     })?;
-    let resolved = direct(platform, &request).await?;
+    let resolved = direct(app, &request).await?;
     serde_json::to_value(resolved).map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// A direct invocation: the invoker is the module itself.
-pub async fn direct(platform: &Platform, request: &DirectRequest) -> Result<ResolvedConfig> {
+pub async fn direct(app: &App, request: &DirectRequest) -> Result<ResolvedConfig> {
     let (tenant, module, company) = parse_ids(
         &request.tenant_id,
         &request.module,
         request.company_id.as_deref(),
     )?;
-    platform
+    app.plane
+        .config
         .resolve_config(
             &Caller::Module(module.clone()),
             &tenant,
@@ -58,34 +59,34 @@ pub async fn direct(platform: &Platform, request: &DirectRequest) -> Result<Reso
         .await
 }
 
-/// An API Gateway request: the same answer, status and problem body as the registry API.
-pub async fn over_http(
-    platform: &Platform,
-    request: ApiGatewayV2httpRequest,
-) -> ApiGatewayV2httpResponse {
-    let answer = async {
-        let param = |name: &str| {
-            request
-                .path_parameters
-                .get(name)
-                .map(String::as_str)
-                .unwrap_or_default()
-        };
-        let company = request.query_string_parameters.first("company");
-        let (tenant, module, company) = parse_ids(param("tenant"), param("module"), company)?;
-        let (mut parts, ()) = http::Request::new(()).into_parts();
-        parts.headers = request.headers.clone();
-        let caller = plinth_registry::api::caller_of(&parts, platform).await?;
-        platform
-            .resolve_config(&caller, &tenant, &module, company.as_ref())
-            .await
+/// An API Gateway request (payload 2.0), answered by the registry API's router: only its
+/// config route reaches this function (template.yaml routes nothing else here).
+///
+/// # Errors
+/// `BadRequest` for a payload that is not an API Gateway request.
+pub async fn over_http(app: &App, payload: &Value) -> Result<ApiGatewayV2httpResponse> {
+    let request = lambda_http::request::from_str(&payload.to_string())
+        .map_err(|e| Error::BadRequest(format!("not an API Gateway request: {e}")))?;
+    if !is_config_route(request.uri().path()) {
+        return Err(Error::NotFound(format!(
+            "the config resolver serves only /api/v1/tenants/{{tenant}}/modules/{{module}}/config, not {}",
+            request.uri().path()
+        )));
     }
-    .await;
-    let response = match answer {
-        Ok(resolved) => axum::Json(resolved).into_response(),
-        Err(e) => e.into_response(),
+    let response = match app.api().oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
     };
-    to_gateway(response).await
+    Ok(to_gateway(response).await)
+}
+
+/// `/api/v1/tenants/{tenant}/modules/{module}/config`
+fn is_config_route(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    matches!(
+        segments.as_slice(),
+        ["api", "v1", "tenants", _, "modules", _, "config"]
+    )
 }
 
 fn parse_ids(
@@ -129,12 +130,49 @@ mod tests {
         let mut kit = Kit::new();
         kit.installed_and_enabled().await;
         let alice = token("alice", Some("acme"), Some("acme-de"), &[]);
-        let answer = handle(&kit.platform, gateway_request(&alice))
-            .await
-            .unwrap();
+        let answer = handle(&kit.app, gateway_request(&alice)).await.unwrap();
         assert_eq!(answer["statusCode"], 200, "{answer}");
         let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
         assert_eq!(body["configuration"]["currency"], "EUR", "{body}");
+    }
+
+    #[tokio::test]
+    async fn over_api_gateway_a_matching_if_none_match_gets_304() {
+        let mut kit = Kit::new();
+        kit.installed_and_enabled().await;
+        let alice = token("alice", Some("acme"), Some("acme-de"), &[]);
+        let answer = handle(&kit.app, gateway_request(&alice)).await.unwrap();
+        assert_eq!(answer["statusCode"], 200, "{answer}");
+        let etag = answer["headers"]["etag"]
+            .as_str()
+            .expect("an ETag")
+            .to_owned();
+        let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        assert_eq!(etag, format!("\"{}\"", body["version"].as_str().unwrap()));
+
+        let mut again = gateway_request(&alice);
+        again["headers"]["if-none-match"] = etag.clone().into();
+        let answer = handle(&kit.app, again).await.unwrap();
+        assert_eq!(answer["statusCode"], 304, "{answer}");
+        assert_eq!(answer["headers"]["etag"], etag.as_str());
+        assert!(
+            answer["body"].as_str().unwrap_or_default().is_empty(),
+            "{answer}"
+        );
+
+        let mut stale = gateway_request(&alice);
+        stale["headers"]["if-none-match"] = "\"not-the-version\"".into();
+        let answer = handle(&kit.app, stale).await.unwrap();
+        assert_eq!(answer["statusCode"], 200, "{answer}");
+    }
+
+    #[tokio::test]
+    async fn over_api_gateway_only_the_config_route_is_served() {
+        let kit = Kit::new();
+        let mut other = gateway_request(&token("alice", Some("acme"), None, &[]));
+        other["rawPath"] = "/api/v1/tenants/acme/audit".into();
+        let error = handle(&kit.app, other).await.unwrap_err();
+        assert!(matches!(error, Error::NotFound(_)), "{error}");
     }
 
     #[tokio::test]
@@ -142,9 +180,7 @@ mod tests {
         let mut kit = Kit::new();
         kit.installed_and_enabled().await;
         let stranger = token("eve", Some("globex"), None, &[]);
-        let answer = handle(&kit.platform, gateway_request(&stranger))
-            .await
-            .unwrap();
+        let answer = handle(&kit.app, gateway_request(&stranger)).await.unwrap();
         assert_eq!(answer["statusCode"], 403, "{answer}");
         assert_eq!(
             answer["headers"]["content-type"],
@@ -155,7 +191,7 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("authorization");
-        let answer = handle(&kit.platform, unsigned).await.unwrap();
+        let answer = handle(&kit.app, unsigned).await.unwrap();
         assert_eq!(answer["statusCode"], 401, "{answer}");
     }
 
@@ -163,17 +199,17 @@ mod tests {
     async fn a_direct_invoke_acts_as_the_module() {
         let mut kit = Kit::new();
         kit.installed_and_enabled().await;
-        let answer = handle(&kit.platform, fixture("config-direct-invoke.json"))
+        let answer = handle(&kit.app, fixture("config-direct-invoke.json"))
             .await
             .unwrap();
         assert_eq!(answer["configuration"]["currency"], "EUR", "{answer}");
         let unknown = serde_json::json!({"tenant_id": "globex", "module": "financial"});
         assert!(matches!(
-            handle(&kit.platform, unknown).await,
+            handle(&kit.app, unknown).await,
             Err(Error::NotFound(_))
         ));
         let malformed = serde_json::json!({"tenant": "acme"});
-        let error = handle(&kit.platform, malformed).await.unwrap_err();
+        let error = handle(&kit.app, malformed).await.unwrap_err();
         assert!(error.to_string().contains("tenant_id"), "{error}");
     }
 }

@@ -2,7 +2,7 @@
 //! and records changes, so the gateway routes to healthy instances only.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use plinth_registry::{Platform, Result};
+use plinth_registry::{App, Result};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -15,12 +15,12 @@ pub struct Checked {
 
 /// One round of checks; the scheduled event itself carries nothing the check needs.
 pub async fn handle(
-    platform: &Platform,
+    app: &App,
     client: &reqwest::Client,
     event: &EventBridgeEvent<Value>,
 ) -> Result<Checked> {
     tracing::debug!(source = %event.source, detail_type = %event.detail_type, "health check round");
-    let changed = platform.check_health(client).await?;
+    let changed = app.plane.instances.check_health(client).await?;
     Ok(Checked { changed })
 }
 
@@ -37,17 +37,17 @@ mod tests {
             serde_json::from_value(fixture("eventbridge-schedule.json")).unwrap();
         let client = reqwest::Client::new();
         assert_eq!(
-            handle(&kit.platform, &client, &event).await.unwrap(),
+            handle(&kit.app, &client, &event).await.unwrap(),
             Checked { changed: 0 }
         );
         kit.stop_backend();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert_eq!(
-            handle(&kit.platform, &client, &event).await.unwrap(),
+            handle(&kit.app, &client, &event).await.unwrap(),
             Checked { changed: 1 }
         );
         assert_eq!(
-            handle(&kit.platform, &client, &event).await.unwrap(),
+            handle(&kit.app, &client, &event).await.unwrap(),
             Checked { changed: 0 }
         );
     }

@@ -5,8 +5,8 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use plinth_module_sdk::ModuleName;
 use plinth_registry::events::PLATFORM_SOURCE;
-use plinth_registry::install::INSTALL_REQUESTED;
-use plinth_registry::{Error, Platform, Result};
+use plinth_registry::queue::INSTALL_REQUESTED;
+use plinth_registry::{App, Error, Result};
 use serde_json::Value;
 
 /// The module an install request names.
@@ -29,10 +29,10 @@ pub fn requested_module(event: &EventBridgeEvent<Value>) -> Result<ModuleName> {
 }
 
 /// Runs the saga of the module the event names.
-pub async fn handle(platform: &Platform, event: EventBridgeEvent<Value>) -> Result<ModuleName> {
+pub async fn handle(app: &App, event: EventBridgeEvent<Value>) -> Result<ModuleName> {
     let module = requested_module(&event)?;
     tracing::info!(%module, "running the installation");
-    platform.run_installation(&module).await?;
+    app.plane.installer.run_installation(&module).await?;
     Ok(module)
 }
 
@@ -56,14 +56,13 @@ mod tests {
         // What EventBridge hands the function is the published envelope.
         let event: EventBridgeEvent<Value> =
             serde_json::from_value(serde_json::to_value(&queued[0]).unwrap()).unwrap();
-        assert_eq!(
-            handle(&kit.platform, event).await.unwrap().as_str(),
-            "financial"
-        );
+        assert_eq!(handle(&kit.app, event).await.unwrap().as_str(), "financial");
         let module = ModuleName::parse("financial").unwrap();
         let (installation, _) = kit
-            .platform
-            .installation_item(&module)
+            .app
+            .plane
+            .installations
+            .item(&module)
             .await
             .unwrap()
             .unwrap();

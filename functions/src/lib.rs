@@ -1,11 +1,12 @@
 //! Plinth's Lambda functions. Each binary in `src/bin/` only reads its environment
 //! ([`wiring`]), builds the AWS adapters, and hands its event to a handler here, which calls
-//! registry code. Handlers take a [`plinth_registry::Platform`] and a typed event, so tests
-//! drive them on the embedded store with the real payloads in `fixtures/`.
+//! the same registry code the local platform serves. Handlers take a [`plinth_registry::App`]
+//! and a typed event, so tests drive them on the embedded store with the real payloads in
+//! `fixtures/` (and, for the AWS events the registry parses, `registry/tests/fixtures/`).
 //!
 //! | binary | event | handler |
 //! | --- | --- | --- |
-//! | `registry-api` | API Gateway HTTP API (payload 2.0) | [`plinth_registry::api::router`] |
+//! | `registry-api` | API Gateway HTTP API (payload 2.0) | [`plinth_registry::App::api`] |
 //! | `authorizer` | Lambda authorizer request 2.0 | [`authorizer::authorize`] |
 //! | `config-resolver` | API Gateway, or direct invoke | [`config_resolver::handle`] |
 //! | `installer` | EventBridge `module.install.requested` | [`installer::handle`] |

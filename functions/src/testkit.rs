@@ -12,18 +12,26 @@ use plinth_registry::events::local::LocalBus;
 use plinth_registry::hooks::http::HttpHooks;
 use plinth_registry::identity::ContextSigner;
 use plinth_registry::identity::{Claims, TokenVerifier, mint_token};
-use plinth_registry::install::BusInstallQueue;
+use plinth_registry::queue::BusInstallQueue;
 use plinth_registry::store::embedded::EmbeddedStore;
-use plinth_registry::{Platform, Ports, Settings};
+use plinth_registry::{App, Identity, Ports, Settings};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tower::ServiceExt;
 
 pub const SECRET: &[u8] = b"plinth-functions-tests-secret-0123456789";
 
-/// A fixture from `functions/fixtures/`.
+/// Where payload fixtures live: the functions' own events here, the AWS events the registry
+/// parses (ECR image actions) with the registry. Each exists once.
+const FIXTURES: [&str; 2] = ["fixtures", "../registry/tests/fixtures"];
+
+/// A fixture by file name.
 pub fn fixture(name: &str) -> Value {
-    let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = FIXTURES
+        .iter()
+        .map(|dir| format!("{}/{dir}/{name}", env!("CARGO_MANIFEST_DIR")))
+        .find(|path| std::path::Path::new(path).exists())
+        .unwrap_or_else(|| panic!("no fixture {name} in {FIXTURES:?}"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -52,7 +60,7 @@ pub fn operator() -> String {
 }
 
 pub struct Kit {
-    pub platform: Arc<Platform>,
+    pub app: App,
     pub bus: Arc<LocalBus>,
     pub router: Router,
     backend: Option<tokio::task::JoinHandle<()>>,
@@ -65,32 +73,32 @@ impl Kit {
         let store = EmbeddedStore::open(dir.path().join("plinth.redb")).unwrap();
         let bus = Arc::new(LocalBus::default());
         let unconfigured = || Err(DeployError("not configured in tests".into()));
-        let ports = Ports {
-            store: Arc::new(store),
-            bus: bus.clone(),
-            subscriptions: bus.clone(),
-            deployer: Arc::new(BackendDeployer {
-                ecs: unconfigured(),
-                lambda: unconfigured(),
-            }),
-            tables: Arc::new(NoTables),
-            hooks: Arc::new(HttpHooks::with_timeout(std::time::Duration::from_secs(2))),
-            install_queue: Arc::new(BusInstallQueue(bus.clone())),
+        let ports = Ports::new(
+            Arc::new(store),
+            bus.clone(),
+            Arc::new(BusInstallQueue(bus.clone())),
+        )
+        .with_subscriptions(bus.clone())
+        .with_deployer(Arc::new(BackendDeployer {
+            ecs: unconfigured(),
+            lambda: unconfigured(),
+        }))
+        .with_tables(Arc::new(NoTables))
+        .with_hooks(Arc::new(HttpHooks::with_timeout(
+            std::time::Duration::from_secs(2),
+        )));
+        let identity = Identity {
+            tokens: TokenVerifier::hs256(SECRET, None, None).unwrap(),
+            context: Arc::new(ContextSigner::generate().unwrap()),
         };
-        let tokens = TokenVerifier::hs256(SECRET, None, None).unwrap();
         let settings = Settings {
             public_url: "http://127.0.0.1:1".into(),
-            event_bus: None,
+            ..Settings::default()
         };
-        let platform = Arc::new(Platform::new(
-            ports,
-            tokens,
-            settings,
-            ContextSigner::generate().unwrap(),
-        ));
-        let router = plinth_registry::api::router(Arc::clone(&platform));
+        let app = App::build(ports, identity, settings);
+        let router = app.api();
         Self {
-            platform,
+            app,
             bus,
             router,
             backend: None,
@@ -164,9 +172,7 @@ impl Kit {
     pub async fn installed_and_enabled(&mut self) {
         self.install_requested().await;
         let event = serde_json::from_value(fixture("eventbridge-install-requested.json")).unwrap();
-        crate::installer::handle(&self.platform, event)
-            .await
-            .unwrap();
+        crate::installer::handle(&self.app, event).await.unwrap();
         let tenant = json!({"id": "acme", "name": "ACME", "subscription_tier": "free"});
         let (status, body) = self
             .call(Method::POST, "/api/v1/tenants", &operator(), tenant)

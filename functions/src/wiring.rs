@@ -1,4 +1,4 @@
-//! From the function's environment to a [`Platform`] on AWS adapters.
+//! From the function's environment to an [`App`] on AWS adapters.
 //!
 //! | variable | used by | meaning |
 //! | --- | --- | --- |
@@ -15,21 +15,18 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
 use plinth_registry::aws;
+use plinth_registry::deploy::Deployer;
 use plinth_registry::deploy::apigateway::{ApiGatewayConfig, ApiGatewayRoutes};
-use plinth_registry::deploy::backend::{BackendDeployer, InstallerOnly};
+use plinth_registry::deploy::backend::BackendDeployer;
 use plinth_registry::deploy::dynamodb_tables::DynamoTables;
 use plinth_registry::deploy::ecs::{EcsConfig, EcsDeployer};
 use plinth_registry::deploy::lambda::{LambdaConfig, LambdaDeployer};
 use plinth_registry::deploy::routed::RoutedDeployer;
-use plinth_registry::deploy::{Deployer, TableProvisioner};
-use plinth_registry::events::Subscriptions;
 use plinth_registry::events::eventbridge::EventBridgeBus;
-use plinth_registry::hooks::http::HttpHooks;
-use plinth_registry::identity::ContextSigner;
-use plinth_registry::identity::TokenVerifier;
-use plinth_registry::install::BusInstallQueue;
+use plinth_registry::identity::{ContextSigner, TokenVerifier};
+use plinth_registry::queue::BusInstallQueue;
 use plinth_registry::store::dynamodb::DynamoStore;
-use plinth_registry::{Platform, Ports, Settings};
+use plinth_registry::{App, Identity, Ports, Settings};
 
 /// What a function needs beyond the store and the bus.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,84 +37,61 @@ pub struct Needs {
     pub context_key: bool,
 }
 
-/// What only the installer may do: create module resources and their event subscriptions.
-#[derive(Debug)]
-pub struct Installing {
-    pub deployer: Arc<dyn Deployer>,
-    pub tables: Arc<dyn TableProvisioner>,
-    pub subscriptions: Arc<dyn Subscriptions>,
-}
-
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// The platform this function runs on, from its environment.
+/// The platform this function runs on, from its environment. Module resources are refused:
+/// only the installer's role may create them ([`installer_app_from_env`]).
 ///
 /// # Errors
 /// A message naming the variable that is missing or malformed.
-pub async fn platform_from_env(needs: Needs) -> Result<Arc<Platform>> {
-    platform_installing_with(needs, |_, _| {
-        Ok(Installing {
-            deployer: Arc::new(InstallerOnly),
-            tables: Arc::new(InstallerOnly),
-            subscriptions: Arc::new(InstallerOnly),
-        })
-    })
-    .await
+pub async fn app_from_env(needs: Needs) -> Result<App> {
+    app_with(needs, |_, _, ports| Ok(ports)).await
 }
 
-/// The installer's platform: [`platform_from_env`] with the AWS deployers and the bus's
+/// The installer's platform: [`app_from_env`] with the AWS deployers, tables and the bus's
 /// subscriptions. Only the installer binary calls this, so only its binary links the ECS,
 /// Lambda, API Gateway and SQS clients.
 ///
 /// # Errors
-/// As [`platform_from_env`], and for a malformed deployer variable.
-pub async fn installer_platform_from_env(needs: Needs) -> Result<Arc<Platform>> {
-    platform_installing_with(needs, |sdk, bus| {
-        Ok(Installing {
-            deployer: backend_deployer(sdk)?,
-            tables: Arc::new(DynamoTables::new(sdk)),
-            subscriptions: bus.clone(),
-        })
+/// As [`app_from_env`], and for a malformed deployer variable.
+pub async fn installer_app_from_env(needs: Needs) -> Result<App> {
+    app_with(needs, |sdk, bus, ports| {
+        Ok(ports
+            .with_deployer(backend_deployer(sdk)?)
+            .with_tables(Arc::new(DynamoTables::new(sdk)))
+            .with_subscriptions(bus.clone()))
     })
     .await
 }
 
-async fn platform_installing_with(
+async fn app_with(
     needs: Needs,
-    installing: impl FnOnce(&aws_config::SdkConfig, &Arc<EventBridgeBus>) -> Result<Installing>,
-) -> Result<Arc<Platform>> {
+    installing: impl FnOnce(&aws_config::SdkConfig, &Arc<EventBridgeBus>, Ports) -> Result<Ports>,
+) -> Result<App> {
     let sdk = aws::config_from_env().await;
     let table =
         env("PLINTH_TABLE").context("PLINTH_TABLE is not set: the platform's DynamoDB table")?;
     let bus_name =
         env("PLINTH_EVENT_BUS").context("PLINTH_EVENT_BUS is not set: the platform's event bus")?;
     let bus = Arc::new(EventBridgeBus::new(&sdk, bus_name.clone()));
-    let Installing {
-        deployer,
-        tables,
-        subscriptions,
-    } = installing(&sdk, &bus)?;
-    let ports = Ports {
-        store: Arc::new(DynamoStore::new(&sdk, table)),
-        bus: bus.clone(),
-        subscriptions,
-        deployer,
-        tables,
-        hooks: Arc::new(HttpHooks::default()),
-        install_queue: Arc::new(BusInstallQueue(bus)),
-    };
+    let ports = Ports::new(
+        Arc::new(DynamoStore::new(&sdk, table)),
+        bus.clone(),
+        Arc::new(BusInstallQueue(bus.clone())),
+    );
+    let ports = installing(&sdk, &bus, ports)?;
     let settings = Settings {
         public_url: env("PLINTH_URL").unwrap_or_default(),
         event_bus: Some(bus_name),
+        ..Settings::default()
     };
-    Ok(Arc::new(Platform::new(
-        ports,
-        token_verifier(needs.tokens)?,
-        settings,
-        context_signer(needs.context_key)?,
-    )))
+    let identity = Identity {
+        tokens: token_verifier(needs.tokens)?,
+        context: Arc::new(context_signer(needs.context_key)?),
+    };
+    Ok(App::build(ports, identity, settings))
 }
 
 /// ECS or Lambda by the manifest; with `PLINTH_HTTP_API_ID` and `PLINTH_AUTHORIZER_ID`, each

@@ -9,17 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plinth_module_sdk::ModuleName;
-use plinth_registry::deploy::NoTables;
-use plinth_registry::deploy::local::ProcessDeployer;
 use plinth_registry::events::local::LocalBus;
-use plinth_registry::hooks::http::HttpHooks;
 use plinth_registry::identity::ContextSigner;
 use plinth_registry::identity::{Caller, PlatformRole, TokenVerifier, User};
 use plinth_registry::ids::{CompanyId, TenantId, UserId};
-use plinth_registry::install::LocalQueue;
+use plinth_registry::queue::LocalQueue;
 use plinth_registry::store::embedded::EmbeddedStore;
 use plinth_registry::store::{Item, keys};
-use plinth_registry::{Platform, Ports, Settings};
+use plinth_registry::{App, Identity, Ports, Settings};
 use serde_json::{Map, Value, json};
 
 const MODULES: usize = 20;
@@ -91,31 +88,25 @@ async fn seed(store: &EmbeddedStore, tenants: usize) {
     store.import(batch).await.unwrap();
 }
 
-fn platform(store: EmbeddedStore) -> Platform {
-    let bus = Arc::new(LocalBus::default());
+fn platform(store: EmbeddedStore) -> App {
     let (queue, _worker) = tokio::sync::mpsc::unbounded_channel();
-    let ports = Ports {
-        store: Arc::new(store),
-        bus: bus.clone(),
-        subscriptions: bus,
-        deployer: Arc::new(ProcessDeployer::new(".", std::env::temp_dir())),
-        tables: Arc::new(NoTables),
-        hooks: Arc::new(HttpHooks::default()),
-        install_queue: Arc::new(LocalQueue(queue)),
+    let ports = Ports::new(
+        Arc::new(store),
+        Arc::new(LocalBus::default()),
+        Arc::new(LocalQueue(queue)),
+    );
+    let identity = Identity {
+        tokens: TokenVerifier::hs256(&[7u8; 32], None, None).unwrap(),
+        context: Arc::new(ContextSigner::generate().unwrap()),
     };
-    let tokens = TokenVerifier::hs256(&[7u8; 32], None, None).unwrap();
-    let settings = Settings {
-        public_url: "http://127.0.0.1:1".into(),
-        event_bus: None,
-    };
-    Platform::new(ports, tokens, settings, ContextSigner::generate().unwrap())
+    App::build(ports, identity, Settings::default())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
-async fn measure(platform: &Platform, tenants: usize, cold: bool) -> (Duration, Duration, f64) {
+async fn measure(platform: &App, tenants: usize, cold: bool) -> (Duration, Duration, f64) {
     let admin = Caller::User(User {
         id: UserId::parse("bench").unwrap(),
         tenant: None,
@@ -136,10 +127,12 @@ async fn measure(platform: &Platform, tenants: usize, cold: bool) -> (Duration, 
     let started = Instant::now();
     for (tenant, module, company) in &requests {
         if cold {
-            platform.caches.config.clear();
+            platform.plane.config.forget();
         }
         let at = Instant::now();
         let resolved = platform
+            .plane
+            .config
             .resolve_config(&admin, tenant, module, Some(company))
             .await
             .unwrap();

@@ -4,7 +4,7 @@ use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use lambda_runtime::{LambdaEvent, service_fn};
 use plinth_functions::LambdaError;
 use plinth_functions::authorizer::{AuthorizerResponse, authorize};
-use plinth_functions::wiring::{Needs, init_logging, platform_from_env};
+use plinth_functions::wiring::{Needs, app_from_env, init_logging};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), LambdaError> {
@@ -13,12 +13,12 @@ async fn main() -> Result<(), LambdaError> {
         tokens: true,
         context_key: true,
     };
-    let platform = platform_from_env(needs).await?;
+    let app = app_from_env(needs).await?;
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
-            let platform = platform.clone();
+            let app = app.clone();
             async move {
-                Ok::<AuthorizerResponse, LambdaError>(authorize(&platform, event.payload).await)
+                Ok::<AuthorizerResponse, LambdaError>(authorize(&app, event.payload).await)
             }
         },
     ))

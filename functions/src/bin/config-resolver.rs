@@ -3,7 +3,7 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use plinth_functions::config_resolver::handle;
-use plinth_functions::wiring::{Needs, init_logging, platform_from_env};
+use plinth_functions::wiring::{Needs, app_from_env, init_logging};
 use plinth_functions::{LambdaError, lambda_error};
 use serde_json::Value;
 
@@ -14,10 +14,10 @@ async fn main() -> Result<(), LambdaError> {
         tokens: true,
         context_key: false,
     };
-    let platform = platform_from_env(needs).await?;
+    let app = app_from_env(needs).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        let platform = platform.clone();
-        async move { handle(&platform, event.payload).await.map_err(lambda_error) }
+        let app = app.clone();
+        async move { handle(&app, event.payload).await.map_err(lambda_error) }
     }))
     .await
 }

@@ -2,17 +2,17 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use plinth_functions::ecr_events::handle;
-use plinth_functions::wiring::{Needs, init_logging, platform_from_env};
+use plinth_functions::wiring::{Needs, app_from_env, init_logging};
 use plinth_functions::{LambdaError, lambda_error};
 use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), LambdaError> {
     init_logging();
-    let platform = platform_from_env(Needs::default()).await?;
+    let app = app_from_env(Needs::default()).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        let platform = platform.clone();
-        async move { handle(&platform, event.payload).await.map_err(lambda_error) }
+        let app = app.clone();
+        async move { handle(&app, event.payload).await.map_err(lambda_error) }
     }))
     .await
 }

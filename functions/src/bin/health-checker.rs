@@ -3,19 +3,19 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use plinth_functions::health::handle;
-use plinth_functions::wiring::{Needs, init_logging, platform_from_env};
+use plinth_functions::wiring::{Needs, app_from_env, init_logging};
 use plinth_functions::{LambdaError, lambda_error};
 use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), LambdaError> {
     init_logging();
-    let platform = platform_from_env(Needs::default()).await?;
+    let app = app_from_env(Needs::default()).await?;
     let client = reqwest::Client::new();
     lambda_runtime::run(service_fn(|event: LambdaEvent<EventBridgeEvent<Value>>| {
-        let (platform, client) = (platform.clone(), client.clone());
+        let (app, client) = (app.clone(), client.clone());
         async move {
-            handle(&platform, &client, &event.payload)
+            handle(&app, &client, &event.payload)
                 .await
                 .map_err(lambda_error)
         }

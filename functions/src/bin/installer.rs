@@ -3,18 +3,18 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use plinth_functions::installer::handle;
-use plinth_functions::wiring::{Needs, init_logging, installer_platform_from_env};
+use plinth_functions::wiring::{Needs, init_logging, installer_app_from_env};
 use plinth_functions::{LambdaError, lambda_error};
 use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), LambdaError> {
     init_logging();
-    let platform = installer_platform_from_env(Needs::default()).await?;
+    let app = installer_app_from_env(Needs::default()).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<EventBridgeEvent<Value>>| {
-        let platform = platform.clone();
+        let app = app.clone();
         async move {
-            handle(&platform, event.payload)
+            handle(&app, event.payload)
                 .await
                 .map(|module| module.to_string())
                 .map_err(lambda_error)

@@ -1,7 +1,7 @@
-//! The platform API (`/api/v1/modules…`, `/tenants…`, `/rbac…`, `/health`, JWKS) behind API
+//! The app API (`/api/v1/modules…`, `/tenants…`, `/rbac…`, `/health`, JWKS) behind API
 //! Gateway: the registry's own router, served by `lambda_http`.
 
-use plinth_functions::wiring::{Needs, init_logging, platform_from_env};
+use plinth_functions::wiring::{Needs, app_from_env, init_logging};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -10,6 +10,6 @@ async fn main() -> Result<(), lambda_http::Error> {
         tokens: true,
         context_key: true,
     };
-    let platform = platform_from_env(needs).await?;
-    lambda_http::run(plinth_registry::api::router(platform)).await
+    let app = app_from_env(needs).await?;
+    lambda_http::run(app.api()).await
 }

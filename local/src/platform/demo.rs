@@ -4,17 +4,17 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use plinth_module_sdk::{ModuleName, Tier};
+use plinth_registry::App;
 use plinth_registry::Error;
 use plinth_registry::enablement::ModuleChange;
 use plinth_registry::identity::{Caller, Claims, PlatformRole, User, mint_token};
 use plinth_registry::ids::{CompanyId, TenantId, UserId};
 use plinth_registry::install::{InstallRequest, Status};
-use plinth_registry::platform::Platform;
+use plinth_registry::plane::ControlPlane;
 use plinth_registry::tenancy::{NewCompany, NewTenant};
 use serde_json::{Map, Value, json};
 
@@ -76,17 +76,15 @@ fn example_manifests(examples: &Path) -> Result<Vec<Value>> {
     Ok(manifests)
 }
 
-pub(super) async fn run(
-    platform: &Arc<Platform>,
-    examples: &Path,
-    secret: &str,
-) -> Result<DemoReport> {
+pub(super) async fn run(app: &App, examples: &Path, secret: &str) -> Result<DemoReport> {
+    let platform = &app.plane;
     let operator = operator();
     let mut modules = Vec::new();
     for manifest in example_manifests(examples)? {
         let name = ModuleName::parse(manifest["name"].as_str().unwrap_or_default())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         platform
+            .catalog
             .publish(&operator, &manifest)
             .await
             .map_err(|e| anyhow::anyhow!("publishing {name}: {e}"))?;
@@ -94,6 +92,7 @@ pub(super) async fn run(
         eprintln!("demo: installing {name} {version} (its first start may compile it)…");
         tolerate_existing(
             platform
+                .installer
                 .start_install(
                     &operator,
                     &name,
@@ -113,7 +112,7 @@ pub(super) async fn run(
         name: "ACME Corporation".into(),
         subscription_tier: Tier::Enterprise,
     };
-    tolerate_existing(platform.create_tenant(&operator, new_tenant).await)?;
+    tolerate_existing(platform.tenancy.create_tenant(&operator, new_tenant).await)?;
     for (id, name, country) in [
         ("acme-us", "ACME Inc.", "US"),
         ("acme-de", "ACME GmbH", "DE"),
@@ -123,7 +122,12 @@ pub(super) async fn run(
             name: name.into(),
             country: Some(country.into()),
         };
-        tolerate_existing(platform.create_company(&operator, &acme, company).await)?;
+        tolerate_existing(
+            platform
+                .tenancy
+                .create_company(&operator, &acme, company)
+                .await,
+        )?;
     }
     for module in &modules {
         let configuration = (module.as_str() == "financial").then(|| {
@@ -135,6 +139,7 @@ pub(super) async fn run(
             ..ModuleChange::default()
         };
         platform
+            .enablement
             .set_tenant_module(&operator, &acme, module, change)
             .await
             .map_err(|e| anyhow::anyhow!("enabling {module}: {e}"))?;
@@ -149,6 +154,7 @@ pub(super) async fn run(
             ..ModuleChange::default()
         };
         platform
+            .enablement
             .set_company_module(&operator, &acme, &german, financial, change)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -160,10 +166,11 @@ pub(super) async fn run(
     })
 }
 
-async fn wait_installed(platform: &Platform, module: &ModuleName) -> Result<()> {
+async fn wait_installed(platform: &ControlPlane, module: &ModuleName) -> Result<()> {
     for _ in 0..1200 {
         let installation = platform
-            .installation(module)
+            .installations
+            .get(module)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         match installation.status {

@@ -12,17 +12,16 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use plinth_registry::aws;
+use plinth_registry::config::EnabledForTenants;
 use plinth_registry::deploy::local::ProcessDeployer;
 use plinth_registry::deploy::{NoTables, TableProvisioner};
-use plinth_registry::enablement::EnabledForTenants;
 use plinth_registry::events::local::LocalBus;
-use plinth_registry::hooks::http::HttpHooks;
 use plinth_registry::identity::TokenVerifier;
-use plinth_registry::install::LocalQueue;
+use plinth_registry::queue::LocalQueue;
 use plinth_registry::store::Store;
 use plinth_registry::store::dynamodb::DynamoStore;
 use plinth_registry::store::embedded::EmbeddedStore;
-use plinth_registry::{Platform, Ports, Settings};
+use plinth_registry::{App, Identity, Ports, Settings};
 use tokio::net::TcpListener;
 
 use crate::gateway::Gateway;
@@ -44,7 +43,7 @@ pub struct Options {
 /// A running platform: its address and the handles to stop it.
 pub struct Running {
     pub addr: SocketAddr,
-    pub platform: Arc<Platform>,
+    pub app: App,
     deployer: Arc<ProcessDeployer>,
     listener: Option<TcpListener>,
     secret: String,
@@ -123,34 +122,30 @@ pub async fn start(options: &Options) -> Result<Running> {
             .with_start_timeout(Duration::from_secs(600)),
     );
     let (queue, worker) = tokio::sync::mpsc::unbounded_channel();
-    let ports = Ports {
-        store,
-        bus: bus.clone(),
-        subscriptions: bus.clone(),
-        deployer: deployer.clone(),
-        tables,
-        hooks: Arc::new(HttpHooks::default()),
-        install_queue: Arc::new(LocalQueue(queue)),
-    };
+    let ports = Ports::new(store, bus.clone(), Arc::new(LocalQueue(queue)))
+        .with_subscriptions(bus.clone())
+        .with_deployer(deployer.clone())
+        .with_tables(tables);
     let settings = Settings {
         public_url: format!("http://{addr}"),
         event_bus: None,
-    };
-    let mut platform = Platform::new(ports, tokens, settings, context);
-    if let Some(scale) = env("PLINTH_RATE_LIMIT_SCALE").and_then(|s| s.parse::<u32>().ok()) {
         // Benchmarks raise every tier's limit so that they measure the gateway, not 429s.
-        let quota = move |tier| {
-            let (rate, burst) = plinth_registry::gateway::rate::quota_of(tier);
-            (rate.saturating_mul(scale), burst.saturating_mul(scale))
-        };
-        platform.rate_limits = Arc::new(plinth_registry::gateway::RateLimits::with_quotas(quota));
-    }
-    let platform = Arc::new(platform);
-    bus.set_enabled_tenants(Arc::new(EnabledForTenants(Arc::downgrade(&platform))));
-    spawn_workers(&platform, &bus, worker).await?;
+        rate_limit_scale: env("PLINTH_RATE_LIMIT_SCALE")
+            .and_then(|s| s.parse::<u32>().ok())
+            .unwrap_or(1),
+    };
+    let identity = Identity {
+        tokens,
+        context: Arc::new(context),
+    };
+    let app = App::build(ports, identity, settings);
+    bus.set_enabled_tenants(Arc::new(EnabledForTenants(Arc::downgrade(
+        &app.plane.config,
+    ))));
+    spawn_workers(&app, &bus, worker).await?;
     Ok(Running {
         addr,
-        platform,
+        app,
         deployer,
         listener: Some(listener),
         secret,
@@ -170,22 +165,25 @@ fn env(name: &str) -> Option<String> {
 }
 
 async fn spawn_workers(
-    platform: &Arc<Platform>,
+    app: &App,
     bus: &Arc<LocalBus>,
     worker: tokio::sync::mpsc::UnboundedReceiver<plinth_module_sdk::ModuleName>,
 ) -> Result<()> {
     let mut events = bus.subscribe();
-    let caches = Arc::clone(&platform.caches);
+    let plane = Arc::clone(&app.plane);
     tokio::spawn(async move {
         loop {
             match events.recv().await {
-                Ok(event) => caches.on_event(&event),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => caches.clear(),
+                Ok(event) => plane.on_event(&event),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    plane.forget_everything();
+                }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
             }
         }
     });
-    let restored = platform
+    let installer = &app.plane.installer;
+    let restored = installer
         .restore_installed()
         .await
         .map_err(|e| anyhow::anyhow!("cannot restore installed modules: {e}"))?;
@@ -193,8 +191,8 @@ async fn spawn_workers(
         let names: Vec<String> = restored.iter().map(ToString::to_string).collect();
         tracing::info!("restarting installed modules: {}", names.join(", "));
     }
-    tokio::spawn(Arc::clone(platform).run_install_worker(worker));
-    tokio::spawn(Arc::clone(platform).run_health_checker(Duration::from_secs(10)));
+    tokio::spawn(Arc::clone(installer).run_worker(worker));
+    tokio::spawn(Arc::clone(&app.plane.instances).run_health_checker(Duration::from_secs(10)));
     Ok(())
 }
 
@@ -217,7 +215,7 @@ impl Running {
         let mut workers = Vec::new();
         for index in 0..gateway_threads() {
             let listener = listener.try_clone()?;
-            let gateway = Gateway::of(Arc::clone(&self.platform));
+            let gateway = Gateway::of(&self.app);
             let mut stopped = stopped.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("plinth-gateway-{index}"))
@@ -252,7 +250,7 @@ impl Running {
     /// What the demo needs, to run while the server serves.
     pub fn demo(&self) -> Demo {
         Demo {
-            platform: Arc::clone(&self.platform),
+            app: self.app.clone(),
             secret: self.secret.clone(),
         }
     }
@@ -261,13 +259,13 @@ impl Running {
 /// Sets up the demo on a running platform.
 #[derive(Debug, Clone)]
 pub struct Demo {
-    platform: Arc<Platform>,
+    app: App,
     secret: String,
 }
 
 impl Demo {
     /// Publishes, installs and enables the example modules for tenant `acme`.
     pub async fn run(&self, examples: &Path) -> Result<DemoReport> {
-        demo::run(&self.platform, examples, &self.secret).await
+        demo::run(&self.app, examples, &self.secret).await
     }
 }

@@ -6,7 +6,8 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
-use crate::support::api::{Auth, ServedGateway, TestPlatform, operator, tenant_admin, token};
+use crate::served::ServedGateway;
+use crate::support::api::{Auth, TestPlatform, operator, tenant_admin, token};
 use crate::support::fakes::Backend;
 
 crate::on_both_stores!(
@@ -31,7 +32,7 @@ crate::served_too!(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_over_the_tier_limit_gets_429_in_process() {
-    a_burst_over_the_tier_limit_gets_429_with_retry_after(TestPlatform::embedded()).await;
+    a_burst_over_the_tier_limit_gets_429_with_retry_after(TestPlatform::gateway()).await;
 }
 
 fn financial(tier: &str) -> Value {
@@ -477,7 +478,9 @@ async fn a_module_without_a_healthy_instance_answers_503(p: TestPlatform) {
         .await;
     unreachable.expect_problem(StatusCode::BAD_GATEWAY, "ghost did not answer");
     let changed = p
-        .platform
+        .app
+        .plane
+        .instances
         .check_health(&reqwest::Client::new())
         .await
         .unwrap();
@@ -601,7 +604,7 @@ async fn port_echo(
 /// client connection, replaced when the backend goes away and comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_served_gateway_keeps_one_backend_connection_per_client_and_recovers() {
-    let p = TestPlatform::embedded();
+    let p = TestPlatform::gateway();
     let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let backend_addr = backend.local_addr().unwrap();
     let (stop_backend, stopped) = tokio::sync::oneshot::channel();
@@ -719,7 +722,7 @@ async fn the_served_gateway_streams_large_bodies_both_ways() {
     // A body the gateway stops relaying would hang the test rather than fail it.
     tokio::time::timeout(std::time::Duration::from_secs(60), async {
         use http_body_util::BodyExt as _;
-        let p = TestPlatform::embedded();
+        let p = TestPlatform::gateway();
         install_financial(&p, "free", &streaming_backend().await).await;
         let served = ServedGateway::start(&p).await;
         let gateway_addr = served.addr.clone();

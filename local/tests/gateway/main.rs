@@ -3,7 +3,10 @@
 //! stores), the relay's framing against raw backends, and the transport against a stub
 //! decision with no control plane behind it.
 
+#[path = "../../../registry/tests/support/mod.rs"]
 mod support;
+
+mod served;
 
 mod gateway;
 mod relay;
@@ -17,7 +20,7 @@ macro_rules! on_both_stores {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    super::$case($crate::support::api::TestPlatform::embedded()).await;
+                    super::$case($crate::support::api::TestPlatform::gateway()).await;
                 }
             )*
         }
@@ -26,7 +29,7 @@ macro_rules! on_both_stores {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     let Some(platform) =
-                        $crate::support::api::TestPlatform::dynamo(stringify!($case)).await
+                        $crate::support::api::TestPlatform::gateway_on_dynamo(stringify!($case)).await
                     else {
                         return;
                     };

@@ -11,7 +11,8 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::support::api::{Auth, ServedGateway, TestPlatform, operator, tenant_admin};
+use crate::served::ServedGateway;
+use crate::support::api::{Auth, TestPlatform, operator, tenant_admin};
 
 /// What a raw backend answers to a request line: the bytes, and whether it then closes.
 type Script = fn(&str) -> (&'static [u8], bool);
@@ -137,7 +138,7 @@ fn script(request_line: &str) -> (&'static [u8], bool) {
 /// Module `ledger` (no routes declared: every path open to its tenants' users) on
 /// `backend`, enabled for acme; the served gateway; and acme's admin token.
 async fn ledger_on(backend: &RawBackend) -> (TestPlatform, ServedGateway, String) {
-    let p = TestPlatform::embedded();
+    let p = TestPlatform::gateway();
     let manifest = json!({
         "name": "ledger", "display_name": "Ledger", "version": "1.0.0",
         "backend": {"type": "microservice", "api_prefix": "/api/v1/ledger", "health_check": "/health"}

@@ -9,14 +9,12 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
 
-use crate::deploy::NoTables;
-use crate::deploy::local::ProcessDeployer;
 use crate::events::local::LocalBus;
-use crate::hooks::http::HttpHooks;
 use crate::identity::TokenVerifier;
-use crate::install::LocalQueue;
+use crate::plane::{ControlPlane, Identity};
+use crate::queue::LocalQueue;
 use crate::store::embedded::EmbeddedStore;
-use crate::{Platform, Ports, Settings};
+use crate::{Ports, Settings};
 
 /// The router's source: every `.route("…", get(…).post(…))` of the API's files.
 const SOURCES: [&str; 6] = [
@@ -52,27 +50,21 @@ fn routes_in(source: &str) -> Vec<(String, String)> {
     routes
 }
 
-fn platform(dir: &std::path::Path) -> Arc<Platform> {
+fn platform(dir: &std::path::Path) -> Arc<ControlPlane> {
     let store = EmbeddedStore::open(dir.join("plinth.redb")).expect("store opens");
-    let bus = Arc::new(LocalBus::default());
     let (queue, _worker) = tokio::sync::mpsc::unbounded_channel();
-    let ports = Ports {
-        store: Arc::new(store),
-        bus: bus.clone(),
-        subscriptions: bus,
-        deployer: Arc::new(ProcessDeployer::new(dir, dir.join("logs"))),
-        tables: Arc::new(NoTables),
-        hooks: Arc::new(HttpHooks::default()),
-        install_queue: Arc::new(LocalQueue(queue)),
-    };
+    let ports = Ports::new(
+        Arc::new(store),
+        Arc::new(LocalBus::default()),
+        Arc::new(LocalQueue(queue)),
+    );
     let tokens =
         TokenVerifier::hs256(b"openapi-test-secret-0123456789abcdef", None, None).expect("secret");
-    let settings = Settings {
-        public_url: "http://127.0.0.1:1".into(),
-        event_bus: None,
+    let identity = Identity {
+        tokens,
+        context: Arc::new(crate::identity::ContextSigner::generate().expect("key")),
     };
-    let context = crate::identity::ContextSigner::generate().expect("key");
-    Arc::new(Platform::new(ports, tokens, settings, context))
+    Arc::new(ControlPlane::build(ports, identity, Settings::default()))
 }
 
 async fn fetch_document() -> Value {

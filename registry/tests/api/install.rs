@@ -218,8 +218,7 @@ async fn an_install_that_crashes_between_steps_resumes_without_doing_anything_tw
     let backend = Backend::default();
     let url = backend.start().await;
     publish(&p, manifest("financial", "1.0.0", &[])).await;
-    p.platform
-        .simulate_crash_after(plinth_registry::install::Step::Deploy);
+    p.crash.after(plinth_registry::install::Step::Deploy);
     let body = json!({"version": "1.0.0", "endpoint": url});
     p.call(
         Method::POST,
@@ -376,7 +375,7 @@ async fn an_install_of_a_damaged_version_record_stops_at_validate(p: TestPlatfor
     publish(&p, manifest("financial", "1.1.0", &[])).await;
     // A store edited by hand: the 1.0.0 record holds 1.1.0's manifest.
     let key = keys::module_version("financial", "1.0.0");
-    let store = &p.platform.store;
+    let store = &p.store;
     let mut record = store.get(&key).await.unwrap().expect("published");
     record.data["manifest"]["version"] = json!("1.1.0");
     store.put(record, Condition::Always).await.unwrap();

@@ -1,4 +1,6 @@
-//! Drives the platform's router in-process, as a client would over HTTP.
+//! Drives the platform's router in-process, as a client would over HTTP — or, where a test
+//! crate plugs in a [`Served`] transport (the gateway's tests in `local/`), over TCP. One copy:
+//! `local/tests/gateway/` includes this folder.
 
 use std::sync::Arc;
 
@@ -10,23 +12,39 @@ use plinth_registry::deploy::local::ProcessDeployer;
 use plinth_registry::deploy::{Deployer, NoTables};
 use plinth_registry::events::local::LocalBus;
 use plinth_registry::hooks::http::HttpHooks;
-use plinth_registry::identity::{Claims, TokenVerifier, mint_token};
-use plinth_registry::install::LocalQueue;
+use plinth_registry::identity::{Claims, ContextSigner, TokenVerifier, mint_token};
+use plinth_registry::queue::LocalQueue;
 use plinth_registry::store::Store;
-use plinth_registry::{Platform, Ports, Settings};
+use plinth_registry::{App, Identity, Ports, Settings};
 use serde_json::Value;
 use tempfile::TempDir;
 use tower::ServiceExt;
 
 pub const SECRET: &[u8] = b"plinth-tests-secret-0123456789abcdef";
 
+/// What a test's router is built from: the platform API alone (`App::api`), or with the
+/// gateway's proxy as its fallback.
+pub type MakeRouter = fn(&App) -> Router;
+
+/// A transport that sends each request over TCP to a served platform.
+pub trait Served: Send + Sync {
+    fn send(
+        &self,
+        request: Request<Body>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = axum::response::Response> + Send + '_>>;
+}
+
 /// A platform of its own for one test: its own store, its own bus.
 pub struct TestPlatform {
-    pub platform: Arc<Platform>,
+    pub app: App,
+    pub store: Arc<dyn Store>,
     pub bus: Arc<LocalBus>,
-    /// The platform API. (Module routes are the gateway's, tested with it in
-    /// `local/tests/gateway/`.)
+    /// Stops the next saga after a step, as if its worker had died.
+    pub crash: Arc<super::fakes::CrashAfter>,
+    /// The router requests go to in-process.
     pub router: Router,
+    /// When set, requests go over TCP instead, each on a connection of its own.
+    pub served: Option<Box<dyn Served>>,
     _dir: Option<TempDir>,
 }
 
@@ -38,7 +56,7 @@ pub struct Response {
 }
 
 impl TestPlatform {
-    fn on(store: Arc<dyn Store>, dir: Option<TempDir>) -> Self {
+    fn on(store: Arc<dyn Store>, dir: Option<TempDir>, make_router: MakeRouter) -> Self {
         let bus = Arc::new(LocalBus::default());
         let tokens = TokenVerifier::hs256(SECRET, None, None).unwrap();
         let work = std::env::temp_dir();
@@ -46,27 +64,33 @@ impl TestPlatform {
             ProcessDeployer::new(&work, work.join("plinth-test-logs")),
         ));
         let (queue, worker) = tokio::sync::mpsc::unbounded_channel();
-        let ports = Ports {
-            store,
-            bus: bus.clone(),
-            subscriptions: Arc::new(super::fakes::RecordingSubscriptions::default()),
-            deployer,
-            tables: Arc::new(NoTables),
-            hooks: Arc::new(HttpHooks::with_timeout(std::time::Duration::from_secs(2))),
-            install_queue: Arc::new(LocalQueue(queue)),
-        };
+        let crash = Arc::new(super::fakes::CrashAfter::default());
+        let ports = Ports::new(Arc::clone(&store), bus.clone(), Arc::new(LocalQueue(queue)))
+            .with_subscriptions(Arc::new(super::fakes::RecordingSubscriptions::default()))
+            .with_deployer(deployer)
+            .with_tables(Arc::new(NoTables))
+            .with_hooks(Arc::new(HttpHooks::with_timeout(
+                std::time::Duration::from_secs(2),
+            )))
+            .with_step_observer(crash.clone());
         let settings = Settings {
             public_url: "http://127.0.0.1:1".into(),
-            event_bus: None,
+            ..Settings::default()
         };
-        let context = plinth_registry::identity::ContextSigner::generate().unwrap();
-        let platform = Arc::new(Platform::new(ports, tokens, settings, context));
-        tokio::spawn(Arc::clone(&platform).run_install_worker(worker));
-        let router = plinth_registry::api::router(Arc::clone(&platform));
+        let identity = Identity {
+            tokens,
+            context: Arc::new(ContextSigner::generate().unwrap()),
+        };
+        let app = App::build(ports, identity, settings);
+        tokio::spawn(Arc::clone(&app.plane.installer).run_worker(worker));
+        let router = make_router(&app);
         Self {
-            platform,
+            app,
+            store,
             bus,
+            crash,
             router,
+            served: None,
             _dir: dir,
         }
     }
@@ -75,7 +99,7 @@ impl TestPlatform {
     /// installations.
     pub fn restart_worker(&self) {
         let (_queue, worker) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(Arc::clone(&self.platform).run_install_worker(worker));
+        tokio::spawn(Arc::clone(&self.app.plane.installer).run_worker(worker));
     }
 
     /// Polls the installation of `module` until no operation is pending or running.
@@ -102,14 +126,21 @@ impl TestPlatform {
     }
 
     pub fn embedded() -> Self {
+        Self::embedded_with(App::api)
+    }
+
+    pub fn embedded_with(make_router: MakeRouter) -> Self {
         let (store, dir) = super::embedded();
-        Self::on(Arc::new(store), Some(dir))
+        Self::on(Arc::new(store), Some(dir), make_router)
     }
 
     pub async fn dynamo(test: &str) -> Option<Self> {
-        Self::dynamo_counted(test)
-            .await
-            .map(|(platform, _)| platform)
+        Self::dynamo_with(test, App::api).await
+    }
+
+    pub async fn dynamo_with(test: &str, make_router: MakeRouter) -> Option<Self> {
+        let store = Arc::new(super::dynamo(test).await?);
+        Some(Self::on(store, None, make_router))
     }
 
     /// On DynamoDB, with the store itself to count its round trips.
@@ -117,7 +148,7 @@ impl TestPlatform {
         test: &str,
     ) -> Option<(Self, Arc<plinth_registry::store::dynamodb::DynamoStore>)> {
         let store = Arc::new(super::dynamo(test).await?);
-        Some((Self::on(store.clone(), None), store))
+        Some((Self::on(store.clone(), None, App::api), store))
     }
 
     /// Enables `module` for `tenant` with no configuration, as the tenant's admin (200 expected).
@@ -168,7 +199,10 @@ impl TestPlatform {
 
     /// Sends a request as built.
     pub async fn raw(&self, request: Request<Body>) -> Response {
-        let response = self.router.clone().oneshot(request).await.unwrap();
+        let response = match &self.served {
+            Some(served) => served.send(request).await,
+            None => self.router.clone().oneshot(request).await.unwrap(),
+        };
         let status = response.status();
         let retry_after = response
             .headers()

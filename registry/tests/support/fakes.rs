@@ -164,3 +164,31 @@ async fn echo(
         "custom": header("x-custom"),
     }))
 }
+
+/// Stops the next saga right after a step, as if its worker had died there.
+#[derive(Debug, Default)]
+pub struct CrashAfter(std::sync::Mutex<Option<plinth_registry::install::Step>>);
+
+impl CrashAfter {
+    /// The next saga stops right after `step` (once).
+    pub fn after(&self, step: plinth_registry::install::Step) {
+        *self.0.lock().unwrap() = Some(step);
+    }
+}
+
+impl plinth_registry::install::StepObserver for CrashAfter {
+    fn step_done(
+        &self,
+        _module: &plinth_module_sdk::ModuleName,
+        step: plinth_registry::install::Step,
+    ) -> plinth_registry::Result<()> {
+        let mut crash = self.0.lock().unwrap();
+        if *crash == Some(step) {
+            *crash = None;
+            return Err(plinth_registry::Error::Unavailable(format!(
+                "simulated crash after {step:?}"
+            )));
+        }
+        Ok(())
+    }
+}

@@ -545,7 +545,9 @@ async fn a_burst_over_the_tier_limit_gets_429_with_retry_after(p: TestPlatform) 
 /// A warm request reads nothing from the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_a_warm_request_makes_no_store_round_trip() {
-    let Some((p, store)) = TestPlatform::dynamo_counted("gateway_hot_path").await else {
+    let Some((p, store)) =
+        TestPlatform::dynamo_counted_with("gateway_hot_path", plinth_local::gateway::router).await
+    else {
         return;
     };
     setup(&p, "enterprise").await;

@@ -147,8 +147,15 @@ impl TestPlatform {
     pub async fn dynamo_counted(
         test: &str,
     ) -> Option<(Self, Arc<plinth_registry::store::dynamodb::DynamoStore>)> {
+        Self::dynamo_counted_with(test, App::api).await
+    }
+
+    pub async fn dynamo_counted_with(
+        test: &str,
+        make_router: MakeRouter,
+    ) -> Option<(Self, Arc<plinth_registry::store::dynamodb::DynamoStore>)> {
         let store = Arc::new(super::dynamo(test).await?);
-        Some((Self::on(store.clone(), None, App::api), store))
+        Some((Self::on(store.clone(), None, make_router), store))
     }
 
     /// Enables `module` for `tenant` with no configuration, as the tenant's admin (200 expected).

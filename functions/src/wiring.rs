@@ -16,11 +16,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
 use plinth_registry::aws;
 use plinth_registry::deploy::Deployer;
-use plinth_registry::deploy::apigateway::{ApiGatewayConfig, ApiGatewayRoutes};
+use plinth_registry::deploy::apigateway::{ApiGatewayRoutes, ApiGatewaySettings};
 use plinth_registry::deploy::backend::BackendDeployer;
 use plinth_registry::deploy::dynamodb_tables::DynamoTables;
-use plinth_registry::deploy::ecs::{EcsConfig, EcsDeployer};
-use plinth_registry::deploy::lambda::{LambdaConfig, LambdaDeployer};
+use plinth_registry::deploy::ecs::{EcsDeployer, EcsSettings};
+use plinth_registry::deploy::lambda::{LambdaDeployer, LambdaSettings};
 use plinth_registry::deploy::routed::RoutedDeployer;
 use plinth_registry::events::eventbridge::EventBridgeBus;
 use plinth_registry::identity::{ContextSigner, TokenVerifier};
@@ -97,12 +97,12 @@ async fn app_with(
 /// ECS or Lambda by the manifest; with `PLINTH_HTTP_API_ID` and `PLINTH_AUTHORIZER_ID`, each
 /// deployment is also routed on the platform's HTTP API.
 fn backend_deployer(sdk: &aws_config::SdkConfig) -> Result<Arc<dyn Deployer>> {
-    let ecs = EcsConfig::from_env()
+    let ecs = EcsSettings::from_env()
         .map(|config| Arc::new(EcsDeployer::new(sdk, config)) as Arc<dyn Deployer>);
-    let lambda = LambdaConfig::from_env()
+    let lambda = LambdaSettings::from_env()
         .map(|config| Arc::new(LambdaDeployer::new(sdk, config)) as Arc<dyn Deployer>);
     let backend = Arc::new(BackendDeployer { ecs, lambda });
-    match ApiGatewayConfig::from_env().map_err(|e| anyhow!("{e}"))? {
+    match ApiGatewaySettings::from_env().map_err(|e| anyhow!("{e}"))? {
         Some(config) => Ok(Arc::new(RoutedDeployer {
             inner: backend,
             routes: Arc::new(ApiGatewayRoutes::new(sdk, config)),

@@ -8,7 +8,7 @@
 //! `plinth:fingerprint`, a hash of what was registered: deploying the same version with the
 //! same settings again registers nothing and updates nothing.
 //!
-//! The service joins the Cloud Map namespace of [`EcsConfig::namespace`] through ECS Service
+//! The service joins the Cloud Map namespace of [`EcsSettings::namespace`] through ECS Service
 //! Connect, so other services of the namespace (and API Gateway's VPC link) reach it as
 //! `http://{module}.{namespace}:{port}`, the deployment's endpoint.
 
@@ -51,7 +51,7 @@ const FINGERPRINT_TAG: &str = "plinth:fingerprint";
 
 /// Where and how module services run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EcsConfig {
+pub struct EcsSettings {
     /// Cluster name or ARN (`PLINTH_ECS_CLUSTER`).
     pub cluster: String,
     /// Private subnets of the tasks (`PLINTH_ECS_SUBNETS`, comma-separated).
@@ -72,7 +72,7 @@ pub struct EcsConfig {
     pub desired_count: i32,
 }
 
-impl EcsConfig {
+impl EcsSettings {
     /// Reads the configuration from `PLINTH_ECS_*` variables.
     ///
     /// # Errors
@@ -132,7 +132,7 @@ pub struct EcsHandle {
 pub struct EcsDeployer {
     ecs: Client,
     images: EcrImages,
-    config: EcsConfig,
+    settings: EcsSettings,
     region: String,
 }
 
@@ -172,11 +172,11 @@ impl TaskSpec {
 impl EcsDeployer {
     /// A deployer on the SDK configuration given.
     #[must_use]
-    pub fn new(sdk: &SdkConfig, config: EcsConfig) -> Self {
+    pub fn new(sdk: &SdkConfig, settings: EcsSettings) -> Self {
         Self {
             ecs: Client::new(sdk),
             images: EcrImages::new(sdk),
-            config,
+            settings,
             region: sdk
                 .region()
                 .map_or_else(|| "us-east-1".into(), ToString::to_string),
@@ -188,7 +188,7 @@ impl EcsDeployer {
     /// # Errors
     /// When a required `PLINTH_ECS_*` variable is missing.
     pub async fn from_env() -> Result<Self, DeployError> {
-        let config = EcsConfig::from_env()?;
+        let config = EcsSettings::from_env()?;
         let sdk = crate::aws::config_from_env().await;
         Ok(Self::new(&sdk, config))
     }
@@ -203,7 +203,10 @@ impl EcsDeployer {
     #[must_use]
     pub fn endpoint(&self, manifest: &Manifest) -> String {
         let port = manifest.backend.port.unwrap_or(DEFAULT_PORT);
-        format!("http://{}.{}:{port}", manifest.name, self.config.namespace)
+        format!(
+            "http://{}.{}:{port}",
+            manifest.name, self.settings.namespace
+        )
     }
 
     fn task_spec(
@@ -225,9 +228,9 @@ impl EcsDeployer {
             port,
             env,
             health_check: backend.health_check.clone(),
-            execution_role_arn: self.config.execution_role_arn.clone(),
-            task_role_arn: self.config.task_role_arn.clone(),
-            log_group: self.config.log_group.clone(),
+            execution_role_arn: self.settings.execution_role_arn.clone(),
+            task_role_arn: self.settings.task_role_arn.clone(),
+            log_group: self.settings.log_group.clone(),
         }
     }
 
@@ -350,8 +353,8 @@ impl EcsDeployer {
 
     fn network(&self) -> Result<NetworkConfiguration, DeployError> {
         let vpc = AwsVpcConfiguration::builder()
-            .set_subnets(Some(self.config.subnets.clone()))
-            .set_security_groups(Some(self.config.security_groups.clone()))
+            .set_subnets(Some(self.settings.subnets.clone()))
+            .set_security_groups(Some(self.settings.security_groups.clone()))
             .assign_public_ip(AssignPublicIp::Disabled)
             .build()
             .map_err(|e| DeployError(format!("network configuration: {e}")))?;
@@ -367,7 +370,7 @@ impl EcsDeployer {
         let port = manifest.backend.port.unwrap_or(DEFAULT_PORT);
         let alias = ServiceConnectClientAlias::builder()
             .port(i32::from(port))
-            .dns_name(format!("{}.{}", manifest.name, self.config.namespace))
+            .dns_name(format!("{}.{}", manifest.name, self.settings.namespace))
             .build()
             .map_err(|e| DeployError(format!("service connect alias: {e}")))?;
         let service = ServiceConnectService::builder()
@@ -378,7 +381,7 @@ impl EcsDeployer {
             .map_err(|e| DeployError(format!("service connect service: {e}")))?;
         Ok(ServiceConnectConfiguration::builder()
             .enabled(true)
-            .namespace(&self.config.namespace)
+            .namespace(&self.settings.namespace)
             .services(service)
             .build())
     }
@@ -396,10 +399,10 @@ impl EcsDeployer {
         let created = self
             .ecs
             .create_service()
-            .cluster(&self.config.cluster)
+            .cluster(&self.settings.cluster)
             .service_name(&name)
             .task_definition(task_definition)
-            .desired_count(self.config.desired_count)
+            .desired_count(self.settings.desired_count)
             .launch_type(LaunchType::Fargate)
             .network_configuration(self.network()?)
             .service_connect_configuration(self.service_connect(manifest)?)
@@ -431,10 +434,10 @@ impl EcsDeployer {
         let name = Self::service_name(&manifest.name);
         self.ecs
             .update_service()
-            .cluster(&self.config.cluster)
+            .cluster(&self.settings.cluster)
             .service(&name)
             .task_definition(task_definition)
-            .desired_count(self.config.desired_count)
+            .desired_count(self.settings.desired_count)
             .network_configuration(self.network()?)
             .service_connect_configuration(self.service_connect(manifest)?)
             .send()
@@ -494,11 +497,11 @@ impl Deployer for EcsDeployer {
         let pinned = self.images.pin(image, spec.image_digest.as_deref()).await?;
         let task = self.task_spec(manifest, pinned.uri.clone(), &spec.env);
         let name = Self::service_name(&manifest.name);
-        let live = self.live_service(&self.config.cluster, &name).await?;
+        let live = self.live_service(&self.settings.cluster, &name).await?;
         if live.as_ref().is_some_and(|s| s.draining) {
             return Err(DeployError(format!(
                 "service `{name}` is still being deleted from cluster `{}`; retry once it is gone",
-                self.config.cluster
+                self.settings.cluster
             )));
         }
         let current = match &live {
@@ -515,7 +518,7 @@ impl Deployer for EcsDeployer {
             None => self.create_service(manifest, &task_definition).await?,
             Some(service) => {
                 let unchanged = service.task_definition == task_definition
-                    && service.desired_count == self.config.desired_count;
+                    && service.desired_count == self.settings.desired_count;
                 if !unchanged {
                     self.update_service(manifest, &task_definition).await?;
                 }
@@ -529,7 +532,7 @@ impl Deployer for EcsDeployer {
             .as_deref()
             .unwrap_or(DEFAULT_HEALTH_PATH);
         let handle = EcsHandle {
-            cluster: self.config.cluster.clone(),
+            cluster: self.settings.cluster.clone(),
             service_arn,
             task_definition_arn: task_definition,
             image: pinned.uri,
@@ -553,7 +556,7 @@ impl Deployer for EcsDeployer {
         let handle: Option<EcsHandle> = serde_json::from_value(deployment.handle.clone()).ok();
         let cluster = handle
             .as_ref()
-            .map_or(self.config.cluster.as_str(), |h| h.cluster.as_str());
+            .map_or(self.settings.cluster.as_str(), |h| h.cluster.as_str());
         let name = Self::service_name(&manifest.name);
         let Some(live) = self.live_service(cluster, &name).await? else {
             return Ok(());

@@ -41,7 +41,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// How module functions are created.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LambdaConfig {
+pub struct LambdaSettings {
     /// Execution role of module functions (`PLINTH_LAMBDA_ROLE`).
     pub role_arn: String,
     /// Bucket of zip packages for modules without an image (`PLINTH_LAMBDA_PACKAGE_BUCKET`).
@@ -53,7 +53,7 @@ pub struct LambdaConfig {
     pub timeout_seconds: i32,
 }
 
-impl LambdaConfig {
+impl LambdaSettings {
     /// Reads the configuration from `PLINTH_LAMBDA_*` variables.
     ///
     /// # Errors
@@ -89,7 +89,7 @@ pub struct LambdaHandle {
 pub struct LambdaDeployer {
     lambda: Client,
     images: EcrImages,
-    config: LambdaConfig,
+    settings: LambdaSettings,
 }
 
 /// Where a function's code comes from.
@@ -171,11 +171,11 @@ struct LiveFunction {
 impl LambdaDeployer {
     /// A deployer on the SDK configuration given.
     #[must_use]
-    pub fn new(sdk: &SdkConfig, config: LambdaConfig) -> Self {
+    pub fn new(sdk: &SdkConfig, settings: LambdaSettings) -> Self {
         Self {
             lambda: Client::new(sdk),
             images: EcrImages::new(sdk),
-            config,
+            settings,
         }
     }
 
@@ -184,7 +184,7 @@ impl LambdaDeployer {
     /// # Errors
     /// When `PLINTH_LAMBDA_ROLE` is missing.
     pub async fn from_env() -> Result<Self, DeployError> {
-        let config = LambdaConfig::from_env()?;
+        let config = LambdaSettings::from_env()?;
         let sdk = crate::aws::config_from_env().await;
         Ok(Self::new(&sdk, config))
     }
@@ -217,7 +217,7 @@ impl LambdaDeployer {
         };
         Ok(Code::Zip {
             bucket: self
-                .config
+                .settings
                 .package_bucket
                 .clone()
                 .ok_or_else(|| missing("PLINTH_LAMBDA_PACKAGE_BUCKET"))?,
@@ -242,10 +242,10 @@ impl LambdaDeployer {
         FunctionSpec {
             name: Self::function_name(&manifest.name),
             code,
-            role_arn: self.config.role_arn.clone(),
+            role_arn: self.settings.role_arn.clone(),
             memory: manifest.backend.memory.unwrap_or(DEFAULT_MEMORY),
-            timeout_seconds: self.config.timeout_seconds,
-            architecture: self.config.architecture.clone(),
+            timeout_seconds: self.settings.timeout_seconds,
+            architecture: self.settings.architecture.clone(),
             env: env.clone(),
         }
     }

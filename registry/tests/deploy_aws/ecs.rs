@@ -5,7 +5,7 @@ use aws_config::SdkConfig;
 use aws_sdk_ecs::types::{Service, TaskDefinition};
 use plinth_module_sdk::Manifest;
 use plinth_registry::deploy::Deployer;
-use plinth_registry::deploy::ecs::{EcsConfig, EcsDeployer, EcsHandle};
+use plinth_registry::deploy::ecs::{EcsDeployer, EcsHandle, EcsSettings};
 use serde_json::json;
 
 use crate::moto::{ecr_repository, ecs_config, manifest, push_image, sdk, spec, unique_module};
@@ -26,7 +26,7 @@ fn module(name: &str, version: &str) -> Manifest {
 
 struct Setup {
     sdk: SdkConfig,
-    config: EcsConfig,
+    config: EcsSettings,
     deployer: EcsDeployer,
     name: String,
     repository_uri: String,
@@ -373,7 +373,7 @@ async fn a_missing_cluster_is_named() {
         return;
     };
     push_image(&setup.sdk, &setup.name, "1.0.0").await;
-    let config = EcsConfig {
+    let config = EcsSettings {
         cluster: "no-such-cluster".into(),
         ..setup.config.clone()
     };

@@ -5,7 +5,7 @@
 use aws_config::SdkConfig;
 use aws_sdk_lambda::operation::get_function::GetFunctionOutput;
 use plinth_module_sdk::Manifest;
-use plinth_registry::deploy::lambda::{LambdaConfig, LambdaDeployer, LambdaHandle};
+use plinth_registry::deploy::lambda::{LambdaDeployer, LambdaHandle, LambdaSettings};
 use plinth_registry::deploy::{Deployer, Deployment};
 use serde_json::json;
 
@@ -28,7 +28,7 @@ struct Setup {
 async fn setup(test: &str) -> Option<Setup> {
     let sdk = sdk(test).await?;
     let name = unique_module("fn");
-    let config = LambdaConfig {
+    let config = LambdaSettings {
         role_arn: iam_role(&name).await,
         package_bucket: Some(name.clone()),
         architecture: "arm64".into(),
@@ -254,7 +254,7 @@ async fn a_zip_module_needs_the_package_bucket() {
         return;
     };
     let name = unique_module("fn");
-    let config = LambdaConfig {
+    let config = LambdaSettings {
         role_arn: "arn:aws:iam::123456789012:role/any".into(),
         package_bucket: None,
         architecture: "x86_64".into(),

@@ -7,7 +7,7 @@ use aws_config::SdkConfig;
 use plinth_module_sdk::Manifest;
 use plinth_registry::aws;
 use plinth_registry::deploy::DeploySpec;
-use plinth_registry::deploy::ecs::EcsConfig;
+use plinth_registry::deploy::ecs::EcsSettings;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -29,7 +29,7 @@ pub fn unique_module(prefix: &str) -> String {
 }
 
 /// A VPC with one subnet and one security group, and an ECS cluster: what a deployer needs.
-pub async fn ecs_config(sdk: &SdkConfig, name: &str) -> EcsConfig {
+pub async fn ecs_config(sdk: &SdkConfig, name: &str) -> EcsSettings {
     let ec2 = aws_sdk_ec2::Client::new(sdk);
     let vpc = ec2
         .create_vpc()
@@ -67,7 +67,7 @@ pub async fn ecs_config(sdk: &SdkConfig, name: &str) -> EcsConfig {
         .send()
         .await
         .expect("create cluster");
-    EcsConfig {
+    EcsSettings {
         cluster: cluster
             .cluster()
             .and_then(|c| c.cluster_name())

@@ -13,9 +13,9 @@ use aws_sdk_apigatewayv2::types::{
     Route,
 };
 use plinth_module_sdk::Manifest;
-use plinth_registry::deploy::apigateway::{ApiGatewayConfig, ApiGatewayRoutes};
+use plinth_registry::deploy::apigateway::{ApiGatewayRoutes, ApiGatewaySettings};
 use plinth_registry::deploy::backend::BackendDeployer;
-use plinth_registry::deploy::lambda::{LambdaConfig, LambdaDeployer};
+use plinth_registry::deploy::lambda::{LambdaDeployer, LambdaSettings};
 use plinth_registry::deploy::routed::{ModuleRoutes, RoutedDeployer};
 use plinth_registry::deploy::{DeployError, DeploySpec, Deployer, Deployment};
 use serde_json::json;
@@ -31,7 +31,7 @@ const EMPTY_ZIP: [u8; 22] = [
 struct Api {
     sdk: SdkConfig,
     client: Client,
-    config: ApiGatewayConfig,
+    config: ApiGatewaySettings,
 }
 
 async fn api(test: &str) -> Option<Api> {
@@ -64,7 +64,7 @@ async fn api(test: &str) -> Option<Api> {
     Some(Api {
         sdk,
         client,
-        config: ApiGatewayConfig {
+        config: ApiGatewaySettings {
             api_id,
             authorizer_id,
             vpc_link_id: None,
@@ -223,7 +223,7 @@ async fn a_lambda_module_is_routed_to_its_function_behind_the_authorizer() {
     let other_integration = api.assert_routed(other.name.as_str()).await;
 
     let name = unique_module("fn");
-    let config = LambdaConfig {
+    let config = LambdaSettings {
         role_arn: iam_role(&name).await,
         package_bucket: Some(name.clone()),
         architecture: "arm64".into(),

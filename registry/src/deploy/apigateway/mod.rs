@@ -38,7 +38,7 @@ pub use plan::{AUTHORIZER_CONTEXT, REMOVED_HEADERS};
 
 /// Which API and authorizer module routes go on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiGatewayConfig {
+pub struct ApiGatewaySettings {
     /// The platform's HTTP API (`PLINTH_HTTP_API_ID`).
     pub api_id: String,
     /// Its Lambda authorizer (`PLINTH_AUTHORIZER_ID`).
@@ -48,7 +48,7 @@ pub struct ApiGatewayConfig {
     pub vpc_link_id: Option<String>,
 }
 
-impl ApiGatewayConfig {
+impl ApiGatewaySettings {
     /// Reads `PLINTH_HTTP_API_ID`, `PLINTH_AUTHORIZER_ID` and `PLINTH_VPC_LINK_ID`. `None`
     /// when neither of the first two is set (no routes are published).
     ///
@@ -81,7 +81,7 @@ impl ApiGatewayConfig {
 pub struct ApiGatewayRoutes {
     api: Client,
     lambda: aws_sdk_lambda::Client,
-    config: ApiGatewayConfig,
+    settings: ApiGatewaySettings,
 }
 
 fn is_not_found<E: ProvideErrorMetadata>(error: &E) -> bool {
@@ -94,11 +94,11 @@ fn is_not_found<E: ProvideErrorMetadata>(error: &E) -> bool {
 impl ApiGatewayRoutes {
     /// Routes on the SDK configuration given.
     #[must_use]
-    pub fn new(sdk: &SdkConfig, config: ApiGatewayConfig) -> Self {
+    pub fn new(sdk: &SdkConfig, settings: ApiGatewaySettings) -> Self {
         Self {
             api: Client::new(sdk),
             lambda: aws_sdk_lambda::Client::new(sdk),
-            config,
+            settings,
         }
     }
 
@@ -107,13 +107,13 @@ impl ApiGatewayRoutes {
             let page = self
                 .api
                 .get_routes()
-                .api_id(&self.config.api_id)
+                .api_id(&self.settings.api_id)
                 .set_next_token(next)
                 .send()
                 .await
                 .map_err(|e| {
                     aws_error(
-                        format!("listing the routes of API `{}`", self.config.api_id),
+                        format!("listing the routes of API `{}`", self.settings.api_id),
                         &e,
                     )
                 })?;
@@ -127,13 +127,13 @@ impl ApiGatewayRoutes {
             let page = self
                 .api
                 .get_integrations()
-                .api_id(&self.config.api_id)
+                .api_id(&self.settings.api_id)
                 .set_next_token(next)
                 .send()
                 .await
                 .map_err(|e| {
                     aws_error(
-                        format!("listing the integrations of API `{}`", self.config.api_id),
+                        format!("listing the integrations of API `{}`", self.settings.api_id),
                         &e,
                     )
                 })?;
@@ -148,7 +148,7 @@ impl ApiGatewayRoutes {
         spec: &IntegrationSpec,
         existing: Option<&Integration>,
     ) -> Result<String, DeployError> {
-        let api = &self.config.api_id;
+        let api = &self.settings.api_id;
         let Some(existing) = existing else {
             let created = self
                 .api
@@ -216,7 +216,7 @@ impl ApiGatewayRoutes {
         routes: &[Route],
         integration_id: &str,
     ) -> Result<(), DeployError> {
-        let api = &self.config.api_id;
+        let api = &self.settings.api_id;
         let target = format!("integrations/{integration_id}");
         for key in keys {
             let mut same_key = routes
@@ -230,7 +230,7 @@ impl ApiGatewayRoutes {
                         .route_key(key)
                         .target(&target)
                         .authorization_type(AuthorizationType::Custom)
-                        .authorizer_id(&self.config.authorizer_id)
+                        .authorizer_id(&self.settings.authorizer_id)
                         .send()
                         .await
                         .map_err(|e| aws_error(format!("creating the route `{key}`"), &e))?;
@@ -238,7 +238,7 @@ impl ApiGatewayRoutes {
                 Some(route) => {
                     let current = route.target() == Some(target.as_str())
                         && route.authorization_type() == Some(&AuthorizationType::Custom)
-                        && route.authorizer_id() == Some(self.config.authorizer_id.as_str());
+                        && route.authorizer_id() == Some(self.settings.authorizer_id.as_str());
                     if !current {
                         self.api
                             .update_route()
@@ -246,7 +246,7 @@ impl ApiGatewayRoutes {
                             .route_id(route.route_id().unwrap_or_default())
                             .target(&target)
                             .authorization_type(AuthorizationType::Custom)
-                            .authorizer_id(&self.config.authorizer_id)
+                            .authorizer_id(&self.settings.authorizer_id)
                             .send()
                             .await
                             .map_err(|e| aws_error(format!("updating the route `{key}`"), &e))?;
@@ -265,7 +265,7 @@ impl ApiGatewayRoutes {
         match self
             .api
             .delete_route()
-            .api_id(&self.config.api_id)
+            .api_id(&self.settings.api_id)
             .route_id(route.route_id().unwrap_or_default())
             .send()
             .await
@@ -284,7 +284,7 @@ impl ApiGatewayRoutes {
         match self
             .api
             .delete_integration()
-            .api_id(&self.config.api_id)
+            .api_id(&self.settings.api_id)
             .integration_id(id)
             .send()
             .await
@@ -338,7 +338,8 @@ impl ApiGatewayRoutes {
         keys: &[String; 2],
     ) -> Result<(), DeployError> {
         let present = self.policy_statements(function_arn).await?;
-        for (statement, source_arn) in invoke_permissions(&self.config.api_id, function_arn, keys)?
+        for (statement, source_arn) in
+            invoke_permissions(&self.settings.api_id, function_arn, keys)?
         {
             if present.contains(&statement) {
                 continue;
@@ -374,7 +375,7 @@ impl ApiGatewayRoutes {
         function_arn: &str,
         keys: &[String; 2],
     ) -> Result<(), DeployError> {
-        for (statement, _) in invoke_permissions(&self.config.api_id, function_arn, keys)? {
+        for (statement, _) in invoke_permissions(&self.settings.api_id, function_arn, keys)? {
             let removed = self
                 .lambda
                 .remove_permission()
@@ -404,7 +405,7 @@ impl ModuleRoutes for ApiGatewayRoutes {
     ) -> Result<(), DeployError> {
         let module = manifest.name.as_str();
         let keys = route_keys(manifest)?;
-        let target = Target::of(deployment, self.config.vpc_link_id.as_deref())?;
+        let target = Target::of(deployment, self.settings.vpc_link_id.as_deref())?;
         let spec = IntegrationSpec::new(module, &target);
         let routes = self.routes().await?;
         let integrations = self.integrations().await?;
@@ -437,7 +438,7 @@ impl ModuleRoutes for ApiGatewayRoutes {
         if let Target::Lambda { function_arn } = &target {
             self.allow_invoke(function_arn, &keys).await?;
         }
-        tracing::info!(%module, api = %self.config.api_id, integration = %integration_id, "module routes published");
+        tracing::info!(%module, api = %self.settings.api_id, integration = %integration_id, "module routes published");
         Ok(())
     }
 

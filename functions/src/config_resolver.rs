@@ -30,7 +30,8 @@ pub struct DirectRequest {
 pub async fn handle(app: &App, payload: Value) -> Result<Value> {
     if payload.get("requestContext").is_some() {
         let response = over_http(app, &payload).await?;
-        return serde_json::to_value(response).map_err(|e| Error::Internal(e.to_string()));
+        return serde_json::to_value(response)
+            .map_err(|e| Error::internal_because("the response", e));
     }
     let request: DirectRequest = serde_json::from_value(payload).map_err(|e| {
         Error::BadRequest(format!(
@@ -38,7 +39,7 @@ pub async fn handle(app: &App, payload: Value) -> Result<Value> {
         ))
     })?;
     let resolved = direct(app, &request).await?;
-    serde_json::to_value(resolved).map_err(|e| Error::Internal(e.to_string()))
+    serde_json::to_value(resolved).map_err(|e| Error::internal_because("the resolution", e))
 }
 
 /// A direct invocation: the invoker is the module itself.

@@ -30,5 +30,6 @@ pub type LambdaError = lambda_runtime::Error;
 /// A registry error as the runtime reports it.
 #[must_use]
 pub fn lambda_error(error: plinth_registry::Error) -> LambdaError {
-    Box::new(error)
+    // The runtime reports an error by its own words: give it every cause's.
+    error.chain().into()
 }

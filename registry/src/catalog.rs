@@ -36,7 +36,7 @@ pub struct ModuleVersion {
 impl ModuleVersion {
     pub fn manifest(&self) -> Result<Manifest> {
         serde_json::from_value(self.manifest.clone())
-            .map_err(|e| Error::Internal(format!("stored manifest unreadable: {e}")))
+            .map_err(|e| Error::internal_because("stored manifest unreadable", e))
     }
 }
 

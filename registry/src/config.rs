@@ -269,9 +269,8 @@ impl ConfigResolver {
             .filter(|i| i.is_installed())
             .and_then(|i| i.manifest.clone())
         {
-            Some(manifest) => {
-                serde_json::from_value(manifest).map_err(|e| Error::Internal(e.to_string()))?
-            }
+            Some(manifest) => serde_json::from_value(manifest)
+                .map_err(|e| Error::internal_because("the installed manifest is unreadable", e))?,
             None => return Err(Error::NotFound(format!("{module} is not installed"))),
         };
         let tenant_item = get(&wanted[1]);
@@ -306,8 +305,8 @@ impl ConfigResolver {
         let mut patches = vec![&tenant_row.configuration];
         patches.extend(company_config);
         let Value::Object(configuration) = merged_config(&manifest, &patches) else {
-            return Err(Error::Internal(
-                "a merged configuration is always an object".into(),
+            return Err(Error::internal(
+                "a merged configuration is always an object",
             ));
         };
         let mut toggles: Vec<(&[String], &[String])> =

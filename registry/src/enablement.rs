@@ -379,7 +379,7 @@ impl Enablement {
                 "refused by {}: {reason}",
                 manifest.name
             ))),
-            Err(reason) => Err(Error::Unavailable(reason)),
+            Err(reason) => Err(Error::unavailable(reason)),
         }
     }
 

@@ -9,6 +9,9 @@ use plinth_module_sdk::wire::ProblemDocument;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The error underneath a 5xx, kept for the log (and its words for the problem's detail).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Malformed input: the detail names the field.
@@ -37,13 +40,23 @@ pub enum Error {
     /// A module's backend did not answer the gateway.
     #[error("{0}")]
     BadGateway(String),
-    #[error("{0}")]
-    Unavailable(String),
+    /// Something the platform needs (the store, the bus, a worker) is not answering.
+    #[error("{detail}")]
+    Unavailable {
+        detail: String,
+        #[source]
+        cause: Option<Cause>,
+    },
     /// A module's backend did not answer in time (504).
     #[error("{0}")]
     GatewayTimeout(String),
-    #[error("{0}")]
-    Internal(String),
+    /// A bug: what was being done, and the error underneath.
+    #[error("{detail}")]
+    Internal {
+        detail: String,
+        #[source]
+        cause: Option<Cause>,
+    },
 }
 
 impl Error {
@@ -52,6 +65,51 @@ impl Error {
             detail: detail.into(),
             problems,
         }
+    }
+
+    /// A bug, in words.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Error::Internal {
+            detail: detail.into(),
+            cause: None,
+        }
+    }
+
+    /// A bug: what was being done, and the error that stopped it.
+    pub fn internal_because(detail: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        Error::Internal {
+            detail: detail.into(),
+            cause: Some(cause.into()),
+        }
+    }
+
+    /// Something the platform needs is not answering.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Error::Unavailable {
+            detail: detail.into(),
+            cause: None,
+        }
+    }
+
+    /// Something the platform needs failed: what was being done, and how it failed.
+    pub fn unavailable_because(detail: impl Into<String>, cause: impl Into<Cause>) -> Self {
+        Error::Unavailable {
+            detail: detail.into(),
+            cause: Some(cause.into()),
+        }
+    }
+
+    /// The error and every cause underneath it, `: `-separated (what a problem's detail and
+    /// the log say).
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(error) = cause {
+            text.push_str(": ");
+            text.push_str(&error.to_string());
+            cause = error.source();
+        }
+        text
     }
 
     /// One invalid field.
@@ -76,9 +134,9 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::BadGateway(_) => StatusCode::BAD_GATEWAY,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -86,10 +144,11 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
+        // The edge: the one place a failed request is logged, with every cause.
+        let detail = self.chain();
         if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
+            tracing::error!(error = %detail, "request failed");
         }
-        let detail = self.to_string();
         let errors = match &self {
             Error::Invalid { problems, .. } => problems.clone(),
             _ => Vec::new(),
@@ -106,5 +165,41 @@ impl IntoResponse for Error {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_is_kept_and_told_in_the_detail_and_the_log() {
+        let parse = serde_json::from_str::<u8>("x").unwrap_err();
+        let error = Error::internal_because("stored item MODULE#a is unreadable", parse);
+        assert!(
+            std::error::Error::source(&error).is_some(),
+            "the cause is kept"
+        );
+        assert_eq!(error.to_string(), "stored item MODULE#a is unreadable");
+        assert!(
+            error
+                .chain()
+                .starts_with("stored item MODULE#a is unreadable: expected value"),
+            "{}",
+            error.chain()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_500_answers_the_whole_chain_as_its_detail() {
+        let cause = std::io::Error::other("disk full");
+        let response =
+            Error::unavailable_because("the store did not answer", cause).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["detail"], "the store did not answer: disk full");
     }
 }

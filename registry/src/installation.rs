@@ -309,8 +309,9 @@ impl Installations {
             || Error::Conflict(format!("{module} is not installed on this platform"));
         let (installation, _) = self.item(module).await?.ok_or_else(not_installed)?;
         let manifest = match (&installation.manifest, installation.is_installed()) {
-            (Some(manifest), true) => serde_json::from_value(manifest.clone())
-                .map_err(|e| Error::Internal(e.to_string()))?,
+            (Some(manifest), true) => serde_json::from_value(manifest.clone()).map_err(|e| {
+                Error::internal_because(format!("{module}'s installed manifest is unreadable"), e)
+            })?,
             _ => return Err(not_installed()),
         };
         Ok((manifest, installation))

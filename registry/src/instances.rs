@@ -147,7 +147,7 @@ impl Instances {
         item.as_ref()
             .map(from_item)
             .transpose()?
-            .ok_or_else(|| Error::Internal("instance vanished".into()))
+            .ok_or_else(|| Error::internal("instance vanished"))
     }
 
     pub async fn list(&self, module: &ModuleName) -> Result<Vec<Instance>> {
@@ -214,7 +214,7 @@ impl Instances {
         let client = reqwest::Client::new();
         loop {
             if let Err(e) = self.check_health(&client).await {
-                tracing::error!(error = %e, "health check failed");
+                tracing::error!(error = %e.chain(), "health check failed");
             }
             tokio::time::sleep(every).await;
         }

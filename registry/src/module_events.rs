@@ -73,7 +73,7 @@ impl ModuleEvents {
         self.bus
             .publish(vec![event])
             .await
-            .map_err(|e| Error::Unavailable(format!("the event was not published: {e}")))
+            .map_err(|e| Error::unavailable_because("the event was not published", e))
     }
 
     async fn require_enabled(&self, module: &ModuleName, tenant: &str) -> Result<()> {

@@ -26,7 +26,7 @@ impl InstallQueue for LocalQueue {
     async fn enqueue(&self, module: &ModuleName) -> Result<()> {
         self.0
             .send(module.clone())
-            .map_err(|_| Error::Unavailable("the install worker has stopped".into()))
+            .map_err(|_| Error::unavailable("the install worker has stopped"))
     }
 }
 
@@ -43,10 +43,7 @@ impl InstallQueue for BusInstallQueue {
     async fn enqueue(&self, module: &ModuleName) -> Result<()> {
         let event = platform_event(INSTALL_REQUESTED, serde_json::json!({ "module": module }));
         self.0.publish(vec![event]).await.map_err(|e| {
-            Error::Unavailable(format!(
-                "cannot queue the installation of {module}: {}",
-                e.reason
-            ))
+            Error::unavailable_because(format!("cannot queue the installation of {module}"), e)
         })
     }
 }

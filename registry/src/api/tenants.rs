@@ -274,7 +274,8 @@ async fn config(
         .resolve_config(&caller, &tenant, &module, company.as_ref())
         .await?;
     let etag = format!("\"{}\"", resolved.version);
-    let etag_value = HeaderValue::from_str(&etag).map_err(|e| Error::Internal(e.to_string()))?;
+    let etag_value =
+        HeaderValue::from_str(&etag).map_err(|e| Error::internal_because("the ETag", e))?;
     if headers
         .get(header::IF_NONE_MATCH)
         .is_some_and(|v| v.as_bytes() == etag.as_bytes())

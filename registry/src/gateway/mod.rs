@@ -119,7 +119,7 @@ impl Upstream {
     }
 
     fn bad_url(&self, error: &dyn std::fmt::Display) -> Error {
-        Error::Internal(format!("bad upstream URL {}: {error}", self.url))
+        Error::internal(format!("bad upstream URL {}: {error}", self.url))
     }
 }
 
@@ -327,7 +327,7 @@ impl Authorizer {
         }
         pass.limit.check(pass.tenant.as_str())?;
         let upstream = pick(&pass.routes.healthy).ok_or_else(|| {
-            Error::Unavailable(format!(
+            Error::unavailable(format!(
                 "{module} has no healthy instance; try again shortly"
             ))
         })?;
@@ -441,7 +441,7 @@ impl Authorizer {
             exp: iat + CONTEXT_TTL_SECS,
         };
         let token = self.plane.identity.context.sign(&claims)?;
-        HeaderValue::try_from(token).map_err(|e| Error::Internal(format!("context header: {e}")))
+        HeaderValue::try_from(token).map_err(|e| Error::internal_because("context header", e))
     }
 }
 

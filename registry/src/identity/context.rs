@@ -33,7 +33,7 @@ impl ContextSigner {
     pub fn generate() -> Result<Self> {
         let pkcs8 =
             EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
-                .map_err(|e| Error::Internal(format!("cannot generate a context key: {e}")))?;
+                .map_err(|e| Error::internal_because("cannot generate a context key", e))?;
         Self::from_pkcs8(pkcs8.as_ref())
     }
 
@@ -91,7 +91,7 @@ impl ContextSigner {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.key)
-            .map_err(|e| Error::Internal(format!("cannot sign a context: {e}")))
+            .map_err(|e| Error::internal_because("cannot sign a context", e))
     }
 }
 

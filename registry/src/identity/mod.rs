@@ -253,7 +253,7 @@ pub fn mint_token(secret: &[u8], claims: &Claims) -> Result<String> {
     let key = EncodingKey::from_secret(secret)
         .map_err(|e| Error::BadRequest(format!("PLINTH_JWT_SECRET: {e}")))?;
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key)
-        .map_err(|e| Error::Internal(format!("cannot sign a token: {e}")))
+        .map_err(|e| Error::internal_because("cannot sign a token", e))
 }
 
 /// The bearer token of a request's `Authorization` header (401 when missing or malformed).

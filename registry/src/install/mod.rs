@@ -288,8 +288,8 @@ impl Installer {
         installation: Installation,
         stored: Option<u64>,
     ) -> Result<Installation> {
-        let module =
-            ModuleName::parse(&installation.module).map_err(|e| Error::Internal(e.to_string()))?;
+        let module = ModuleName::parse(&installation.module)
+            .map_err(|e| Error::internal_because("an installation names no module", e))?;
         let condition = stored.map_or(Condition::Absent, Condition::Version);
         let mut writes =
             crate::installation::record_writes(&installation, stored.unwrap_or(0) + 1, condition);
@@ -343,7 +343,7 @@ impl Installer {
                     self.run_logged(&module).await;
                 }
             }
-            Err(e) => tracing::error!(error = %e, "cannot list unfinished installations"),
+            Err(e) => tracing::error!(error = %e.chain(), "cannot list unfinished installations"),
         }
         while let Some(module) = queue.recv().await {
             self.run_logged(&module).await;
@@ -352,7 +352,7 @@ impl Installer {
 
     async fn run_logged(&self, module: &ModuleName) {
         if let Err(e) = self.run_installation(module).await {
-            tracing::error!(module = %module, error = %e, "installation stopped");
+            tracing::error!(module = %module, error = %e.chain(), "installation stopped");
         }
     }
 }

@@ -124,18 +124,19 @@ impl Installer {
     }
 
     async fn saga_context(&self, installation: &Installation) -> Result<SagaContext> {
-        let module =
-            ModuleName::parse(&installation.module).map_err(|e| Error::Internal(e.to_string()))?;
+        let module = ModuleName::parse(&installation.module)
+            .map_err(|e| Error::internal_because("a stored installation names no module", e))?;
         let manifest = self
             .catalog
             .version(&module, &installation.version)
             .await?
             .manifest()?;
         let previous = match (&installation.manifest, installation.operation) {
-            (Some(serving), Operation::Upgrade | Operation::Rollback | Operation::Restore) => Some(
-                serde_json::from_value(serving.clone())
-                    .map_err(|e| Error::Internal(e.to_string()))?,
-            ),
+            (Some(serving), Operation::Upgrade | Operation::Rollback | Operation::Restore) => {
+                Some(serde_json::from_value(serving.clone()).map_err(|e| {
+                    Error::internal_because("the serving manifest is unreadable", e)
+                })?)
+            }
             _ => None,
         };
         Ok(SagaContext {

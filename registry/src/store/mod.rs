@@ -345,16 +345,20 @@ impl From<StoreError> for crate::Error {
                     "the resource changed while this request was handled; retry it".into(),
                 )
             }
-            StoreError::Unavailable(message) => crate::Error::Unavailable(message),
-            other => crate::Error::Internal(other.to_string()),
+            StoreError::Unavailable(_) => crate::Error::Unavailable {
+                detail: "the store did not answer".into(),
+                cause: Some(Box::new(e)),
+            },
+            other => crate::Error::internal_because("the store refused a request", other),
         }
     }
 }
 
 /// A stored item as the record it holds.
 pub fn from_item<T: serde::de::DeserializeOwned>(item: &Item) -> crate::Result<T> {
-    serde_json::from_value(Value::Object(item.data.clone()))
-        .map_err(|e| crate::Error::Internal(format!("stored item {} is unreadable: {e}", item.key)))
+    serde_json::from_value(Value::Object(item.data.clone())).map_err(|e| {
+        crate::Error::internal_because(format!("stored item {} is unreadable", item.key), e)
+    })
 }
 
 /// A record as an item's data.

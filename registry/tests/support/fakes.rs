@@ -185,7 +185,7 @@ impl plinth_registry::install::StepObserver for CrashAfter {
         let mut crash = self.0.lock().unwrap();
         if *crash == Some(step) {
             *crash = None;
-            return Err(plinth_registry::Error::Unavailable(format!(
+            return Err(plinth_registry::Error::unavailable(format!(
                 "simulated crash after {step:?}"
             )));
         }

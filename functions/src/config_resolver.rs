@@ -60,34 +60,19 @@ pub async fn direct(app: &App, request: &DirectRequest) -> Result<ResolvedConfig
         .await
 }
 
-/// An API Gateway request (payload 2.0), answered by the registry API's router: only its
-/// config route reaches this function (template.yaml routes nothing else here).
+/// An API Gateway request (payload 2.0), answered by the registry API's own config route
+/// (any other path is its 404).
 ///
 /// # Errors
 /// `BadRequest` for a payload that is not an API Gateway request.
 pub async fn over_http(app: &App, payload: &Value) -> Result<ApiGatewayV2httpResponse> {
     let request = lambda_http::request::from_str(&payload.to_string())
         .map_err(|e| Error::BadRequest(format!("not an API Gateway request: {e}")))?;
-    if !is_config_route(request.uri().path()) {
-        return Err(Error::NotFound(format!(
-            "the config resolver serves only /api/v1/tenants/{{tenant}}/modules/{{module}}/config, not {}",
-            request.uri().path()
-        )));
-    }
-    let response = match app.api().oneshot(request).await {
+    let response = match app.config_api().oneshot(request).await {
         Ok(response) => response,
         Err(never) => match never {},
     };
     Ok(to_gateway(response).await)
-}
-
-/// `/api/v1/tenants/{tenant}/modules/{module}/config`
-fn is_config_route(path: &str) -> bool {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    matches!(
-        segments.as_slice(),
-        ["api", "v1", "tenants", _, "modules", _, "config"]
-    )
 }
 
 fn parse_ids(
@@ -172,8 +157,12 @@ mod tests {
         let kit = Kit::new();
         let mut other = gateway_request(&token("alice", Some("acme"), None, &[]));
         other["rawPath"] = "/api/v1/tenants/acme/audit".into();
-        let error = handle(&kit.app, other).await.unwrap_err();
-        assert!(matches!(error, Error::NotFound(_)), "{error}");
+        let answer = handle(&kit.app, other).await.unwrap();
+        assert_eq!(answer["statusCode"], 404, "{answer}");
+        assert_eq!(
+            answer["headers"]["content-type"],
+            "application/problem+json"
+        );
     }
 
     #[tokio::test]

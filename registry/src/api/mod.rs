@@ -30,6 +30,14 @@ pub fn router(platform: Arc<ControlPlane>) -> Router {
     router_with_fallback(platform, Router::new().fallback(not_found))
 }
 
+/// The resolved-configuration route alone, with its `ETag` and `304` (the config-resolver
+/// function serves this; a function that links only this route stays small).
+pub fn config_router(platform: Arc<ControlPlane>) -> Router {
+    tenants::config_routes()
+        .with_state(platform)
+        .fallback(not_found)
+}
+
 /// The platform API, with `fallback` answering every other path (the gateway's proxy).
 pub fn router_with_fallback(platform: Arc<ControlPlane>, fallback: Router) -> Router {
     Router::new()

@@ -20,7 +20,7 @@ use crate::tenancy::{Company, NewCompany, NewTenant, Tenant};
 use plinth_module_sdk::wire::ResolvedConfig;
 
 pub(super) fn routes() -> Router<State> {
-    Router::new()
+    config_routes()
         .route("/api/v1/tenants", post(create_tenant))
         .route("/api/v1/tenants/{tenant}", get(tenant))
         .route(
@@ -36,11 +36,16 @@ pub(super) fn routes() -> Router<State> {
             "/api/v1/tenants/{tenant}/companies/{company}/modules/{module}",
             put(customize),
         )
-        .route(
-            "/api/v1/tenants/{tenant}/modules/{module}/config",
-            get(config),
-        )
         .route("/api/v1/tenants/{tenant}/audit", get(audit))
+}
+
+/// The resolved-configuration route: part of the API, and all the config-resolver function
+/// serves.
+pub(super) fn config_routes() -> Router<State> {
+    Router::new().route(
+        "/api/v1/tenants/{tenant}/modules/{module}/config",
+        get(config),
+    )
 }
 
 pub(super) fn tenant_id(text: &str) -> Result<TenantId> {

@@ -35,6 +35,7 @@ mod problem;
 pub mod publisher;
 pub mod runtime;
 pub mod subscriber;
+#[cfg(feature = "server")]
 pub mod testkit;
 pub mod wire;
 

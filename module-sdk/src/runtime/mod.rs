@@ -8,8 +8,10 @@
 #[cfg(feature = "lambda")]
 mod lambda;
 
+#[cfg(feature = "server")]
 use std::net::SocketAddr;
 use std::sync::Arc;
+#[cfg(feature = "server")]
 use std::time::Duration;
 
 use axum::routing::get;
@@ -306,6 +308,20 @@ fn health(
     move || std::future::ready(Json(body.clone()))
 }
 
+/// Without the `server` feature there is no HTTP server to run.
+#[cfg(not(feature = "server"))]
+async fn serve_http(
+    _router: Router,
+    _manifest: &Manifest,
+    _env: &ModuleEnv,
+) -> Result<(), SetupError> {
+    Err(SetupError(
+        "this build serves only as a Lambda function: enable plinth-module-sdk's `server` feature"
+            .into(),
+    ))
+}
+
+#[cfg(feature = "server")]
 async fn serve_http(
     router: Router,
     manifest: &Manifest,
@@ -333,6 +349,7 @@ async fn serve_http(
 }
 
 /// Registers the instance, retrying a few times while the platform is not reachable yet.
+#[cfg(feature = "server")]
 async fn register(platform: PlatformClient, instance: String, health_url: String) {
     let mut delay = Duration::from_millis(250);
     for attempt in 1..=6 {
@@ -354,6 +371,7 @@ async fn register(platform: PlatformClient, instance: String, health_url: String
     }
 }
 
+#[cfg(feature = "server")]
 async fn stop_signal() {
     #[cfg(unix)]
     if let Ok(mut terminate) =

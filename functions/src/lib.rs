@@ -30,6 +30,22 @@ pub type LambdaError = lambda_runtime::Error;
 /// A registry error as the runtime reports it.
 #[must_use]
 pub fn lambda_error(error: plinth_registry::Error) -> LambdaError {
-    // The runtime reports an error by its own words: give it every cause's.
-    error.chain().into()
+    Box::new(Reported(error))
+}
+
+/// A registry error as the runtime reports it: the runtime logs an error's own words, so they
+/// are every cause's; the causes stay attached.
+#[derive(Debug)]
+struct Reported(plinth_registry::Error);
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.chain())
+    }
+}
+
+impl std::error::Error for Reported {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0)
+    }
 }

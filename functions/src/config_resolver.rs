@@ -1,11 +1,11 @@
 //! The config resolver: a module's resolved configuration for a tenant (and company), on the
 //! hot path. Reached two ways: API Gateway (`GET /api/v1/tenants/{tenant}/modules/{module}/config
 //! ?company=…`, the caller from its token or API key), answered by the registry API's own config
-//! route — the same `ETag`, the same `304` to a matching `If-None-Match`, the same problem
-//! documents; and direct invoke by a module's own function (`{"tenant_id", "module",
-//! "company_id"?}`, trusted through IAM: it acts as the module).
+//! route code (`api::config_answer`) — the same `ETag`, the same `304` to a matching
+//! `If-None-Match`, the same problem documents; and direct invoke by a module's own function
+//! (`{"tenant_id", "module", "company_id"?}`, trusted through IAM: it acts as the module).
 
-use aws_lambda_events::apigw::ApiGatewayV2httpResponse;
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use plinth_module_sdk::ModuleName;
 use plinth_module_sdk::wire::ResolvedConfig;
@@ -14,7 +14,6 @@ use plinth_registry::ids::{CompanyId, TenantId};
 use plinth_registry::{App, Error, Result};
 use serde::Deserialize;
 use serde_json::Value;
-use tower::ServiceExt;
 
 /// A direct invocation.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -29,7 +28,9 @@ pub struct DirectRequest {
 /// Either kind of invocation: API Gateway's payload 2.0 carries `requestContext`.
 pub async fn handle(app: &App, payload: Value) -> Result<Value> {
     if payload.get("requestContext").is_some() {
-        let response = over_http(app, &payload).await?;
+        let request: ApiGatewayV2httpRequest = serde_json::from_value(payload)
+            .map_err(|e| Error::BadRequest(format!("not an API Gateway request: {e}")))?;
+        let response = over_http(app, &request).await;
         return serde_json::to_value(response)
             .map_err(|e| Error::internal_because("the response", e));
     }
@@ -60,19 +61,25 @@ pub async fn direct(app: &App, request: &DirectRequest) -> Result<ResolvedConfig
         .await
 }
 
-/// An API Gateway request (payload 2.0), answered by the registry API's own config route
-/// (any other path is its 404).
-///
-/// # Errors
-/// `BadRequest` for a payload that is not an API Gateway request.
-pub async fn over_http(app: &App, payload: &Value) -> Result<ApiGatewayV2httpResponse> {
-    let request = lambda_http::request::from_str(&payload.to_string())
-        .map_err(|e| Error::BadRequest(format!("not an API Gateway request: {e}")))?;
-    let response = match app.config_api().oneshot(request).await {
-        Ok(response) => response,
-        Err(never) => match never {},
+/// An API Gateway request (payload 2.0) on the config route: the route's own answer.
+pub async fn over_http(app: &App, request: &ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+    let param = |name: &str| {
+        request
+            .path_parameters
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or_default()
     };
-    Ok(to_gateway(response).await)
+    let company = request.query_string_parameters.first("company");
+    let response = plinth_registry::api::config_answer(
+        &app.plane,
+        &request.headers,
+        param("tenant"),
+        param("module"),
+        company,
+    )
+    .await;
+    to_gateway(response).await
 }
 
 fn parse_ids(
@@ -150,19 +157,6 @@ mod tests {
         stale["headers"]["if-none-match"] = "\"not-the-version\"".into();
         let answer = handle(&kit.app, stale).await.unwrap();
         assert_eq!(answer["statusCode"], 200, "{answer}");
-    }
-
-    #[tokio::test]
-    async fn over_api_gateway_only_the_config_route_is_served() {
-        let kit = Kit::new();
-        let mut other = gateway_request(&token("alice", Some("acme"), None, &[]));
-        other["rawPath"] = "/api/v1/tenants/acme/audit".into();
-        let answer = handle(&kit.app, other).await.unwrap();
-        assert_eq!(answer["statusCode"], 404, "{answer}");
-        assert_eq!(
-            answer["headers"]["content-type"],
-            "application/problem+json"
-        );
     }
 
     #[tokio::test]

@@ -26,9 +26,4 @@ impl App {
     pub fn api(&self) -> Router {
         crate::api::router(Arc::clone(&self.plane))
     }
-
-    /// The resolved-configuration route alone (what the config-resolver function serves).
-    pub fn config_api(&self) -> Router {
-        crate::api::config_router(Arc::clone(&self.plane))
-    }
 }

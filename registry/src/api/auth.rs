@@ -1,6 +1,7 @@
 //! The caller of a request: a user's bearer token, or a module's API key.
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use plinth_module_sdk::wire::API_KEY_HEADER;
 
@@ -19,12 +20,17 @@ impl FromRequestParts<State> for Caller {
 
 /// The caller of a request, from its `Authorization` or `X-Module-API-Key` header.
 pub async fn caller_of(parts: &Parts, state: &ControlPlane) -> Result<Caller, Error> {
-    if let Some(key) = parts.headers.get(API_KEY_HEADER) {
+    caller_from(&parts.headers, state).await
+}
+
+/// The caller named by request headers: a module's API key, or a user's bearer token.
+pub(super) async fn caller_from(headers: &HeaderMap, state: &ControlPlane) -> Result<Caller, Error> {
+    if let Some(key) = headers.get(API_KEY_HEADER) {
         let key = key
             .to_str()
             .map_err(|_| Error::Unauthorized("the API key is not valid text".into()))?;
         return state.api_keys.authenticate(key).await.map(Caller::Module);
     }
-    let token = bearer_token(&parts.headers)?;
+    let token = bearer_token(headers)?;
     state.identity.tokens.verify(token).map(Caller::User)
 }

@@ -19,6 +19,7 @@ use axum::routing::get;
 use crate::plane::ControlPlane;
 
 pub use auth::caller_of;
+pub use tenants::config_answer;
 pub use body::Json;
 pub use openapi::document as openapi_document;
 
@@ -28,14 +29,6 @@ pub type State = Arc<ControlPlane>;
 /// The platform API (the registry-api Lambda serves exactly this).
 pub fn router(platform: Arc<ControlPlane>) -> Router {
     router_with_fallback(platform, Router::new().fallback(not_found))
-}
-
-/// The resolved-configuration route alone, with its `ETag` and `304` (the config-resolver
-/// function serves this; a function that links only this route stays small).
-pub fn config_router(platform: Arc<ControlPlane>) -> Router {
-    tenants::config_routes()
-        .with_state(platform)
-        .fallback(not_found)
 }
 
 /// The platform API, with `fallback` answering every other path (the gateway's proxy).

@@ -9,7 +9,9 @@ use serde::Deserialize;
 
 use super::modules::module_name;
 use super::openapi::ProblemDocument;
+use super::auth::caller_from;
 use super::{Json, State};
+use crate::plane::ControlPlane;
 use crate::audit::AuditPage;
 use crate::config::{CompanyModule, TenantModule};
 use crate::enablement::ModuleChange;
@@ -20,7 +22,7 @@ use crate::tenancy::{Company, NewCompany, NewTenant, Tenant};
 use plinth_module_sdk::wire::ResolvedConfig;
 
 pub(super) fn routes() -> Router<State> {
-    config_routes()
+    Router::new()
         .route("/api/v1/tenants", post(create_tenant))
         .route("/api/v1/tenants/{tenant}", get(tenant))
         .route(
@@ -36,16 +38,11 @@ pub(super) fn routes() -> Router<State> {
             "/api/v1/tenants/{tenant}/companies/{company}/modules/{module}",
             put(customize),
         )
+        .route(
+            "/api/v1/tenants/{tenant}/modules/{module}/config",
+            get(config),
+        )
         .route("/api/v1/tenants/{tenant}/audit", get(audit))
-}
-
-/// The resolved-configuration route: part of the API, and all the config-resolver function
-/// serves.
-pub(super) fn config_routes() -> Router<State> {
-    Router::new().route(
-        "/api/v1/tenants/{tenant}/modules/{module}/config",
-        get(config),
-    )
 }
 
 pub(super) fn tenant_id(text: &str) -> Result<TenantId> {
@@ -263,31 +260,52 @@ struct ConfigParams {
 )]
 async fn config(
     Extract(platform): Extract<State>,
-    caller: Caller,
     Path((tenant, module)): Path<(String, String)>,
     Query(params): Query<ConfigParams>,
     headers: HeaderMap,
-) -> Result<Response> {
-    let (tenant, module) = (tenant_id(&tenant)?, module_name(&module)?);
-    let company = params
-        .company
-        .as_deref()
-        .map(|c| CompanyId::parse_field("company", c))
-        .transpose()?;
-    let resolved = platform
-        .config
-        .resolve_config(&caller, &tenant, &module, company.as_ref())
-        .await?;
-    let etag = format!("\"{}\"", resolved.version);
-    let etag_value =
-        HeaderValue::from_str(&etag).map_err(|e| Error::internal_because("the ETag", e))?;
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
-    {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
-    }
-    Ok(([(header::ETAG, etag_value)], Json(resolved)).into_response())
+) -> Response {
+    config_answer(
+        &platform,
+        &headers,
+        &tenant,
+        &module,
+        params.company.as_deref(),
+    )
+    .await
+}
+
+/// The config route's answer: the resolution with its version as `ETag`, or `304` to a
+/// matching `If-None-Match`, or the problem. The config-resolver function answers API
+/// Gateway's requests with this too.
+pub async fn config_answer(
+    platform: &ControlPlane,
+    headers: &HeaderMap,
+    tenant: &str,
+    module: &str,
+    company: Option<&str>,
+) -> Response {
+    let answer = async {
+        let caller = caller_from(headers, platform).await?;
+        let (tenant, module) = (tenant_id(tenant)?, module_name(module)?);
+        let company = company
+            .map(|c| CompanyId::parse_field("company", c))
+            .transpose()?;
+        let resolved = platform
+            .config
+            .resolve_config(&caller, &tenant, &module, company.as_ref())
+            .await?;
+        let etag = format!("\"{}\"", resolved.version);
+        let etag_value =
+            HeaderValue::from_str(&etag).map_err(|e| Error::internal_because("the ETag", e))?;
+        if headers
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+        {
+            return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
+        }
+        Ok::<_, Error>(([(header::ETAG, etag_value)], Json(resolved)).into_response())
+    };
+    answer.await.unwrap_or_else(IntoResponse::into_response)
 }
 
 #[derive(Debug, Deserialize)]

@@ -59,6 +59,10 @@ pub async fn authorize(
                 reason: String::new(),
             };
         }
+        Err(e) if e.status().is_server_error() => {
+            tracing::error!(%method, %path, status = e.status().as_u16(), error = %e.chain(), "request failed");
+            response.context.reason = e.to_string();
+        }
         Err(e) => {
             tracing::info!(%method, %path, status = e.status().as_u16(), reason = %e, "request refused");
             response.context.reason = e.to_string();

@@ -31,6 +31,9 @@ pub enum ConfigTier {
     Tenant,
     /// The company's override.
     Company,
+    /// A tier this SDK does not know yet (a newer platform's).
+    #[serde(other)]
+    Unknown,
 }
 
 /// A tenant's (and company's) configuration of this module, as the platform resolves it

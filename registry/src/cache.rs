@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 /// What a change made stale.
@@ -57,17 +57,22 @@ impl Staleness {
 
     /// Calls `listener` with everything marked stale from now on.
     pub fn listen(&self, listener: impl Fn(&Stale) + Send + Sync + 'static) {
-        if let Ok(mut listeners) = self.listeners.write() {
-            listeners.push(Box::new(listener));
-        }
+        // A listener that panicked poisons nothing that matters: the list itself is whole.
+        let mut listeners = self
+            .listeners
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        listeners.push(Box::new(listener));
     }
 
     /// Tells every listener, then counts a change.
     pub fn mark(&self, stale: &Stale) {
-        if let Ok(listeners) = self.listeners.read() {
-            for listener in listeners.iter() {
-                listener(stale);
-            }
+        let listeners = self
+            .listeners
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        for listener in listeners.iter() {
+            listener(stale);
         }
         self.changed();
     }

@@ -14,9 +14,7 @@ use crate::deploy::ecr::ImagePush;
 use crate::error::{Error, Result};
 use crate::events::platform_event;
 use crate::identity::Caller;
-use crate::store::{
-    Condition, Item, Query, Store, Update, Write, from_item, keys, query_all, to_data,
-};
+use crate::store::{Condition, Item, Query, Store, Write, from_item, keys, query_all, to_data};
 
 /// A published version of a module.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -254,17 +252,29 @@ impl Catalog {
                 {
                     continue;
                 }
-                let update =
-                    Update::default().set("image_digest", Value::String(push.digest.clone()));
                 let key = keys::module_version(module.as_str(), &version.version);
-                self.changes
-                    .update(
-                        &key,
-                        update,
-                        Condition::Exists,
-                        Some(Stale::Module(module.to_string())),
-                    )
-                    .await?;
+                let Some(item) = self.store.get(&key).await? else {
+                    continue;
+                };
+                let mut data = item.data.clone();
+                data.insert("image_digest".into(), Value::String(push.digest.clone()));
+                let (next, condition) = item.next(data);
+                let writes = vec![
+                    Write::Put {
+                        item: next,
+                        condition,
+                    },
+                    audit::record(
+                        audit::PLATFORM_SCOPE,
+                        "aws.ecr",
+                        "module.image.recorded",
+                        &format!("module:{module}"),
+                        json!({"version": version.version, "image_digest": push.digest,
+                               "repository": push.repository, "tag": push.tag}),
+                    ),
+                ];
+                let change = Change::new(writes).stale(Stale::Module(module.to_string()));
+                self.changes.commit(change).await?;
                 tracing::info!(%module, version = %version.version, digest = %push.digest, "image digest recorded");
                 recorded.push(RecordedImage {
                     module: module.to_string(),

@@ -7,12 +7,9 @@
 use std::sync::Arc;
 
 use crate::cache::{Stale, Staleness};
-use crate::error::{Error, Result};
+use crate::error::{CHANGED_MEANWHILE, Error, Result};
 use crate::events::{Event, EventBus, PLATFORM_SOURCE};
 use crate::store::{Condition, Key, Store, StoreError, Update, Write};
-
-/// What a caller is told when its change lost a race and no message of its own was given.
-const CHANGED_MEANWHILE: &str = "the resource changed while this request was handled; retry it";
 
 /// One change: written all or nothing, then the caches it names are dropped and its events
 /// published.
@@ -105,10 +102,10 @@ impl Changes {
         Ok(())
     }
 
-    /// Changes fields of one item in place (a field update, where a whole-item write would
-    /// race with other writers of the item's other fields), then marks `stale`: `None` for an
-    /// update no cache reflects.
-    pub async fn update(
+    /// Records observed state in place — fields of one item, such as an instance's health as
+    /// the checker found it: not a change anyone made, so no audit record and no event — then
+    /// marks `stale` (`None` for an observation no cache reflects).
+    pub async fn observe(
         &self,
         key: &Key,
         update: Update,

@@ -9,8 +9,11 @@ use plinth_module_sdk::wire::ProblemDocument;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The error underneath a 5xx, kept for the log (and its words for the problem's detail).
+/// The error underneath a 5xx, kept for the log.
 pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a caller is told when its write lost a race and no more precise message was given.
+pub const CHANGED_MEANWHILE: &str = "the resource changed while this request was handled; retry it";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -99,8 +102,7 @@ impl Error {
         }
     }
 
-    /// The error and every cause underneath it, `: `-separated (what a problem's detail and
-    /// the log say).
+    /// The error and every cause underneath it, `: `-separated (what the log says).
     pub fn chain(&self) -> String {
         let mut text = self.to_string();
         let mut cause = std::error::Error::source(self);
@@ -144,11 +146,12 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
-        // The edge: the one place a failed request is logged, with every cause.
-        let detail = self.chain();
+        // The edge: the one place a failed request is logged, with every cause. The caller
+        // reads the error's own words: what lies underneath a 5xx stays in the log.
         if status.is_server_error() {
-            tracing::error!(error = %detail, "request failed");
+            tracing::error!(error = %self.chain(), "request failed");
         }
+        let detail = self.to_string();
         let errors = match &self {
             Error::Invalid { problems, .. } => problems.clone(),
             _ => Vec::new(),
@@ -191,8 +194,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_500_answers_the_whole_chain_as_its_detail() {
-        let cause = std::io::Error::other("disk full");
+    async fn a_5xx_answers_its_own_words_and_keeps_the_cause_for_the_log() {
+        let cause = std::io::Error::other("disk /dev/vda1 full");
         let response =
             Error::unavailable_because("the store did not answer", cause).into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -200,6 +203,6 @@ mod tests {
             .await
             .unwrap();
         let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(body["detail"], "the store did not answer: disk full");
+        assert_eq!(body["detail"], "the store did not answer");
     }
 }

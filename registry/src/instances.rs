@@ -196,7 +196,7 @@ impl Instances {
                 let stale = (health != instance.health).then(|| Stale::Module(module.to_string()));
                 if self
                     .changes
-                    .update(&key, update, Condition::Exists, stale)
+                    .observe(&key, update, Condition::Exists, stale)
                     .await
                     .is_ok()
                     && health != instance.health

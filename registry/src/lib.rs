@@ -9,7 +9,7 @@
 //!   [`rbac`], [`config`], [`enablement`], [`module_events`], [`audit`], gathered in
 //!   [`plane::ControlPlane`];
 //! - edges: [`api::router`] (the HTTP API, served by axum locally and by `lambda_http`) and
-//!   [`gateway::Gateway`] (the decision on every module request);
+//!   [`gateway::Authorizer`] (the gateway's decision on every module request);
 //! - the composition root: [`App::build`].
 //!
 

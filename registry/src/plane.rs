@@ -81,15 +81,11 @@ impl Ports {
         self
     }
 
-    /// Told after each saga step (tests and crash drills stop sagas with it).
+    /// Told after each saga step: the seam the tests and crash drills stop sagas with (a
+    /// platform that is not being drilled has none).
     pub fn with_step_observer(mut self, observer: Arc<dyn StepObserver>) -> Self {
         self.step_observer = Some(observer);
         self
-    }
-
-    /// The store (for callers that count its round trips or read it in tests).
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
     }
 }
 
@@ -250,7 +246,7 @@ impl ControlPlane {
     }
 
     /// Where every change is counted and announced to caches.
-    pub fn staleness(&self) -> &Arc<Staleness> {
+    pub(crate) fn staleness(&self) -> &Arc<Staleness> {
         &self.staleness
     }
 }

@@ -49,21 +49,43 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The top-level modules, each with its files.
+/// The top-level modules, each with its files (`foo.rs` and `foo/` both count as `foo`).
 fn modules() -> BTreeMap<String, Vec<PathBuf>> {
-    let mut modules = BTreeMap::new();
+    let mut modules: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
     for entry in std::fs::read_dir(src()).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_stem().unwrap().to_string_lossy().into_owned();
         if path.is_dir() {
-            let mut files = Vec::new();
-            rust_files(&path, &mut files);
-            modules.insert(name, files);
+            rust_files(&path, modules.entry(name).or_default());
         } else if path.extension().is_some_and(|e| e == "rs") && name != "lib" {
-            modules.insert(name, vec![path]);
+            modules.entry(name).or_default().push(path);
         }
     }
     modules
+}
+
+/// How deep a file's module sits below the crate root: `events/eventbridge/publish.rs` is
+/// `events::eventbridge::publish` (3), `events/eventbridge/mod.rs` is `events::eventbridge` (2).
+fn depth(file: &Path) -> usize {
+    let relative = file.strip_prefix(src()).unwrap();
+    let parts = relative.components().count();
+    if file.file_name().is_some_and(|n| n == "mod.rs") {
+        parts - 1
+    } else {
+        parts
+    }
+}
+
+/// What `super::…::super::x` reaches from a file `depth` levels down, when it climbs to the
+/// crate root: the top-level module `x`.
+fn climbed(source: &str, depth: usize) -> BTreeSet<String> {
+    let climb = "super::".repeat(depth);
+    source
+        .match_indices(&climb)
+        .filter(|(at, _)| !source[..*at].ends_with("super::"))
+        .map(|(at, _)| identifier(source[at + climb.len()..].trim_start()).to_owned())
+        .filter(|name| !name.is_empty() && name != "super")
+        .collect()
 }
 
 fn without_comments(source: &str) -> String {
@@ -86,7 +108,7 @@ fn identifier(text: &str) -> &str {
 fn named(source: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for (at, _) in source.match_indices("crate::") {
-        let rest = &source[at + "crate::".len()..];
+        let rest = source[at + "crate::".len()..].trim_start();
         if let Some(group) = rest.strip_prefix('{') {
             let group = &group[..group.find(';').unwrap_or(group.len())];
             let mut depth = 0;
@@ -113,12 +135,21 @@ fn named(source: &str) -> BTreeSet<String> {
 
 /// What `lib.rs` re-exports at the crate root (`crate::Error` is `error`'s).
 fn root_names() -> BTreeMap<String, String> {
-    let lib = std::fs::read_to_string(src().join("lib.rs")).unwrap();
+    let lib = without_comments(&std::fs::read_to_string(src().join("lib.rs")).unwrap());
     let mut names = BTreeMap::new();
-    for line in lib.lines() {
-        let Some(path) = line.trim().strip_prefix("pub use ") else {
+    // Statements, not lines: a `pub use` may span several.
+    for statement in lib.split(';') {
+        let statement = statement.split_whitespace().collect::<Vec<_>>().join(" ");
+        let Some(path) = statement
+            .strip_prefix("pub use ")
+            .or_else(|| statement.strip_prefix("pub(crate) use "))
+        else {
             continue;
         };
+        assert!(
+            !path.contains('*'),
+            "lib.rs re-exports with a glob, which this check cannot follow: {statement}"
+        );
         let module = identifier(path).to_owned();
         let items = path[module.len()..].trim_start_matches("::");
         for item in items.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
@@ -138,7 +169,14 @@ fn edges() -> BTreeMap<String, BTreeSet<String>> {
         let mut to = BTreeSet::new();
         for file in files {
             let source = without_comments(&std::fs::read_to_string(file).unwrap());
-            for name in named(&source) {
+            assert!(
+                !source.contains("crate as ") && !source.contains("crate::{self"),
+                "{} renames the crate root, which this check cannot follow",
+                file.display()
+            );
+            let mut names = named(&source);
+            names.extend(climbed(&source, depth(file)));
+            for name in names {
                 let target = if modules.contains_key(&name) {
                     Some(name)
                 } else {
@@ -227,6 +265,23 @@ fn the_modules_form_no_cycle() {
             panic!("module cycle: {}", cycle.join(" → "));
         }
     }
+}
+
+#[test]
+fn the_reader_climbs_to_the_root_with_super() {
+    let file = src().join("events/eventbridge/publish.rs");
+    assert_eq!(depth(&file), 3);
+    assert_eq!(depth(&src().join("events/eventbridge/mod.rs")), 2);
+    let source =
+        "use super::super::{Event, RetryPolicy};\nuse super::super::super::gateway::Authorizer;";
+    assert_eq!(
+        climbed(source, 3).into_iter().collect::<Vec<_>>(),
+        ["gateway"]
+    );
+    assert_eq!(
+        named("let _ = crate::\n    tenancy::f();"),
+        BTreeSet::from(["tenancy".to_owned()])
+    );
 }
 
 #[test]

@@ -24,7 +24,10 @@ pub async fn caller_of(parts: &Parts, state: &ControlPlane) -> Result<Caller, Er
 }
 
 /// The caller named by request headers: a module's API key, or a user's bearer token.
-pub(super) async fn caller_from(headers: &HeaderMap, state: &ControlPlane) -> Result<Caller, Error> {
+pub(super) async fn caller_from(
+    headers: &HeaderMap,
+    state: &ControlPlane,
+) -> Result<Caller, Error> {
     if let Some(key) = headers.get(API_KEY_HEADER) {
         let key = key
             .to_str()

@@ -19,9 +19,9 @@ use axum::routing::get;
 use crate::plane::ControlPlane;
 
 pub use auth::caller_of;
-pub use tenants::config_answer;
 pub use body::Json;
 pub use openapi::document as openapi_document;
+pub use tenants::config_answer;
 
 /// Shared state of every handler.
 pub type State = Arc<ControlPlane>;

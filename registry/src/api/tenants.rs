@@ -7,17 +7,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde::Deserialize;
 
+use super::auth::caller_from;
 use super::modules::module_name;
 use super::openapi::ProblemDocument;
-use super::auth::caller_from;
 use super::{Json, State};
-use crate::plane::ControlPlane;
 use crate::audit::AuditPage;
 use crate::config::{CompanyModule, TenantModule};
 use crate::enablement::ModuleChange;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
 use crate::ids::{CompanyId, TenantId};
+use crate::plane::ControlPlane;
 use crate::tenancy::{Company, NewCompany, NewTenant, Tenant};
 use plinth_module_sdk::wire::ResolvedConfig;
 

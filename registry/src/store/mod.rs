@@ -341,12 +341,10 @@ impl From<StoreError> for crate::Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::ConditionFailed { .. } | StoreError::TransactionCanceled { .. } => {
-                crate::Error::Conflict(
-                    "the resource changed while this request was handled; retry it".into(),
-                )
+                crate::Error::Conflict(crate::error::CHANGED_MEANWHILE.into())
             }
-            StoreError::Unavailable(_) => crate::Error::Unavailable {
-                detail: "the store did not answer".into(),
+            StoreError::Unavailable(ref message) => crate::Error::Unavailable {
+                detail: message.clone(),
                 cause: Some(Box::new(e)),
             },
             other => crate::Error::internal_because("the store refused a request", other),
@@ -366,5 +364,24 @@ pub fn to_data<T: serde::Serialize>(value: &T) -> serde_json::Map<String, Value>
     match serde_json::to_value(value) {
         Ok(Value::Object(map)) => map,
         _ => serde_json::Map::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_store_s_unavailability_is_answered_in_its_words() {
+        let store = StoreError::Unavailable("DynamoDB throttled: retry later".into());
+        let error = crate::Error::from(store);
+        assert!(std::error::Error::source(&error).is_some());
+        let response = axum::response::IntoResponse::into_response(error);
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["status"], 503);
+        assert_eq!(body["detail"], "DynamoDB throttled: retry later");
     }
 }

@@ -1,5 +1,5 @@
 //! Lifecycle hooks: the platform POSTs `{"hook", "module", "version", "tenant_id"?,
-//! "company_id"?, …}` to the path the manifest declares for each hook; the module answers `{}`
+//! "company_id"?, "operation"?}` to the path the manifest declares for each hook; the module answers `{}`
 //! to proceed or, from a `pre_*` hook, `{"allow": false, "reason": "…"}` to refuse.
 //!
 //! Implement [`Hooks`] (every method defaults to proceeding) and give it to
@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::ApiError;
 use crate::manifest::{Hook, Manifest};
@@ -33,9 +33,10 @@ pub struct HookCall {
     /// The company, for company hooks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company_id: Option<String>,
-    /// Any other field of the call.
-    #[serde(flatten)]
-    pub other: Map<String, Value>,
+    /// For install hooks: the operation under way (`install`, `upgrade`, `rollback`,
+    /// `uninstall`, `restore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
 }
 
 impl HookCall {
@@ -48,7 +49,7 @@ impl HookCall {
             version: version.into(),
             tenant_id: None,
             company_id: None,
-            other: Map::new(),
+            operation: None,
         }
     }
 

@@ -294,8 +294,7 @@ impl Installer {
         };
         let deployment = deployment_of(inst)?;
         let mut call = HookCall::new(hook, manifest.name.as_str(), manifest.version.to_string());
-        call.other
-            .insert("operation".into(), json!(inst.operation.name()));
+        call.operation = Some(inst.operation.name().to_owned());
         let request = HookRequest {
             url: format!("{}{path}", deployment.endpoint),
             call,

@@ -9,7 +9,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 use crate::audit;
-use crate::cache::{Stale, Staleness, TtlCache};
+use crate::cache::{ChangeAwareCache, Stale, Staleness, TtlCache};
 use crate::catalog::Catalog;
 use crate::changes::{Change, Changes};
 use crate::error::{Error, Result};
@@ -90,7 +90,7 @@ pub struct ApiKeys {
     changes: Arc<Changes>,
     catalog: Arc<Catalog>,
     /// API key hash → module, and when the key stops working.
-    checked: Arc<TtlCache<String, (ModuleName, Option<i64>)>>,
+    checked: ChangeAwareCache<String, (ModuleName, Option<i64>)>,
 }
 
 impl ApiKeys {
@@ -98,20 +98,13 @@ impl ApiKeys {
         store: Arc<dyn Store>,
         changes: Arc<Changes>,
         catalog: Arc<Catalog>,
-        staleness: &Staleness,
+        staleness: &Arc<Staleness>,
     ) -> Self {
-        let checked: Arc<TtlCache<String, (ModuleName, Option<i64>)>> = Arc::default();
-        let cache = Arc::clone(&checked);
-        staleness.listen(move |stale| match stale {
-            Stale::ApiKey(hash) => cache.remove(hash),
-            Stale::Everything => cache.clear(),
-            _ => {}
-        });
         Self {
             store,
             changes,
             catalog,
-            checked,
+            checked: ChangeAwareCache::new(Arc::clone(staleness)),
         }
     }
 
@@ -135,7 +128,7 @@ impl ApiKeys {
         let record: ApiKeyRecord = from_item(&item)?;
         let module = ModuleName::parse(&record.module).map_err(|_| refused())?;
         self.checked
-            .insert(hash, (module.clone(), record.expires_at));
+            .insert(hash, (module.clone(), record.expires_at), forget_key);
         Ok(module)
     }
 
@@ -250,6 +243,14 @@ impl ApiKeys {
         ];
         let stale = Stale::ApiKey(record.hash.clone());
         self.changes.commit(Change::new(writes).stale(stale)).await
+    }
+}
+
+fn forget_key(checked: &TtlCache<String, (ModuleName, Option<i64>)>, stale: &Stale) {
+    match stale {
+        Stale::ApiKey(hash) => checked.remove(hash),
+        Stale::Everything => checked.clear(),
+        _ => {}
     }
 }
 

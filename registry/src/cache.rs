@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 /// What a change made stale.
@@ -136,6 +136,51 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         if let Ok(mut entries) = self.entries.write() {
             entries.clear();
         }
+    }
+}
+
+/// How a cache drops what a change made stale.
+pub type Forget<K, V> = fn(&TtlCache<K, V>, &Stale);
+
+/// A service's TTL cache that hears of changes from its first entry on: what it drops is
+/// given with each insert, so a program that never fills the cache (a Lambda function that
+/// never reads through it) links none of its invalidation.
+#[derive(Debug)]
+pub struct ChangeAwareCache<K, V> {
+    entries: Arc<TtlCache<K, V>>,
+    staleness: Arc<Staleness>,
+    listening: OnceLock<()>,
+}
+
+impl<K, V> ChangeAwareCache<K, V>
+where
+    K: Eq + Hash + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    pub fn new(staleness: Arc<Staleness>) -> Self {
+        Self {
+            entries: Arc::default(),
+            staleness,
+            listening: OnceLock::new(),
+        }
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        self.entries.get(key)
+    }
+
+    /// Remembers `value`; from the first insert on, each change calls `forget`. (Nothing was
+    /// cached before the first insert, so no change before it concerns this cache.)
+    pub fn insert(&self, key: K, value: V, forget: Forget<K, V>) {
+        self.listening.get_or_init(|| {
+            let entries = Arc::clone(&self.entries);
+            self.staleness.listen(move |stale| forget(&entries, stale));
+        });
+        self.entries.insert(key, value);
+    }
+
+    pub fn clear(&self) {
+        self.entries.clear();
     }
 }
 

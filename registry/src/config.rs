@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::cache::{Stale, Staleness, TtlCache};
+use crate::cache::{ChangeAwareCache, Stale, Staleness, TtlCache};
 use crate::error::{Error, Result};
 use crate::identity::Caller;
 use crate::ids::{CompanyId, TenantId};
@@ -55,6 +55,14 @@ pub struct CompanyModule {
     pub disabled_features: Vec<String>,
     pub customized_at: String,
     pub customized_by_user_id: String,
+}
+
+fn forget_resolutions(resolved: &Resolutions, stale: &Stale) {
+    match stale {
+        Stale::Module(module) => resolved.retain(|(_, m, _)| m != module),
+        Stale::Modules | Stale::Everything => resolved.clear(),
+        _ => {}
+    }
 }
 
 /// Defaults with each patch merged in, in order (RFC 7396).
@@ -184,19 +192,15 @@ type Resolutions = TtlCache<(String, String, Option<String>), ResolvedConfig>;
 #[derive(Debug)]
 pub struct ConfigResolver {
     store: Arc<dyn Store>,
-    resolved: Arc<Resolutions>,
+    resolved: ChangeAwareCache<(String, String, Option<String>), ResolvedConfig>,
 }
 
 impl ConfigResolver {
-    pub fn new(store: Arc<dyn Store>, staleness: &Staleness) -> Self {
-        let resolved: Arc<Resolutions> = Arc::default();
-        let cache = Arc::clone(&resolved);
-        staleness.listen(move |stale| match stale {
-            Stale::Module(module) => cache.retain(|(_, m, _)| m != module),
-            Stale::Modules | Stale::Everything => cache.clear(),
-            _ => {}
-        });
-        Self { store, resolved }
+    pub fn new(store: Arc<dyn Store>, staleness: &Arc<Staleness>) -> Self {
+        Self {
+            store,
+            resolved: ChangeAwareCache::new(Arc::clone(staleness)),
+        }
     }
 
     /// Drops every cached resolution (benchmarks measure the cold path with it).
@@ -244,7 +248,8 @@ impl ConfigResolver {
             return Ok(resolved);
         }
         let resolved = self.resolve_uncached(tenant, module, company).await?;
-        self.resolved.insert(cache_key, resolved.clone());
+        self.resolved
+            .insert(cache_key, resolved.clone(), forget_resolutions);
         Ok(resolved)
     }
 

@@ -12,7 +12,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 use crate::audit;
-use crate::cache::{Stale, Staleness, TtlCache};
+use crate::cache::{ChangeAwareCache, Stale, Staleness, TtlCache};
 use crate::changes::{Change, Changes};
 use crate::clock::now;
 use crate::error::{Error, Result};
@@ -82,6 +82,15 @@ impl Grants {
 }
 
 /// The permissions of `manifest` a user holds: admins all of them, others what their grants allow.
+fn forget_grants(grants: &TtlCache<(String, String), Grants>, stale: &Stale) {
+    match stale {
+        Stale::TenantRoles(tenant) => grants.retain(|(t, _)| t != tenant),
+        Stale::UserRoles { tenant, user } => grants.remove(&(tenant.clone(), user.clone())),
+        Stale::Everything => grants.clear(),
+        _ => {}
+    }
+}
+
 pub fn granted_permissions(
     manifest: &Manifest,
     user: &User,
@@ -105,7 +114,7 @@ pub struct Rbac {
     changes: Arc<Changes>,
     tenancy: Arc<Tenancy>,
     /// (tenant, user) → grants.
-    grants: Arc<TtlCache<(String, String), Grants>>,
+    grants: ChangeAwareCache<(String, String), Grants>,
 }
 
 impl Rbac {
@@ -113,21 +122,13 @@ impl Rbac {
         store: Arc<dyn Store>,
         changes: Arc<Changes>,
         tenancy: Arc<Tenancy>,
-        staleness: &Staleness,
+        staleness: &Arc<Staleness>,
     ) -> Self {
-        let grants: Arc<TtlCache<(String, String), Grants>> = Arc::default();
-        let cache = Arc::clone(&grants);
-        staleness.listen(move |stale| match stale {
-            Stale::TenantRoles(tenant) => cache.retain(|(t, _)| t != tenant),
-            Stale::UserRoles { tenant, user } => cache.remove(&(tenant.clone(), user.clone())),
-            Stale::Everything => cache.clear(),
-            _ => {}
-        });
         Self {
             store,
             changes,
             tenancy,
-            grants,
+            grants: ChangeAwareCache::new(Arc::clone(staleness)),
         }
     }
 
@@ -298,7 +299,7 @@ impl Rbac {
                     .collect(),
             }
         };
-        self.grants.insert(cache_key, grants.clone());
+        self.grants.insert(cache_key, grants.clone(), forget_grants);
         Ok(grants)
     }
 

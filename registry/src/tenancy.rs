@@ -7,7 +7,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 use crate::audit;
-use crate::cache::{Stale, Staleness, TtlCache};
+use crate::cache::{ChangeAwareCache, Stale, Staleness, TtlCache};
 use crate::changes::{Change, Changes};
 use crate::clock::now;
 use crate::error::{Error, Result};
@@ -54,6 +54,14 @@ pub struct NewCompany {
     pub country: Option<String>,
 }
 
+fn forget_tenant(tenants: &TtlCache<String, Tenant>, stale: &Stale) {
+    match stale {
+        Stale::Tenant(tenant) => tenants.remove(tenant),
+        Stale::Everything => tenants.clear(),
+        _ => {}
+    }
+}
+
 fn check_name(name: &str) -> Result<()> {
     if name.trim().is_empty() || name.len() > 200 {
         return Err(Error::field(
@@ -70,22 +78,15 @@ pub struct Tenancy {
     store: Arc<dyn Store>,
     changes: Arc<Changes>,
     /// tenant → its record (tier).
-    tenants: Arc<TtlCache<String, Tenant>>,
+    tenants: ChangeAwareCache<String, Tenant>,
 }
 
 impl Tenancy {
-    pub fn new(store: Arc<dyn Store>, changes: Arc<Changes>, staleness: &Staleness) -> Self {
-        let tenants: Arc<TtlCache<String, Tenant>> = Arc::default();
-        let cache = Arc::clone(&tenants);
-        staleness.listen(move |stale| match stale {
-            Stale::Tenant(tenant) => cache.remove(tenant),
-            Stale::Everything => cache.clear(),
-            _ => {}
-        });
+    pub fn new(store: Arc<dyn Store>, changes: Arc<Changes>, staleness: &Arc<Staleness>) -> Self {
         Self {
             store,
             changes,
-            tenants,
+            tenants: ChangeAwareCache::new(Arc::clone(staleness)),
         }
     }
 
@@ -189,7 +190,8 @@ impl Tenancy {
             return Ok(found);
         }
         let found = self.tenant(tenant).await?;
-        self.tenants.insert(tenant.to_string(), found.clone());
+        self.tenants
+            .insert(tenant.to_string(), found.clone(), forget_tenant);
         Ok(found)
     }
 

@@ -29,7 +29,7 @@ use axum::http::uri::{PathAndQuery, Scheme};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
 use plinth_module_sdk::{Manifest, ModuleName};
 
-use crate::cache::{Stale, Staleness, TtlCache};
+use crate::cache::{ChangeAwareCache, Stale, Staleness, TtlCache};
 use crate::error::{Error, Result};
 use crate::identity::User;
 use crate::ids::{CompanyId, TenantId};
@@ -246,26 +246,17 @@ pub struct Authorizer {
     plane: Arc<ControlPlane>,
     staleness: Arc<Staleness>,
     /// module → its manifest and healthy instances.
-    routes: Arc<TtlCache<String, ModuleRoutes>>,
+    routes: ChangeAwareCache<String, ModuleRoutes>,
     passes: Arc<Passes>,
+    /// Set once the passes hear of changes (from the first pass on).
+    passes_listening: std::sync::OnceLock<()>,
     rate_limits: RateLimits,
 }
 
 impl Authorizer {
     pub fn new(plane: Arc<ControlPlane>) -> Self {
         let staleness = Arc::clone(plane.staleness());
-        let routes: Arc<TtlCache<String, ModuleRoutes>> = Arc::default();
-        let passes: Arc<Passes> = Arc::default();
-        let (cache, all) = (Arc::clone(&routes), Arc::clone(&passes));
-        staleness.listen(move |stale| match stale {
-            Stale::Module(module) => cache.remove(module),
-            Stale::Modules => cache.clear(),
-            Stale::Everything => {
-                cache.clear();
-                all.clear();
-            }
-            _ => {}
-        });
+        let routes = ChangeAwareCache::new(Arc::clone(&staleness));
         let scale = plane.settings.rate_limit_scale.max(1);
         let rate_limits = RateLimits::with_quotas(move |tier| {
             let (rate, burst) = rate::quota_of(tier);
@@ -275,7 +266,8 @@ impl Authorizer {
             plane,
             staleness,
             routes,
-            passes,
+            passes: Arc::default(),
+            passes_listening: std::sync::OnceLock::new(),
             rate_limits,
         }
     }
@@ -310,7 +302,7 @@ impl Authorizer {
                 // Boxed: a cold pass reads caches and the store, and its state would
                 // otherwise be carried (and moved) by every request's future.
                 let pass = Arc::new(Box::pin(self.build_pass(token, module)).await?);
-                self.passes.insert(token, Arc::clone(&pass));
+                self.remember(token, Arc::clone(&pass));
                 pass
             }
         };
@@ -332,6 +324,20 @@ impl Authorizer {
             ))
         })?;
         Ok(Decision { pass, upstream })
+    }
+
+    /// Keeps a pass; from the first on, the passes are all dropped when everything is stale
+    /// (each pass also checks the generation it was built under).
+    fn remember(&self, token: &str, pass: Arc<Pass>) {
+        self.passes_listening.get_or_init(|| {
+            let passes = Arc::clone(&self.passes);
+            self.staleness.listen(move |stale| {
+                if *stale == Stale::Everything {
+                    passes.clear();
+                }
+            });
+        });
+        self.passes.insert(token, pass);
     }
 
     fn is_fresh(&self, pass: &Pass) -> bool {
@@ -415,7 +421,8 @@ impl Authorizer {
             manifest: Arc::new(manifest),
             healthy: Arc::new(healthy),
         };
-        self.routes.insert(module.to_string(), routes.clone());
+        self.routes
+            .insert(module.to_string(), routes.clone(), forget_routes);
         Ok(routes)
     }
 
@@ -442,6 +449,14 @@ impl Authorizer {
         };
         let token = self.plane.identity.context.sign(&claims)?;
         HeaderValue::try_from(token).map_err(|e| Error::internal_because("context header", e))
+    }
+}
+
+fn forget_routes(routes: &TtlCache<String, ModuleRoutes>, stale: &Stale) {
+    match stale {
+        Stale::Module(module) => routes.remove(module),
+        Stale::Modules | Stale::Everything => routes.clear(),
+        _ => {}
     }
 }
 

@@ -211,6 +211,28 @@ mod tests {
     }
 
     #[test]
+    fn a_change_aware_cache_hears_of_changes_from_its_first_entry() {
+        fn forget(entries: &TtlCache<String, u8>, stale: &Stale) {
+            if let Stale::Module(module) = stale {
+                entries.remove(module);
+            }
+        }
+        let staleness = std::sync::Arc::new(Staleness::default());
+        let cache = ChangeAwareCache::new(std::sync::Arc::clone(&staleness));
+        staleness.mark(&Stale::Module("financial".into())); // nothing cached: nothing to drop
+        cache.insert("financial".to_owned(), 1, forget);
+        cache.insert("warehouse".to_owned(), 2, forget);
+        staleness.mark(&Stale::Module("financial".into()));
+        assert_eq!(cache.get(&"financial".to_owned()), None);
+        assert_eq!(cache.get(&"warehouse".to_owned()), Some(2));
+        // One listener however many inserts: a second mark drops the next entry once.
+        cache.insert("financial".to_owned(), 3, forget);
+        staleness.mark(&Stale::Module("financial".into()));
+        assert_eq!(cache.get(&"financial".to_owned()), None);
+        assert_eq!(staleness.listeners.read().unwrap().len(), 1);
+    }
+
+    #[test]
     fn a_mark_reaches_every_listener_and_counts_a_change() {
         let staleness = Staleness::default();
         let cache = std::sync::Arc::new(TtlCache::default());

@@ -242,7 +242,11 @@ impl Catalog {
             let Ok(module) = ModuleName::parse(&entry.name) else {
                 continue;
             };
-            for version in self.versions(&module).await? {
+            // The query's items carry their store version: the digest is written under it,
+            // with no second read.
+            let query = Query::prefix(keys::module_partition(module.as_str()), "VERSION#");
+            for item in query_all(self.store.as_ref(), &query).await? {
+                let version: ModuleVersion = from_item(&item)?;
                 let image = version
                     .manifest
                     .pointer("/backend/image")
@@ -252,10 +256,6 @@ impl Catalog {
                 {
                     continue;
                 }
-                let key = keys::module_version(module.as_str(), &version.version);
-                let Some(item) = self.store.get(&key).await? else {
-                    continue;
-                };
                 let mut data = item.data.clone();
                 data.insert("image_digest".into(), Value::String(push.digest.clone()));
                 let (next, condition) = item.next(data);

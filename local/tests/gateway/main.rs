@@ -6,39 +6,15 @@
 #[path = "../../../registry/tests/support/mod.rs"]
 mod support;
 
+mod raw;
 mod served;
 
 mod gateway;
 mod relay;
 mod stub;
 
-/// Runs each scenario on the embedded store and on DynamoDB (moto).
-#[macro_export]
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case($crate::support::api::TestPlatform::gateway()).await;
-                }
-            )*
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(platform) =
-                        $crate::support::api::TestPlatform::gateway_on_dynamo(stringify!($case)).await
-                    else {
-                        return;
-                    };
-                    super::$case(platform).await;
-                }
-            )*
-        }
-    };
-}
+/// The router the scenarios are driven through: the platform API with the gateway's proxy.
+const ROUTER: support::api::MakeRouter = plinth_local::gateway::router;
 
 /// Runs each scenario through the gateway as `plinth up` serves it, over TCP (embedded store).
 #[macro_export]

@@ -11,6 +11,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::raw::find;
 use crate::served::ServedGateway;
 use crate::support::api::{Auth, TestPlatform, operator, tenant_admin};
 
@@ -53,13 +54,8 @@ async fn serve_raw(
 ) {
     let mut buffer = Vec::new();
     loop {
-        let Some(end) = find(&buffer, b"\r\n\r\n") else {
-            let mut chunk = [0; 4096];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
-            continue;
+        let Some(end) = crate::raw::read_head(&mut stream, &mut buffer).await else {
+            return;
         };
         let head = String::from_utf8_lossy(&buffer[..end + 4]).into_owned();
         let length = head
@@ -85,10 +81,6 @@ async fn serve_raw(
             return;
         }
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Answers by the request's path under `/api/v1/ledger/`.

@@ -69,11 +69,6 @@ impl TestPlatform {
         Self::embedded_with(plinth_local::gateway::router)
     }
 
-    /// On DynamoDB (moto), with the gateway's proxy in-process.
-    pub async fn gateway_on_dynamo(test: &str) -> Option<Self> {
-        Self::dynamo_with(test, plinth_local::gateway::router).await
-    }
-
     /// On the embedded store, every request sent to the served gateway over TCP.
     pub async fn served() -> Self {
         let mut platform = Self::gateway();

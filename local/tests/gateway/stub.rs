@@ -13,6 +13,8 @@ use plinth_registry::{Error, Result};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::raw::find;
+
 /// Allows `/api/v1/open/…` to its one backend, with a fixed context; refuses the rest.
 struct Stub {
     backend: Arc<Upstream>,
@@ -108,13 +110,8 @@ impl RawBackend {
 async fn answer(mut stream: TcpStream, connection: usize, seen: Arc<Mutex<Vec<(usize, String)>>>) {
     let mut buffer = Vec::new();
     loop {
-        let Some(end) = find(&buffer, b"\r\n\r\n") else {
-            let mut chunk = [0; 4096];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
-            continue;
+        let Some(end) = crate::raw::read_head(&mut stream, &mut buffer).await else {
+            return;
         };
         let head = String::from_utf8_lossy(&buffer[..end + 4]).into_owned();
         buffer.drain(..end + 4);
@@ -129,10 +126,6 @@ async fn answer(mut stream: TcpStream, connection: usize, seen: Arc<Mutex<Vec<(u
             return;
         }
     }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Reads from `client` until what it received ends with `end`.

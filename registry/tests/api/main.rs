@@ -8,30 +8,5 @@ mod install;
 mod module_events;
 mod tenancy;
 
-/// Runs each scenario on the embedded store and on DynamoDB (moto).
-#[macro_export]
-macro_rules! on_both_stores {
-    ($($case:ident),* $(,)?) => {
-        mod embedded {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case($crate::support::api::TestPlatform::embedded()).await;
-                }
-            )*
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    let Some(platform) =
-                        $crate::support::api::TestPlatform::dynamo(stringify!($case)).await
-                    else {
-                        return;
-                    };
-                    super::$case(platform).await;
-                }
-            )*
-        }
-    };
-}
+/// The router the scenarios are driven through: the platform API alone.
+const ROUTER: support::api::MakeRouter = plinth_registry::App::api;

@@ -57,3 +57,33 @@ pub async fn dynamo(test: &str) -> Option<DynamoStore> {
 }
 pub mod api;
 pub mod fakes;
+
+/// Runs each scenario on the embedded store and on DynamoDB (moto), through the test crate's
+/// `ROUTER`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case($crate::support::api::TestPlatform::embedded_with($crate::ROUTER)).await;
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(platform) =
+                        $crate::support::api::TestPlatform::dynamo_with(stringify!($case), $crate::ROUTER)
+                            .await
+                    else {
+                        return;
+                    };
+                    super::$case(platform).await;
+                }
+            )*
+        }
+    };
+}

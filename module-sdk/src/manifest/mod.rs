@@ -33,7 +33,7 @@ pub use schema::manifest_schema;
 pub use sections::{
     Author, Backend, BackendKind, Configuration, Database, DeclaredPermission, Dependencies,
     Events, Feature, Frontend, Hook, KeyAttribute, KeyType, Method, ModuleRequirement, Repository,
-    Route, Subscription, Table,
+    Route, Scaling, Subscription, Table,
 };
 pub use tier::Tier;
 

@@ -98,6 +98,38 @@ pub struct Backend {
     /// Extra environment variables for the backend.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// The container health check's command, in ECS's form (`["CMD", "/app/bin", "health"]` or
+    /// `["CMD-SHELL", "curl -f localhost:8000/health"]`); microservices only. By default the
+    /// module's own binary checks itself: `["CMD", "/proc/1/exe", "health"]` (the SDK's
+    /// `health` subcommand, for an image whose entrypoint is the module binary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_command: Option<Vec<String>>,
+    /// How many tasks an ECS service may scale between; microservices only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<Scaling>,
+    /// Concurrent executions reserved for (and capping) a Lambda module; lambdas only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_concurrency: Option<u32>,
+}
+
+/// Target-tracking autoscaling bounds of a microservice (the platform caps `max_tasks`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scaling {
+    /// Fewest running tasks (default 1).
+    #[serde(default = "Scaling::default_min")]
+    pub min_tasks: u32,
+    /// Most running tasks.
+    pub max_tasks: u32,
+    /// Average CPU utilisation, in percent, the service is scaled to hold (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_cpu_percent: Option<u32>,
+}
+
+impl Scaling {
+    fn default_min() -> u32 {
+        1
+    }
 }
 
 /// The module's UI bundle, loaded by the platform's web shell.

@@ -40,6 +40,8 @@ pub(super) fn check(cx: &Context<'_>, problems: &mut Problems) {
     }
     if text(backend, "type") == Some("lambda") {
         check_lambda(backend, &at, problems);
+    } else {
+        check_microservice(backend, &at, problems);
     }
     check_env(backend, &at, problems);
 }
@@ -63,6 +65,16 @@ fn check_lambda(backend: &Value, at: &JsonPath, problems: &mut Problems) {
             "only a microservice backend sets `port`; a lambda is invoked, not listened to",
         );
     }
+    for field in ["scaling", "health_check_command"] {
+        if backend.get(field).is_some() {
+            problems.add(
+                &at.key(field),
+                format!(
+                    "only a microservice backend sets `{field}`; Lambda scales and checks a lambda"
+                ),
+            );
+        }
+    }
     if let Some(memory) = backend.get("memory").and_then(Value::as_u64)
         && !LAMBDA_MEMORY.contains(&memory)
     {
@@ -73,6 +85,30 @@ fn check_lambda(backend: &Value, at: &JsonPath, problems: &mut Problems) {
                 LAMBDA_MEMORY.start(),
                 LAMBDA_MEMORY.end()
             ),
+        );
+    }
+}
+
+fn check_microservice(backend: &Value, at: &JsonPath, problems: &mut Problems) {
+    if backend.get("reserved_concurrency").is_some() {
+        problems.add(
+            &at.key("reserved_concurrency"),
+            "only a lambda backend sets `reserved_concurrency`; a microservice sets `scaling`",
+        );
+    }
+    let scaling = backend.get("scaling");
+    if let (Some(min), Some(max)) = (
+        scaling
+            .and_then(|s| s.get("min_tasks"))
+            .and_then(Value::as_u64),
+        scaling
+            .and_then(|s| s.get("max_tasks"))
+            .and_then(Value::as_u64),
+    ) && min > max
+    {
+        problems.add(
+            &at.key("scaling").key("min_tasks"),
+            format!("must not exceed `max_tasks` ({max}), found {min}"),
         );
     }
 }

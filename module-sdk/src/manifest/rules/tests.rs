@@ -86,6 +86,28 @@ fn backend_rules() {
 }
 
 #[test]
+fn scaling_belongs_to_microservices_and_concurrency_to_lambdas() {
+    assert_eq!(
+        with(
+            json!({"backend": {"type": "lambda", "api_prefix": "/api/v1/time-tracking", "entry_point": "bootstrap", "scaling": {"max_tasks": 2}, "health_check_command": ["CMD", "x"], "reserved_concurrency": 5}})
+        ),
+        [
+            "backend.scaling: only a microservice backend sets `scaling`; Lambda scales and checks a lambda",
+            "backend.health_check_command: only a microservice backend sets `health_check_command`; Lambda scales and checks a lambda",
+        ]
+    );
+    assert_eq!(
+        with(
+            json!({"backend": {"type": "microservice", "api_prefix": "/api/v1/time-tracking", "scaling": {"min_tasks": 4, "max_tasks": 2}, "reserved_concurrency": 5}})
+        ),
+        [
+            "backend.scaling.min_tasks: must not exceed `max_tasks` (2), found 4",
+            "backend.reserved_concurrency: only a lambda backend sets `reserved_concurrency`; a microservice sets `scaling`",
+        ]
+    );
+}
+
+#[test]
 fn permission_rules() {
     assert_eq!(
         with(json!({"permissions": [

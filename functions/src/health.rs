@@ -14,13 +14,9 @@ pub struct Checked {
 }
 
 /// One round of checks; the scheduled event itself carries nothing the check needs.
-pub async fn handle(
-    app: &App,
-    client: &reqwest::Client,
-    event: &EventBridgeEvent<Value>,
-) -> Result<Checked> {
+pub async fn handle(app: &App, event: &EventBridgeEvent<Value>) -> Result<Checked> {
     tracing::debug!(source = %event.source, detail_type = %event.detail_type, "health check round");
-    let changed = app.plane.instances.check_health(client).await?;
+    let changed = app.plane.instances.check_health().await?;
     Ok(Checked { changed })
 }
 
@@ -35,19 +31,18 @@ mod tests {
         kit.installed_and_enabled().await;
         let event: EventBridgeEvent<Value> =
             serde_json::from_value(fixture("eventbridge-schedule.json")).unwrap();
-        let client = reqwest::Client::new();
         assert_eq!(
-            handle(&kit.app, &client, &event).await.unwrap(),
+            handle(&kit.app, &event).await.unwrap(),
             Checked { changed: 0 }
         );
         kit.stop_backend();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert_eq!(
-            handle(&kit.app, &client, &event).await.unwrap(),
+            handle(&kit.app, &event).await.unwrap(),
             Checked { changed: 1 }
         );
         assert_eq!(
-            handle(&kit.app, &client, &event).await.unwrap(),
+            handle(&kit.app, &event).await.unwrap(),
             Checked { changed: 0 }
         );
     }

@@ -9,10 +9,11 @@ use axum::http::{Method, Request, StatusCode};
 use plinth_registry::deploy::backend::BackendDeployer;
 use plinth_registry::deploy::{DeployError, NoTables};
 use plinth_registry::events::local::LocalBus;
-use plinth_registry::hooks::http::HttpHooks;
+use plinth_registry::hooks::ModuleHooks;
 use plinth_registry::identity::ContextSigner;
 use plinth_registry::identity::{Claims, TokenVerifier, mint_token};
 use plinth_registry::queue::BusInstallQueue;
+use plinth_registry::reach::Reaches;
 use plinth_registry::store::embedded::EmbeddedStore;
 use plinth_registry::{App, Identity, Ports, Settings};
 use serde_json::{Value, json};
@@ -84,9 +85,10 @@ impl Kit {
             lambda: unconfigured(),
         }))
         .with_tables(Arc::new(NoTables))
-        .with_hooks(Arc::new(HttpHooks::with_timeout(
-            std::time::Duration::from_secs(2),
-        )));
+        .with_hooks(Arc::new(
+            ModuleHooks::new(Arc::new(Reaches::http()))
+                .with_timeout(std::time::Duration::from_secs(2)),
+        ));
         let identity = Identity {
             tokens: TokenVerifier::hs256(SECRET, None, None).unwrap(),
             context: Arc::new(ContextSigner::generate().unwrap()),

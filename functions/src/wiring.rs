@@ -25,6 +25,8 @@ use plinth_registry::deploy::routed::RoutedDeployer;
 use plinth_registry::events::eventbridge::EventBridgeBus;
 use plinth_registry::identity::{ContextSigner, TokenVerifier};
 use plinth_registry::queue::BusInstallQueue;
+use plinth_registry::reach::Reaches;
+use plinth_registry::reach::lambda::LambdaReach;
 use plinth_registry::store::dynamodb::DynamoStore;
 use plinth_registry::{App, Identity, Ports, Settings};
 
@@ -35,6 +37,8 @@ pub struct Needs {
     pub tokens: bool,
     /// Signs tenant contexts or serves their public key (`PLINTH_CONTEXT_KEY`).
     pub context_key: bool,
+    /// Calls modules' hooks or health checks: Lambda modules through `Invoke`.
+    pub calls_modules: bool,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -81,6 +85,13 @@ async fn app_with(
         bus.clone(),
         Arc::new(BusInstallQueue(bus.clone())),
     );
+    let ports = if needs.calls_modules {
+        ports.with_reach(Arc::new(Reaches::with_lambda(Arc::new(LambdaReach::new(
+            &sdk,
+        )))))
+    } else {
+        ports
+    };
     let ports = installing(&sdk, &bus, ports)?;
     let settings = Settings {
         public_url: env("PLINTH_URL").unwrap_or_default(),

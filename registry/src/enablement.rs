@@ -23,6 +23,7 @@ use crate::hooks::{HookOutcome, HookRequest, Hooks};
 use crate::identity::Caller;
 use crate::ids::{CompanyId, TenantId};
 use crate::installation::{Installation, Installations};
+use crate::instances::Instances;
 use crate::store::{Condition, Item, Key, Store, Write, from_item, keys, to_data};
 use crate::tenancy::Tenancy;
 
@@ -68,6 +69,7 @@ pub struct Enablement {
     store: Arc<dyn Store>,
     changes: Arc<Changes>,
     hooks: Arc<dyn Hooks>,
+    instances: Arc<Instances>,
     installations: Arc<Installations>,
     tenancy: Arc<Tenancy>,
 }
@@ -77,6 +79,7 @@ impl Enablement {
         store: Arc<dyn Store>,
         changes: Arc<Changes>,
         hooks: Arc<dyn Hooks>,
+        instances: Arc<Instances>,
         installations: Arc<Installations>,
         tenancy: Arc<Tenancy>,
     ) -> Self {
@@ -84,6 +87,7 @@ impl Enablement {
             store,
             changes,
             hooks,
+            instances,
             installations,
             tenancy,
         }
@@ -409,8 +413,9 @@ impl Enablement {
         };
         let call = HookCall::new(hook, manifest.name.as_str(), manifest.version.to_string())
             .for_tenant(&scope.tenant, scope.company.clone());
+        let base = self.instances.reach_url(&manifest.name, deployment).await;
         let request = HookRequest {
-            url: format!("{}{path}", deployment.endpoint),
+            url: format!("{base}{path}"),
             call,
         };
         self.hooks.call(&request).await.map_err(|e| e.to_string())

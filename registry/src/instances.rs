@@ -19,6 +19,7 @@ use crate::deploy::Deployment;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
 use crate::installation::Installations;
+use crate::reach::{Call, Reach};
 use crate::store::{
     Condition, Item, Key, Query, Store, Update, Write, from_item, keys, query_all, to_data,
 };
@@ -66,12 +67,16 @@ fn check_url(field: &str, url: &str) -> Result<()> {
     }
 }
 
+/// How long a health check may take.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Module instances: registration, health, discovery.
 #[derive(Debug)]
 pub struct Instances {
     store: Arc<dyn Store>,
     changes: Arc<Changes>,
     installations: Arc<Installations>,
+    reach: Arc<dyn Reach>,
 }
 
 impl Instances {
@@ -79,12 +84,26 @@ impl Instances {
         store: Arc<dyn Store>,
         changes: Arc<Changes>,
         installations: Arc<Installations>,
+        reach: Arc<dyn Reach>,
     ) -> Self {
         Self {
             store,
             changes,
             installations,
+            reach,
         }
+    }
+
+    /// Where the platform itself calls a module (its hooks): a healthy registered instance —
+    /// an ECS task at its own address, a Lambda function through `Invoke`, a local process —,
+    /// else the deployment's endpoint. On AWS the endpoint of an ECS service is a Service
+    /// Connect name only API Gateway's VPC link resolves, so the instances come first.
+    pub async fn reach_url(&self, module: &ModuleName, deployment: &Deployment) -> String {
+        let instances = self.list(module).await.unwrap_or_default();
+        instances
+            .iter()
+            .find(|i| i.health == Health::Healthy)
+            .map_or_else(|| deployment.endpoint.clone(), |i| i.url.clone())
     }
 
     pub async fn register(
@@ -171,19 +190,18 @@ impl Instances {
     }
 
     /// Checks every instance of every installed module once, recording changes of health.
-    pub async fn check_health(&self, client: &reqwest::Client) -> Result<usize> {
+    pub async fn check_health(&self) -> Result<usize> {
         let mut changed = 0;
         for module in self.installations.installed_index().await?.into_keys() {
             let Ok(module) = ModuleName::parse(&module) else {
                 continue;
             };
             for instance in self.list(&module).await? {
-                let answer = client
-                    .get(&instance.health_url)
-                    .timeout(Duration::from_secs(3))
-                    .send()
+                let answer = self
+                    .reach
+                    .call(&Call::get(&instance.health_url, HEALTH_TIMEOUT))
                     .await;
-                let health = if answer.is_ok_and(|r| r.status().is_success()) {
+                let health = if answer.is_ok_and(|a| a.is_success()) {
                     Health::Healthy
                 } else {
                     Health::Unhealthy
@@ -211,9 +229,8 @@ impl Instances {
 
     /// Checks health every `every` until the process ends.
     pub async fn run_health_checker(self: std::sync::Arc<Self>, every: Duration) {
-        let client = reqwest::Client::new();
         loop {
-            if let Err(e) = self.check_health(&client).await {
+            if let Err(e) = self.check_health().await {
                 tracing::error!(error = %e.chain(), "health check failed");
             }
             tokio::time::sleep(every).await;

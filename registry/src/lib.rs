@@ -39,6 +39,7 @@ pub mod module_events;
 pub mod plane;
 pub mod queue;
 pub mod rbac;
+pub mod reach;
 pub mod store;
 pub mod tenancy;
 

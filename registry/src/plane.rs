@@ -14,8 +14,7 @@ use crate::deploy::backend::InstallerOnly;
 use crate::deploy::{Deployer, TableProvisioner};
 use crate::enablement::Enablement;
 use crate::events::{Event, EventBus, Subscriptions};
-use crate::hooks::Hooks;
-use crate::hooks::http::HttpHooks;
+use crate::hooks::{Hooks, ModuleHooks};
 use crate::identity::{ContextSigner, TokenVerifier};
 use crate::install::{InstallSettings, Installer, InstallerPorts, InstallerServices, StepObserver};
 use crate::installation::Installations;
@@ -23,6 +22,7 @@ use crate::instances::Instances;
 use crate::module_events::ModuleEvents;
 use crate::queue::InstallQueue;
 use crate::rbac::Rbac;
+use crate::reach::{Reach, Reaches};
 use crate::store::Store;
 use crate::tenancy::Tenancy;
 
@@ -37,13 +37,14 @@ pub struct Ports {
     subscriptions: Arc<dyn Subscriptions>,
     deployer: Arc<dyn Deployer>,
     tables: Arc<dyn TableProvisioner>,
-    hooks: Arc<dyn Hooks>,
+    reach: Arc<dyn Reach>,
+    hooks: Option<Arc<dyn Hooks>>,
     step_observer: Option<Arc<dyn StepObserver>>,
 }
 
 impl Ports {
-    /// The store, the bus and the install queue, with HTTP hooks and nothing that creates
-    /// module resources.
+    /// The store, the bus and the install queue; modules reached over HTTP only, and nothing
+    /// that creates module resources.
     pub fn new(
         store: Arc<dyn Store>,
         bus: Arc<dyn EventBus>,
@@ -56,7 +57,8 @@ impl Ports {
             subscriptions: Arc::new(InstallerOnly),
             deployer: Arc::new(InstallerOnly),
             tables: Arc::new(InstallerOnly),
-            hooks: Arc::new(HttpHooks::default()),
+            reach: Arc::new(Reaches::http()),
+            hooks: None,
             step_observer: None,
         }
     }
@@ -76,8 +78,16 @@ impl Ports {
         self
     }
 
+    /// How the platform calls modules' hooks and health checks (on AWS: HTTP and Lambda
+    /// `Invoke`).
+    pub fn with_reach(mut self, reach: Arc<dyn Reach>) -> Self {
+        self.reach = reach;
+        self
+    }
+
+    /// Hooks other than [`ModuleHooks`] over the reach (tests shorten their timeout).
     pub fn with_hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
-        self.hooks = hooks;
+        self.hooks = Some(hooks);
         self
     }
 
@@ -149,9 +159,11 @@ impl ControlPlane {
             subscriptions,
             deployer,
             tables,
+            reach,
             hooks,
             step_observer,
         } = ports;
+        let hooks = hooks.unwrap_or_else(|| Arc::new(ModuleHooks::new(Arc::clone(&reach))));
         let staleness = Arc::new(Staleness::default());
         let changes = Arc::new(Changes::new(
             Arc::clone(&store),
@@ -170,6 +182,7 @@ impl ControlPlane {
             Arc::clone(&store),
             Arc::clone(&changes),
             Arc::clone(&installations),
+            reach,
         ));
         let tenancy = Arc::new(Tenancy::new(
             Arc::clone(&store),
@@ -187,6 +200,7 @@ impl ControlPlane {
             Arc::clone(&store),
             Arc::clone(&changes),
             Arc::clone(&hooks),
+            Arc::clone(&instances),
             Arc::clone(&installations),
             Arc::clone(&tenancy),
         ));

@@ -11,7 +11,10 @@ const FLOORS: &[(&str, &[&str])] = &[
         "foundations",
         &["ids", "clock", "hash", "error", "cache", "identity", "aws"],
     ),
-    ("ports", &["store", "events", "deploy", "hooks", "queue"]),
+    (
+        "ports",
+        &["store", "events", "deploy", "hooks", "queue", "reach"],
+    ),
     (
         "domain",
         &[

@@ -12,9 +12,10 @@ use plinth_module_sdk::manifest::Hook;
 use plinth_module_sdk::wire::{ContextClaims, HookCall, ProblemDocument};
 use plinth_module_sdk::{Manifest, Problem};
 use plinth_registry::Error;
-use plinth_registry::hooks::http::HttpHooks;
+use plinth_registry::hooks::ModuleHooks;
 use plinth_registry::hooks::{HookOutcome, HookRequest, Hooks as HookPort};
 use plinth_registry::identity::ContextSigner;
+use plinth_registry::reach::Reaches;
 
 #[tokio::test]
 async fn a_context_the_platform_signs_is_read_by_the_sdk() {
@@ -128,7 +129,7 @@ async fn a_hook_the_platform_calls_is_served_by_the_sdk_and_its_refusal_read_bac
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let port = HttpHooks::default();
+    let port = ModuleHooks::new(Arc::new(Reaches::http()));
     let refuse = HookRequest {
         url: format!("{base}/_plinth/hooks/pre_disable_company"),
         call: HookCall::new(Hook::PreDisableCompany, "financial", "1.0.0")

@@ -10,15 +10,14 @@ use serde_json::Value;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), LambdaError> {
     init_logging();
-    let app = app_from_env(Needs::default()).await?;
-    let client = reqwest::Client::new();
+    let needs = Needs {
+        calls_modules: true,
+        ..Needs::default()
+    };
+    let app = app_from_env(needs).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<EventBridgeEvent<Value>>| {
-        let (app, client) = (app.clone(), client.clone());
-        async move {
-            handle(&app, &client, &event.payload)
-                .await
-                .map_err(lambda_error)
-        }
+        let app = app.clone();
+        async move { handle(&app, &event.payload).await.map_err(lambda_error) }
     }))
     .await
 }

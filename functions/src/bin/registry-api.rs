@@ -9,6 +9,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let needs = Needs {
         tokens: true,
         context_key: true,
+        calls_modules: true,
     };
     let app = app_from_env(needs).await?;
     lambda_http::run(app.api()).await

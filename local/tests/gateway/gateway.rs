@@ -477,13 +477,7 @@ async fn a_module_without_a_healthy_instance_answers_503(p: TestPlatform) {
         )
         .await;
     unreachable.expect_problem(StatusCode::BAD_GATEWAY, "ghost did not answer");
-    let changed = p
-        .app
-        .plane
-        .instances
-        .check_health(&reqwest::Client::new())
-        .await
-        .unwrap();
+    let changed = p.app.plane.instances.check_health().await.unwrap();
     assert_eq!(changed, 1);
     let down = p
         .call(

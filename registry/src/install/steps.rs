@@ -295,8 +295,9 @@ impl Installer {
         let deployment = deployment_of(inst)?;
         let mut call = HookCall::new(hook, manifest.name.as_str(), manifest.version.to_string());
         call.operation = Some(inst.operation.name().to_owned());
+        let base = self.instances.reach_url(&manifest.name, &deployment).await;
         let request = HookRequest {
-            url: format!("{}{path}", deployment.endpoint),
+            url: format!("{base}{path}"),
             call,
         };
         match self.hooks.call(&request).await? {

@@ -9,5 +9,6 @@ mod ecr_events;
 mod ecs;
 mod lambda;
 mod moto;
+mod reach;
 mod routes;
 mod tables;

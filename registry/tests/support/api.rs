@@ -11,9 +11,10 @@ use http_body_util::BodyExt;
 use plinth_registry::deploy::local::ProcessDeployer;
 use plinth_registry::deploy::{Deployer, NoTables};
 use plinth_registry::events::local::LocalBus;
-use plinth_registry::hooks::http::HttpHooks;
+use plinth_registry::hooks::ModuleHooks;
 use plinth_registry::identity::{Claims, ContextSigner, TokenVerifier, mint_token};
 use plinth_registry::queue::LocalQueue;
+use plinth_registry::reach::Reaches;
 use plinth_registry::store::Store;
 use plinth_registry::{App, Identity, Ports, Settings};
 use serde_json::Value;
@@ -57,6 +58,21 @@ pub struct Response {
 
 impl TestPlatform {
     fn on(store: Arc<dyn Store>, dir: Option<TempDir>, make_router: MakeRouter) -> Self {
+        Self::on_ports(store, dir, make_router, |ports| ports)
+    }
+
+    /// On the embedded store, with `adapt` putting other adapters in (a deployer, the reach).
+    pub fn embedded_adapted(adapt: impl FnOnce(Ports) -> Ports) -> Self {
+        let (store, dir) = super::embedded();
+        Self::on_ports(Arc::new(store), Some(dir), App::api, adapt)
+    }
+
+    fn on_ports(
+        store: Arc<dyn Store>,
+        dir: Option<TempDir>,
+        make_router: MakeRouter,
+        adapt: impl FnOnce(Ports) -> Ports,
+    ) -> Self {
         let bus = Arc::new(LocalBus::default());
         let tokens = TokenVerifier::hs256(SECRET, None, None).unwrap();
         let work = std::env::temp_dir();
@@ -69,10 +85,12 @@ impl TestPlatform {
             .with_subscriptions(Arc::new(super::fakes::RecordingSubscriptions::default()))
             .with_deployer(deployer)
             .with_tables(Arc::new(NoTables))
-            .with_hooks(Arc::new(HttpHooks::with_timeout(
-                std::time::Duration::from_secs(2),
-            )))
+            .with_hooks(Arc::new(
+                ModuleHooks::new(Arc::new(Reaches::http()))
+                    .with_timeout(std::time::Duration::from_secs(2)),
+            ))
             .with_step_observer(crash.clone());
+        let ports = adapt(ports);
         let settings = Settings {
             public_url: "http://127.0.0.1:1".into(),
             ..Settings::default()

@@ -87,3 +87,4 @@ macro_rules! on_both_stores {
         }
     };
 }
+pub mod lambda_emulator;

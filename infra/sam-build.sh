@@ -6,8 +6,9 @@
 #   bash infra/sam-build.sh                          # .aws-sam/build/<Function>/bootstrap
 #   ARCHITECTURE=arm64 bash infra/sam-build.sh       # needs the aarch64-unknown-linux-gnu target
 #
-# Deploy what it built with the same architecture:
-#   sam deploy --config-env dev --parameter-overrides Stage=dev Architecture=x86_64 …
+# Deploy what it built with the same architecture (docs/aws.md walks through a first deploy):
+#   sam deploy --config-env dev --parameter-overrides Stage=dev Architecture=x86_64 \
+#     VpcId=vpc-… PrivateSubnetIds=subnet-…,subnet-…
 #
 # SAM runs `cargo lambda build --release [--arm64] --bin <Binary>` in functions/ once per
 # function; CARGO_TARGET_DIR (target/lambda-target by default) keeps the compiled

@@ -1,0 +1,133 @@
+"""What template.yaml promises beyond what cfn-lint and checkov check (docs/aws.md).
+
+    python -m unittest discover -s infra -p '*_test.py'    (infra/check-template.sh runs it)
+
+checkov checks each resource alone (a function has a dead-letter queue, a log group has a
+retention); these tests check how they are wired: each trigger's retries and dead letters, each
+function's own log group, the boundary the installer must create module roles with, and who may
+reach module tasks.
+"""
+
+import sys
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import check_secrets  # noqa: E402
+
+TEMPLATE = check_secrets.load(Path(__file__).parent.parent / "template.yaml")
+RESOURCES = TEMPLATE["Resources"]
+FUNCTIONS = {k: r for k, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function"}
+ASYNC_TRIGGERS = {"EventBridgeRule", "ScheduleV2"}
+
+
+def statements(function: dict) -> list[dict]:
+    return [s for p in function["Properties"].get("Policies", []) if isinstance(p, dict) for s in p.get("Statement", [])]
+
+
+def statement(function: str, sid: str) -> dict:
+    found = [s for s in statements(FUNCTIONS[function]) if s.get("Sid") == sid]
+    assert len(found) == 1, f"{function} has no statement {sid}"
+    return found[0]
+
+
+class Template(unittest.TestCase):
+    def test_the_stack_asks_only_for_a_vpc_and_its_private_subnets(self):
+        required = sorted(k for k, p in TEMPLATE["Parameters"].items() if "Default" not in p)
+        self.assertEqual(required, ["PrivateSubnetIds", "VpcId"])
+        self.assertEqual(TEMPLATE["Parameters"]["PrivateSubnetIds"]["Type"], "List<AWS::EC2::Subnet::Id>")
+
+    def test_the_stack_creates_what_modules_run_on(self):
+        kinds = {r["Type"] for r in RESOURCES.values()}
+        for kind in [
+            "AWS::ECS::Cluster",
+            "AWS::ServiceDiscovery::HttpNamespace",
+            "AWS::ApiGatewayV2::VpcLink",
+            "AWS::EC2::SecurityGroup",
+            "AWS::IAM::ManagedPolicy",
+            "AWS::S3::Bucket",
+            "AWS::SQS::Queue",
+            "AWS::SecretsManager::Secret",
+        ]:
+            self.assertIn(kind, kinds)
+        installer = FUNCTIONS["InstallerFunction"]["Properties"]["Environment"]["Variables"]
+        self.assertEqual(installer["PLINTH_VPC_LINK_ID"], {"Ref": "VpcLink"})
+        self.assertEqual(installer["PLINTH_LAMBDA_PACKAGE_BUCKET"], {"Ref": "PackageBucket"})
+        self.assertEqual(installer["PLINTH_MODULE_PERMISSIONS_BOUNDARY"], {"Ref": "ModulePermissionsBoundary"})
+        self.assertEqual(installer["PLINTH_ECS_CLUSTER"], {"Ref": "EcsCluster"})
+
+    def test_every_rule_and_schedule_retries_and_keeps_its_dead_letters(self):
+        for name, function in FUNCTIONS.items():
+            for event_name, event in function["Properties"].get("Events", {}).items():
+                if event["Type"] not in ASYNC_TRIGGERS:
+                    continue
+                props = event["Properties"]
+                with self.subTest(trigger=f"{name}.{event_name}"):
+                    self.assertIn("RetryPolicy", props)
+                    self.assertIn("Arn", props.get("DeadLetterConfig", {}))
+
+    def test_every_asynchronously_invoked_function_has_a_dead_letter_queue(self):
+        for name, function in FUNCTIONS.items():
+            events = function["Properties"].get("Events", {}).values()
+            if any(e["Type"] in ASYNC_TRIGGERS for e in events):
+                with self.subTest(function=name):
+                    queue = function["Properties"]["DeadLetterQueue"]
+                    self.assertEqual(queue["Type"], "SQS")
+                    self.assertEqual(RESOURCES[queue["TargetArn"]["Fn::GetAtt"][0]]["Type"], "AWS::SQS::Queue")
+                    self.assertIn("EventInvokeConfig", function["Properties"])
+
+    def test_every_function_logs_to_its_own_group_with_the_stacks_retention(self):
+        groups = []
+        for name, function in FUNCTIONS.items():
+            with self.subTest(function=name):
+                group = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+                self.assertEqual(RESOURCES[group]["Properties"]["RetentionInDays"], {"Ref": "LogRetentionDays"})
+                groups.append(group)
+        self.assertEqual(len(set(groups)), len(FUNCTIONS))
+
+    def test_every_function_has_a_concurrency_limit(self):
+        for name, function in FUNCTIONS.items():
+            with self.subTest(function=name):
+                self.assertIn("ReservedConcurrentExecutions", function["Properties"])
+
+    def test_the_http_api_logs_every_request_with_the_authorizers_error(self):
+        settings = RESOURCES["PlatformApi"]["Properties"]["AccessLogSettings"]
+        for field in ["$context.requestId", "$context.identity.sourceIp", "$context.routeKey", "$context.status",
+                      "$context.responseLatency", "$context.authorizer.error"]:
+            self.assertIn(field, settings["Format"])
+        self.assertIn("DefaultRouteSettings", RESOURCES["PlatformApi"]["Properties"])
+
+    def test_the_installer_creates_module_roles_only_with_the_boundary(self):
+        create = statement("InstallerFunction", "CreateModuleRolesWithTheBoundary")
+        self.assertIn("iam:CreateRole", create["Action"])
+        self.assertEqual(create["Condition"]["StringEquals"]["iam:PermissionsBoundary"], {"Ref": "ModulePermissionsBoundary"})
+        for s in statements(FUNCTIONS["InstallerFunction"]):
+            actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+            if s is not create and s["Effect"] == "Allow":
+                self.assertNotIn("iam:CreateRole", actions, s.get("Sid"))
+                self.assertNotIn("iam:PutRolePolicy", actions, s.get("Sid"))
+                self.assertFalse(any(a in ("iam:*", "*") for a in actions), s.get("Sid"))
+
+    def test_module_tasks_are_reached_only_from_the_vpc_link_and_the_platform_functions(self):
+        ingress = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::EC2::SecurityGroupIngress"
+                   and r["Properties"]["GroupId"] == {"Ref": "ModuleTaskSecurityGroup"}]
+        sources = sorted(i["SourceSecurityGroupId"]["Ref"] for i in ingress)
+        self.assertEqual(sources, ["PlatformFunctionSecurityGroup", "VpcLinkSecurityGroup"])
+        for rule in ingress:
+            self.assertEqual((rule["FromPort"], rule["ToPort"]), ({"Ref": "ModulePortFrom"}, {"Ref": "ModulePortTo"}))
+        self.assertNotIn("SecurityGroupIngress", RESOURCES["ModuleTaskSecurityGroup"]["Properties"])
+
+    def test_the_functions_that_call_modules_run_in_the_vpc_and_the_hot_path_does_not(self):
+        in_vpc = sorted(k for k, f in FUNCTIONS.items() if "VpcConfig" in f["Properties"])
+        self.assertEqual(in_vpc, ["HealthCheckerFunction", "InstallerFunction", "RegistryApiFunction"])
+
+    def test_the_context_key_is_written_only_by_the_functions_that_sign(self):
+        writers = sorted(
+            name for name in FUNCTIONS for s in statements(FUNCTIONS[name])
+            if "secretsmanager:PutSecretValue" in s["Action"] and s["Resource"] == {"Ref": "ContextKeySecret"}
+        )
+        self.assertEqual(writers, ["AuthorizerFunction", "InstallerFunction", "RegistryApiFunction"])
+
+
+if __name__ == "__main__":
+    unittest.main()

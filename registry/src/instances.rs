@@ -40,6 +40,9 @@ pub struct Instance {
     /// `installer` or `self`.
     pub registered_by: String,
     pub last_checked: String,
+    /// When the health checker first found it unhealthy (cleared when it recovers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy_since: Option<String>,
 }
 
 /// `POST /api/v1/modules/{m}/instances`
@@ -69,6 +72,10 @@ fn check_url(field: &str, url: &str) -> Result<()> {
 
 /// How long a health check may take.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long an instance may stay unhealthy beside a healthy one before it is forgotten: an
+/// ECS task that was replaced never answers again, and each round would wait for it.
+pub const FORGET_UNHEALTHY_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// Module instances: registration, health, discovery.
 #[derive(Debug)]
@@ -119,6 +126,7 @@ impl Instances {
             health: Health::Healthy,
             registered_by: by.into(),
             last_checked: now(),
+            unhealthy_since: None,
         };
         let item = Item::new(
             instance_key(module.as_str(), &instance.url),
@@ -190,41 +198,98 @@ impl Instances {
     }
 
     /// Checks every instance of every installed module once, recording changes of health.
+    /// An instance unhealthy for [`FORGET_UNHEALTHY_AFTER`] while another instance of its
+    /// module is healthy is removed (a replaced task); a module's last instances are kept.
     pub async fn check_health(&self) -> Result<usize> {
         let mut changed = 0;
         for module in self.installations.installed_index().await?.into_keys() {
             let Ok(module) = ModuleName::parse(&module) else {
                 continue;
             };
+            let mut checked = Vec::new();
             for instance in self.list(&module).await? {
-                let answer = self
-                    .reach
-                    .call(&Call::get(&instance.health_url, HEALTH_TIMEOUT))
-                    .await;
-                let health = if answer.is_ok_and(|a| a.is_success()) {
-                    Health::Healthy
-                } else {
-                    Health::Unhealthy
-                };
-                let update = Update::default()
-                    .set("health", serde_json::to_value(health).unwrap_or_default())
-                    .set("last_checked", serde_json::Value::String(now()));
-                let key = instance_key(module.as_str(), &instance.url);
-                // The instance may have been removed meanwhile: nothing to record then.
-                let stale = (health != instance.health).then(|| Stale::Module(module.to_string()));
-                if self
-                    .changes
-                    .observe(&key, update, Condition::Exists, stale)
-                    .await
-                    .is_ok()
-                    && health != instance.health
-                {
+                let health = self.probe(&instance).await;
+                if self.record(&module, &instance, health).await && health != instance.health {
                     changed += 1;
                     tracing::warn!(module = %module, url = %instance.url, ?health, "instance health changed");
                 }
+                checked.push((instance, health));
             }
+            self.forget_replaced(&module, &checked).await;
         }
         Ok(changed)
+    }
+
+    async fn probe(&self, instance: &Instance) -> Health {
+        let answer = self
+            .reach
+            .call(&Call::get(&instance.health_url, HEALTH_TIMEOUT))
+            .await;
+        if answer.is_ok_and(|a| a.is_success()) {
+            Health::Healthy
+        } else {
+            Health::Unhealthy
+        }
+    }
+
+    /// Records a check's result; false when the instance was removed meanwhile.
+    async fn record(&self, module: &ModuleName, instance: &Instance, health: Health) -> bool {
+        let checked_at = now();
+        let since = match (health, &instance.unhealthy_since) {
+            (Health::Healthy, _) => serde_json::Value::Null,
+            (Health::Unhealthy, Some(since)) => serde_json::Value::String(since.clone()),
+            (Health::Unhealthy, None) => serde_json::Value::String(checked_at.clone()),
+        };
+        let update = Update::default()
+            .set("health", serde_json::to_value(health).unwrap_or_default())
+            .set("last_checked", serde_json::Value::String(checked_at))
+            .set("unhealthy_since", since);
+        let key = instance_key(module.as_str(), &instance.url);
+        let stale = (health != instance.health).then(|| Stale::Module(module.to_string()));
+        self.changes
+            .observe(&key, update, Condition::Exists, stale)
+            .await
+            .is_ok()
+    }
+
+    async fn forget_replaced(&self, module: &ModuleName, checked: &[(Instance, Health)]) {
+        if !checked.iter().any(|(_, health)| *health == Health::Healthy) {
+            return;
+        }
+        let long_ago = time::OffsetDateTime::now_utc() - FORGET_UNHEALTHY_AFTER;
+        let forgotten: Vec<Write> = checked
+            .iter()
+            .filter(|(instance, health)| {
+                *health == Health::Unhealthy
+                    && instance
+                        .unhealthy_since
+                        .as_deref()
+                        .and_then(|since| {
+                            time::OffsetDateTime::parse(
+                                since,
+                                &time::format_description::well_known::Rfc3339,
+                            )
+                            .ok()
+                        })
+                        .is_some_and(|since| since < long_ago)
+            })
+            .map(|(instance, _)| Write::Delete {
+                key: instance_key(module.as_str(), &instance.url),
+                condition: Condition::Always,
+            })
+            .collect();
+        if forgotten.is_empty() {
+            return;
+        }
+        tracing::info!(module = %module, count = forgotten.len(), "forgetting instances unhealthy for long");
+        let stale = Stale::Module(module.to_string());
+        if let Err(e) = self
+            .changes
+            .commit(Change::new(forgotten).stale(stale))
+            .await
+        {
+            tracing::warn!(module = %module, error = %e.chain(), "cannot forget unhealthy instances");
+        }
     }
 
     /// Checks health every `every` until the process ends.

@@ -15,6 +15,7 @@ crate::on_both_stores!(
     a_pre_install_hook_can_refuse_with_a_reason,
     an_install_of_a_damaged_version_record_stops_at_validate,
     bad_install_requests_get_problem_documents,
+    an_instance_unhealthy_for_long_beside_a_healthy_one_is_forgotten,
 );
 
 /// A small valid manifest; `requires` are `(module, version requirement)`.
@@ -509,4 +510,65 @@ async fn bad_install_requests_get_problem_documents(p: TestPlatform) {
         )
         .await;
     status.expect_problem(StatusCode::NOT_FOUND, "nothing has never been installed");
+}
+
+/// A replaced ECS task never answers again: the health checker forgets it once it has been
+/// unhealthy for long while another instance answers, instead of probing it every round.
+async fn an_instance_unhealthy_for_long_beside_a_healthy_one_is_forgotten(p: TestPlatform) {
+    let backend = Backend::default();
+    let url = backend.start().await;
+    publish(&p, manifest("financial", "1.0.0", &[])).await;
+    let installed = install(&p, "financial", "1.0.0", &url).await;
+    assert_eq!(installed["status"], "installed", "{installed}");
+
+    let long_ago = (time::OffsetDateTime::now_utc() - time::Duration::minutes(20))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let replaced = |url: &str, since: &str| {
+        plinth_registry::store::Item::new(
+            keys::instance("financial", url),
+            json!({"module": "financial", "url": url, "health_url": format!("{url}/health"),
+                   "health": "unhealthy", "registered_by": "self", "last_checked": since,
+                   "unhealthy_since": since})
+            .as_object()
+            .unwrap()
+            .clone(),
+        )
+    };
+    let just_now = plinth_registry::clock::now();
+    for (dead, since) in [
+        ("http://127.0.0.1:9", &long_ago),
+        ("http://127.0.0.1:7", &just_now),
+    ] {
+        p.store
+            .put(replaced(dead, since), Condition::Always)
+            .await
+            .unwrap();
+    }
+
+    p.app.plane.instances.check_health().await.unwrap();
+    let listed = p
+        .call(
+            Method::GET,
+            "/api/v1/modules/financial/instances",
+            operator(),
+            None,
+        )
+        .await;
+    let urls: Vec<&str> = listed
+        .expect(StatusCode::OK)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["url"].as_str().unwrap())
+        .collect();
+    assert!(urls.contains(&url.as_str()), "{urls:?}");
+    assert!(
+        urls.contains(&"http://127.0.0.1:7"),
+        "recently unhealthy instances are kept: {urls:?}"
+    );
+    assert!(
+        !urls.contains(&"http://127.0.0.1:9"),
+        "the long-dead one is forgotten: {urls:?}"
+    );
 }

@@ -18,8 +18,9 @@ pub struct UpArgs {
     /// Install the example modules and a demo tenant, and print a token and curl commands.
     #[arg(long)]
     pub demo: bool,
-    /// Use AWS services (DynamoDB at AWS_ENDPOINT_URL: moto or LocalStack) instead of the
-    /// embedded store.
+    /// Use AWS services at AWS_ENDPOINT_URL (moto or LocalStack): DynamoDB for the store and
+    /// module tables, EventBridge and SQS for events. Module backends, the gateway and the
+    /// installer stay on this machine.
     #[arg(long)]
     pub aws: bool,
 }
@@ -37,7 +38,7 @@ pub(super) fn run(args: &UpArgs, out: &mut dyn Write, err: &mut dyn Write) -> io
         port: args.port,
         data_dir: args.data_dir.clone(),
         demo: args.demo,
-        aws: args.aws,
+        aws: args.aws.then(platform::AwsNames::from_env),
         working_dir,
     };
     match runtime.block_on(up(&options, out)) {
@@ -53,16 +54,23 @@ async fn up(options: &Options, out: &mut dyn Write) -> anyhow::Result<()> {
     init_logs();
     let running = platform::start(options).await?;
     let url = format!("http://{}", running.addr);
-    let store = if options.aws {
-        "DynamoDB at AWS_ENDPOINT_URL".to_owned()
+    if options.aws.is_some() {
+        let at = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".into());
+        writeln!(
+            out,
+            "Plinth is up at {url} on AWS services at {at}: {}.\n  On this machine: {}.\n  Logs of module backends: {}/logs",
+            platform::ON_AWS,
+            platform::STAYS_LOCAL,
+            options.data_dir.display()
+        )?;
     } else {
-        format!("{}/plinth.redb", options.data_dir.display())
-    };
-    writeln!(
-        out,
-        "Plinth is up at {url} (store: {store}; logs of module backends: {}/logs)",
-        options.data_dir.display()
-    )?;
+        writeln!(
+            out,
+            "Plinth is up at {url} (store: {}/plinth.redb; logs of module backends: {}/logs)",
+            options.data_dir.display(),
+            options.data_dir.display()
+        )?;
+    }
     writeln!(out, "  API: {url}/api/v1/…   Stop: Ctrl-C")?;
     let shutdown = async {
         // Ctrl-C, or SIGTERM from a supervisor: either way the module backends are stopped.

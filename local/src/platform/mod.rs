@@ -1,6 +1,7 @@
 //! The whole platform in one process: gateway and registry API, authorizer, config resolver,
-//! installer worker, health checker and local bus, on the embedded store (or, with `--aws`,
-//! on DynamoDB at `AWS_ENDPOINT_URL`).
+//! installer worker, health checker and local bus, on the embedded store — or, with `--aws`,
+//! on every AWS adapter an emulator (or an account) at `AWS_ENDPOINT_URL` can serve: see
+//! [`ON_AWS`] and [`STAYS_LOCAL`].
 
 mod demo;
 mod secrets;
@@ -15,7 +16,9 @@ use plinth_registry::aws;
 use plinth_registry::config::EnabledForTenants;
 use plinth_registry::deploy::local::ProcessDeployer;
 use plinth_registry::deploy::{NoTables, TableProvisioner};
+use plinth_registry::events::eventbridge::EventBridgeBus;
 use plinth_registry::events::local::LocalBus;
+use plinth_registry::events::{EventBus, Subscriptions};
 use plinth_registry::identity::TokenVerifier;
 use plinth_registry::queue::LocalQueue;
 use plinth_registry::store::Store;
@@ -35,9 +38,29 @@ pub struct Options {
     pub port: u16,
     pub data_dir: PathBuf,
     pub demo: bool,
-    pub aws: bool,
+    /// On AWS services (`--aws`), with these names.
+    pub aws: Option<AwsNames>,
     /// Where module backends' `dev_command`s run (the repository root for the examples).
     pub working_dir: PathBuf,
+}
+
+/// The names `plinth up --aws` uses on AWS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsNames {
+    /// The control plane's DynamoDB table (`PLINTH_TABLE`, default `plinth`), created if missing.
+    pub table: String,
+    /// The EventBridge bus (`PLINTH_EVENT_BUS`, default `plinth`), created if missing.
+    pub event_bus: String,
+}
+
+impl AwsNames {
+    #[must_use]
+    pub fn from_env() -> Self {
+        Self {
+            table: env("PLINTH_TABLE").unwrap_or_else(|| "plinth".into()),
+            event_bus: env("PLINTH_EVENT_BUS").unwrap_or_else(|| "plinth".into()),
+        }
+    }
 }
 
 /// A running platform: its address and the handles to stop it.
@@ -67,19 +90,30 @@ fn prepare_data_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn open_store(options: &Options) -> Result<(Arc<dyn Store>, Arc<dyn TableProvisioner>)> {
-    if options.aws {
-        let config = aws::config_from_env().await;
-        let table = std::env::var("PLINTH_TABLE").unwrap_or_else(|_| "plinth".into());
-        let store = DynamoStore::new(&config, table);
-        store.create_table().await.with_context(|| {
-            format!(
-                "cannot reach DynamoDB at {}",
-                std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".into())
-            )
-        })?;
-        let tables = plinth_registry::deploy::dynamodb_tables::DynamoTables::new(&config);
-        return Ok((Arc::new(store), Arc::new(tables)));
+/// What `plinth up --aws` runs on AWS's services (at `AWS_ENDPOINT_URL`).
+pub const ON_AWS: &str = "the control plane's table and modules' tables in DynamoDB, events on \
+    an EventBridge bus, delivered to modules through their SQS queues";
+
+/// What stays on this machine with `--aws`, and why.
+pub const STAYS_LOCAL: &str = "module backends run as local processes (an emulator runs no \
+    containers or functions), the gateway serves their routes (it cannot serve API Gateway), and \
+    the installer runs in this process (it cannot invoke the installer function)";
+
+/// Where the platform keeps its state and carries its events.
+struct Adapters {
+    store: Arc<dyn Store>,
+    tables: Arc<dyn TableProvisioner>,
+    bus: Arc<dyn EventBus>,
+    subscriptions: Arc<dyn Subscriptions>,
+    /// The in-process bus, when events stay on this machine.
+    local_bus: Option<Arc<LocalBus>>,
+    /// The EventBridge bus modules publish to, with `--aws`.
+    event_bus: Option<String>,
+}
+
+async fn open_adapters(options: &Options) -> Result<Adapters> {
+    if let Some(names) = &options.aws {
+        return aws_adapters(names).await;
     }
     let path = options.data_dir.join("plinth.redb");
     let store = EmbeddedStore::open(&path).map_err(|e| {
@@ -88,7 +122,40 @@ async fn open_store(options: &Options) -> Result<(Arc<dyn Store>, Arc<dyn TableP
             options.data_dir.display()
         )
     })?;
-    Ok((Arc::new(store), Arc::new(NoTables)))
+    let bus = Arc::new(LocalBus::default());
+    Ok(Adapters {
+        store: Arc::new(store),
+        tables: Arc::new(NoTables),
+        bus: bus.clone(),
+        subscriptions: bus.clone(),
+        local_bus: Some(bus),
+        event_bus: None,
+    })
+}
+
+async fn aws_adapters(names: &AwsNames) -> Result<Adapters> {
+    let config = aws::config_from_env().await;
+    let at = || std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".into());
+    let store = DynamoStore::new(&config, names.table.clone());
+    store
+        .create_table()
+        .await
+        .with_context(|| format!("cannot reach DynamoDB at {}", at()))?;
+    let bus_name = names.event_bus.clone();
+    let bus = Arc::new(EventBridgeBus::new(&config, bus_name.clone()));
+    bus.create_if_missing()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e} (at {})", at()))?;
+    Ok(Adapters {
+        store: Arc::new(store),
+        tables: Arc::new(plinth_registry::deploy::dynamodb_tables::DynamoTables::new(
+            &config,
+        )),
+        bus: bus.clone(),
+        subscriptions: bus,
+        local_bus: None,
+        event_bus: Some(bus_name),
+    })
 }
 
 /// Builds the platform and binds its port; nothing is served until [`Running::serve`].
@@ -107,7 +174,7 @@ pub async fn start(options: &Options) -> Result<Running> {
             }
         })?;
     let addr = listener.local_addr()?;
-    let (store, tables) = open_store(options).await?;
+    let adapters = open_adapters(options).await?;
     let secret = jwt_secret(&options.data_dir)?;
     let tokens = TokenVerifier::hs256(
         secret.as_bytes(),
@@ -116,19 +183,18 @@ pub async fn start(options: &Options) -> Result<Running> {
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let context = secrets::context_key(&options.data_dir)?;
-    let bus = Arc::new(LocalBus::default());
     let deployer = Arc::new(
         ProcessDeployer::new(&options.working_dir, options.data_dir.join("logs"))
             .with_start_timeout(Duration::from_secs(600)),
     );
     let (queue, worker) = tokio::sync::mpsc::unbounded_channel();
-    let ports = Ports::new(store, bus.clone(), Arc::new(LocalQueue(queue)))
-        .with_subscriptions(bus.clone())
+    let ports = Ports::new(adapters.store, adapters.bus, Arc::new(LocalQueue(queue)))
+        .with_subscriptions(adapters.subscriptions)
         .with_deployer(deployer.clone())
-        .with_tables(tables);
+        .with_tables(adapters.tables);
     let settings = Settings {
         public_url: format!("http://{addr}"),
-        event_bus: None,
+        event_bus: adapters.event_bus,
         // Benchmarks raise every tier's limit so that they measure the gateway, not 429s.
         rate_limit_scale: env("PLINTH_RATE_LIMIT_SCALE")
             .and_then(|s| s.parse::<u32>().ok())
@@ -139,10 +205,12 @@ pub async fn start(options: &Options) -> Result<Running> {
         context: Arc::new(context),
     };
     let app = App::build(ports, identity, settings);
-    bus.set_enabled_tenants(Arc::new(EnabledForTenants(Arc::downgrade(
-        &app.plane.config,
-    ))));
-    spawn_workers(&app, &bus, worker).await?;
+    if let Some(bus) = &adapters.local_bus {
+        bus.set_enabled_tenants(Arc::new(EnabledForTenants(Arc::downgrade(
+            &app.plane.config,
+        ))));
+    }
+    spawn_workers(&app, adapters.local_bus.as_ref(), worker).await?;
     Ok(Running {
         addr,
         app,
@@ -166,9 +234,30 @@ fn env(name: &str) -> Option<String> {
 
 async fn spawn_workers(
     app: &App,
-    bus: &Arc<LocalBus>,
+    bus: Option<&Arc<LocalBus>>,
     worker: tokio::sync::mpsc::UnboundedReceiver<plinth_module_sdk::ModuleName>,
 ) -> Result<()> {
+    // This process's own changes reach its caches as they are committed; the local bus also
+    // carries them as events (an EventBridge bus has no listener here: nothing else writes).
+    if let Some(bus) = bus {
+        listen(app, bus);
+    }
+    let installer = &app.plane.installer;
+    let restored = installer
+        .restore_installed()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot restore installed modules: {e}"))?;
+    if !restored.is_empty() {
+        let names: Vec<String> = restored.iter().map(ToString::to_string).collect();
+        tracing::info!("restarting installed modules: {}", names.join(", "));
+    }
+    tokio::spawn(Arc::clone(installer).run_worker(worker));
+    tokio::spawn(Arc::clone(&app.plane.instances).run_health_checker(Duration::from_secs(10)));
+    Ok(())
+}
+
+/// Hands the local bus's events to the control plane's caches.
+fn listen(app: &App, bus: &Arc<LocalBus>) {
     let mut events = bus.subscribe();
     let plane = Arc::clone(&app.plane);
     tokio::spawn(async move {
@@ -182,18 +271,6 @@ async fn spawn_workers(
             }
         }
     });
-    let installer = &app.plane.installer;
-    let restored = installer
-        .restore_installed()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot restore installed modules: {e}"))?;
-    if !restored.is_empty() {
-        let names: Vec<String> = restored.iter().map(ToString::to_string).collect();
-        tracing::info!("restarting installed modules: {}", names.join(", "));
-    }
-    tokio::spawn(Arc::clone(installer).run_worker(worker));
-    tokio::spawn(Arc::clone(&app.plane.instances).run_health_checker(Duration::from_secs(10)));
-    Ok(())
 }
 
 impl Running {

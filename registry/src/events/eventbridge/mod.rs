@@ -77,6 +77,37 @@ impl EventBridgeBus {
         &self.events
     }
 
+    /// Creates the bus when it does not exist yet (`plinth up --aws` on a fresh emulator; on
+    /// AWS the stack creates it).
+    ///
+    /// # Errors
+    /// EventBridge's reason, when the bus can neither be found nor created.
+    pub async fn create_if_missing(&self) -> Result<(), String> {
+        if self
+            .events
+            .describe_event_bus()
+            .name(&self.bus_name)
+            .send()
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        self.events
+            .create_event_bus()
+            .name(&self.bus_name)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| {
+                format!(
+                    "cannot create the event bus {}: {}",
+                    self.bus_name,
+                    aws_sdk_eventbridge::error::DisplayErrorContext(e)
+                )
+            })
+    }
+
     fn sqs(&self) -> &aws_sdk_sqs::Client {
         self.sqs
             .get_or_init(|| aws_sdk_sqs::Client::new(&self.config))

@@ -1,0 +1,189 @@
+//! `plinth up --aws` (finding 12 of "Modules on AWS"): the store, the modules' tables, the bus
+//! and the modules' event queues are AWS's (here moto, started by `./tests/run`), read back
+//! from the emulator; what stays on this machine is said at start.
+
+use std::time::Duration;
+
+use plinth_local::platform::{self, AwsNames, Options};
+use plinth_registry::aws;
+use plinth_registry::identity::{Claims, mint_token};
+use serde_json::{Value, json};
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000)
+}
+
+fn operator_token(secret: &str) -> String {
+    let claims = Claims {
+        sub: "operator".into(),
+        tenant_id: None,
+        company_id: None,
+        roles: vec!["platform:admin".into()],
+        exp: 4_000_000_000,
+        nbf: None,
+        iss: None,
+        aud: None,
+    };
+    mint_token(secret.as_bytes(), &claims).unwrap()
+}
+
+#[tokio::test]
+async fn up_with_aws_keeps_state_and_events_on_aws_and_says_what_stays_local() {
+    if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but AWS_ENDPOINT_URL is not; run the tests with ./tests/run"
+        );
+        eprintln!("skipped: no emulator (AWS_ENDPOINT_URL unset); ./tests/run starts one");
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let names = AwsNames {
+        table: unique("plinth-up"),
+        event_bus: unique("plinth-up"),
+    };
+    let options = Options {
+        port: 0,
+        data_dir: data.path().to_path_buf(),
+        demo: false,
+        aws: Some(names.clone()),
+        working_dir: data.path().to_path_buf(),
+    };
+    let running = platform::start(&options)
+        .await
+        .expect("plinth up --aws starts");
+    let url = format!("http://{}", running.addr);
+    let secret = platform::jwt_secret(data.path()).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(running.serve(async {
+        let _ = stopped.await;
+    }));
+
+    // A module that subscribes to an event, backed by an endpoint that is already running.
+    let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", backend.local_addr().unwrap());
+    let module = unique("probe").replace('-', "");
+    let module = format!("p{}", &module[module.len() - 10..]);
+    let manifest = json!({
+        "name": module, "display_name": "Probe", "version": "1.0.0",
+        "backend": {"type": "microservice", "api_prefix": format!("/api/v1/{module}")},
+        "events": {"subscribes": [{"name": "paid", "pattern": {"detail-type": ["financial.invoice.paid"]},
+                                    "path": "/_plinth/events/paid"}]}
+    });
+    let client = reqwest::Client::new();
+    let token = operator_token(&secret);
+    let published = client
+        .post(format!("{url}/api/v1/modules"))
+        .bearer_auth(&token)
+        .json(&manifest)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        published.status(),
+        201,
+        "{}",
+        published.text().await.unwrap()
+    );
+    let install = client
+        .post(format!("{url}/api/v1/modules/{module}/install"))
+        .bearer_auth(&token)
+        .json(&json!({"version": "1.0.0", "endpoint": endpoint}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(install.status(), 202, "{}", install.text().await.unwrap());
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        state = client
+            .get(format!("{url}/api/v1/modules/{module}/installation"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if state["status"] != "pending" && state["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state["status"], "installed", "{state}");
+
+    // Read back from the emulator: the control plane's table holds the installation…
+    let sdk = aws::config_from_env().await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let items = dynamo.scan().table_name(&names.table).send().await.unwrap();
+    assert!(
+        items.items().iter().any(|item| {
+            item.values()
+                .any(|v| v.as_s().is_ok_and(|s| s.contains(&module)))
+        }),
+        "the installation is in DynamoDB table {}",
+        names.table
+    );
+    // …the module's subscription is a rule on the EventBridge bus, delivering to its queue…
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let rules = events
+        .list_rules()
+        .event_bus_name(&names.event_bus)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        rules
+            .rules()
+            .iter()
+            .filter(|r| r.name().unwrap_or_default().contains(&module))
+            .count(),
+        1,
+        "{rules:?}"
+    );
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue = sqs
+        .get_queue_url()
+        .queue_name(format!("plinth-{module}-events"))
+        .send()
+        .await
+        .expect("the module's queue exists on the emulator");
+    let queue_url = queue.queue_url().unwrap().to_owned();
+    // …and an event put on the bus lands in it.
+    events
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .event_bus_name(&names.event_bus)
+                .source("module.financial")
+                .detail_type("financial.invoice.paid")
+                .detail(r#"{"tenant_id":"acme","invoice":"ACME-DE-1"}"#)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let received = sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .wait_time_seconds(5)
+        .send()
+        .await
+        .unwrap();
+    let body = received.messages()[0].body().unwrap_or_default();
+    assert!(body.contains("ACME-DE-1"), "{body}");
+
+    // What stays local is said, with why.
+    for local in ["local processes", "gateway", "installer"] {
+        assert!(
+            platform::STAYS_LOCAL.contains(local),
+            "{}",
+            platform::STAYS_LOCAL
+        );
+    }
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
+}

@@ -11,6 +11,7 @@ use crate::catalog::Catalog;
 use crate::changes::Changes;
 use crate::config::ConfigResolver;
 use crate::deploy::backend::InstallerOnly;
+use crate::deploy::module_secrets::{KeysInEnvironment, ModuleKeySecrets};
 use crate::deploy::{Deployer, TableProvisioner};
 use crate::enablement::Enablement;
 use crate::events::{Event, EventBus, Subscriptions};
@@ -38,6 +39,7 @@ pub struct Ports {
     deployer: Arc<dyn Deployer>,
     tables: Arc<dyn TableProvisioner>,
     hooks: Arc<dyn Hooks>,
+    module_keys: Arc<dyn ModuleKeySecrets>,
     step_observer: Option<Arc<dyn StepObserver>>,
 }
 
@@ -57,6 +59,7 @@ impl Ports {
             deployer: Arc::new(InstallerOnly),
             tables: Arc::new(InstallerOnly),
             hooks: Arc::new(HttpHooks::default()),
+            module_keys: Arc::new(KeysInEnvironment),
             step_observer: None,
         }
     }
@@ -78,6 +81,12 @@ impl Ports {
 
     pub fn with_hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
         self.hooks = hooks;
+        self
+    }
+
+    /// Where modules read their API keys (on AWS, their secrets): a rotation writes there.
+    pub fn with_module_keys(mut self, module_keys: Arc<dyn ModuleKeySecrets>) -> Self {
+        self.module_keys = module_keys;
         self
     }
 
@@ -150,6 +159,7 @@ impl ControlPlane {
             deployer,
             tables,
             hooks,
+            module_keys,
             step_observer,
         } = ports;
         let staleness = Arc::new(Staleness::default());
@@ -164,6 +174,7 @@ impl ControlPlane {
             Arc::clone(&store),
             Arc::clone(&changes),
             Arc::clone(&catalog),
+            module_keys,
             &staleness,
         ));
         let instances = Arc::new(Instances::new(

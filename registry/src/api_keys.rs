@@ -315,7 +315,8 @@ fn forget_key(checked: &TtlCache<String, (ModuleName, Option<i64>)>, stale: &Sta
     }
 }
 
-/// Both items of a key, rewritten without an expiry (a rotation undone).
+/// Both items of a key, rewritten without an expiry (a rotation undone). Unconditional: a
+/// key rotated out with no overlap has expired already, and an expired item reads as absent.
 fn unexpiring_writes(record: &ApiKeyRecord) -> Vec<Write> {
     let mut record = record.clone();
     record.expires_at = None;
@@ -327,7 +328,7 @@ fn unexpiring_writes(record: &ApiKeyRecord) -> Vec<Write> {
     .into_iter()
     .map(|key| Write::Put {
         item: Item::new(key, data.clone()),
-        condition: Condition::Exists,
+        condition: Condition::Always,
     })
     .collect()
 }

@@ -154,7 +154,7 @@ fn resources(policy: &Value) -> Vec<String> {
         match &statement["Resource"] {
             Value::String(one) => all.push(one.clone()),
             Value::Array(many) => {
-                all.extend(many.iter().filter_map(|r| r.as_str().map(String::from)))
+                all.extend(many.iter().filter_map(|r| r.as_str().map(String::from)));
             }
             other => panic!("a statement without resources: {other}"),
         }

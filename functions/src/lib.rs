@@ -18,6 +18,7 @@ pub mod config_resolver;
 pub mod ecr_events;
 pub mod health;
 pub mod installer;
+pub mod platform_secrets;
 pub mod wiring;
 
 #[cfg(test)]

@@ -4,23 +4,32 @@
 //! | --- | --- | --- |
 //! | `PLINTH_TABLE` | all | the control plane's DynamoDB table |
 //! | `PLINTH_EVENT_BUS` | all | the platform's EventBridge bus |
-//! | `PLINTH_JWT_SECRET`, `PLINTH_JWT_ISSUER`, `PLINTH_JWT_AUDIENCE` | those that read tokens | HS256 verification |
-//! | `PLINTH_CONTEXT_KEY` | those that sign or publish the tenant context | base64 PKCS#8 DER of the ES256 key |
+//! | `PLINTH_JWT_SECRET_ARN` | those that read tokens | Secrets Manager secret holding the HS256 secret (its whole `SecretString`), read at cold start |
+//! | `PLINTH_JWT_SECRET` | those that read tokens | the HS256 secret itself, when `PLINTH_JWT_SECRET_ARN` is unset (one machine, tests) |
+//! | `PLINTH_JWT_ISSUER`, `PLINTH_JWT_AUDIENCE` | those that read tokens | HS256 verification |
+//! | `PLINTH_CONTEXT_KEY_ARN` | those that sign or publish the tenant context | Secrets Manager secret holding the ES256 key as base64 PKCS#8 DER; while it holds `generate-on-first-start` (or no value) the first cold start generates the key and stores it there ([`crate::platform_secrets`]) |
+//! | `PLINTH_CONTEXT_KEY` | those that sign or publish the tenant context | base64 PKCS#8 DER of the ES256 key itself, when `PLINTH_CONTEXT_KEY_ARN` is unset |
 //! | `PLINTH_URL` | installer | the URL modules reach the platform at |
 //! | `PLINTH_ECS_*`, `PLINTH_LAMBDA_*` | installer | see `infra/module-stack.md` |
 //! | `PLINTH_HTTP_API_ID`, `PLINTH_AUTHORIZER_ID`, `PLINTH_VPC_LINK_ID` | installer | where module routes go (`infra/module-stack.md`) |
+//!
+//! On AWS each module is deployed as its own IAM role with its API key in Secrets Manager
+//! ([`IsolatedDeployer`]), and a key rotated through the registry API is written into the
+//! module's secret ([`SecretsManagerKeys`]).
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
-use base64::Engine;
 use plinth_registry::aws;
 use plinth_registry::deploy::Deployer;
 use plinth_registry::deploy::apigateway::{ApiGatewayRoutes, ApiGatewaySettings};
 use plinth_registry::deploy::backend::BackendDeployer;
 use plinth_registry::deploy::dynamodb_tables::DynamoTables;
 use plinth_registry::deploy::ecs::{EcsDeployer, EcsSettings};
+use plinth_registry::deploy::isolated::IsolatedDeployer;
 use plinth_registry::deploy::lambda::{LambdaDeployer, LambdaSettings};
+use plinth_registry::deploy::module_role::ModuleRoles;
+use plinth_registry::deploy::module_secrets::SecretsManagerKeys;
 use plinth_registry::deploy::routed::RoutedDeployer;
 use plinth_registry::events::eventbridge::EventBridgeBus;
 use plinth_registry::identity::{ContextSigner, TokenVerifier};
@@ -30,12 +39,15 @@ use plinth_registry::reach::lambda::LambdaReach;
 use plinth_registry::store::dynamodb::DynamoStore;
 use plinth_registry::{App, Identity, Ports, Settings};
 
+use crate::platform_secrets::{PlatformSecrets, decode_context_key};
+
 /// What a function needs beyond the store and the bus.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Needs {
     /// Verifies users' tokens (`PLINTH_JWT_*`).
     pub tokens: bool,
-    /// Signs tenant contexts or serves their public key (`PLINTH_CONTEXT_KEY`).
+    /// Signs tenant contexts or serves their public key (`PLINTH_CONTEXT_KEY_ARN` or
+    /// `PLINTH_CONTEXT_KEY`).
     pub context_key: bool,
     /// Calls modules' hooks or health checks: Lambda modules through `Invoke`.
     pub calls_modules: bool,
@@ -51,7 +63,7 @@ fn env(name: &str) -> Option<String> {
 /// # Errors
 /// A message naming the variable that is missing or malformed.
 pub async fn app_from_env(needs: Needs) -> Result<App> {
-    app_with(needs, |_, _, ports| Ok(ports)).await
+    app_with(needs, |_, _, _, ports| Ok(ports)).await
 }
 
 /// The installer's platform: [`app_from_env`] with the AWS deployers, tables and the bus's
@@ -61,9 +73,9 @@ pub async fn app_from_env(needs: Needs) -> Result<App> {
 /// # Errors
 /// As [`app_from_env`], and for a malformed deployer variable.
 pub async fn installer_app_from_env(needs: Needs) -> Result<App> {
-    app_with(needs, |sdk, bus, ports| {
+    app_with(needs, |sdk, bus, bus_name, ports| {
         Ok(ports
-            .with_deployer(backend_deployer(sdk)?)
+            .with_deployer(backend_deployer(sdk, bus_name)?)
             .with_tables(Arc::new(DynamoTables::new(sdk)))
             .with_subscriptions(bus.clone()))
     })
@@ -72,7 +84,7 @@ pub async fn installer_app_from_env(needs: Needs) -> Result<App> {
 
 async fn app_with(
     needs: Needs,
-    installing: impl FnOnce(&aws_config::SdkConfig, &Arc<EventBridgeBus>, Ports) -> Result<Ports>,
+    installing: impl FnOnce(&aws_config::SdkConfig, &Arc<EventBridgeBus>, &str, Ports) -> Result<Ports>,
 ) -> Result<App> {
     let sdk = aws::config_from_env().await;
     let table =
@@ -84,7 +96,8 @@ async fn app_with(
         Arc::new(DynamoStore::new(&sdk, table)),
         bus.clone(),
         Arc::new(BusInstallQueue(bus.clone())),
-    );
+    )
+    .with_module_keys(Arc::new(SecretsManagerKeys::new(&sdk)));
     let ports = if needs.calls_modules {
         ports.with_reach(Arc::new(Reaches::with_lambda(Arc::new(LambdaReach::new(
             &sdk,
@@ -92,27 +105,34 @@ async fn app_with(
     } else {
         ports
     };
-    let ports = installing(&sdk, &bus, ports)?;
+    let ports = installing(&sdk, &bus, &bus_name, ports)?;
     let settings = Settings {
         public_url: env("PLINTH_URL").unwrap_or_default(),
         event_bus: Some(bus_name),
         ..Settings::default()
     };
+    let secrets = PlatformSecrets::new(&sdk);
     let identity = Identity {
-        tokens: token_verifier(needs.tokens)?,
-        context: Arc::new(context_signer(needs.context_key)?),
+        tokens: token_verifier(needs.tokens, &secrets).await?,
+        context: Arc::new(context_signer(needs.context_key, &secrets).await?),
     };
     Ok(App::build(ports, identity, settings))
 }
 
-/// ECS or Lambda by the manifest; with `PLINTH_HTTP_API_ID` and `PLINTH_AUTHORIZER_ID`, each
-/// deployment is also routed on the platform's HTTP API.
-fn backend_deployer(sdk: &aws_config::SdkConfig) -> Result<Arc<dyn Deployer>> {
+/// ECS or Lambda by the manifest, each module as its own role with its key in Secrets
+/// Manager; with `PLINTH_HTTP_API_ID` and `PLINTH_AUTHORIZER_ID`, each deployment is also
+/// routed on the platform's HTTP API (routes are published after, and removed before, the
+/// backend and its identity).
+fn backend_deployer(sdk: &aws_config::SdkConfig, event_bus: &str) -> Result<Arc<dyn Deployer>> {
     let ecs = EcsSettings::from_env()
         .map(|config| Arc::new(EcsDeployer::new(sdk, config)) as Arc<dyn Deployer>);
     let lambda = LambdaSettings::from_env()
         .map(|config| Arc::new(LambdaDeployer::new(sdk, config)) as Arc<dyn Deployer>);
-    let backend = Arc::new(BackendDeployer { ecs, lambda });
+    let backend = Arc::new(IsolatedDeployer {
+        inner: Arc::new(BackendDeployer { ecs, lambda }),
+        roles: ModuleRoles::new(sdk, event_bus),
+        keys: SecretsManagerKeys::new(sdk),
+    });
     match ApiGatewaySettings::from_env().map_err(|e| anyhow!("{e}"))? {
         Some(config) => Ok(Arc::new(RoutedDeployer {
             inner: backend,
@@ -127,16 +147,23 @@ fn backend_deployer(sdk: &aws_config::SdkConfig) -> Result<Arc<dyn Deployer>> {
     }
 }
 
-/// HS256 verification from `PLINTH_JWT_*`; a function that reads no tokens gets a random
-/// secret nobody holds, so it cannot accept any.
-fn token_verifier(needed: bool) -> Result<TokenVerifier> {
-    let secret = if needed {
-        env("PLINTH_JWT_SECRET")
-            .context("PLINTH_JWT_SECRET is not set: the secret users' tokens are signed with")?
-    } else {
+/// HS256 verification from `PLINTH_JWT_SECRET_ARN` (or `PLINTH_JWT_SECRET`) and
+/// `PLINTH_JWT_*`; a function that reads no tokens gets a random secret nobody holds, so it
+/// cannot accept any.
+async fn token_verifier(needed: bool, secrets: &PlatformSecrets) -> Result<TokenVerifier> {
+    let secret = if !needed {
         (0..2)
             .map(|_| format!("{:032x}", rand::random::<u128>()))
             .collect()
+    } else if let Some(arn) = env("PLINTH_JWT_SECRET_ARN") {
+        secrets
+            .jwt_secret(&arn)
+            .await
+            .context("PLINTH_JWT_SECRET_ARN")?
+    } else {
+        env("PLINTH_JWT_SECRET").context(
+            "PLINTH_JWT_SECRET_ARN (or PLINTH_JWT_SECRET) is not set: the secret users' tokens are signed with",
+        )?
     };
     TokenVerifier::hs256(
         secret.as_bytes(),
@@ -146,20 +173,24 @@ fn token_verifier(needed: bool) -> Result<TokenVerifier> {
     .map_err(|e| anyhow!("{e}"))
 }
 
-/// The ES256 key from `PLINTH_CONTEXT_KEY`; a function that signs nothing gets a throwaway one.
-fn context_signer(needed: bool) -> Result<ContextSigner> {
+/// The ES256 key from `PLINTH_CONTEXT_KEY_ARN` (generated there on the first start) or
+/// `PLINTH_CONTEXT_KEY`; a function that signs nothing gets a throwaway one.
+async fn context_signer(needed: bool, secrets: &PlatformSecrets) -> Result<ContextSigner> {
+    if needed && let Some(arn) = env("PLINTH_CONTEXT_KEY_ARN") {
+        return secrets
+            .context_signer(&arn)
+            .await
+            .context("PLINTH_CONTEXT_KEY_ARN");
+    }
     let Some(encoded) = env("PLINTH_CONTEXT_KEY") else {
         if needed {
             bail!(
-                "PLINTH_CONTEXT_KEY is not set: the base64 PKCS#8 DER of the ES256 key that signs tenant contexts"
+                "PLINTH_CONTEXT_KEY_ARN (or PLINTH_CONTEXT_KEY) is not set: the ES256 key that signs tenant contexts"
             );
         }
         return ContextSigner::generate().map_err(|e| anyhow!("{e}"));
     };
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .context("PLINTH_CONTEXT_KEY is not base64")?;
-    ContextSigner::from_pkcs8(&der).map_err(|e| anyhow!("PLINTH_CONTEXT_KEY: {e}"))
+    decode_context_key(&encoded).context("PLINTH_CONTEXT_KEY")
 }
 
 /// JSON logs for CloudWatch, at `RUST_LOG` or `AWS_LAMBDA_LOG_LEVEL` (info by default).

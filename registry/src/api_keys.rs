@@ -1,5 +1,9 @@
 //! Module API keys (`X-Module-API-Key`): issued at install, shown once, stored only as a
 //! SHA-256 hash, scoped to one module, rotatable with an overlap, revocable.
+//!
+//! On AWS a module reads its key from its Secrets Manager secret (`ModuleKeySecrets`): a
+//! rotation writes the new key there, and the module, refused with 401 once its old key
+//! expires, reads the secret again.
 
 use plinth_module_sdk::ModuleName;
 use rand::RngCore;
@@ -12,6 +16,7 @@ use crate::audit;
 use crate::cache::{ChangeAwareCache, Stale, Staleness, TtlCache};
 use crate::catalog::Catalog;
 use crate::changes::{Change, Changes};
+use crate::deploy::module_secrets::ModuleKeySecrets;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
 use crate::store::{
@@ -89,6 +94,8 @@ pub struct ApiKeys {
     store: Arc<dyn Store>,
     changes: Arc<Changes>,
     catalog: Arc<Catalog>,
+    /// Where modules read their current key (a rotation writes the new one there).
+    key_secrets: Arc<dyn ModuleKeySecrets>,
     /// API key hash → module, and when the key stops working.
     checked: ChangeAwareCache<String, (ModuleName, Option<i64>)>,
 }
@@ -98,12 +105,14 @@ impl ApiKeys {
         store: Arc<dyn Store>,
         changes: Arc<Changes>,
         catalog: Arc<Catalog>,
+        key_secrets: Arc<dyn ModuleKeySecrets>,
         staleness: &Arc<Staleness>,
     ) -> Self {
         Self {
             store,
             changes,
             catalog,
+            key_secrets,
             checked: ChangeAwareCache::new(Arc::clone(staleness)),
         }
     }
@@ -133,7 +142,9 @@ impl ApiKeys {
     }
 
     /// Issues another key for `module`. With `rotate_after_secs`, the module's existing keys
-    /// stop working that many seconds from now (the overlap for rolling the new one out).
+    /// stop working that many seconds from now (the overlap for rolling the new one out), and
+    /// the new key becomes the one in the module's secret, where it has one. A key issued
+    /// without rotating is an extra key and leaves the secret alone.
     pub async fn issue(
         &self,
         caller: &Caller,
@@ -144,6 +155,7 @@ impl ApiKeys {
         self.catalog.entry(module).await?;
         let (issued, mut writes) = new_key(module.as_str());
         let mut rotated = Vec::new();
+        let mut rotated_records = Vec::new();
         if let Some(after) = rotate_after_secs {
             if after < 0 {
                 return Err(Error::field("rotate_after_secs", "must not be negative"));
@@ -152,7 +164,8 @@ impl ApiKeys {
             for record in self.list(module).await? {
                 if record.expires_at.is_none() {
                     writes.extend(expiring_writes(&record, expires));
-                    rotated.push(record.hash);
+                    rotated.push(record.hash.clone());
+                    rotated_records.push(record);
                 }
             }
         }
@@ -169,7 +182,55 @@ impl ApiKeys {
                 change.stale(Stale::ApiKey(hash))
             });
         self.changes.commit(change).await?;
+        if rotate_after_secs.is_some() {
+            self.write_secret_or_undo(module, &issued, rotated_records)
+                .await?;
+        }
         Ok(issued)
+    }
+
+    /// Writes a rotated-in key into the module's secret. Written after the keys are stored, so
+    /// that the secret never holds a key the platform refuses; when the write fails, the
+    /// rotation is undone (the new key deleted, the old ones no longer expiring) and the
+    /// error says so.
+    async fn write_secret_or_undo(
+        &self,
+        module: &ModuleName,
+        issued: &IssuedKey,
+        rotated: Vec<ApiKeyRecord>,
+    ) -> Result<()> {
+        let Err(e) = self.key_secrets.rotate(module, &issued.key).await else {
+            return Ok(());
+        };
+        let mut undo = Change::new(vec![
+            Write::Delete {
+                key: keys::api_key_by_hash(&hash(&issued.key)),
+                condition: Condition::Always,
+            },
+            Write::Delete {
+                key: listing_key(module.as_str(), &issued.id),
+                condition: Condition::Always,
+            },
+        ]);
+        for record in rotated {
+            undo = undo.stale(Stale::ApiKey(record.hash.clone()));
+            for write in unexpiring_writes(&record) {
+                undo = undo.write(write);
+            }
+        }
+        let detail = format!(
+            "the key of {module} was not rotated: its new key could not be written to the module's secret"
+        );
+        match self.changes.commit(undo).await {
+            Ok(()) => Err(Error::unavailable_because(detail, e)),
+            Err(undo) => Err(Error::unavailable_because(
+                format!(
+                    "{detail}, and undoing the rotation failed too ({undo}): the module's old keys \
+                     expire as asked while its secret holds the old key; rotate again"
+                ),
+                e,
+            )),
+        }
     }
 
     pub async fn list(&self, module: &ModuleName) -> Result<Vec<ApiKeyRecord>> {
@@ -252,6 +313,24 @@ fn forget_key(checked: &TtlCache<String, (ModuleName, Option<i64>)>, stale: &Sta
         Stale::Everything => checked.clear(),
         _ => {}
     }
+}
+
+/// Both items of a key, rewritten without an expiry (a rotation undone). Unconditional: a
+/// key rotated out with no overlap has expired already, and an expired item reads as absent.
+fn unexpiring_writes(record: &ApiKeyRecord) -> Vec<Write> {
+    let mut record = record.clone();
+    record.expires_at = None;
+    let data = to_data(&record);
+    [
+        keys::api_key_by_hash(&record.hash),
+        listing_key(&record.module, &record.id),
+    ]
+    .into_iter()
+    .map(|key| Write::Put {
+        item: Item::new(key, data.clone()),
+        condition: Condition::Always,
+    })
+    .collect()
 }
 
 /// Both items of a key, rewritten to expire at `at` (the store's TTL then removes them).

@@ -11,6 +11,7 @@ use crate::catalog::Catalog;
 use crate::changes::Changes;
 use crate::config::ConfigResolver;
 use crate::deploy::backend::InstallerOnly;
+use crate::deploy::module_secrets::{KeysInEnvironment, ModuleKeySecrets};
 use crate::deploy::{Deployer, TableProvisioner};
 use crate::enablement::Enablement;
 use crate::events::{Event, EventBus, Subscriptions};
@@ -39,6 +40,7 @@ pub struct Ports {
     tables: Arc<dyn TableProvisioner>,
     reach: Arc<dyn Reach>,
     hooks: Option<Arc<dyn Hooks>>,
+    module_keys: Arc<dyn ModuleKeySecrets>,
     step_observer: Option<Arc<dyn StepObserver>>,
 }
 
@@ -59,6 +61,7 @@ impl Ports {
             tables: Arc::new(InstallerOnly),
             reach: Arc::new(Reaches::http()),
             hooks: None,
+            module_keys: Arc::new(KeysInEnvironment),
             step_observer: None,
         }
     }
@@ -88,6 +91,12 @@ impl Ports {
     /// Hooks other than [`ModuleHooks`] over the reach (tests shorten their timeout).
     pub fn with_hooks(mut self, hooks: Arc<dyn Hooks>) -> Self {
         self.hooks = Some(hooks);
+        self
+    }
+
+    /// Where modules read their API keys (on AWS, their secrets): a rotation writes there.
+    pub fn with_module_keys(mut self, module_keys: Arc<dyn ModuleKeySecrets>) -> Self {
+        self.module_keys = module_keys;
         self
     }
 
@@ -161,6 +170,7 @@ impl ControlPlane {
             tables,
             reach,
             hooks,
+            module_keys,
             step_observer,
         } = ports;
         let hooks = hooks.unwrap_or_else(|| Arc::new(ModuleHooks::new(Arc::clone(&reach))));
@@ -176,6 +186,7 @@ impl ControlPlane {
             Arc::clone(&store),
             Arc::clone(&changes),
             Arc::clone(&catalog),
+            module_keys,
             &staleness,
         ));
         let instances = Arc::new(Instances::new(

@@ -46,7 +46,7 @@ async fn an_acme_de_invoice_uses_its_company_config_and_its_payment_is_notified(
         port: 0,
         data_dir: data.path().to_path_buf(),
         demo: true,
-        aws: false,
+        aws: None,
         working_dir: workspace_root(),
     };
     let running = platform::start(&options)

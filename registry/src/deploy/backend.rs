@@ -135,6 +135,7 @@ mod tests {
             image_digest: None,
             endpoint: endpoint.map(String::from),
             env: BTreeMap::new(),
+            role_arn: None,
         }
     }
 

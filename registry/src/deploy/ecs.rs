@@ -495,7 +495,10 @@ impl Deployer for EcsDeployer {
             ))
         })?;
         let pinned = self.images.pin(image, spec.image_digest.as_deref()).await?;
-        let task = self.task_spec(manifest, pinned.uri.clone(), &spec.env);
+        let mut task = self.task_spec(manifest, pinned.uri.clone(), &spec.env);
+        if let Some(role) = &spec.role_arn {
+            task.task_role_arn.clone_from(role);
+        }
         let name = Self::service_name(&manifest.name);
         let live = self.live_service(&self.settings.cluster, &name).await?;
         if live.as_ref().is_some_and(|s| s.draining) {

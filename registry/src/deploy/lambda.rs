@@ -424,7 +424,10 @@ impl Deployer for LambdaDeployer {
     async fn deploy(&self, spec: &DeploySpec) -> Result<Deployment, DeployError> {
         let manifest = &spec.manifest;
         let code = self.code(spec).await?;
-        let function = self.function_spec(manifest, code, &spec.env);
+        let mut function = self.function_spec(manifest, code, &spec.env);
+        if let Some(role) = &spec.role_arn {
+            function.role_arn.clone_from(role);
+        }
         let fingerprint = function.fingerprint();
         let function_arn = match self.live_function(&function.name).await? {
             None => {

@@ -8,16 +8,21 @@
 //! | `lambda::LambdaDeployer` | AWS: a Lambda function from the image or package |
 //! | `backend::BackendDeployer` | AWS: ECS or Lambda by the manifest, or an external endpoint |
 //! | `routed::RoutedDeployer` | any deployer, then the module's gateway routes (`routed::ModuleRoutes`) |
+//! | `isolated::IsolatedDeployer` | AWS: the ECS / Lambda deployer as the module's own role (`module_role`), its API key in Secrets Manager (`module_secrets`) |
 //!
 //! `apigateway::ApiGatewayRoutes` publishes a module's routes on the platform's HTTP API.
+//! `module_secrets::ModuleKeySecrets` is where a rotated module key is written.
 
 pub mod apigateway;
 pub mod backend;
 pub mod dynamodb_tables;
 pub mod ecr;
 pub mod ecs;
+pub mod isolated;
 pub mod lambda;
 pub mod local;
+pub mod module_role;
+pub mod module_secrets;
 pub mod routed;
 
 use std::collections::BTreeMap;
@@ -37,7 +42,13 @@ pub struct DeploySpec {
     pub endpoint: Option<String>,
     /// Environment for the module's process: `PLINTH_URL`, `PLINTH_MODULE`,
     /// `PLINTH_API_KEY`, `PORT`, and on AWS `PLINTH_EVENT_BUS`, plus the manifest's `env`.
+    /// (On AWS, [`isolated::IsolatedDeployer`] replaces `PLINTH_API_KEY` with
+    /// `PLINTH_API_KEY_SECRET`, its secret's ARN.)
     pub env: BTreeMap<String, String>,
+    /// The IAM role the backend runs as (ECS task role, Lambda execution role), overriding
+    /// the deployer's configured one: the module's own role, set by
+    /// [`isolated::IsolatedDeployer`].
+    pub role_arn: Option<String>,
 }
 
 /// A running backend.

@@ -150,6 +150,7 @@ mod tests {
             image_digest: None,
             endpoint: None,
             env: BTreeMap::new(),
+            role_arn: None,
         }
     }
 

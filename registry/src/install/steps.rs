@@ -285,6 +285,7 @@ impl Installer {
             image_digest,
             endpoint: inst.endpoint.clone(),
             env,
+            role_arn: None,
         })
     }
 

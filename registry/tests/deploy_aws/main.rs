@@ -7,6 +7,8 @@ mod support;
 
 mod ecr_events;
 mod ecs;
+mod identity;
+mod key_rotation;
 mod lambda;
 mod moto;
 mod reach;

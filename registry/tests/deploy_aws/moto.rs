@@ -162,6 +162,7 @@ pub fn spec(manifest: &Manifest, image_digest: Option<&str>) -> DeploySpec {
         image_digest: image_digest.map(String::from),
         endpoint: None,
         env,
+        role_arn: None,
     }
 }
 

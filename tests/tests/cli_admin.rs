@@ -30,7 +30,7 @@ impl Fixture {
             port: 0,
             data_dir: data_dir.clone(),
             demo: false,
-            aws: false,
+            aws: None,
             working_dir: dir.path().to_path_buf(),
         };
         let running = runtime

@@ -16,6 +16,8 @@ pub mod backend;
 pub mod dynamodb_tables;
 pub mod ecr;
 pub mod ecs;
+pub mod ecs_scaling;
+pub mod ecs_steady;
 pub mod lambda;
 pub mod local;
 pub mod routed;
@@ -50,6 +52,35 @@ pub struct Deployment {
     /// What the adapter needs to stop or replace it (ARNs, a process id, …).
     #[serde(default)]
     pub handle: Value,
+    /// Where the platform itself reaches the backend's instances, when that is not the
+    /// endpoint: each ECS task's `http://{private ip}:{port}` (the endpoint is the Service
+    /// Connect name API Gateway uses). Empty: the endpoint is the one instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+}
+
+impl Deployment {
+    /// The instances to register for this deployment: one per address, each with the
+    /// deployment's health path; or, without addresses, the deployment itself.
+    #[must_use]
+    pub fn instances(&self) -> Vec<Deployment> {
+        if self.addresses.is_empty() {
+            return vec![self.clone()];
+        }
+        let path = self
+            .health_url
+            .strip_prefix(&self.endpoint)
+            .unwrap_or("/health");
+        self.addresses
+            .iter()
+            .map(|address| Deployment {
+                endpoint: address.clone(),
+                health_url: format!("{address}{path}"),
+                handle: Value::Null,
+                addresses: Vec::new(),
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -460,6 +460,7 @@ async fn an_ecs_service_is_routed_through_the_vpc_link_to_its_cloud_map_service(
             "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/svc@sha256:00",
             "discovery_arn": discovery,
         }),
+        addresses: vec!["http://10.0.1.17:8080".into()],
     };
     let routes = api.routes();
 

@@ -12,7 +12,8 @@
 //! deployment whose rollout `FAILED` (the circuit breaker), or a service that no longer runs
 //! the deployed task definition (rolled back, or replaced by a later deploy), fails at once.
 //! A rollout still `IN_PROGRESS` is not waited out: the checks above already say the new
-//! tasks serve.
+//! tasks serve. The deployer takes the service as steady when two looks a poll apart find
+//! it so with the same tasks.
 
 use std::time::{Duration, Instant};
 
@@ -260,11 +261,21 @@ impl SteadyWait<'_> {
         task_definition: &str,
     ) -> Result<Vec<String>, DeployError> {
         let started = Instant::now();
+        let mut seen = None;
         loop {
             let state = self.service(service).await?;
             let tasks = self.tasks(service, DesiredStatus::Running).await?;
             let why = match assess(&state, task_definition, &tasks, true) {
-                Progress::Steady(addresses) => return Ok(addresses),
+                // The same tasks steady on two looks a poll apart: not a task that crashed
+                // right after it came up.
+                Progress::Steady(addresses) if seen.as_ref() == Some(&addresses) => {
+                    return Ok(addresses);
+                }
+                Progress::Steady(addresses) => {
+                    seen = Some(addresses);
+                    tokio::time::sleep(self.poll).await;
+                    continue;
+                }
                 Progress::Failed(why) => why,
                 Progress::Waiting(counts) if started.elapsed() >= self.timeout => format!(
                     "service `{service}` in cluster `{}` was not steady with healthy tasks after {}s: {counts}",
@@ -272,6 +283,7 @@ impl SteadyWait<'_> {
                     self.timeout.as_secs()
                 ),
                 Progress::Waiting(_) => {
+                    seen = None;
                     tokio::time::sleep(self.poll).await;
                     continue;
                 }

@@ -228,6 +228,7 @@ async fn a_lambda_module_is_routed_to_its_function_behind_the_authorizer() {
         package_bucket: Some(name.clone()),
         architecture: "arm64".into(),
         timeout_seconds: 30,
+        max_concurrency: 100,
     };
     let deployer = RoutedDeployer {
         inner: Arc::new(LambdaDeployer::new(&api.sdk, config)),

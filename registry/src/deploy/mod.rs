@@ -126,3 +126,45 @@ impl TableProvisioner for NoTables {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(addresses: &[&str]) -> Deployment {
+        Deployment {
+            endpoint: "http://billing.plinth.internal:9000".into(),
+            health_url: "http://billing.plinth.internal:9000/ready".into(),
+            handle: serde_json::json!({"service_arn": "arn"}),
+            addresses: addresses.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn each_address_is_an_instance_with_the_deployments_health_path() {
+        let instances = deployment(&["http://10.0.1.17:9000", "http://10.0.2.41:9000"]).instances();
+
+        let pairs: Vec<_> = instances
+            .iter()
+            .map(|i| (i.endpoint.as_str(), i.health_url.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("http://10.0.1.17:9000", "http://10.0.1.17:9000/ready"),
+                ("http://10.0.2.41:9000", "http://10.0.2.41:9000/ready"),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_addresses_the_endpoint_is_the_instance_and_none_are_written() {
+        let deployment = deployment(&[]);
+
+        assert_eq!(deployment.instances(), std::slice::from_ref(&deployment));
+        let written = serde_json::to_value(&deployment).unwrap();
+        assert!(written.get("addresses").is_none(), "{written}");
+        let read: Deployment = serde_json::from_value(written).unwrap();
+        assert_eq!(read, deployment);
+    }
+}

@@ -168,6 +168,7 @@ impl Instances {
             endpoint: url.clone(),
             health_url,
             handle: serde_json::Value::Null,
+            addresses: Vec::new(),
         };
         self.register(module, &deployment, "self").await?;
         let item = self.store.get(&instance_key(module.as_str(), &url)).await?;

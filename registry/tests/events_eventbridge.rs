@@ -58,6 +58,7 @@ fn service() -> Deployment {
         endpoint: "http://financial.internal:8001".into(),
         health_url: "http://financial.internal:8001/health".into(),
         handle: json!({"service_arn": "arn:aws:ecs:us-east-1:000000000000:service/plinth/x"}),
+        addresses: Vec::new(),
     }
 }
 
@@ -265,6 +266,7 @@ async fn a_lambda_module_is_the_target_of_its_rules_and_they_may_invoke_it() {
     let function = function(&format!("plinth-{module}")).await;
     let deployment = Deployment {
         handle: json!({"function_arn": function}),
+        addresses: Vec::new(),
         ..service()
     };
     let subscriptions = [subscription("company-created", "company.created")];

@@ -101,6 +101,7 @@ fn deployment(endpoint: &str) -> Deployment {
         endpoint: endpoint.to_owned(),
         health_url: format!("{endpoint}/health"),
         handle: Value::Null,
+        addresses: Vec::new(),
     }
 }
 

@@ -47,6 +47,7 @@ fn external(spec: &DeploySpec, endpoint: &str) -> Deployment {
         health_url: format!("{endpoint}{health}"),
         endpoint,
         handle: serde_json::Value::Null,
+        addresses: Vec::new(),
     }
 }
 

@@ -3,10 +3,18 @@
 //!
 //! A deploy resolves the manifest's `repository:tag` to its digest in ECR ([`EcrImages`]),
 //! registers the task definition `plinth-{module}` (awsvpc, the manifest's `cpu`/`memory`,
-//! its `port`, the deploy's environment, a container health check on `health_check`), then
+//! its `port`, the deploy's environment, a container health check running
+//! `health_check_command`, by default the module binary's own `health` subcommand), then
 //! creates the service or updates it in place. Every task definition carries the tag
 //! `plinth:fingerprint`, a hash of what was registered: deploying the same version with the
 //! same settings again registers nothing and updates nothing.
+//!
+//! A deploy then waits until the service is steady with healthy tasks ([`super::ecs_steady`]),
+//! within [`EcsSettings::steady_timeout`]; the deployment's `addresses` are those tasks'
+//! private addresses, where the platform reaches them. A deploy that does not get there is
+//! undone (a created service deleted, an updated one put back on its previous task
+//! definition) and fails naming the service, the counts and why the last task stopped.
+//! With `backend.scaling`, the service scales by CPU ([`super::ecs_scaling`]).
 //!
 //! The service joins the Cloud Map namespace of [`EcsSettings::namespace`] through ECS Service
 //! Connect, so other services of the namespace (and API Gateway's VPC link) reach it as
@@ -14,6 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -32,6 +41,8 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::ecr::EcrImages;
+use super::ecs_scaling::{AppliedScaling, DEFAULT_MAX_TASKS, ServiceScaling};
+use super::ecs_steady::SteadyWait;
 use super::{DeployError, DeploySpec, Deployer, Deployment};
 
 /// CPU units when the manifest sets none (a quarter vCPU).
@@ -42,6 +53,15 @@ pub const DEFAULT_MEMORY: u32 = 512;
 pub const DEFAULT_PORT: u16 = 8080;
 /// Health-check path when the manifest declares none (used for the health URL only).
 pub const DEFAULT_HEALTH_PATH: &str = "/health";
+/// The container health check when the manifest names none: the module binary's own
+/// `health` subcommand (the SDK's), for an image whose entrypoint is that binary. No shell,
+/// curl or wget needed.
+pub const DEFAULT_HEALTH_CHECK_COMMAND: [&str; 3] = ["CMD", "/proc/1/exe", "health"];
+/// How long a deploy waits for a steady service when `PLINTH_ECS_STEADY_TIMEOUT_SECONDS` is
+/// unset: well inside the installer function's 900 s.
+pub const DEFAULT_STEADY_TIMEOUT: Duration = Duration::from_secs(600);
+/// How often a deploy looks while it waits, when `PLINTH_ECS_POLL_SECONDS` is unset.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 /// Cloud Map namespace services join when `PLINTH_ECS_NAMESPACE` is unset.
 pub const DEFAULT_NAMESPACE: &str = "plinth.internal";
 /// Name of the container port in the task definition, used by Service Connect.
@@ -68,8 +88,17 @@ pub struct EcsSettings {
     /// CloudWatch log group for the containers' output (`PLINTH_ECS_LOG_GROUP`); none means
     /// no log configuration.
     pub log_group: Option<String>,
-    /// Tasks per service (1).
+    /// Tasks per service without `backend.scaling` (1).
     pub desired_count: i32,
+    /// How long a deploy waits for the service to be steady with healthy tasks
+    /// (`PLINTH_ECS_STEADY_TIMEOUT_SECONDS`, default [`DEFAULT_STEADY_TIMEOUT`]).
+    pub steady_timeout: Duration,
+    /// How often it looks meanwhile (`PLINTH_ECS_POLL_SECONDS`, default
+    /// [`DEFAULT_POLL_INTERVAL`]).
+    pub poll_interval: Duration,
+    /// Most tasks a module may scale to, whatever its manifest asks (`PLINTH_ECS_MAX_TASKS`,
+    /// default [`DEFAULT_MAX_TASKS`]).
+    pub max_tasks: u32,
 }
 
 impl EcsSettings {
@@ -106,8 +135,29 @@ impl EcsSettings {
             namespace: optional("PLINTH_ECS_NAMESPACE").unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
             log_group: optional("PLINTH_ECS_LOG_GROUP"),
             desired_count: 1,
+            steady_timeout: seconds("PLINTH_ECS_STEADY_TIMEOUT_SECONDS")?
+                .unwrap_or(DEFAULT_STEADY_TIMEOUT),
+            poll_interval: seconds("PLINTH_ECS_POLL_SECONDS")?.unwrap_or(DEFAULT_POLL_INTERVAL),
+            max_tasks: env_number("PLINTH_ECS_MAX_TASKS")?.unwrap_or(DEFAULT_MAX_TASKS),
         })
     }
+}
+
+/// A positive whole number from the variable `name`, if set.
+pub(super) fn env_number(name: &str) -> Result<Option<u32>, DeployError> {
+    let Some(value) = std::env::var(name).ok().filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<u32>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(DeployError(format!(
+            "{name} must be a positive whole number, found `{value}`"
+        ))),
+    }
+}
+
+fn seconds(name: &str) -> Result<Option<Duration>, DeployError> {
+    Ok(env_number(name)?.map(|s| Duration::from_secs(u64::from(s))))
 }
 
 /// What a deployment's `handle` holds for ECS.
@@ -125,6 +175,9 @@ pub struct EcsHandle {
     /// VPC link integration targets. Unknown until ECS reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discovery_arn: Option<String>,
+    /// The autoscaling bounds applied (`backend.scaling`, capped by the platform).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<AppliedScaling>,
 }
 
 /// Runs `microservice` modules as ECS services on Fargate.
@@ -132,6 +185,7 @@ pub struct EcsHandle {
 pub struct EcsDeployer {
     ecs: Client,
     images: EcrImages,
+    scaling: ServiceScaling,
     settings: EcsSettings,
     region: String,
 }
@@ -146,6 +200,17 @@ struct LiveService {
     discovery_arn: Option<String>,
 }
 
+/// What a deploy changed on the service, so that it can be taken back.
+#[derive(Debug)]
+enum Change {
+    Nothing,
+    Created,
+    Updated {
+        task_definition: String,
+        desired_count: i32,
+    },
+}
+
 /// Everything the task definition is made of; its hash is the fingerprint.
 #[derive(Debug, Serialize)]
 struct TaskSpec {
@@ -156,7 +221,7 @@ struct TaskSpec {
     memory: u32,
     port: u16,
     env: BTreeMap<String, String>,
-    health_check: Option<String>,
+    health_check_command: Vec<String>,
     execution_role_arn: String,
     task_role_arn: String,
     log_group: Option<String>,
@@ -176,6 +241,7 @@ impl EcsDeployer {
         Self {
             ecs: Client::new(sdk),
             images: EcrImages::new(sdk),
+            scaling: ServiceScaling::new(sdk),
             settings,
             region: sdk
                 .region()
@@ -227,7 +293,10 @@ impl EcsDeployer {
             memory: backend.memory.unwrap_or(DEFAULT_MEMORY),
             port,
             env,
-            health_check: backend.health_check.clone(),
+            health_check_command: backend
+                .health_check_command
+                .clone()
+                .unwrap_or_else(|| DEFAULT_HEALTH_CHECK_COMMAND.map(String::from).to_vec()),
             execution_role_arn: self.settings.execution_role_arn.clone(),
             task_role_arn: self.settings.task_role_arn.clone(),
             log_group: self.settings.log_group.clone(),
@@ -245,27 +314,26 @@ impl EcsDeployer {
             .env
             .iter()
             .map(|(name, value)| KeyValuePair::builder().name(name).value(value).build());
+        // The task's one container reserves the task's memory (ECS's scheduler, and the
+        // emulator's, place tasks by it).
+        let memory = i32::try_from(spec.memory)
+            .map_err(|_| DeployError(format!("memory of `{}` is too large", spec.family)))?;
+        let check = HealthCheck::builder()
+            .set_command(Some(spec.health_check_command.clone()))
+            .interval(30)
+            .timeout(5)
+            .retries(3)
+            .start_period(60)
+            .build()
+            .map_err(|e| DeployError(format!("health check of `{}`: {e}", spec.family)))?;
         let mut container = ContainerDefinition::builder()
             .name(&spec.container)
             .image(&spec.image)
             .essential(true)
+            .memory_reservation(memory)
             .port_mappings(port)
-            .set_environment(Some(env.collect()));
-        if let Some(path) = &spec.health_check {
-            let url = format!("http://localhost:{}{path}", spec.port);
-            let check = HealthCheck::builder()
-                .command("CMD-SHELL")
-                .command(format!(
-                    "curl -fsS -o /dev/null {url} || wget -q -O /dev/null {url} || exit 1"
-                ))
-                .interval(30)
-                .timeout(5)
-                .retries(3)
-                .start_period(60)
-                .build()
-                .map_err(|e| DeployError(format!("health check of `{}`: {e}", spec.family)))?;
-            container = container.health_check(check);
-        }
+            .set_environment(Some(env.collect()))
+            .health_check(check);
         if let Some(group) = &spec.log_group {
             let logs = LogConfiguration::builder()
                 .log_driver(LogDriver::Awslogs)
@@ -390,6 +458,7 @@ impl EcsDeployer {
         &self,
         manifest: &Manifest,
         task_definition: &str,
+        desired_count: i32,
     ) -> Result<(String, Option<String>), DeployError> {
         let name = Self::service_name(&manifest.name);
         let breaker = DeploymentCircuitBreaker::builder()
@@ -402,7 +471,7 @@ impl EcsDeployer {
             .cluster(&self.settings.cluster)
             .service_name(&name)
             .task_definition(task_definition)
-            .desired_count(self.settings.desired_count)
+            .desired_count(desired_count)
             .launch_type(LaunchType::Fargate)
             .network_configuration(self.network()?)
             .service_connect_configuration(self.service_connect(manifest)?)
@@ -430,6 +499,7 @@ impl EcsDeployer {
         &self,
         manifest: &Manifest,
         task_definition: &str,
+        desired_count: i32,
     ) -> Result<(), DeployError> {
         let name = Self::service_name(&manifest.name);
         self.ecs
@@ -437,13 +507,102 @@ impl EcsDeployer {
             .cluster(&self.settings.cluster)
             .service(&name)
             .task_definition(task_definition)
-            .desired_count(self.settings.desired_count)
+            .desired_count(desired_count)
             .network_configuration(self.network()?)
             .service_connect_configuration(self.service_connect(manifest)?)
             .send()
             .await
             .map_err(|e| aws_error(format_args!("updating service `{name}`"), &e))?;
         Ok(())
+    }
+
+    /// The manifest's autoscaling bounds, capped by [`EcsSettings::max_tasks`] (with a
+    /// warning when the cap lowers them).
+    fn scaling_of(&self, manifest: &Manifest) -> Option<AppliedScaling> {
+        let applied =
+            AppliedScaling::new(manifest.backend.scaling.as_ref()?, self.settings.max_tasks);
+        if let Some(asked) = applied.capped_from {
+            tracing::warn!(module = %manifest.name, asked, cap = self.settings.max_tasks, "backend.scaling.max_tasks is above the platform's cap (PLINTH_ECS_MAX_TASKS): capped");
+        }
+        Some(applied)
+    }
+
+    /// Waits for the service to be steady with healthy tasks, then sets its autoscaling (or
+    /// removes autoscaling a previous version had). Gives back the tasks' addresses.
+    async fn settle(
+        &self,
+        service: &str,
+        task_definition: &str,
+        port: u16,
+        scaling: Option<&AppliedScaling>,
+    ) -> Result<Vec<String>, DeployError> {
+        let cluster = &self.settings.cluster;
+        let waiter = SteadyWait {
+            ecs: &self.ecs,
+            cluster,
+            timeout: self.settings.steady_timeout,
+            poll: self.settings.poll_interval,
+        };
+        let ips = waiter.until_steady(service, task_definition).await?;
+        match scaling {
+            Some(scaling) => self.scaling.apply(cluster, service, scaling).await?,
+            None => self.scaling.remove(cluster, service).await?,
+        }
+        Ok(ips.iter().map(|ip| format!("http://{ip}:{port}")).collect())
+    }
+
+    /// Takes back what a deploy that did not settle changed, and says so after `error`: a
+    /// service it created is removed, one it updated goes back to its previous task
+    /// definition and count; a revision it registered is deregistered.
+    async fn undo(
+        &self,
+        change: Change,
+        service: &str,
+        new_revision: Option<&str>,
+        error: DeployError,
+    ) -> DeployError {
+        let cluster = &self.settings.cluster;
+        let undone = match change {
+            Change::Nothing => return error,
+            Change::Created => {
+                if let Err(e) = self.scaling.remove(cluster, service).await {
+                    tracing::warn!(service, error = %e, "undo: autoscaling left registered");
+                }
+                self.delete_service(cluster, service)
+                    .await
+                    .map(|()| "the service was removed".to_owned())
+            }
+            Change::Updated {
+                task_definition,
+                desired_count,
+            } => self
+                .ecs
+                .update_service()
+                .cluster(cluster)
+                .service(service)
+                .task_definition(&task_definition)
+                .desired_count(desired_count)
+                .send()
+                .await
+                .map(|_| format!("the service was put back on `{task_definition}`"))
+                .map_err(|e| aws_error(format!("putting service `{service}` back"), &e)),
+        };
+        let undone = match undone {
+            Ok(what) => what,
+            Err(e) => return DeployError(format!("{error}; undoing the deploy failed too: {e}")),
+        };
+        if let Some(revision) = new_revision {
+            let deregistered = self
+                .ecs
+                .deregister_task_definition()
+                .task_definition(revision)
+                .send()
+                .await;
+            if let Err(e) = deregistered {
+                tracing::warn!(task_definition = %revision, error = %aws_error("deregistering", &e), "undo: task definition left registered");
+            }
+        }
+        DeployError(format!("{error}; {undone}"))
     }
 
     /// Scales a service to 0 and deletes it; one that is gone (or going) is fine.
@@ -517,15 +676,48 @@ impl Deployer for EcsDeployer {
             }
             _ => self.register(&task, manifest).await?,
         };
-        let (service_arn, discovery_arn) = match live {
-            None => self.create_service(manifest, &task_definition).await?,
+        let scaling = self.scaling_of(manifest);
+        let desired = |current: i32| {
+            scaling
+                .as_ref()
+                .map_or(self.settings.desired_count, |s| s.clamp(current))
+        };
+        let fresh_revision = live
+            .as_ref()
+            .is_none_or(|s| s.task_definition != task_definition);
+        let (service_arn, discovery_arn, change) = match live {
+            None => {
+                let (arn, discovery) = self
+                    .create_service(manifest, &task_definition, desired(0))
+                    .await?;
+                (arn, discovery, Change::Created)
+            }
             Some(service) => {
-                let unchanged = service.task_definition == task_definition
-                    && service.desired_count == self.settings.desired_count;
-                if !unchanged {
-                    self.update_service(manifest, &task_definition).await?;
-                }
-                (service.arn, service.discovery_arn)
+                let desired = desired(service.desired_count);
+                let unchanged =
+                    service.task_definition == task_definition && service.desired_count == desired;
+                let change = if unchanged {
+                    Change::Nothing
+                } else {
+                    self.update_service(manifest, &task_definition, desired)
+                        .await?;
+                    Change::Updated {
+                        task_definition: service.task_definition,
+                        desired_count: service.desired_count,
+                    }
+                };
+                (service.arn, service.discovery_arn, change)
+            }
+        };
+        let port = manifest.backend.port.unwrap_or(DEFAULT_PORT);
+        let settled = self
+            .settle(&name, &task_definition, port, scaling.as_ref())
+            .await;
+        let addresses = match settled {
+            Ok(addresses) => addresses,
+            Err(error) => {
+                let new_revision = fresh_revision.then_some(task_definition.as_str());
+                return Err(self.undo(change, &name, new_revision, error).await);
             }
         };
         let endpoint = self.endpoint(manifest);
@@ -540,11 +732,13 @@ impl Deployer for EcsDeployer {
             task_definition_arn: task_definition,
             image: pinned.uri,
             discovery_arn,
+            scaling,
         };
         Ok(Deployment {
             health_url: format!("{endpoint}{health}"),
             endpoint,
             handle: json!(handle),
+            addresses,
         })
     }
 
@@ -570,6 +764,7 @@ impl Deployer for EcsDeployer {
             tracing::info!(service = %name, running = %live.task_definition, "undeploy: the service runs a later deployment; left running");
             return Ok(());
         }
+        self.scaling.remove(cluster, &name).await?;
         self.delete_service(cluster, &live.arn).await?;
         if let Some(handle) = handle {
             let deregistered = self

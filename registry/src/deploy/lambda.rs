@@ -10,6 +10,9 @@
 //!
 //! The endpoint is `lambda:{function_arn}`: the gateway invokes the function with the request
 //! (API Gateway's Lambda integration on AWS).
+//!
+//! `backend.reserved_concurrency` becomes the function's reserved concurrency, capped by
+//! [`LambdaSettings::max_concurrency`]; without it, the function has none reserved.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -27,7 +30,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::ecr::EcrImages;
-use super::ecs::{DEFAULT_HEALTH_PATH, aws_error};
+use super::ecs::{DEFAULT_HEALTH_PATH, aws_error, env_number};
 use super::{DeployError, DeploySpec, Deployer, Deployment};
 
 /// Memory in MB when the manifest sets none.
@@ -38,6 +41,8 @@ pub const DEFAULT_TIMEOUT_SECONDS: i32 = 30;
 const FINGERPRINT_TAG: &str = "plinth:fingerprint";
 /// How long a function may take to become ready after a change.
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
+/// Most concurrency a module may reserve when `PLINTH_LAMBDA_MAX_CONCURRENCY` is unset.
+pub const DEFAULT_MAX_CONCURRENCY: u32 = 100;
 
 /// How module functions are created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,13 +56,17 @@ pub struct LambdaSettings {
     pub architecture: String,
     /// Seconds a request may run ([`DEFAULT_TIMEOUT_SECONDS`]).
     pub timeout_seconds: i32,
+    /// Most concurrency a module may reserve, whatever its manifest asks
+    /// (`PLINTH_LAMBDA_MAX_CONCURRENCY`, default [`DEFAULT_MAX_CONCURRENCY`]).
+    pub max_concurrency: u32,
 }
 
 impl LambdaSettings {
     /// Reads the configuration from `PLINTH_LAMBDA_*` variables.
     ///
     /// # Errors
-    /// A [`DeployError`] when `PLINTH_LAMBDA_ROLE` is unset or empty.
+    /// A [`DeployError`] when `PLINTH_LAMBDA_ROLE` is unset or empty, or
+    /// `PLINTH_LAMBDA_MAX_CONCURRENCY` is not a positive number.
     pub fn from_env() -> Result<Self, DeployError> {
         let optional = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         Ok(Self {
@@ -69,6 +78,8 @@ impl LambdaSettings {
             package_bucket: optional("PLINTH_LAMBDA_PACKAGE_BUCKET"),
             architecture: optional("PLINTH_LAMBDA_ARCHITECTURE").unwrap_or_else(|| "x86_64".into()),
             timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
+            max_concurrency: env_number("PLINTH_LAMBDA_MAX_CONCURRENCY")?
+                .unwrap_or(DEFAULT_MAX_CONCURRENCY),
         })
     }
 }
@@ -82,6 +93,18 @@ pub struct LambdaHandle {
     pub function_arn: String,
     /// The `plinth:fingerprint` of the code and configuration this deployment runs.
     pub fingerprint: String,
+    /// The concurrency reserved for it (`backend.reserved_concurrency`, capped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_concurrency: Option<ReservedConcurrency>,
+}
+
+/// The concurrency reserved for a module's function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservedConcurrency {
+    pub reserved: u32,
+    /// The manifest's `reserved_concurrency` when the platform's cap lowered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capped_from: Option<u32>,
 }
 
 /// Runs `lambda` modules as Lambda functions.
@@ -384,6 +407,64 @@ impl LambdaDeployer {
         Ok(())
     }
 
+    /// Sets the function's reserved concurrency to the manifest's, capped (with a warning
+    /// when capped), or removes one the manifest no longer asks for. Changes nothing when it
+    /// is already so.
+    async fn reserve_concurrency(
+        &self,
+        manifest: &Manifest,
+        name: &str,
+    ) -> Result<Option<ReservedConcurrency>, DeployError> {
+        let cap = self.settings.max_concurrency.max(1);
+        let wanted = manifest.backend.reserved_concurrency.map(|asked| {
+            if asked > cap {
+                tracing::warn!(module = %manifest.name, asked, cap, "backend.reserved_concurrency is above the platform's cap (PLINTH_LAMBDA_MAX_CONCURRENCY): capped");
+            }
+            ReservedConcurrency {
+                reserved: asked.min(cap),
+                capped_from: (asked > cap).then_some(asked),
+            }
+        });
+        let current = self
+            .lambda
+            .get_function_concurrency()
+            .function_name(name)
+            .send()
+            .await
+            .map_err(|e| aws_error(format!("reading the concurrency of `{name}`"), &e))?
+            .reserved_concurrent_executions();
+        let target = wanted
+            .as_ref()
+            .map(|w| i32::try_from(w.reserved).unwrap_or(i32::MAX));
+        if current == target {
+            return Ok(wanted);
+        }
+        match target {
+            Some(reserved) => {
+                self.lambda
+                    .put_function_concurrency()
+                    .function_name(name)
+                    .reserved_concurrent_executions(reserved)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        aws_error(format!("reserving {reserved} concurrency for `{name}`"), &e)
+                    })?;
+            }
+            None => {
+                self.lambda
+                    .delete_function_concurrency()
+                    .function_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        aws_error(format!("removing the reserved concurrency of `{name}`"), &e)
+                    })?;
+            }
+        }
+        Ok(wanted)
+    }
+
     /// Waits until the function is `Active` and no update is in progress.
     async fn wait_until_ready(&self, name: &str) -> Result<(), DeployError> {
         let started = Instant::now();
@@ -441,6 +522,7 @@ impl Deployer for LambdaDeployer {
                 live.arn
             }
         };
+        let reserved_concurrency = self.reserve_concurrency(manifest, &function.name).await?;
         let endpoint = format!("lambda:{function_arn}");
         let health = manifest
             .backend
@@ -451,11 +533,13 @@ impl Deployer for LambdaDeployer {
             function_name: function.name,
             function_arn,
             fingerprint,
+            reserved_concurrency,
         };
         Ok(Deployment {
             health_url: format!("{endpoint}{health}"),
             endpoint,
             handle: json!(handle),
+            addresses: Vec::new(),
         })
     }
 

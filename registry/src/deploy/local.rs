@@ -96,6 +96,7 @@ impl ProcessDeployer {
             endpoint,
             health_url,
             handle: json!({"pid": child.id(), "log": log_path}),
+            addresses: Vec::new(),
         };
         Ok(Running {
             version: manifest.version.to_string(),
@@ -161,6 +162,7 @@ impl Deployer for ProcessDeployer {
                 health_url: format!("{endpoint}{}", health_path(manifest)),
                 endpoint,
                 handle: json!({"external": true}),
+                addresses: Vec::new(),
             });
         }
         let command = manifest.backend.dev_command.as_deref().ok_or_else(|| {

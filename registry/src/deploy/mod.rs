@@ -18,6 +18,8 @@ pub mod backend;
 pub mod dynamodb_tables;
 pub mod ecr;
 pub mod ecs;
+pub mod ecs_scaling;
+pub mod ecs_steady;
 pub mod isolated;
 pub mod lambda;
 pub mod local;
@@ -61,6 +63,35 @@ pub struct Deployment {
     /// What the adapter needs to stop or replace it (ARNs, a process id, …).
     #[serde(default)]
     pub handle: Value,
+    /// Where the platform itself reaches the backend's instances, when that is not the
+    /// endpoint: each ECS task's `http://{private ip}:{port}` (the endpoint is the Service
+    /// Connect name API Gateway uses). Empty: the endpoint is the one instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<String>,
+}
+
+impl Deployment {
+    /// The instances to register for this deployment: one per address, each with the
+    /// deployment's health path; or, without addresses, the deployment itself.
+    #[must_use]
+    pub fn instances(&self) -> Vec<Deployment> {
+        if self.addresses.is_empty() {
+            return vec![self.clone()];
+        }
+        let path = self
+            .health_url
+            .strip_prefix(&self.endpoint)
+            .unwrap_or("/health");
+        self.addresses
+            .iter()
+            .map(|address| Deployment {
+                endpoint: address.clone(),
+                health_url: format!("{address}{path}"),
+                handle: Value::Null,
+                addresses: Vec::new(),
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,5 +135,47 @@ impl TableProvisioner for NoTables {
 
     async fn drop_tables(&self, _manifest: &Manifest) -> Result<(), DeployError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(addresses: &[&str]) -> Deployment {
+        Deployment {
+            endpoint: "http://billing.plinth.internal:9000".into(),
+            health_url: "http://billing.plinth.internal:9000/ready".into(),
+            handle: serde_json::json!({"service_arn": "arn"}),
+            addresses: addresses.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn each_address_is_an_instance_with_the_deployments_health_path() {
+        let instances = deployment(&["http://10.0.1.17:9000", "http://10.0.2.41:9000"]).instances();
+
+        let pairs: Vec<_> = instances
+            .iter()
+            .map(|i| (i.endpoint.as_str(), i.health_url.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("http://10.0.1.17:9000", "http://10.0.1.17:9000/ready"),
+                ("http://10.0.2.41:9000", "http://10.0.2.41:9000/ready"),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_addresses_the_endpoint_is_the_instance_and_none_are_written() {
+        let deployment = deployment(&[]);
+
+        assert_eq!(deployment.instances(), std::slice::from_ref(&deployment));
+        let written = serde_json::to_value(&deployment).unwrap();
+        assert!(written.get("addresses").is_none(), "{written}");
+        let read: Deployment = serde_json::from_value(written).unwrap();
+        assert_eq!(read, deployment);
     }
 }

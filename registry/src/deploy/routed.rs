@@ -103,6 +103,7 @@ mod tests {
                     .into(),
                 health_url: String::new(),
                 handle: serde_json::Value::Null,
+                addresses: Vec::new(),
             })
         }
 
@@ -185,6 +186,7 @@ mod tests {
             endpoint: "https://billing.example.com".into(),
             health_url: String::new(),
             handle: serde_json::Value::Null,
+            addresses: Vec::new(),
         };
         let error = deployer
             .undeploy(&spec.manifest, &deployment)

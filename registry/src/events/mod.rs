@@ -166,6 +166,7 @@ mod tests {
             endpoint: String::new(),
             health_url: String::new(),
             handle: serde_json::Value::Null,
+            addresses: Vec::new(),
         };
         let error = InstallerOnly
             .subscribe(&ModuleName::parse("billing").unwrap(), &[], &deployment)
@@ -229,6 +230,7 @@ mod tests {
             endpoint: "http://127.0.0.1:9001/".into(),
             health_url: String::new(),
             handle: serde_json::Value::Null,
+            addresses: Vec::new(),
         };
         let subscription = Subscription {
             name: "x".into(),

@@ -158,9 +158,11 @@ impl Installer {
             (Step::Deploy, Some(previous)) => {
                 let spec = self.deploy_spec(&previous, inst, cx).await?;
                 let deployment = self.deployer.deploy(&spec).await?;
-                self.instances
-                    .register(&previous.name, &deployment, "installer")
-                    .await?;
+                for instance in deployment.instances() {
+                    self.instances
+                        .register(&previous.name, &instance, "installer")
+                        .await?;
+                }
                 inst.deployment = Some(deployment);
             }
             (Step::CreateTables, _) if !cx.created_tables.is_empty() => {
@@ -246,9 +248,12 @@ impl Installer {
         let manifest = cx.manifest.clone();
         let spec = self.deploy_spec(&manifest, inst, cx).await?;
         let deployment = self.deployer.deploy(&spec).await?;
-        self.instances
-            .register(&manifest.name, &deployment, "installer")
-            .await?;
+        // Each address (an ECS task) is an instance; without addresses, the endpoint is.
+        for instance in deployment.instances() {
+            self.instances
+                .register(&manifest.name, &instance, "installer")
+                .await?;
+        }
         let detail = format!("serving at {}", deployment.endpoint);
         inst.deployment = Some(deployment);
         Ok(Some(detail))

@@ -1,5 +1,10 @@
 //! `EcsDeployer` on the emulator: the image pinned by digest, one service per module,
-//! updated in place, removed on undeploy.
+//! updated in place, removed on undeploy; a deploy waits for running tasks (started here by
+//! [`EcsScheduler`], since the emulator's services start none) and is undone when they do
+//! not come; the tasks' private addresses; the container health check; autoscaling.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_ecs::types::{Service, TaskDefinition};
@@ -8,7 +13,10 @@ use plinth_registry::deploy::Deployer;
 use plinth_registry::deploy::ecs::{EcsDeployer, EcsHandle, EcsSettings};
 use serde_json::json;
 
-use crate::moto::{ecr_repository, ecs_config, manifest, push_image, sdk, spec, unique_module};
+use crate::moto::{
+    CRASHED, EcsScheduler, Fate, TaskFate, ecr_repository, ecs_config, manifest, push_image,
+    running_tasks, sdk, spec, unique_module,
+};
 
 /// A module `name` whose image is `{name}:{version}` in ECR.
 fn module(name: &str, version: &str) -> Manifest {
@@ -30,6 +38,7 @@ struct Setup {
     deployer: EcsDeployer,
     name: String,
     repository_uri: String,
+    scheduler: EcsScheduler,
 }
 
 async fn setup(test: &str) -> Option<Setup> {
@@ -37,8 +46,10 @@ async fn setup(test: &str) -> Option<Setup> {
     let name = unique_module("ecs");
     let config = ecs_config(&sdk, &name).await;
     let repository_uri = ecr_repository(&sdk, &name).await;
+    let scheduler = EcsScheduler::start(&sdk, &config, Arc::new(|_: &str| TaskFate::Runs)).await;
     Some(Setup {
         deployer: EcsDeployer::new(&sdk, config.clone()),
+        scheduler,
         sdk,
         config,
         name,
@@ -49,6 +60,43 @@ async fn setup(test: &str) -> Option<Setup> {
 impl Setup {
     fn ecs(&self) -> aws_sdk_ecs::Client {
         aws_sdk_ecs::Client::new(&self.sdk)
+    }
+
+    /// ECS's scheduler from now on decides tasks' fate by `fate`.
+    async fn schedule(&mut self, fate: Fate) {
+        self.scheduler = EcsScheduler::start(&self.sdk, &self.config, fate).await;
+    }
+
+    /// A deployer that waits at most `timeout` for a steady service.
+    fn impatient(&self, timeout: Duration) -> EcsDeployer {
+        let config = EcsSettings {
+            steady_timeout: timeout,
+            ..self.config.clone()
+        };
+        EcsDeployer::new(&self.sdk, config)
+    }
+
+    /// The private addresses the emulator gave the running tasks of the module's service.
+    async fn task_addresses(&self, port: u16) -> Vec<String> {
+        let group = format!("service:plinth-{}", self.name);
+        let tasks = running_tasks(&self.ecs(), &self.config.cluster).await;
+        let mut addresses: Vec<String> = tasks
+            .iter()
+            .filter(|t| t.group() == Some(group.as_str()))
+            .flat_map(|t| t.attachments().iter().flat_map(|a| a.details().to_vec()))
+            .filter(|d| d.name() == Some("privateIPv4Address"))
+            .map(|d| format!("http://{}:{port}", d.value().unwrap_or_default()))
+            .collect();
+        addresses.sort();
+        addresses
+    }
+
+    async fn task_definition_status(&self, arn: &str) -> String {
+        let definition = self.task_definition(arn).await;
+        definition
+            .status()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default()
     }
 
     async fn services(&self) -> Vec<String> {
@@ -128,12 +176,8 @@ fn assert_runs(definition: &TaskDefinition, name: &str, pinned: &str) {
     assert!(env.contains(&("RUST_LOG", "info")), "{env:?}");
     assert!(env.contains(&("PORT", "9000")), "{env:?}");
     assert!(env.contains(&("PLINTH_MODULE", name)), "{env:?}");
-    let check = container
-        .health_check()
-        .expect("a health check")
-        .command()
-        .join(" ");
-    assert!(check.contains("http://localhost:9000/health"), "{check}");
+    let check = container.health_check().expect("a health check").command();
+    assert_eq!(check, ["CMD", "/proc/1/exe", "health"]);
 }
 
 #[tokio::test]
@@ -387,4 +431,269 @@ async fn a_missing_cluster_is_named() {
     let message = error.to_string();
     assert!(message.contains("cluster `no-such-cluster`"), "{message}");
     assert!(message.contains("ClusterNotFoundException"), "{message}");
+}
+
+/// Finding 4: the deploy does not return before the service's tasks run healthy; when they
+/// never do, it fails naming the service, the counts and why the last task stopped, and
+/// removes the service it created.
+#[tokio::test]
+async fn ecs_deploy_waits_for_healthy_tasks_and_undoes_on_timeout() {
+    let test = "ecs_deploy_waits_for_healthy_tasks_and_undoes_on_timeout";
+    let Some(mut setup) = setup(test).await else {
+        return;
+    };
+    push_image(&setup.sdk, &setup.name, "1.0.0").await;
+    let manifest = module(&setup.name, "1.0.0");
+    setup.schedule(Arc::new(|_: &str| TaskFate::Crashes)).await;
+
+    let error = setup
+        .impatient(Duration::from_secs(2))
+        .deploy(&spec(&manifest, None))
+        .await
+        .unwrap_err()
+        .to_string();
+
+    let service = format!("plinth-{}", setup.name);
+    assert!(
+        error.starts_with(&format!(
+            "service `{service}` in cluster `{}` was not steady with healthy tasks after 2s: 0 of 1 task(s) running the new task definition, 0 healthy",
+            setup.config.cluster
+        )),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!("its last task stopped: {CRASHED}")),
+        "{error}"
+    );
+    assert!(error.ends_with("the service was removed"), "{error}");
+    let gone = setup.service().await;
+    assert_eq!(gone.status(), Some("INACTIVE"));
+    let revision = gone
+        .task_definition()
+        .expect("its task definition")
+        .to_owned();
+    assert_eq!(setup.task_definition_status(&revision).await, "INACTIVE");
+
+    // Tasks that come up healthy, late: the deploy waits for them.
+    setup.schedule(Arc::new(|_: &str| TaskFate::Runs)).await;
+    let deployment = setup
+        .deployer
+        .deploy(&spec(&manifest, None))
+        .await
+        .expect("deploy");
+    assert_eq!(setup.service().await.running_count(), 1);
+    assert_eq!(deployment.addresses.len(), 1, "{deployment:?}");
+}
+
+/// Finding 4, an upgrade: tasks of the new version never stay up, so the service goes back
+/// to the version that ran.
+#[tokio::test]
+async fn an_upgrade_that_never_gets_healthy_puts_the_previous_version_back() {
+    let test = "an_upgrade_that_never_gets_healthy_puts_the_previous_version_back";
+    let Some(mut setup) = setup(test).await else {
+        return;
+    };
+    push_image(&setup.sdk, &setup.name, "1.0.0").await;
+    push_image(&setup.sdk, &setup.name, "2.0.0").await;
+    let first = setup
+        .deployer
+        .deploy(&spec(&module(&setup.name, "1.0.0"), None))
+        .await
+        .expect("deploy v1");
+    let v1 = handle(&first).task_definition_arn;
+    let kept = v1.clone();
+    setup
+        .schedule(Arc::new(move |definition: &str| {
+            if definition == kept {
+                TaskFate::Runs
+            } else {
+                TaskFate::Crashes
+            }
+        }))
+        .await;
+
+    let error = setup
+        .impatient(Duration::from_secs(2))
+        .deploy(&spec(&module(&setup.name, "2.0.0"), None))
+        .await
+        .unwrap_err()
+        .to_string();
+
+    assert!(
+        error.contains("was not steady with healthy tasks after 2s"),
+        "{error}"
+    );
+    assert!(error.contains(CRASHED), "{error}");
+    assert!(
+        error.ends_with(&format!("the service was put back on `{v1}`")),
+        "{error}"
+    );
+    let service = setup.service().await;
+    assert_eq!(service.status(), Some("ACTIVE"));
+    assert_eq!(service.task_definition(), Some(v1.as_str()));
+    assert_eq!(setup.revisions().await, 1, "v2's revision is deregistered");
+    let v2 = format!("{}:2", v1.rsplit_once(':').expect("a revision").0);
+    assert_eq!(setup.task_definition_status(&v2).await, "INACTIVE");
+}
+
+/// Finding 3: the deployment names each task's private address (never 127.0.0.1), and each
+/// becomes an instance with the module's health path.
+#[tokio::test]
+async fn ecs_tasks_are_found_at_their_private_addresses_never_loopback() {
+    let test = "ecs_tasks_are_found_at_their_private_addresses_never_loopback";
+    let Some(setup) = setup(test).await else {
+        return;
+    };
+    push_image(&setup.sdk, &setup.name, "1.0.0").await;
+    let mut manifest = module(&setup.name, "1.0.0");
+    manifest.backend.scaling = Some(plinth_module_sdk::manifest::Scaling {
+        min_tasks: 2,
+        max_tasks: 3,
+        target_cpu_percent: None,
+    });
+
+    let deployment = setup
+        .deployer
+        .deploy(&spec(&manifest, None))
+        .await
+        .expect("deploy");
+
+    let addresses = setup.task_addresses(9000).await;
+    assert_eq!(addresses.len(), 2, "{addresses:?}");
+    assert_eq!(deployment.addresses, addresses);
+    assert!(addresses.iter().all(|a| !a.contains("127.0.0.1")));
+    let instances = deployment.instances();
+    let urls: Vec<_> = instances.iter().map(|i| i.endpoint.clone()).collect();
+    assert_eq!(urls, addresses);
+    assert_eq!(instances[0].health_url, format!("{}/health", addresses[0]));
+    assert_eq!(
+        deployment.endpoint,
+        format!("http://{}.plinth.internal:9000", setup.name),
+        "API Gateway still reaches the service by its Service Connect name"
+    );
+}
+
+/// Finding 6: the container checks itself with the module binary's `health` subcommand, or
+/// the manifest's own command; never curl or wget.
+#[tokio::test]
+async fn the_container_health_check_runs_the_module_binary_not_curl() {
+    let test = "the_container_health_check_runs_the_module_binary_not_curl";
+    let Some(setup) = setup(test).await else {
+        return;
+    };
+    push_image(&setup.sdk, &setup.name, "1.0.0").await;
+    let mut manifest = module(&setup.name, "1.0.0");
+    let own = ["CMD", "/app/billing", "health", "--port", "9000"];
+    manifest.backend.health_check_command = Some(own.map(String::from).to_vec());
+
+    let deployment = setup
+        .deployer
+        .deploy(&spec(&manifest, None))
+        .await
+        .expect("deploy");
+
+    let definition = setup
+        .task_definition(&handle(&deployment).task_definition_arn)
+        .await;
+    let check = definition.container_definitions()[0]
+        .health_check()
+        .expect("a health check");
+    assert_eq!(check.command(), own);
+    assert_eq!(check.interval(), Some(30));
+    assert_eq!(check.start_period(), Some(60));
+}
+
+/// Deliver 9: `backend.scaling` becomes a scalable target on the service's desired count,
+/// `max_tasks` capped by the platform, and a CPU target-tracking policy; undeploy removes
+/// both.
+#[tokio::test]
+async fn scaling_tracks_cpu_within_the_capped_bounds_and_undeploy_removes_it() {
+    let test = "scaling_tracks_cpu_within_the_capped_bounds_and_undeploy_removes_it";
+    let Some(setup) = setup(test).await else {
+        return;
+    };
+    push_image(&setup.sdk, &setup.name, "1.0.0").await;
+    let mut manifest = module(&setup.name, "1.0.0");
+    manifest.backend.scaling = Some(plinth_module_sdk::manifest::Scaling {
+        min_tasks: 1,
+        max_tasks: 50,
+        target_cpu_percent: Some(70),
+    });
+    let config = EcsSettings {
+        max_tasks: 4,
+        ..setup.config.clone()
+    };
+    let deployer = EcsDeployer::new(&setup.sdk, config);
+
+    let deployment = deployer
+        .deploy(&spec(&manifest, None))
+        .await
+        .expect("deploy");
+
+    let scaling = handle(&deployment).scaling.expect("scaling applied");
+    assert_eq!((scaling.min_tasks, scaling.max_tasks), (1, 4));
+    assert_eq!(
+        scaling.capped_from,
+        Some(50),
+        "the deployment says it was capped"
+    );
+    let autoscaling = aws_sdk_applicationautoscaling::Client::new(&setup.sdk);
+    let ecs = aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs;
+    let resource = format!("service/{}/plinth-{}", setup.config.cluster, setup.name);
+    let targets = autoscaling
+        .describe_scalable_targets()
+        .service_namespace(ecs.clone())
+        .resource_ids(&resource)
+        .send()
+        .await
+        .expect("describe targets");
+    let target = targets
+        .scalable_targets()
+        .first()
+        .expect("a scalable target");
+    assert_eq!(
+        target.scalable_dimension().as_str(),
+        "ecs:service:DesiredCount"
+    );
+    assert_eq!((target.min_capacity(), target.max_capacity()), (1, 4));
+    let policies = autoscaling
+        .describe_scaling_policies()
+        .service_namespace(ecs.clone())
+        .resource_id(&resource)
+        .send()
+        .await
+        .expect("describe policies");
+    let policy = policies.scaling_policies().first().expect("a policy");
+    assert_eq!(policy.policy_type().as_str(), "TargetTrackingScaling");
+    let tracking = policy
+        .target_tracking_scaling_policy_configuration()
+        .expect("target tracking");
+    assert!((tracking.target_value() - 70.0).abs() < f64::EPSILON);
+    let metric = tracking.predefined_metric_specification().expect("metric");
+    assert_eq!(
+        metric.predefined_metric_type().as_str(),
+        "ECSServiceAverageCPUUtilization"
+    );
+
+    deployer
+        .undeploy(&manifest, &deployment)
+        .await
+        .expect("undeploy");
+
+    let targets = autoscaling
+        .describe_scalable_targets()
+        .service_namespace(ecs.clone())
+        .resource_ids(&resource)
+        .send()
+        .await
+        .expect("describe targets");
+    assert!(targets.scalable_targets().is_empty(), "target removed");
+    let policies = autoscaling
+        .describe_scaling_policies()
+        .service_namespace(ecs)
+        .resource_id(&resource)
+        .send()
+        .await
+        .expect("describe policies");
+    assert!(policies.scaling_policies().is_empty(), "policy removed");
 }

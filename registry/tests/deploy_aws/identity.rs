@@ -40,6 +40,7 @@ async fn setup(test: &str) -> Option<Setup> {
             package_bucket: None,
             architecture: "x86_64".into(),
             timeout_seconds: 30,
+            max_concurrency: 100,
         },
     );
     let deployer = IsolatedDeployer {

@@ -33,6 +33,7 @@ async fn setup(test: &str) -> Option<Setup> {
         package_bucket: Some(name.clone()),
         architecture: "arm64".into(),
         timeout_seconds: 30,
+        max_concurrency: 100,
     };
     Some(Setup {
         deployer: LambdaDeployer::new(&sdk, config),
@@ -259,6 +260,7 @@ async fn a_zip_module_needs_the_package_bucket() {
         package_bucket: None,
         architecture: "x86_64".into(),
         timeout_seconds: 30,
+        max_concurrency: 100,
     };
     let backend =
         json!({"type": "lambda", "runtime": "provided.al2023", "entry_point": "bootstrap"});
@@ -315,4 +317,52 @@ async fn undeploy_deletes_the_function_and_tolerates_it_gone() {
         .undeploy(&v2, &new)
         .await
         .expect("undeploy again");
+}
+
+/// Deliver 9: `backend.reserved_concurrency` is reserved for the function, capped by the
+/// platform (the deployment says so), and removed when a later version drops it.
+#[tokio::test]
+async fn reserved_concurrency_is_set_capped_and_removed_when_dropped() {
+    let Some(setup) = setup("reserved_concurrency_is_set_capped_and_removed_when_dropped").await
+    else {
+        return;
+    };
+    ecr_repository(&setup.sdk, &setup.name).await;
+    push_image(&setup.sdk, &setup.name, "1.0.0").await;
+    push_image(&setup.sdk, &setup.name, "1.1.0").await;
+    let mut v1 = setup.image_module("1.0.0");
+    v1.backend.reserved_concurrency = Some(500);
+    let lambda = aws_sdk_lambda::Client::new(&setup.sdk);
+    let reserved = || async {
+        lambda
+            .get_function_concurrency()
+            .function_name(format!("plinth-{}", setup.name))
+            .send()
+            .await
+            .expect("get concurrency")
+            .reserved_concurrent_executions()
+    };
+
+    let deployment = setup
+        .deployer
+        .deploy(&spec(&v1, None))
+        .await
+        .expect("deploy");
+
+    assert_eq!(reserved().await, Some(100), "capped at the platform's 100");
+    let applied = handle(&deployment).reserved_concurrency.expect("reserved");
+    assert_eq!((applied.reserved, applied.capped_from), (100, Some(500)));
+
+    let v2 = setup.image_module("1.1.0");
+    let upgraded = setup
+        .deployer
+        .deploy(&spec(&v2, None))
+        .await
+        .expect("upgrade");
+    assert_eq!(
+        reserved().await,
+        None,
+        "none reserved without the manifest's"
+    );
+    assert_eq!(handle(&upgraded).reserved_concurrency, None);
 }

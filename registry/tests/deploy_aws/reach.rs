@@ -40,6 +40,7 @@ impl Deployer for DeployedFunction {
         Ok(Deployment {
             health_url: format!("{endpoint}{health}"),
             endpoint,
+            addresses: Vec::new(),
             handle: json!({"function_arn": ARN}),
         })
     }

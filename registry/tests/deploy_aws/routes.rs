@@ -228,6 +228,7 @@ async fn a_lambda_module_is_routed_to_its_function_behind_the_authorizer() {
         package_bucket: Some(name.clone()),
         architecture: "arm64".into(),
         timeout_seconds: 30,
+        max_concurrency: 100,
     };
     let deployer = RoutedDeployer {
         inner: Arc::new(LambdaDeployer::new(&api.sdk, config)),
@@ -460,6 +461,7 @@ async fn an_ecs_service_is_routed_through_the_vpc_link_to_its_cloud_map_service(
             "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/svc@sha256:00",
             "discovery_arn": discovery,
         }),
+        addresses: vec!["http://10.0.1.17:8080".into()],
     };
     let routes = api.routes();
 

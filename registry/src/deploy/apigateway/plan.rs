@@ -240,6 +240,7 @@ mod tests {
             endpoint: endpoint.into(),
             health_url: String::new(),
             handle,
+            addresses: Vec::new(),
         }
     }
 

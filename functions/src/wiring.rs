@@ -130,7 +130,8 @@ fn backend_deployer(sdk: &aws_config::SdkConfig, event_bus: &str) -> Result<Arc<
         .map(|config| Arc::new(LambdaDeployer::new(sdk, config)) as Arc<dyn Deployer>);
     let backend = Arc::new(IsolatedDeployer {
         inner: Arc::new(BackendDeployer { ecs, lambda }),
-        roles: ModuleRoles::new(sdk, event_bus),
+        roles: ModuleRoles::new(sdk, event_bus)
+            .with_boundary(env("PLINTH_MODULE_PERMISSIONS_BOUNDARY")),
         keys: SecretsManagerKeys::new(sdk),
     });
     match ApiGatewaySettings::from_env().map_err(|e| anyhow!("{e}"))? {

@@ -80,8 +80,10 @@ pub struct EcsSettings {
     pub security_groups: Vec<String>,
     /// Role ECS uses to pull the image and write logs (`PLINTH_ECS_EXECUTION_ROLE`).
     pub execution_role_arn: String,
-    /// Role the module's code runs as (`PLINTH_ECS_TASK_ROLE`).
-    pub task_role_arn: String,
+    /// Role the module's code runs as when the deploy names none (`PLINTH_ECS_TASK_ROLE`,
+    /// optional: on AWS each module gets its own, see `isolated`; without any, the task has no
+    /// role and reaches no AWS API).
+    pub task_role_arn: Option<String>,
     /// Cloud Map namespace for Service Connect (`PLINTH_ECS_NAMESPACE`, default
     /// [`DEFAULT_NAMESPACE`]); it must exist in the account.
     pub namespace: String,
@@ -131,7 +133,7 @@ impl EcsSettings {
                 "PLINTH_ECS_EXECUTION_ROLE",
                 "the task execution role ARN",
             )?,
-            task_role_arn: required("PLINTH_ECS_TASK_ROLE", "the task role ARN")?,
+            task_role_arn: optional("PLINTH_ECS_TASK_ROLE"),
             namespace: optional("PLINTH_ECS_NAMESPACE").unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
             log_group: optional("PLINTH_ECS_LOG_GROUP"),
             desired_count: 1,
@@ -223,7 +225,7 @@ struct TaskSpec {
     env: BTreeMap<String, String>,
     health_check_command: Vec<String>,
     execution_role_arn: String,
-    task_role_arn: String,
+    task_role_arn: Option<String>,
     log_group: Option<String>,
 }
 
@@ -357,7 +359,7 @@ impl EcsDeployer {
             .cpu(spec.cpu.to_string())
             .memory(spec.memory.to_string())
             .execution_role_arn(&spec.execution_role_arn)
-            .task_role_arn(&spec.task_role_arn)
+            .set_task_role_arn(spec.task_role_arn.clone())
             .container_definitions(self.container(spec)?)
             .set_tags(Some(tags(manifest, Some(&spec.fingerprint()))))
             .send()
@@ -656,7 +658,7 @@ impl Deployer for EcsDeployer {
         let pinned = self.images.pin(image, spec.image_digest.as_deref()).await?;
         let mut task = self.task_spec(manifest, pinned.uri.clone(), &spec.env);
         if let Some(role) = &spec.role_arn {
-            task.task_role_arn.clone_from(role);
+            task.task_role_arn = Some(role.clone());
         }
         let name = Self::service_name(&manifest.name);
         let live = self.live_service(&self.settings.cluster, &name).await?;

@@ -48,7 +48,8 @@ pub const DEFAULT_MAX_CONCURRENCY: u32 = 100;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LambdaSettings {
     /// Execution role of module functions (`PLINTH_LAMBDA_ROLE`).
-    pub role_arn: String,
+    /// Optional: on AWS each module gets its own (see `isolated`); a deploy with neither fails.
+    pub role_arn: Option<String>,
     /// Bucket of zip packages for modules without an image (`PLINTH_LAMBDA_PACKAGE_BUCKET`).
     pub package_bucket: Option<String>,
     /// `x86_64` or `arm64` (`PLINTH_LAMBDA_ARCHITECTURE`, default `x86_64`, Lambda's own
@@ -65,16 +66,11 @@ impl LambdaSettings {
     /// Reads the configuration from `PLINTH_LAMBDA_*` variables.
     ///
     /// # Errors
-    /// A [`DeployError`] when `PLINTH_LAMBDA_ROLE` is unset or empty, or
-    /// `PLINTH_LAMBDA_MAX_CONCURRENCY` is not a positive number.
+    /// A [`DeployError`] when `PLINTH_LAMBDA_MAX_CONCURRENCY` is not a positive number.
     pub fn from_env() -> Result<Self, DeployError> {
         let optional = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         Ok(Self {
-            role_arn: optional("PLINTH_LAMBDA_ROLE").ok_or_else(|| {
-                DeployError(
-                    "PLINTH_LAMBDA_ROLE is not set: the execution role of module functions".into(),
-                )
-            })?,
+            role_arn: optional("PLINTH_LAMBDA_ROLE"),
             package_bucket: optional("PLINTH_LAMBDA_PACKAGE_BUCKET"),
             architecture: optional("PLINTH_LAMBDA_ARCHITECTURE").unwrap_or_else(|| "x86_64".into()),
             timeout_seconds: DEFAULT_TIMEOUT_SECONDS,
@@ -205,7 +201,7 @@ impl LambdaDeployer {
     /// A deployer configured from the environment (`AWS_*` and `PLINTH_LAMBDA_*`).
     ///
     /// # Errors
-    /// When `PLINTH_LAMBDA_ROLE` is missing.
+    /// When a `PLINTH_LAMBDA_*` variable is malformed.
     pub async fn from_env() -> Result<Self, DeployError> {
         let config = LambdaSettings::from_env()?;
         let sdk = crate::aws::config_from_env().await;
@@ -265,7 +261,7 @@ impl LambdaDeployer {
         FunctionSpec {
             name: Self::function_name(&manifest.name),
             code,
-            role_arn: self.settings.role_arn.clone(),
+            role_arn: self.settings.role_arn.clone().unwrap_or_default(),
             memory: manifest.backend.memory.unwrap_or(DEFAULT_MEMORY),
             timeout_seconds: self.settings.timeout_seconds,
             architecture: self.settings.architecture.clone(),
@@ -508,6 +504,12 @@ impl Deployer for LambdaDeployer {
         let mut function = self.function_spec(manifest, code, &spec.env);
         if let Some(role) = &spec.role_arn {
             function.role_arn.clone_from(role);
+        }
+        if function.role_arn.is_empty() {
+            return Err(DeployError(format!(
+                "no execution role for function `{}`: the deploy named no module role and PLINTH_LAMBDA_ROLE is not set",
+                function.name
+            )));
         }
         let fingerprint = function.fingerprint();
         let function_arn = match self.live_function(&function.name).await? {

@@ -221,6 +221,7 @@ pub struct ModuleRoles {
     iam: Client,
     region: String,
     event_bus: String,
+    boundary: Option<String>,
 }
 
 impl ModuleRoles {
@@ -233,7 +234,16 @@ impl ModuleRoles {
                 .region()
                 .map_or_else(|| "us-east-1".into(), ToString::to_string),
             event_bus: event_bus.into(),
+            boundary: None,
         }
+    }
+
+    /// Roles created with this permissions boundary (`PLINTH_MODULE_PERMISSIONS_BOUNDARY`: the
+    /// most any module role may do; the stack lets the installer create roles only with it).
+    #[must_use]
+    pub fn with_boundary(mut self, boundary: Option<String>) -> Self {
+        self.boundary = boundary;
+        self
     }
 
     /// The role's ARN and tags; `None` when the module has no role.
@@ -291,6 +301,7 @@ impl ModuleRoles {
             .create_role()
             .role_name(&name)
             .assume_role_policy_document(trust_policy().to_string())
+            .set_permissions_boundary(self.boundary.clone())
             .description(format!(
                 "Plinth module {module}: its own tables, queue, events and API key"
             ))

@@ -19,24 +19,31 @@ use plinth_registry::deploy::{Deployer, Deployment};
 use serde_json::{Value, json};
 
 use crate::moto::{
-    ecr_repository, ecs_config, iam_role, manifest, push_image, sdk, spec, unique_module,
+    EcsScheduler, TaskFate, ecr_repository, ecs_config, iam_role, manifest, push_image, sdk, spec,
+    unique_module,
 };
 
 const BUS: &str = "plinth-identity-tests";
+/// The stack's permissions boundary of module roles (`PLINTH_MODULE_PERMISSIONS_BOUNDARY`).
+const BOUNDARY: &str = "arn:aws:iam::123456789012:policy/plinth-dev-module-boundary";
 
 struct Setup {
     sdk: SdkConfig,
     deployer: IsolatedDeployer,
+    /// Runs the services' tasks, which the emulator does not.
+    _scheduler: EcsScheduler,
 }
 
 async fn setup(test: &str) -> Option<Setup> {
     let sdk = sdk(test).await?;
     let name = unique_module("idp");
-    let ecs = EcsDeployer::new(&sdk, ecs_config(&sdk, &name).await);
+    let config = ecs_config(&sdk, &name).await;
+    let scheduler = EcsScheduler::start(&sdk, &config, Arc::new(|_: &str| TaskFate::Runs)).await;
+    let ecs = EcsDeployer::new(&sdk, config);
     let lambda = LambdaDeployer::new(
         &sdk,
         LambdaSettings {
-            role_arn: iam_role(&name).await,
+            role_arn: Some(iam_role(&name).await),
             package_bucket: None,
             architecture: "x86_64".into(),
             timeout_seconds: 30,
@@ -48,10 +55,14 @@ async fn setup(test: &str) -> Option<Setup> {
             ecs: Ok(Arc::new(ecs)),
             lambda: Ok(Arc::new(lambda)),
         }),
-        roles: ModuleRoles::new(&sdk, BUS),
+        roles: ModuleRoles::new(&sdk, BUS).with_boundary(Some(BOUNDARY.into())),
         keys: SecretsManagerKeys::new(&sdk),
     };
-    Some(Setup { sdk, deployer })
+    Some(Setup {
+        sdk,
+        deployer,
+        _scheduler: scheduler,
+    })
 }
 
 /// A module of `kind` with two DynamoDB tables, its image pushed to ECR as `{name}:{version}`.
@@ -367,6 +378,12 @@ async fn module_roles_name_only_their_own_resources() {
         .unwrap()
         .role
         .unwrap();
+    assert_eq!(
+        role.permissions_boundary()
+            .and_then(|b| b.permissions_boundary_arn()),
+        Some(BOUNDARY),
+        "module roles carry the stack's permissions boundary, which IAM requires of the installer"
+    );
     let trust = document(role.assume_role_policy_document().unwrap()).to_string();
     assert!(
         trust.contains("ecs-tasks.amazonaws.com") && trust.contains("lambda.amazonaws.com"),

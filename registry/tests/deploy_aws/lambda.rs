@@ -29,7 +29,7 @@ async fn setup(test: &str) -> Option<Setup> {
     let sdk = sdk(test).await?;
     let name = unique_module("fn");
     let config = LambdaSettings {
-        role_arn: iam_role(&name).await,
+        role_arn: Some(iam_role(&name).await),
         package_bucket: Some(name.clone()),
         architecture: "arm64".into(),
         timeout_seconds: 30,
@@ -256,7 +256,7 @@ async fn a_zip_module_needs_the_package_bucket() {
     };
     let name = unique_module("fn");
     let config = LambdaSettings {
-        role_arn: "arn:aws:iam::123456789012:role/any".into(),
+        role_arn: Some("arn:aws:iam::123456789012:role/any".into()),
         package_bucket: None,
         architecture: "x86_64".into(),
         timeout_seconds: 30,

@@ -89,7 +89,7 @@ pub async fn ecs_config(sdk: &SdkConfig, name: &str) -> EcsSettings {
         subnets: vec![subnet_id.to_owned()],
         security_groups: vec![group.group_id().expect("group id").to_owned()],
         execution_role_arn: "arn:aws:iam::123456789012:role/plinth-ecs-execution".into(),
-        task_role_arn: "arn:aws:iam::123456789012:role/plinth-module-task".into(),
+        task_role_arn: Some("arn:aws:iam::123456789012:role/plinth-module-task".into()),
         namespace: "plinth.internal".into(),
         log_group: Some("/plinth/modules".into()),
         desired_count: 1,

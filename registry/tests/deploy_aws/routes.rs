@@ -224,7 +224,7 @@ async fn a_lambda_module_is_routed_to_its_function_behind_the_authorizer() {
 
     let name = unique_module("fn");
     let config = LambdaSettings {
-        role_arn: iam_role(&name).await,
+        role_arn: Some(iam_role(&name).await),
         package_bucket: Some(name.clone()),
         architecture: "arm64".into(),
         timeout_seconds: 30,

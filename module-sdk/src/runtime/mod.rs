@@ -320,7 +320,7 @@ impl Module {
     /// why serving failed.
     pub async fn run(self, env: &ModuleEnv) -> Result<(), SetupError> {
         if std::env::args().nth(1).as_deref() == Some(health::HEALTH_COMMAND) {
-            health::exit_with_check(&local_health_url(&self.manifest, env.port)).await
+            health::exit_with_check(&local_health_url(&self.manifest, env.port)).await;
         }
         #[cfg(feature = "lambda")]
         if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {

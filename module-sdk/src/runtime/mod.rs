@@ -100,7 +100,9 @@ impl ModuleEnv {
     /// ```
     ///
     /// # Errors
-    /// A [`SetupError`] when a variable is malformed or names another module.
+    /// A [`SetupError`] when a variable is malformed or names another module, when both
+    /// `PLINTH_API_KEY` and `PLINTH_API_KEY_SECRET` are set, or when the secret is set and the
+    /// `aws` feature is off.
     pub fn from_vars(
         manifest: &Manifest,
         var: impl Fn(&str) -> Option<String>,

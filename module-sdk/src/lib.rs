@@ -13,7 +13,8 @@
 //! - [`auth`]: checking `X-Plinth-Context` against the platform's JWKS
 //!   ([`auth::ContextVerifier`], [`auth::verify_context`]) and [`auth::require_permission`];
 //! - [`config_client`]: the tenant's resolved configuration, cached by version;
-//! - [`platform_client`]: `rbac/verify`, companies, instance registration;
+//! - [`platform_client`]: `rbac/verify`, companies, instance registration, with the module's
+//!   [`api_key`] (given, or read from Secrets Manager and read again after a rotation);
 //! - [`publisher`] and [`subscriber`]: the module's events out and in;
 //! - [`hooks`]: lifecycle hooks, served on the manifest's paths;
 //! - [`runtime`]: start-up from the environment, one router, self-registration;
@@ -24,6 +25,7 @@
 
 #![warn(missing_docs)]
 
+pub mod api_key;
 pub mod auth;
 pub mod config_client;
 pub mod context;

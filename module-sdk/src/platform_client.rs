@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::ModuleName;
+use crate::api_key::ApiKey;
 use crate::events::Event;
 
 /// The header carrying a module's API key.
@@ -32,6 +33,9 @@ pub enum PlatformError {
     /// The platform's answer was not what the contract says.
     #[error("unexpected answer from the platform: {0}")]
     Malformed(String),
+    /// The module's API key cannot be had (its secret cannot be read); the text says why.
+    #[error("{0}")]
+    ApiKey(String),
 }
 
 impl PlatformError {
@@ -98,7 +102,7 @@ pub(crate) enum ConfigFetch {
 pub struct PlatformClient {
     base: String,
     module: ModuleName,
-    api_key: String,
+    api_key: ApiKey,
     http: reqwest::Client,
 }
 
@@ -106,10 +110,17 @@ impl PlatformClient {
     /// A client of the platform at `base_url`, for `module`, with its API key.
     #[must_use]
     pub fn new(base_url: &str, module: &ModuleName, api_key: &str) -> Self {
+        Self::with_key(base_url, module, ApiKey::given(api_key))
+    }
+
+    /// A client with a shared [`ApiKey`], which may be read from a secret and renewed when
+    /// the platform refuses it.
+    #[must_use]
+    pub fn with_key(base_url: &str, module: &ModuleName, api_key: ApiKey) -> Self {
         Self {
             base: base_url.trim_end_matches('/').to_owned(),
             module: module.clone(),
-            api_key: api_key.to_owned(),
+            api_key,
             http: reqwest::Client::builder()
                 .timeout(TIMEOUT)
                 .build()
@@ -198,11 +209,11 @@ impl PlatformClient {
         if let Some(company) = company {
             url.query_pairs_mut().append_pair("company", company);
         }
-        let mut request = self.authorized(self.http.get(url));
+        let mut request = self.http.get(url);
         if let Some(etag) = etag {
             request = request.header(http::header::IF_NONE_MATCH, etag);
         }
-        let response = request.send().await.map_err(|e| unreachable(&e))?;
+        let response = self.authorized(request).await?;
         match response.status() {
             StatusCode::NOT_MODIFIED => Ok(ConfigFetch::NotModified),
             StatusCode::NOT_FOUND => Ok(ConfigFetch::NotEnabled),
@@ -222,17 +233,34 @@ impl PlatformClient {
         format!("{}{path}", self.base)
     }
 
-    fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        request.header(API_KEY_HEADER, &self.api_key)
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, PlatformError> {
-        let response = self
-            .authorized(request)
+    /// Sends `request` with the module's key; when the platform refuses the key (`401`) and
+    /// a newer one can be read from its secret, sends it once more with that one.
+    async fn authorized(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, PlatformError> {
+        let key = self.api_key.current().await?;
+        let again = request.try_clone();
+        let response = request
+            .header(API_KEY_HEADER, &key)
             .send()
             .await
             .map_err(|e| unreachable(&e))?;
-        checked(response).await
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let (Some(again), Some(renewed)) = (again, self.api_key.renew(&key).await?) else {
+            return Ok(response);
+        };
+        again
+            .header(API_KEY_HEADER, renewed)
+            .send()
+            .await
+            .map_err(|e| unreachable(&e))
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, PlatformError> {
+        checked(self.authorized(request).await?).await
     }
 }
 

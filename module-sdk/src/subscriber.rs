@@ -232,6 +232,50 @@ impl Subscriptions {
     }
 }
 
+/// Why a message from a queue was not handled. It stays on the queue: received again after
+/// its visibility timeout and, past the queue's `maxReceiveCount`, moved to its dead-letter
+/// queue, where someone can look at it.
+#[cfg(any(feature = "lambda", all(feature = "server", feature = "aws")))]
+#[derive(Debug)]
+pub(crate) enum Undelivered {
+    /// The body is not an EventBridge event.
+    NotAnEvent(String),
+    /// A handler (or the tenant check) failed.
+    Failed(ApiError),
+}
+
+#[cfg(any(feature = "lambda", all(feature = "server", feature = "aws")))]
+impl fmt::Display for Undelivered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotAnEvent(reason) => write!(f, "the message is not an event: {reason}"),
+            Self::Failed(error) => write!(f, "{}: {}", error.status(), error.detail()),
+        }
+    }
+}
+
+/// Delivers a message whose body is an EventBridge event — what a rule's SQS target sends —
+/// through [`Subscriptions::dispatch`], the path every event takes on AWS (a Lambda
+/// function's SQS batch and a served module's queue consumer alike). Without subscriptions
+/// the event is acknowledged and dropped.
+#[cfg(any(feature = "lambda", all(feature = "server", feature = "aws")))]
+pub(crate) async fn dispatch_message(
+    subscriptions: Option<&Subscriptions>,
+    manifest: &Manifest,
+    body: &str,
+) -> Result<Vec<Outcome>, Undelivered> {
+    let event: Event =
+        serde_json::from_str(body).map_err(|e| Undelivered::NotAnEvent(e.to_string()))?;
+    let Some(subscriptions) = subscriptions else {
+        tracing::warn!(detail_type = %event.detail_type, "an event arrived, and no subscription handles it");
+        return Ok(Vec::new());
+    };
+    subscriptions
+        .dispatch(manifest, event)
+        .await
+        .map_err(Undelivered::Failed)
+}
+
 impl Subscriptions {
     /// A router posting each handled subscription's events (the body is the envelope) to its
     /// handler, on the path the manifest declares. Answers `200` with

@@ -9,11 +9,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{FunctionCode, Runtime};
 use aws_sdk_sqs::Client as Sqs;
+use aws_sdk_sqs::types::QueueAttributeName;
 use plinth_module_sdk::ModuleName;
 use plinth_module_sdk::manifest::Subscription;
 use plinth_registry::aws;
 use plinth_registry::deploy::Deployment;
-use plinth_registry::events::eventbridge::{EventBridgeBus, queue_name};
+use plinth_registry::events::eventbridge::{EventBridgeBus, dead_letter_queue_name, queue_name};
 use plinth_registry::events::{EventBus, Subscriptions, platform_event};
 use serde_json::{Value, json};
 
@@ -167,6 +168,78 @@ async fn after_unsubscribing_no_event_arrives_and_the_rules_are_gone() {
     bus.unsubscribe(&module)
         .await
         .expect("unsubscribing twice is fine");
+}
+
+/// Finding 5 (platform half): an event the module keeps failing on is not received forever,
+/// nor lost: after five receives SQS moves it to the module's dead-letter queue.
+#[tokio::test]
+async fn a_service_modules_queue_sends_to_its_dead_letter_queue_after_five_receives() {
+    let Some(Setup { bus, sqs }) = setup("eventbridge_dead_letters").await else {
+        return;
+    };
+    let module = unique_module("stock");
+    let subscriptions = [subscription("company-created", "company.created")];
+    for _ in 0..2 {
+        // Subscribing again (a new install) keeps the queues and their redrive policy.
+        bus.subscribe(&module, &subscriptions, &service())
+            .await
+            .expect("subscribed");
+    }
+    let url = queue_url(&sqs, &module).await;
+    let dead = sqs
+        .get_queue_url()
+        .queue_name(dead_letter_queue_name(&module))
+        .send()
+        .await
+        .expect("the dead-letter queue exists");
+    let dead_url = dead.queue_url().unwrap_or_default().to_owned();
+    assert!(
+        dead_url.ends_with(&format!("plinth-{module}-events-dlq")),
+        "{dead_url}"
+    );
+    let attribute = |url: String, name: QueueAttributeName| {
+        let sqs = sqs.clone();
+        async move {
+            let read = sqs.get_queue_attributes().queue_url(url);
+            let read = read.attribute_names(name.clone()).send().await;
+            let attributes = read.expect("the queue's attributes");
+            let attributes = attributes.attributes().cloned().unwrap_or_default();
+            attributes.get(&name).cloned().unwrap_or_default()
+        }
+    };
+    let dead_arn = attribute(dead_url.clone(), QueueAttributeName::QueueArn).await;
+    let redrive = attribute(url.clone(), QueueAttributeName::RedrivePolicy).await;
+    let redrive: Value = serde_json::from_str(&redrive).expect("a JSON redrive policy");
+    assert_eq!(redrive["deadLetterTargetArn"], json!(dead_arn));
+    assert_eq!(
+        redrive["maxReceiveCount"].to_string().trim_matches('"'),
+        "5"
+    );
+    let retention = attribute(dead_url.clone(), QueueAttributeName::MessageRetentionPeriod).await;
+    assert_eq!(retention, "1209600", "dead letters are kept 14 days");
+
+    bus.publish(vec![platform_event("company.created", json!({}))])
+        .await
+        .expect("published");
+    let mut receives = 0;
+    while receives < 10 {
+        let received = sqs
+            .receive_message()
+            .queue_url(&url)
+            .visibility_timeout(0)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive from the queue");
+        if received.messages().is_empty() {
+            break;
+        }
+        receives += 1;
+    }
+    assert_eq!(receives, 5, "received five times, never deleted");
+    let dead_letters = drain(&sqs, &dead_url).await;
+    assert_eq!(dead_letters.len(), 1, "{dead_letters:#?}");
+    assert_eq!(dead_letters[0]["detail-type"], "company.created");
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! The `warehouse` backend: an HTTP server on `PORT` (an ECS service on AWS, a child process
-//! of `plinth up` locally, through the manifest's `dev_command`).
+//! of `plinth up` locally, through the manifest's `dev_command`); `warehouse health` is the
+//! image's container health check.
 
 use std::process::ExitCode;
 
@@ -19,7 +20,7 @@ async fn main() -> ExitCode {
         }
     };
     let app = Warehouse::new(env.config(), env.publisher().await);
-    match module(app, env.verifier()).serve(&env).await {
+    match module(app, env.verifier()).run(&env).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "stopped");

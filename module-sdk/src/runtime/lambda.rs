@@ -11,9 +11,8 @@ use lambda_http::{Adapter, Service, service_fn};
 use serde_json::{Value, json};
 
 use super::SetupError;
-use crate::events::Event;
 use crate::manifest::Manifest;
-use crate::subscriber::Subscriptions;
+use crate::subscriber::{Subscriptions, dispatch_message};
 
 type LambdaError = lambda_http::Error;
 
@@ -69,8 +68,7 @@ async fn handle(
     let LambdaEvent { payload, context } = event;
     match Invocation::classify(payload) {
         Invocation::Event(event) => {
-            let event: Event = serde_json::from_value(event)?;
-            deliver(manifest, subscriptions, event).await?;
+            deliver(manifest, subscriptions, &event).await?;
             Ok(json!({}))
         }
         Invocation::Queue(records) => Ok(deliver_batch(manifest, subscriptions, records).await),
@@ -90,20 +88,17 @@ async fn handle(
 async fn deliver(
     manifest: &Manifest,
     subscriptions: Option<&Subscriptions>,
-    event: Event,
+    event: &Value,
 ) -> Result<(), LambdaError> {
-    let Some(subscriptions) = subscriptions else {
-        tracing::warn!(detail_type = %event.detail_type, "an event arrived, and no subscription handles it");
-        return Ok(());
-    };
-    subscriptions
-        .dispatch(manifest, event)
+    dispatch_message(subscriptions, manifest, &event.to_string())
         .await
         .map(drop)
         .map_err(|e| LambdaError::from(e.to_string()))
 }
 
-/// Delivers each message; those that failed are reported so that only they are retried.
+/// Delivers each message; those not delivered are reported so that only they are retried
+/// (and, past the queue's `maxReceiveCount`, moved to its dead-letter queue — a body that is
+/// not an event too, so that nothing is dropped unseen).
 async fn deliver_batch(
     manifest: &Manifest,
     subscriptions: Option<&Subscriptions>,
@@ -113,15 +108,8 @@ async fn deliver_batch(
     for record in records {
         let id = record["messageId"].as_str().unwrap_or_default().to_owned();
         let body = record["body"].as_str().unwrap_or_default();
-        let delivered = match serde_json::from_str::<Event>(body) {
-            Ok(event) => deliver(manifest, subscriptions, event).await.is_ok(),
-            Err(error) => {
-                // A message that is not an event never will be: retrying it is pointless.
-                tracing::warn!(%error, id, "dropping an SQS message that is not an event");
-                true
-            }
-        };
-        if !delivered {
+        if let Err(error) = dispatch_message(subscriptions, manifest, body).await {
+            tracing::warn!(%error, id, "an SQS message was not delivered; it stays on its queue");
             failures.push(json!({"itemIdentifier": id}));
         }
     }

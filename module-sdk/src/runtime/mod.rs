@@ -1,23 +1,31 @@
 //! Start-up: [`ModuleEnv`] reads what the platform gives a module process (`PLINTH_URL`,
-//! `PLINTH_MODULE`, `PLINTH_API_KEY`, `PORT`, and `PLINTH_EVENT_BUS` on AWS); [`Module`]
-//! composes the module's API (behind context verification, under its `api_prefix`), its
-//! health check, hooks and event subscriptions into one router, and [`Module::run`] serves it:
-//! as a Lambda function when Lambda runs the process, else as an HTTP server that registers
-//! itself with the platform.
+//! `PLINTH_MODULE`, `PLINTH_API_KEY`, `PORT`; on AWS `PLINTH_EVENT_BUS`,
+//! `PLINTH_API_KEY_SECRET` and `PLINTH_EVENT_QUEUE_URL`, and ECS's
+//! `ECS_CONTAINER_METADATA_URI_V4`); [`Module`] composes the module's API (behind context
+//! verification, under its `api_prefix`), its health check, hooks and event subscriptions into
+//! one router, and [`Module::run`] serves it: as a Lambda function when Lambda runs the
+//! process, else as an HTTP server that registers itself with the platform and, on ECS,
+//! consumes the module's event queue. `<binary> health` checks a served instance instead
+//! ([`health`]).
 
+#[cfg(feature = "server")]
+mod address;
+pub mod health;
 #[cfg(feature = "lambda")]
 mod lambda;
+#[cfg(all(feature = "server", feature = "aws"))]
+mod queue;
 
 #[cfg(feature = "server")]
 use std::net::SocketAddr;
 use std::sync::Arc;
-#[cfg(feature = "server")]
 use std::time::Duration;
 
 use axum::routing::get;
 use axum::{Json, Router, middleware};
 use serde_json::json;
 
+use crate::api_key::ApiKey;
 use crate::auth::{ContextVerifier, verify_context};
 use crate::config_client::ConfigClient;
 use crate::hooks::{Hooks, hooks_router};
@@ -29,6 +37,10 @@ use crate::{ApiError, ModuleName};
 
 /// Where `PLINTH_URL` points when unset: `plinth up`'s default address.
 pub const DEFAULT_PLATFORM_URL: &str = "http://127.0.0.1:8080";
+
+/// How long an event received from the module's queue stays hidden while its handlers run,
+/// unless [`Module::visibility_timeout`] says otherwise.
+pub const DEFAULT_VISIBILITY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The module's code and its manifest do not fit together, or the environment is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,15 +54,22 @@ pub struct ModuleEnv {
     pub module: ModuleName,
     /// `PLINTH_URL`: the platform's base URL ([`DEFAULT_PLATFORM_URL`] when unset).
     pub platform_url: String,
-    /// `PLINTH_API_KEY`: the module's API key (empty when unset: no self-registration).
-    pub api_key: String,
+    /// The module's API key: `PLINTH_API_KEY` (one machine), or read at start from the
+    /// Secrets Manager secret `PLINTH_API_KEY_SECRET` names (AWS; feature `aws`). None when
+    /// both are unset: the instance does not register itself.
+    pub api_key: ApiKey,
     /// `PORT`: where to listen (the manifest's `backend.port`, else 8000, when unset).
     pub port: u16,
     /// `PLINTH_EVENT_BUS`: the EventBridge bus to publish to, on AWS.
     pub event_bus: Option<String>,
-    /// `PLINTH_INSTANCE_URL`: how the platform reaches this instance (default
-    /// `http://127.0.0.1:{PORT}`).
+    /// `PLINTH_EVENT_QUEUE_URL`: the module's SQS queue (`plinth-{module}-events`), consumed
+    /// while the module serves (ECS; feature `aws`).
+    pub event_queue_url: Option<String>,
+    /// `PLINTH_INSTANCE_URL`: how the platform reaches this instance (default: the ECS task's
+    /// address, else `http://127.0.0.1:{PORT}`).
     pub instance_url: Option<String>,
+    /// `ECS_CONTAINER_METADATA_URI_V4`, which ECS sets: where the task's address is read.
+    pub task_metadata_url: Option<String>,
 }
 
 impl ModuleEnv {
@@ -81,7 +100,9 @@ impl ModuleEnv {
     /// ```
     ///
     /// # Errors
-    /// A [`SetupError`] when a variable is malformed or names another module.
+    /// A [`SetupError`] when a variable is malformed or names another module, when both
+    /// `PLINTH_API_KEY` and `PLINTH_API_KEY_SECRET` are set, or when the secret is set and the
+    /// `aws` feature is off.
     pub fn from_vars(
         manifest: &Manifest,
         var: impl Fn(&str) -> Option<String>,
@@ -102,20 +123,34 @@ impl ModuleEnv {
                 .map_err(|_| SetupError(format!("PORT must be a port number, not `{port}`")))?,
             None => manifest.backend.port.unwrap_or(8000),
         };
+        let api_key = match (set("PLINTH_API_KEY"), set("PLINTH_API_KEY_SECRET")) {
+            (Some(_), Some(_)) => {
+                return Err(SetupError(
+                    "PLINTH_API_KEY and PLINTH_API_KEY_SECRET are both set: set the key itself \
+                     (one machine) or the ARN of its secret (AWS), not both"
+                        .into(),
+                ));
+            }
+            (None, Some(secret)) => api_key_secret(&secret)?,
+            (key, None) => ApiKey::given(&key.unwrap_or_default()),
+        };
         Ok(Self {
             module,
             platform_url: set("PLINTH_URL").unwrap_or_else(|| DEFAULT_PLATFORM_URL.to_owned()),
-            api_key: set("PLINTH_API_KEY").unwrap_or_default(),
+            api_key,
             port,
             event_bus: set("PLINTH_EVENT_BUS"),
+            event_queue_url: set("PLINTH_EVENT_QUEUE_URL"),
             instance_url: set("PLINTH_INSTANCE_URL"),
+            task_metadata_url: set("ECS_CONTAINER_METADATA_URI_V4"),
         })
     }
 
-    /// A client of the platform with the module's API key.
+    /// A client of the platform with the module's API key (shared by every client of this
+    /// environment, so a key read again after a rotation serves them all).
     #[must_use]
     pub fn platform(&self) -> PlatformClient {
-        PlatformClient::new(&self.platform_url, &self.module, &self.api_key)
+        PlatformClient::with_key(&self.platform_url, &self.module, self.api_key.clone())
     }
 
     /// A configuration client (share one per process: clones share its cache).
@@ -145,6 +180,20 @@ impl ModuleEnv {
     }
 }
 
+#[cfg(feature = "aws")]
+#[allow(clippy::unnecessary_wraps)] // Fails without the feature.
+fn api_key_secret(secret: &str) -> Result<ApiKey, SetupError> {
+    Ok(ApiKey::from_secret(secret))
+}
+
+#[cfg(not(feature = "aws"))]
+fn api_key_secret(secret: &str) -> Result<ApiKey, SetupError> {
+    Err(SetupError(format!(
+        "PLINTH_API_KEY_SECRET names {secret}, but this build cannot read secrets: enable \
+         plinth-module-sdk's `aws` feature"
+    )))
+}
+
 /// A module's backend: its API, hooks and subscriptions, tied to its manifest.
 ///
 /// ```
@@ -170,6 +219,7 @@ pub struct Module {
     api: Router,
     hooks: Option<Arc<dyn Hooks>>,
     subscriptions: Option<Subscriptions>,
+    visibility_timeout: Duration,
 }
 
 impl Module {
@@ -182,6 +232,7 @@ impl Module {
             api: Router::new(),
             hooks: None,
             subscriptions: None,
+            visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT,
         }
     }
 
@@ -204,6 +255,16 @@ impl Module {
     #[must_use]
     pub fn subscriptions(mut self, subscriptions: Subscriptions) -> Self {
         self.subscriptions = Some(subscriptions);
+        self
+    }
+
+    /// How long an event received from the module's queue stays hidden from other instances
+    /// while its handlers run ([`DEFAULT_VISIBILITY_TIMEOUT`] unless set); when it passes
+    /// before the event is delivered, the event is received again. Longer than the slowest
+    /// handler, then.
+    #[must_use]
+    pub fn visibility_timeout(mut self, timeout: Duration) -> Self {
+        self.visibility_timeout = timeout;
         self
     }
 
@@ -248,29 +309,62 @@ impl Module {
     }
 
     /// Serves the module until the process is told to stop: as a Lambda function when
-    /// `AWS_LAMBDA_RUNTIME_API` is set, else as an HTTP server on `env.port` that registers
-    /// itself with the platform.
+    /// `AWS_LAMBDA_RUNTIME_API` is set, else as an HTTP server on `env.port` (see
+    /// [`Module::serve`]).
+    ///
+    /// Run as `<binary> health`, it serves nothing: it checks the instance serving on
+    /// `env.port` (`GET http://127.0.0.1:{port}{health_check}`) and ends the process, with
+    /// status `0` when it answers `2xx`, else `1` and the reason on stderr — the container
+    /// health check `["CMD", "/proc/1/exe", "health"]`.
     ///
     /// # Errors
-    /// A [`SetupError`] from [`Module::router`], or why serving failed.
+    /// A [`SetupError`] from [`Module::router`], when the API key's secret cannot be read, or
+    /// why serving failed.
     pub async fn run(self, env: &ModuleEnv) -> Result<(), SetupError> {
+        if std::env::args().nth(1).as_deref() == Some(health::HEALTH_COMMAND) {
+            health::exit_with_check(&local_health_url(&self.manifest, env.port)).await;
+        }
         #[cfg(feature = "lambda")]
         if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
             let router = self.router()?;
+            load_api_key(env).await?;
             return lambda::run(router, self.manifest.clone(), self.subscriptions).await;
         }
         self.serve(env).await
     }
 
-    /// Serves the module as an HTTP server on `env.port` until the process is told to stop,
-    /// registering the instance with the platform (when `env.api_key` is set).
+    /// Serves the module as an HTTP server on `env.port` until the process is told to stop
+    /// (`SIGTERM`, `Ctrl-C`): reads the API key (from its secret, on AWS), registers the
+    /// instance with the platform at its address (`PLINTH_INSTANCE_URL`, the ECS task's, or
+    /// `127.0.0.1`) when there is a key, and consumes the module's event queue when
+    /// `PLINTH_EVENT_QUEUE_URL` is set, stopping with the server.
     ///
     /// # Errors
-    /// A [`SetupError`] from [`Module::router`], or why serving failed.
+    /// A [`SetupError`] from [`Module::router`]; when the API key's secret or the ECS task's
+    /// address cannot be read, or the queue cannot be consumed (no `aws` feature); or why
+    /// serving failed.
     pub async fn serve(self, env: &ModuleEnv) -> Result<(), SetupError> {
         let router = self.router()?;
-        serve_http(router, &self.manifest, env).await
+        serve_http(router, self, env).await
     }
+}
+
+/// Reads the API key now when it comes from a secret, so that a module that cannot read it
+/// fails to start, saying why.
+#[cfg(any(feature = "server", feature = "lambda"))]
+async fn load_api_key(env: &ModuleEnv) -> Result<(), SetupError> {
+    if env.api_key.secret().is_none() {
+        return Ok(());
+    }
+    env.api_key
+        .load()
+        .await
+        .map_err(|e| SetupError(e.to_string()))
+}
+
+/// Where `<binary> health` asks: this host, the serving port, the manifest's health path.
+fn local_health_url(manifest: &Manifest, port: u16) -> String {
+    format!("http://127.0.0.1:{port}{}", health_path(manifest))
 }
 
 /// Sends `tracing` output to stderr: JSON lines when running in Lambda (for CloudWatch), text
@@ -310,11 +404,7 @@ fn health(
 
 /// Without the `server` feature there is no HTTP server to run.
 #[cfg(not(feature = "server"))]
-async fn serve_http(
-    _router: Router,
-    _manifest: &Manifest,
-    _env: &ModuleEnv,
-) -> Result<(), SetupError> {
+async fn serve_http(_router: Router, _module: Module, _env: &ModuleEnv) -> Result<(), SetupError> {
     Err(SetupError(
         "this build serves only as a Lambda function: enable plinth-module-sdk's `server` feature"
             .into(),
@@ -322,30 +412,71 @@ async fn serve_http(
 }
 
 #[cfg(feature = "server")]
-async fn serve_http(
-    router: Router,
-    manifest: &Manifest,
-    env: &ModuleEnv,
-) -> Result<(), SetupError> {
+async fn serve_http(router: Router, module: Module, env: &ModuleEnv) -> Result<(), SetupError> {
+    let instance = address::instance_url(env).await?;
+    load_api_key(env).await?;
+    // The consumer stops when the server does: on the signal, or when the sender is dropped.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let consuming = event_queue(&module, env, stopped).await?;
     let address = SocketAddr::from(([0, 0, 0, 0], env.port));
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|e| SetupError(format!("cannot listen on {address}: {e}")))?;
-    tracing::info!(module = %env.module, %address, "serving");
-    let instance = env
-        .instance_url
-        .clone()
-        .unwrap_or_else(|| format!("http://127.0.0.1:{}", env.port));
-    let health_url = format!("{instance}{}", health_path(manifest));
-    if env.api_key.is_empty() {
-        tracing::warn!("PLINTH_API_KEY is not set: this instance does not register itself");
-    } else {
+    tracing::info!(module = %env.module, %address, %instance, "serving");
+    let health_url = format!("{instance}{}", health_path(&module.manifest));
+    if env.api_key.is_configured() {
         tokio::spawn(register(env.platform(), instance, health_url));
+    } else {
+        tracing::warn!(
+            "neither PLINTH_API_KEY nor PLINTH_API_KEY_SECRET is set: this instance does not \
+             register itself"
+        );
     }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop_signal())
-        .await
-        .map_err(|e| SetupError(format!("serving failed: {e}")))
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            stop_signal().await;
+            let _ = stop.send(true);
+        })
+        .await;
+    if let Some(consuming) = consuming {
+        let _ = consuming.await;
+    }
+    served.map_err(|e| SetupError(format!("serving failed: {e}")))
+}
+
+/// Starts consuming the module's queue, when `PLINTH_EVENT_QUEUE_URL` is set, until `stopped`.
+#[cfg(all(feature = "server", feature = "aws"))]
+async fn event_queue(
+    module: &Module,
+    env: &ModuleEnv,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, SetupError> {
+    let Some(url) = &env.event_queue_url else {
+        return Ok(None);
+    };
+    let consumer = queue::QueueConsumer::from_env(
+        url,
+        module.visibility_timeout,
+        module.manifest.clone(),
+        module.subscriptions.clone(),
+    )
+    .await;
+    Ok(Some(tokio::spawn(consumer.run(stopped))))
+}
+
+#[cfg(all(feature = "server", not(feature = "aws")))]
+async fn event_queue(
+    _module: &Module,
+    env: &ModuleEnv,
+    _stopped: tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, SetupError> {
+    match &env.event_queue_url {
+        None => Ok(None),
+        Some(url) => Err(SetupError(format!(
+            "PLINTH_EVENT_QUEUE_URL is {url}, but this build cannot read SQS queues: enable \
+             plinth-module-sdk's `aws` feature"
+        ))),
+    }
 }
 
 /// Registers the instance, retrying a few times while the platform is not reachable yet.

@@ -37,6 +37,10 @@ struct Data {
     instances: Vec<Value>,
     events: Vec<Event>,
     config_requests: usize,
+    /// The API keys accepted; [`TEST_API_KEY`] until [`FakePlatform::accept_keys`].
+    keys: Vec<String>,
+    /// How many requests were refused for their key.
+    refused: usize,
 }
 
 /// A platform in memory for one module, serving on `127.0.0.1` (see the [module docs](super)).
@@ -76,6 +80,7 @@ impl FakePlatform {
         let data = Arc::new(Mutex::new(Data {
             jwks: kit.jwks(),
             revision: 1,
+            keys: vec![TEST_API_KEY.to_owned()],
             ..Data::default()
         }));
         let platform = Self {
@@ -107,10 +112,12 @@ impl FakePlatform {
         ModuleEnv {
             module: self.module.clone(),
             platform_url: self.url.clone(),
-            api_key: TEST_API_KEY.to_owned(),
+            api_key: crate::api_key::ApiKey::given(TEST_API_KEY),
             port: 0,
             event_bus: None,
+            event_queue_url: None,
             instance_url: None,
+            task_metadata_url: None,
         }
     }
 
@@ -183,6 +190,18 @@ impl FakePlatform {
         self.lock().instances.clone()
     }
 
+    /// Accepts these API keys from now on, and only them: a rotation (old and new during its
+    /// overlap, then the new one alone).
+    pub fn accept_keys(&self, keys: &[&str]) {
+        self.lock().keys = keys.iter().map(|k| (*k).to_owned()).collect();
+    }
+
+    /// How many requests were refused (`401`) for their API key.
+    #[must_use]
+    pub fn refused_keys(&self) -> usize {
+        self.lock().refused
+    }
+
     /// How many configuration requests were answered (304s included).
     #[must_use]
     pub fn config_requests(&self) -> usize {
@@ -196,13 +215,14 @@ impl FakePlatform {
     }
 
     fn check_key(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        match headers.get(API_KEY_HEADER) {
-            Some(key) if key == TEST_API_KEY => Ok(()),
-            Some(_) => Err(ApiError::unauthorized("the module API key is not valid")),
-            None => Err(ApiError::unauthorized(format!(
-                "no {API_KEY_HEADER} header"
-            ))),
-        }
+        let mut data = self.lock();
+        let refusal = match headers.get(API_KEY_HEADER) {
+            Some(key) if data.keys.iter().any(|k| key == k.as_str()) => return Ok(()),
+            Some(_) => ApiError::unauthorized("the module API key is not valid"),
+            None => ApiError::unauthorized(format!("no {API_KEY_HEADER} header")),
+        };
+        data.refused += 1;
+        Err(refusal)
     }
 
     fn resolve(&self, tenant: &str, company: Option<&str>) -> Option<Value> {

@@ -27,7 +27,7 @@ use super::{Event, EventBus, PublishError, RetryPolicy, SubscriptionError, Subsc
 use crate::deploy::Deployment;
 use publish::{EntryError, PutEvents};
 
-pub use rules::queue_name;
+pub use rules::{MAX_RECEIVE_COUNT, dead_letter_queue_name, queue_name};
 
 /// The platform's bus on EventBridge.
 ///

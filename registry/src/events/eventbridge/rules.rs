@@ -4,7 +4,9 @@
 //! (`plinth module {module}: subscription …`); the description tells `plinth-hr-…` rules of
 //! module `hr` from those of module `hr-payroll`. Subscribing replaces the module's rules (and
 //! removes those the manifest no longer lists); unsubscribing removes targets, then rules.
-//! The SQS queue is kept on unsubscribe: it may still hold events the module has not read.
+//! A service module's SQS queue has a dead-letter queue (`plinth-{module}-events-dlq`) that
+//! takes a message after [`MAX_RECEIVE_COUNT`] receives. Both queues are kept on unsubscribe:
+//! they may still hold events the module has not read.
 
 use aws_sdk_eventbridge::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_eventbridge::types::{RuleState, Target};
@@ -25,6 +27,19 @@ const TARGET_ID: &str = "plinth-module";
 pub fn queue_name(module: &ModuleName) -> String {
     format!("plinth-{module}-events")
 }
+
+/// The dead-letter queue of a service module's queue: where an event goes that the module
+/// failed to handle [`MAX_RECEIVE_COUNT`] times (or that is not an event).
+pub fn dead_letter_queue_name(module: &ModuleName) -> String {
+    format!("plinth-{module}-events-dlq")
+}
+
+/// How many times a message of a module's queue is received before it moves to the
+/// dead-letter queue.
+pub const MAX_RECEIVE_COUNT: u32 = 5;
+
+/// How long the dead-letter queue keeps a message: 14 days, SQS's longest.
+const DEAD_LETTER_RETENTION_SECONDS: u32 = 1_209_600;
 
 fn description(module: &ModuleName, subscription: &str) -> String {
     format!("{}{subscription}", description_prefix(module))
@@ -116,16 +131,46 @@ async fn target_arn(
             queue_url: None,
         });
     }
-    let sqs_failed = |operation: &str, error: String| {
-        SubscriptionError(format!("SQS {operation} failed: {error}"))
-    };
-    let created = bus
-        .sqs()
-        .create_queue()
-        .queue_name(queue_name(module))
+    let (_, dead_letter_arn) = create_queue(bus, &dead_letter_queue_name(module)).await?;
+    let (url, arn) = create_queue(bus, &queue_name(module)).await?;
+    let redrive = json!({
+        "deadLetterTargetArn": dead_letter_arn,
+        "maxReceiveCount": MAX_RECEIVE_COUNT.to_string(),
+    });
+    // Set apart from CreateQueue, which refuses other attributes than an existing queue's.
+    bus.sqs()
+        .set_queue_attributes()
+        .queue_url(&url)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
         .send()
         .await
-        .map_err(|e| sqs_failed("CreateQueue", DisplayErrorContext(e).to_string()))?;
+        .map_err(|e| sqs_failed("SetQueueAttributes", &url, &DisplayErrorContext(e)))?;
+    Ok(RuleTarget {
+        arn,
+        queue_url: Some(url),
+    })
+}
+
+fn sqs_failed(operation: &str, queue: &str, error: &dyn std::fmt::Display) -> SubscriptionError {
+    SubscriptionError(format!("SQS {operation} on {queue} failed: {error}"))
+}
+
+/// Creates the queue `name` if missing; gives back its URL and ARN.
+async fn create_queue(
+    bus: &EventBridgeBus,
+    name: &str,
+) -> Result<(String, String), SubscriptionError> {
+    let mut create = bus.sqs().create_queue().queue_name(name);
+    if name.ends_with("-dlq") {
+        create = create.attributes(
+            QueueAttributeName::MessageRetentionPeriod,
+            DEAD_LETTER_RETENTION_SECONDS.to_string(),
+        );
+    }
+    let created = create
+        .send()
+        .await
+        .map_err(|e| sqs_failed("CreateQueue", name, &DisplayErrorContext(e)))?;
     let url = created.queue_url().unwrap_or_default().to_owned();
     let attributes = bus
         .sqs()
@@ -134,16 +179,13 @@ async fn target_arn(
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
-        .map_err(|e| sqs_failed("GetQueueAttributes", DisplayErrorContext(e).to_string()))?;
+        .map_err(|e| sqs_failed("GetQueueAttributes", name, &DisplayErrorContext(e)))?;
     let arn = attributes
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn))
         .cloned()
-        .ok_or_else(|| sqs_failed("GetQueueAttributes", format!("no ARN for {url}")))?;
-    Ok(RuleTarget {
-        arn,
-        queue_url: Some(url),
-    })
+        .ok_or_else(|| sqs_failed("GetQueueAttributes", name, &"no QueueArn in the answer"))?;
+    Ok((url, arn))
 }
 
 /// Creates or replaces the rule and its target; gives back the rule's ARN.

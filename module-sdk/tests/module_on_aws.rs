@@ -402,3 +402,54 @@ async fn events_on_the_modules_queue_reach_their_handler_and_failures_end_in_the
         "nothing is left on the module's queue"
     );
 }
+
+/// On AWS the installer creates the module's queue just after the module starts, and nothing
+/// tells the module its URL: a module that subscribes finds `plinth-{module}-events` by name
+/// once it exists, and consumes it.
+#[tokio::test]
+async fn a_module_on_aws_finds_its_queue_by_name_once_the_platform_creates_it() {
+    if !emulator_configured("queue_by_name") {
+        return;
+    }
+    let sqs = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
+    let kit = TestKit::new("stock");
+    let platform = FakePlatform::start(&kit).await;
+    platform.enable("acme", json!({}));
+    let env = ModuleEnv {
+        port: free_port(),
+        event_bus: Some("plinth".into()),
+        event_queue_url: None,
+        ..platform.env()
+    };
+    let calls = Calls::default();
+    let module = Module::new(manifest(), env.verifier())
+        .subscriptions(subscriptions(&env, &calls))
+        .visibility_timeout(Duration::from_secs(1));
+    let served = env.clone();
+    let server = tokio::spawn(async move { module.serve(&served).await });
+
+    // The platform subscribes the module after it is up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let url = sqs
+        .create_queue()
+        .queue_name("plinth-stock-events")
+        .send()
+        .await
+        .expect("the module's queue")
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    sqs.send_message()
+        .queue_url(&url)
+        .message_body(EVENTBRIDGE_BODY)
+        .send()
+        .await
+        .expect("sent");
+    let delivered = wait_until(20, async || !calls.lock().unwrap().is_empty()).await;
+    server.abort();
+    assert!(delivered, "the handler ran");
+    assert_eq!(
+        *calls.lock().unwrap(),
+        [("acme".to_owned(), "INV-2024-0042".to_owned())]
+    );
+}

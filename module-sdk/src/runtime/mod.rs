@@ -444,23 +444,28 @@ async fn serve_http(router: Router, module: Module, env: &ModuleEnv) -> Result<(
     served.map_err(|e| SetupError(format!("serving failed: {e}")))
 }
 
-/// Starts consuming the module's queue, when `PLINTH_EVENT_QUEUE_URL` is set, until `stopped`.
+/// Starts consuming the module's queue until `stopped`: the one `PLINTH_EVENT_QUEUE_URL`
+/// names, or — on AWS (`PLINTH_EVENT_BUS` set) for a module that subscribes to events — its
+/// queue `plinth-{module}-events`, once the platform has created it.
 #[cfg(all(feature = "server", feature = "aws"))]
 async fn event_queue(
     module: &Module,
     env: &ModuleEnv,
     stopped: tokio::sync::watch::Receiver<bool>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, SetupError> {
-    let Some(url) = &env.event_queue_url else {
-        return Ok(None);
+    let (manifest, subscriptions) = (module.manifest.clone(), module.subscriptions.clone());
+    let consumer = match &env.event_queue_url {
+        Some(url) => {
+            queue::QueueConsumer::from_env(url, module.visibility_timeout, manifest, subscriptions)
+                .await
+        }
+        None if env.event_bus.is_some() && !module.manifest.events.subscribes.is_empty() => {
+            let name = format!("plinth-{}-events", env.module);
+            queue::QueueConsumer::named(&name, module.visibility_timeout, manifest, subscriptions)
+                .await
+        }
+        None => return Ok(None),
     };
-    let consumer = queue::QueueConsumer::from_env(
-        url,
-        module.visibility_timeout,
-        module.manifest.clone(),
-        module.subscriptions.clone(),
-    )
-    .await;
     Ok(Some(tokio::spawn(consumer.run(stopped))))
 }
 

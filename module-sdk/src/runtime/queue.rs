@@ -34,6 +34,8 @@ pub(super) struct QueueConsumer {
     visibility_timeout: Duration,
     manifest: Arc<Manifest>,
     subscriptions: Option<Subscriptions>,
+    /// The queue's name, when its URL is to be found ([`QueueConsumer::named`]).
+    name: Option<String>,
 }
 
 impl QueueConsumer {
@@ -52,12 +54,54 @@ impl QueueConsumer {
             visibility_timeout,
             manifest,
             subscriptions,
+            name: None,
+        }
+    }
+
+    /// A consumer of the queue named `name` (`plinth-{module}-events`, which the platform
+    /// creates when it subscribes the module — just after the module starts), found when it
+    /// exists.
+    pub(super) async fn named(
+        name: &str,
+        visibility_timeout: Duration,
+        manifest: Arc<Manifest>,
+        subscriptions: Option<Subscriptions>,
+    ) -> Self {
+        let mut consumer = Self::from_env("", visibility_timeout, manifest, subscriptions).await;
+        consumer.name = Some(name.to_owned());
+        consumer
+    }
+
+    /// Waits until the named queue exists; false when told to stop first.
+    async fn find(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+        let Some(name) = self.name.clone() else {
+            return true;
+        };
+        let mut backoff = BACKOFF;
+        loop {
+            match self.sqs.get_queue_url().queue_name(&name).send().await {
+                Ok(found) => {
+                    self.url = found.queue_url.unwrap_or_default();
+                    return true;
+                }
+                Err(error) => {
+                    tracing::debug!(queue = %name, error = %DisplayErrorContext(error), "the event queue is not there yet");
+                }
+            }
+            tokio::select! {
+                _ = stop.wait_for(|stopped| *stopped) => return false,
+                () = tokio::time::sleep(backoff) => {},
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
         }
     }
 
     /// Receives and delivers until `stop` turns true (or its sender is dropped). A batch being
     /// delivered is finished first; a receive still waiting is abandoned (it took nothing).
-    pub(super) async fn run(self, mut stop: watch::Receiver<bool>) {
+    pub(super) async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        if !self.find(&mut stop).await {
+            return;
+        }
         tracing::info!(queue = %self.url, "consuming the module's event queue");
         let mut backoff = BACKOFF;
         loop {

@@ -11,7 +11,7 @@
 //! | `config-resolver` | API Gateway, or direct invoke | [`config_resolver::handle`] |
 //! | `installer` | EventBridge `module.install.requested`; its schedule (the sweep) | [`installer::dispatch`] |
 //! | `health-checker` | EventBridge schedule | [`health::handle`] |
-//! | `ecr-events` | EventBridge `ECR Image Action` | [`ecr_events::handle`] |
+//! | `ecr-events` | EventBridge `ECR Image Action` (reads the image from ECR) | [`ecr_events::handle`] |
 
 pub mod authorizer;
 pub mod config_resolver;

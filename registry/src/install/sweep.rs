@@ -287,7 +287,8 @@ impl Installer {
             }
             Err(e) => tracing::error!(error = %e.chain(), "cannot list unfinished installations"),
         }
-        let mut ticks = tokio::time::interval(self.settings.sweep.every);
+        let every = self.settings.sweep.every.max(Duration::from_secs(1));
+        let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await; // the first tick is at once: the resume above was it
         loop {

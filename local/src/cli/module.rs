@@ -338,6 +338,7 @@ fn summary(installation: &Value) -> String {
 fn progress(installation: &Value, now: OffsetDateTime) -> String {
     let state = text_of(&installation["status"]);
     let mut lines = Vec::new();
+    let mut idle = time::Duration::ZERO;
     match state.as_str() {
         "pending" | "running" => {
             let at = installation["steps"]
@@ -349,7 +350,10 @@ fn progress(installation: &Value, now: OffsetDateTime) -> String {
             lines.push(format!("at step: {at}"));
             if let Some(since) = installation["updated_at"].as_str() {
                 let age = OffsetDateTime::parse(since, &Rfc3339)
-                    .map(|t| format!(" ({} ago)", age_words(now - t)))
+                    .map(|t| {
+                        idle = now - t;
+                        format!(" ({} ago)", age_words(idle))
+                    })
                     .unwrap_or_default();
                 lines.push(format!("last progress: {since}{age}"));
             }
@@ -370,7 +374,10 @@ fn progress(installation: &Value, now: OffsetDateTime) -> String {
     if let Some(error) = installation["last_error"].as_str() {
         lines.push(format!("last error: {error}"));
     }
-    if matches!(state.as_str(), "pending" | "running" | "failed") {
+    // A healthy operation moves on within minutes; one that does not is worth a nudge.
+    let stuck = matches!(state.as_str(), "pending" | "running")
+        && (installation["last_error"].is_string() || idle > time::Duration::minutes(5));
+    if stuck || state == "failed" {
         let name = text_of(&installation["module"]);
         lines.push(format!(
             "run `plinth module retry {name}` to request it again now"
@@ -443,6 +450,12 @@ mod tests {
         );
         let installed = json!({"module": "hr", "status": "installed", "steps": []});
         assert_eq!(progress(&installed, now), "");
+        let moving = json!({"module": "hr", "status": "running", "updated_at": "2026-12-01T10:17:00Z",
+            "steps": [{"step": "deploy", "status": "pending"}]});
+        assert_eq!(
+            progress(&moving, now),
+            "\n  at step: deploy\n  last progress: 2026-12-01T10:17:00Z (3s ago)"
+        );
     }
 
     #[test]

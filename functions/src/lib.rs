@@ -9,9 +9,9 @@
 //! | `registry-api` | API Gateway HTTP API (payload 2.0) | [`plinth_registry::App::api`] |
 //! | `authorizer` | Lambda authorizer request 2.0 | [`authorizer::authorize`] |
 //! | `config-resolver` | API Gateway, or direct invoke | [`config_resolver::handle`] |
-//! | `installer` | EventBridge `module.install.requested` | [`installer::handle`] |
+//! | `installer` | EventBridge `module.install.requested`; its schedule (the sweep) | [`installer::dispatch`] |
 //! | `health-checker` | EventBridge schedule | [`health::handle`] |
-//! | `ecr-events` | EventBridge `ECR Image Action` | [`ecr_events::handle`] |
+//! | `ecr-events` | EventBridge `ECR Image Action` (reads the image from ECR) | [`ecr_events::handle`] |
 
 pub mod authorizer;
 pub mod config_resolver;

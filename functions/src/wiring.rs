@@ -10,6 +10,7 @@
 //! | `PLINTH_CONTEXT_KEY_ARN` | those that sign or publish the tenant context | Secrets Manager secret holding the ES256 key as base64 PKCS#8 DER; while it holds `generate-on-first-start` (or no value) the first cold start generates the key and stores it there ([`crate::platform_secrets`]) |
 //! | `PLINTH_CONTEXT_KEY` | those that sign or publish the tenant context | base64 PKCS#8 DER of the ES256 key itself, when `PLINTH_CONTEXT_KEY_ARN` is unset |
 //! | `PLINTH_URL` | installer | the URL modules reach the platform at |
+//! | `PLINTH_SWEEP_AFTER_SECS`, `PLINTH_SWEEP_MAX_ATTEMPTS` | installer | when its sweep counts an operation as stuck (default 960 s: longer than the function's 900 s timeout) and how often it requests one again before failing it (default 3) |
 //! | `PLINTH_ECS_*`, `PLINTH_LAMBDA_*` | installer | see `infra/module-stack.md` |
 //! | `PLINTH_HTTP_API_ID`, `PLINTH_AUTHORIZER_ID`, `PLINTH_VPC_LINK_ID` | installer | where module routes go (`infra/module-stack.md`) |
 //!
@@ -33,6 +34,7 @@ use plinth_registry::deploy::module_secrets::SecretsManagerKeys;
 use plinth_registry::deploy::routed::RoutedDeployer;
 use plinth_registry::events::eventbridge::EventBridgeBus;
 use plinth_registry::identity::{ContextSigner, TokenVerifier};
+use plinth_registry::install::SweepPolicy;
 use plinth_registry::queue::BusInstallQueue;
 use plinth_registry::reach::Reaches;
 use plinth_registry::reach::lambda::LambdaReach;
@@ -109,6 +111,7 @@ async fn app_with(
     let settings = Settings {
         public_url: env("PLINTH_URL").unwrap_or_default(),
         event_bus: Some(bus_name),
+        sweep: sweep_policy()?,
         ..Settings::default()
     };
     let secrets = PlatformSecrets::new(&sdk);
@@ -117,6 +120,23 @@ async fn app_with(
         context: Arc::new(context_signer(needs.context_key, &secrets).await?),
     };
     Ok(App::build(ports, identity, settings))
+}
+
+/// The sweep's deadline and attempts, from `PLINTH_SWEEP_*` (defaults where unset).
+fn sweep_policy() -> Result<SweepPolicy> {
+    let mut policy = SweepPolicy::default();
+    if let Some(secs) = env("PLINTH_SWEEP_AFTER_SECS") {
+        let secs: u64 = secs
+            .parse()
+            .context("PLINTH_SWEEP_AFTER_SECS is not a number of seconds")?;
+        policy.stale_after = std::time::Duration::from_secs(secs);
+    }
+    if let Some(attempts) = env("PLINTH_SWEEP_MAX_ATTEMPTS") {
+        policy.max_attempts = attempts
+            .parse()
+            .context("PLINTH_SWEEP_MAX_ATTEMPTS is not a whole number")?;
+    }
+    Ok(policy)
 }
 
 /// ECS or Lambda by the manifest, each module as its own role with its key in Secrets

@@ -1,4 +1,9 @@
-//! The module catalog: published versions (immutable) and the marketplace listing.
+//! The module catalog: published versions (immutable) and the marketplace listing; what a
+//! pushed image does to them is in [`pushed`].
+
+mod pushed;
+
+pub use pushed::{IMAGE_REFUSED, PushOutcome, Refusal};
 
 use plinth_module_sdk::{Manifest, ModuleName, Tier, validate_manifest};
 use semver::Version;
@@ -8,7 +13,6 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use crate::audit;
-use crate::cache::Stale;
 use crate::changes::{Change, Changes};
 use crate::deploy::ecr::ImagePush;
 use crate::error::{Error, Result};
@@ -124,32 +128,57 @@ impl Catalog {
                 )));
             }
         }
-        let version = manifest.version.to_string();
-        let digest = digest(document);
-        let version_key = keys::module_version(name, &version);
+        let version_key = keys::module_version(name, &manifest.version.to_string());
         if let Some(existing) = self.store.get(&version_key).await? {
             let existing: ModuleVersion = from_item(&existing)?;
-            if existing.digest == digest {
+            if existing.digest == digest(document) {
                 return Ok((Published::AlreadyPublished, existing));
             }
-            return Err(Error::Conflict(format!(
-                "{name} {version} is already published with other content; versions are \
-                 immutable, publish a new version"
-            )));
+            return Err(Error::Conflict(immutable(&existing)));
         }
+        let published = self
+            .write_version(
+                &caller.actor(),
+                document,
+                &manifest,
+                entry_item.as_ref(),
+                None,
+            )
+            .await?;
+        Ok((Published::Created, published))
+    }
+
+    /// Writes a new version (conditionally: it must not exist) and its catalog entry, audited,
+    /// with `module.version.published` on the bus.
+    async fn write_version(
+        &self,
+        publisher: &str,
+        document: &Value,
+        manifest: &Manifest,
+        entry_item: Option<&Item>,
+        image: Option<&ImagePush>,
+    ) -> Result<ModuleVersion> {
+        let name = manifest.name.as_str();
+        let version = manifest.version.to_string();
         let published = ModuleVersion {
             module: name.to_owned(),
             version: version.clone(),
-            digest,
+            digest: digest(document),
             published_at: crate::clock::now(),
-            published_by: caller.actor(),
-            image_digest: None,
+            published_by: publisher.to_owned(),
+            image_digest: image.map(|push| push.digest.clone()),
             manifest: document.clone(),
         };
-        let (entry, entry_condition) = next_entry(entry_item.as_ref(), &manifest)?;
+        let mut detail = json!({"version": version});
+        if let Some(push) = image {
+            detail["image_digest"] = json!(push.digest);
+            detail["repository"] = json!(push.repository);
+            detail["tag"] = json!(push.tag);
+        }
+        let (entry, entry_condition) = next_entry(entry_item, manifest)?;
         let writes = vec![
             Write::Put {
-                item: Item::new(version_key, to_data(&published)),
+                item: Item::new(keys::module_version(name, &version), to_data(&published)),
                 condition: Condition::Absent,
             },
             Write::Put {
@@ -158,20 +187,18 @@ impl Catalog {
             },
             audit::record(
                 audit::PLATFORM_SCOPE,
-                &caller.actor(),
+                publisher,
                 "module.version.published",
                 &format!("module:{name}"),
-                json!({"version": version}),
+                detail.clone(),
             ),
         ];
-        let event = platform_event(
-            "module.version.published",
-            json!({"module": name, "version": version}),
-        );
+        detail["module"] = json!(name);
+        let event = platform_event("module.version.published", detail);
         self.changes
             .commit(Change::new(writes).events([event]))
             .await?;
-        Ok((Published::Created, published))
+        Ok(published)
     }
 
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<CatalogEntry>> {
@@ -233,62 +260,18 @@ impl Catalog {
             })?;
         from_item(&item)
     }
-
-    /// Records a pushed image's digest against every published version whose
-    /// `backend.image` names that repository and tag, so installs run exactly that image.
-    pub async fn record_image_push(&self, push: &ImagePush) -> Result<Vec<RecordedImage>> {
-        let mut recorded = Vec::new();
-        for entry in self.list(&ListFilter::default()).await? {
-            let Ok(module) = ModuleName::parse(&entry.name) else {
-                continue;
-            };
-            // The query's items carry their store version: the digest is written under it,
-            // with no second read.
-            let query = Query::prefix(keys::module_partition(module.as_str()), "VERSION#");
-            for item in query_all(self.store.as_ref(), &query).await? {
-                let version: ModuleVersion = from_item(&item)?;
-                let image = version
-                    .manifest
-                    .pointer("/backend/image")
-                    .and_then(Value::as_str);
-                if !image.is_some_and(|image| push.matches(image))
-                    || version.image_digest.as_deref() == Some(&push.digest)
-                {
-                    continue;
-                }
-                let mut data = item.data.clone();
-                data.insert("image_digest".into(), Value::String(push.digest.clone()));
-                let (next, condition) = item.next(data);
-                let writes = vec![
-                    Write::Put {
-                        item: next,
-                        condition,
-                    },
-                    audit::record(
-                        audit::PLATFORM_SCOPE,
-                        "aws.ecr",
-                        "module.image.recorded",
-                        &format!("module:{module}"),
-                        json!({"version": version.version, "image_digest": push.digest,
-                               "repository": push.repository, "tag": push.tag}),
-                    ),
-                ];
-                let change = Change::new(writes).stale(Stale::Module(module.to_string()));
-                self.changes.commit(change).await?;
-                tracing::info!(%module, version = %version.version, digest = %push.digest, "image digest recorded");
-                recorded.push(RecordedImage {
-                    module: module.to_string(),
-                    version: version.version,
-                    image_digest: push.digest.clone(),
-                });
-            }
-        }
-        Ok(recorded)
-    }
 }
 
 fn semver_of(version: &ModuleVersion) -> Option<Version> {
     Version::parse(&version.version).ok()
+}
+
+fn immutable(existing: &ModuleVersion) -> String {
+    format!(
+        "{} {} is already published with other content; versions are immutable, publish a new \
+         version",
+        existing.module, existing.version
+    )
 }
 
 fn not_published(module: &ModuleName) -> Error {

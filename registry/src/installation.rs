@@ -171,7 +171,19 @@ pub struct Installation {
     /// The serving version's manifest (the config resolver reads it with the tenant rows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<Value>,
+    /// How often the sweep re-requested the current operation after it made no progress
+    /// (`install::SweepPolicy`); it is failed once this reaches the policy's bound.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: u32,
+    /// Why the current operation last stopped or was re-requested, for `plinth module status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The last progress: every saga step, re-request and retry stores it.
     pub updated_at: String,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Installation {

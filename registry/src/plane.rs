@@ -17,7 +17,9 @@ use crate::enablement::Enablement;
 use crate::events::{Event, EventBus, Subscriptions};
 use crate::hooks::{Hooks, ModuleHooks};
 use crate::identity::{ContextSigner, TokenVerifier};
-use crate::install::{InstallSettings, Installer, InstallerPorts, InstallerServices, StepObserver};
+use crate::install::{
+    InstallSettings, Installer, InstallerPorts, InstallerServices, StepObserver, SweepPolicy,
+};
 use crate::installation::Installations;
 use crate::instances::Instances;
 use crate::module_events::ModuleEvents;
@@ -118,6 +120,8 @@ pub struct Settings {
     /// Every tier's rate limit is multiplied by this (benchmarks raise it, so that they
     /// measure the gateway rather than 429s).
     pub rate_limit_scale: u32,
+    /// When the installer's sweep counts an operation as stuck (`install::SweepPolicy`).
+    pub sweep: SweepPolicy,
 }
 
 impl Default for Settings {
@@ -126,6 +130,7 @@ impl Default for Settings {
             public_url: String::new(),
             event_bus: None,
             rate_limit_scale: 1,
+            sweep: SweepPolicy::default(),
         }
     }
 }
@@ -238,6 +243,7 @@ impl ControlPlane {
             InstallSettings {
                 public_url: settings.public_url.clone(),
                 event_bus: settings.event_bus.clone(),
+                sweep: settings.sweep,
             },
             step_observer,
         ));

@@ -164,6 +164,16 @@ fn publish_and_install(fixture: &Fixture, token: &str) {
     );
     let status: Value = serde_json::from_str(ok(&status)).expect("JSON status");
     assert_eq!(status["status"], "installed");
+    // Finding 9: `retry` has nothing to do once the last operation finished.
+    let retry = fixture.plinth(&["module", "retry", "greeter"], Some(token));
+    assert_eq!(retry.code, Some(1), "stderr: {}", retry.stderr);
+    assert!(
+        retry.stderr.contains(
+            "nothing to retry: the install of greeter 1.0.0 finished (installed) (HTTP 409)"
+        ),
+        "{}",
+        retry.stderr
+    );
 }
 
 fn set_up_tenant(fixture: &Fixture, token: &str) {

@@ -1,8 +1,9 @@
-//! Runs install, upgrade, rollback and uninstall sagas on `module.install.requested` events.
+//! Runs install, upgrade, rollback and uninstall sagas on `module.install.requested` events,
+//! and sweeps stuck installations on its schedule.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
-use plinth_functions::installer::handle;
+use plinth_functions::installer::dispatch;
 use plinth_functions::wiring::{Needs, init_logging, installer_app_from_env};
 use plinth_functions::{LambdaError, lambda_error};
 use serde_json::Value;
@@ -17,12 +18,7 @@ async fn main() -> Result<(), LambdaError> {
     .await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<EventBridgeEvent<Value>>| {
         let app = app.clone();
-        async move {
-            handle(&app, event.payload)
-                .await
-                .map(|module| module.to_string())
-                .map_err(lambda_error)
-        }
+        async move { dispatch(&app, event.payload).await.map_err(lambda_error) }
     }))
     .await
 }

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::Exit;
 use super::client::{self, Client, Failure, Output, Target, segment};
@@ -66,8 +68,14 @@ pub enum ModuleCommand {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Show a module's installation and the steps of its last operation.
+    /// Show a module's installation and the steps of its last operation; for one not
+    /// finished, the step it is at, its last progress, the sweep's re-requests and last error.
     Status { name: String },
+    /// Request a failed or stuck operation again (`POST …/installation/retry`) and follow it.
+    ///
+    /// Exit status: 0 finished, 1 refused (nothing to retry: 409) or failed again, 2 Plinth
+    /// unreachable.
+    Retry { name: String },
 }
 
 pub(super) fn run(args: ModuleArgs, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Exit> {
@@ -113,6 +121,10 @@ pub(super) fn run(args: ModuleArgs, out: &mut dyn Write, err: &mut dyn Write) ->
                 dry_run,
             } => uninstall(&client, output, &name, drop_data, dry_run, out).await,
             ModuleCommand::Status { name } => status(&client, output, &name, out).await,
+            ModuleCommand::Retry { name } => {
+                let retry = "installation/retry";
+                start_and_follow(&client, output, &name, retry, &json!({}), out).await
+            }
         }
     })
 }
@@ -226,6 +238,7 @@ async fn status(
         .await?;
     client::print(out, output, &answer.body, |installation| {
         let mut text = summary(installation);
+        text.push_str(&progress(installation, OffsetDateTime::now_utc()));
         for step in installation["steps"].as_array().into_iter().flatten() {
             text.push_str(&format!("\n  {}", step_line(step)));
         }
@@ -320,6 +333,69 @@ fn summary(installation: &Value) -> String {
     text
 }
 
+/// Where an unfinished or failed operation stands: its step, its last progress and how long
+/// ago, the sweep's re-requests, the last error.
+fn progress(installation: &Value, now: OffsetDateTime) -> String {
+    let state = text_of(&installation["status"]);
+    let mut lines = Vec::new();
+    let mut idle = time::Duration::ZERO;
+    match state.as_str() {
+        "pending" | "running" => {
+            let at = installation["steps"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|step| step["status"] != "done")
+                .map_or_else(|| "finishing".to_owned(), |step| text_of(&step["step"]));
+            lines.push(format!("at step: {at}"));
+            if let Some(since) = installation["updated_at"].as_str() {
+                let age = OffsetDateTime::parse(since, &Rfc3339)
+                    .map(|t| {
+                        idle = now - t;
+                        format!(" ({} ago)", age_words(idle))
+                    })
+                    .unwrap_or_default();
+                lines.push(format!("last progress: {since}{age}"));
+            }
+        }
+        "failed" => {
+            let failure = &installation["failure"];
+            lines.push(format!(
+                "failed at step {}: {}",
+                text_of(&failure["step"]),
+                text_of(&failure["reason"])
+            ));
+        }
+        _ => {}
+    }
+    if let Some(attempts) = installation["attempts"].as_u64().filter(|n| *n > 0) {
+        lines.push(format!("re-requested by the sweep: {attempts} time(s)"));
+    }
+    if let Some(error) = installation["last_error"].as_str() {
+        lines.push(format!("last error: {error}"));
+    }
+    // A healthy operation moves on within minutes; one that does not is worth a nudge.
+    let stuck = matches!(state.as_str(), "pending" | "running")
+        && (installation["last_error"].is_string() || idle > time::Duration::minutes(5));
+    if stuck || state == "failed" {
+        let name = text_of(&installation["module"]);
+        lines.push(format!(
+            "run `plinth module retry {name}` to request it again now"
+        ));
+    }
+    lines.iter().map(|line| format!("\n  {line}")).collect()
+}
+
+/// `17m 3s`, `45s`, `2h 1m`.
+fn age_words(age: time::Duration) -> String {
+    let secs = age.whole_seconds().max(0);
+    match (secs / 3600, secs % 3600 / 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, m, _) => format!("{h}h {m}m"),
+    }
+}
+
 /// `done     deploy` / `failed   pre_install: refused`.
 fn step_line(step: &Value) -> String {
     let mut line = format!("{:<8} {}", text_of(&step["status"]), text_of(&step["step"]));
@@ -351,6 +427,35 @@ mod tests {
         show_progress(&installation, &mut shown, &mut out).unwrap();
         show_progress(&installation, &mut shown, &mut out).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "  done     validate\n");
+    }
+
+    #[test]
+    fn a_stuck_installation_shows_its_step_attempts_age_and_last_error() {
+        let installation = json!({"module": "hr", "operation": "install", "version": "1.0.0",
+        "status": "running", "attempts": 2, "updated_at": "2026-12-01T10:00:00Z",
+        "last_error": "no progress since 2026-12-01T09:43:00Z (17m 0s); re-requested, attempt 2 of 3",
+        "steps": [
+            {"step": "validate", "status": "done"},
+            {"step": "deploy", "status": "done"},
+            {"step": "pre_install", "status": "pending"}
+        ]});
+        let now = OffsetDateTime::parse("2026-12-01T10:17:03Z", &Rfc3339).unwrap();
+        assert_eq!(
+            progress(&installation, now),
+            "\n  at step: pre_install\
+             \n  last progress: 2026-12-01T10:00:00Z (17m 3s ago)\
+             \n  re-requested by the sweep: 2 time(s)\
+             \n  last error: no progress since 2026-12-01T09:43:00Z (17m 0s); re-requested, attempt 2 of 3\
+             \n  run `plinth module retry hr` to request it again now"
+        );
+        let installed = json!({"module": "hr", "status": "installed", "steps": []});
+        assert_eq!(progress(&installed, now), "");
+        let moving = json!({"module": "hr", "status": "running", "updated_at": "2026-12-01T10:17:00Z",
+            "steps": [{"step": "deploy", "status": "pending"}]});
+        assert_eq!(
+            progress(&moving, now),
+            "\n  at step: deploy\n  last progress: 2026-12-01T10:17:00Z (3s ago)"
+        );
     }
 
     #[test]

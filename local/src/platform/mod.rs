@@ -199,6 +199,7 @@ pub async fn start(options: &Options) -> Result<Running> {
         rate_limit_scale: env("PLINTH_RATE_LIMIT_SCALE")
             .and_then(|s| s.parse::<u32>().ok())
             .unwrap_or(1),
+        ..Settings::default()
     };
     let identity = Identity {
         tokens,

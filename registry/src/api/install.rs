@@ -28,6 +28,7 @@ pub(super) fn routes() -> Router<State> {
             "/api/v1/modules/{module}/installation",
             get(status).delete(uninstall),
         )
+        .route("/api/v1/modules/{module}/installation/retry", post(retry))
         .route("/api/v1/modules/{module}/manifest", get(manifest))
         .route(
             "/api/v1/modules/{module}/instances",
@@ -171,6 +172,26 @@ async fn status(
         .get(&module_name(&module)?)
         .await
         .map(Json)
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/modules/{module}/installation/retry",
+    tag = "installer",
+    summary = "Request a failed or stuck operation again",
+    description = "A failed operation runs again from its first step (an uninstall from the step that failed); a pending or running one that makes no progress is requested again as it stands. Its sweep attempts start over.",
+    params(("module" = String, Path, description = "Module name")),
+    responses((status = 202, description = "Requested again; poll `Location` (the installation)", body = serde_json::Value), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not a platform admin", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "The module was never installed", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "Nothing to retry: the last operation finished", body = ProblemDocument, content_type = "application/problem+json"), (status = 503, description = "Stored but not queued; the sweep requests it again", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
+async fn retry(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Path(module): Path<String>,
+) -> Result<Response> {
+    let name = module_name(&module)?;
+    let again = platform.installer.retry(&caller, &name).await?;
+    Ok(accepted(&module, again))
 }
 
 #[utoipa::path(

@@ -47,6 +47,7 @@ impl Modify for Security {
         super::health, super::jwks, openapi_json,
         modules::list, modules::publish, modules::detail, modules::versions,
         install::install, install::upgrade, install::rollback, install::status, install::uninstall,
+        install::retry,
         install::manifest, install::instances, install::register, install::api_keys, install::issue_key,
         install::revoke_key,
         tenants::create_tenant, tenants::tenant, tenants::companies, tenants::create_company, tenants::company,

@@ -5,9 +5,15 @@
 //!
 //! The deployers pin images through [`EcrImages`]: a tag is resolved to the digest it points
 //! at, so what runs cannot change under a moving tag.
+//!
+//! A module image may carry its Plinth manifest: the OCI manifest's annotation
+//! [`MANIFEST_ANNOTATION`] holds the manifest JSON in base64, as
+//! `docker buildx build --annotation "manifest:dev.plinth.manifest=$(base64 -w0 manifest.json)"`
+//! writes it. [`PushedImages`] reads it back (ECR `BatchGetImage`), so a push can publish.
 
 use std::fmt;
 
+use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use serde::{Deserialize, Serialize};
@@ -267,6 +273,113 @@ pub fn image_pushed(event: &EcrImageAction) -> Option<ImagePush> {
     })
 }
 
+/// The annotation of an image's OCI manifest (or index) that carries the module's Plinth
+/// manifest, base64 of its JSON.
+pub const MANIFEST_ANNOTATION: &str = "dev.plinth.manifest";
+
+/// The manifest media types read back: OCI and Docker v2, single images and indexes.
+pub const ACCEPTED_MEDIA_TYPES: [&str; 4] = [
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+
+/// The [`MANIFEST_ANNOTATION`] of an image manifest or index document, as written (base64);
+/// `None` when the document has none or is not JSON.
+#[must_use]
+pub fn carried_manifest(image_manifest: &str) -> Option<String> {
+    let document: Value = serde_json::from_str(image_manifest).ok()?;
+    document
+        .pointer("/annotations")?
+        .get(MANIFEST_ANNOTATION)?
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// Reads what a pushed image carries.
+#[async_trait]
+pub trait PushedImages: Send + Sync + fmt::Debug {
+    /// The [`MANIFEST_ANNOTATION`] of the image `push` names (by its digest, not its tag,
+    /// which may have moved on), as written; `None` when it carries none or is gone.
+    ///
+    /// # Errors
+    /// A [`DeployError`] naming the image when the registry cannot be read.
+    async fn carried_manifest(&self, push: &ImagePush) -> Result<Option<String>, DeployError>;
+}
+
+/// The image manifests an image index lists, attestations (buildx's provenance) left out.
+#[must_use]
+pub fn index_children(image_index: &str) -> Vec<String> {
+    let Ok(document) = serde_json::from_str::<Value>(image_index) else {
+        return Vec::new();
+    };
+    let manifests = document.get("manifests").and_then(Value::as_array);
+    manifests
+        .into_iter()
+        .flatten()
+        .filter(|child| {
+            child.pointer("/annotations/vnd.docker.reference.type")
+                != Some(&Value::from("attestation-manifest"))
+        })
+        .filter_map(|child| child.get("digest")?.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[async_trait]
+impl PushedImages for EcrImages {
+    /// The annotation of the pushed manifest; for an image index without it (buildx pushes
+    /// one when it adds provenance), that of the first image it lists that has it.
+    async fn carried_manifest(&self, push: &ImagePush) -> Result<Option<String>, DeployError> {
+        let Some(pushed) = self.image_manifest(&push.repository, &push.digest).await? else {
+            return Ok(None);
+        };
+        if let Some(carried) = carried_manifest(&pushed) {
+            return Ok(Some(carried));
+        }
+        for child in index_children(&pushed) {
+            let found = self.image_manifest(&push.repository, &child).await?;
+            if let Some(carried) = found.as_deref().and_then(carried_manifest) {
+                return Ok(Some(carried));
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl EcrImages {
+    /// The manifest (or index) document of `repository@digest`; `None` when it is gone.
+    async fn image_manifest(
+        &self,
+        repository: &str,
+        digest: &str,
+    ) -> Result<Option<String>, DeployError> {
+        let image = format!("{repository}@{digest}");
+        let mut request = self
+            .client
+            .batch_get_image()
+            .repository_name(repository)
+            .image_ids(
+                aws_sdk_ecr::types::ImageIdentifier::builder()
+                    .image_digest(digest)
+                    .build(),
+            );
+        for media_type in ACCEPTED_MEDIA_TYPES {
+            request = request.accepted_media_types(media_type);
+        }
+        let answer = request
+            .send()
+            .await
+            .map_err(|e| aws_error(format!("reading image `{image}` from ECR"), &e))?;
+        let Some(found) = answer.images().first() else {
+            // Deleted since the push: there is nothing left to read.
+            tracing::warn!(%image, failures = ?answer.failures(), "the pushed image is gone");
+            return Ok(None);
+        };
+        Ok(found.image_manifest().map(str::to_owned))
+    }
+}
+
 /// Resolves manifest image references to digests in the account's ECR.
 #[derive(Debug, Clone)]
 pub struct EcrImages {
@@ -395,6 +508,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const DIGEST: &str = "sha256:7f5b2640fe6fb4f46592dfd3410c4a79dac4f89e4782432e0378abcd12345678";
 
@@ -435,6 +549,38 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn the_plinth_manifest_is_read_from_an_oci_annotation() {
+        let oci = json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "annotations": {MANIFEST_ANNOTATION: "eyJuYW1lIjoieCJ9", "org.opencontainers.image.created": "2026-12-01T10:00:00Z"}
+        });
+        assert_eq!(
+            carried_manifest(&oci.to_string()).as_deref(),
+            Some("eyJuYW1lIjoieCJ9")
+        );
+        let plain = json!({"schemaVersion": 2, "layers": []});
+        assert_eq!(carried_manifest(&plain.to_string()), None);
+        assert_eq!(carried_manifest("not json"), None);
+    }
+
+    #[test]
+    fn an_index_lists_its_images_without_attestations() {
+        let index = json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": DIGEST,
+                 "platform": {"architecture": "arm64", "os": "linux"}},
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:aa",
+                 "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                                 "vnd.docker.reference.digest": DIGEST},
+                 "platform": {"architecture": "unknown", "os": "unknown"}}
+            ]
+        });
+        assert_eq!(index_children(&index.to_string()), vec![DIGEST.to_owned()]);
+        assert!(index_children(r#"{"layers": []}"#).is_empty());
     }
 
     #[test]

@@ -4,11 +4,14 @@
 //! The API starts an operation (checks that can fail at once answer 4xx at once), stores it as
 //! pending and hands the module to the [`InstallQueue`]; a worker runs the saga. Locally the
 //! worker is a task of `plinth up` ([`crate::queue::LocalQueue`]); on AWS it is the installer
-//! Lambda ([`crate::queue::BusInstallQueue`]).
+//! Lambda ([`crate::queue::BusInstallQueue`]). An operation that makes no progress — its
+//! request lost, its worker dead — is re-requested and at last failed by the sweep
+//! ([`sweep`]), which both workers run.
 
 mod deps;
 pub mod saga;
 mod steps;
+mod sweep;
 
 use std::sync::Arc;
 
@@ -34,6 +37,7 @@ pub use crate::installation::{
     Failure, Installation, Operation, Status, Step, StepState, StepStatus,
 };
 pub use deps::UninstallImpact;
+pub use sweep::{SweepPolicy, Swept};
 
 /// The ports the installer works with.
 #[derive(Debug, Clone)]
@@ -60,6 +64,8 @@ pub struct InstallSettings {
     pub public_url: String,
     /// The EventBridge bus modules publish to, on AWS (`PLINTH_EVENT_BUS`).
     pub event_bus: Option<String>,
+    /// When a pending or running operation counts as stuck, and how often it is re-requested.
+    pub sweep: SweepPolicy,
 }
 
 /// Installs, upgrades, rolls back and uninstalls modules, each as a resumable saga.
@@ -179,6 +185,8 @@ impl Installer {
             optional_missing: Vec::new(),
             failure: None,
             manifest: None,
+            attempts: 0,
+            last_error: None,
             updated_at: now(),
         };
         self.begin(caller, installation, current.map(|(_, v)| v))
@@ -277,6 +285,8 @@ impl Installer {
         installation.version = version;
         installation.steps = plan_states(operation, installation.drop_data);
         installation.failure = None;
+        installation.attempts = 0;
+        installation.last_error = None;
         installation.updated_at = now();
         self.begin(caller, installation, Some(stored)).await
     }
@@ -305,7 +315,14 @@ impl Installer {
                 "another operation on {module} started at the same time"
             )))
             .await?;
-        self.queue.enqueue(&module).await?;
+        if let Err(e) = self.queue.enqueue(&module).await {
+            self.note_error(
+                &module,
+                &format!("the request was not delivered: {}", e.chain()),
+            )
+            .await;
+            return Err(sweep::not_queued(&module, &installation, e));
+        }
         Ok(installation)
     }
 
@@ -330,30 +347,6 @@ impl Installer {
             restored.push(module);
         }
         Ok(restored)
-    }
-
-    /// Runs queued installations until the queue closes; first resumes unfinished ones.
-    pub async fn run_worker(
-        self: std::sync::Arc<Self>,
-        mut queue: tokio::sync::mpsc::UnboundedReceiver<ModuleName>,
-    ) {
-        match self.installations.unfinished().await {
-            Ok(unfinished) => {
-                for module in unfinished {
-                    self.run_logged(&module).await;
-                }
-            }
-            Err(e) => tracing::error!(error = %e.chain(), "cannot list unfinished installations"),
-        }
-        while let Some(module) = queue.recv().await {
-            self.run_logged(&module).await;
-        }
-    }
-
-    async fn run_logged(&self, module: &ModuleName) {
-        if let Err(e) = self.run_installation(module).await {
-            tracing::error!(module = %module, error = %e.chain(), "installation stopped");
-        }
     }
 }
 

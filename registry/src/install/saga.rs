@@ -81,7 +81,19 @@ impl Run<'_> {
 
 impl Installer {
     /// Runs (or resumes) the pending operation of `module`; does nothing when none is pending.
+    /// Why a run stopped short is noted on the installation (unless another worker moved it
+    /// on), for `plinth module status`.
     pub async fn run_installation(&self, module: &ModuleName) -> Result<()> {
+        let outcome = self.run_saga(module).await;
+        if let Err(e) = &outcome
+            && !matches!(e, Error::Conflict(_))
+        {
+            self.note_error(module, &e.chain()).await;
+        }
+        outcome
+    }
+
+    async fn run_saga(&self, module: &ModuleName) -> Result<()> {
         let Some((installation, stored)) = self.installations.item(module).await? else {
             return Ok(());
         };
@@ -171,6 +183,42 @@ impl Installer {
         }
     }
 
+    /// Fails an operation that made no progress, the way a failed step fails a saga: the
+    /// step it stopped at is marked failed with `reason`, the steps done before it are undone.
+    pub(crate) async fn fail_stuck(
+        &self,
+        installation: Installation,
+        stored: u64,
+        reason: String,
+    ) -> Result<()> {
+        let steps = &installation.steps;
+        let index = steps
+            .iter()
+            .position(|s| s.status != StepStatus::Done)
+            .unwrap_or(steps.len());
+        let step = steps
+            .get(index)
+            .or(steps.last())
+            .map_or(Step::Validate, |s| s.step);
+        let context = self.saga_context(&installation).await;
+        let mut run = Run {
+            installer: self,
+            installation,
+            stored,
+        };
+        if index < run.installation.steps.len() {
+            run.mark(index, StepStatus::Failed, Some(reason.clone()));
+        }
+        let reason = match context {
+            Ok(mut context) => {
+                self.undo_done_steps(&mut run, index, &mut context).await;
+                reason
+            }
+            Err(e) => format!("{reason}; nothing was undone: {e}"),
+        };
+        self.finish_failed(run, step, reason).await
+    }
+
     async fn finish_failed(&self, mut run: Run<'_>, step: Step, reason: String) -> Result<()> {
         let installation = &mut run.installation;
         installation.status = Status::Failed;
@@ -228,6 +276,7 @@ impl Installer {
             }
         };
         installation.failure = None;
+        installation.last_error = None;
         let payload = json!({
             "module": installation.module, "version": installation.version,
             "previous_version": from, "optional_modules_missing": installation.optional_missing,

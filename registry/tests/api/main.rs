@@ -6,6 +6,7 @@ mod support;
 mod catalog;
 mod install;
 mod module_events;
+mod sweep;
 mod tenancy;
 
 /// The router the scenarios are driven through: the platform API alone.

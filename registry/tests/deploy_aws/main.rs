@@ -1,11 +1,13 @@
 //! The AWS adapters of the `Deployer` and `TableProvisioner` ports against the emulator (moto,
 //! started by `./tests/run`): ECS services from ECR images, Lambda functions, module tables,
-//! modules' API Gateway routes; and the ECR image-action events on their fixtures.
+//! modules' API Gateway routes; the ECR image-action events on their fixtures, and pushed
+//! images that publish (finding 11).
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod ecr_events;
+mod ecr_publish;
 mod ecs;
 mod identity;
 mod key_rotation;

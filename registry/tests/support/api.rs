@@ -42,6 +42,8 @@ pub struct TestPlatform {
     pub bus: Arc<LocalBus>,
     /// Stops the next saga after a step, as if its worker had died.
     pub crash: Arc<super::fakes::CrashAfter>,
+    /// The install queue, which can be told not to deliver.
+    pub queue: Arc<super::fakes::FlakyQueue>,
     /// The router requests go to in-process.
     pub router: Router,
     /// When set, requests go over TCP instead, each on a connection of its own.
@@ -81,7 +83,8 @@ impl TestPlatform {
         ));
         let (queue, worker) = tokio::sync::mpsc::unbounded_channel();
         let crash = Arc::new(super::fakes::CrashAfter::default());
-        let ports = Ports::new(Arc::clone(&store), bus.clone(), Arc::new(LocalQueue(queue)))
+        let queue = Arc::new(super::fakes::FlakyQueue::new(LocalQueue(queue)));
+        let ports = Ports::new(Arc::clone(&store), bus.clone(), queue.clone())
             .with_subscriptions(Arc::new(super::fakes::RecordingSubscriptions::default()))
             .with_deployer(deployer)
             .with_tables(Arc::new(NoTables))
@@ -107,6 +110,7 @@ impl TestPlatform {
             store,
             bus,
             crash,
+            queue,
             router,
             served: None,
             _dir: dir,

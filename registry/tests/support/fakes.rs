@@ -192,3 +192,41 @@ impl plinth_registry::install::StepObserver for CrashAfter {
         Ok(())
     }
 }
+
+/// The install queue of a test platform: the local worker's, unless told to fail, as a bus
+/// that does not take the request would.
+#[derive(Debug)]
+pub struct FlakyQueue {
+    inner: plinth_registry::queue::LocalQueue,
+    failures: AtomicUsize,
+}
+
+impl FlakyQueue {
+    pub fn new(inner: plinth_registry::queue::LocalQueue) -> Self {
+        Self {
+            inner,
+            failures: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next `n` requests are not delivered.
+    pub fn fail_next(&self, n: usize) {
+        self.failures.store(n, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl plinth_registry::queue::InstallQueue for FlakyQueue {
+    async fn enqueue(&self, module: &ModuleName) -> plinth_registry::Result<()> {
+        let failing = self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Err(plinth_registry::Error::unavailable(
+                "the bus refused the event (simulated)",
+            ));
+        }
+        self.inner.enqueue(module).await
+    }
+}

@@ -17,6 +17,11 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000)
 }
 
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
 fn operator_token(secret: &str) -> String {
     let claims = Claims {
         sub: "operator".into(),
@@ -41,6 +46,10 @@ async fn up_with_aws_keeps_state_and_events_on_aws_and_says_what_stays_local() {
         eprintln!("skipped: no emulator (AWS_ENDPOINT_URL unset); ./tests/run starts one");
         return;
     }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("plinth_local=info,plinth_registry=warn")
+        .with_test_writer()
+        .try_init();
     let data = tempfile::tempdir().unwrap();
     let names = AwsNames {
         table: unique("plinth-up"),
@@ -176,7 +185,95 @@ async fn up_with_aws_keeps_state_and_events_on_aws_and_says_what_stays_local() {
     let body = received.messages()[0].body().unwrap_or_default();
     assert!(body.contains("ACME-DE-1"), "{body}");
 
+    // An image pushed to ECR carrying its next version's manifest publishes it, as ECR's push
+    // event (on the default bus) reaches the platform.
+    let repository = format!("plinth-{module}");
+    let ecr = aws_sdk_ecr::Client::new(&sdk);
+    ecr.create_repository()
+        .repository_name(&repository)
+        .send()
+        .await
+        .unwrap();
+    let mut next = manifest.clone();
+    next["version"] = json!("1.1.0");
+    next["backend"]["image"] = json!(format!("{repository}:1.1.0"));
+    let mut first = manifest.clone();
+    first["version"] = json!("1.0.1");
+    first["backend"]["image"] = json!(format!("{repository}:1.0.1"));
+    let published = client
+        .post(format!("{url}/api/v1/modules"))
+        .bearer_auth(&token)
+        .json(&first)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        published.status(),
+        201,
+        "{}",
+        published.text().await.unwrap()
+    );
+    let annotated = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": "sha256:6e1a7bd1a6c2b8b4ef8e4b6c1b0cbb8f58a9b1a0f3b5c9c1d2e3f4a5b6c7d8e9", "size": 1470},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                    "digest": "sha256:1e1a7bd1a6c2b8b4ef8e4b6c1b0cbb8f58a9b1a0f3b5c9c1d2e3f4a5b6c7d8e9", "size": 2811969}],
+        "annotations": {"dev.plinth.manifest": base64_of(&next.to_string())}
+    });
+    let pushed = ecr
+        .put_image()
+        .repository_name(&repository)
+        .image_tag("1.1.0")
+        .image_manifest(annotated.to_string())
+        .image_manifest_media_type("application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    let digest = pushed
+        .image()
+        .and_then(|i| i.image_id())
+        .and_then(|id| id.image_digest())
+        .unwrap()
+        .to_owned();
+    let push = json!({"result": "SUCCESS", "repository-name": repository, "image-digest": digest,
+                      "action-type": "PUSH", "image-tag": "1.1.0"});
+    events
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .source("aws.ecr")
+                .detail_type("ECR Image Action")
+                .detail(push.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut versions = Value::Null;
+    for _ in 0..100 {
+        versions = client
+            .get(format!("{url}/api/v1/modules/{module}/versions"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if versions.to_string().contains("1.1.0") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        versions.to_string().contains("1.1.0") && versions.to_string().contains(&digest),
+        "the pushed version is published with its digest: {versions}"
+    );
+
     // What stays local is said, with why.
+    assert!(platform::ON_AWS.contains("ECR"), "{}", platform::ON_AWS);
     for local in ["local processes", "gateway", "installer"] {
         assert!(
             platform::STAYS_LOCAL.contains(local),

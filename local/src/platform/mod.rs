@@ -4,6 +4,7 @@
 //! [`ON_AWS`] and [`STAYS_LOCAL`].
 
 mod demo;
+mod ecr;
 mod secrets;
 
 use std::net::SocketAddr;
@@ -92,7 +93,8 @@ fn prepare_data_dir(dir: &Path) -> Result<()> {
 
 /// What `plinth up --aws` runs on AWS's services (at `AWS_ENDPOINT_URL`).
 pub const ON_AWS: &str = "the control plane's table and modules' tables in DynamoDB, events on \
-    an EventBridge bus, delivered to modules through their SQS queues";
+    an EventBridge bus, delivered to modules through their SQS queues, and ECR pushes (an image \
+    carrying its manifest publishes it, read from ECR)";
 
 /// What stays on this machine with `--aws`, and why.
 pub const STAYS_LOCAL: &str = "module backends run as local processes (an emulator runs no \
@@ -109,6 +111,8 @@ struct Adapters {
     local_bus: Option<Arc<LocalBus>>,
     /// The EventBridge bus modules publish to, with `--aws`.
     event_bus: Option<String>,
+    /// The AWS configuration, with `--aws`.
+    sdk: Option<aws_config::SdkConfig>,
 }
 
 async fn open_adapters(options: &Options) -> Result<Adapters> {
@@ -130,6 +134,7 @@ async fn open_adapters(options: &Options) -> Result<Adapters> {
         subscriptions: bus.clone(),
         local_bus: Some(bus),
         event_bus: None,
+        sdk: None,
     })
 }
 
@@ -155,6 +160,7 @@ async fn aws_adapters(names: &AwsNames) -> Result<Adapters> {
         subscriptions: bus,
         local_bus: None,
         event_bus: Some(bus_name),
+        sdk: Some(config),
     })
 }
 
@@ -212,6 +218,9 @@ pub async fn start(options: &Options) -> Result<Running> {
         ))));
     }
     spawn_workers(&app, adapters.local_bus.as_ref(), worker).await?;
+    if let Some(sdk) = &adapters.sdk {
+        ecr::listen(&app, sdk).await?;
+    }
     Ok(Running {
         addr,
         app,

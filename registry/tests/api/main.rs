@@ -6,6 +6,7 @@ mod support;
 mod catalog;
 mod install;
 mod module_events;
+mod reach_ecs;
 mod sweep;
 mod tenancy;
 

@@ -1,0 +1,139 @@
+//! ECR pushes on `plinth up --aws`: as on AWS (the `ecr-events` function), an image pushed
+//! with its manifest in the annotation `dev.plinth.manifest` publishes that version, and a
+//! push that would change a published digest is refused. ECR announces pushes on the
+//! account's default event bus; a rule there (`plinth-local-ecr-push`) sends them to the queue
+//! `plinth-local-ecr-events`, which this process reads.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use aws_config::SdkConfig;
+use aws_sdk_eventbridge::error::DisplayErrorContext;
+use aws_sdk_eventbridge::types::Target;
+use aws_sdk_sqs::types::QueueAttributeName;
+use plinth_registry::deploy::ecr::{EcrImageAction, EcrImages};
+use plinth_registry::{App, Error};
+use serde_json::{Value, json};
+
+/// The rule on the default bus.
+pub const RULE: &str = "plinth-local-ecr-push";
+/// The queue it fills.
+pub const QUEUE: &str = "plinth-local-ecr-events";
+
+/// Routes ECR's push events to the queue, and starts reading it.
+pub async fn listen(app: &App, sdk: &SdkConfig) -> Result<()> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    let created = sqs
+        .create_queue()
+        .queue_name(QUEUE)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+        .context("cannot create the queue of ECR pushes")?;
+    let url = created.queue_url().unwrap_or_default().to_owned();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .context("the queue of ECR pushes has no ARN")?;
+    let pattern = json!({
+        "source": ["aws.ecr"],
+        "detail-type": ["ECR Image Action"],
+        "detail": {"action-type": ["PUSH"], "result": ["SUCCESS"]}
+    });
+    let rule = events
+        .put_rule()
+        .name(RULE)
+        .event_pattern(pattern.to_string())
+        .description("plinth up --aws: ECR pushes, to publish module versions")
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+        .context("cannot route ECR pushes")?;
+    let policy = json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sqs:SendMessage", "Resource": arn,
+        "Condition": {"ArnEquals": {"aws:SourceArn": rule.rule_arn().unwrap_or_default()}}
+    }]});
+    sqs.set_queue_attributes()
+        .queue_url(&url)
+        .attributes(QueueAttributeName::Policy, policy.to_string())
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))?;
+    let target = Target::builder().id("plinth-local").arn(&arn).build()?;
+    events
+        .put_targets()
+        .rule(RULE)
+        .targets(target)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))?;
+    tokio::spawn(read(app.clone(), sqs, url, EcrImages::new(sdk)));
+    Ok(())
+}
+
+/// Handles each push; one that fails for a reason that may pass (ECR or the store not
+/// answering) is left on the queue to be read again.
+async fn read(app: App, sqs: aws_sdk_sqs::Client, url: String, images: EcrImages) {
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(&url)
+            .wait_time_seconds(20)
+            .max_number_of_messages(10)
+            .visibility_timeout(30)
+            .send()
+            .await;
+        let messages = match received {
+            Ok(received) => received.messages.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %DisplayErrorContext(e), "cannot read ECR pushes; trying again");
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        for message in messages {
+            let mut event: Value =
+                serde_json::from_str(message.body().unwrap_or_default()).unwrap_or(Value::Null);
+            // AWS names the registry's account; moto's events leave it out.
+            if let Some(fields) = event.as_object_mut() {
+                fields.entry("account").or_insert_with(|| "local".into());
+            }
+            let handled = match EcrImageAction::from_event(event) {
+                Ok(action) => match app.plane.catalog.image_action(&images, &action).await {
+                    Ok(outcome) => {
+                        tracing::info!(?outcome, "ECR push handled");
+                        true
+                    }
+                    Err(e @ (Error::Unavailable { .. } | Error::Internal { .. })) => {
+                        tracing::warn!(error = %e.chain(), "ECR push not handled yet");
+                        false
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e.chain(), "ECR push refused");
+                        true
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "not an ECR push");
+                    true
+                }
+            };
+            if handled && let Some(receipt) = message.receipt_handle() {
+                let _ = sqs
+                    .delete_message()
+                    .queue_url(&url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await;
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Finding 1 of "Modules on AWS", ECS half: an ECS service's endpoint is a Service Connect
+//! name only API Gateway's VPC link resolves. The platform calls the module's hooks, and checks
+//! its health, at its tasks' own addresses (the deployment's `addresses`, registered as
+//! instances) — never at that name.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::http::{Method, StatusCode};
+use plinth_module_sdk::{Manifest, ModuleName};
+use plinth_registry::deploy::{DeployError, DeploySpec, Deployer, Deployment};
+use plinth_registry::instances::Health;
+use serde_json::json;
+
+use crate::support::api::{TestPlatform, operator};
+use crate::support::fakes::Backend;
+
+/// What the ECS deployer gives back: the Service Connect endpoint, and the task's address.
+#[derive(Debug)]
+struct EcsService {
+    task: String,
+}
+
+#[async_trait]
+impl Deployer for EcsService {
+    async fn deploy(&self, _: &DeploySpec) -> Result<Deployment, DeployError> {
+        let endpoint = "http://ledger.plinth-dev.internal:8080".to_owned();
+        Ok(Deployment {
+            health_url: format!("{endpoint}/health"),
+            endpoint,
+            addresses: vec![self.task.clone()],
+            handle: json!({"service": "plinth-ledger"}),
+        })
+    }
+
+    async fn undeploy(&self, _: &Manifest, _: &Deployment) -> Result<(), DeployError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn hooks_and_health_checks_of_an_ecs_module_go_to_its_tasks_not_its_service_name() {
+    let backend = Backend::default();
+    let task = backend.start().await;
+    let p = TestPlatform::embedded_adapted(|ports| {
+        ports.with_deployer(Arc::new(EcsService { task: task.clone() }))
+    });
+    let manifest = json!({
+        "name": "ledger", "display_name": "Ledger", "version": "1.0.0",
+        "backend": {"type": "microservice", "api_prefix": "/api/v1/ledger", "health_check": "/health"},
+        "hooks": {"post_install": "/_plinth/hooks/post_install"}
+    });
+    p.call(Method::POST, "/api/v1/modules", operator(), Some(manifest))
+        .await
+        .expect(StatusCode::CREATED);
+    p.call(
+        Method::POST,
+        "/api/v1/modules/ledger/install",
+        operator(),
+        Some(json!({"version": "1.0.0"})),
+    )
+    .await
+    .expect(StatusCode::ACCEPTED);
+    let installation = p.settled("ledger").await;
+    assert_eq!(installation["status"], "installed", "{installation}");
+    assert_eq!(backend.hooks_called(), ["post_install"]);
+
+    let module = ModuleName::parse("ledger").unwrap();
+    let instances = &p.app.plane.instances;
+    let listed = instances.list(&module).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|i| i.url.as_str()).collect::<Vec<_>>(),
+        [task.as_str()],
+        "the task is the instance, not the service name"
+    );
+    assert_eq!(instances.check_health().await.unwrap(), 0);
+    assert_eq!(
+        instances.list(&module).await.unwrap()[0].health,
+        Health::Healthy
+    );
+}

@@ -1,7 +1,6 @@
 //! The health checker: on its schedule, probes every instance of every installed module once
 //! and records changes, so the gateway routes to healthy instances only.
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use plinth_registry::{App, Result};
 use serde::Serialize;
 use serde_json::Value;
@@ -13,9 +12,10 @@ pub struct Checked {
     pub changed: usize,
 }
 
-/// One round of checks; the scheduled event itself carries nothing the check needs.
-pub async fn handle(app: &App, event: &EventBridgeEvent<Value>) -> Result<Checked> {
-    tracing::debug!(source = %event.source, detail_type = %event.detail_type, "health check round");
+/// One round of checks. The scheduled event carries nothing the check needs, and is not read:
+/// EventBridge Scheduler sends its target's `Input` (none is set), not an EventBridge envelope.
+pub async fn handle(app: &App, _event: &Value) -> Result<Checked> {
+    tracing::debug!("health check round");
     let changed = app.plane.instances.check_health().await?;
     Ok(Checked { changed })
 }
@@ -25,12 +25,24 @@ mod tests {
     use super::*;
     use crate::testkit::{Kit, fixture};
 
+    /// EventBridge Scheduler hands the function its target's input — `{}` when none is set —
+    /// not an EventBridge envelope: a round runs whatever it is given.
+    #[tokio::test]
+    async fn a_round_runs_on_the_schedulers_bare_input() {
+        let mut kit = Kit::new();
+        kit.installed_and_enabled().await;
+        let bare = serde_json::json!({});
+        assert_eq!(
+            handle(&kit.app, &bare).await.unwrap(),
+            Checked { changed: 0 }
+        );
+    }
+
     #[tokio::test]
     async fn a_scheduled_round_records_an_instance_that_went_down() {
         let mut kit = Kit::new();
         kit.installed_and_enabled().await;
-        let event: EventBridgeEvent<Value> =
-            serde_json::from_value(fixture("eventbridge-schedule.json")).unwrap();
+        let event = fixture("eventbridge-schedule.json");
         assert_eq!(
             handle(&kit.app, &event).await.unwrap(),
             Checked { changed: 0 }

@@ -10,6 +10,7 @@
 //! | lifecycle hook | platform → module, `POST` to the manifest's path | [`HookCall`] → [`HookReply`] |
 //! | event | bus ↔ module | [`Event`] |
 //! | error | every answer | [`ProblemDocument`] ([`PROBLEM_JSON`]) |
+//! | event queue | bus → ECS module, SQS `plinth-{module}-events` | what the runtime calls: [`EVENT_QUEUE_ACTIONS`] (the module's role grants exactly these) |
 
 pub use crate::auth::MAX_CONTEXT_LIFETIME_SECS;
 pub use crate::config_client::{ConfigTier, ResolvedConfig};
@@ -18,3 +19,14 @@ pub use crate::events::{Event, PLATFORM_SOURCE};
 pub use crate::hooks::{HookCall, HookReply};
 pub use crate::platform_client::API_KEY_HEADER;
 pub use crate::problem::{PROBLEM_JSON, ProblemDocument};
+
+/// The SQS actions a module's runtime calls on its event queue (finding it by name, reading,
+/// deleting, extending a message's invisibility): the module role's `OwnEventQueue` statement
+/// grants exactly these, so the two cannot drift.
+pub const EVENT_QUEUE_ACTIONS: [&str; 5] = [
+    "sqs:GetQueueUrl",
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+];

@@ -142,6 +142,44 @@ impl Instances {
             .await
     }
 
+    /// Makes `deployment` what serves `module`: each of its addresses (an ECS task), or else its
+    /// endpoint, is registered as a healthy instance, and the module's other instances — a
+    /// previous version's stopped tasks, which would otherwise take hooks until the health
+    /// checker noticed — are removed, in one change.
+    pub async fn serve(&self, module: &ModuleName, deployment: &Deployment) -> Result<()> {
+        let serving = deployment.instances();
+        let mut writes: Vec<Write> = self
+            .list(module)
+            .await?
+            .into_iter()
+            .filter(|old| !serving.iter().any(|new| new.endpoint == old.url))
+            .map(|old| Write::Delete {
+                key: instance_key(module.as_str(), &old.url),
+                condition: Condition::Always,
+            })
+            .collect();
+        for instance in &serving {
+            let registered = Instance {
+                module: module.to_string(),
+                url: instance.endpoint.clone(),
+                health_url: instance.health_url.clone(),
+                health: Health::Healthy,
+                registered_by: "installer".into(),
+                last_checked: now(),
+                unhealthy_since: None,
+            };
+            writes.push(Write::Put {
+                item: Item::new(
+                    instance_key(module.as_str(), &registered.url),
+                    to_data(&registered),
+                ),
+                condition: Condition::Always,
+            });
+        }
+        let stale = Stale::Module(module.to_string());
+        self.changes.commit(Change::new(writes).stale(stale)).await
+    }
+
     /// An instance registering itself with its module's API key.
     pub async fn self_register(
         &self,

@@ -1,6 +1,5 @@
 //! Probes every module instance on a schedule and records changes of health.
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use plinth_functions::health::handle;
 use plinth_functions::wiring::{Needs, app_from_env, init_logging};
@@ -15,7 +14,7 @@ async fn main() -> Result<(), LambdaError> {
         ..Needs::default()
     };
     let app = app_from_env(needs).await?;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<EventBridgeEvent<Value>>| {
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let app = app.clone();
         async move { handle(&app, &event.payload).await.map_err(lambda_error) }
     }))

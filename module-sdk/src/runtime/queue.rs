@@ -84,8 +84,15 @@ impl QueueConsumer {
                     self.url = found.queue_url.unwrap_or_default();
                     return true;
                 }
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|e| e.is_queue_does_not_exist()) =>
+                {
+                    tracing::debug!(queue = %name, "the event queue is not there yet");
+                }
                 Err(error) => {
-                    tracing::debug!(queue = %name, error = %DisplayErrorContext(error), "the event queue is not there yet");
+                    tracing::warn!(queue = %name, error = %DisplayErrorContext(error), "cannot look up the event queue (sqs:GetQueueUrl); trying again");
                 }
             }
             tokio::select! {

@@ -163,10 +163,7 @@ pub fn policy_document(
         statements.push(json!({
             "Sid": "OwnEventQueue",
             "Effect": "Allow",
-            "Action": [
-                "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
-                "sqs:GetQueueAttributes"
-            ],
+            "Action": plinth_module_sdk::wire::EVENT_QUEUE_ACTIONS,
             "Resource": queues
         }));
     }
@@ -272,7 +269,22 @@ impl ModuleRoles {
         let module = &manifest.name;
         let name = role_name(module);
         let (arn, created) = match self.get(module).await? {
-            Some(role) => (role.arn, false),
+            Some(role) => {
+                let bound = role
+                    .permissions_boundary
+                    .as_ref()
+                    .and_then(|b| b.permissions_boundary_arn.clone());
+                if self.boundary.is_some() && bound != self.boundary {
+                    return Err(DeployError(format!(
+                        "role `{name}` exists with another permissions boundary ({}): it belongs to \
+                         another Plinth environment in this account, or was made by hand. Module \
+                         resources are named without the stage, so run one environment per account \
+                         and region",
+                        bound.as_deref().unwrap_or("none")
+                    )));
+                }
+                (role.arn, false)
+            }
             None => (self.create(module).await?, true),
         };
         let account = Account::of_arn(&arn, &self.region)

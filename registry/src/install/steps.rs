@@ -158,11 +158,7 @@ impl Installer {
             (Step::Deploy, Some(previous)) => {
                 let spec = self.deploy_spec(&previous, inst, cx).await?;
                 let deployment = self.deployer.deploy(&spec).await?;
-                for instance in deployment.instances() {
-                    self.instances
-                        .register(&previous.name, &instance, "installer")
-                        .await?;
-                }
+                self.instances.serve(&previous.name, &deployment).await?;
                 inst.deployment = Some(deployment);
             }
             (Step::CreateTables, _) if !cx.created_tables.is_empty() => {
@@ -248,12 +244,7 @@ impl Installer {
         let manifest = cx.manifest.clone();
         let spec = self.deploy_spec(&manifest, inst, cx).await?;
         let deployment = self.deployer.deploy(&spec).await?;
-        // Each address (an ECS task) is an instance; without addresses, the endpoint is.
-        for instance in deployment.instances() {
-            self.instances
-                .register(&manifest.name, &instance, "installer")
-                .await?;
-        }
+        self.instances.serve(&manifest.name, &deployment).await?;
         let detail = format!("serving at {}", deployment.endpoint);
         inst.deployment = Some(deployment);
         Ok(Some(detail))

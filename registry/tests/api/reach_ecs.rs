@@ -15,20 +15,28 @@ use serde_json::json;
 use crate::support::api::{TestPlatform, operator};
 use crate::support::fakes::Backend;
 
-/// What the ECS deployer gives back: the Service Connect endpoint, and the task's address.
+/// What the ECS deployer gives back: the Service Connect endpoint, and the address of the
+/// task running the version deployed (`tasks`: version → task address).
 #[derive(Debug)]
 struct EcsService {
-    task: String,
+    tasks: Vec<(&'static str, String)>,
 }
 
 #[async_trait]
 impl Deployer for EcsService {
-    async fn deploy(&self, _: &DeploySpec) -> Result<Deployment, DeployError> {
+    async fn deploy(&self, spec: &DeploySpec) -> Result<Deployment, DeployError> {
         let endpoint = "http://ledger.plinth-dev.internal:8080".to_owned();
+        let version = spec.manifest.version.to_string();
+        let task = self
+            .tasks
+            .iter()
+            .find(|(v, _)| *v == version)
+            .map(|(_, task)| task.clone())
+            .ok_or_else(|| DeployError(format!("no task for {version}")))?;
         Ok(Deployment {
             health_url: format!("{endpoint}/health"),
             endpoint,
-            addresses: vec![self.task.clone()],
+            addresses: vec![task],
             handle: json!({"service": "plinth-ledger"}),
         })
     }
@@ -43,7 +51,9 @@ async fn hooks_and_health_checks_of_an_ecs_module_go_to_its_tasks_not_its_servic
     let backend = Backend::default();
     let task = backend.start().await;
     let p = TestPlatform::embedded_adapted(|ports| {
-        ports.with_deployer(Arc::new(EcsService { task: task.clone() }))
+        ports.with_deployer(Arc::new(EcsService {
+            tasks: vec![("1.0.0", task.clone())],
+        }))
     });
     let manifest = json!({
         "name": "ledger", "display_name": "Ledger", "version": "1.0.0",
@@ -77,5 +87,75 @@ async fn hooks_and_health_checks_of_an_ecs_module_go_to_its_tasks_not_its_servic
     assert_eq!(
         instances.list(&module).await.unwrap()[0].health,
         Health::Healthy
+    );
+}
+
+/// An upgrade replaces the module's tasks: its hooks go to the new version's task, never to the
+/// previous one's, which ECS has stopped (the health checker has not noticed yet).
+#[tokio::test]
+async fn an_upgrades_hooks_go_to_the_new_tasks_not_the_stopped_ones() {
+    let backend = Backend::default();
+    let new_task = backend.start().await;
+    // The old task's address answers nothing any more (and sorts first).
+    let old_task = "http://127.0.0.1:1".to_owned();
+    let p = TestPlatform::embedded_adapted(|ports| {
+        ports.with_deployer(Arc::new(EcsService {
+            tasks: vec![("1.0.0", old_task.clone()), ("1.1.0", new_task.clone())],
+        }))
+    });
+    let ledger = |version: &str, hooks: serde_json::Value| {
+        json!({
+            "name": "ledger", "display_name": "Ledger", "version": version,
+            "backend": {"type": "microservice", "api_prefix": "/api/v1/ledger", "health_check": "/health"},
+            "hooks": hooks
+        })
+    };
+    for manifest in [
+        ledger("1.0.0", json!({})),
+        ledger(
+            "1.1.0",
+            json!({"post_install": "/_plinth/hooks/post_install"}),
+        ),
+    ] {
+        p.call(Method::POST, "/api/v1/modules", operator(), Some(manifest))
+            .await
+            .expect(StatusCode::CREATED);
+    }
+    p.call(
+        Method::POST,
+        "/api/v1/modules/ledger/install",
+        operator(),
+        Some(json!({"version": "1.0.0"})),
+    )
+    .await
+    .expect(StatusCode::ACCEPTED);
+    assert_eq!(p.settled("ledger").await["status"], "installed");
+
+    p.call(
+        Method::POST,
+        "/api/v1/modules/ledger/upgrade",
+        operator(),
+        Some(json!({"version": "1.1.0"})),
+    )
+    .await
+    .expect(StatusCode::ACCEPTED);
+    let upgraded = p.settled("ledger").await;
+    assert_eq!(upgraded["status"], "installed", "{upgraded}");
+    assert_eq!(backend.hooks_called(), ["post_install"]);
+    let module = ModuleName::parse("ledger").unwrap();
+    let urls: Vec<String> = p
+        .app
+        .plane
+        .instances
+        .list(&module)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.url)
+        .collect();
+    assert_eq!(
+        urls,
+        [new_task],
+        "the stopped task is no longer an instance"
     );
 }

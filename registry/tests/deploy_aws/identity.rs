@@ -343,6 +343,20 @@ async fn module_roles_name_only_their_own_resources() {
     }
     // A (microservice) reads its own queue and DLQ; B (Lambda) has no queue and writes its logs.
     let (_, _, a_policy) = policies(sdk, &a.name).await;
+    let queue_statement = a_policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "OwnEventQueue")
+        .expect("A's queue statement");
+    for action in plinth_module_sdk::wire::EVENT_QUEUE_ACTIONS {
+        assert!(
+            queue_statement["Action"]
+                .as_array()
+                .is_some_and(|actions| actions.iter().any(|a| a == action)),
+            "the SDK's runtime calls {action} on its queue: {queue_statement}"
+        );
+    }
     let a_resources: BTreeSet<String> = resources(&a_policy).into_iter().collect();
     for queue in [
         format!("plinth-{}-events", a.name),
@@ -549,4 +563,45 @@ async fn a_modules_role_and_secret_outlive_an_older_versions_undeploy_and_go_at_
         .undeploy(&second, &new)
         .await
         .expect("undeploy again");
+}
+
+/// Module resources carry no stage: a role another environment (another boundary) made is
+/// not taken over, and the deploy says why.
+#[tokio::test]
+async fn a_module_role_of_another_environment_is_not_taken_over() {
+    let Some(setup) = setup("a_module_role_of_another_environment_is_not_taken_over").await else {
+        return;
+    };
+    let sdk = &setup.sdk;
+    let manifest = module(sdk, "idx", "microservice", "1.0.0").await;
+    iam(sdk)
+        .create_role()
+        .role_name(role_name(&manifest.name))
+        .assume_role_policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        )
+        .permissions_boundary("arn:aws:iam::123456789012:policy/plinth-staging-module-boundary")
+        .send()
+        .await
+        .expect("another environment's role");
+    let refused = setup
+        .deployer
+        .deploy(&spec(&manifest, None))
+        .await
+        .expect_err("the role is another environment's");
+    let message = refused.to_string();
+    assert!(
+        message.contains("another permissions boundary") && message.contains("plinth-staging"),
+        "{message}"
+    );
+    let policies = iam(sdk)
+        .list_role_policies()
+        .role_name(role_name(&manifest.name))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        policies.policy_names().is_empty(),
+        "nothing was written to it: {policies:?}"
+    );
 }

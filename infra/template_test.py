@@ -126,7 +126,7 @@ class Template(unittest.TestCase):
             name for name in FUNCTIONS for s in statements(FUNCTIONS[name])
             if "secretsmanager:PutSecretValue" in s["Action"] and s["Resource"] == {"Ref": "ContextKeySecret"}
         )
-        self.assertEqual(writers, ["AuthorizerFunction", "InstallerFunction", "RegistryApiFunction"])
+        self.assertEqual(writers, ["AuthorizerFunction", "RegistryApiFunction"])
 
 
 if __name__ == "__main__":

@@ -99,7 +99,9 @@ pub const ON_AWS: &str = "the control plane's table and modules' tables in Dynam
 /// What stays on this machine with `--aws`, and why.
 pub const STAYS_LOCAL: &str = "module backends run as local processes (an emulator runs no \
     containers or functions), the gateway serves their routes (it cannot serve API Gateway), and \
-    the installer runs in this process (it cannot invoke the installer function)";
+    the installer runs in this process (it cannot invoke the installer function); the JWT secret, \
+    the context key and modules' API keys stay in the data directory and the processes' \
+    environment, not Secrets Manager";
 
 /// Where the platform keeps its state and carries its events.
 struct Adapters {

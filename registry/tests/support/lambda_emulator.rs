@@ -26,7 +26,7 @@ pub struct LambdaEmulator {
     pub endpoint: String,
     watch: Child,
     functions: Vec<(String, Child)>,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 /// The cargo-lambda executable, or `None` (and a skip message) when there is none; under CI
@@ -111,7 +111,7 @@ impl LambdaEmulator {
             endpoint,
             watch,
             functions: Vec::new(),
-            _dir: dir,
+            dir,
         };
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -132,17 +132,29 @@ impl LambdaEmulator {
     pub fn run(&mut self, function: &Function<'_>) {
         self.stop(function.name);
         let runtime_api = format!("{}/.rt/{}", self.endpoint, function.name);
+        let log = std::fs::File::create(self.log_path(function.name)).expect("the function's log");
+        let log_too = log.try_clone().expect("the function's log");
         let child = Command::new(function.binary)
             .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
             .env("AWS_LAMBDA_FUNCTION_NAME", function.name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
             .envs(function.env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log)
+            .stderr(log_too)
             .spawn()
             .expect("start the function's process");
         self.functions.push((function.name.to_owned(), child));
+    }
+
+    /// What function `name` wrote (stdout and stderr) since it was last started: a failing
+    /// test shows it.
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.log_path(name)).unwrap_or_default()
+    }
+
+    fn log_path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("{name}.log"))
     }
 
     /// Stops the process of function `name`: its invocations then go unanswered.

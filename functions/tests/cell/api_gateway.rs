@@ -1,0 +1,306 @@
+//! Shim `ApiGateway`: **moto stores an HTTP API's routes but does not serve a request**, so
+//! this stands in for API Gateway serving one, as template.yaml configures it — and only that:
+//!
+//! - the routes: `GET /api/v1/tenants/{tenant}/modules/{module}/config` → config resolver;
+//!   the registry API's platform routes → registry API; any other `/api/v1/{proxy+}` (module
+//!   routes) → the `plinth` REQUEST authorizer (payload 2.0, simple responses, identity
+//!   sources `Authorization`, method and path), then the registry API with
+//!   `X-Plinth-Context` overwritten by `$context.authorizer.context`;
+//! - the request as an HTTP API payload 2.0 event, the function's answer back as a response.
+//!
+//! It does not cache authorizer decisions, throttle or log access.
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use crate::platform::{AUTHORIZER, CONFIG_RESOLVER, Cell, REGISTRY_API};
+
+/// An HTTP request as a client sends it to the API.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: &'static str,
+    /// Path and query, e.g. `/api/v1/tenants/acme/modules/financial/config?company=acme-de`.
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Value>,
+}
+
+impl Request {
+    pub fn new(method: &'static str, target: &str) -> Self {
+        Self {
+            method,
+            target: target.to_owned(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    #[must_use]
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_owned()));
+        self
+    }
+
+    #[must_use]
+    pub fn json(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self.header("content-type", "application/json")
+    }
+}
+
+/// What the client gets back.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Map<String, Value>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(Value::as_str)
+    }
+}
+
+/// Where template.yaml routes a request.
+enum Route {
+    /// A function's own route: its route key and path parameters.
+    Function(&'static str, String, Map<String, Value>),
+    /// `ANY /api/v1/{proxy+}`: the authorizer, then the registry API.
+    Module(String),
+    NotFound,
+}
+
+const PLATFORM_PREFIXES: [&str; 4] = [
+    "/api/v1/modules",
+    "/api/v1/tenants",
+    "/api/v1/rbac/",
+    "/api/v1/events",
+];
+
+fn route(method: &str, path: &str) -> Route {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if method == "GET"
+        && let ["api", "v1", "tenants", tenant, "modules", module, "config"] = segments[..]
+    {
+        let params = json!({"tenant": tenant, "module": module});
+        return Route::Function(
+            CONFIG_RESOLVER,
+            "GET /api/v1/tenants/{tenant}/modules/{module}/config".into(),
+            params.as_object().cloned().unwrap_or_default(),
+        );
+    }
+    if ["/health", "/.well-known/jwks.json", "/openapi.json"].contains(&path) {
+        return Route::Function(REGISTRY_API, format!("{method} {path}"), Map::new());
+    }
+    for prefix in PLATFORM_PREFIXES {
+        let base = prefix.trim_end_matches('/');
+        if path == base {
+            return Route::Function(REGISTRY_API, format!("ANY {base}"), Map::new());
+        }
+        if let Some(rest) = path.strip_prefix(&format!("{base}/")) {
+            let params = json!({"proxy": rest});
+            return Route::Function(
+                REGISTRY_API,
+                format!("ANY {base}/{{proxy+}}"),
+                params.as_object().cloned().unwrap_or_default(),
+            );
+        }
+    }
+    match path.strip_prefix("/api/v1/") {
+        Some(rest) if !rest.is_empty() => Route::Module(rest.to_owned()),
+        _ => Route::NotFound,
+    }
+}
+
+/// API Gateway in front of the cell's functions.
+pub struct ApiGateway<'a> {
+    pub cell: &'a Cell,
+}
+
+impl ApiGateway<'_> {
+    pub async fn send(&self, request: Request) -> Response {
+        let (path, query) = request
+            .target
+            .split_once('?')
+            .unwrap_or((request.target.as_str(), ""));
+        match route(request.method, path) {
+            Route::Function(function, route_key, params) => {
+                let event = http_event(&request, path, query, &route_key, params);
+                self.integrate(function, &event).await
+            }
+            Route::Module(proxy) => self.module_route(&request, path, query, &proxy).await,
+            Route::NotFound => gateway_answer(404, "Not Found"),
+        }
+    }
+
+    /// A module route: no `Authorization` (an identity source) is 401 without invoking the
+    /// authorizer; `isAuthorized: false` is 403; otherwise the registry API gets the request
+    /// with the authorizer's tenant context.
+    async fn module_route(
+        &self,
+        request: &Request,
+        path: &str,
+        query: &str,
+        proxy: &str,
+    ) -> Response {
+        let route_key = "ANY /api/v1/{proxy+}";
+        let params = json!({"proxy": proxy})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let mut event = http_event(request, path, query, route_key, params);
+        let Some(authorization) = event["headers"]["authorization"]
+            .as_str()
+            .map(str::to_owned)
+        else {
+            return gateway_answer(401, "Unauthorized");
+        };
+        let mut authorizer = event.clone();
+        authorizer["type"] = "REQUEST".into();
+        authorizer["routeArn"] = format!(
+            "arn:aws:execute-api:us-east-1:123456789012:cell/$default/{}{path}",
+            request.method
+        )
+        .into();
+        authorizer["identitySource"] = json!([authorization, request.method, path]);
+        if let Some(object) = authorizer.as_object_mut() {
+            object.remove("body");
+            object.remove("isBase64Encoded");
+        }
+        let decided = self.cell.invoke(AUTHORIZER, &authorizer).await;
+        assert!(
+            decided.function_error.is_none(),
+            "the authorizer failed: {:?}\n{}",
+            decided.payload,
+            self.cell.log(AUTHORIZER)
+        );
+        if decided.payload["isAuthorized"] != true {
+            return gateway_answer(403, "Forbidden");
+        }
+        // `overwrite:header.x-plinth-context: $context.authorizer.context`
+        let context = decided.payload["context"]["context"].clone();
+        event["headers"]["x-plinth-context"] = context;
+        event["requestContext"]["authorizer"] =
+            json!({"lambda": decided.payload["context"].clone()});
+        self.integrate(REGISTRY_API, &event).await
+    }
+
+    /// An `AWS_PROXY` integration, payload 2.0: the function's answer as the response.
+    async fn integrate(&self, function: &str, event: &Value) -> Response {
+        let invoked = self.cell.invoke(function, event).await;
+        if invoked.function_error.is_some() || invoked.status != 200 {
+            eprintln!(
+                "{function} failed ({}): {}\n{}",
+                invoked.status,
+                invoked.payload,
+                self.cell.log(function)
+            );
+            return gateway_answer(500, "Internal Server Error");
+        }
+        let answer = invoked.payload;
+        let mut body = answer["body"].as_str().unwrap_or_default().to_owned();
+        if answer["isBase64Encoded"] == true {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&body)
+                .expect("a base64 body");
+            body = String::from_utf8_lossy(&bytes).into_owned();
+        }
+        let status = answer["statusCode"].as_u64().map_or(200, |s| s as u16);
+        let mut headers = answer["headers"].as_object().cloned().unwrap_or_default();
+        if let Some(multi) = answer["multiValueHeaders"].as_object() {
+            for (name, values) in multi {
+                if let Some(first) = values.get(0) {
+                    headers.entry(name.clone()).or_insert(first.clone());
+                }
+            }
+        }
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// API Gateway's own answer (`{"message": …}`), as when no route matches or the authorizer
+/// refuses.
+fn gateway_answer(status: u16, message: &str) -> Response {
+    Response {
+        status,
+        headers: Map::new(),
+        body: json!({"message": message}).to_string(),
+    }
+}
+
+/// The HTTP API's payload 2.0 event for `request` on `route_key`.
+fn http_event(
+    request: &Request,
+    path: &str,
+    query: &str,
+    route_key: &str,
+    path_parameters: Map<String, Value>,
+) -> Value {
+    let mut headers = Map::new();
+    for (name, value) in &request.headers {
+        headers.insert(name.clone(), value.clone().into());
+    }
+    headers.insert(
+        "host".into(),
+        "cell.execute-api.us-east-1.amazonaws.com".into(),
+    );
+    let mut query_parameters = Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        query_parameters.insert(name.into(), value.into());
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "cell",
+            "domainName": "cell.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "cell",
+            "http": {
+                "method": request.method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": "plinth-cell"
+            },
+            "requestId": format!("cell-{now}"),
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": "01/Jan/2026:00:00:00 +0000",
+            "timeEpoch": now
+        },
+        "isBase64Encoded": false
+    });
+    if !query_parameters.is_empty() {
+        event["queryStringParameters"] = query_parameters.into();
+    }
+    if !path_parameters.is_empty() {
+        event["pathParameters"] = path_parameters.into();
+    }
+    if let Some(body) = &request.body {
+        event["body"] = body.to_string().into();
+    }
+    event
+}

@@ -60,6 +60,8 @@ pub struct Response {
     pub status: u16,
     pub headers: Map<String, Value>,
     pub body: String,
+    /// On a module route, the authorizer function's answer (`isAuthorized`, `context`).
+    pub authorizer: Option<Value>,
 }
 
 impl Response {
@@ -186,14 +188,20 @@ impl ApiGateway<'_> {
             self.cell.log(AUTHORIZER)
         );
         if decided.payload["isAuthorized"] != true {
-            return gateway_answer(403, "Forbidden");
+            return Response {
+                authorizer: Some(decided.payload),
+                ..gateway_answer(403, "Forbidden")
+            };
         }
         // `overwrite:header.x-plinth-context: $context.authorizer.context`
         let context = decided.payload["context"]["context"].clone();
         event["headers"]["x-plinth-context"] = context;
         event["requestContext"]["authorizer"] =
             json!({"lambda": decided.payload["context"].clone()});
-        self.integrate(REGISTRY_API, &event).await
+        Response {
+            authorizer: Some(decided.payload),
+            ..self.integrate(REGISTRY_API, &event).await
+        }
     }
 
     /// An `AWS_PROXY` integration, payload 2.0: the function's answer as the response.
@@ -229,6 +237,7 @@ impl ApiGateway<'_> {
             status,
             headers,
             body,
+            authorizer: None,
         }
     }
 }
@@ -240,6 +249,7 @@ fn gateway_answer(status: u16, message: &str) -> Response {
         status,
         headers: Map::new(),
         body: json!({"message": message}).to_string(),
+        authorizer: None,
     }
 }
 

@@ -75,6 +75,25 @@ fn install_requested(module: &str) -> Value {
     })
 }
 
+/// The tokens of the scenario's users.
+struct Users {
+    operator: String,
+    admin: String,
+    alice: String,
+    stranger: String,
+}
+
+impl Users {
+    fn signed_with(secret: &str) -> Self {
+        Self {
+            operator: token(secret, "ops", None, None, &["platform:admin"]),
+            admin: token(secret, "boss", Some("acme"), None, &["tenant:admin"]),
+            alice: token(secret, "alice", Some("acme"), Some("acme-de"), &[]),
+            stranger: token(secret, "eve", Some("globex"), None, &["tenant:admin"]),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_platform_runs_as_lambda_runs_it() {
     let started = std::time::Instant::now();
@@ -94,75 +113,113 @@ async fn the_platform_runs_as_lambda_runs_it() {
         "generate-on-first-start",
         "the first signing function generates the context key"
     );
+    let users = Users::signed_with(&cell.jwt_secret().await);
+    let module = ModuleBackend::start().await;
 
-    let secret = cell.jwt_secret().await;
-    let operator = token(&secret, "ops", None, None, &["platform:admin"]);
+    publish_and_install(&api, &users, &module).await;
+    tenant_with_financial(&api, &users).await;
+    config_with_etag(&api, &users).await;
+    authorizer_decides(&api, &users).await;
+
+    eprintln!(
+        "the cell took {:.1} s (the module got {} calls)",
+        started.elapsed().as_secs_f64(),
+        module.calls()
+    );
+}
+
+/// financial published through the registry API, its install requested there and run by the
+/// installer function on the event the bus's rule would deliver (EventBridge → Lambda is not
+/// emulated), at the module's own endpoint.
+async fn publish_and_install(api: &ApiGateway<'_>, users: &Users, module: &ModuleBackend) {
     let published = api
         .send(
             Request::new("POST", "/api/v1/modules")
-                .bearer(&operator)
+                .bearer(&users.operator)
                 .json(financial()),
         )
         .await;
     expect(&published, 201, "publish financial");
-
-    // The installation: requested through the registry API, run by the installer function
-    // on the event the bus's rule would deliver (EventBridge → Lambda is not emulated).
-    let module = ModuleBackend::start().await;
     let install = json!({"version": "1.2.0", "endpoint": module.url});
     let requested = api
         .send(
             Request::new("POST", "/api/v1/modules/financial/install")
-                .bearer(&operator)
+                .bearer(&users.operator)
                 .json(install),
         )
         .await;
     expect(&requested, 202, "install financial");
-    let ran = cell
+    let ran = api
+        .cell
         .invoke(INSTALLER, &install_requested("financial"))
         .await;
     assert!(
         ran.function_error.is_none() && ran.status == 200,
         "the installer failed: {ran:?}\n{}",
-        cell.log(INSTALLER)
+        api.cell.log(INSTALLER)
     );
     let status = api
-        .send(Request::new("GET", "/api/v1/modules/financial/installation").bearer(&operator))
+        .send(Request::new("GET", "/api/v1/modules/financial/installation").bearer(&users.operator))
         .await;
     expect(&status, 200, "the installation");
     assert_eq!(status.json()["status"], "installed", "{}", status.body);
+}
 
-    let tenant = json!({"id": "acme", "name": "ACME", "subscription_tier": "premium"});
-    let created = api
-        .send(
-            Request::new("POST", "/api/v1/tenants")
-                .bearer(&operator)
-                .json(tenant),
-        )
-        .await;
-    expect(&created, 201, "create tenant acme");
-    let admin = token(&secret, "boss", Some("acme"), None, &["tenant:admin"]);
-    let company = json!({"id": "acme-de", "name": "ACME GmbH"});
-    let created = api
-        .send(
-            Request::new("POST", "/api/v1/tenants/acme/companies")
-                .bearer(&admin)
-                .json(company),
-        )
-        .await;
-    expect(&created, 201, "create company acme-de");
-    let enabled = api
-        .send(
-            Request::new("PUT", "/api/v1/tenants/acme/modules/financial")
-                .bearer(&admin)
-                .json(json!({})),
-        )
-        .await;
-    expect(&enabled, 200, "enable financial for acme");
+/// Tenant acme (premium, as financial asks), company acme-de, financial enabled for acme;
+/// alice may read accounts.
+async fn tenant_with_financial(api: &ApiGateway<'_>, users: &Users) {
+    let calls = [
+        (
+            "POST",
+            "/api/v1/tenants",
+            &users.operator,
+            json!({"id": "acme", "name": "ACME", "subscription_tier": "premium"}),
+            201,
+        ),
+        (
+            "POST",
+            "/api/v1/tenants/acme/companies",
+            &users.admin,
+            json!({"id": "acme-de", "name": "ACME GmbH"}),
+            201,
+        ),
+        (
+            "PUT",
+            "/api/v1/tenants/acme/modules/financial",
+            &users.admin,
+            json!({}),
+            200,
+        ),
+        (
+            "PUT",
+            "/api/v1/tenants/acme/roles/bookkeeper",
+            &users.admin,
+            json!({"permissions": ["financial:accounts.read"]}),
+            200,
+        ),
+        (
+            "PUT",
+            "/api/v1/tenants/acme/users/alice/roles",
+            &users.admin,
+            json!({"roles": ["bookkeeper"]}),
+            200,
+        ),
+    ];
+    for (method, path, bearer, body, status) in calls {
+        let response = api
+            .send(Request::new(method, path).bearer(bearer).json(body))
+            .await;
+        expect(&response, status, &format!("{method} {path}"));
+    }
+}
 
-    let alice = token(&secret, "alice", Some("acme"), Some("acme-de"), &[]);
+/// The company's configuration through the config resolver function: 200 with an `ETag`,
+/// then 304 to `If-None-Match`.
+async fn config_with_etag(api: &ApiGateway<'_>, users: &Users) {
     let config = "/api/v1/tenants/acme/modules/financial/config?company=acme-de";
-    let first = api.send(Request::new("GET", config).bearer(&alice)).await;
+    let first = api
+        .send(Request::new("GET", config).bearer(&users.alice))
+        .await;
     expect(
         &first,
         200,
@@ -178,15 +235,52 @@ async fn the_platform_runs_as_lambda_runs_it() {
     let again = api
         .send(
             Request::new("GET", config)
-                .bearer(&alice)
+                .bearer(&users.alice)
                 .header("if-none-match", &etag),
         )
         .await;
     expect(&again, 304, "the same config again, If-None-Match");
+}
 
-    eprintln!(
-        "the cell took {:.1} s (the module got {} calls)",
-        started.elapsed().as_secs_f64(),
-        module.calls()
+/// The authorizer function on module routes: a permitted route allowed with a signed tenant
+/// context; a route alice has no permission for, and another tenant's token, refused.
+async fn authorizer_decides(api: &ApiGateway<'_>, users: &Users) {
+    let allowed = api
+        .send(Request::new("GET", "/api/v1/financial/accounts").bearer(&users.alice))
+        .await;
+    let decision = allowed.authorizer.clone().expect("the authorizer decided");
+    assert_eq!(decision["isAuthorized"], true, "{decision}");
+    assert_eq!(decision["context"]["tenant"], "acme", "{decision}");
+    assert_eq!(decision["context"]["module"], "financial", "{decision}");
+    let context = decision["context"]["context"].as_str().unwrap_or_default();
+    assert_eq!(
+        context.split('.').count(),
+        3,
+        "a signed context: {decision}"
     );
+
+    let refusals = [
+        (
+            &users.alice,
+            "/api/v1/financial/invoices",
+            "financial:invoices.read",
+        ),
+        (
+            &users.stranger,
+            "/api/v1/financial/accounts",
+            "no module financial",
+        ),
+    ];
+    for (bearer, path, reason) in refusals {
+        let refused = api.send(Request::new("GET", path).bearer(bearer)).await;
+        expect(&refused, 403, path);
+        let decision = refused.authorizer.expect("the authorizer decided");
+        assert_eq!(decision["isAuthorized"], false, "{decision}");
+        let why = decision["context"]["reason"].as_str().unwrap_or_default();
+        assert!(why.contains(reason), "{path}: {why}");
+    }
+    let anonymous = api
+        .send(Request::new("GET", "/api/v1/financial/accounts"))
+        .await;
+    expect(&anonymous, 401, "no Authorization: API Gateway's own 401");
 }

@@ -16,12 +16,13 @@ mod api_gateway;
 mod module_backend;
 mod platform;
 
+use base64::Engine;
 use plinth_registry::identity::{Claims, mint_token};
 use serde_json::{Value, json};
 
 use api_gateway::{ApiGateway, Request, Response};
 use module_backend::ModuleBackend;
-use platform::{Cell, INSTALLER};
+use platform::{Cell, ECR_EVENTS, INSTALLER};
 
 /// A user's token, signed with the JWT secret read back from Secrets Manager.
 fn token(
@@ -120,6 +121,7 @@ async fn the_platform_runs_as_lambda_runs_it() {
     tenant_with_financial(&api, &users).await;
     config_with_etag(&api, &users).await;
     authorizer_decides(&api, &users).await;
+    pushed_image_publishes(&api, &users).await;
 
     eprintln!(
         "the cell took {:.1} s (the module got {} calls)",
@@ -283,4 +285,96 @@ async fn authorizer_decides(api: &ApiGateway<'_>, users: &Users) {
         .send(Request::new("GET", "/api/v1/financial/accounts"))
         .await;
     expect(&anonymous, 401, "no Authorization: API Gateway's own 401");
+}
+
+/// The next version pushed to ECR with its manifest (the annotation `dev.plinth.manifest`,
+/// base64, as docs/images.md has buildx write it); the ECR events function, invoked with the
+/// "ECR Image Action" the default bus's rule would deliver, publishes it.
+async fn pushed_image_publishes(api: &ApiGateway<'_>, users: &Users) {
+    let sdk = &api.cell.sdk;
+    // The repository financial's published versions name: a push elsewhere publishes nothing.
+    let repository = "plinth-financial";
+    let created = aws_sdk_ecr::Client::new(sdk)
+        .create_repository()
+        .repository_name(repository)
+        .send()
+        .await;
+    if let Err(e) = created {
+        let exists = e
+            .as_service_error()
+            .is_some_and(aws_sdk_ecr::operation::create_repository::CreateRepositoryError::is_repository_already_exists_exception);
+        assert!(exists, "create the module's repository: {e:?}");
+    }
+    let mut next = financial();
+    next["version"] = "1.3.0".into();
+    next["backend"]["image"] = format!("{repository}:1.3.0").into();
+    let mut image = registry_fixture("oci-image-manifest-annotated.json");
+    // A layer of this run's own, so that a second run on the same emulator pushes a new image.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    image["layers"][1]["digest"] = format!("sha256:{nanos:064x}").into();
+    image["annotations"]["dev.plinth.manifest"] = base64::engine::general_purpose::STANDARD
+        .encode(next.to_string())
+        .into();
+    let pushed = aws_sdk_ecr::Client::new(sdk)
+        .put_image()
+        .repository_name(repository)
+        .image_tag("1.3.0")
+        .image_manifest(image.to_string())
+        .image_manifest_media_type("application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .expect("push the image");
+    let digest = pushed
+        .image()
+        .and_then(|i| i.image_id())
+        .and_then(|id| id.image_digest())
+        .expect("the image's digest")
+        .to_owned();
+
+    let mut event = registry_fixture("ecr-image-action-oci.json");
+    event["detail"]["repository-name"] = repository.into();
+    event["detail"]["image-tag"] = "1.3.0".into();
+    event["detail"]["image-digest"] = digest.clone().into();
+    let ran = api.cell.invoke(ECR_EVENTS, &event).await;
+    assert!(
+        ran.function_error.is_none() && ran.status == 200,
+        "the ECR events function failed: {ran:?}\n{}",
+        api.cell.log(ECR_EVENTS)
+    );
+
+    let versions = api
+        .send(Request::new("GET", "/api/v1/modules/financial/versions").bearer(&users.operator))
+        .await;
+    expect(&versions, 200, "financial's versions");
+    let listed = versions.json();
+    let published = listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["version"] == "1.3.0")
+        .unwrap_or_else(|| {
+            panic!(
+                "1.3.0 is not published: {:?}\n{}",
+                ran.payload,
+                api.cell.log(ECR_EVENTS)
+            )
+        });
+    assert_eq!(published["image_digest"], digest.as_str(), "{published}");
+    assert_eq!(
+        published["published_by"],
+        format!("ecr:123456789012/{repository}"),
+        "{published}"
+    );
+}
+
+/// A fixture the registry's tests keep (the AWS payloads it parses).
+fn registry_fixture(name: &str) -> Value {
+    let path = format!(
+        "{}/../registry/tests/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }

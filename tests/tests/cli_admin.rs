@@ -24,7 +24,8 @@ struct Fixture {
 impl Fixture {
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let data_dir = dir.path().join("data");
+        // `plinth up`'s default data directory's name, so that `plinth token` finds it.
+        let data_dir = dir.path().join(".plinth");
         let runtime = Runtime::new().expect("runtime");
         let options = Options {
             port: 0,
@@ -287,6 +288,38 @@ fn an_operator_installs_a_module_and_a_tenant_admin_configures_it() {
     publish_and_install(&fixture, &token);
     set_up_tenant(&fixture, &token);
     merged_config_shows_each_tier(&fixture, &token);
+}
+
+#[test]
+fn token_run_in_a_module_folder_signs_with_the_platforms_secret_and_makes_none() {
+    let fixture = Fixture::start();
+    let module = fixture.dir.path().join("invoicing-plus");
+    std::fs::create_dir_all(&module).expect("a module folder");
+    let run = run_plinth_with_env(&module, &["token", "--roles", "platform:admin"], &[]);
+    let token = ok(&run).trim().to_owned();
+    assert!(
+        run.stderr
+            .contains("note: signed with the secret of the platform")
+            && run.stderr.contains(".plinth"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !module.join(".plinth").exists(),
+        "no secret is made in the module's folder"
+    );
+    let status = fixture.plinth(&["module", "status", "greeter"], Some(&token));
+    assert!(!status.stderr.contains("HTTP 401"), "{}", status.stderr);
+
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let run = run_plinth_with_env(
+        elsewhere.path(),
+        &["token", "--roles", "platform:admin"],
+        &[],
+    );
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert!(run.stderr.contains("no platform secret"), "{}", run.stderr);
+    assert!(!elsewhere.path().join(".plinth").exists());
 }
 
 #[test]

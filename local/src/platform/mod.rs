@@ -31,7 +31,7 @@ use tokio::net::TcpListener;
 use crate::gateway::Gateway;
 
 pub use demo::{DemoReport, demo_token};
-pub use secrets::jwt_secret;
+pub use secrets::{DEFAULT_DATA_DIR, SecretSource, find_jwt_secret, jwt_secret};
 
 /// How to run the platform.
 #[derive(Debug, Clone)]

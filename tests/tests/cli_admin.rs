@@ -387,3 +387,21 @@ fn an_unreachable_plinth_or_bad_arguments_exit_2() {
         missing.stderr
     );
 }
+
+/// Finding 11 of "The first hour": `--tier gold` gets one line naming the tiers, before
+/// anything is sent (no serde message, no "line 1 column 51", no platform needed).
+#[test]
+fn a_tier_that_does_not_exist_is_refused_in_one_line_naming_the_tiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = plinth_tests::run_plinth(
+        dir.path(),
+        &[
+            "tenant", "create", "acme", "--name", "Acme", "--tier", "gold",
+        ],
+    );
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    assert_eq!(
+        run.stderr.trim(),
+        "error: --tier `gold` is not a tier: use free, basic, premium or enterprise"
+    );
+}

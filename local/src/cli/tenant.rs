@@ -42,15 +42,31 @@ pub enum TenantCommand {
     Disable { tenant: String, module: String },
 }
 
+/// A tier as the user typed it, checked before anything is sent.
+fn checked_tier(tier: &str) -> Result<plinth_module_sdk::Tier, Failure> {
+    plinth_module_sdk::Tier::parse(tier).map_err(|_| {
+        Failure::Usage(format!(
+            "--tier `{tier}` is not a tier: use free, basic, premium or enterprise"
+        ))
+    })
+}
+
 pub(super) fn run(args: TenantArgs, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Exit> {
     let TenantArgs { command, target } = args;
+    if let TenantCommand::Create {
+        tier: Some(tier), ..
+    } = &command
+        && let Err(failure) = checked_tier(tier)
+    {
+        return failure.report(err);
+    }
     client::block_on(err, async {
         let client = Client::new(&target)?;
         let answer = match &command {
             TenantCommand::Create { id, name, tier } => {
                 let mut body = json!({"id": id, "name": name});
                 if let Some(tier) = tier {
-                    body["subscription_tier"] = json!(tier);
+                    body["subscription_tier"] = json!(checked_tier(tier)?.as_str());
                 }
                 client.post("/api/v1/tenants", &body).await?
             }

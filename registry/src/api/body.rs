@@ -28,7 +28,17 @@ fn rejected(rejection: &JsonRejection) -> Error {
     // axum says "Failed to deserialize the JSON body into the target type: field: message".
     let detail = text
         .split_once("target type: ")
-        .map_or(text.as_str(), |(_, rest)| rest)
+        .map_or(text.as_str(), |(_, rest)| rest);
+    // serde's " at line 1 column 51" points into a body the sender never sees as lines.
+    let detail = detail
+        .rsplit_once(" at line ")
+        .filter(|(_, at)| {
+            at.split_once(" column ").is_some_and(|(l, c)| {
+                l.chars().all(|c| c.is_ascii_digit())
+                    && c.trim().chars().all(|c| c.is_ascii_digit())
+            })
+        })
+        .map_or(detail, |(message, _)| message)
         .to_string();
     match rejection {
         JsonRejection::JsonDataError(_) => match detail.split_once(": ") {

@@ -206,10 +206,46 @@ impl TokenVerifier {
     /// without re-checking its signature.
     pub fn verify_until(&self, token: &str) -> Result<(User, i64)> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| Error::Unauthorized(format!("invalid token: {e}")))?;
+            .map_err(|e| Error::Unauthorized(format!("invalid token: {}", why_refused(&e))))?;
         let valid_until = i64::try_from(data.claims.exp.saturating_add(self.validation.leeway))
             .unwrap_or(i64::MAX);
         Ok((user_from_claims(data.claims)?, valid_until))
+    }
+}
+
+/// Why a token was refused, in words a person who minted it can act on (not the library's
+/// enum names).
+fn why_refused(error: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match error.kind() {
+        ErrorKind::InvalidSignature => {
+            "its signature does not match the platform's secret (was it \
+            minted with another PLINTH_JWT_SECRET, or changed after signing?)"
+                .to_owned()
+        }
+        ErrorKind::ExpiredSignature => {
+            "it has expired (its `exp` is in the past); mint a new one".into()
+        }
+        ErrorKind::ImmatureSignature => "it is not valid yet (its `nbf` is in the future)".into(),
+        ErrorKind::InvalidIssuer => {
+            "its issuer (`iss`) is not the one the platform requires".into()
+        }
+        ErrorKind::InvalidAudience => {
+            "its audience (`aud`) is not the one the platform requires".into()
+        }
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            "it is signed with an algorithm the platform does not accept (HS256 only)".into()
+        }
+        ErrorKind::MissingAlgorithm => "its header names no signing algorithm".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("it has no `{claim}` claim"),
+        ErrorKind::InvalidToken => {
+            "it is not a JWT (three base64url parts separated by dots)".into()
+        }
+        ErrorKind::Base64(_) | ErrorKind::Utf8(_) => {
+            "a part of it is not valid base64url-encoded text".into()
+        }
+        ErrorKind::Json(json) => format!("its header or claims are not the JSON expected: {json}"),
+        _ => "it cannot be verified".into(),
     }
 }
 
@@ -320,7 +356,7 @@ mod tests {
         let verifier = TokenVerifier::hs256(SECRET, Some("plinth-dev"), Some("plinth")).unwrap();
         let expired = mint_token(SECRET, &claims(-120)).unwrap();
         assert!(
-            matches!(verifier.verify(&expired), Err(Error::Unauthorized(m)) if m.contains("Expired"))
+            matches!(verifier.verify(&expired), Err(Error::Unauthorized(m)) if m.contains("expired"))
         );
         let mut other_issuer = claims(60);
         other_issuer.iss = Some("evil".into());
@@ -342,6 +378,36 @@ mod tests {
         }
     }
 
+    /// Finding 11 of "The first hour": a refusal says why in English, never with the token
+    /// library's enum names.
+    #[test]
+    fn token_errors_speak_english_not_enum_names() {
+        let verifier = TokenVerifier::hs256(SECRET, Some("plinth-dev"), Some("plinth")).unwrap();
+        let other = mint_token(b"another-secret-0123456789abcdef-xyz", &claims(60)).unwrap();
+        let mut expired = claims(60);
+        expired.exp = 1_000;
+        let cases = [
+            other,
+            mint_token(SECRET, &expired).unwrap(),
+            "not-a-jwt".to_owned(),
+            "a.b.c".to_owned(),
+        ];
+        for token in cases {
+            let message = refused(&verifier, &token);
+            assert!(message.starts_with("invalid token: "), "{message}");
+            // CamelCase words such as `InvalidSignature`: an upper-case letter after a lower-case one.
+            let enum_like = message
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|word| {
+                    word.as_bytes()
+                        .windows(2)
+                        .any(|pair| pair[0].is_ascii_lowercase() && pair[1].is_ascii_uppercase())
+                });
+            assert!(!enum_like, "no enum names: {message}");
+        }
+        assert!(refused(&verifier, &mint_token(SECRET, &expired).unwrap()).contains("expired"));
+    }
+
     #[test]
     fn forged_tokens_of_every_kind_are_refused() {
         let verifier = TokenVerifier::hs256(SECRET, Some("plinth-dev"), Some("plinth")).unwrap();
@@ -360,19 +426,17 @@ mod tests {
         let payload = b64(serde_json::to_string(&tampered).unwrap().as_bytes());
         assert!(
             refused(&verifier, &format!("{}.{payload}.{}", parts[0], parts[2]))
-                .contains("InvalidSignature")
+                .contains("signature does not match the platform's secret")
         );
         // not yet valid, and for another audience
         let mut early = claims(600);
         early.nbf = Some(early.exp - 60);
-        assert!(
-            refused(&verifier, &mint_token(SECRET, &early).unwrap()).contains("ImmatureSignature")
-        );
+        assert!(refused(&verifier, &mint_token(SECRET, &early).unwrap()).contains("not valid yet"));
         let mut elsewhere = claims(60);
         elsewhere.aud = Some("other-app".into());
         assert!(
             refused(&verifier, &mint_token(SECRET, &elsewhere).unwrap())
-                .contains("InvalidAudience")
+                .contains("audience (`aud`)")
         );
         assert!(
             TokenVerifier::hs256(b"short", None, None).is_err(),

@@ -674,3 +674,27 @@ async fn dynamodb_resolution_is_one_round_trip_cold_and_none_warm() {
         "the change is seen at once"
     );
 }
+
+/// Finding 11 of "The first hour": a body with a value of the wrong kind is refused naming
+/// the field and the values it takes, without serde's "at line 1 column 51".
+#[tokio::test]
+async fn a_bad_value_is_refused_without_serdes_position() {
+    let p = TestPlatform::embedded();
+    let refused = p
+        .call(
+            Method::POST,
+            "/api/v1/tenants",
+            operator(),
+            Some(json!({"id": "acme", "name": "Acme", "subscription_tier": "gold"})),
+        )
+        .await;
+    let body = refused.expect(StatusCode::UNPROCESSABLE_ENTITY).to_string();
+    assert!(
+        body.contains("subscription_tier") && body.contains("gold"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("line 1") && !body.contains("column"),
+        "{body}"
+    );
+}

@@ -105,6 +105,18 @@ impl Enablement {
         item.map(|i| Ok((from_item(&i)?, i.version))).transpose()
     }
 
+    /// A company's row for `module`, when it has one.
+    pub async fn company_module(
+        &self,
+        tenant: &TenantId,
+        company: &CompanyId,
+        module: &ModuleName,
+    ) -> Result<Option<CompanyModule>> {
+        let key = keys::company_module(tenant.as_str(), company.as_str(), module.as_str());
+        let item = self.store.get(&key).await?;
+        item.as_ref().map(from_item).transpose()
+    }
+
     pub async fn set_tenant_module(
         &self,
         caller: &Caller,

@@ -118,3 +118,77 @@ async fn an_acme_de_invoice_uses_its_company_config_and_its_payment_is_notified(
         .expect("the server task")
         .expect("served and stopped its backends");
 }
+
+/// Finding 6 of "The first hour": starting `plinth up --demo` again seeds only what is missing;
+/// a tenant admin's configuration, and the German company's override, stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_the_demo_keeps_a_tenant_admins_configuration() {
+    let data = tempfile::tempdir().expect("a temporary folder");
+    let options = Options {
+        port: 0,
+        data_dir: data.path().to_path_buf(),
+        demo: true,
+        aws: None,
+        working_dir: workspace_root(),
+    };
+    let running = platform::start(&options)
+        .await
+        .expect("the platform starts");
+    let addr = running.addr.to_string();
+    let demo = running.demo();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(running.serve(async {
+        let _ = stopped.await;
+    }));
+    let examples = workspace_root().join("examples");
+    let token = demo.run(&examples).await.expect("the demo is set up").token;
+
+    let mine = json!({"enabled": true, "configuration":
+        {"currency": "USD", "tax_rate": 0.07, "invoice_prefix": "ACME"}});
+    let (status, changed) = http(
+        &addr,
+        "PUT",
+        "/api/v1/tenants/acme/modules/financial",
+        &token,
+        Some(&mine),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
+
+    // The demo seeding again, as a restart of `plinth up --demo` does.
+    demo.run(&examples).await.expect("the demo runs again");
+
+    let config = |company: &'static str| {
+        let (addr, token) = (addr.clone(), token.clone());
+        async move {
+            http(
+                &addr,
+                "GET",
+                &format!("/api/v1/tenants/acme/modules/financial/config?company={company}"),
+                &token,
+                None,
+            )
+            .await
+        }
+    };
+    let (status, us) = config("acme-us").await;
+    assert_eq!(status, 200, "{us}");
+    let us = &us["configuration"];
+    assert_eq!(
+        (&us["currency"], &us["tax_rate"]),
+        (&json!("USD"), &json!(0.07)),
+        "{us}"
+    );
+    let (_, de) = config("acme-de").await;
+    let de = &de["configuration"];
+    assert_eq!(
+        de["invoice_prefix"], "ACME-DE",
+        "the company's override is kept: {de}"
+    );
+
+    let _ = stop.send(());
+    server
+        .await
+        .expect("the server task")
+        .expect("served and stopped its backends");
+}

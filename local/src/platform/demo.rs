@@ -129,7 +129,17 @@ pub(super) async fn run(app: &App, examples: &Path, secret: &str) -> Result<Demo
                 .await,
         )?;
     }
+    // What a tenant admin has set since an earlier start is theirs: only what is missing is
+    // seeded (README: state survives restarts).
     for module in &modules {
+        let seeded = platform
+            .enablement
+            .tenant_module(&acme, module)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading acme's {module}: {e}"))?;
+        if seeded.is_some() {
+            continue;
+        }
         let configuration = (module.as_str() == "financial").then(|| {
             object(json!({"currency": "EUR", "tax_rate": 0.20, "invoice_prefix": "ACME"}))
         });
@@ -146,6 +156,11 @@ pub(super) async fn run(app: &App, examples: &Path, secret: &str) -> Result<Demo
     }
     if let Some(financial) = modules.iter().find(|m| m.as_str() == "financial") {
         let german = CompanyId::parse("acme-de").map_err(|e| anyhow::anyhow!(e))?;
+        let seeded = platform
+            .enablement
+            .company_module(&acme, &german, financial)
+            .await
+            .map_err(|e| anyhow::anyhow!("reading acme-de's financial: {e}"))?;
         let change = ModuleChange {
             enabled: Some(true),
             configuration: Some(object(
@@ -153,11 +168,13 @@ pub(super) async fn run(app: &App, examples: &Path, secret: &str) -> Result<Demo
             )),
             ..ModuleChange::default()
         };
-        platform
-            .enablement
-            .set_company_module(&operator, &acme, &german, financial, change)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if seeded.is_none() {
+            platform
+                .enablement
+                .set_company_module(&operator, &acme, &german, financial, change)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
     }
     let token = demo_token(secret)?;
     Ok(DemoReport {

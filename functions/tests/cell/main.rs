@@ -1,7 +1,8 @@
-//! The AWS cell (issue 19), first slice: the platform's function binaries started as Lambda
-//! runs them (cargo-lambda's runtime emulator), against moto, driven only through their
-//! Invoke API — the registry API and the config resolver behind the `ApiGateway` shim, the
-//! installer with its EventBridge event.
+//! The AWS cell (issue 19): the platform's function binaries started as Lambda runs them
+//! (cargo-lambda's runtime emulator), against moto, driven only through their Invoke API —
+//! the registry API, the config resolver and the authorizer behind the `ApiGateway` shim; the
+//! installer and the ECR events function by their rules on the buses, delivered by the
+//! `BusToLambda` shim.
 //!
 //! Skips without `AWS_ENDPOINT_URL` (moto) or `PLINTH_CARGO_LAMBDA` (cargo-lambda), except
 //! under CI. Run it as `./tests/run` does:
@@ -13,8 +14,11 @@
 mod lambda_emulator;
 
 mod api_gateway;
+mod bus_to_lambda;
 mod module_backend;
 mod platform;
+
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use plinth_registry::identity::{Claims, mint_token};
@@ -61,19 +65,36 @@ fn expect(response: &Response, status: u16, what: &str) {
     assert_eq!(response.status, status, "{what}: {}", response.body);
 }
 
-/// What the installer function gets from the rule `platform-{s}-install-requested`.
-fn install_requested(module: &str) -> Value {
-    json!({
-        "version": "0",
-        "id": "cell-install-requested",
-        "detail-type": "module.install.requested",
-        "source": "plinth.registry",
-        "account": "123456789012",
-        "time": "2026-01-01T00:00:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {"module": module, "event_id": "cell-install-requested", "occurred_at": "2026-01-01T00:00:00Z"}
-    })
+/// Polls the installation through the registry API until its status is `status`: the
+/// installer runs on the event the registry put on the bus, not on the test's call. Panics
+/// with what the bus's deliveries and the installer said when it does not get there.
+async fn installation_reaches(
+    api: &ApiGateway<'_>,
+    users: &Users,
+    module: &str,
+    status: &str,
+) -> Value {
+    let path = format!("/api/v1/modules/{module}/installation");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let read = api
+            .send(Request::new("GET", &path).bearer(&users.operator))
+            .await;
+        let body = read.json();
+        if read.status == 200 && body["status"] == status {
+            return body;
+        }
+        if Instant::now() > deadline || (body["status"] == "failed" && status != "failed") {
+            panic!(
+                "the installation of {module} did not reach `{status}` through the bus: {}\n\
+                 deliveries that failed:\n{}\ninstaller's log:\n{}",
+                read.body,
+                api.cell.rules.failures(),
+                api.cell.log(INSTALLER)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// The tokens of the scenario's users.
@@ -131,8 +152,8 @@ async fn the_platform_runs_as_lambda_runs_it() {
 }
 
 /// financial published through the registry API, its install requested there and run by the
-/// installer function on the event the bus's rule would deliver (EventBridge → Lambda is not
-/// emulated), at the module's own endpoint.
+/// installer function on the event the registry put on the platform's bus (the rule
+/// `platform-{stage}-install-requested`), at the module's own endpoint.
 async fn publish_and_install(api: &ApiGateway<'_>, users: &Users, module: &ModuleBackend) {
     let published = api
         .send(
@@ -151,20 +172,7 @@ async fn publish_and_install(api: &ApiGateway<'_>, users: &Users, module: &Modul
         )
         .await;
     expect(&requested, 202, "install financial");
-    let ran = api
-        .cell
-        .invoke(INSTALLER, &install_requested("financial"))
-        .await;
-    assert!(
-        ran.function_error.is_none() && ran.status == 200,
-        "the installer failed: {ran:?}\n{}",
-        api.cell.log(INSTALLER)
-    );
-    let status = api
-        .send(Request::new("GET", "/api/v1/modules/financial/installation").bearer(&users.operator))
-        .await;
-    expect(&status, 200, "the installation");
-    assert_eq!(status.json()["status"], "installed", "{}", status.body);
+    installation_reaches(api, users, "financial", "installed").await;
 }
 
 /// Tenant acme (premium, as financial asks), company acme-de, financial enabled for acme;
@@ -288,8 +296,9 @@ async fn authorizer_decides(api: &ApiGateway<'_>, users: &Users) {
 }
 
 /// The next version pushed to ECR with its manifest (the annotation `dev.plinth.manifest`,
-/// base64, as docs/images.md has buildx write it); the ECR events function, invoked with the
-/// "ECR Image Action" the default bus's rule would deliver, publishes it.
+/// base64, as docs/images.md has buildx write it); ECR's "ECR Image Action" on the default
+/// bus (put there by the cell: moto's ECR announces nothing) reaches the ECR events function
+/// by its rule `plinth-{stage}-ecr-push`, which publishes it.
 async fn pushed_image_publishes(api: &ApiGateway<'_>, users: &Users) {
     let sdk = &api.cell.sdk;
     // The repository financial's published versions name: a push elsewhere publishes nothing.
@@ -333,40 +342,62 @@ async fn pushed_image_publishes(api: &ApiGateway<'_>, users: &Users) {
         .expect("the image's digest")
         .to_owned();
 
-    let mut event = registry_fixture("ecr-image-action-oci.json");
-    event["detail"]["repository-name"] = repository.into();
-    event["detail"]["image-tag"] = "1.3.0".into();
-    event["detail"]["image-digest"] = digest.clone().into();
-    let ran = api.cell.invoke(ECR_EVENTS, &event).await;
-    assert!(
-        ran.function_error.is_none() && ran.status == 200,
-        "the ECR events function failed: {ran:?}\n{}",
-        api.cell.log(ECR_EVENTS)
-    );
+    let mut detail = registry_fixture("ecr-image-action-oci.json")["detail"].clone();
+    detail["repository-name"] = repository.into();
+    detail["image-tag"] = "1.3.0".into();
+    detail["image-digest"] = digest.clone().into();
+    let announced = aws_sdk_eventbridge::Client::new(sdk)
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .source("aws.ecr")
+                .detail_type("ECR Image Action")
+                .detail(detail.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("ECR's event on the default bus");
+    assert_eq!(announced.failed_entry_count(), 0, "{announced:?}");
 
-    let versions = api
-        .send(Request::new("GET", "/api/v1/modules/financial/versions").bearer(&users.operator))
-        .await;
-    expect(&versions, 200, "financial's versions");
-    let listed = versions.json();
-    let published = listed
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|v| v["version"] == "1.3.0")
-        .unwrap_or_else(|| {
-            panic!(
-                "1.3.0 is not published: {:?}\n{}",
-                ran.payload,
-                api.cell.log(ECR_EVENTS)
-            )
-        });
+    let published = version_published(api, users, "1.3.0").await;
     assert_eq!(published["image_digest"], digest.as_str(), "{published}");
     assert_eq!(
         published["published_by"],
         format!("ecr:123456789012/{repository}"),
         "{published}"
     );
+}
+
+/// Polls financial's versions until `version` is published (by the ECR events function, on
+/// the default bus's delivery).
+async fn version_published(api: &ApiGateway<'_>, users: &Users, version: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let versions = api
+            .send(Request::new("GET", "/api/v1/modules/financial/versions").bearer(&users.operator))
+            .await;
+        expect(&versions, 200, "financial's versions");
+        let found = versions
+            .json()
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["version"] == version)
+            .cloned();
+        if let Some(found) = found {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{version} is not published through the default bus: {}\ndeliveries that failed:\n{}\n\
+             the ECR events function's log:\n{}",
+            versions.body,
+            api.cell.rules.failures(),
+            api.cell.log(ECR_EVENTS)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// A fixture the registry's tests keep (the AWS payloads it parses).

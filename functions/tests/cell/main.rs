@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use api_gateway::{ApiGateway, Request, Response};
 use module_backend::ModuleBackend;
-use platform::{Cell, ECR_EVENTS, INSTALLER};
+use platform::{Cell, ECR_EVENTS, HEALTH_CHECKER, INSTALLER};
 
 /// A user's token, signed with the JWT secret read back from Secrets Manager.
 fn token(
@@ -136,13 +136,14 @@ async fn the_platform_runs_as_lambda_runs_it() {
         "the first signing function generates the context key"
     );
     let users = Users::signed_with(&cell.jwt_secret().await);
-    let module = ModuleBackend::start().await;
+    let mut module = ModuleBackend::start().await;
 
     publish_and_install(&api, &users, &module).await;
     tenant_with_financial(&api, &users).await;
     config_with_etag(&api, &users).await;
     authorizer_decides(&api, &users).await;
     pushed_image_publishes(&api, &users).await;
+    health_follows_the_module(&api, &users, &mut module).await;
 
     eprintln!(
         "the cell took {:.1} s (the module got {} calls)",
@@ -398,6 +399,61 @@ async fn version_published(api: &ApiGateway<'_>, users: &Users, version: &str) -
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// The health checker, invoked as its schedule does (EventBridge Scheduler sends the target's
+/// input, `{}`): the module's instance stays healthy while it answers, turns unhealthy when
+/// it stops answering, and healthy again when it is back — read through the registry API.
+async fn health_follows_the_module(
+    api: &ApiGateway<'_>,
+    users: &Users,
+    module: &mut ModuleBackend,
+) {
+    let round = || async {
+        let ran = api.cell.invoke(HEALTH_CHECKER, &json!({})).await;
+        assert!(
+            ran.function_error.is_none() && ran.status == 200,
+            "the health checker failed: {ran:?}\n{}",
+            api.cell.log(HEALTH_CHECKER)
+        );
+        ran.payload["changed"].as_u64().unwrap_or_else(|| {
+            panic!(
+                "the health checker's answer has no `changed`: {}",
+                ran.payload
+            )
+        })
+    };
+    let url = module.url.clone();
+    let instance = || async {
+        let listed = api
+            .send(
+                Request::new("GET", "/api/v1/modules/financial/instances").bearer(&users.operator),
+            )
+            .await;
+        expect(&listed, 200, "financial's instances");
+        let instances = listed.json();
+        let ours = instances
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["url"] == url.as_str())
+            .cloned();
+        ours.unwrap_or_else(|| panic!("no instance at {url}: {instances}"))
+    };
+
+    round().await;
+    assert_eq!(instance().await["health"], "healthy");
+
+    module.stop().await;
+    assert_eq!(round().await, 1, "the instance that stopped answering");
+    let down = instance().await;
+    assert_eq!(down["health"], "unhealthy", "{down}");
+    assert!(down["unhealthy_since"].is_string(), "{down}");
+
+    module.resume().await;
+    assert_eq!(round().await, 1, "the instance that answers again");
+    let back = instance().await;
+    assert_eq!(back["health"], "healthy", "{back}");
 }
 
 /// A fixture the registry's tests keep (the AWS payloads it parses).

@@ -144,6 +144,7 @@ async fn the_platform_runs_as_lambda_runs_it() {
     authorizer_decides(&api, &users).await;
     pushed_image_publishes(&api, &users).await;
     health_follows_the_module(&api, &users, &mut module).await;
+    uninstall_leaves_nothing(&api, &users).await;
 
     eprintln!(
         "the cell took {:.1} s (the module got {} calls)",
@@ -454,6 +455,121 @@ async fn health_follows_the_module(
     assert_eq!(round().await, 1, "the instance that answers again");
     let back = instance().await;
     assert_eq!(back["health"], "healthy", "{back}");
+}
+
+/// The uninstall asked of the registry API (dropping the module's data) reaches the installer
+/// through the bus; then, listed on moto, no rule of financial is left on the platform's bus
+/// and none of its tables, and its API keys are gone — one issued through the API is refused.
+async fn uninstall_leaves_nothing(api: &ApiGateway<'_>, users: &Users) {
+    let installed = installation_reaches(api, users, "financial", "installed").await;
+    let names = |field: &str| -> Vec<String> {
+        let mut names: Vec<String> = installed[field]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    };
+    let (rules, tables) = (names("rules"), names("tables"));
+    assert!(!rules.is_empty() && !tables.is_empty(), "{installed}");
+    assert_eq!(
+        module_rules(api.cell).await,
+        rules,
+        "financial's rules on the bus"
+    );
+    assert_eq!(
+        module_tables(api.cell, &tables).await,
+        tables,
+        "financial's tables"
+    );
+
+    let keys = "/api/v1/modules/financial/api-keys";
+    let issued = api
+        .send(
+            Request::new("POST", keys)
+                .bearer(&users.operator)
+                .json(json!({})),
+        )
+        .await;
+    expect(&issued, 201, "an API key of financial");
+    let key = issued.json()["key"].as_str().unwrap_or_default().to_owned();
+
+    let uninstall = "/api/v1/modules/financial/installation?drop_data=true";
+    let asked = api
+        .send(Request::new("DELETE", uninstall).bearer(&users.operator))
+        .await;
+    expect(&asked, 202, "uninstall financial, dropping its data");
+    installation_reaches(api, users, "financial", "uninstalled").await;
+
+    assert_eq!(
+        module_rules(api.cell).await,
+        Vec::<String>::new(),
+        "rules left"
+    );
+    assert_eq!(
+        module_tables(api.cell, &tables).await,
+        Vec::<String>::new(),
+        "tables left"
+    );
+    let listed = api
+        .send(Request::new("GET", keys).bearer(&users.operator))
+        .await;
+    expect(&listed, 200, "financial's API keys");
+    assert_eq!(listed.json(), json!([]), "API keys left");
+    let with_key = api
+        .send(
+            Request::new("GET", "/api/v1/modules/financial/installation")
+                .header(plinth_module_sdk::wire::API_KEY_HEADER, &key),
+        )
+        .await;
+    expect(&with_key, 401, "a key of the uninstalled module");
+}
+
+/// The rules of module financial on the platform's bus (`plinth-financial-…`), by name.
+async fn module_rules(cell: &Cell) -> Vec<String> {
+    let listed = aws_sdk_eventbridge::Client::new(&cell.sdk)
+        .list_rules()
+        .event_bus_name(&cell.bus)
+        .name_prefix("plinth-financial-")
+        .send()
+        .await
+        .expect("list the bus's rules");
+    let mut names: Vec<String> = listed
+        .rules()
+        .iter()
+        .filter_map(|r| r.name().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Which of `tables` DynamoDB lists.
+async fn module_tables(cell: &Cell, tables: &[String]) -> Vec<String> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(&cell.sdk);
+    let mut listed = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = dynamodb
+            .list_tables()
+            .set_exclusive_start_table_name(after.take())
+            .send()
+            .await
+            .expect("list the tables");
+        listed.extend(page.table_names().iter().cloned());
+        match page.last_evaluated_table_name() {
+            Some(last) => after = Some(last.to_owned()),
+            None => break,
+        }
+    }
+    let mut found: Vec<String> = tables
+        .iter()
+        .filter(|t| listed.contains(t))
+        .cloned()
+        .collect();
+    found.sort();
+    found
 }
 
 /// A fixture the registry's tests keep (the AWS payloads it parses).

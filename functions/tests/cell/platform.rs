@@ -65,6 +65,8 @@ impl Invoker {
 /// One platform: its own table, bus and secrets (named for this run), its functions running.
 pub struct Cell {
     pub sdk: SdkConfig,
+    /// The platform's bus, `plinth-{stage}`.
+    pub bus: String,
     pub jwt_secret_arn: String,
     pub context_key_arn: String,
     /// Declared before `lambda`: the pumps stop before the functions do.
@@ -137,6 +139,7 @@ impl Cell {
         let rules = BusToLambda::start(&sdk, &invoker, &template_rules(&stage, &bus)).await;
         Some(Self {
             sdk,
+            bus,
             jwt_secret_arn,
             context_key_arn,
             rules,

@@ -243,7 +243,15 @@ async fn config_with_etag(api: &ApiGateway<'_>, users: &Users) {
         "{}",
         first.body
     );
-    let etag = first.header("etag").expect("an ETag").to_owned();
+    let etag = first
+        .header("etag")
+        .unwrap_or_else(|| {
+            panic!(
+                "the config resolver's 200 has no ETag (headers {:?})",
+                first.headers
+            )
+        })
+        .to_owned();
     let again = api
         .send(
             Request::new("GET", config)
@@ -285,7 +293,14 @@ async fn authorizer_decides(api: &ApiGateway<'_>, users: &Users) {
     ];
     for (bearer, path, reason) in refusals {
         let refused = api.send(Request::new("GET", path).bearer(bearer)).await;
-        expect(&refused, 403, path);
+        expect(
+            &refused,
+            403,
+            &format!(
+                "{path} refused by the authorizer ({reason}); its decision: {:?}",
+                refused.authorizer
+            ),
+        );
         let decision = refused.authorizer.expect("the authorizer decided");
         assert_eq!(decision["isAuthorized"], false, "{decision}");
         let why = decision["context"]["reason"].as_str().unwrap_or_default();

@@ -1,7 +1,8 @@
-//! The AWS cell (issue 19), first slice: the platform's function binaries started as Lambda
-//! runs them (cargo-lambda's runtime emulator), against moto, driven only through their
-//! Invoke API — the registry API and the config resolver behind the `ApiGateway` shim, the
-//! installer with its EventBridge event.
+//! The AWS cell (issue 19): the platform's function binaries started as Lambda runs them
+//! (cargo-lambda's runtime emulator), against moto, driven only through their Invoke API —
+//! the registry API, the config resolver and the authorizer behind the `ApiGateway` shim; the
+//! installer and the ECR events function by their rules on the buses, delivered by the
+//! `BusToLambda` shim.
 //!
 //! Skips without `AWS_ENDPOINT_URL` (moto) or `PLINTH_CARGO_LAMBDA` (cargo-lambda), except
 //! under CI. Run it as `./tests/run` does:
@@ -13,8 +14,11 @@
 mod lambda_emulator;
 
 mod api_gateway;
+mod bus_to_lambda;
 mod module_backend;
 mod platform;
+
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use plinth_registry::identity::{Claims, mint_token};
@@ -22,7 +26,7 @@ use serde_json::{Value, json};
 
 use api_gateway::{ApiGateway, Request, Response};
 use module_backend::ModuleBackend;
-use platform::{Cell, ECR_EVENTS, INSTALLER};
+use platform::{Cell, ECR_EVENTS, HEALTH_CHECKER, INSTALLER};
 
 /// A user's token, signed with the JWT secret read back from Secrets Manager.
 fn token(
@@ -61,19 +65,36 @@ fn expect(response: &Response, status: u16, what: &str) {
     assert_eq!(response.status, status, "{what}: {}", response.body);
 }
 
-/// What the installer function gets from the rule `platform-{s}-install-requested`.
-fn install_requested(module: &str) -> Value {
-    json!({
-        "version": "0",
-        "id": "cell-install-requested",
-        "detail-type": "module.install.requested",
-        "source": "plinth.registry",
-        "account": "123456789012",
-        "time": "2026-01-01T00:00:00Z",
-        "region": "us-east-1",
-        "resources": [],
-        "detail": {"module": module, "event_id": "cell-install-requested", "occurred_at": "2026-01-01T00:00:00Z"}
-    })
+/// Polls the installation through the registry API until its status is `status`: the
+/// installer runs on the event the registry put on the bus, not on the test's call. Panics
+/// with what the bus's deliveries and the installer said when it does not get there.
+async fn installation_reaches(
+    api: &ApiGateway<'_>,
+    users: &Users,
+    module: &str,
+    status: &str,
+) -> Value {
+    let path = format!("/api/v1/modules/{module}/installation");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let read = api
+            .send(Request::new("GET", &path).bearer(&users.operator))
+            .await;
+        let body = read.json();
+        if read.status == 200 && body["status"] == status {
+            return body;
+        }
+        if Instant::now() > deadline || (body["status"] == "failed" && status != "failed") {
+            panic!(
+                "the installation of {module} did not reach `{status}` through the bus: {}\n\
+                 deliveries that failed:\n{}\ninstaller's log:\n{}",
+                read.body,
+                api.cell.rules.failures(),
+                api.cell.log(INSTALLER)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// The tokens of the scenario's users.
@@ -115,13 +136,15 @@ async fn the_platform_runs_as_lambda_runs_it() {
         "the first signing function generates the context key"
     );
     let users = Users::signed_with(&cell.jwt_secret().await);
-    let module = ModuleBackend::start().await;
+    let mut module = ModuleBackend::start().await;
 
     publish_and_install(&api, &users, &module).await;
     tenant_with_financial(&api, &users).await;
     config_with_etag(&api, &users).await;
     authorizer_decides(&api, &users).await;
     pushed_image_publishes(&api, &users).await;
+    health_follows_the_module(&api, &users, &mut module).await;
+    uninstall_leaves_nothing(&api, &users).await;
 
     eprintln!(
         "the cell took {:.1} s (the module got {} calls)",
@@ -131,8 +154,8 @@ async fn the_platform_runs_as_lambda_runs_it() {
 }
 
 /// financial published through the registry API, its install requested there and run by the
-/// installer function on the event the bus's rule would deliver (EventBridge → Lambda is not
-/// emulated), at the module's own endpoint.
+/// installer function on the event the registry put on the platform's bus (the rule
+/// `platform-{stage}-install-requested`), at the module's own endpoint.
 async fn publish_and_install(api: &ApiGateway<'_>, users: &Users, module: &ModuleBackend) {
     let published = api
         .send(
@@ -151,20 +174,7 @@ async fn publish_and_install(api: &ApiGateway<'_>, users: &Users, module: &Modul
         )
         .await;
     expect(&requested, 202, "install financial");
-    let ran = api
-        .cell
-        .invoke(INSTALLER, &install_requested("financial"))
-        .await;
-    assert!(
-        ran.function_error.is_none() && ran.status == 200,
-        "the installer failed: {ran:?}\n{}",
-        api.cell.log(INSTALLER)
-    );
-    let status = api
-        .send(Request::new("GET", "/api/v1/modules/financial/installation").bearer(&users.operator))
-        .await;
-    expect(&status, 200, "the installation");
-    assert_eq!(status.json()["status"], "installed", "{}", status.body);
+    installation_reaches(api, users, "financial", "installed").await;
 }
 
 /// Tenant acme (premium, as financial asks), company acme-de, financial enabled for acme;
@@ -233,7 +243,15 @@ async fn config_with_etag(api: &ApiGateway<'_>, users: &Users) {
         "{}",
         first.body
     );
-    let etag = first.header("etag").expect("an ETag").to_owned();
+    let etag = first
+        .header("etag")
+        .unwrap_or_else(|| {
+            panic!(
+                "the config resolver's 200 has no ETag (headers {:?})",
+                first.headers
+            )
+        })
+        .to_owned();
     let again = api
         .send(
             Request::new("GET", config)
@@ -275,7 +293,14 @@ async fn authorizer_decides(api: &ApiGateway<'_>, users: &Users) {
     ];
     for (bearer, path, reason) in refusals {
         let refused = api.send(Request::new("GET", path).bearer(bearer)).await;
-        expect(&refused, 403, path);
+        expect(
+            &refused,
+            403,
+            &format!(
+                "{path} refused by the authorizer ({reason}); its decision: {:?}",
+                refused.authorizer
+            ),
+        );
         let decision = refused.authorizer.expect("the authorizer decided");
         assert_eq!(decision["isAuthorized"], false, "{decision}");
         let why = decision["context"]["reason"].as_str().unwrap_or_default();
@@ -288,8 +313,9 @@ async fn authorizer_decides(api: &ApiGateway<'_>, users: &Users) {
 }
 
 /// The next version pushed to ECR with its manifest (the annotation `dev.plinth.manifest`,
-/// base64, as docs/images.md has buildx write it); the ECR events function, invoked with the
-/// "ECR Image Action" the default bus's rule would deliver, publishes it.
+/// base64, as docs/images.md has buildx write it); ECR's "ECR Image Action" on the default
+/// bus (put there by the cell: moto's ECR announces nothing) reaches the ECR events function
+/// by its rule `plinth-{stage}-ecr-push`, which publishes it.
 async fn pushed_image_publishes(api: &ApiGateway<'_>, users: &Users) {
     let sdk = &api.cell.sdk;
     // The repository financial's published versions name: a push elsewhere publishes nothing.
@@ -333,40 +359,232 @@ async fn pushed_image_publishes(api: &ApiGateway<'_>, users: &Users) {
         .expect("the image's digest")
         .to_owned();
 
-    let mut event = registry_fixture("ecr-image-action-oci.json");
-    event["detail"]["repository-name"] = repository.into();
-    event["detail"]["image-tag"] = "1.3.0".into();
-    event["detail"]["image-digest"] = digest.clone().into();
-    let ran = api.cell.invoke(ECR_EVENTS, &event).await;
-    assert!(
-        ran.function_error.is_none() && ran.status == 200,
-        "the ECR events function failed: {ran:?}\n{}",
-        api.cell.log(ECR_EVENTS)
-    );
+    let mut detail = registry_fixture("ecr-image-action-oci.json")["detail"].clone();
+    detail["repository-name"] = repository.into();
+    detail["image-tag"] = "1.3.0".into();
+    detail["image-digest"] = digest.clone().into();
+    let announced = aws_sdk_eventbridge::Client::new(sdk)
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .source("aws.ecr")
+                .detail_type("ECR Image Action")
+                .detail(detail.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("ECR's event on the default bus");
+    assert_eq!(announced.failed_entry_count(), 0, "{announced:?}");
 
-    let versions = api
-        .send(Request::new("GET", "/api/v1/modules/financial/versions").bearer(&users.operator))
-        .await;
-    expect(&versions, 200, "financial's versions");
-    let listed = versions.json();
-    let published = listed
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|v| v["version"] == "1.3.0")
-        .unwrap_or_else(|| {
-            panic!(
-                "1.3.0 is not published: {:?}\n{}",
-                ran.payload,
-                api.cell.log(ECR_EVENTS)
-            )
-        });
+    let published = version_published(api, users, "1.3.0").await;
     assert_eq!(published["image_digest"], digest.as_str(), "{published}");
     assert_eq!(
         published["published_by"],
         format!("ecr:123456789012/{repository}"),
         "{published}"
     );
+}
+
+/// Polls financial's versions until `version` is published (by the ECR events function, on
+/// the default bus's delivery).
+async fn version_published(api: &ApiGateway<'_>, users: &Users, version: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let versions = api
+            .send(Request::new("GET", "/api/v1/modules/financial/versions").bearer(&users.operator))
+            .await;
+        expect(&versions, 200, "financial's versions");
+        let found = versions
+            .json()
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["version"] == version)
+            .cloned();
+        if let Some(found) = found {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{version} is not published through the default bus: {}\ndeliveries that failed:\n{}\n\
+             the ECR events function's log:\n{}",
+            versions.body,
+            api.cell.rules.failures(),
+            api.cell.log(ECR_EVENTS)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The health checker, invoked as its schedule does (EventBridge Scheduler sends the target's
+/// input, `{}`): the module's instance stays healthy while it answers, turns unhealthy when
+/// it stops answering, and healthy again when it is back — read through the registry API.
+async fn health_follows_the_module(
+    api: &ApiGateway<'_>,
+    users: &Users,
+    module: &mut ModuleBackend,
+) {
+    let round = || async {
+        let ran = api.cell.invoke(HEALTH_CHECKER, &json!({})).await;
+        assert!(
+            ran.function_error.is_none() && ran.status == 200,
+            "the health checker failed: {ran:?}\n{}",
+            api.cell.log(HEALTH_CHECKER)
+        );
+        ran.payload["changed"].as_u64().unwrap_or_else(|| {
+            panic!(
+                "the health checker's answer has no `changed`: {}",
+                ran.payload
+            )
+        })
+    };
+    let url = module.url.clone();
+    let instance = || async {
+        let listed = api
+            .send(
+                Request::new("GET", "/api/v1/modules/financial/instances").bearer(&users.operator),
+            )
+            .await;
+        expect(&listed, 200, "financial's instances");
+        let instances = listed.json();
+        let ours = instances
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["url"] == url.as_str())
+            .cloned();
+        ours.unwrap_or_else(|| panic!("no instance at {url}: {instances}"))
+    };
+
+    round().await;
+    assert_eq!(instance().await["health"], "healthy");
+
+    module.stop().await;
+    assert_eq!(round().await, 1, "the instance that stopped answering");
+    let down = instance().await;
+    assert_eq!(down["health"], "unhealthy", "{down}");
+    assert!(down["unhealthy_since"].is_string(), "{down}");
+
+    module.resume().await;
+    assert_eq!(round().await, 1, "the instance that answers again");
+    let back = instance().await;
+    assert_eq!(back["health"], "healthy", "{back}");
+}
+
+/// The uninstall asked of the registry API (dropping the module's data) reaches the installer
+/// through the bus; then, listed on moto, no rule of financial is left on the platform's bus
+/// and none of its tables, and its API keys are gone — one issued through the API is refused.
+async fn uninstall_leaves_nothing(api: &ApiGateway<'_>, users: &Users) {
+    let installed = installation_reaches(api, users, "financial", "installed").await;
+    let names = |field: &str| -> Vec<String> {
+        let mut names: Vec<String> = installed[field]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    };
+    let (rules, tables) = (names("rules"), names("tables"));
+    assert!(!rules.is_empty() && !tables.is_empty(), "{installed}");
+    assert_eq!(
+        module_rules(api.cell).await,
+        rules,
+        "financial's rules on the bus"
+    );
+    assert_eq!(
+        module_tables(api.cell, &tables).await,
+        tables,
+        "financial's tables"
+    );
+
+    let keys = "/api/v1/modules/financial/api-keys";
+    let issued = api
+        .send(
+            Request::new("POST", keys)
+                .bearer(&users.operator)
+                .json(json!({})),
+        )
+        .await;
+    expect(&issued, 201, "an API key of financial");
+    let key = issued.json()["key"].as_str().unwrap_or_default().to_owned();
+
+    let uninstall = "/api/v1/modules/financial/installation?drop_data=true";
+    let asked = api
+        .send(Request::new("DELETE", uninstall).bearer(&users.operator))
+        .await;
+    expect(&asked, 202, "uninstall financial, dropping its data");
+    installation_reaches(api, users, "financial", "uninstalled").await;
+
+    assert_eq!(
+        module_rules(api.cell).await,
+        Vec::<String>::new(),
+        "rules left"
+    );
+    assert_eq!(
+        module_tables(api.cell, &tables).await,
+        Vec::<String>::new(),
+        "tables left"
+    );
+    let listed = api
+        .send(Request::new("GET", keys).bearer(&users.operator))
+        .await;
+    expect(&listed, 200, "financial's API keys");
+    assert_eq!(listed.json(), json!([]), "API keys left");
+    let with_key = api
+        .send(
+            Request::new("GET", "/api/v1/modules/financial/installation")
+                .header(plinth_module_sdk::wire::API_KEY_HEADER, &key),
+        )
+        .await;
+    expect(&with_key, 401, "a key of the uninstalled module");
+}
+
+/// The rules of module financial on the platform's bus (`plinth-financial-…`), by name.
+async fn module_rules(cell: &Cell) -> Vec<String> {
+    let listed = aws_sdk_eventbridge::Client::new(&cell.sdk)
+        .list_rules()
+        .event_bus_name(&cell.bus)
+        .name_prefix("plinth-financial-")
+        .send()
+        .await
+        .expect("list the bus's rules");
+    let mut names: Vec<String> = listed
+        .rules()
+        .iter()
+        .filter_map(|r| r.name().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Which of `tables` DynamoDB lists.
+async fn module_tables(cell: &Cell, tables: &[String]) -> Vec<String> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(&cell.sdk);
+    let mut listed = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = dynamodb
+            .list_tables()
+            .set_exclusive_start_table_name(after.take())
+            .send()
+            .await
+            .expect("list the tables");
+        listed.extend(page.table_names().iter().cloned());
+        match page.last_evaluated_table_name() {
+            Some(last) => after = Some(last.to_owned()),
+            None => break,
+        }
+    }
+    let mut found: Vec<String> = tables
+        .iter()
+        .filter(|t| listed.contains(t))
+        .cloned()
+        .collect();
+    found.sort();
+    found
 }
 
 /// A fixture the registry's tests keep (the AWS payloads it parses).

@@ -1,14 +1,16 @@
 //! The platform as template.yaml deploys it, on moto: the table, the bus and the two secrets,
-//! and the function binaries started as Lambda runs them (cargo-lambda's runtime emulator),
-//! each with the environment the template gives it.
+//! the function binaries started as Lambda runs them (cargo-lambda's runtime emulator), each
+//! with the environment the template gives it, and the template's rules that target them
+//! (delivered by the `BusToLambda` shim).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
 use plinth_registry::store::dynamodb::DynamoStore;
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use crate::bus_to_lambda::{BusToLambda, Rule};
 use crate::lambda_emulator::{Function, LambdaEmulator, cargo_lambda};
 
 /// The template's placeholder of the context key: the first function that signs replaces it.
@@ -20,6 +22,7 @@ pub const AUTHORIZER: &str = "plinth-cell-authorizer";
 pub const CONFIG_RESOLVER: &str = "plinth-cell-config-resolver";
 pub const INSTALLER: &str = "plinth-cell-installer";
 pub const ECR_EVENTS: &str = "plinth-cell-ecr-events";
+pub const HEALTH_CHECKER: &str = "plinth-cell-health-checker";
 
 /// What one invocation gives back: the Invoke API's status and the function's answer.
 #[derive(Debug)]
@@ -30,13 +33,46 @@ pub struct Invoked {
     pub payload: Value,
 }
 
+/// Invokes the cell's functions through the Invoke API; cheap to clone.
+#[derive(Clone)]
+pub struct Invoker {
+    endpoint: String,
+    http: reqwest::Client,
+}
+
+impl Invoker {
+    /// Invokes function `name` synchronously (`RequestResponse`); `Err` when the Invoke API
+    /// does not answer.
+    pub async fn invoke(&self, name: &str, payload: &Value) -> Result<Invoked, reqwest::Error> {
+        let url = format!("{}/2015-03-31/functions/{name}/invocations", self.endpoint);
+        let response = self.http.post(&url).json(payload).send().await?;
+        let status = response.status().as_u16();
+        let function_error = response
+            .headers()
+            .get("x-amz-function-error")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = response.text().await.unwrap_or_default();
+        let payload = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok(Invoked {
+            status,
+            function_error,
+            payload,
+        })
+    }
+}
+
 /// One platform: its own table, bus and secrets (named for this run), its functions running.
 pub struct Cell {
     pub sdk: SdkConfig,
+    /// The platform's bus, `plinth-{stage}`.
+    pub bus: String,
     pub jwt_secret_arn: String,
     pub context_key_arn: String,
+    /// Declared before `lambda`: the pumps stop before the functions do.
+    pub rules: BusToLambda,
+    invoker: Invoker,
     lambda: LambdaEmulator,
-    http: reqwest::Client,
 }
 
 /// Whether both emulators are configured: without them the cell skips, except under CI.
@@ -93,40 +129,30 @@ impl Cell {
         )
         .await;
         let lambda = start_functions(&table, &bus, &jwt_secret_arn, &context_key_arn, test).await?;
-        Some(Self {
-            sdk,
-            jwt_secret_arn,
-            context_key_arn,
-            lambda,
+        let invoker = Invoker {
+            endpoint: lambda.endpoint.clone(),
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
+                .timeout(Duration::from_secs(120))
                 .build()
                 .expect("an HTTP client"),
+        };
+        let rules = BusToLambda::start(&sdk, &invoker, &template_rules(&stage, &bus)).await;
+        Some(Self {
+            sdk,
+            bus,
+            jwt_secret_arn,
+            context_key_arn,
+            rules,
+            invoker,
+            lambda,
         })
     }
 
     /// Invokes function `name` synchronously (`RequestResponse`) through the Invoke API.
     pub async fn invoke(&self, name: &str, payload: &Value) -> Invoked {
-        let url = format!(
-            "{}/2015-03-31/functions/{name}/invocations",
-            self.lambda.endpoint
-        );
-        let response = match self.http.post(&url).json(payload).send().await {
-            Ok(response) => response,
+        match self.invoker.invoke(name, payload).await {
+            Ok(invoked) => invoked,
             Err(e) => panic!("invoke {name}: {e}\n{name}'s log:\n{}", self.log(name)),
-        };
-        let status = response.status().as_u16();
-        let function_error = response
-            .headers()
-            .get("x-amz-function-error")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let text = response.text().await.unwrap_or_default();
-        let payload = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Invoked {
-            status,
-            function_error,
-            payload,
         }
     }
 
@@ -144,6 +170,34 @@ impl Cell {
     pub async fn context_key(&self) -> String {
         secret_value(&self.sdk, &self.context_key_arn).await
     }
+}
+
+/// The rules template.yaml gives the functions, as `Events` of type `EventBridgeRule`: the
+/// installer's on the platform's bus, the ECR events function's on the default bus. (The
+/// schedules — the sweep, the health check — are not rules the cell runs: it invokes the
+/// functions as their schedules would.)
+fn template_rules(stage: &str, bus: &str) -> Vec<Rule> {
+    vec![
+        Rule {
+            name: format!("platform-{stage}-install-requested"),
+            bus: Some(bus.to_owned()),
+            pattern: json!({
+                "source": ["plinth.registry"],
+                "detail-type": ["module.install.requested"]
+            }),
+            function: INSTALLER,
+        },
+        Rule {
+            name: format!("plinth-{stage}-ecr-push"),
+            bus: None,
+            pattern: json!({
+                "source": ["aws.ecr"],
+                "detail-type": ["ECR Image Action"],
+                "detail": {"action-type": ["PUSH"], "result": ["SUCCESS"]}
+            }),
+            function: ECR_EVENTS,
+        },
+    ]
 }
 
 async fn create_secret(sdk: &SdkConfig, name: &str, value: &str) -> String {
@@ -233,6 +287,11 @@ async fn start_functions(
             env_of(&[&installer]),
         ),
         Spec::new(ECR_EVENTS, env!("CARGO_BIN_EXE_ecr-events"), env_of(&[])),
+        Spec::new(
+            HEALTH_CHECKER,
+            env!("CARGO_BIN_EXE_health-checker"),
+            env_of(&[]),
+        ),
     ];
     let borrowed: Vec<Vec<(&str, &str)>> = specs
         .iter()

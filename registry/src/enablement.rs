@@ -24,7 +24,9 @@ use crate::identity::Caller;
 use crate::ids::{CompanyId, TenantId};
 use crate::installation::{Installation, Installations};
 use crate::instances::Instances;
-use crate::store::{Condition, Item, Key, Store, Write, from_item, keys, to_data};
+use crate::store::{
+    Condition, Item, Key, Query, Store, Write, from_item, keys, query_all, to_data,
+};
 use crate::tenancy::Tenancy;
 
 /// `PUT /api/v1/tenants/{t}/modules/{m}` (and `PUT …/companies/{c}/modules/{m}` with
@@ -103,6 +105,13 @@ impl Enablement {
             .get(&keys::tenant_module(tenant.as_str(), module.as_str()))
             .await?;
         item.map(|i| Ok((from_item(&i)?, i.version))).transpose()
+    }
+
+    /// Every module the tenant has a row for (enabled or not), with its configuration.
+    pub async fn tenant_modules(&self, tenant: &TenantId) -> Result<Vec<TenantModule>> {
+        let query = Query::prefix(keys::tenant_partition(tenant.as_str()), "MODULE#");
+        let items = query_all(self.store.as_ref(), &query).await?;
+        items.iter().map(from_item).collect()
     }
 
     /// A company's row for `module`, when it has one.

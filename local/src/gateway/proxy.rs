@@ -66,6 +66,12 @@ async fn forward_alone<D: Decide>(
     State(decide): State<Arc<D>>,
     request: Request,
 ) -> Response<Body> {
+    // A path under a platform prefix that no platform route takes is the platform's 404, as
+    // when served: never a module's.
+    if !is_module_path(request.uri().path()) {
+        return plinth_registry::Error::NotFound(format!("no route for {}", request.uri().path()))
+            .into_response();
+    }
     match forward(&*decide, &UpstreamLink::default(), request).await {
         Ok(response) => response.map(Body::new),
         Err(error) => error.into_response(),

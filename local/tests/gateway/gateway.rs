@@ -17,6 +17,7 @@ crate::on_both_stores!(
     a_tenant_without_the_module_gets_404,
     api_keys_are_issued_rotated_and_revoked,
     a_module_without_a_healthy_instance_answers_503,
+    platform_paths_are_answered_by_the_platform_never_by_a_module,
 );
 
 // The same scenarios over TCP, through the relay that serves module routes in `plinth up`.
@@ -28,6 +29,7 @@ crate::served_too!(
     api_keys_are_issued_rotated_and_revoked,
     a_module_without_a_healthy_instance_answers_503,
     a_burst_over_the_tier_limit_gets_429_with_retry_after,
+    platform_paths_are_answered_by_the_platform_never_by_a_module,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -895,5 +897,33 @@ impl OneConnection {
             .header("authorization", format!("Bearer {}", self.token))
             .body(http_body_util::Full::from(body))
             .unwrap()
+    }
+}
+
+/// Finding 7 of "The first hour": a path under a platform prefix is the platform's — a route
+/// it has, or its own 404 — never taken for a module named `tenants` or `modules`.
+async fn platform_paths_are_answered_by_the_platform_never_by_a_module(p: TestPlatform) {
+    let _backend = setup(&p, "premium").await;
+    let listed = p
+        .call(
+            Method::GET,
+            "/api/v1/tenants/acme/modules",
+            tenant_admin("acme"),
+            None,
+        )
+        .await;
+    let rows = listed.expect(StatusCode::OK).as_array().unwrap().clone();
+    assert!(
+        rows.iter()
+            .any(|r| r["module"] == "financial" && r["enabled"] == true),
+        "{rows:?}"
+    );
+    for path in [
+        "/api/v1/tenants/acme/no-such-thing",
+        "/api/v1/modules/financial/no-such-thing",
+        "/api/v1/rbac/no-such-thing",
+    ] {
+        let answer = p.call(Method::GET, path, tenant_admin("acme"), None).await;
+        answer.expect_problem(StatusCode::NOT_FOUND, &format!("no route for {path}"));
     }
 }

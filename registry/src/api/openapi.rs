@@ -50,7 +50,7 @@ impl Modify for Security {
         install::retry,
         install::manifest, install::instances, install::register, install::api_keys, install::issue_key,
         install::revoke_key,
-        tenants::create_tenant, tenants::tenant, tenants::companies, tenants::create_company, tenants::company,
+        tenants::create_tenant, tenants::tenant, tenants::tenant_modules, tenants::companies, tenants::create_company, tenants::company,
         tenants::enable, tenants::disable, tenants::customize, tenants::config, tenants::audit,
         rbac::verify, rbac::roles, rbac::put_role, rbac::assign,
         events::publish,

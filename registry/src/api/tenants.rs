@@ -30,6 +30,7 @@ pub(super) fn routes() -> Router<State> {
             get(companies).post(create_company),
         )
         .route("/api/v1/tenants/{tenant}/companies/{company}", get(company))
+        .route("/api/v1/tenants/{tenant}/modules", get(tenant_modules))
         .route(
             "/api/v1/tenants/{tenant}/modules/{module}",
             put(enable).delete(disable),
@@ -88,6 +89,26 @@ async fn tenant(
     let tenant = tenant_id(&tenant)?;
     caller.require_tenant_member(&tenant)?;
     platform.tenancy.tenant(&tenant).await.map(Json)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/modules",
+    tag = "tenancy",
+    summary = "The tenant's modules: each one it has enabled or disabled, with its configuration",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, description = "The tenant's module rows", body = Vec<serde_json::Value>), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
+async fn tenant_modules(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+) -> Result<Json<Vec<TenantModule>>> {
+    let tenant = tenant_id(&tenant)?;
+    caller.require_tenant_member(&tenant)?;
+    platform.tenancy.tenant(&tenant).await?;
+    platform.enablement.tenant_modules(&tenant).await.map(Json)
 }
 
 #[utoipa::path(

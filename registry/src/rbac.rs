@@ -192,6 +192,30 @@ impl Rbac {
         items.iter().map(from_item).collect()
     }
 
+    /// The roles `user` holds in `tenant` (none is an empty assignment): for the tenant's
+    /// admins, and for the user themself.
+    pub async fn assignment(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        user: &UserId,
+    ) -> Result<Assignment> {
+        let own = caller
+            .user()
+            .is_some_and(|u| &u.id == user && u.tenant.as_ref() == Some(tenant));
+        if !own {
+            caller.require_tenant_admin(tenant)?;
+        }
+        let item = self
+            .store
+            .get(&keys::user_roles(tenant.as_str(), user.as_str()))
+            .await?;
+        item.as_ref()
+            .map(from_item)
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
     pub async fn assign_roles(
         &self,
         caller: &Caller,

@@ -926,4 +926,21 @@ async fn platform_paths_are_answered_by_the_platform_never_by_a_module(p: TestPl
         let answer = p.call(Method::GET, path, tenant_admin("acme"), None).await;
         answer.expect_problem(StatusCode::NOT_FOUND, &format!("no route for {path}"));
     }
+
+    // Who holds what: the tenant's admin and the user themself can read an assignment.
+    grant(&p, "bob", &["financial:accounts.read"]).await;
+    let path = "/api/v1/tenants/acme/users/bob/roles";
+    let bob = token("bob", Some("acme"), None, &[]);
+    for reader in [tenant_admin("acme"), bob] {
+        let read = p.call(Method::GET, path, reader, None).await;
+        assert_eq!(read.expect(StatusCode::OK)["roles"], json!(["clerk"]));
+    }
+    let carol = token("carol", Some("acme"), None, &[]);
+    p.call(Method::GET, path, carol, None)
+        .await
+        .expect(StatusCode::FORBIDDEN);
+    // A method the path does not take is a problem document too, not an empty 405.
+    p.call(Method::DELETE, path, tenant_admin("acme"), None)
+        .await
+        .expect_problem(StatusCode::METHOD_NOT_ALLOWED, "does not take DELETE");
 }

@@ -43,6 +43,7 @@ pub fn router_with_fallback(platform: Arc<ControlPlane>, fallback: Router) -> Ro
         .merge(rbac::routes())
         .merge(events::routes())
         .with_state(platform)
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(fallback)
 }
 
@@ -63,6 +64,20 @@ async fn jwks(
     responses((status = 200, description = "`{\"status\": \"healthy\", \"service\": \"plinth\"}`", body = serde_json::Value)))]
 async fn health() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({"status": "healthy", "service": "plinth"}))
+}
+
+/// A platform path asked with a method it does not take: a problem document, not an empty 405.
+async fn method_not_allowed(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> axum::response::Response {
+    let status = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    plinth_module_sdk::wire::ProblemDocument::new(
+        status,
+        format!("{} does not take {method}", uri.path()),
+        Vec::new(),
+    )
+    .into_response_with(status)
 }
 
 async fn not_found(uri: axum::http::Uri) -> crate::Error {

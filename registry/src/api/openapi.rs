@@ -52,7 +52,7 @@ impl Modify for Security {
         install::revoke_key,
         tenants::create_tenant, tenants::tenant, tenants::tenant_modules, tenants::companies, tenants::create_company, tenants::company,
         tenants::enable, tenants::disable, tenants::customize, tenants::config, tenants::audit,
-        rbac::verify, rbac::roles, rbac::put_role, rbac::assign,
+        rbac::verify, rbac::roles, rbac::put_role, rbac::assignment, rbac::assign,
         events::publish,
     ),
     components(schemas(

@@ -18,7 +18,10 @@ pub(super) fn routes() -> Router<State> {
         .route("/api/v1/rbac/verify", post(verify))
         .route("/api/v1/tenants/{tenant}/roles", get(roles))
         .route("/api/v1/tenants/{tenant}/roles/{role}", put(put_role))
-        .route("/api/v1/tenants/{tenant}/users/{user}/roles", put(assign))
+        .route(
+            "/api/v1/tenants/{tenant}/users/{user}/roles",
+            get(assignment).put(assign),
+        )
 }
 
 #[utoipa::path(
@@ -79,6 +82,29 @@ async fn put_role(
     platform
         .rbac
         .put_role(&caller, &tenant, &role, change)
+        .await
+        .map(Json)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/users/{user}/roles",
+    tag = "rbac",
+    summary = "The roles a user holds, tenant-wide and per company (for the tenant's admins and the user)",
+    params(("tenant" = String, Path, description = "Tenant id"), ("user" = String, Path, description = "User id (`sub`)")),
+    responses((status = 200, description = "The assignment (empty when the user holds none)", body = serde_json::Value), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
+async fn assignment(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Path((tenant, user)): Path<(String, String)>,
+) -> Result<Json<Assignment>> {
+    let tenant = tenant_id(&tenant)?;
+    let user = UserId::parse_field("user", &user)?;
+    platform
+        .rbac
+        .assignment(&caller, &tenant, &user)
         .await
         .map(Json)
 }

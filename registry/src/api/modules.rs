@@ -91,7 +91,7 @@ async fn detail(
     tag = "catalog",
     summary = "A module's published versions",
     params(("module" = String, Path, description = "Module name")),
-    responses((status = 200, description = "Versions, oldest first", body = Vec<ModuleVersion>), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    responses((status = 200, description = "Versions, newest first", body = Vec<ModuleVersion>), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
     security(("bearer" = []), ("module_api_key" = []))
 )]
 async fn versions(

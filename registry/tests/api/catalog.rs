@@ -240,3 +240,37 @@ fn rename_namespace(manifest: &mut serde_json::Value, from: &str, to: &str) {
         .replace(&format!("\"{from}_"), &format!("\"{to}_"));
     *manifest = serde_json::from_str(&text).unwrap();
 }
+
+/// Finding 11 of "The first hour": the versions route answers newest first, and its OpenAPI
+/// text says so.
+#[tokio::test]
+async fn versions_come_newest_first_as_the_openapi_document_says() {
+    let p = TestPlatform::embedded();
+    for version in ["1.0.0", "1.10.0", "1.2.0"] {
+        let mut manifest = financial();
+        manifest["version"] = json!(version);
+        p.call(Method::POST, "/api/v1/modules", operator(), Some(manifest))
+            .await
+            .expect(StatusCode::CREATED);
+    }
+    let listed = p
+        .call(
+            Method::GET,
+            "/api/v1/modules/financial/versions",
+            operator(),
+            None,
+        )
+        .await;
+    let versions: Vec<&str> = listed
+        .expect(StatusCode::OK)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["1.10.0", "1.2.0", "1.0.0"]);
+    let document = p.call(Method::GET, "/openapi.json", Auth::None, None).await;
+    let said = &document.expect(StatusCode::OK)["paths"]["/api/v1/modules/{module}/versions"]["get"]
+        ["responses"]["200"]["description"];
+    assert_eq!(said, "Versions, newest first");
+}

@@ -209,6 +209,7 @@ impl ControlPlane {
             Arc::clone(&store),
             Arc::clone(&changes),
             Arc::clone(&tenancy),
+            Arc::clone(&installations),
             &staleness,
         ));
         let config = Arc::new(ConfigResolver::new(Arc::clone(&store), &staleness));

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use plinth_module_sdk::{Manifest, Permission, PermissionGrant, Problem};
+use plinth_module_sdk::{Manifest, ModuleName, Permission, PermissionGrant, Problem};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::events::platform_event;
 use crate::identity::{Caller, PlatformRole, User};
 use crate::ids::{CompanyId, RoleName, TenantId, UserId};
+use crate::installation::Installations;
 use crate::store::{Condition, Item, Query, Store, Write, from_item, keys, query_all, to_data};
 use crate::tenancy::Tenancy;
 
@@ -113,6 +114,7 @@ pub struct Rbac {
     store: Arc<dyn Store>,
     changes: Arc<Changes>,
     tenancy: Arc<Tenancy>,
+    installations: Arc<Installations>,
     /// (tenant, user) → grants.
     grants: ChangeAwareCache<(String, String), Grants>,
 }
@@ -122,12 +124,14 @@ impl Rbac {
         store: Arc<dyn Store>,
         changes: Arc<Changes>,
         tenancy: Arc<Tenancy>,
+        installations: Arc<Installations>,
         staleness: &Arc<Staleness>,
     ) -> Self {
         Self {
             store,
             changes,
             tenancy,
+            installations,
             grants: ChangeAwareCache::new(Arc::clone(staleness)),
         }
     }
@@ -141,17 +145,19 @@ impl Rbac {
     ) -> Result<Role> {
         caller.require_tenant_admin(tenant)?;
         self.tenancy.tenant(tenant).await?;
-        let problems: Vec<Problem> = change
-            .permissions
-            .iter()
-            .enumerate()
-            .filter_map(|(i, grant)| {
-                PermissionGrant::parse(grant).err().map(|e| Problem {
+        let mut problems = Vec::new();
+        for (i, grant) in change.permissions.iter().enumerate() {
+            let message = match PermissionGrant::parse(grant) {
+                Err(e) => Some(e.to_string()),
+                Ok(parsed) => self.unknown_to_the_platform(grant, &parsed).await?,
+            };
+            if let Some(message) = message {
+                problems.push(Problem {
                     path: format!("permissions[{i}]"),
-                    message: e.to_string(),
-                })
-            })
-            .collect();
+                    message,
+                });
+            }
+        }
         if !problems.is_empty() {
             return Err(Error::invalid(
                 format!("{} invalid permission grant(s)", problems.len()),
@@ -184,6 +190,42 @@ impl Rbac {
             .commit(Change::new(writes).events([event]).stale(stale))
             .await?;
         Ok(record)
+    }
+
+    /// Why a well-formed grant names nothing installed — a module that is not installed, or a
+    /// permission its manifest does not declare — with the closest name that exists.
+    async fn unknown_to_the_platform(
+        &self,
+        text: &str,
+        grant: &PermissionGrant,
+    ) -> Result<Option<String>> {
+        let installed = self.installations.installed_index().await?;
+        let module = grant.module();
+        let Some(name) = installed
+            .contains_key(module)
+            .then(|| ModuleName::parse(module).ok())
+            .flatten()
+        else {
+            let hint = closest(module, installed.keys().map(String::as_str))
+                .map(|m| format!("; did you mean `{m}`?"))
+                .unwrap_or_default();
+            return Ok(Some(format!("no module `{module}` is installed{hint}")));
+        };
+        let (manifest, _) = self.installations.installed_module(&name).await?;
+        if manifest.permissions.iter().any(|p| grant.grants(&p.code)) {
+            return Ok(None);
+        }
+        let declared: Vec<String> = manifest
+            .permissions
+            .iter()
+            .map(|p| p.code.to_string())
+            .collect();
+        let hint = closest(text, declared.iter().map(String::as_str))
+            .map(|p| format!("; did you mean `{p}`?"))
+            .unwrap_or_default();
+        Ok(Some(format!(
+            "{module} declares no permission `{text}` grants{hint}"
+        )))
     }
 
     pub async fn roles(&self, tenant: &TenantId) -> Result<Vec<Role>> {
@@ -340,4 +382,13 @@ impl Rbac {
             request.company_id.as_ref().map(CompanyId::as_str),
         ))
     }
+}
+
+/// The candidate nearest `wanted`, when one is near enough to be a likely typo.
+fn closest<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (strsim::jaro_winkler(wanted, c), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
 }

@@ -18,6 +18,7 @@ crate::on_both_stores!(
     api_keys_are_issued_rotated_and_revoked,
     a_module_without_a_healthy_instance_answers_503,
     platform_paths_are_answered_by_the_platform_never_by_a_module,
+    a_role_naming_what_is_not_installed_is_refused_with_the_closest_name,
 );
 
 // The same scenarios over TCP, through the relay that serves module routes in `plinth up`.
@@ -928,7 +929,7 @@ async fn platform_paths_are_answered_by_the_platform_never_by_a_module(p: TestPl
     }
 
     // Who holds what: the tenant's admin and the user themself can read an assignment.
-    grant(&p, "bob", &["financial:accounts.read"]).await;
+    grant(&p, "bob", &["financial:invoices.read"]).await;
     let path = "/api/v1/tenants/acme/users/bob/roles";
     let bob = token("bob", Some("acme"), None, &[]);
     for reader in [tenant_admin("acme"), bob] {
@@ -943,4 +944,68 @@ async fn platform_paths_are_answered_by_the_platform_never_by_a_module(p: TestPl
     p.call(Method::DELETE, path, tenant_admin("acme"), None)
         .await
         .expect_problem(StatusCode::METHOD_NOT_ALLOWED, "does not take DELETE");
+}
+
+/// Finding 9 of "The first hour": a role's grant must name an installed module and a
+/// permission it declares (wildcards must match one); a near miss gets the closest name.
+async fn a_role_naming_what_is_not_installed_is_refused_with_the_closest_name(p: TestPlatform) {
+    let _backend = setup(&p, "premium").await;
+    let cases = [
+        (
+            "financial:invoice.reed",
+            "did you mean `financial:invoices.read`?",
+        ),
+        (
+            "financal:invoices.read",
+            "no module `financal` is installed; did you mean `financial`?",
+        ),
+        (
+            "nosuchmodule:foo.read",
+            "no module `nosuchmodule` is installed",
+        ),
+        (
+            "financial:payroll.*",
+            "financial declares no permission `financial:payroll.*` grants",
+        ),
+    ];
+    for (grant, needle) in cases {
+        let refused = p
+            .call(
+                Method::PUT,
+                "/api/v1/tenants/acme/roles/typo",
+                tenant_admin("acme"),
+                Some(json!({"permissions": [grant]})),
+            )
+            .await;
+        let body = refused.expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["errors"][0]["path"], "permissions[0]", "{body}");
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "{grant}: {message}");
+    }
+    let roles = p
+        .call(
+            Method::GET,
+            "/api/v1/tenants/acme/roles",
+            tenant_admin("acme"),
+            None,
+        )
+        .await;
+    assert!(
+        !roles.expect(StatusCode::OK).to_string().contains("typo"),
+        "nothing was written"
+    );
+    for fine in [
+        "financial:invoices.read",
+        "financial:invoices.*",
+        "financial:*",
+    ] {
+        p.call(
+            Method::PUT,
+            "/api/v1/tenants/acme/roles/fine",
+            tenant_admin("acme"),
+            Some(json!({"permissions": [fine]})),
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
 }

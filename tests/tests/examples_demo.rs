@@ -11,6 +11,44 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// `plinth up --demo` on a fresh data folder, served until `stop` is sent.
+struct Demo {
+    _data: tempfile::TempDir,
+    addr: String,
+    demo: platform::Demo,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Demo {
+    async fn start() -> Self {
+        let data = tempfile::tempdir().expect("a temporary folder");
+        let options = Options {
+            port: 0,
+            data_dir: data.path().to_path_buf(),
+            demo: true,
+            aws: None,
+            working_dir: workspace_root(),
+        };
+        let running = platform::start(&options)
+            .await
+            .expect("the platform starts");
+        let addr = running.addr.to_string();
+        let demo = running.demo();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(running.serve(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            _data: data,
+            addr,
+            demo,
+            stop,
+            server,
+        }
+    }
+}
+
 /// One HTTP/1.0 exchange (no keep-alive, no chunking): the status and the JSON body.
 async fn http(
     addr: &str,
@@ -41,23 +79,13 @@ async fn http(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acme_de_invoice_uses_its_company_config_and_its_payment_is_notified() {
-    let data = tempfile::tempdir().expect("a temporary folder");
-    let options = Options {
-        port: 0,
-        data_dir: data.path().to_path_buf(),
-        demo: true,
-        aws: None,
-        working_dir: workspace_root(),
-    };
-    let running = platform::start(&options)
-        .await
-        .expect("the platform starts");
-    let addr = running.addr.to_string();
-    let demo = running.demo();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(running.serve(async {
-        let _ = stopped.await;
-    }));
+    let Demo {
+        _data,
+        addr,
+        demo,
+        stop,
+        server,
+    } = Demo::start().await;
     let report = demo
         .run(&workspace_root().join("examples"))
         .await
@@ -123,23 +151,13 @@ async fn an_acme_de_invoice_uses_its_company_config_and_its_payment_is_notified(
 /// a tenant admin's configuration, and the German company's override, stay as they were.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_the_demo_keeps_a_tenant_admins_configuration() {
-    let data = tempfile::tempdir().expect("a temporary folder");
-    let options = Options {
-        port: 0,
-        data_dir: data.path().to_path_buf(),
-        demo: true,
-        aws: None,
-        working_dir: workspace_root(),
-    };
-    let running = platform::start(&options)
-        .await
-        .expect("the platform starts");
-    let addr = running.addr.to_string();
-    let demo = running.demo();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(running.serve(async {
-        let _ = stopped.await;
-    }));
+    let Demo {
+        _data,
+        addr,
+        demo,
+        stop,
+        server,
+    } = Demo::start().await;
     let examples = workspace_root().join("examples");
     let token = demo.run(&examples).await.expect("the demo is set up").token;
 

@@ -46,6 +46,19 @@ impl Deployer for EcsService {
     }
 }
 
+/// Asks `operation` (install, upgrade) of ledger at `version` and waits until it settles.
+async fn run(p: &TestPlatform, operation: &str, version: &str) -> serde_json::Value {
+    p.call(
+        Method::POST,
+        &format!("/api/v1/modules/ledger/{operation}"),
+        operator(),
+        Some(json!({"version": version})),
+    )
+    .await
+    .expect(StatusCode::ACCEPTED);
+    p.settled("ledger").await
+}
+
 #[tokio::test]
 async fn hooks_and_health_checks_of_an_ecs_module_go_to_its_tasks_not_its_service_name() {
     let backend = Backend::default();
@@ -63,15 +76,7 @@ async fn hooks_and_health_checks_of_an_ecs_module_go_to_its_tasks_not_its_servic
     p.call(Method::POST, "/api/v1/modules", operator(), Some(manifest))
         .await
         .expect(StatusCode::CREATED);
-    p.call(
-        Method::POST,
-        "/api/v1/modules/ledger/install",
-        operator(),
-        Some(json!({"version": "1.0.0"})),
-    )
-    .await
-    .expect(StatusCode::ACCEPTED);
-    let installation = p.settled("ledger").await;
+    let installation = run(&p, "install", "1.0.0").await;
     assert_eq!(installation["status"], "installed", "{installation}");
     assert_eq!(backend.hooks_called(), ["post_install"]);
 
@@ -121,25 +126,9 @@ async fn an_upgrades_hooks_go_to_the_new_tasks_not_the_stopped_ones() {
             .await
             .expect(StatusCode::CREATED);
     }
-    p.call(
-        Method::POST,
-        "/api/v1/modules/ledger/install",
-        operator(),
-        Some(json!({"version": "1.0.0"})),
-    )
-    .await
-    .expect(StatusCode::ACCEPTED);
-    assert_eq!(p.settled("ledger").await["status"], "installed");
+    assert_eq!(run(&p, "install", "1.0.0").await["status"], "installed");
 
-    p.call(
-        Method::POST,
-        "/api/v1/modules/ledger/upgrade",
-        operator(),
-        Some(json!({"version": "1.1.0"})),
-    )
-    .await
-    .expect(StatusCode::ACCEPTED);
-    let upgraded = p.settled("ledger").await;
+    let upgraded = run(&p, "upgrade", "1.1.0").await;
     assert_eq!(upgraded["status"], "installed", "{upgraded}");
     assert_eq!(backend.hooks_called(), ["post_install"]);
     let module = ModuleName::parse("ledger").unwrap();

@@ -128,3 +128,25 @@ fn the_shipped_dockerfiles_run_the_module_binary_as_pid_1_without_curl() {
         );
     }
 }
+
+/// Finding 11 of "The first hour": a module's log written to a file (as `plinth up` keeps
+/// them in `logs/`) has no colour escape codes.
+#[test]
+fn a_log_written_to_a_file_has_no_colour_codes() {
+    let port = free_port();
+    let path = std::env::temp_dir().join(format!("warehouse-{}-{port}.log", std::process::id()));
+    let log = std::fs::File::create(&path).expect("a log file");
+    let served = warehouse(port)
+        .env("RUST_LOG", "info")
+        .stderr(log)
+        .spawn()
+        .expect("the warehouse starts");
+    let served = Served(served);
+    assert!(listening(port), "the warehouse listens on {port}");
+    std::thread::sleep(Duration::from_millis(300));
+    drop(served);
+    let written = std::fs::read_to_string(&path).expect("the log");
+    let _ = std::fs::remove_file(&path);
+    assert!(!written.trim().is_empty(), "the module logged something");
+    assert!(!written.contains('\u{1b}'), "no escape codes: {written:?}");
+}

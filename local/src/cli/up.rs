@@ -123,6 +123,7 @@ fn init_logs() {
         .unwrap_or_else(|_| "warn,plinth=info".into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }

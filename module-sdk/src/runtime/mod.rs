@@ -368,13 +368,16 @@ fn local_health_url(manifest: &Manifest, port: u16) -> String {
 }
 
 /// Sends `tracing` output to stderr: JSON lines when running in Lambda (for CloudWatch), text
-/// otherwise; the level comes from `RUST_LOG` (default `info`). Does nothing when a subscriber
-/// is already set.
+/// otherwise — coloured only on a terminal, so a log file (`plinth up`'s `logs/`, a
+/// container's log driver) gets no escape codes; the level comes from `RUST_LOG` (default
+/// `info`). Does nothing when a subscriber is already set.
 pub fn init_tracing() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
         builder.json().try_init()

@@ -17,22 +17,36 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000)
 }
 
+/// Publishes `manifest` as the platform's admin (201 expected).
+async fn publish(client: &reqwest::Client, url: &str, token: &str, manifest: &Value) {
+    let published = client
+        .post(format!("{url}/api/v1/modules"))
+        .bearer_auth(token)
+        .json(manifest)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        published.status(),
+        201,
+        "{}",
+        published.text().await.unwrap()
+    );
+}
+
 fn base64_of(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 fn operator_token(secret: &str) -> String {
-    let claims = Claims {
-        sub: "operator".into(),
-        tenant_id: None,
-        company_id: None,
-        roles: vec!["platform:admin".into()],
-        exp: 4_000_000_000,
-        nbf: None,
-        iss: None,
-        aud: None,
-    };
+    let claims = Claims::user(
+        "operator",
+        None,
+        None,
+        &["platform:admin"],
+        std::time::Duration::from_secs(600),
+    );
     mint_token(secret.as_bytes(), &claims).unwrap()
 }
 
@@ -85,19 +99,7 @@ async fn up_with_aws_keeps_state_and_events_on_aws_and_says_what_stays_local() {
     });
     let client = reqwest::Client::new();
     let token = operator_token(&secret);
-    let published = client
-        .post(format!("{url}/api/v1/modules"))
-        .bearer_auth(&token)
-        .json(&manifest)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        published.status(),
-        201,
-        "{}",
-        published.text().await.unwrap()
-    );
+    publish(&client, &url, &token, &manifest).await;
     let install = client
         .post(format!("{url}/api/v1/modules/{module}/install"))
         .bearer_auth(&token)
@@ -200,19 +202,7 @@ async fn up_with_aws_keeps_state_and_events_on_aws_and_says_what_stays_local() {
     let mut first = manifest.clone();
     first["version"] = json!("1.0.1");
     first["backend"]["image"] = json!(format!("{repository}:1.0.1"));
-    let published = client
-        .post(format!("{url}/api/v1/modules"))
-        .bearer_auth(&token)
-        .json(&first)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        published.status(),
-        201,
-        "{}",
-        published.text().await.unwrap()
-    );
+    publish(&client, &url, &token, &first).await;
     let annotated = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",

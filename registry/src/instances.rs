@@ -45,6 +45,21 @@ pub struct Instance {
     pub unhealthy_since: Option<String>,
 }
 
+impl Instance {
+    /// `deployment` of `module` as a healthy instance, registered `by` the installer or itself.
+    fn healthy(module: &ModuleName, deployment: &Deployment, by: &str) -> Self {
+        Self {
+            module: module.to_string(),
+            url: deployment.endpoint.clone(),
+            health_url: deployment.health_url.clone(),
+            health: Health::Healthy,
+            registered_by: by.into(),
+            last_checked: now(),
+            unhealthy_since: None,
+        }
+    }
+}
+
 /// `POST /api/v1/modules/{m}/instances`
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -106,7 +121,10 @@ impl Instances {
     /// else the deployment's endpoint. On AWS the endpoint of an ECS service is a Service
     /// Connect name only API Gateway's VPC link resolves, so the instances come first.
     pub async fn reach_url(&self, module: &ModuleName, deployment: &Deployment) -> String {
-        let instances = self.list(module).await.unwrap_or_default();
+        let instances = self.list(module).await.unwrap_or_else(|e| {
+            tracing::warn!(module = %module, error = %e.chain(), "cannot list instances; calling the deployment's endpoint");
+            Vec::new()
+        });
         instances
             .iter()
             .find(|i| i.health == Health::Healthy)
@@ -119,15 +137,7 @@ impl Instances {
         deployment: &Deployment,
         by: &str,
     ) -> Result<()> {
-        let instance = Instance {
-            module: module.to_string(),
-            url: deployment.endpoint.clone(),
-            health_url: deployment.health_url.clone(),
-            health: Health::Healthy,
-            registered_by: by.into(),
-            last_checked: now(),
-            unhealthy_since: None,
-        };
+        let instance = Instance::healthy(module, deployment, by);
         let item = Item::new(
             instance_key(module.as_str(), &instance.url),
             to_data(&instance),
@@ -159,15 +169,7 @@ impl Instances {
             })
             .collect();
         for instance in &serving {
-            let registered = Instance {
-                module: module.to_string(),
-                url: instance.endpoint.clone(),
-                health_url: instance.health_url.clone(),
-                health: Health::Healthy,
-                registered_by: "installer".into(),
-                last_checked: now(),
-                unhealthy_since: None,
-            };
+            let registered = Instance::healthy(module, instance, "installer");
             writes.push(Write::Put {
                 item: Item::new(
                     instance_key(module.as_str(), &registered.url),

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::events::platform_event;
 use crate::identity::{Caller, PlatformRole, User};
 use crate::ids::{CompanyId, RoleName, TenantId, UserId};
-use crate::installation::Installations;
+use crate::installation::{IndexEntry, Installations};
 use crate::store::{Condition, Item, Query, Store, Write, from_item, keys, query_all, to_data};
 use crate::tenancy::Tenancy;
 
@@ -82,7 +82,6 @@ impl Grants {
     }
 }
 
-/// The permissions of `manifest` a user holds: admins all of them, others what their grants allow.
 fn forget_grants(grants: &TtlCache<(String, String), Grants>, stale: &Stale) {
     match stale {
         Stale::TenantRoles(tenant) => grants.retain(|(t, _)| t != tenant),
@@ -92,6 +91,7 @@ fn forget_grants(grants: &TtlCache<(String, String), Grants>, stale: &Stale) {
     }
 }
 
+/// The permissions of `manifest` a user holds: admins all of them, others what their grants allow.
 pub fn granted_permissions(
     manifest: &Manifest,
     user: &User,
@@ -145,11 +145,18 @@ impl Rbac {
     ) -> Result<Role> {
         caller.require_tenant_admin(tenant)?;
         self.tenancy.tenant(tenant).await?;
+        // One read of what is installed, and each named module's manifest once, whatever the
+        // number of grants.
+        let installed = self.installations.installed_index().await?;
+        let mut manifests = BTreeMap::new();
         let mut problems = Vec::new();
         for (i, grant) in change.permissions.iter().enumerate() {
             let message = match PermissionGrant::parse(grant) {
                 Err(e) => Some(e.to_string()),
-                Ok(parsed) => self.unknown_to_the_platform(grant, &parsed).await?,
+                Ok(parsed) => {
+                    self.unknown_to_the_platform(grant, &parsed, &installed, &mut manifests)
+                        .await?
+                }
             };
             if let Some(message) = message {
                 problems.push(Problem {
@@ -198,29 +205,28 @@ impl Rbac {
         &self,
         text: &str,
         grant: &PermissionGrant,
+        installed: &BTreeMap<String, IndexEntry>,
+        manifests: &mut BTreeMap<String, Manifest>,
     ) -> Result<Option<String>> {
-        let installed = self.installations.installed_index().await?;
         let module = grant.module();
-        let Some(name) = installed
-            .contains_key(module)
-            .then(|| ModuleName::parse(module).ok())
-            .flatten()
-        else {
-            let hint = closest(module, installed.keys().map(String::as_str))
-                .map(|m| format!("; did you mean `{m}`?"))
-                .unwrap_or_default();
-            return Ok(Some(format!("no module `{module}` is installed{hint}")));
+        let name = match ModuleName::parse(module) {
+            Ok(name) if installed.contains_key(module) => name,
+            _ => {
+                let hint = closest(module, installed.keys().map(String::as_str))
+                    .map(|m| format!("; did you mean `{m}`?"))
+                    .unwrap_or_default();
+                return Ok(Some(format!("no module `{module}` is installed{hint}")));
+            }
         };
-        let (manifest, _) = self.installations.installed_module(&name).await?;
-        if manifest.permissions.iter().any(|p| grant.grants(&p.code)) {
+        if !manifests.contains_key(module) {
+            let (manifest, _) = self.installations.installed_module(&name).await?;
+            manifests.insert(module.to_owned(), manifest);
+        }
+        let declared = &manifests[module].permissions;
+        if declared.iter().any(|p| grant.grants(&p.code)) {
             return Ok(None);
         }
-        let declared: Vec<String> = manifest
-            .permissions
-            .iter()
-            .map(|p| p.code.to_string())
-            .collect();
-        let hint = closest(text, declared.iter().map(String::as_str))
+        let hint = closest(text, declared.iter().map(|p| p.code.as_str()))
             .map(|p| format!("; did you mean `{p}`?"))
             .unwrap_or_default();
         Ok(Some(format!(

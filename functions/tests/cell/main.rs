@@ -36,19 +36,13 @@ fn token(
     company: Option<&str>,
     roles: &[&str],
 ) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let claims = Claims {
-        sub: sub.into(),
-        tenant_id: tenant.map(Into::into),
-        company_id: company.map(Into::into),
-        roles: roles.iter().map(|r| (*r).to_owned()).collect(),
-        exp: now + 600,
-        nbf: None,
-        iss: None,
-        aud: None,
-    };
+    let claims = Claims::user(
+        sub,
+        tenant,
+        company,
+        roles,
+        std::time::Duration::from_secs(600),
+    );
     mint_token(secret.as_bytes(), &claims).expect("a token")
 }
 

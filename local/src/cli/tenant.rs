@@ -66,7 +66,8 @@ pub(super) fn run(args: TenantArgs, out: &mut dyn Write, err: &mut dyn Write) ->
             TenantCommand::Create { id, name, tier } => {
                 let mut body = json!({"id": id, "name": name});
                 if let Some(tier) = tier {
-                    body["subscription_tier"] = json!(checked_tier(tier)?.as_str());
+                    // Checked before anything runs (`run`).
+                    body["subscription_tier"] = json!(tier);
                 }
                 client.post("/api/v1/tenants", &body).await?
             }

@@ -207,19 +207,16 @@ async fn wait_installed(platform: &ControlPlane, module: &ModuleName) -> Result<
 
 /// A 12-hour token of acme's admin, working in the German company.
 pub fn demo_token(secret: &str) -> Result<String> {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs()
-        + 12 * 3600;
     let claims = Claims {
-        sub: "alice".into(),
-        tenant_id: Some("acme".into()),
-        company_id: Some("acme-de".into()),
-        roles: vec!["tenant:admin".into()],
-        exp,
-        nbf: None,
         iss: std::env::var("PLINTH_JWT_ISSUER").ok(),
         aud: std::env::var("PLINTH_JWT_AUDIENCE").ok(),
+        ..Claims::user(
+            "alice",
+            Some("acme"),
+            Some("acme-de"),
+            &["tenant:admin"],
+            std::time::Duration::from_secs(12 * 3600),
+        )
     };
     mint_token(secret.as_bytes(), &claims).map_err(|e| anyhow::anyhow!("{e}"))
 }

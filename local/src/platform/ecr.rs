@@ -12,7 +12,7 @@ use aws_sdk_eventbridge::error::DisplayErrorContext;
 use aws_sdk_eventbridge::types::Target;
 use aws_sdk_sqs::types::QueueAttributeName;
 use plinth_registry::deploy::ecr::{EcrImageAction, EcrImages};
-use plinth_registry::{App, Error};
+use plinth_registry::{App, Error, aws};
 use serde_json::{Value, json};
 
 /// The rule on the default bus.
@@ -29,7 +29,7 @@ pub async fn listen(app: &App, sdk: &SdkConfig) -> Result<()> {
         .queue_name(QUEUE)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+        .map_err(|e| anyhow::anyhow!(aws::describe("SQS CreateQueue plinth-local-ecr-events", &e)))
         .context("cannot create the queue of ECR pushes")?;
     let url = created.queue_url().unwrap_or_default().to_owned();
     let arn = sqs
@@ -38,7 +38,12 @@ pub async fn listen(app: &App, sdk: &SdkConfig) -> Result<()> {
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))?
+        .map_err(|e| {
+            anyhow::anyhow!(aws::describe(
+                "SQS GetQueueAttributes plinth-local-ecr-events",
+                &e
+            ))
+        })?
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
         .context("the queue of ECR pushes has no ARN")?;
@@ -54,7 +59,12 @@ pub async fn listen(app: &App, sdk: &SdkConfig) -> Result<()> {
         .description("plinth up --aws: ECR pushes, to publish module versions")
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))
+        .map_err(|e| {
+            anyhow::anyhow!(aws::describe(
+                "EventBridge PutRule plinth-local-ecr-push",
+                &e
+            ))
+        })
         .context("cannot route ECR pushes")?;
     let policy = json!({"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
@@ -66,15 +76,32 @@ pub async fn listen(app: &App, sdk: &SdkConfig) -> Result<()> {
         .attributes(QueueAttributeName::Policy, policy.to_string())
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))?;
+        .map_err(|e| {
+            anyhow::anyhow!(aws::describe(
+                "SQS SetQueueAttributes plinth-local-ecr-events",
+                &e
+            ))
+        })?;
     let target = Target::builder().id("plinth-local").arn(&arn).build()?;
-    events
+    let put = events
         .put_targets()
         .rule(RULE)
         .targets(target)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("{}", DisplayErrorContext(e)))?;
+        .map_err(|e| {
+            anyhow::anyhow!(aws::describe(
+                "EventBridge PutTargets plinth-local-ecr-push",
+                &e
+            ))
+        })?;
+    if let Some(entry) = put.failed_entries().first() {
+        anyhow::bail!(
+            "EventBridge refused the queue as the target of {RULE}: {} {}",
+            entry.error_code().unwrap_or_default(),
+            entry.error_message().unwrap_or_default()
+        );
+    }
     tokio::spawn(read(app.clone(), sqs, url, EcrImages::new(sdk)));
     Ok(())
 }
@@ -100,8 +127,11 @@ async fn read(app: App, sqs: aws_sdk_sqs::Client, url: String, images: EcrImages
             }
         };
         for message in messages {
-            let mut event: Value =
-                serde_json::from_str(message.body().unwrap_or_default()).unwrap_or(Value::Null);
+            let mut event: Value = serde_json::from_str(message.body().unwrap_or_default())
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "a message on the ECR push queue is not JSON");
+                    Value::Null
+                });
             // AWS names the registry's account; moto's events leave it out.
             if let Some(fields) = event.as_object_mut() {
                 fields.entry("account").or_insert_with(|| "local".into());
@@ -126,13 +156,16 @@ async fn read(app: App, sqs: aws_sdk_sqs::Client, url: String, images: EcrImages
                     true
                 }
             };
-            if handled && let Some(receipt) = message.receipt_handle() {
-                let _ = sqs
+            if handled
+                && let Some(receipt) = message.receipt_handle()
+                && let Err(e) = sqs
                     .delete_message()
                     .queue_url(&url)
                     .receipt_handle(receipt)
                     .send()
-                    .await;
+                    .await
+            {
+                tracing::warn!(error = %DisplayErrorContext(e), "cannot delete a handled ECR push; it will be read again");
             }
         }
     }

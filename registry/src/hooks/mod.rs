@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use plinth_module_sdk::wire::{HookCall, HookReply};
 use serde_json::Value;
 
-use crate::reach::{Call, Reach, ReachError};
+use crate::reach::{Call, Reach};
 
 /// How long a hook may take.
 pub const HOOK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -99,9 +99,7 @@ impl Hooks for ModuleHooks {
             .reach
             .call(&Call::post(&request.url, json, self.timeout))
             .await
-            .map_err(|e| match e {
-                ReachError::TimedOut(_) | ReachError::Unreachable(_) => failed(e.to_string()),
-            })?;
+            .map_err(|e| failed(e.to_string()))?;
         let body: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
         if answer.is_success() {
             return Ok(match serde_json::from_value::<HookReply>(body) {

@@ -45,6 +45,33 @@ pub struct Claims {
     pub aud: Option<String>,
 }
 
+impl Claims {
+    /// A user's claims, valid for `valid_for` from now; no `nbf`, `iss` or `aud` (set them on
+    /// the result when the platform requires them). For development tokens and tests.
+    #[must_use]
+    pub fn user(
+        sub: &str,
+        tenant: Option<&str>,
+        company: Option<&str>,
+        roles: &[&str],
+        valid_for: std::time::Duration,
+    ) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Self {
+            sub: sub.into(),
+            tenant_id: tenant.map(Into::into),
+            company_id: company.map(Into::into),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            exp: now + valid_for.as_secs(),
+            nbf: None,
+            iss: None,
+            aud: None,
+        }
+    }
+}
+
 /// The platform roles a token may carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum PlatformRole {

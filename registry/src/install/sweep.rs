@@ -158,6 +158,7 @@ impl Installer {
             "attempt": installation.attempts, "max_attempts": policy.max_attempts,
         });
         self.store_and_queue(
+            module,
             &installation,
             stored,
             "platform:sweeper",
@@ -216,6 +217,7 @@ impl Installer {
             "operation": installation.operation.name(), "version": installation.version,
         });
         self.store_and_queue(
+            module,
             &installation,
             stored,
             &caller.actor(),
@@ -230,14 +232,13 @@ impl Installer {
     /// moved it first wins) with its audit record, then queues it.
     async fn store_and_queue(
         &self,
+        module: &ModuleName,
         installation: &Installation,
         stored: u64,
         actor: &str,
         action: &str,
         detail: serde_json::Value,
     ) -> Result<()> {
-        let module = ModuleName::parse(&installation.module)
-            .map_err(|e| Error::internal_because("an installation names no module", e))?;
         let mut writes = record_writes(installation, stored + 1, Condition::Version(stored));
         writes.push(audit::record(
             audit::PLATFORM_SCOPE,
@@ -252,9 +253,9 @@ impl Installer {
             )))
             .await?;
         self.queue
-            .enqueue(&module)
+            .enqueue(module)
             .await
-            .map_err(|e| not_queued(&module, installation, e))
+            .map_err(|e| not_queued(module, installation, e))
     }
 
     /// Notes why an operation stopped on its record, for `plinth module status`: not

@@ -267,21 +267,13 @@ pub enum Auth {
 
 /// A token for `sub` in `tenant` (and `company`) with platform `roles`.
 pub fn token(sub: &str, tenant: Option<&str>, company: Option<&str>, roles: &[&str]) -> Auth {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let claims = Claims {
-        sub: sub.into(),
-        tenant_id: tenant.map(Into::into),
-        company_id: company.map(Into::into),
-        roles: roles.iter().map(|r| r.to_string()).collect(),
-        exp,
-        nbf: None,
-        iss: None,
-        aud: None,
-    };
+    let claims = Claims::user(
+        sub,
+        tenant,
+        company,
+        roles,
+        std::time::Duration::from_secs(600),
+    );
     Auth::Token(mint_token(SECRET, &claims).unwrap())
 }
 

@@ -251,7 +251,7 @@ async fn an_install_past_its_attempts_is_failed_undone_and_no_longer_refused(p: 
         &json!([]),
         "the deploy was undone"
     );
-    assert!(p.events().contains(&"module.install.failed".to_string()));
+    assert!(p.saw("module.install.failed").await);
     assert!(
         platform_audit(&p)
             .await

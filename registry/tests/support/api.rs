@@ -193,6 +193,19 @@ impl TestPlatform {
     }
 
     /// Detail-types published so far, oldest first.
+    /// Whether an event of `detail_type` has been published, waiting up to 5 s for it: a saga
+    /// publishes its outcome just after storing it, so a settled installation's event may
+    /// still be on its way.
+    pub async fn saw(&self, detail_type: &str) -> bool {
+        for _ in 0..250 {
+            if self.events().iter().any(|e| e == detail_type) {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        false
+    }
+
     pub fn events(&self) -> Vec<String> {
         self.bus
             .recent()

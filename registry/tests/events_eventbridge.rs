@@ -170,6 +170,46 @@ async fn after_unsubscribing_no_event_arrives_and_the_rules_are_gone() {
         .expect("unsubscribing twice is fine");
 }
 
+/// The queues hold the module's unread events: kept when it unsubscribes, deleted (both, the
+/// dead-letter queue too) only when its data is dropped; dropping twice is fine.
+#[tokio::test]
+async fn a_modules_queues_outlive_its_rules_and_go_with_its_data() {
+    let Some(Setup { bus, sqs }) = setup("eventbridge_drop_queues").await else {
+        return;
+    };
+    let module = unique_module("fin");
+    let subscriptions = [subscription("company-created", "company.created")];
+    bus.subscribe(&module, &subscriptions, &service())
+        .await
+        .expect("subscribed");
+    let exists = |name: String| {
+        let sqs = sqs.clone();
+        async move { sqs.get_queue_url().queue_name(name).send().await.is_ok() }
+    };
+    bus.unsubscribe(&module).await.expect("unsubscribed");
+    assert!(exists(queue_name(&module)).await, "the queue is kept");
+    assert!(
+        exists(dead_letter_queue_name(&module)).await,
+        "the DLQ is kept"
+    );
+
+    let dropped = bus.drop_queues(&module).await.expect("dropped");
+    assert_eq!(
+        dropped,
+        [queue_name(&module), dead_letter_queue_name(&module)]
+    );
+    assert!(!exists(queue_name(&module)).await, "the queue is gone");
+    assert!(
+        !exists(dead_letter_queue_name(&module)).await,
+        "the DLQ is gone"
+    );
+    let again = bus
+        .drop_queues(&module)
+        .await
+        .expect("dropping twice is fine");
+    assert!(again.is_empty(), "{again:?}");
+}
+
 /// Finding 5 (platform half): an event the module keeps failing on is not received forever,
 /// nor lost: after five receives SQS moves it to the module's dead-letter queue.
 #[tokio::test]

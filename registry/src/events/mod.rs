@@ -57,6 +57,13 @@ pub trait Subscriptions: Send + Sync + std::fmt::Debug {
 
     /// Removes every rule of the module; removing none is fine.
     async fn unsubscribe(&self, module: &ModuleName) -> Result<(), SubscriptionError>;
+
+    /// Deletes what holds the module's undelivered events (on AWS its queue and dead-letter
+    /// queue), with its data: an uninstall that keeps the data keeps them, since they may
+    /// hold events the module has not read. Gives back the names deleted; none is fine.
+    async fn drop_queues(&self, _module: &ModuleName) -> Result<Vec<String>, SubscriptionError> {
+        Ok(Vec::new())
+    }
 }
 
 // The functions other than the installer may not create rules either.
@@ -72,6 +79,10 @@ impl Subscriptions for InstallerOnly {
     }
 
     async fn unsubscribe(&self, _module: &ModuleName) -> Result<(), SubscriptionError> {
+        Err(SubscriptionError(INSTALLER_ONLY.into()))
+    }
+
+    async fn drop_queues(&self, _module: &ModuleName) -> Result<Vec<String>, SubscriptionError> {
         Err(SubscriptionError(INSTALLER_ONLY.into()))
     }
 }

@@ -21,7 +21,8 @@ pub struct UninstallImpact {
     /// The backend that would be stopped.
     pub endpoint: Option<String>,
     pub event_rules: Vec<String>,
-    /// Tables dropped only with `drop_data=true`; otherwise kept.
+    /// Tables dropped only with `drop_data=true`; otherwise kept. On AWS the module's event
+    /// queue and its dead-letter queue (which may hold events it has not read) go with them.
     pub tables: Vec<String>,
     pub drop_data: bool,
 }

@@ -116,7 +116,9 @@ impl Installer {
             }
             Step::DropTables => {
                 self.tables.drop_tables(&manifest).await?;
-                Ok(Some(format!("dropped {}", inst.tables.join(", "))))
+                let mut dropped = inst.tables.clone();
+                dropped.extend(self.subscriptions.drop_queues(&manifest.name).await?);
+                Ok(Some(format!("dropped {}", dropped.join(", "))))
             }
             Step::RevokeApiKeys => {
                 for record in self.api_keys.list(&manifest.name).await? {
@@ -170,8 +172,10 @@ impl Installer {
             (Step::RegisterPermissions, Some(previous)) => {
                 self.store_permissions(&previous).await?;
             }
+            // A first install undone leaves no queue either: it held nothing for anyone.
             (Step::CreateEventRules, None) => {
                 self.subscriptions.unsubscribe(&manifest.name).await?;
+                self.subscriptions.drop_queues(&manifest.name).await?;
             }
             (Step::CreateEventRules, Some(previous)) => {
                 let deployment = deployment_of(inst)?;

@@ -182,4 +182,8 @@ impl Subscriptions for EventBridgeBus {
     async fn unsubscribe(&self, module: &ModuleName) -> Result<(), SubscriptionError> {
         rules::unsubscribe(self, module).await
     }
+
+    async fn drop_queues(&self, module: &ModuleName) -> Result<Vec<String>, SubscriptionError> {
+        rules::drop_queues(self, module).await
+    }
 }

@@ -6,7 +6,8 @@
 //! removes those the manifest no longer lists); unsubscribing removes targets, then rules.
 //! A service module's SQS queue has a dead-letter queue (`plinth-{module}-events-dlq`) that
 //! takes a message after [`MAX_RECEIVE_COUNT`] receives. Both queues are kept on unsubscribe:
-//! they may still hold events the module has not read.
+//! they may still hold events the module has not read; they go with the module's data
+//! ([`drop_queues`], an uninstall with `drop_data`, or the undo of a first install).
 
 use aws_sdk_eventbridge::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_eventbridge::types::{RuleState, Target};
@@ -109,6 +110,35 @@ pub(super) async fn unsubscribe(
     Ok(())
 }
 
+/// Deletes the module's queue and dead-letter queue where they exist; gives back the names
+/// deleted.
+pub(super) async fn drop_queues(
+    bus: &EventBridgeBus,
+    module: &ModuleName,
+) -> Result<Vec<String>, SubscriptionError> {
+    let mut dropped = Vec::new();
+    for name in [queue_name(module), dead_letter_queue_name(module)] {
+        let url = match bus.sqs().get_queue_url().queue_name(&name).send().await {
+            Ok(found) => found.queue_url().unwrap_or_default().to_owned(),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_queue_does_not_exist()) =>
+            {
+                continue;
+            }
+            Err(e) => return Err(sqs_failed("GetQueueUrl", &name, &DisplayErrorContext(e))),
+        };
+        match bus.sqs().delete_queue().queue_url(&url).send().await {
+            Ok(_) => dropped.push(name),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_queue_does_not_exist()) => {}
+            Err(e) => return Err(sqs_failed("DeleteQueue", &name, &DisplayErrorContext(e))),
+        }
+    }
+    Ok(dropped)
+}
+
 /// Where the module's rules deliver.
 struct RuleTarget {
     arn: String,
@@ -167,10 +197,18 @@ async fn create_queue(
             DEAD_LETTER_RETENTION_SECONDS.to_string(),
         );
     }
-    let created = create
-        .send()
-        .await
-        .map_err(|e| sqs_failed("CreateQueue", name, &DisplayErrorContext(e)))?;
+    let created = create.send().await.map_err(|e| {
+        if e.as_service_error()
+            .is_some_and(|e| e.is_queue_deleted_recently())
+        {
+            SubscriptionError(format!(
+                "SQS does not create {name} again within 60 s of deleting it (the module's \
+                 data was dropped moments ago); retry in a minute"
+            ))
+        } else {
+            sqs_failed("CreateQueue", name, &DisplayErrorContext(e))
+        }
+    })?;
     let url = created.queue_url().unwrap_or_default().to_owned();
     let attributes = bus
         .sqs()

@@ -17,3 +17,18 @@ lambda_emulator_install() {
   fi
   export PLINTH_CARGO_LAMBDA="$lambda_venv/bin/cargo-lambda"
 }
+
+# Builds the platform's six functions as `sam build` builds them — cargo-lambda, the release
+# profile with [profile.lambda]'s size settings (infra/sam-build.sh sets the same ones), for
+# this host's x86_64 — once, into "$CARGO_TARGET_DIR/lambda/<function>/bootstrap", and exports
+# PLINTH_LAMBDA_FUNCTIONS (that folder): the cell (functions/tests/cell) runs these binaries,
+# and the size and start-time benchmarks (BENCHMARKS.md) measure the same ones.
+lambda_functions_build() {
+  local target="${CARGO_TARGET_DIR:-$PWD/target}"
+  case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
+  [ -n "${PLINTH_CARGO_LAMBDA:-}" ] || lambda_emulator_install || return 1
+  echo "lambda functions: cargo lambda build --profile lambda (into $target/lambda)" >&2
+  CARGO_TARGET_DIR="$target" "$PLINTH_CARGO_LAMBDA" lambda build --quiet --profile lambda \
+    --x86-64 --compiler cargo -p plinth-functions || return 1
+  export PLINTH_LAMBDA_FUNCTIONS="$target/lambda"
+}

@@ -15,7 +15,7 @@ mod lambda_emulator;
 
 mod api_gateway;
 mod bus_to_lambda;
-mod module_backend;
+mod lambda_front;
 mod platform;
 
 use std::time::{Duration, Instant};
@@ -25,8 +25,7 @@ use plinth_registry::identity::{Claims, mint_token};
 use serde_json::{Value, json};
 
 use api_gateway::{ApiGateway, Request, Response};
-use module_backend::ModuleBackend;
-use platform::{Cell, ECR_EVENTS, HEALTH_CHECKER, INSTALLER};
+use platform::{Cell, ECR_EVENTS, FINANCIAL_FUNCTION, HEALTH_CHECKER, INSTALLER};
 
 /// A user's token, signed with the JWT secret read back from Secrets Manager.
 fn token(
@@ -130,45 +129,63 @@ async fn the_platform_runs_as_lambda_runs_it() {
         "the first signing function generates the context key"
     );
     let users = Users::signed_with(&cell.jwt_secret().await);
-    let mut module = ModuleBackend::start().await;
 
-    publish_and_install(&api, &users, &module).await;
+    publish_the_first_version(&api, &users).await;
+    install_the_lambda_module(&api, &users).await;
     tenant_with_financial(&api, &users).await;
     config_with_etag(&api, &users).await;
     authorizer_decides(&api, &users).await;
-    pushed_image_publishes(&api, &users).await;
-    health_follows_the_module(&api, &users, &mut module).await;
+    health_follows_the_module(&api, &users).await;
+    upgrade_and_rollback(&api, &users).await;
     uninstall_leaves_nothing(&api, &users).await;
 
     eprintln!(
-        "the cell took {:.1} s (the module got {} calls)",
+        "the cell took {:.1} s (financial's function was invoked {} times)",
         started.elapsed().as_secs_f64(),
-        module.calls()
+        cell.front.invocations(FINANCIAL_FUNCTION).len()
     );
 }
 
-/// financial published through the registry API, its install requested there and run by the
-/// installer function on the event the registry put on the platform's bus (the rule
-/// `platform-{stage}-install-requested`), at the module's own endpoint.
-async fn publish_and_install(api: &ApiGateway<'_>, users: &Users, module: &ModuleBackend) {
-    let published = api
-        .send(
-            Request::new("POST", "/api/v1/modules")
-                .bearer(&users.operator)
-                .json(financial()),
-        )
-        .await;
-    expect(&published, 201, "publish financial");
-    let install = json!({"version": "1.2.0", "endpoint": module.url});
+/// financial 1.2.0 (its image pushed in the previous step), installed as Lambda runs it:
+/// the install asked of the registry API runs in the installer function, on the event the
+/// registry put on the platform's bus (the rule `platform-{stage}-install-requested`); the
+/// installer creates the module's function on moto, its role and its key's secret, and its
+/// `post_install` hook reaches the function through Invoke.
+async fn install_the_lambda_module(api: &ApiGateway<'_>, users: &Users) {
     let requested = api
         .send(
             Request::new("POST", "/api/v1/modules/financial/install")
                 .bearer(&users.operator)
-                .json(install),
+                .json(json!({"version": "1.2.0"})),
         )
         .await;
     expect(&requested, 202, "install financial");
-    installation_reaches(api, users, "financial", "installed").await;
+    let installed = installation_reaches(api, users, "financial", "installed").await;
+    let hook = installed["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["step"] == "post_install")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (&hook["status"], &hook["detail"]),
+        (&json!("done"), &json!("ok")),
+        "the post_install hook answered: {installed}"
+    );
+    let tags = function_tags(api.cell, FINANCIAL_FUNCTION)
+        .await
+        .expect("financial's function on moto");
+    assert_eq!(
+        tags.get("plinth:version").map(String::as_str),
+        Some("1.2.0"),
+        "{tags:?}"
+    );
+    let invoked = api.cell.front.invocations(FINANCIAL_FUNCTION);
+    assert!(
+        invoked.iter().any(|p| p == "/_plinth/hooks/post_install"),
+        "the hook went through Invoke: {invoked:?}"
+    );
 }
 
 /// Tenant acme (premium, as financial asks), company acme-de, financial enabled for acme;
@@ -306,11 +323,11 @@ async fn authorizer_decides(api: &ApiGateway<'_>, users: &Users) {
     expect(&anonymous, 401, "no Authorization: API Gateway's own 401");
 }
 
-/// The next version pushed to ECR with its manifest (the annotation `dev.plinth.manifest`,
-/// base64, as docs/images.md has buildx write it); ECR's "ECR Image Action" on the default
-/// bus (put there by the cell: moto's ECR announces nothing) reaches the ECR events function
-/// by its rule `plinth-{stage}-ecr-push`, which publishes it.
-async fn pushed_image_publishes(api: &ApiGateway<'_>, users: &Users) {
+/// Pushes financial `version`'s image to ECR with its manifest (the annotation
+/// `dev.plinth.manifest`, base64, as docs/images.md has buildx write it), and puts ECR's
+/// "ECR Image Action" on the default bus (moto's ECR announces nothing), where it reaches the
+/// ECR events function by its rule `plinth-{stage}-ecr-push`. Gives back the image's digest.
+async fn push_image(api: &ApiGateway<'_>, version: &str) -> String {
     let sdk = &api.cell.sdk;
     // The repository financial's published versions name: a push elsewhere publishes nothing.
     let repository = "plinth-financial";
@@ -326,8 +343,8 @@ async fn pushed_image_publishes(api: &ApiGateway<'_>, users: &Users) {
         assert!(exists, "create the module's repository: {e:?}");
     }
     let mut next = financial();
-    next["version"] = "1.3.0".into();
-    next["backend"]["image"] = format!("{repository}:1.3.0").into();
+    next["version"] = version.into();
+    next["backend"]["image"] = format!("{repository}:{version}").into();
     let mut image = registry_fixture("oci-image-manifest-annotated.json");
     // A layer of this run's own, so that a second run on the same emulator pushes a new image.
     let nanos = std::time::SystemTime::now()
@@ -340,7 +357,7 @@ async fn pushed_image_publishes(api: &ApiGateway<'_>, users: &Users) {
     let pushed = aws_sdk_ecr::Client::new(sdk)
         .put_image()
         .repository_name(repository)
-        .image_tag("1.3.0")
+        .image_tag(version)
         .image_manifest(image.to_string())
         .image_manifest_media_type("application/vnd.oci.image.manifest.v1+json")
         .send()
@@ -355,7 +372,7 @@ async fn pushed_image_publishes(api: &ApiGateway<'_>, users: &Users) {
 
     let mut detail = registry_fixture("ecr-image-action-oci.json")["detail"].clone();
     detail["repository-name"] = repository.into();
-    detail["image-tag"] = "1.3.0".into();
+    detail["image-tag"] = version.into();
     detail["image-digest"] = digest.clone().into();
     let announced = aws_sdk_eventbridge::Client::new(sdk)
         .put_events()
@@ -371,37 +388,65 @@ async fn pushed_image_publishes(api: &ApiGateway<'_>, users: &Users) {
         .expect("ECR's event on the default bus");
     assert_eq!(announced.failed_entry_count(), 0, "{announced:?}");
 
-    let published = version_published(api, users, "1.3.0").await;
-    assert_eq!(published["image_digest"], digest.as_str(), "{published}");
+    digest
+}
+
+/// The first version of financial, published by a platform admin through the registry API
+/// (a push publishes only the next versions of a module someone published), then its image
+/// pushed: the ECR events function records the image's digest on the version.
+async fn publish_the_first_version(api: &ApiGateway<'_>, users: &Users) {
+    let published = api
+        .send(
+            Request::new("POST", "/api/v1/modules")
+                .bearer(&users.operator)
+                .json(financial()),
+        )
+        .await;
+    expect(&published, 201, "publish financial");
+    let digest = push_image(api, "1.2.0").await;
+    version_published(api, users, "1.2.0", &digest).await;
+}
+
+/// A next version of financial pushed to ECR is published by the ECR events function.
+async fn pushed_image_publishes(api: &ApiGateway<'_>, users: &Users, version: &str) {
+    let digest = push_image(api, version).await;
+    let published = version_published(api, users, version, &digest).await;
     assert_eq!(
-        published["published_by"],
-        format!("ecr:123456789012/{repository}"),
+        published["published_by"], "ecr:123456789012/plinth-financial",
         "{published}"
     );
 }
 
-/// Polls financial's versions until `version` is published (by the ECR events function, on
-/// the default bus's delivery).
-async fn version_published(api: &ApiGateway<'_>, users: &Users, version: &str) -> Value {
+/// Polls financial's versions until `version` is published with the image `digest` (by the
+/// ECR events function, on the default bus's delivery).
+async fn version_published(
+    api: &ApiGateway<'_>,
+    users: &Users,
+    version: &str,
+    digest: &str,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let versions = api
             .send(Request::new("GET", "/api/v1/modules/financial/versions").bearer(&users.operator))
             .await;
-        expect(&versions, 200, "financial's versions");
+        // 404 until the first version is published.
+        if versions.status != 404 {
+            expect(&versions, 200, "financial's versions");
+        }
         let found = versions
             .json()
             .as_array()
             .into_iter()
             .flatten()
-            .find(|v| v["version"] == version)
+            .find(|v| v["version"] == version && v["image_digest"] == digest)
             .cloned();
         if let Some(found) = found {
             return found;
         }
         assert!(
             Instant::now() < deadline,
-            "{version} is not published through the default bus: {}\ndeliveries that failed:\n{}\n\
+            "{version} with image {digest} is not published through the default bus: {}\ndeliveries that failed:\n{}\n\
              the ECR events function's log:\n{}",
             versions.body,
             api.cell.rules.failures(),
@@ -412,13 +457,10 @@ async fn version_published(api: &ApiGateway<'_>, users: &Users, version: &str) -
 }
 
 /// The health checker, invoked as its schedule does (EventBridge Scheduler sends the target's
-/// input, `{}`): the module's instance stays healthy while it answers, turns unhealthy when
-/// it stops answering, and healthy again when it is back — read through the registry API.
-async fn health_follows_the_module(
-    api: &ApiGateway<'_>,
-    users: &Users,
-    module: &mut ModuleBackend,
-) {
+/// input, `{}`), checks financial's function through Invoke: healthy while it answers,
+/// unhealthy when it crashes at start (Lambda's `Runtime.ExitError`), healthy again when it
+/// is back — read through the registry API.
+async fn health_follows_the_module(api: &ApiGateway<'_>, users: &Users) {
     let round = || async {
         let ran = api.cell.invoke(HEALTH_CHECKER, &json!({})).await;
         assert!(
@@ -433,7 +475,6 @@ async fn health_follows_the_module(
             )
         })
     };
-    let url = module.url.clone();
     let instance = || async {
         let listed = api
             .send(
@@ -442,28 +483,98 @@ async fn health_follows_the_module(
             .await;
         expect(&listed, 200, "financial's instances");
         let instances = listed.json();
-        let ours = instances
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|i| i["url"] == url.as_str())
-            .cloned();
-        ours.unwrap_or_else(|| panic!("no instance at {url}: {instances}"))
+        let all = instances.as_array().cloned().unwrap_or_default();
+        assert_eq!(all.len(), 1, "one instance, the function: {instances}");
+        let url = all[0]["url"].as_str().unwrap_or_default();
+        assert!(
+            url.starts_with("lambda:arn:aws:lambda:")
+                && url.ends_with(":function:plinth-financial"),
+            "{instances}"
+        );
+        all[0].clone()
     };
 
+    let checks = api.cell.front.invocations(FINANCIAL_FUNCTION).len();
     round().await;
     assert_eq!(instance().await["health"], "healthy");
+    let invoked = api.cell.front.invocations(FINANCIAL_FUNCTION);
+    assert_eq!(
+        invoked[checks..],
+        ["/health"],
+        "the health check went through Invoke"
+    );
 
-    module.stop().await;
-    assert_eq!(round().await, 1, "the instance that stopped answering");
+    api.cell.front.crash(FINANCIAL_FUNCTION);
+    assert_eq!(round().await, 1, "the function that crashes");
     let down = instance().await;
     assert_eq!(down["health"], "unhealthy", "{down}");
     assert!(down["unhealthy_since"].is_string(), "{down}");
 
-    module.resume().await;
-    assert_eq!(round().await, 1, "the instance that answers again");
+    api.cell.front.heal(FINANCIAL_FUNCTION);
+    assert_eq!(round().await, 1, "the function that answers again");
     let back = instance().await;
     assert_eq!(back["health"], "healthy", "{back}");
+}
+
+/// financial 1.3.0, pushed to ECR and published by the ECR events function, is installed over
+/// 1.2.0 by the installer function (the function's code and tags replaced on moto, the next
+/// invocation a cold start of the new code); then rolled back to 1.2.0.
+async fn upgrade_and_rollback(api: &ApiGateway<'_>, users: &Users) {
+    pushed_image_publishes(api, users, "1.3.0").await;
+    for (operation, body, version) in [
+        ("upgrade", json!({"version": "1.3.0"}), "1.3.0"),
+        ("rollback", json!({}), "1.2.0"),
+    ] {
+        let path = format!("/api/v1/modules/financial/{operation}");
+        let asked = api
+            .send(
+                Request::new("POST", &path)
+                    .bearer(&users.operator)
+                    .json(body),
+            )
+            .await;
+        expect(&asked, 202, &format!("{operation} financial"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let settled = loop {
+            let now = installation_reaches(api, users, "financial", "installed").await;
+            if now["installed_version"] == version {
+                break now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the {operation} did not run: {now}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        assert_eq!(settled["operation"], operation, "{settled}");
+        let tags = function_tags(api.cell, FINANCIAL_FUNCTION)
+            .await
+            .expect("financial's function on moto");
+        assert_eq!(
+            tags.get("plinth:version").map(String::as_str),
+            Some(version),
+            "after the {operation}: {tags:?}"
+        );
+    }
+}
+
+/// The tags of function `name` on moto, or `None` when there is no such function.
+async fn function_tags(
+    cell: &Cell,
+    name: &str,
+) -> Option<std::collections::HashMap<String, String>> {
+    let lambda = aws_sdk_lambda::Client::new(&cell.sdk);
+    let function = lambda.get_function().function_name(name).send().await;
+    match function {
+        Ok(found) => Some(found.tags().cloned().unwrap_or_default()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            None
+        }
+        Err(e) => panic!("GetFunction {name}: {e:?}"),
+    }
 }
 
 /// The uninstall asked of the registry API (dropping the module's data) reaches the installer
@@ -521,6 +632,34 @@ async fn uninstall_leaves_nothing(api: &ApiGateway<'_>, users: &Users) {
         module_tables(api.cell, &tables).await,
         Vec::<String>::new(),
         "tables left"
+    );
+    assert_eq!(
+        function_tags(api.cell, FINANCIAL_FUNCTION).await,
+        None,
+        "financial's function is left"
+    );
+    let role = aws_sdk_iam::Client::new(&api.cell.sdk)
+        .get_role()
+        .role_name("plinth-module-financial")
+        .send()
+        .await;
+    assert!(
+        role.as_ref()
+            .is_err_and(|e| e.as_service_error().is_some_and(
+                aws_sdk_iam::operation::get_role::GetRoleError::is_no_such_entity_exception
+            )),
+        "financial's role is left: {role:?}"
+    );
+    let secret = aws_sdk_secretsmanager::Client::new(&api.cell.sdk)
+        .describe_secret()
+        .secret_id("plinth/module/financial/api-key")
+        .send()
+        .await;
+    assert!(
+        secret.as_ref().is_err_and(|e| e
+            .as_service_error()
+            .is_some_and(aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretError::is_resource_not_found_exception)),
+        "financial's API key secret is left: {secret:?}"
     );
     let listed = api
         .send(Request::new("GET", keys).bearer(&users.operator))

@@ -4,6 +4,7 @@
 //! (delivered by the `BusToLambda` shim).
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -11,7 +12,8 @@ use plinth_registry::store::dynamodb::DynamoStore;
 use serde_json::{Value, json};
 
 use crate::bus_to_lambda::{BusToLambda, Rule};
-use crate::lambda_emulator::{Function, LambdaEmulator, cargo_lambda};
+use crate::lambda_emulator::{Function, LambdaEmulator, cargo_lambda, workspace_binary};
+use crate::lambda_front::{LambdaFront, ModuleFunction};
 
 /// The template's placeholder of the context key: the first function that signs replaces it.
 const CONTEXT_KEY_PLACEHOLDER: &str = "generate-on-first-start";
@@ -23,6 +25,9 @@ pub const CONFIG_RESOLVER: &str = "plinth-cell-config-resolver";
 pub const INSTALLER: &str = "plinth-cell-installer";
 pub const ECR_EVENTS: &str = "plinth-cell-ecr-events";
 pub const HEALTH_CHECKER: &str = "plinth-cell-health-checker";
+
+/// The Lambda module's function as the installer names it (`plinth-{module}`).
+pub const FINANCIAL_FUNCTION: &str = "plinth-financial";
 
 /// What one invocation gives back: the Invoke API's status and the function's answer.
 #[derive(Debug)]
@@ -71,8 +76,10 @@ pub struct Cell {
     pub context_key_arn: String,
     /// Declared before `lambda`: the pumps stop before the functions do.
     pub rules: BusToLambda,
+    /// Where the functions' Lambda calls go (`AWS_ENDPOINT_URL_LAMBDA`).
+    pub front: LambdaFront,
     invoker: Invoker,
-    lambda: LambdaEmulator,
+    lambda: Arc<Mutex<LambdaEmulator>>,
 }
 
 /// Whether both emulators are configured: without them the cell skips, except under CI.
@@ -128,9 +135,39 @@ impl Cell {
             CONTEXT_KEY_PLACEHOLDER,
         )
         .await;
-        let lambda = start_functions(&table, &bus, &jwt_secret_arn, &context_key_arn, test).await?;
+        let boundary = permissions_boundary(&sdk, &stage).await;
+        let front_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port for the Lambda front");
+        let front_url = format!(
+            "http://{}",
+            front_listener.local_addr().expect("the front's address")
+        );
+        let stack = Stack {
+            table: &table,
+            bus: &bus,
+            jwt_arn: &jwt_secret_arn,
+            context_arn: &context_key_arn,
+            boundary: &boundary,
+            lambda_front: &front_url,
+        };
+        let lambda = start_functions(&stack, test).await?;
+        let endpoint = lambda.endpoint.clone();
+        let lambda = Arc::new(Mutex::new(lambda));
+        let modules = vec![ModuleFunction {
+            name: FINANCIAL_FUNCTION,
+            binary: workspace_binary("plinth-example-financial", "financial"),
+        }];
+        let front = LambdaFront::start(
+            front_listener,
+            &sdk,
+            Arc::clone(&lambda),
+            modules,
+            aws_env(),
+        )
+        .await;
         let invoker = Invoker {
-            endpoint: lambda.endpoint.clone(),
+            endpoint,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
                 .build()
@@ -143,6 +180,7 @@ impl Cell {
             jwt_secret_arn,
             context_key_arn,
             rules,
+            front,
             invoker,
             lambda,
         })
@@ -158,7 +196,10 @@ impl Cell {
 
     /// What function `name` logged: shown when a step fails.
     pub fn log(&self, name: &str) -> String {
-        self.lambda.log(name)
+        self.lambda
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .log(name)
     }
 
     /// The JWT secret as the functions read it, from Secrets Manager.
@@ -221,42 +262,113 @@ async fn secret_value(sdk: &SdkConfig, arn: &str) -> String {
     read.secret_string().unwrap_or_default().to_owned()
 }
 
-/// The functions with the environment template.yaml gives each (its `Globals` and its own
-/// `Environment`), plus the emulator's endpoint, credentials and region. Binaries are the
-/// debug builds cargo makes for this package's tests, not cargo-lambda's release builds.
-async fn start_functions(
-    table: &str,
-    bus: &str,
-    jwt_arn: &str,
-    context_arn: &str,
-    test: &str,
-) -> Option<LambdaEmulator> {
-    let aws: Vec<(&str, String)> = [
+/// The policy template.yaml's `ModulePermissionsBoundary` is: the ceiling of every module
+/// role the installer creates. Gives back its ARN.
+async fn permissions_boundary(sdk: &SdkConfig, stage: &str) -> String {
+    let document = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Action": ["dynamodb:*", "sqs:*", "events:PutEvents", "secretsmanager:GetSecretValue",
+                       "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": "*"
+        }]
+    });
+    let created = aws_sdk_iam::Client::new(sdk)
+        .create_policy()
+        .policy_name(format!("plinth-{stage}-module-boundary"))
+        .policy_document(document.to_string())
+        .send()
+        .await
+        .expect("create the modules' permissions boundary");
+    created
+        .policy()
+        .and_then(|p| p.arn())
+        .expect("the boundary's ARN")
+        .to_owned()
+}
+
+/// The emulator's endpoint, credentials and region: what every process of the cell gets to
+/// reach the emulated AWS.
+fn aws_env() -> Vec<(String, String)> {
+    [
         "AWS_ENDPOINT_URL",
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
         "AWS_REGION",
     ]
     .into_iter()
-    .map(|name| (name, std::env::var(name).unwrap_or_default()))
-    .collect();
-    let globals = [("PLINTH_TABLE", table), ("PLINTH_EVENT_BUS", bus)];
+    .map(|name| (name.to_owned(), std::env::var(name).unwrap_or_default()))
+    .collect()
+}
+
+/// What the stack gives the functions: the names and ARNs of its resources.
+struct Stack<'a> {
+    table: &'a str,
+    bus: &'a str,
+    jwt_arn: &'a str,
+    context_arn: &'a str,
+    boundary: &'a str,
+    /// `AWS_ENDPOINT_URL_LAMBDA`: the `LambdaFront` shim.
+    lambda_front: &'a str,
+}
+
+/// Where function `binary` is: cargo-lambda's build, as `sam build` makes it
+/// (`PLINTH_LAMBDA_FUNCTIONS/<binary>/bootstrap`, which `./tests/run` builds and exports);
+/// without it — a run of this test alone — the debug build cargo made for it. Under CI the
+/// cargo-lambda build is required.
+fn function_binary(binary: &str, debug_build: &str) -> PathBuf {
+    match std::env::var_os("PLINTH_LAMBDA_FUNCTIONS") {
+        Some(dir) => {
+            let bootstrap = PathBuf::from(dir).join(binary).join("bootstrap");
+            assert!(
+                bootstrap.is_file(),
+                "{} is missing: build the functions with `source infra/emulator/lambda.sh && \
+                 lambda_functions_build`",
+                bootstrap.display()
+            );
+            bootstrap
+        }
+        None => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but PLINTH_LAMBDA_FUNCTIONS is not: the cell runs the functions as \
+                 sam builds them; run the tests with ./tests/run"
+            );
+            PathBuf::from(debug_build)
+        }
+    }
+}
+
+/// The functions with the environment template.yaml gives each (its `Globals` and its own
+/// `Environment`), plus the emulator's endpoint, credentials and region; each binary as
+/// [`function_binary`] finds it.
+async fn start_functions(stack: &Stack<'_>, test: &str) -> Option<LambdaEmulator> {
+    let aws = aws_env();
+    let globals = [
+        ("PLINTH_TABLE", stack.table),
+        ("PLINTH_EVENT_BUS", stack.bus),
+        ("AWS_ENDPOINT_URL_LAMBDA", stack.lambda_front),
+    ];
     // JwtIssuer and JwtAudience default to empty: not checked.
     let tokens = [
-        ("PLINTH_JWT_SECRET_ARN", jwt_arn),
+        ("PLINTH_JWT_SECRET_ARN", stack.jwt_arn),
         ("PLINTH_JWT_ISSUER", ""),
         ("PLINTH_JWT_AUDIENCE", ""),
     ];
-    let context = [("PLINTH_CONTEXT_KEY_ARN", context_arn)];
-    // InstallDeadlineSeconds' default; no ECS, Lambda or API Gateway settings yet: the cell's
-    // module runs at an endpoint of its own (the `ModuleBackend` shim).
+    let context = [("PLINTH_CONTEXT_KEY_ARN", stack.context_arn)];
+    // InstallDeadlineSeconds' default; Lambda modules as the template deploys them (no
+    // package bucket: the cell's module is an image); no ECS or API Gateway settings yet.
     let installer = [
         ("PLINTH_URL", "http://127.0.0.1:1"),
         ("PLINTH_SWEEP_AFTER_SECS", "5400"),
+        ("PLINTH_LAMBDA_ARCHITECTURE", "x86_64"),
+        ("PLINTH_LAMBDA_MAX_CONCURRENCY", "10"),
+        ("PLINTH_MODULE_PERMISSIONS_BOUNDARY", stack.boundary),
     ];
     let env_of = |own: &[&[(&str, &str)]]| -> Vec<(String, String)> {
         aws.iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .cloned()
             .chain(
                 std::iter::once(&globals[..])
                     .chain(own.iter().copied())
@@ -268,28 +380,32 @@ async fn start_functions(
     let specs = [
         Spec::new(
             REGISTRY_API,
-            env!("CARGO_BIN_EXE_registry-api"),
+            function_binary("registry-api", env!("CARGO_BIN_EXE_registry-api")),
             env_of(&[&tokens, &context]),
         ),
         Spec::new(
             AUTHORIZER,
-            env!("CARGO_BIN_EXE_authorizer"),
+            function_binary("authorizer", env!("CARGO_BIN_EXE_authorizer")),
             env_of(&[&tokens, &context]),
         ),
         Spec::new(
             CONFIG_RESOLVER,
-            env!("CARGO_BIN_EXE_config-resolver"),
+            function_binary("config-resolver", env!("CARGO_BIN_EXE_config-resolver")),
             env_of(&[&tokens]),
         ),
         Spec::new(
             INSTALLER,
-            env!("CARGO_BIN_EXE_installer"),
+            function_binary("installer", env!("CARGO_BIN_EXE_installer")),
             env_of(&[&installer]),
         ),
-        Spec::new(ECR_EVENTS, env!("CARGO_BIN_EXE_ecr-events"), env_of(&[])),
+        Spec::new(
+            ECR_EVENTS,
+            function_binary("ecr-events", env!("CARGO_BIN_EXE_ecr-events")),
+            env_of(&[]),
+        ),
         Spec::new(
             HEALTH_CHECKER,
-            env!("CARGO_BIN_EXE_health-checker"),
+            function_binary("health-checker", env!("CARGO_BIN_EXE_health-checker")),
             env_of(&[]),
         ),
     ];
@@ -311,7 +427,7 @@ async fn start_functions(
             env,
         })
         .collect();
-    LambdaEmulator::start(test, &functions).await
+    LambdaEmulator::start_declaring(test, &functions, &[FINANCIAL_FUNCTION]).await
 }
 
 /// One function to start: its name, binary and environment.
@@ -322,11 +438,7 @@ struct Spec {
 }
 
 impl Spec {
-    fn new(name: &'static str, binary: &str, env: Vec<(String, String)>) -> Self {
-        Self {
-            name,
-            binary: PathBuf::from(binary),
-            env,
-        }
+    fn new(name: &'static str, binary: PathBuf, env: Vec<(String, String)>) -> Self {
+        Self { name, binary, env }
     }
 }

@@ -79,11 +79,23 @@ fn free_port() -> u16 {
 impl LambdaEmulator {
     /// Starts the emulator and each function; `None` when cargo-lambda is not installed.
     pub async fn start(test: &str, functions: &[Function<'_>]) -> Option<Self> {
+        Self::start_declaring(test, functions, &[]).await
+    }
+
+    /// As [`Self::start`], and the emulator also takes invocations of the functions named in
+    /// `later`, whose processes are started afterwards ([`Self::run`]).
+    pub async fn start_declaring(
+        test: &str,
+        functions: &[Function<'_>],
+        later: &[&str],
+    ) -> Option<Self> {
         let cargo_lambda = cargo_lambda(test)?;
         let dir = tempfile::tempdir().expect("temp dir");
         let bins: String = functions
             .iter()
-            .map(|f| format!("[[bin]]\nname = \"{}\"\npath = \"main.rs\"\n", f.name))
+            .map(|f| f.name)
+            .chain(later.iter().copied())
+            .map(|name| format!("[[bin]]\nname = \"{name}\"\npath = \"main.rs\"\n"))
             .collect();
         std::fs::write(
             dir.path().join("Cargo.toml"),

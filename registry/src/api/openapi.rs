@@ -8,6 +8,7 @@ use plinth_module_sdk::Problem;
 pub(super) use plinth_module_sdk::wire::ProblemDocument;
 use plinth_module_sdk::wire::{ConfigTier, ResolvedConfig};
 
+use super::contract::CREDENTIALS;
 use super::{events, install, modules, rbac, tenants};
 use crate::api_keys::{ApiKeyRecord, IssuedKey};
 use crate::audit::{AuditPage, AuditRecord};
@@ -30,19 +31,24 @@ impl Modify for Security {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
+                    .description(Some(format!("A user's token. {CREDENTIALS}")))
                     .build(),
             ),
         );
         components.add_security_scheme(
             "module_api_key",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Module-API-Key"))),
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Module-API-Key",
+                &format!("A module's API key. {CREDENTIALS}"),
+            ))),
         );
+        super::contract::complete(openapi);
     }
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Plinth platform API", description = "The control plane of Plinth: catalog, installer, tenancy, configuration, RBAC, API keys and audit. Errors are RFC 9457 problem documents."),
+    info(title = "Plinth platform API", description = "The control plane of Plinth: catalog, installer, tenancy, configuration, RBAC, API keys and audit. Errors are RFC 9457 problem documents (`ProblemDocument`; a 422 is a `ValidationProblem`, whose `errors` names each invalid field). Bodies are UTF-8 JSON objects of at most 2 MiB. When a request carries `X-Module-API-Key`, that key is the credential and the bearer token is not read."),
     paths(
         super::health, super::jwks, openapi_json,
         modules::list, modules::publish, modules::detail, modules::versions,

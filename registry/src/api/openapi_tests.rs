@@ -158,3 +158,77 @@ fn the_route_scanner_reads_chained_methods() {
         ]
     );
 }
+
+/// The property-based run found answers the document did not admit: problem documents of
+/// another shape, a `null` body documented as valid, a 422 on a route documented 200/401.
+/// Each operation documents every status its shape can answer, in the shape it is answered.
+#[tokio::test]
+async fn every_operation_documents_each_status_its_shape_can_answer() {
+    let document = fetch_document().await;
+    let mut missing = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            let Some(responses) = operation["responses"].as_object() else {
+                continue;
+            };
+            let secured = operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty());
+            let parameters = operation["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let in_path = parameters.iter().any(|p| p["in"] == "path");
+            let body = operation.get("requestBody");
+            let mut wanted = Vec::new();
+            if secured {
+                wanted.extend(["401", "503"]);
+            }
+            if in_path {
+                wanted.push("404");
+            }
+            if !parameters.is_empty() {
+                wanted.push("422");
+            }
+            if let Some(body) = body {
+                wanted.extend(["400", "413", "415", "422"]);
+                for (media, content) in body["content"].as_object().expect("content") {
+                    let schema = &content["schema"];
+                    let object = schema["type"] == "object" || schema.get("$ref").is_some();
+                    if !object {
+                        missing.push(format!("{method} {path}: {media} body admits {schema}"));
+                    }
+                }
+            }
+            for status in wanted {
+                if !responses.contains_key(status) {
+                    missing.push(format!("{method} {path}: {status}"));
+                }
+            }
+            for (status, response) in responses {
+                let Some(problem) = response["content"].get("application/problem+json") else {
+                    continue;
+                };
+                let shape = if status == "422" {
+                    "#/components/schemas/ValidationProblem"
+                } else {
+                    "#/components/schemas/ProblemDocument"
+                };
+                if problem["schema"]["$ref"] != shape {
+                    missing.push(format!("{method} {path}: {status} is not a {shape}"));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "undocumented: {missing:#?}");
+    let problem = &document["components"]["schemas"]["ProblemDocument"];
+    assert_eq!(
+        problem["required"],
+        serde_json::json!(["type", "title", "status", "detail"])
+    );
+    let validation = document["components"]["schemas"]["ValidationProblem"].to_string();
+    assert!(
+        validation.contains("\"required\":[\"errors\"]"),
+        "{validation}"
+    );
+}

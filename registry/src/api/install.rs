@@ -286,9 +286,30 @@ async fn api_keys(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IssueKey {
-    /// Rotate: the module's existing keys stop working this many seconds from now.
+    /// Rotate: the module's existing keys stop working this many seconds from now (a whole
+    /// number, `30` or `30.0`, as JSON Schema's `integer` admits both).
     #[serde(default)]
-    rotate_after_secs: Option<i64>,
+    rotate_after_secs: Option<serde_json::Number>,
+}
+
+impl IssueKey {
+    fn rotate_after_secs(&self) -> Result<Option<i64>> {
+        let Some(number) = &self.rotate_after_secs else {
+            return Ok(None);
+        };
+        let whole = number.as_i64().or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                .map(|f| f as i64)
+        });
+        whole.map(Some).ok_or_else(|| {
+            crate::Error::field(
+                "rotate_after_secs",
+                format!("`{number}` is not a whole number of seconds"),
+            )
+        })
+    }
 }
 
 #[utoipa::path(
@@ -310,7 +331,11 @@ async fn issue_key(
     let request = optional_body::<IssueKey>(request).await?;
     let issued = platform
         .api_keys
-        .issue(&caller, &module_name(&module)?, request.rotate_after_secs)
+        .issue(
+            &caller,
+            &module_name(&module)?,
+            request.rotate_after_secs()?,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(issued)))
 }

@@ -11,6 +11,7 @@ mod limits;
 mod modules;
 mod openapi;
 mod rbac;
+mod schemas;
 mod tenants;
 
 use std::sync::Arc;

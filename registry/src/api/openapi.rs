@@ -78,15 +78,18 @@ impl Modify for Security {
 )]
 pub(super) struct ApiDoc;
 
-/// The document, as served.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// The document, as served: generated from the handlers, then its parameters and bodies
+/// said as precisely as the handlers read them.
+pub fn document() -> serde_json::Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    super::schemas::refine(&mut document);
+    document
 }
 
 /// The API's OpenAPI 3.1 document.
 #[utoipa::path(get, path = "/openapi.json", tag = "platform",
     responses((status = 200, description = "This document", body = serde_json::Value)))]
-pub(super) async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+pub(super) async fn openapi_json() -> axum::Json<serde_json::Value> {
     axum::Json(document())
 }
 

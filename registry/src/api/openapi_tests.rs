@@ -232,3 +232,65 @@ async fn every_operation_documents_each_status_its_shape_can_answer() {
         "{validation}"
     );
 }
+
+/// The property-based run sent requests the document admitted and the handlers refused: `{}`
+/// to create a tenant, ids of any characters, a page `limit` past `usize`. The document now
+/// says what the handlers take.
+#[tokio::test]
+async fn the_document_admits_only_what_the_handlers_take() {
+    let document = fetch_document().await;
+    let body = |path: &str, method: &str| {
+        document["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+            .clone()
+    };
+    let tenant = body("/api/v1/tenants", "post");
+    assert_eq!(
+        tenant["required"],
+        serde_json::json!(["id", "name"]),
+        "{tenant}"
+    );
+    assert_eq!(tenant["additionalProperties"], false);
+    let verify = body("/api/v1/rbac/verify", "post");
+    assert_eq!(
+        verify["required"],
+        serde_json::json!(["tenant_id", "user_id", "permission"])
+    );
+    assert_eq!(
+        body("/api/v1/modules", "post")["$ref"],
+        "#/components/schemas/Manifest"
+    );
+    assert!(document["components"]["schemas"]["Manifest_backend"].is_object());
+    let audit = &document["paths"]["/api/v1/tenants/{tenant}/audit"]["get"]["parameters"];
+    let find = |name: &str| {
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["schema"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(find("limit")["maximum"], 100);
+    let id = find("tenant")["pattern"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        id.contains("[A-Za-z0-9_-]"),
+        "a tenant id of only dots is admitted: {id}"
+    );
+    let tier = &document["paths"]["/api/v1/modules"]["get"]["parameters"][2]["schema"]["enum"];
+    assert_eq!(
+        *tier,
+        serde_json::json!(["free", "basic", "premium", "enterprise"])
+    );
+    let operations: Vec<_> = document["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .map(|operation| operation["operationId"].as_str().unwrap_or_default())
+        .collect();
+    let unique: BTreeSet<_> = operations.iter().collect();
+    assert_eq!(unique.len(), operations.len(), "operation ids are unique");
+}

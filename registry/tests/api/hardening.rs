@@ -424,3 +424,30 @@ async fn with_both_credentials_the_module_key_is_judged_as_the_document_says() {
         "{description}"
     );
 }
+
+/// The property-based run: `{"rotate_after_secs": 30.0}`, an integer to JSON Schema, was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_number_of_seconds_written_with_a_point_rotates_a_key() {
+    let p = TestPlatform::embedded();
+    installed(&p, module("financial", &[])).await;
+    let keys = "/api/v1/modules/financial/api-keys";
+    let rotated = p
+        .call(
+            Method::POST,
+            keys,
+            operator(),
+            Some(json!({"rotate_after_secs": 30.0})),
+        )
+        .await;
+    rotated.expect(StatusCode::CREATED);
+    let refused = p
+        .call(
+            Method::POST,
+            keys,
+            operator(),
+            Some(json!({"rotate_after_secs": 1.5})),
+        )
+        .await;
+    let body = refused.expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "whole number");
+    assert_eq!(body["errors"][0]["path"], "rotate_after_secs");
+}

@@ -10,6 +10,11 @@ use tower::ServiceExt;
 use crate::support::api::{Auth, TestPlatform, operator, tenant_admin, token};
 use crate::support::fakes::Backend;
 
+crate::on_both_stores!(
+    a_modules_key_verifies_only_for_tenants_that_enabled_it_and_namespaces_it_declares,
+    data_past_the_stores_item_limit_is_refused_naming_the_field_and_the_limit,
+);
+
 fn module(name: &str, optional: &[&str]) -> Value {
     json!({"name": name, "display_name": name, "version": "1.0.0",
            "backend": {"type": "microservice", "api_prefix": format!("/api/v1/{name}"), "health_check": "/health"},
@@ -78,9 +83,9 @@ fn assert_problem(answer: &(StatusCode, HeaderMap, Value), status: StatusCode, n
 }
 
 /// Finding (medium): a module's key asked `rbac/verify` about any tenant and any namespace.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_modules_key_verifies_only_for_tenants_that_enabled_it_and_namespaces_it_declares() {
-    let p = TestPlatform::embedded();
+async fn a_modules_key_verifies_only_for_tenants_that_enabled_it_and_namespaces_it_declares(
+    p: TestPlatform,
+) {
     let (_financial, key) = installed(&p, module("financial", &["ledger"])).await;
     let (_ledger, _) = installed(&p, module("ledger", &[])).await;
     let (_warehouse, _) = installed(&p, module("warehouse", &[])).await;
@@ -126,9 +131,9 @@ async fn a_modules_key_verifies_only_for_tenants_that_enabled_it_and_namespaces_
 }
 
 /// Finding (low): an item past the store's 400 KB was a 500 whose detail showed store keys.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn data_past_the_stores_item_limit_is_refused_naming_the_field_and_the_limit() {
-    let p = TestPlatform::embedded();
+async fn data_past_the_stores_item_limit_is_refused_naming_the_field_and_the_limit(
+    p: TestPlatform,
+) {
     installed(&p, module("financial", &[])).await;
     tenant(&p, "acme").await;
     let huge = "x".repeat(1024 * 1024);

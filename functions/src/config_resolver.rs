@@ -3,7 +3,9 @@
 //! ?company=…`, the caller from its token or API key), answered by the registry API's own config
 //! route code (`api::config_answer`) — the same `ETag`, the same `304` to a matching
 //! `If-None-Match`, the same problem documents; and direct invoke by a module's own function
-//! (`{"tenant_id", "module", "company_id"?}`, trusted through IAM: it acts as the module).
+//! (`{"tenant_id", "module", "company_id"?, "api_key"}`). A direct invoke is authenticated as the
+//! HTTP path is: by the module's API key, which names the module it acts as. Being allowed to
+//! invoke the function (IAM) is not enough, since every module's role may invoke it.
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
@@ -15,14 +17,26 @@ use plinth_registry::{App, Error, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// A direct invocation.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// A direct invocation: what to resolve, and the module's API key (`X-Module-API-Key` on the
+/// HTTP path).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirectRequest {
     pub tenant_id: String,
     pub module: String,
     #[serde(default)]
     pub company_id: Option<String>,
+    pub api_key: String,
+}
+
+impl std::fmt::Debug for DirectRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirectRequest")
+            .field("tenant_id", &self.tenant_id)
+            .field("module", &self.module)
+            .field("company_id", &self.company_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Either kind of invocation: API Gateway's payload 2.0 carries `requestContext`.
@@ -36,28 +50,25 @@ pub async fn handle(app: &App, payload: Value) -> Result<Value> {
     }
     let request: DirectRequest = serde_json::from_value(payload).map_err(|e| {
         Error::BadRequest(format!(
-            "expected {{\"tenant_id\", \"module\", \"company_id\"?}}: {e}"
+            "expected {{\"tenant_id\", \"module\", \"company_id\"?, \"api_key\"}}: {e}"
         ))
     })?;
     let resolved = direct(app, &request).await?;
     serde_json::to_value(resolved).map_err(|e| Error::internal_because("the resolution", e))
 }
 
-/// A direct invocation: the invoker is the module itself.
+/// A direct invocation: the caller is the module its API key names, which may read only its
+/// own configuration, for tenants that enabled it.
 pub async fn direct(app: &App, request: &DirectRequest) -> Result<ResolvedConfig> {
     let (tenant, module, company) = parse_ids(
         &request.tenant_id,
         &request.module,
         request.company_id.as_deref(),
     )?;
+    let caller = app.plane.api_keys.authenticate(&request.api_key).await?;
     app.plane
         .config
-        .resolve_config(
-            &Caller::Module(module.clone()),
-            &tenant,
-            &module,
-            company.as_ref(),
-        )
+        .resolve_config(&Caller::Module(caller), &tenant, &module, company.as_ref())
         .await
 }
 
@@ -110,7 +121,7 @@ async fn to_gateway(response: axum::response::Response) -> ApiGatewayV2httpRespo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::{Kit, fixture, token};
+    use crate::testkit::{Kit, fixture, operator, token};
 
     fn gateway_request(bearer: &str) -> Value {
         let mut payload = fixture("apigw-v2-config-request.json");
@@ -179,15 +190,37 @@ mod tests {
         assert_eq!(answer["statusCode"], 401, "{answer}");
     }
 
+    /// A key issued for `module` (its install issued one too; this is another).
+    async fn key_of(kit: &Kit, module: &str) -> String {
+        let path = format!("/api/v1/modules/{module}/api-keys");
+        let (status, body) = kit
+            .call(
+                axum::http::Method::POST,
+                &path,
+                &operator(),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(status, axum::http::StatusCode::CREATED, "{body}");
+        body["key"].as_str().unwrap().to_owned()
+    }
+
+    fn direct_payload(key: &str) -> Value {
+        let mut payload = fixture("config-direct-invoke.json");
+        payload["api_key"] = key.into();
+        payload
+    }
+
     #[tokio::test]
-    async fn a_direct_invoke_acts_as_the_module() {
+    async fn a_direct_invoke_with_the_modules_key_acts_as_the_module() {
         let mut kit = Kit::new();
         kit.installed_and_enabled().await;
-        let answer = handle(&kit.app, fixture("config-direct-invoke.json"))
-            .await
-            .unwrap();
+        let key = key_of(&kit, "financial").await;
+        let answer = handle(&kit.app, direct_payload(&key)).await.unwrap();
         assert_eq!(answer["configuration"]["currency"], "EUR", "{answer}");
-        let unknown = serde_json::json!({"tenant_id": "globex", "module": "financial"});
+        let mut unknown = direct_payload(&key);
+        unknown["tenant_id"] = "globex".into();
+        unknown.as_object_mut().unwrap().remove("company_id");
         assert!(matches!(
             handle(&kit.app, unknown).await,
             Err(Error::NotFound(_))
@@ -195,5 +228,45 @@ mod tests {
         let malformed = serde_json::json!({"tenant": "acme"});
         let error = handle(&kit.app, malformed).await.unwrap_err();
         assert!(error.to_string().contains("tenant_id"), "{error}");
+    }
+
+    /// Issue 22: the direct-invoke path trusted the module named in its payload, so anything
+    /// allowed to invoke the function read any module's configuration.
+    #[tokio::test]
+    async fn a_direct_invoke_without_the_modules_key_reads_nothing() {
+        let mut kit = Kit::new();
+        kit.installed_and_enabled().await;
+        let mut unsigned = fixture("config-direct-invoke.json");
+        unsigned.as_object_mut().unwrap().remove("api_key");
+        let error = handle(&kit.app, unsigned).await.unwrap_err();
+        assert!(matches!(error, Error::BadRequest(_)), "{error}");
+        assert!(error.to_string().contains("api_key"), "{error}");
+
+        let forged = direct_payload("plk_not-a-key");
+        let error = handle(&kit.app, forged).await.unwrap_err();
+        assert!(matches!(error, Error::Unauthorized(_)), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_direct_invoke_with_another_modules_key_cannot_read_this_modules_config() {
+        let mut kit = Kit::new();
+        kit.installed_and_enabled().await;
+        let other = serde_json::json!({"name": "ledger", "display_name": "Ledger", "version": "1.0.0",
+            "backend": {"type": "microservice", "api_prefix": "/api/v1/ledger", "health_check": "/health"}});
+        let (status, body) = kit
+            .call(
+                axum::http::Method::POST,
+                "/api/v1/modules",
+                &operator(),
+                other,
+            )
+            .await;
+        assert_eq!(status, axum::http::StatusCode::CREATED, "{body}");
+        let ledger = key_of(&kit, "ledger").await;
+        let error = handle(&kit.app, direct_payload(&ledger)).await.unwrap_err();
+        assert!(
+            matches!(&error, Error::Forbidden(m) if m.contains("financial")),
+            "{error}"
+        );
     }
 }

@@ -26,6 +26,13 @@ pub enum Error {
         detail: String,
         problems: Vec<Problem>,
     },
+    /// A body, or the record it would be stored as, is larger than the platform takes (413):
+    /// the detail names the limit, and the field where one is to blame.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A body in a media type or charset the API does not read (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
@@ -130,6 +137,8 @@ impl Error {
         match self {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
@@ -152,7 +161,13 @@ impl IntoResponse for Error {
             tracing::error!(error = %self.chain(), "request failed");
         }
         let detail = self.to_string();
+        // A 422 always names at least one place (`""` is the whole body), as the API document
+        // says of its `ValidationProblem`.
         let errors = match &self {
+            Error::Invalid { problems, .. } if problems.is_empty() => vec![Problem {
+                path: String::new(),
+                message: detail.clone(),
+            }],
             Error::Invalid { problems, .. } => problems.clone(),
             _ => Vec::new(),
         };
@@ -190,6 +205,22 @@ mod tests {
                 .starts_with("stored item MODULE#a is unreadable: expected value"),
             "{}",
             error.chain()
+        );
+    }
+
+    #[tokio::test]
+    async fn every_422_names_at_least_one_place_in_errors() {
+        let response =
+            Error::invalid("the body must be a JSON object, not null", vec![]).into_response();
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["errors"][0]["path"], "", "{body}");
+        assert_eq!(
+            body["errors"][0]["message"],
+            "the body must be a JSON object, not null"
         );
     }
 

@@ -68,11 +68,12 @@ identifier!(
     "a role name"
 );
 
-/// 1 to 64 characters: letters, digits, `-`, `_` and `.`.
+/// 1 to 64 characters: letters, digits, `-`, `_` and `.`, not only dots.
 fn check(text: &str, what: &str) -> Result<(), String> {
     if text.is_empty() || text.len() > 64 {
         return Err(format!("{what} must be 1 to 64 characters long"));
     }
+    only_dots(text, what)?;
     match text
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
@@ -84,11 +85,12 @@ fn check(text: &str, what: &str) -> Result<(), String> {
     }
 }
 
-/// 1 to 128 visible characters other than `#` (the store's key separator).
+/// 1 to 128 visible characters other than `#` (the store's key separator), not only dots.
 fn check_subject(text: &str, what: &str) -> Result<(), String> {
     if text.is_empty() || text.len() > 128 {
         return Err(format!("{what} must be 1 to 128 characters long"));
     }
+    only_dots(text, what)?;
     match text
         .chars()
         .find(|c| c.is_control() || c.is_whitespace() || *c == '#')
@@ -96,6 +98,16 @@ fn check_subject(text: &str, what: &str) -> Result<(), String> {
         Some(bad) => Err(format!("{what} must not contain {bad:?}")),
         None => Ok(()),
     }
+}
+
+/// `.`, `..`, `...`: an id goes into URLs, where dot segments mean "here" and "up".
+fn only_dots(text: &str, what: &str) -> Result<(), String> {
+    if text.chars().all(|c| c == '.') {
+        return Err(format!(
+            "{what} must not be only dots (`{text}`): a URL reads dot segments as path steps"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -114,5 +126,20 @@ mod tests {
         assert!(UserId::parse("auth0|alice@example.com").is_ok());
         assert!(UserId::parse("a b").is_err());
         assert!(RoleName::parse("a/b").is_err());
+    }
+
+    #[test]
+    fn ids_of_only_dots_are_refused_as_every_id_type() {
+        for dots in [".", "..", "..."] {
+            for refused in [
+                TenantId::parse(dots).err(),
+                CompanyId::parse(dots).err(),
+                UserId::parse(dots).err(),
+                RoleName::parse(dots).err(),
+            ] {
+                assert!(refused.is_some_and(|m| m.contains("only dots")), "{dots}");
+            }
+        }
+        assert!(TenantId::parse("a.b").is_ok() && UserId::parse(".alice").is_ok());
     }
 }

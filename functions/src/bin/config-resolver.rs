@@ -1,5 +1,5 @@
 //! A module's resolved configuration: from API Gateway, or invoked directly with
-//! `{"tenant_id", "module", "company_id"?}`.
+//! `{"tenant_id", "module", "company_id"?, "api_key"}` (the module's own API key).
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use plinth_functions::config_resolver::handle;

@@ -20,6 +20,7 @@ pub(super) fn routes() -> Router<State> {
     post,
     path = "/api/v1/events",
     tag = "events",
+    operation_id = "publish_event",
     summary = "A module publishes one of its declared events for a tenant that enabled it (module API key)",
     request_body(content = serde_json::Value, description = "The event envelope"),
     responses(

@@ -1,7 +1,7 @@
 //! `/api/v1/modules/{m}/install…`: the installer, instances and API keys.
 
 use axum::Router;
-use axum::extract::{Path, Query, State as Extract};
+use axum::extract::{Path, State as Extract};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::modules::module_name;
 use super::openapi::ProblemDocument;
-use super::{Json, State};
+use super::{Json, Query, State};
 use crate::api_keys::{ApiKeyRecord, IssuedKey};
 use crate::error::Result;
 use crate::identity::Caller;
@@ -157,21 +157,22 @@ async fn uninstall(
     get,
     path = "/api/v1/modules/{module}/installation",
     tag = "installer",
-    summary = "The installation and the steps of its last operation",
+    summary = "The installation and the steps of its last operation (platform admins and the module's own key)",
     params(("module" = String, Path, description = "Module name")),
-    responses((status = 200, description = "The installation (`status`: pending, running, installed, failed, uninstalled)", body = serde_json::Value), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    responses((status = 200, description = "The installation (`status`: pending, running, installed, failed, uninstalled)", body = serde_json::Value), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Neither a platform admin nor the module's own key", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
     security(("bearer" = []), ("module_api_key" = []))
 )]
 async fn status(
     Extract(platform): Extract<State>,
-    _caller: Caller,
+    caller: Caller,
     Path(module): Path<String>,
 ) -> Result<Json<Installation>> {
-    platform
-        .installations
-        .get(&module_name(&module)?)
-        .await
-        .map(Json)
+    let module = module_name(&module)?;
+    // It names the backend's address and the API key's id: for operators and the module.
+    if !matches!(&caller, Caller::Module(own) if *own == module) {
+        caller.require_platform_admin()?;
+    }
+    platform.installations.get(&module).await.map(Json)
 }
 
 #[utoipa::path(
@@ -285,9 +286,30 @@ async fn api_keys(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct IssueKey {
-    /// Rotate: the module's existing keys stop working this many seconds from now.
+    /// Rotate: the module's existing keys stop working this many seconds from now (a whole
+    /// number, `30` or `30.0`, as JSON Schema's `integer` admits both).
     #[serde(default)]
-    rotate_after_secs: Option<i64>,
+    rotate_after_secs: Option<serde_json::Number>,
+}
+
+impl IssueKey {
+    fn rotate_after_secs(&self) -> Result<Option<i64>> {
+        let Some(number) = &self.rotate_after_secs else {
+            return Ok(None);
+        };
+        let whole = number.as_i64().or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                .map(|f| f as i64)
+        });
+        whole.map(Some).ok_or_else(|| {
+            crate::Error::field(
+                "rotate_after_secs",
+                format!("`{number}` is not a whole number of seconds"),
+            )
+        })
+    }
 }
 
 #[utoipa::path(
@@ -304,19 +326,35 @@ async fn issue_key(
     Extract(platform): Extract<State>,
     caller: Caller,
     Path(module): Path<String>,
-    body: axum::body::Bytes,
+    request: axum::extract::Request,
 ) -> Result<(StatusCode, Json<IssuedKey>)> {
-    let request: IssueKey = if body.iter().all(u8::is_ascii_whitespace) {
-        IssueKey::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| crate::Error::BadRequest(format!("the body is not valid: {e}")))?
-    };
+    let request = optional_body::<IssueKey>(request).await?;
     let issued = platform
         .api_keys
-        .issue(&caller, &module_name(&module)?, request.rotate_after_secs)
+        .issue(
+            &caller,
+            &module_name(&module)?,
+            request.rotate_after_secs()?,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(issued)))
+}
+
+/// A body that may be left out (empty): when sent, it is read as any [`Json`] body is.
+async fn optional_body<T: Default + serde::de::DeserializeOwned>(
+    request: axum::extract::Request,
+) -> Result<T> {
+    let (parts, body) = request.into_parts();
+    let bytes =
+        super::body::body_bytes(axum::extract::Request::from_parts(parts.clone(), body), &())
+            .await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+    <Json<T> as axum::extract::FromRequest<()>>::from_request(request, &())
+        .await
+        .map(|Json(value)| value)
 }
 
 #[utoipa::path(

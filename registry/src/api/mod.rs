@@ -4,11 +4,14 @@
 
 mod auth;
 mod body;
+mod contract;
 mod events;
 mod install;
+mod limits;
 mod modules;
 mod openapi;
 mod rbac;
+mod schemas;
 mod tenants;
 
 use std::sync::Arc;
@@ -19,7 +22,8 @@ use axum::routing::get;
 use crate::plane::ControlPlane;
 
 pub use auth::caller_of;
-pub use body::Json;
+pub use body::{Json, MAX_BODY_BYTES, Query};
+pub use limits::{MAX_CONFIGURATION_BYTES, MAX_MANIFEST_BYTES};
 pub use openapi::document as openapi_document;
 pub use tenants::config_answer;
 
@@ -43,6 +47,7 @@ pub fn router_with_fallback(platform: Arc<ControlPlane>, fallback: Router) -> Ro
         .merge(rbac::routes())
         .merge(events::routes())
         .with_state(platform)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback_service(fallback)
 }

@@ -1,14 +1,14 @@
 //! `/api/v1/modules…`: the catalog.
 
 use axum::Router;
-use axum::extract::{Path, Query, State as Extract};
+use axum::extract::{Path, State as Extract};
 use axum::http::StatusCode;
 use axum::routing::get;
 use plinth_module_sdk::ModuleName;
 use serde_json::Value;
 
 use super::openapi::ProblemDocument;
-use super::{Json, State};
+use super::{Json, Query, State};
 use crate::catalog::{CatalogEntry, ListFilter, ModuleVersion, Published};
 use crate::error::{Error, Result};
 use crate::identity::Caller;
@@ -39,6 +39,7 @@ async fn publish(
     caller: Caller,
     Json(document): Json<Value>,
 ) -> Result<(StatusCode, Json<ModuleVersion>)> {
+    super::limits::manifest_within(&document)?;
     let (outcome, version) = platform.catalog.publish(&caller, &document).await?;
     let status = match outcome {
         Published::Created => StatusCode::CREATED,

@@ -8,6 +8,7 @@ use plinth_module_sdk::Problem;
 pub(super) use plinth_module_sdk::wire::ProblemDocument;
 use plinth_module_sdk::wire::{ConfigTier, ResolvedConfig};
 
+use super::contract::CREDENTIALS;
 use super::{events, install, modules, rbac, tenants};
 use crate::api_keys::{ApiKeyRecord, IssuedKey};
 use crate::audit::{AuditPage, AuditRecord};
@@ -30,19 +31,24 @@ impl Modify for Security {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
+                    .description(Some(format!("A user's token. {CREDENTIALS}")))
                     .build(),
             ),
         );
         components.add_security_scheme(
             "module_api_key",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Module-API-Key"))),
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Module-API-Key",
+                &format!("A module's API key. {CREDENTIALS}"),
+            ))),
         );
+        super::contract::complete(openapi);
     }
 }
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Plinth platform API", description = "The control plane of Plinth: catalog, installer, tenancy, configuration, RBAC, API keys and audit. Errors are RFC 9457 problem documents."),
+    info(title = "Plinth platform API", description = "The control plane of Plinth: catalog, installer, tenancy, configuration, RBAC, API keys and audit. Errors are RFC 9457 problem documents (`ProblemDocument`; a 422 is a `ValidationProblem`, whose `errors` names each invalid field). Bodies are UTF-8 JSON objects of at most 2 MiB. When a request carries `X-Module-API-Key`, that key is the credential and the bearer token is not read."),
     paths(
         super::health, super::jwks, openapi_json,
         modules::list, modules::publish, modules::detail, modules::versions,
@@ -72,15 +78,18 @@ impl Modify for Security {
 )]
 pub(super) struct ApiDoc;
 
-/// The document, as served.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// The document, as served: generated from the handlers, then its parameters and bodies
+/// said as precisely as the handlers read them.
+pub fn document() -> serde_json::Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    super::schemas::refine(&mut document);
+    document
 }
 
 /// The API's OpenAPI 3.1 document.
 #[utoipa::path(get, path = "/openapi.json", tag = "platform",
     responses((status = 200, description = "This document", body = serde_json::Value)))]
-pub(super) async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
+pub(super) async fn openapi_json() -> axum::Json<serde_json::Value> {
     axum::Json(document())
 }
 

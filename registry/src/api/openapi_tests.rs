@@ -158,3 +158,139 @@ fn the_route_scanner_reads_chained_methods() {
         ]
     );
 }
+
+/// The property-based run found answers the document did not admit: problem documents of
+/// another shape, a `null` body documented as valid, a 422 on a route documented 200/401.
+/// Each operation documents every status its shape can answer, in the shape it is answered.
+#[tokio::test]
+async fn every_operation_documents_each_status_its_shape_can_answer() {
+    let document = fetch_document().await;
+    let mut missing = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            let Some(responses) = operation["responses"].as_object() else {
+                continue;
+            };
+            let secured = operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty());
+            let parameters = operation["parameters"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let in_path = parameters.iter().any(|p| p["in"] == "path");
+            let body = operation.get("requestBody");
+            let mut wanted = Vec::new();
+            if secured {
+                wanted.extend(["401", "503"]);
+            }
+            if in_path {
+                wanted.push("404");
+            }
+            if !parameters.is_empty() {
+                wanted.push("422");
+            }
+            if let Some(body) = body {
+                wanted.extend(["400", "413", "415", "422"]);
+                for (media, content) in body["content"].as_object().expect("content") {
+                    let schema = &content["schema"];
+                    let object = schema["type"] == "object" || schema.get("$ref").is_some();
+                    if !object {
+                        missing.push(format!("{method} {path}: {media} body admits {schema}"));
+                    }
+                }
+            }
+            for status in wanted {
+                if !responses.contains_key(status) {
+                    missing.push(format!("{method} {path}: {status}"));
+                }
+            }
+            for (status, response) in responses {
+                let Some(problem) = response["content"].get("application/problem+json") else {
+                    continue;
+                };
+                let shape = if status == "422" {
+                    "#/components/schemas/ValidationProblem"
+                } else {
+                    "#/components/schemas/ProblemDocument"
+                };
+                if problem["schema"]["$ref"] != shape {
+                    missing.push(format!("{method} {path}: {status} is not a {shape}"));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "undocumented: {missing:#?}");
+    let problem = &document["components"]["schemas"]["ProblemDocument"];
+    assert_eq!(
+        problem["required"],
+        serde_json::json!(["type", "title", "status", "detail"])
+    );
+    let validation = document["components"]["schemas"]["ValidationProblem"].to_string();
+    assert!(
+        validation.contains("\"required\":[\"errors\"]"),
+        "{validation}"
+    );
+}
+
+/// The property-based run sent requests the document admitted and the handlers refused: `{}`
+/// to create a tenant, ids of any characters, a page `limit` past `usize`. The document now
+/// says what the handlers take.
+#[tokio::test]
+async fn the_document_admits_only_what_the_handlers_take() {
+    let document = fetch_document().await;
+    let body = |path: &str, method: &str| {
+        document["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]
+            .clone()
+    };
+    let tenant = body("/api/v1/tenants", "post");
+    assert_eq!(
+        tenant["required"],
+        serde_json::json!(["id", "name"]),
+        "{tenant}"
+    );
+    assert_eq!(tenant["additionalProperties"], false);
+    let verify = body("/api/v1/rbac/verify", "post");
+    assert_eq!(
+        verify["required"],
+        serde_json::json!(["tenant_id", "user_id", "permission"])
+    );
+    assert_eq!(
+        body("/api/v1/modules", "post")["$ref"],
+        "#/components/schemas/Manifest"
+    );
+    assert!(document["components"]["schemas"]["Manifest_backend"].is_object());
+    let audit = &document["paths"]["/api/v1/tenants/{tenant}/audit"]["get"]["parameters"];
+    let find = |name: &str| {
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["schema"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(find("limit")["maximum"], 100);
+    let id = find("tenant")["pattern"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        id.contains("[A-Za-z0-9_-]"),
+        "a tenant id of only dots is admitted: {id}"
+    );
+    let tier = &document["paths"]["/api/v1/modules"]["get"]["parameters"][2]["schema"]["enum"];
+    assert_eq!(
+        *tier,
+        serde_json::json!(["free", "basic", "premium", "enterprise"])
+    );
+    let operations: Vec<_> = document["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .map(|operation| operation["operationId"].as_str().unwrap_or_default())
+        .collect();
+    let unique: BTreeSet<_> = operations.iter().collect();
+    assert_eq!(unique.len(), operations.len(), "operation ids are unique");
+}

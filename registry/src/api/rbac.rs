@@ -8,10 +8,12 @@ use serde_json::{Value, json};
 use super::openapi::ProblemDocument;
 use super::tenants::tenant_id;
 use super::{Json, State};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::identity::Caller;
 use crate::ids::{RoleName, UserId};
+use crate::plane::ControlPlane;
 use crate::rbac::{Assignment, Role, RoleChange, VerifyRequest};
+use plinth_module_sdk::{ModuleName, Permission};
 
 pub(super) fn routes() -> Router<State> {
     Router::new()
@@ -38,8 +40,51 @@ async fn verify(
     caller: Caller,
     Json(request): Json<VerifyRequest>,
 ) -> Result<Json<Value>> {
+    if let Caller::Module(module) = &caller {
+        module_may_ask(&platform, module, &request).await?;
+    }
     let allowed = platform.rbac.verify(&caller, &request).await?;
     Ok(Json(json!({"has_permission": allowed})))
+}
+
+/// A module's key asks only about tenants that enabled the module, and only about its own
+/// permissions or those of modules its manifest declares it uses (`dependencies`).
+async fn module_may_ask(
+    platform: &ControlPlane,
+    module: &ModuleName,
+    request: &VerifyRequest,
+) -> Result<()> {
+    let tenant = &request.tenant_id;
+    match platform.config.resolve_cached(tenant, module, None).await {
+        Ok(_) => {}
+        Err(Error::NotFound(_)) => {
+            return Err(Error::Forbidden(format!(
+                "tenant {tenant} has not enabled {module}: its key may ask only about tenants that did"
+            )));
+        }
+        Err(other) => return Err(other),
+    }
+    let permission = Permission::parse(&request.permission)
+        .map_err(|e| Error::field("permission", e.to_string()))?;
+    let namespace = permission.module();
+    if namespace == module.as_str() {
+        return Ok(());
+    }
+    let (manifest, _) = platform.installations.installed_module(module).await?;
+    let dependencies = &manifest.dependencies;
+    let declared = dependencies
+        .required_modules
+        .iter()
+        .map(|r| &r.name)
+        .chain(&dependencies.optional_modules)
+        .any(|m| m.as_str() == namespace);
+    if declared {
+        return Ok(());
+    }
+    Err(Error::Forbidden(format!(
+        "{module} may ask only about its own permissions and those of the modules its manifest's \
+         `dependencies` name, not {namespace}'s"
+    )))
 }
 
 #[utoipa::path(

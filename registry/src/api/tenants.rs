@@ -1,7 +1,7 @@
 //! `/api/v1/tenants…`: tenants, companies, enablement, configuration and audit.
 
 use axum::Router;
-use axum::extract::{Path, Query, State as Extract};
+use axum::extract::{Path, State as Extract};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::auth::caller_from;
 use super::modules::module_name;
 use super::openapi::ProblemDocument;
-use super::{Json, State};
+use super::{Json, Query, State};
 use crate::audit::AuditPage;
 use crate::config::{CompanyModule, TenantModule};
 use crate::enablement::ModuleChange;
@@ -48,6 +48,11 @@ pub(super) fn routes() -> Router<State> {
 
 pub(super) fn tenant_id(text: &str) -> Result<TenantId> {
     TenantId::parse(text).map_err(|_| Error::NotFound(format!("no tenant {text}")))
+}
+
+fn configuration_within(change: &ModuleChange) -> Result<()> {
+    let limit = super::limits::MAX_CONFIGURATION_BYTES;
+    super::limits::within("configuration", &change.configuration, limit)
 }
 
 fn company_id(text: &str) -> Result<CompanyId> {
@@ -203,6 +208,7 @@ async fn enable(
     Path((tenant, module)): Path<(String, String)>,
     Json(change): Json<ModuleChange>,
 ) -> Result<Json<TenantModule>> {
+    configuration_within(&change)?;
     let (tenant, module) = (tenant_id(&tenant)?, module_name(&module)?);
     platform
         .enablement
@@ -253,6 +259,7 @@ async fn customize(
     Path((tenant, company, module)): Path<(String, String, String)>,
     Json(change): Json<ModuleChange>,
 ) -> Result<Json<CompanyModule>> {
+    configuration_within(&change)?;
     let (tenant, company, module) = (
         tenant_id(&tenant)?,
         company_id(&company)?,

@@ -47,12 +47,29 @@ pub(crate) fn check_item(item: &Item) -> StoreResult<()> {
     check_key(&item.key)?;
     let size = item_size(item);
     if size > MAX_ITEM_BYTES {
-        return Err(StoreError::Invalid(format!(
-            "item {} is {size} bytes, more than {MAX_ITEM_BYTES}",
-            item.key
-        )));
+        return Err(StoreError::TooLarge {
+            key: item.key.clone(),
+            size,
+            largest: largest_field(&item.data),
+        });
     }
     Ok(())
+}
+
+/// The path of the record's largest field, descending while an object is the largest part
+/// (`configuration.currency`): what a caller is told to shrink, in the record's own words.
+fn largest_field(data: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let len = |v: &serde_json::Value| serde_json::to_vec(v).map_or(0, |b| b.len());
+    let mut path = Vec::new();
+    let mut fields = data;
+    while let Some((name, value)) = fields.iter().max_by_key(|(_, v)| len(v)) {
+        path.push(name.clone());
+        match value {
+            serde_json::Value::Object(inner) if !inner.is_empty() => fields = inner,
+            _ => break,
+        }
+    }
+    (!path.is_empty()).then(|| path.join("."))
 }
 
 pub(crate) fn check_update(update: &Update) -> StoreResult<()> {

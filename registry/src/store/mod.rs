@@ -270,6 +270,14 @@ pub enum StoreError {
     TransactionCanceled { reasons: Vec<CancelReason> },
     #[error("invalid store request: {0}")]
     Invalid(String),
+    /// An item past [`MAX_ITEM_BYTES`]: the caller's data, so a 413 rather than a bug.
+    #[error("item {key} is {size} bytes, more than {MAX_ITEM_BYTES}")]
+    TooLarge {
+        key: Key,
+        size: usize,
+        /// The path of its largest field, e.g. `configuration.currency`.
+        largest: Option<String>,
+    },
     #[error("stored item {key} is not readable: {reason}")]
     Corrupt { key: Key, reason: String },
     #[error("the store is unavailable: {0}")]
@@ -347,6 +355,20 @@ impl From<StoreError> for crate::Error {
                 detail: message.clone(),
                 cause: Some(Box::new(e)),
             },
+            // The detail never shows a store key: callers see the record's field, the log the key.
+            StoreError::TooLarge {
+                size, ref largest, ..
+            } => {
+                let field = largest
+                    .as_ref()
+                    .map(|f| format!("; its largest field is `{f}`"))
+                    .unwrap_or_default();
+                tracing::info!(error = %e, "refused a record past the store's item limit");
+                crate::Error::TooLarge(format!(
+                    "the record would be {size} bytes, more than the {MAX_ITEM_BYTES} bytes the \
+                     store holds{field}"
+                ))
+            }
             other => crate::Error::internal_because("the store refused a request", other),
         }
     }
@@ -355,7 +377,9 @@ impl From<StoreError> for crate::Error {
 /// A stored item as the record it holds.
 pub fn from_item<T: serde::de::DeserializeOwned>(item: &Item) -> crate::Result<T> {
     serde_json::from_value(Value::Object(item.data.clone())).map_err(|e| {
-        crate::Error::internal_because(format!("stored item {} is unreadable", item.key), e)
+        // The key goes to the log with the cause, never into the caller's detail.
+        let cause = format!("stored item {}: {e}", item.key);
+        crate::Error::internal_because("a stored record is unreadable", cause)
     })
 }
 

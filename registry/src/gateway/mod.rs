@@ -3,9 +3,11 @@
 //! API Gateway on AWS. ("The gateway" is what stands in front of module backends; this is
 //! its decision, and [`Decide`] is where a transport asks for it.)
 //!
-//! Identity (401) → module installed (404) → enabled for the tenant and not disabled for the
-//! company (404) → its route (404) → the route's permission (403) → the tenant's rate limit
-//! (429) → a healthy instance (503) → a signed tenant context.
+//! The path in its one canonical form ([`path`], 400) → identity (401) → module installed
+//! (404) → enabled for the tenant and not disabled for the company (404) → its route (404; a
+//! parameter a loose backend could read as another route's literal, 400) → the route's
+//! permission (403) → the tenant's rate limit (429) → a healthy instance (503) → a signed
+//! tenant context.
 //!
 //! Warm, a request costs one look-up: everything decided about a (token, module) pair is kept
 //! as a [`Pass`] — the verified user, the module's routes and healthy instances, the permissions

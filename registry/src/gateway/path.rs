@@ -1,6 +1,6 @@
 //! The one canonical form of a module request's path, decided before authorization and
 //! forwarded as decided: the gateway's permission check and the backend's router must read
-//! the same route. ([docs/api.md](../../../docs/api.md#paths) argues the rule.)
+//! the same route. (docs/api.md, "Paths", argues the rule.)
 //!
 //! [`canonicalize`] is pure (bytes in, canonical text or a [`Refusal`] out), the same on the
 //! relay, hyper's path and the authorizer Lambda. It decodes percent-escapes of unreserved
@@ -286,6 +286,37 @@ mod tests {
                 matches!(canonicalize(&once), Ok(Cow::Borrowed(_))),
                 "{path}"
             );
+        }
+    }
+
+    /// What `cargo fuzz` will ask of it, over paths made of the bytes that matter: it never
+    /// panics, its output is its own canonical form, and it refuses or keeps every dot segment.
+    #[test]
+    fn any_path_is_canonical_once_or_refused() {
+        const BYTES: &[u8] = b"%/.;2eEfF5cC0a~ \\\x80:";
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..50_000 {
+            let len = (next() % 14) as usize;
+            let bytes: Vec<u8> = std::iter::once(b'/')
+                .chain((0..len).map(|_| BYTES[(next() % BYTES.len() as u64) as usize]))
+                .collect();
+            let path = String::from_utf8_lossy(&bytes);
+            if let Ok(canonical) = canonicalize(&path) {
+                assert!(
+                    matches!(canonicalize(&canonical), Ok(Cow::Borrowed(_))),
+                    "{path} → {canonical}"
+                );
+                assert!(
+                    !canonical.split('/').any(|s| s == "." || s == ".."),
+                    "{path} → {canonical}"
+                );
+            }
         }
     }
 

@@ -26,8 +26,8 @@ use plinth_registry::gateway::Upstream;
 use tokio::net::TcpStream;
 
 pub use proxy::{
-    BODY_TIMEOUT, ClientBody, ClientFault, Gateway, GatewayBody, LinkedBody, RequestBody,
-    UpstreamLink, router,
+    BODY_TIMEOUT, ClientBody, ClientFault, Gateway, GatewayBody, LinkedBody, NotForwarded,
+    RequestBody, UpstreamLink, router,
 };
 
 /// A new connection to `upstream`, with `TCP_NODELAY` (requests go in one write).

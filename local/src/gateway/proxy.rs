@@ -22,13 +22,14 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Response, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use http_body_util::Either;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper_util::rt::TokioIo;
+use plinth_module_sdk::ProblemDocument;
 use plinth_module_sdk::wire::CONTEXT_HEADER;
 use plinth_registry::api;
 use plinth_registry::gateway::{
@@ -89,7 +90,7 @@ async fn forward_alone<D: Decide>(
     .await
     {
         Ok(response) => response.map(Body::new),
-        Err(error) => error.into_response(),
+        Err(refused) => refused.into_response(),
     }
 }
 
@@ -212,7 +213,7 @@ impl<D: Decide> hyper::service::Service<Request<Incoming>> for ClientConnection<
                 let forwarded = forward(&*gateway.decide, &link, address, timeout, request);
                 Ok(match forwarded.await {
                     Ok(response) => response.map(Either::Left),
-                    Err(error) => error.into_response().map(Either::Right),
+                    Err(refused) => refused.into_response().map(Either::Right),
                 })
             });
         }
@@ -235,7 +236,7 @@ async fn forward<D, B>(
     address: Option<HeaderValue>,
     body_timeout: Duration,
     request: Request<B>,
-) -> Result<Response<LinkedBody<ClientBody<B>>>, Error>
+) -> Result<Response<LinkedBody<ClientBody<B>>>, NotForwarded>
 where
     D: Decide,
     B: RequestBody + Unpin,
@@ -284,10 +285,10 @@ where
         .map_err(|e| match fault.get() {
             // The client's body failed, not the backend: the client's 4xx, and what is
             // known of the module's instances stays.
-            Some(fault) => fault.to_error(),
+            Some(fault) => NotForwarded::Client(fault.clone()),
             None => {
                 decide.backend_failed(&allowed);
-                super::backend_failed(allowed.module(), e)
+                super::backend_failed(allowed.module(), e).into()
             }
         })?;
     let (mut parts, body) = response.into_parts();
@@ -306,6 +307,30 @@ fn with_path(uri: &Uri, path: &str) -> Result<Uri, Error> {
         .map_err(|e| Error::BadRequest(format!("the request target {target} is invalid: {e}")))
 }
 
+/// Why a module request got no backend's response.
+#[derive(Debug)]
+pub enum NotForwarded {
+    /// The gateway's refusal, or the backend's failure.
+    Refused(Error),
+    /// The client's body failed on the way.
+    Client(ClientFault),
+}
+
+impl From<Error> for NotForwarded {
+    fn from(error: Error) -> Self {
+        Self::Refused(error)
+    }
+}
+
+impl IntoResponse for NotForwarded {
+    fn into_response(self) -> axum::response::Response {
+        match self {
+            Self::Refused(error) => error.into_response(),
+            Self::Client(fault) => fault.into_response(),
+        }
+    }
+}
+
 /// What went wrong with a client's request body on its way to a backend.
 #[derive(Debug, Clone)]
 pub enum ClientFault {
@@ -315,18 +340,24 @@ pub enum ClientFault {
     Stalled(Duration),
 }
 
-impl ClientFault {
-    /// The client's error: a 400 for a broken body, a 408 for a stalled one.
-    fn to_error(&self) -> Error {
-        match self {
-            Self::Broken(why) => Error::BadRequest(format!(
-                "the request body is broken ({why}); the backend was not given it"
-            )),
-            Self::Stalled(after) => Error::BadRequest(format!(
-                "the request body stalled: nothing of it arrived for {} s",
-                after.as_secs()
-            )),
-        }
+impl IntoResponse for ClientFault {
+    /// The client's problem: a 400 for a broken body, a 408 for a stalled one (never logged
+    /// as the gateway's error).
+    fn into_response(self) -> axum::response::Response {
+        let (status, detail) = match self {
+            Self::Broken(why) => (
+                StatusCode::BAD_REQUEST,
+                format!("the request body is broken ({why}); it was not passed on whole"),
+            ),
+            Self::Stalled(after) => (
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body stalled: nothing of it arrived for {} s",
+                    after.as_secs()
+                ),
+            ),
+        };
+        ProblemDocument::new(status, detail, Vec::new()).into_response_with(status)
     }
 }
 

@@ -439,8 +439,25 @@ async fn method_overrides_named_fields_and_a_claimed_address_are_replaced_by_wha
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Counts the ERROR events logged on this thread.
+struct Errors(Arc<AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Errors {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::ERROR {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// On one thread, so that what the gateway logs is counted.
+#[tokio::test]
 async fn a_broken_chunked_body_is_the_client_s_400_and_no_backend_failure() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let errors = Arc::new(AtomicUsize::new(0));
+    let _logged = tracing::subscriber::set_default(
+        tracing_subscriber::registry().with(Errors(Arc::clone(&errors))),
+    );
     let rig = Rig::start(Duration::from_secs(60)).await;
     let broken = b"POST /api/v1/open/x HTTP/1.1\r\nhost: gateway\r\ntransfer-encoding: chunked\r\n\r\n4\r\nWiki\r\nzz\r\n";
     let answer = exchange(&rig.addr, broken).await;
@@ -453,6 +470,11 @@ async fn a_broken_chunked_body_is_the_client_s_400_and_no_backend_failure() {
         rig.stub.failed.load(Ordering::SeqCst),
         0,
         "the backend is not taken for failed"
+    );
+    assert_eq!(
+        errors.load(Ordering::SeqCst),
+        0,
+        "nothing logged as an error"
     );
     // Give the backend a moment to see whatever reached it.
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -2,9 +2,12 @@
 //!
 //! Every client connection starts here. A request head is parsed where it was read
 //! (httparse, no header map); a module route's request is decided by
-//! [`Decide`](plinth_registry::gateway::Decide), its head written again for the
-//! backend (credentials, hop-by-hop and forged `X-Plinth-*` fields dropped, the backend's
-//! `Host` and the signed context added), and its body and the backend's response passed on
+//! [`Decide`](plinth_registry::gateway::Decide) on the canonical form of its path
+//! ([`canonical_path`], or refused with a 400), its head written again for the backend with
+//! that path (hop-by-hop fields and those only the gateway sends dropped — credentials,
+//! method overrides, the client's claimed address, forged `X-Plinth-*`, underscore
+//! spellings — the backend's `Host`, the signed context and the client's address added),
+//! and its body and the backend's response passed on
 //! as they are framed — the response head unchanged unless a hop-by-hop field must go. The
 //! connection keeps one backend connection, reused while the backend keeps it open.
 //!

@@ -29,7 +29,11 @@ pub struct AuthorizerContext {
 
 pub type AuthorizerResponse = ApiGatewayV2CustomAuthorizerSimpleResponse<AuthorizerContext>;
 
-/// Decides one request: identity, route, enablement, permission, rate limit, healthy instance.
+/// Decides one request: path, identity, route, enablement, permission, rate limit, healthy
+/// instance. API Gateway forwards the path as the client sent it and an authorizer cannot
+/// rewrite it, so only a path already in its canonical form is allowed (the same canonical
+/// form as on one machine, where the gateway forwards the form it decided on): any other is
+/// refused with the form to send instead, or with what in it a backend could read otherwise.
 pub async fn authorize(
     app: &App,
     request: ApiGatewayV2CustomAuthorizerV2Request,
@@ -45,7 +49,15 @@ pub async fn authorize(
     });
     let decision = app
         .authorizer
-        .authorize(GatewayRequest::new(&method, &path, &request.headers))
+        .authorize(GatewayRequest::new(
+            &method,
+            &path,
+            request
+                .raw_query_string
+                .as_deref()
+                .filter(|q| !q.is_empty()),
+            &request.headers,
+        ))
         .await;
     let mut response = AuthorizerResponse::default();
     match decision {
@@ -125,6 +137,62 @@ mod tests {
         let wire = serde_json::to_value(&response).unwrap();
         assert_eq!(wire["isAuthorized"], true);
         assert!(wire["context"]["context"].is_string());
+    }
+
+    #[tokio::test]
+    async fn a_path_is_allowed_only_in_the_canonical_form_api_gateway_forwards_as_sent() {
+        let mut kit = Kit::new();
+        kit.installed_and_enabled().await;
+        let alice = token("alice", Some("acme"), None, &[]);
+        let cases = [
+            (
+                "/api/v1/financial/%73tatus",
+                "not in canonical form; send it as /api/v1/financial/status",
+            ),
+            ("/api/v1/financial/status;x", "a `;` (path parameters)"),
+            ("/api/v1/financial/x/..;/status", "a `;` (path parameters)"),
+            ("/api/v1/financial/x/%2e%2e/status", "a `.` or `..` segment"),
+            ("/api/v1/financial/status.", "a segment ending in `.`"),
+            (
+                "/api/v1/financial/status%20",
+                "starting or ending with a space",
+            ),
+            (
+                "/api/v1/financial/%EF%BD%93tatus",
+                "an encoded byte past ASCII",
+            ),
+            ("/api/v1/financial/%252e%252e/status", "double encoding"),
+            (
+                "/api/v1/financial/%c0%ae%c0%ae/status",
+                "an encoded byte past ASCII",
+            ),
+            (
+                "/api/v1/financial/..%00/status",
+                "an encoded control character",
+            ),
+            ("/api/v1/financial/x%2Fstatus", "an encoded `/`"),
+        ];
+        for (path, reason) in cases {
+            let response = authorize(&kit.app, request(Some(&alice), path)).await;
+            assert!(!response.is_authorized, "{path} allowed");
+            assert!(
+                response.context.reason.contains(reason) && response.context.reason.contains(path),
+                "{path}: {}",
+                response.context.reason
+            );
+        }
+        let mut overridden = request(Some(&alice), "/api/v1/financial/status");
+        overridden.raw_query_string = Some("_method=DELETE".into());
+        let response = authorize(&kit.app, overridden).await;
+        assert!(!response.is_authorized);
+        assert!(
+            response.context.reason.contains("`_method`"),
+            "{}",
+            response.context.reason
+        );
+        let canonical =
+            authorize(&kit.app, request(Some(&alice), "/api/v1/financial/status")).await;
+        assert!(canonical.is_authorized, "{}", canonical.context.reason);
     }
 
     #[tokio::test]

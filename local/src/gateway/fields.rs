@@ -1,6 +1,8 @@
 //! The header fields a forwarded message loses, once for both forwarding paths (the relay
 //! and hyper's): those that belong to one connection rather than to the message, and, on the
-//! way to a module, the caller's credentials and the platform's own `X-Plinth-*`.
+//! way to a module, those only the gateway may send ([`is_gateway_only`]): the caller's
+//! credentials, method overrides, the client's address, the platform's own `X-Plinth-*`,
+//! and the underscore spellings of all of these and of the framing fields.
 
 use axum::http::header::CONNECTION;
 use axum::http::{HeaderMap, HeaderName};
@@ -20,6 +22,66 @@ pub(super) const HOP_BY_HOP: [&str; 9] = [
     "transfer-encoding",
     "upgrade",
 ];
+
+/// Request fields a module gets from the gateway alone, never from a client: the caller's
+/// credentials (the gateway sends the signed context instead); method overrides, which
+/// frameworks' middleware reads as the method while the gateway authorized the request
+/// line's; the client's address as a client claims it (the gateway sends `X-Forwarded-For`
+/// with the address it saw). Matched in any case and with `_` for `-`.
+pub(super) const GATEWAY_ONLY: [&str; 14] = [
+    "authorization",
+    "proxy-authorization",
+    plinth_module_sdk::wire::API_KEY_HEADER,
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+];
+
+/// The fields that frame a message's body: their underscore spellings are dropped too (the
+/// real ones are the transport's to read and write).
+const FRAMING: [&str; 2] = ["content-length", "transfer-encoding"];
+
+/// The field the gateway sends with the client's address, as it saw it.
+pub(super) const FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// Whether `name` is `known` (lower case) in any case, with `_` for `-`: CGI-style servers
+/// (and older WSGI ones) read `Content_Length` and `X_Module_API_Key` as the same variable
+/// as `Content-Length` and `X-Module-API-Key`.
+fn same_name(name: &str, known: &str) -> bool {
+    name.len() == known.len()
+        && name
+            .bytes()
+            .zip(known.bytes())
+            .all(|(b, k)| b.eq_ignore_ascii_case(&k) || (k == b'-' && b == b'_'))
+}
+
+/// Whether a client's request field `name` must not reach a module: one of
+/// [`GATEWAY_ONLY`] or `X-Plinth-*`, in any spelling, or an underscore spelling of a framing
+/// or hop-by-hop field. (The real hop-by-hop fields are [`is_hop_by_hop`].)
+pub(super) fn is_gateway_only(name: &str) -> bool {
+    if is_plinth_field(name) {
+        return true;
+    }
+    // Runs for every field of every forwarded request: a length outside every name's is
+    // settled at once.
+    if !(9..=22).contains(&name.len()) {
+        return false;
+    }
+    GATEWAY_ONLY.iter().any(|known| same_name(name, known))
+        || (name.contains('_')
+            && FRAMING
+                .iter()
+                .chain(&HOP_BY_HOP)
+                .any(|known| same_name(name, known)))
+}
 
 /// Whether `name` is one of [`HOP_BY_HOP`], in any case.
 pub(super) fn is_hop_by_hop(name: &str) -> bool {
@@ -163,10 +225,15 @@ mod tests {
             panic!("relayed");
         };
         let mut relayed = Vec::new();
-        head.write_forwarded(&Upstream::new("http://b".into()), b"signed", &mut relayed);
+        let upstream = Upstream::new("http://b".into());
+        head.write_forwarded(&upstream, head.path, b"signed", b"10.0.0.7", &mut relayed);
         let mut relayed = names_in_head(&relayed);
         // ... and adds what the gateway sends (so does hyper's path, after stripping).
-        assert!(relayed.remove("host") && relayed.remove("x-plinth-context"));
+        assert!(
+            relayed.remove("host")
+                && relayed.remove("x-plinth-context")
+                && relayed.remove("x-forwarded-for")
+        );
         let mut proxied = header_map(request);
         strip_request_headers(&mut proxied);
         assert_eq!(relayed, names_in_map(&proxied));
@@ -197,6 +264,48 @@ mod tests {
                 kept.map(String::from).into(),
                 "{fields}"
             );
+        }
+    }
+
+    #[test]
+    fn fields_only_the_gateway_sends_are_known_in_any_spelling() {
+        for name in [
+            "Authorization",
+            "X-Module-API-Key",
+            "X_Module_API_Key",
+            "x_module-api_key",
+            "Transfer_Encoding",
+            "Content_Length",
+            "Proxy_Authorization",
+            "Keep_Alive",
+            "Proxy_Connection",
+            "X-HTTP-Method-Override",
+            "X_HTTP_Method_Override",
+            "x-http-method",
+            "X-Method-Override",
+            "Forwarded",
+            "X-Forwarded-For",
+            "X_Forwarded_For",
+            "X-Forwarded-Host",
+            "X-Real-IP",
+            "x_real_ip",
+            "True-Client-IP",
+            "X-Plinth-Context",
+            "X_Plinth_Anything_At_All_However_Long",
+        ] {
+            assert!(is_gateway_only(name), "{name}");
+        }
+        for name in [
+            "content-length",
+            "transfer-encoding",
+            "x-custom_field",
+            "x-request-id",
+            "accept",
+            "x-forwarded",
+            "x-plinth",
+            "content_type",
+        ] {
+            assert!(!is_gateway_only(name), "{name}");
         }
     }
 

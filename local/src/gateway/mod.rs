@@ -11,8 +11,14 @@
 //!   (`relay/`), which passes module requests on byte for byte;
 //! - what the relay does not handle goes to hyper's HTTP/1.1 server (`proxy.rs`): the platform
 //!   API's router, or module requests forwarded over a backend connection of its own;
-//! - `fields.rs`: the header fields neither path forwards (hop-by-hop, the platform's own).
+//! - `body.rs`: a client's request body on hyper's path, whose failure is the client's;
+//! - `fields.rs`: the header fields neither path forwards (hop-by-hop, and those only the
+//!   gateway sends: credentials, method overrides, the client's address, `X-Plinth-*`).
+//!
+//! Both paths forward a module request's path in the canonical form the decision was made
+//! on ([`canonical_path`](plinth_registry::gateway::canonical_path)), or refuse it with a 400.
 
+mod body;
 mod fields;
 mod proxy;
 mod relay;
@@ -21,7 +27,10 @@ use plinth_registry::Error;
 use plinth_registry::gateway::Upstream;
 use tokio::net::TcpStream;
 
-pub use proxy::{Gateway, GatewayBody, LinkedBody, RequestBody, UpstreamLink, router};
+pub use body::{ClientBody, ClientFault, NotForwarded};
+pub use proxy::{
+    BODY_TIMEOUT, Gateway, GatewayBody, LinkedBody, RequestBody, UpstreamLink, router,
+};
 
 /// A new connection to `upstream`, with `TCP_NODELAY` (requests go in one write).
 async fn connect(upstream: &Upstream) -> Result<TcpStream, String> {

@@ -10,6 +10,7 @@
 //! needs more than one, and a request needs no pool, no lock shared with other connections
 //! and no other task: the client connection's task drives the backend connection too.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -21,27 +22,32 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Response, header};
+use axum::http::{HeaderMap, HeaderValue, Response, Uri, header};
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use http_body_util::Either;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper_util::rt::TokioIo;
-use plinth_module_sdk::wire::{API_KEY_HEADER, CONTEXT_HEADER};
+use plinth_module_sdk::wire::CONTEXT_HEADER;
 use plinth_registry::api;
 use plinth_registry::gateway::{
-    Authorizer, Decide, Forward, GatewayRequest, Upstream, is_module_path,
+    Authorizer, Decide, Forward, GatewayRequest, Upstream, canonical_path, is_module_path,
 };
 use plinth_registry::{App, Error};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
-use super::fields::{is_plinth_field, remove_hop_by_hop};
+use super::body::{ClientBody, NotForwarded};
+use super::fields::{FORWARDED_FOR, is_gateway_only, remove_hop_by_hop};
 use super::relay::Prefixed;
 
 /// What the gateway answers: a backend's response as it streams in, or one of its own.
-pub type GatewayBody = Either<LinkedBody<Incoming>, Body>;
+pub type GatewayBody = Either<LinkedBody<ClientBody<Incoming>>, Body>;
+
+/// How long a client may pause while sending a request body, on either path, before the
+/// request is given up (nginx's `client_body_timeout`): `PLINTH_GATEWAY_BODY_TIMEOUT_SECS`.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The platform API and the module proxy, served by [`Gateway::serve`]: module requests
 /// decided by `D`, every other request answered by the platform API's router.
@@ -49,6 +55,8 @@ pub type GatewayBody = Either<LinkedBody<Incoming>, Body>;
 pub struct Gateway<D> {
     pub(super) decide: Arc<D>,
     api: Router,
+    /// How long a client may pause mid-body ([`BODY_TIMEOUT`] unless set).
+    pub(super) body_timeout: Duration,
 }
 
 /// The platform API and the module proxy in one router, for callers that drive a router
@@ -72,24 +80,47 @@ async fn forward_alone<D: Decide>(
         return plinth_registry::Error::NotFound(format!("no route for {}", request.uri().path()))
             .into_response();
     }
-    match forward(&*decide, &UpstreamLink::default(), request).await {
+    match forward(
+        &*decide,
+        &UpstreamLink::default(),
+        None,
+        BODY_TIMEOUT,
+        request,
+    )
+    .await
+    {
         Ok(response) => response.map(Body::new),
-        Err(error) => error.into_response(),
+        Err(refused) => refused.into_response(),
     }
 }
 
 impl Gateway<Authorizer> {
     /// The platform's gateway, as `plinth up` serves it: the platform's authorizer decides
-    /// module requests, its API answers the rest.
+    /// module requests, its API answers the rest; a client may pause mid-body for
+    /// `PLINTH_GATEWAY_BODY_TIMEOUT_SECS` (default [`BODY_TIMEOUT`]).
     pub fn of(app: &App) -> Arc<Self> {
-        Self::new(Arc::clone(&app.authorizer), app.api())
+        let body_timeout = std::env::var("PLINTH_GATEWAY_BODY_TIMEOUT_SECS")
+            .ok()
+            .and_then(|secs| secs.parse::<u64>().ok())
+            .filter(|secs| *secs > 0)
+            .map_or(BODY_TIMEOUT, Duration::from_secs);
+        Self::with_body_timeout(Arc::clone(&app.authorizer), app.api(), body_timeout)
     }
 }
 
 impl<D: Decide> Gateway<D> {
     /// Module requests decided by `decide`, the rest answered by `api` (the platform API).
     pub fn new(decide: Arc<D>, api: Router) -> Arc<Self> {
-        Arc::new(Self { decide, api })
+        Self::with_body_timeout(decide, api, BODY_TIMEOUT)
+    }
+
+    /// The same, a client pausing mid-body for longer than `body_timeout` given up.
+    pub fn with_body_timeout(decide: Arc<D>, api: Router, body_timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            decide,
+            api,
+            body_timeout,
+        })
     }
 
     /// Serves `listener` until `shutdown` resolves, then lets each open connection finish the
@@ -131,14 +162,17 @@ impl<D: Decide> Gateway<D> {
 
 /// Serves a client connection the relay handed over with hyper's HTTP/1.1 server, until it
 /// closes or, once `closed` says the gateway is stopping, until it finishes its request.
+/// `address`: the client's, as the gateway saw it (`X-Forwarded-For`).
 pub(super) async fn serve_with_hyper<D: Decide>(
     gateway: Arc<Gateway<D>>,
     client: Prefixed,
+    address: Option<HeaderValue>,
     mut closed: tokio::sync::watch::Receiver<bool>,
 ) {
     let service = ClientConnection {
         gateway,
         link: UpstreamLink::default(),
+        address,
     };
     // With a timer, hyper closes a connection that takes over 30 s to send a request head.
     let connection = hyper::server::conn::http1::Builder::new()
@@ -157,7 +191,9 @@ pub(super) async fn serve_with_hyper<D: Decide>(
 /// One client connection, as hyper's service.
 struct ClientConnection<D> {
     gateway: Arc<Gateway<D>>,
-    link: UpstreamLink<Incoming>,
+    link: UpstreamLink<ClientBody<Incoming>>,
+    /// The client's address, for `X-Forwarded-For`.
+    address: Option<HeaderValue>,
 }
 
 impl<D: Decide> hyper::service::Service<Request<Incoming>> for ClientConnection<D> {
@@ -171,10 +207,13 @@ impl<D: Decide> hyper::service::Service<Request<Incoming>> for ClientConnection<
         if is_module_path(request.uri().path()) {
             let gateway = Arc::clone(&self.gateway);
             let link = self.link.clone();
+            let address = self.address.clone();
             return Box::pin(async move {
-                Ok(match forward(&*gateway.decide, &link, request).await {
+                let timeout = gateway.body_timeout;
+                let forwarded = forward(&*gateway.decide, &link, address, timeout, request);
+                Ok(match forwarded.await {
                     Ok(response) => response.map(Either::Left),
-                    Err(error) => error.into_response().map(Either::Right),
+                    Err(refused) => refused.into_response().map(Either::Right),
                 })
             });
         }
@@ -188,21 +227,29 @@ impl<D: Decide> hyper::service::Service<Request<Incoming>> for ClientConnection<
     }
 }
 
-/// Decides a module request and sends it to the module's backend over `link`.
+/// Decides a module request and sends it to the module's backend over `link`, in the
+/// canonical form of its path, with `address` (the client's) as `X-Forwarded-For`; the
+/// client pausing mid-body for `body_timeout` gives the request up.
 async fn forward<D, B>(
     decide: &D,
-    link: &UpstreamLink<B>,
+    link: &UpstreamLink<ClientBody<B>>,
+    address: Option<HeaderValue>,
+    body_timeout: Duration,
     request: Request<B>,
-) -> Result<Response<LinkedBody<B>>, Error>
+) -> Result<Response<LinkedBody<ClientBody<B>>>, NotForwarded>
 where
     D: Decide,
-    B: RequestBody,
+    B: RequestBody + Unpin,
 {
     let (mut parts, body) = request.into_parts();
+    if let Cow::Owned(canonical) = canonical_path(parts.uri.path())? {
+        parts.uri = with_path(&parts.uri, &canonical)?;
+    }
     let allowed = decide
         .decide(GatewayRequest::new(
             parts.method.as_str(),
             parts.uri.path(),
+            parts.uri.query(),
             &parts.headers,
         ))
         .await?;
@@ -216,26 +263,56 @@ where
     parts
         .headers
         .insert(CONTEXT_HEADER, allowed.context().clone());
+    if let Some(address) = address {
+        parts.headers.insert(FORWARDED_FOR, address);
+    }
+    // A body of unknown length goes on chunked, whatever the method: left to itself, hyper's
+    // client sends a GET's as no body at all.
+    if !body.is_end_stream()
+        && body.size_hint().exact().is_none()
+        && !parts.headers.contains_key(header::CONTENT_LENGTH)
+    {
+        parts.headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+    }
     tracing::debug!(module = allowed.module(), "forward");
+    let (body, fault) = ClientBody::new(body, body_timeout);
     let response = link
         .send(&upstream, Request::from_parts(parts, body))
         .await
-        .map_err(|e| {
-            decide.backend_failed(&allowed);
-            super::backend_failed(allowed.module(), e)
+        .map_err(|e| match fault.get() {
+            // The client's body failed, not the backend: the client's 4xx, and what is
+            // known of the module's instances stays.
+            Some(fault) => NotForwarded::Client(fault.clone()),
+            None => {
+                decide.backend_failed(&allowed);
+                super::backend_failed(allowed.module(), e).into()
+            }
         })?;
     let (mut parts, body) = response.into_parts();
     strip_response_headers(&mut parts.headers);
     Ok(Response::from_parts(parts, body))
 }
 
-/// Drops what must not reach a module: hop-by-hop headers, the caller's credentials, and
-/// any `X-Plinth-*` a client sent (the gateway adds its own context).
+/// `uri` with its path replaced by `path` (its query kept).
+fn with_path(uri: &Uri, path: &str) -> Result<Uri, Error> {
+    let target = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    target
+        .parse()
+        .map_err(|e| Error::BadRequest(format!("the request target {target} is invalid: {e}")))
+}
+
+/// Drops what must not reach a module: hop-by-hop headers and those only the gateway sends
+/// (the caller's credentials, method overrides, the client's claimed address, any
+/// `X-Plinth-*` a client sent, underscore spellings of framing fields): the gateway adds its
+/// own context and the address it saw.
 pub(super) fn strip_request_headers(headers: &mut HeaderMap) {
-    headers.remove(header::AUTHORIZATION);
-    remove_hop_by_hop(headers, |name| {
-        name.as_str() == API_KEY_HEADER || is_plinth_field(name.as_str())
-    });
+    remove_hop_by_hop(headers, |name| is_gateway_only(name.as_str()));
 }
 
 /// Drops what must not reach the client: hop-by-hop headers (hyper frames the body anew).

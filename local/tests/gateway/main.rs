@@ -10,6 +10,7 @@ mod raw;
 mod served;
 
 mod gateway;
+mod hardening;
 mod relay;
 mod stub;
 

@@ -211,9 +211,9 @@ async fn the_relay_forwards_what_a_stub_allows_and_answers_its_refusals() {
     assert_eq!(
         seen[0].1,
         format!(
-            "GET /api/v1/open/hello?x=1 HTTP/1.1\r\nhost: {host}\r\nx-custom: kept\r\nx-plinth-context: stub-context\r\n\r\n"
+            "GET /api/v1/open/hello?x=1 HTTP/1.1\r\nhost: {host}\r\nx-custom: kept\r\nx-plinth-context: stub-context\r\nx-forwarded-for: 127.0.0.1\r\n\r\n"
         ),
-        "credentials, hop-by-hop fields and the forged context dropped; the stub's context sent"
+        "credentials, hop-by-hop fields and the forged context dropped; the stub's context and the client's address sent"
     );
     assert_eq!(stub.failed.load(Ordering::SeqCst), 0);
     let _ = stop.send(());

@@ -8,7 +8,7 @@ use httparse::{Header, Status};
 use plinth_module_sdk::wire::{API_KEY_HEADER, CONTEXT_HEADER};
 use plinth_registry::gateway::{Upstream, is_module_path};
 
-use crate::gateway::fields::{connection_options, is_hop_by_hop, is_plinth_field};
+use crate::gateway::fields::{FORWARDED_FOR, connection_options, is_gateway_only, is_hop_by_hop};
 
 /// The most header fields in a head the relay handles (as many as hyper's client takes); hyper
 /// takes a request with more.
@@ -56,9 +56,10 @@ pub(in crate::gateway) struct RequestHead<'h, 'b> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
     Forwarded,
-    /// Dropped on the way: `Host` (the backend's is sent), hop-by-hop fields
-    /// ([`crate::gateway::fields`]), and forged `X-Plinth-*` (the gateway sends its own
-    /// context).
+    /// Dropped on the way: `Host` (the backend's is sent), hop-by-hop fields and those only
+    /// the gateway sends ([`crate::gateway::fields`]: forged `X-Plinth-*`, method
+    /// overrides, the client's claimed address, underscore spellings of framing and
+    /// credential fields).
     Dropped,
     Authorization,
     ApiKey,
@@ -79,7 +80,7 @@ fn request_field(name: &str) -> Field {
         14 if is("content-length") => Field::ContentLength,
         16 if is(API_KEY_HEADER) => Field::ApiKey,
         17 if is("transfer-encoding") => Field::NotRelayed,
-        _ if is_hop_by_hop(name) || is_plinth_field(name) => Field::Dropped,
+        _ if is_hop_by_hop(name) || is_gateway_only(name) => Field::Dropped,
         _ => Field::Forwarded,
     }
 }
@@ -169,13 +170,24 @@ fn decimal(value: &[u8]) -> Option<u64> {
 
 impl RequestHead<'_, '_> {
     /// Writes the head the backend gets into `out`: the same request line (the backend's
-    /// base path first, if its URL has one) and fields, without the caller's credentials,
-    /// hop-by-hop and `X-Plinth-*` fields; with the backend's `Host` and the signed context.
-    pub fn write_forwarded(&self, upstream: &Upstream, context: &[u8], out: &mut Vec<u8>) {
+    /// base path first, if its URL has one; `path`, the canonical form of the one sent, with
+    /// the query as sent) and fields, without the caller's credentials, hop-by-hop fields
+    /// and those only the gateway sends; with the backend's `Host`, the signed context and
+    /// the `client`'s address (`X-Forwarded-For`).
+    pub fn write_forwarded(
+        &self,
+        upstream: &Upstream,
+        path: &str,
+        context: &[u8],
+        client: &[u8],
+        out: &mut Vec<u8>,
+    ) {
         out.extend_from_slice(self.method.as_bytes());
         out.push(b' ');
         out.extend_from_slice(upstream.base_path().as_bytes());
-        out.extend_from_slice(self.target.as_bytes());
+        out.extend_from_slice(path.as_bytes());
+        // `?` and the query as sent, or nothing.
+        out.extend_from_slice(&self.target.as_bytes()[self.path.len()..]);
         out.extend_from_slice(b" HTTP/1.1\r\n");
         if let Some(host) = &upstream.host {
             write_field(out, b"host", host.as_bytes());
@@ -191,7 +203,15 @@ impl RequestHead<'_, '_> {
             }
         }
         write_field(out, CONTEXT_HEADER.as_bytes(), context);
+        if !client.is_empty() {
+            write_field(out, FORWARDED_FOR.as_bytes(), client);
+        }
         out.extend_from_slice(b"\r\n");
+    }
+
+    /// The query, without its `?`.
+    pub fn query(&self) -> Option<&str> {
+        self.target.strip_prefix(self.path)?.strip_prefix('?')
     }
 
     /// Whether the request may be sent again when a kept backend connection turns out
@@ -432,10 +452,10 @@ mod tests {
         assert_eq!(head.path, "/api/v1/financial/invoices/42");
         let mut out = Vec::new();
         let upstream = Upstream::new("http://127.0.0.1:9000/base/".into());
-        head.write_forwarded(&upstream, b"signed", &mut out);
+        head.write_forwarded(&upstream, head.path, b"signed", b"10.0.0.7", &mut out);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "GET /base/api/v1/financial/invoices/42?expand=lines HTTP/1.1\r\nhost: 127.0.0.1:9000\r\nX-Custom: kept\r\ncontent-length: 2\r\nx-plinth-context: signed\r\n\r\n"
+            "GET /base/api/v1/financial/invoices/42?expand=lines HTTP/1.1\r\nhost: 127.0.0.1:9000\r\nX-Custom: kept\r\ncontent-length: 2\r\nx-plinth-context: signed\r\nx-forwarded-for: 10.0.0.7\r\n\r\n"
         );
     }
 

@@ -2,9 +2,12 @@
 //!
 //! Every client connection starts here. A request head is parsed where it was read
 //! (httparse, no header map); a module route's request is decided by
-//! [`Decide`](plinth_registry::gateway::Decide), its head written again for the
-//! backend (credentials, hop-by-hop and forged `X-Plinth-*` fields dropped, the backend's
-//! `Host` and the signed context added), and its body and the backend's response passed on
+//! [`Decide`](plinth_registry::gateway::Decide) on the canonical form of its path
+//! ([`canonical_path`], or refused with a 400), its head written again for the backend with
+//! that path (hop-by-hop fields and those only the gateway sends dropped — credentials,
+//! method overrides, the client's claimed address, forged `X-Plinth-*`, underscore
+//! spellings — the backend's `Host`, the signed context and the client's address added),
+//! and its body and the backend's response passed on
 //! as they are framed — the response head unchanged unless a hop-by-hop field must go. The
 //! connection keeps one backend connection, reused while the backend keeps it open.
 //!
@@ -24,10 +27,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use axum::http::header;
+use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use plinth_registry::Error;
-use plinth_registry::gateway::{Decide, Forward, GatewayRequest, Upstream};
+use plinth_registry::gateway::{Decide, Forward, GatewayRequest, Upstream, canonical_path};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -70,9 +73,15 @@ pub(super) async fn serve<D: Decide>(
     client: TcpStream,
     closing: watch::Receiver<bool>,
 ) {
+    // The address as seen here, for `X-Forwarded-For`: made once per connection.
+    let address = client
+        .peer_addr()
+        .map(|peer| peer.ip().to_string())
+        .unwrap_or_default();
     let mut relay = Relay {
         gateway,
         client,
+        address,
         inbox: Buffer::new(CLIENT_BUFFER),
         backend: None,
         response: Buffer::new(BACKEND_BUFFER),
@@ -91,10 +100,12 @@ pub(super) async fn serve<D: Decide>(
                     gateway,
                     client,
                     inbox,
+                    address,
                     ..
                 } = relay;
                 let client = Prefixed::new(inbox.filled(), client);
-                return super::proxy::serve_with_hyper(gateway, client, closing).await;
+                let address = HeaderValue::try_from(address).ok();
+                return super::proxy::serve_with_hyper(gateway, client, address, closing).await;
             }
             After::KeepOpen | After::Close => {
                 let _ = relay.client.shutdown().await;
@@ -119,6 +130,8 @@ enum After {
 struct Relay<D> {
     gateway: Arc<Gateway<D>>,
     client: TcpStream,
+    /// The client's IP address, as text (empty when unknown).
+    address: String,
     /// What the client sent that is not handled yet.
     inbox: Buffer,
     backend: Option<Backend>,
@@ -188,8 +201,8 @@ impl<D: Decide> Relay<D> {
                 RequestParse::Partial => {}
                 RequestParse::Other => return After::HandOver,
                 RequestParse::Relayed(head) => {
-                    break prepare(&self.gateway, self.backend.as_ref(), &head, &mut self.out)
-                        .await;
+                    let kept = self.backend.as_ref();
+                    break prepare(&self.gateway, kept, &head, &self.address, &mut self.out).await;
                 }
             }
             if self.inbox.len() >= MAX_REQUEST_HEAD {
@@ -265,7 +278,12 @@ impl<D: Decide> Relay<D> {
             };
             if body_left > 0 {
                 let client = &mut self.client;
-                break duplex(client, &mut self.inbox, backend, body_left, reply).await;
+                let upload = Upload {
+                    inbox: &mut self.inbox,
+                    left: body_left,
+                    timeout: self.gateway.body_timeout,
+                };
+                break duplex(client, upload, backend, reply).await;
             }
             match reply.pass(backend, &mut self.client).await {
                 Responded::Unanswered(_) if kept && replayable => self.backend = None,
@@ -515,21 +533,28 @@ impl Reply<'_> {
     }
 }
 
-/// Sends the rest of a request body, `left` bytes, while passing the response on: both at
+/// What is left of a request body to upload: `left` bytes, those in `inbox` first, the client
+/// pausing no longer than `timeout` between reads.
+struct Upload<'a> {
+    inbox: &'a mut Buffer,
+    left: u64,
+    timeout: Duration,
+}
+
+/// Sends the rest of a request body while passing the response on: both at
 /// once, since a backend may stream its answer as it reads, or answer before reading it
 /// all. The backend's time to answer ([`IO_TIMEOUT`]) counts from the body's end, however
 /// long a client takes to send it. Returns what became of the response and whether the
 /// whole body went.
 async fn duplex(
     client: &mut TcpStream,
-    inbox: &mut Buffer,
+    body: Upload<'_>,
     backend: &mut TcpStream,
-    left: u64,
     mut reply: Reply<'_>,
 ) -> (Responded, bool) {
     let (mut from_client, mut to_client) = client.split();
     let (mut from_backend, mut to_backend) = backend.split();
-    let mut upload = pin!(upload(&mut from_client, inbox, &mut to_backend, left));
+    let mut upload = pin!(upload(&mut from_client, body, &mut to_backend));
     // Whether the body all went, once the upload is over.
     let mut uploaded = None;
     let head = {
@@ -582,19 +607,25 @@ impl Gone {
     }
 }
 
-/// Copies `left` bytes of a request body, those in `inbox` first, from the client to the
-/// backend.
+/// Copies the rest of a request body from the client to the backend. A client pausing
+/// longer than the body timeout is gone: the backend's connection then closes under the
+/// part it got, which it so cannot take for a whole request.
 async fn upload(
     client: &mut (impl AsyncRead + Unpin),
-    inbox: &mut Buffer,
+    body: Upload<'_>,
     backend: &mut (impl AsyncWrite + Unpin),
-    mut left: u64,
 ) -> Result<(), Gone> {
+    let Upload {
+        inbox,
+        mut left,
+        timeout,
+    } = body;
     while left > 0 {
-        if inbox.is_empty()
-            && !matches!(timed(inbox.read_from(client, CLIENT_BUFFER)).await, Ok(n) if n > 0)
-        {
-            return Err(Gone::Client);
+        if inbox.is_empty() {
+            let read = tokio::time::timeout(timeout, inbox.read_from(client, CLIENT_BUFFER));
+            if !matches!(read.await, Ok(Ok(n)) if n > 0) {
+                return Err(Gone::Client);
+            }
         }
         let part = usize::try_from(left).map_or(inbox.len(), |left| left.min(inbox.len()));
         let written = timed(backend.write(&inbox.filled()[..part]))
@@ -609,25 +640,34 @@ async fn upload(
     Ok(())
 }
 
-/// Decides a request and, when it is allowed, writes its head for the backend into `out`.
+/// Decides a request on the canonical form of its path and, when it is allowed, writes its
+/// head for the backend into `out`, with that path and the client's `address`.
 async fn prepare<D: Decide>(
     gateway: &Gateway<D>,
     kept: Option<&Backend>,
     head: &RequestHead<'_, '_>,
+    address: &str,
     out: &mut Vec<u8>,
 ) -> (Prepared, Decided<D::Allowed>) {
-    let request = GatewayRequest {
-        method: head.method,
-        path: head.path,
-        authorization: head.authorization,
-        api_key: head.api_key,
+    let decided = match canonical_path(head.path) {
+        Err(refused) => Err(refused),
+        Ok(path) => {
+            let request = GatewayRequest {
+                method: head.method,
+                path: &path,
+                query: head.query(),
+                authorization: head.authorization,
+                api_key: head.api_key,
+            };
+            gateway.decide.decide(request).await.map(|decision| {
+                let upstream = choose(&decision, kept);
+                out.clear();
+                let context = decision.context().as_bytes();
+                head.write_forwarded(&upstream, &path, context, address.as_bytes(), out);
+                (decision, upstream)
+            })
+        }
     };
-    let decided = gateway.decide.decide(request).await.map(|decision| {
-        let upstream = choose(&decision, kept);
-        out.clear();
-        head.write_forwarded(&upstream, decision.context().as_bytes(), out);
-        (decision, upstream)
-    });
     let prepared = Prepared {
         head_len: head.len,
         content_length: head.content_length,

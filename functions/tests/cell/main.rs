@@ -411,9 +411,11 @@ async fn publish_the_first_version(api: &ApiGateway<'_>, users: &Users) {
 async fn pushed_image_publishes(api: &ApiGateway<'_>, users: &Users, version: &str) {
     let digest = push_image(api, version).await;
     let published = version_published(api, users, version, &digest).await;
-    assert_eq!(
-        published["published_by"], "ecr:123456789012/plinth-financial",
-        "{published}"
+    // `ecr:{account}/{repository}`: moto's account is 123456789012, LocalStack's 000000000000.
+    let by = published["published_by"].as_str().unwrap_or_default();
+    assert!(
+        by.starts_with("ecr:") && by.ends_with("/plinth-financial"),
+        "published by the push: {published}"
     );
 }
 

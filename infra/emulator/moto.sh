@@ -56,6 +56,11 @@ emulator_start() {
   for _ in $(seq 1 60); do
     if emulator_answers; then
       echo "emulator: moto $PLINTH_MOTO_VERSION answering at $emulator_url (pid $emulator_pid)" >&2
+      # No Docker here: moto's Lambda answers an invocation (an EventBridge rule's Lambda
+      # target included) at once, instead of trying Docker for half a minute. What runs a
+      # function's code is cargo-lambda's runtime emulator (infra/emulator/lambda.sh).
+      "$emulator_venv/bin/python" -c "import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1] + '/moto-api/config', data=b'{\"lambda\": {\"use_docker\": false}}', method='POST'))" "$emulator_url" >/dev/null ||
+        echo "emulator: could not turn moto's Lambda Docker invocations off" >&2
       return 0
     fi
     kill -0 "$emulator_pid" 2>/dev/null || break

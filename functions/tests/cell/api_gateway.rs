@@ -13,7 +13,7 @@
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
-use crate::platform::{AUTHORIZER, CONFIG_RESOLVER, Cell, REGISTRY_API};
+use crate::platform::{AUTHORIZER, CONFIG_RESOLVER, Cell, Invoked, Invoker, REGISTRY_API};
 
 /// An HTTP request as a client sends it to the API.
 #[derive(Debug, Clone)]
@@ -208,37 +208,43 @@ impl ApiGateway<'_> {
     async fn integrate(&self, function: &str, event: &Value) -> Response {
         let invoked = self.cell.invoke(function, event).await;
         if invoked.function_error.is_some() || invoked.status != 200 {
-            eprintln!(
-                "{function} failed ({}): {}\n{}",
-                invoked.status,
-                invoked.payload,
-                self.cell.log(function)
-            );
-            return gateway_answer(500, "Internal Server Error");
+            eprintln!("{}", self.cell.log(function));
         }
-        let answer = invoked.payload;
-        let mut body = answer["body"].as_str().unwrap_or_default().to_owned();
-        if answer["isBase64Encoded"] == true {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(&body)
-                .expect("a base64 body");
-            body = String::from_utf8_lossy(&bytes).into_owned();
-        }
-        let status = answer["statusCode"].as_u64().map_or(200, |s| s as u16);
-        let mut headers = answer["headers"].as_object().cloned().unwrap_or_default();
-        if let Some(multi) = answer["multiValueHeaders"].as_object() {
-            for (name, values) in multi {
-                if let Some(first) = values.get(0) {
-                    headers.entry(name.clone()).or_insert(first.clone());
-                }
+        answer_of(function, invoked)
+    }
+}
+
+/// What API Gateway answers for an `AWS_PROXY` integration's invocation.
+fn answer_of(function: &str, invoked: Invoked) -> Response {
+    if invoked.function_error.is_some() || invoked.status != 200 {
+        eprintln!(
+            "{function} failed ({}): {}",
+            invoked.status, invoked.payload
+        );
+        return gateway_answer(500, "Internal Server Error");
+    }
+    let answer = invoked.payload;
+    let mut body = answer["body"].as_str().unwrap_or_default().to_owned();
+    if answer["isBase64Encoded"] == true {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&body)
+            .expect("a base64 body");
+        body = String::from_utf8_lossy(&bytes).into_owned();
+    }
+    let status = answer["statusCode"].as_u64().map_or(200, |s| s as u16);
+    let mut headers = answer["headers"].as_object().cloned().unwrap_or_default();
+    if let Some(multi) = answer["multiValueHeaders"].as_object() {
+        for (name, values) in multi {
+            if let Some(first) = values.get(0) {
+                headers.entry(name.clone()).or_insert(first.clone());
             }
         }
-        Response {
-            status,
-            headers,
-            body,
-            authorizer: None,
-        }
+    }
+    Response {
+        status,
+        headers,
+        body,
+        authorizer: None,
     }
 }
 
@@ -313,4 +319,76 @@ fn http_event(
         event["body"] = body.to_string().into();
     }
     event
+}
+
+/// The HTTP API's platform routes (the registry API's and the config resolver's, no
+/// authorizer), served over HTTP on `listener`: where the cell's modules reach the platform
+/// (their `PLINTH_URL`), as on AWS they reach the HTTP API.
+pub fn serve_platform_routes(
+    listener: tokio::net::TcpListener,
+    invoker: Invoker,
+) -> tokio::task::JoinHandle<()> {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+
+    let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+        let invoker = invoker.clone();
+        async move {
+            let (parts, body) = request.into_parts();
+            let bytes = axum::body::to_bytes(body, 16 << 20)
+                .await
+                .unwrap_or_default();
+            let method: &'static str = match parts.method.as_str() {
+                "GET" => "GET",
+                "POST" => "POST",
+                "PUT" => "PUT",
+                "PATCH" => "PATCH",
+                "DELETE" => "DELETE",
+                _ => return gateway_answer(405, "Method Not Allowed").into_http(),
+            };
+            let target = parts
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned();
+            let mut request = Request::new(method, &target);
+            for (name, value) in &parts.headers {
+                if let Ok(value) = value.to_str() {
+                    request = request.header(name.as_str(), value);
+                }
+            }
+            if !bytes.is_empty() {
+                request.body = serde_json::from_slice(&bytes).ok();
+            }
+            let (path, query) = target.split_once('?').unwrap_or((target.as_str(), ""));
+            let answer = match route(method, path) {
+                Route::Function(function, route_key, params) => {
+                    let event = http_event(&request, path, query, &route_key, params);
+                    match invoker.invoke(function, &event).await {
+                        Ok(invoked) => answer_of(function, invoked),
+                        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+                    }
+                }
+                _ => gateway_answer(404, "Not Found"),
+            };
+            answer.into_http()
+        }
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    })
+}
+
+impl Response {
+    fn into_http(self) -> axum::response::Response {
+        let mut response = axum::response::Response::builder().status(self.status);
+        for (name, value) in &self.headers {
+            if let Some(value) = value.as_str() {
+                response = response.header(name.as_str(), value);
+            }
+        }
+        response
+            .body(axum::body::Body::from(self.body))
+            .unwrap_or_default()
+    }
 }

@@ -44,7 +44,7 @@ struct Stand {
     url: String,
     /// The account of the rule's ARN.
     account: String,
-    function: &'static str,
+    function: String,
 }
 
 impl BusToLambda {
@@ -57,6 +57,60 @@ impl BusToLambda {
             pumps.push(tokio::spawn(pump(stand, invoker.clone(), failures.clone())));
         }
         Self { pumps, failures }
+    }
+
+    /// The same for the rules the installer gives modules on the platform's bus
+    /// (`plinth-{module}-…`) whose target is a module's function: as soon as such a rule
+    /// appears (or is put again, by an upgrade), its target is replaced, under the installer's
+    /// target id, by a queue of the shim's, pumped through `invoker` (the `LambdaFront`, which
+    /// runs the module's function). The installer's unsubscribe removes it as its own.
+    pub fn follow_module_rules(&mut self, sdk: &SdkConfig, bus: &str, invoker: Invoker) {
+        let events = aws_sdk_eventbridge::Client::new(sdk);
+        let sdk = sdk.clone();
+        let bus = bus.to_owned();
+        let failures = Arc::clone(&self.failures);
+        self.pumps.push(tokio::spawn(async move {
+            let mut pumped = std::collections::HashMap::<String, String>::new();
+            loop {
+                let rules = events
+                    .list_rules()
+                    .event_bus_name(&bus)
+                    .name_prefix("plinth-")
+                    .send()
+                    .await;
+                for rule in rules.iter().flat_map(|r| r.rules()) {
+                    let name = rule.name().unwrap_or_default();
+                    let Ok(targets) = events
+                        .list_targets_by_rule()
+                        .rule(name)
+                        .event_bus_name(&bus)
+                        .send()
+                        .await
+                    else {
+                        continue;
+                    };
+                    let Some(target) = targets
+                        .targets()
+                        .iter()
+                        .find(|t| t.arn().contains(":function:"))
+                    else {
+                        continue;
+                    };
+                    let function = target
+                        .arn()
+                        .rsplit(':')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
+                    let stand =
+                        Stand::for_module_rule(&sdk, &bus, name, target.id(), &function).await;
+                    if pumped.insert(name.to_owned(), function).is_none() {
+                        tokio::spawn(pump(stand, invoker.clone(), Arc::clone(&failures)));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }));
     }
 
     /// The deliveries a function failed on so far, each as `function (status): answer`: a
@@ -134,7 +188,54 @@ impl Stand {
             sqs,
             url,
             account,
-            function: rule.function,
+            function: rule.function.to_owned(),
+        }
+    }
+}
+
+impl Stand {
+    /// The queue standing in for the function target `id` of module rule `rule`.
+    async fn for_module_rule(
+        sdk: &SdkConfig,
+        bus: &str,
+        rule: &str,
+        id: &str,
+        function: &str,
+    ) -> Self {
+        let sqs = aws_sdk_sqs::Client::new(sdk);
+        let queue = format!("bus-to-lambda-{rule}");
+        let url = sqs
+            .create_queue()
+            .queue_name(&queue)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create queue {queue}: {}", DisplayErrorContext(e)))
+            .queue_url()
+            .unwrap_or_default()
+            .to_owned();
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .ok()
+            .and_then(|a| a.attributes()?.get(&QueueAttributeName::QueueArn).cloned())
+            .unwrap_or_else(|| panic!("the ARN of queue {queue}"));
+        let account = arn.split(':').nth(4).unwrap_or_default().to_owned();
+        let target = Target::builder().id(id).arn(arn).build().expect("a target");
+        let _ = aws_sdk_eventbridge::Client::new(sdk)
+            .put_targets()
+            .rule(rule)
+            .event_bus_name(bus)
+            .targets(target)
+            .send()
+            .await;
+        Self {
+            sqs,
+            url,
+            account,
+            function: function.to_owned(),
         }
     }
 }
@@ -165,7 +266,7 @@ async fn pump(stand: Stand, invoker: Invoker, failures: Arc<Mutex<Vec<String>>>)
                     .or_insert_with(|| stand.account.clone().into());
             }
             let receipt = message.receipt_handle().unwrap_or_default();
-            let failure = match invoker.invoke(stand.function, &event).await {
+            let failure = match invoker.invoke(&stand.function, &event).await {
                 Ok(done) if done.function_error.is_none() && done.status == 200 => None,
                 Ok(failed) => Some(format!(
                     "{} ({}): {}",

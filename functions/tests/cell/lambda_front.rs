@@ -101,8 +101,8 @@ impl LambdaFront {
         lock(&self.front.crashed).remove(name);
     }
 
-    /// The paths module function `name` was invoked at (hooks, health checks, routes), in
-    /// order.
+    /// The paths module function `name` was invoked at (hooks, health checks, routes) and
+    /// the events it was given (`event:{detail-type}`), in order.
     pub fn invocations(&self, name: &str) -> Vec<String> {
         lock(&self.front.invoked)
             .iter()
@@ -158,10 +158,14 @@ async fn serve(State(front): State<Arc<Front>>, request: Request) -> Response {
 
 impl Front {
     async fn invoke_module(&self, name: &str, headers: &HeaderMap, body: Bytes) -> Response {
-        let path = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|event| event["rawPath"].as_str().map(str::to_owned))
-            .unwrap_or_default();
+        // An HTTP API request (hooks, health checks) by its path; an EventBridge event (a
+        // rule's delivery) as `event:{detail-type}`.
+        let payload: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let path = match (payload["rawPath"].as_str(), payload["detail-type"].as_str()) {
+            (Some(path), _) => path.to_owned(),
+            (None, Some(detail_type)) => format!("event:{detail_type}"),
+            (None, None) => String::new(),
+        };
         lock(&self.invoked).push((name.to_owned(), path));
         if lock(&self.crashed).contains(name) {
             let error = json!({

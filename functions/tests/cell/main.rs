@@ -90,6 +90,13 @@ async fn installation_reaches(
     }
 }
 
+/// Runs one step of the scenario and says how long it took (`--nocapture` shows it).
+async fn timed(step: &str, run: impl std::future::Future<Output = ()>) {
+    let started = Instant::now();
+    run.await;
+    eprintln!("cell: {step} took {:.1} s", started.elapsed().as_secs_f64());
+}
+
 /// The tokens of the scenario's users.
 struct Users {
     operator: String,
@@ -130,14 +137,14 @@ async fn the_platform_runs_as_lambda_runs_it() {
     );
     let users = Users::signed_with(&cell.jwt_secret().await);
 
-    publish_the_first_version(&api, &users).await;
-    install_the_lambda_module(&api, &users).await;
-    tenant_with_financial(&api, &users).await;
-    config_with_etag(&api, &users).await;
-    authorizer_decides(&api, &users).await;
-    health_follows_the_module(&api, &users).await;
-    upgrade_and_rollback(&api, &users).await;
-    uninstall_leaves_nothing(&api, &users).await;
+    timed("publish", publish_the_first_version(&api, &users)).await;
+    timed("install", install_the_lambda_module(&api, &users)).await;
+    timed("tenant", tenant_with_financial(&api, &users)).await;
+    timed("config", config_with_etag(&api, &users)).await;
+    timed("authorizer", authorizer_decides(&api, &users)).await;
+    timed("health", health_follows_the_module(&api, &users)).await;
+    timed("upgrade", upgrade_and_rollback(&api, &users)).await;
+    timed("uninstall", uninstall_leaves_nothing(&api, &users)).await;
 
     eprintln!(
         "the cell took {:.1} s (financial's function was invoked {} times)",
@@ -189,7 +196,8 @@ async fn install_the_lambda_module(api: &ApiGateway<'_>, users: &Users) {
 }
 
 /// Tenant acme (premium, as financial asks), company acme-de, financial enabled for acme;
-/// alice may read accounts.
+/// alice may read accounts; then company acme-fr, whose `company.created` reaches financial's
+/// function through its rule.
 async fn tenant_with_financial(api: &ApiGateway<'_>, users: &Users) {
     let calls = [
         (
@@ -234,6 +242,33 @@ async fn tenant_with_financial(api: &ApiGateway<'_>, users: &Users) {
             .await;
         expect(&response, status, &format!("{method} {path}"));
     }
+    // A company created now is an event on the platform's bus that financial's rule
+    // delivers to its function (as EventBridge delivers to a Lambda target).
+    let second = api
+        .send(
+            Request::new("POST", "/api/v1/tenants/acme/companies")
+                .bearer(&users.admin)
+                .json(json!({"id": "acme-fr", "name": "ACME SARL"})),
+        )
+        .await;
+    expect(&second, 201, "a second company");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !api
+        .cell
+        .front
+        .invocations(FINANCIAL_FUNCTION)
+        .iter()
+        .any(|p| p == "event:company.created")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "company.created did not reach financial's function: {:?}\ndeliveries that failed:\n{}",
+            api.cell.front.invocations(FINANCIAL_FUNCTION),
+            api.cell.rules.failures()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(api.cell.rules.failures(), "", "every delivery succeeded");
 }
 
 /// The company's configuration through the config resolver function: 200 with an `ETag`,

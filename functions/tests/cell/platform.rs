@@ -11,6 +11,7 @@ use aws_config::SdkConfig;
 use plinth_registry::store::dynamodb::DynamoStore;
 use serde_json::{Value, json};
 
+use crate::api_gateway::serve_platform_routes;
 use crate::bus_to_lambda::{BusToLambda, Rule};
 use crate::lambda_emulator::{Function, LambdaEmulator, cargo_lambda, workspace_binary};
 use crate::lambda_front::{LambdaFront, ModuleFunction};
@@ -78,6 +79,8 @@ pub struct Cell {
     pub rules: BusToLambda,
     /// Where the functions' Lambda calls go (`AWS_ENDPOINT_URL_LAMBDA`).
     pub front: LambdaFront,
+    /// The HTTP API's platform routes over HTTP: the modules' `PLINTH_URL`.
+    platform_routes: tokio::task::JoinHandle<()>,
     invoker: Invoker,
     lambda: Arc<Mutex<LambdaEmulator>>,
 }
@@ -143,7 +146,17 @@ impl Cell {
             "http://{}",
             front_listener.local_addr().expect("the front's address")
         );
+        let platform_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port for the platform's routes");
+        let platform_url = format!(
+            "http://{}",
+            platform_listener
+                .local_addr()
+                .expect("the platform routes' address")
+        );
         let stack = Stack {
+            platform_url: &platform_url,
             table: &table,
             bus: &bus,
             jwt_arn: &jwt_secret_arn,
@@ -173,7 +186,13 @@ impl Cell {
                 .build()
                 .expect("an HTTP client"),
         };
-        let rules = BusToLambda::start(&sdk, &invoker, &template_rules(&stage, &bus)).await;
+        let mut rules = BusToLambda::start(&sdk, &invoker, &template_rules(&stage, &bus)).await;
+        let through_the_front = Invoker {
+            endpoint: front_url.clone(),
+            http: invoker.http.clone(),
+        };
+        rules.follow_module_rules(&sdk, &bus, through_the_front);
+        let platform_routes = serve_platform_routes(platform_listener, invoker.clone());
         Some(Self {
             sdk,
             bus,
@@ -181,6 +200,7 @@ impl Cell {
             context_key_arn,
             rules,
             front,
+            platform_routes,
             invoker,
             lambda,
         })
@@ -304,6 +324,8 @@ fn aws_env() -> Vec<(String, String)> {
 
 /// What the stack gives the functions: the names and ARNs of its resources.
 struct Stack<'a> {
+    /// The HTTP API's URL (`PLINTH_URL`), served by the `ApiGateway` shim's platform routes.
+    platform_url: &'a str,
     table: &'a str,
     bus: &'a str,
     jwt_arn: &'a str,
@@ -360,7 +382,7 @@ async fn start_functions(stack: &Stack<'_>, test: &str) -> Option<LambdaEmulator
     // InstallDeadlineSeconds' default; Lambda modules as the template deploys them (no
     // package bucket: the cell's module is an image); no ECS or API Gateway settings yet.
     let installer = [
-        ("PLINTH_URL", "http://127.0.0.1:1"),
+        ("PLINTH_URL", stack.platform_url),
         ("PLINTH_SWEEP_AFTER_SECS", "5400"),
         ("PLINTH_LAMBDA_ARCHITECTURE", "x86_64"),
         ("PLINTH_LAMBDA_MAX_CONCURRENCY", "10"),
@@ -440,5 +462,11 @@ struct Spec {
 impl Spec {
     fn new(name: &'static str, binary: PathBuf, env: Vec<(String, String)>) -> Self {
         Self { name, binary, env }
+    }
+}
+
+impl Drop for Cell {
+    fn drop(&mut self) {
+        self.platform_routes.abort();
     }
 }

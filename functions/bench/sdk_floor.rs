@@ -14,7 +14,10 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let secrets = secrets.clone();
         async move {
-            let id = event.payload["secret"].as_str().unwrap_or_default().to_owned();
+            let id = event.payload["secret"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             let read = secrets.get_secret_value().secret_id(id).send().await?;
             Ok::<Value, Error>(json!({"length": read.secret_string().map_or(0, str::len)}))
         }

@@ -3,7 +3,9 @@
 `GET /2018-06-01/runtime/invocation/next` on a local stub of the Lambda runtime API (init done,
 ready for the first event). Prints the median and the worst of RUNS starts per binary.
 
-usage: exec_to_ready.py DIR_OF_LAMBDA_OUTPUT [RUNS]   (DIR/<name>/bootstrap, as cargo lambda builds)
+usage: exec_to_ready.py DIR_OF_LAMBDA_OUTPUT [RUNS [NAME…]]   (DIR/<name>/bootstrap, as cargo lambda builds)
+NAMEs default to the six platform functions; name others (e.g. sdk_floor, functions/bench/sdk_floor.rs)
+to time them in the same run.
 """
 import base64, http.server, os, statistics, subprocess, sys, threading, time
 
@@ -66,7 +68,7 @@ def main():
     env = environment(server.server_address[1])
     print("| function | exec to ready, median | worst | runs |")
     print("| --- | --- | --- | --- |")
-    for name in NAMES:
+    for name in sys.argv[3:] or NAMES:
         times = [once(os.path.join(out, name, "bootstrap"), env) for _ in range(runs)]
         print(f"| {name} | {statistics.median(times):.1f} ms | {max(times):.1f} ms | {runs} |")
 

@@ -40,10 +40,19 @@ use plinth_registry::reach::Reaches;
 use plinth_registry::reach::lambda::LambdaReach;
 use plinth_registry::store::dynamodb::DynamoStore;
 use plinth_registry::{App, Identity, Ports, Settings};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::platform_secrets::{PlatformSecrets, decode_context_key};
 
-/// What a function needs beyond the store and the bus.
+/// Which secrets a function reads beyond the store and the bus.
+///
+/// What a function *links* is not a flag here: a flag is read at run time, so the code
+/// behind it is in every binary. Calling modules (the Lambda client) and deploying them
+/// (the installer's clients) are chosen by the constructor a binary calls —
+/// [`app_from_env`], [`module_calling_app_from_env`] or [`installer_app_from_env`] — so that
+/// only the binaries that call it contain it (BENCHMARKS.md, Lambda functions).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Needs {
     /// Verifies users' tokens (`PLINTH_JWT_*`).
@@ -51,16 +60,16 @@ pub struct Needs {
     /// Signs tenant contexts or serves their public key (`PLINTH_CONTEXT_KEY_ARN` or
     /// `PLINTH_CONTEXT_KEY`).
     pub context_key: bool,
-    /// Calls modules' hooks or health checks: Lambda modules through `Invoke`.
-    pub calls_modules: bool,
 }
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// The platform this function runs on, from its environment. Module resources are refused:
-/// only the installer's role may create them ([`installer_app_from_env`]).
+/// The platform this function runs on, from its environment, for a function that calls no
+/// module (modules are reached over HTTP only, and a `lambda:` instance is refused). Module
+/// resources are refused: only the installer's role may create them
+/// ([`installer_app_from_env`]).
 ///
 /// # Errors
 /// A message naming the variable that is missing or malformed.
@@ -68,15 +77,24 @@ pub async fn app_from_env(needs: Needs) -> Result<App> {
     app_with(needs, |_, _, _, ports| Ok(ports)).await
 }
 
-/// The installer's platform: [`app_from_env`] with the AWS deployers, tables and the bus's
-/// subscriptions. Only the installer binary calls this, so only its binary links the ECS,
-/// Lambda, API Gateway and SQS clients.
+/// [`app_from_env`] for a function that calls modules' hooks or health checks: Lambda
+/// modules through `Invoke`. Only the binaries that call this link the Lambda client.
+///
+/// # Errors
+/// As [`app_from_env`].
+pub async fn module_calling_app_from_env(needs: Needs) -> Result<App> {
+    app_with(needs, |sdk, _, _, ports| Ok(reaching_modules(sdk, ports))).await
+}
+
+/// The installer's platform: [`module_calling_app_from_env`] with the AWS deployers, tables
+/// and the bus's subscriptions. Only the installer binary calls this, so only its binary
+/// links the ECS, IAM, Application Auto Scaling, API Gateway and SQS clients.
 ///
 /// # Errors
 /// As [`app_from_env`], and for a malformed deployer variable.
 pub async fn installer_app_from_env(needs: Needs) -> Result<App> {
     app_with(needs, |sdk, bus, bus_name, ports| {
-        Ok(ports
+        Ok(reaching_modules(sdk, ports)
             .with_deployer(backend_deployer(sdk, bus_name)?)
             .with_tables(Arc::new(DynamoTables::new(sdk)))
             .with_subscriptions(bus.clone()))
@@ -84,9 +102,19 @@ pub async fn installer_app_from_env(needs: Needs) -> Result<App> {
     .await
 }
 
+/// Lambda modules reached through `Invoke`, besides HTTP.
+fn reaching_modules(sdk: &aws_config::SdkConfig, ports: Ports) -> Ports {
+    ports.with_reach(Arc::new(Reaches::with_lambda(Arc::new(LambdaReach::new(
+        sdk,
+    )))))
+}
+
+/// The platform over the store, the bus and the platform's secrets; `wiring` adds what the
+/// function's binary links beyond them. A closure, not a flag, so that a binary that does not
+/// pass one does not contain it.
 async fn app_with(
     needs: Needs,
-    installing: impl FnOnce(&aws_config::SdkConfig, &Arc<EventBridgeBus>, &str, Ports) -> Result<Ports>,
+    wiring: impl FnOnce(&aws_config::SdkConfig, &Arc<EventBridgeBus>, &str, Ports) -> Result<Ports>,
 ) -> Result<App> {
     let sdk = aws::config_from_env().await;
     let table =
@@ -100,14 +128,7 @@ async fn app_with(
         Arc::new(BusInstallQueue(bus.clone())),
     )
     .with_module_keys(Arc::new(SecretsManagerKeys::new(&sdk)));
-    let ports = if needs.calls_modules {
-        ports.with_reach(Arc::new(Reaches::with_lambda(Arc::new(LambdaReach::new(
-            &sdk,
-        )))))
-    } else {
-        ports
-    };
-    let ports = installing(&sdk, &bus, &bus_name, ports)?;
+    let ports = wiring(&sdk, &bus, &bus_name, ports)?;
     let settings = Settings {
         public_url: env("PLINTH_URL").unwrap_or_default(),
         event_bus: Some(bus_name),
@@ -214,7 +235,109 @@ async fn context_signer(needed: bool, secrets: &PlatformSecrets) -> Result<Conte
     decode_context_key(&encoded).context("PLINTH_CONTEXT_KEY")
 }
 
-/// JSON logs for CloudWatch, at `RUST_LOG` or `AWS_LAMBDA_LOG_LEVEL` (info by default).
+/// Logs for CloudWatch as `lambda_runtime`'s default subscriber writes them: JSON when
+/// `AWS_LAMBDA_LOG_FORMAT` is `JSON` (Lambda's advanced logging controls), text otherwise, at
+/// the level [`log_filter`] reads. Filtered by target ([`Targets`]) rather than by
+/// `EnvFilter`, whose span and field directives link a regex engine into every binary
+/// (BENCHMARKS.md, Lambda functions).
 pub fn init_logging() {
-    lambda_runtime::tracing::init_default_subscriber();
+    let filter = log_filter(
+        std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
+        std::env::var("RUST_LOG").ok().as_deref(),
+    );
+    let logs = tracing_subscriber::fmt()
+        .with_target(false)
+        .without_time()
+        .with_writer(std::io::stdout);
+    if std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        logs.json().finish().with(filter).init();
+    } else {
+        logs.finish().with(filter).init();
+    }
+}
+
+/// What is logged: `RUST_LOG`'s `target=level` and level directives when it has any that
+/// parse (one that does not is skipped, saying so); otherwise everything at
+/// `AWS_LAMBDA_LOG_LEVEL`, else at `RUST_LOG` as one level, else at info — as
+/// `lambda_runtime`'s `EnvFilter` reads them.
+#[must_use]
+pub fn log_filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> Targets {
+    let directives: Vec<Targets> = rust_log
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|directive| !directive.is_empty())
+        .filter_map(|directive| match directive.parse::<Targets>() {
+            Ok(parsed) => Some(parsed),
+            Err(e) => {
+                eprintln!("ignoring `{directive}` in RUST_LOG: {e}");
+                None
+            }
+        })
+        .collect();
+    if directives.is_empty() {
+        let level = lambda_level
+            .or(rust_log)
+            .and_then(|level| level.trim().parse::<LevelFilter>().ok())
+            .unwrap_or(LevelFilter::INFO);
+        return Targets::new().with_default(level);
+    }
+    directives.into_iter().fold(Targets::new(), |all, one| {
+        let all = match one.default_level() {
+            Some(level) => all.with_default(level),
+            None => all,
+        };
+        all.with_targets(one)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::log_filter;
+
+    #[test]
+    fn logs_are_at_info_unless_a_level_is_set() {
+        let filter = log_filter(None, None);
+        assert!(filter.would_enable("plinth_registry::gateway", &Level::INFO));
+        assert!(!filter.would_enable("plinth_registry::gateway", &Level::DEBUG));
+    }
+
+    #[test]
+    fn lambda_s_log_level_sets_the_level_of_every_target() {
+        let filter = log_filter(Some("DEBUG"), None);
+        assert!(filter.would_enable("aws_smithy_runtime", &Level::DEBUG));
+        assert!(!filter.would_enable("aws_smithy_runtime", &Level::TRACE));
+        // RUST_LOG as a bare level, when Lambda's is unset.
+        assert!(log_filter(None, Some("warn")).would_enable("any", &Level::WARN));
+        assert!(!log_filter(None, Some("warn")).would_enable("any", &Level::INFO));
+    }
+
+    #[test]
+    fn rust_log_directives_filter_by_target_and_override_lambda_s_level() {
+        let filter = log_filter(
+            Some("ERROR"),
+            Some("plinth_registry=debug, aws_config=warn"),
+        );
+        assert!(filter.would_enable("plinth_registry::install::saga", &Level::DEBUG));
+        assert!(filter.would_enable("aws_config", &Level::WARN));
+        assert!(!filter.would_enable("aws_config", &Level::INFO));
+        // As EnvFilter: directives that name targets leave every other target off.
+        assert!(!filter.would_enable("hyper", &Level::ERROR));
+        let with_default = log_filter(None, Some("info,plinth_registry=trace"));
+        assert!(with_default.would_enable("hyper", &Level::INFO));
+        assert!(with_default.would_enable("plinth_registry", &Level::TRACE));
+    }
+
+    #[test]
+    fn a_rust_log_directive_that_does_not_parse_is_skipped() {
+        let filter = log_filter(None, Some("plinth_registry=loud,aws_config=debug"));
+        assert!(filter.would_enable("aws_config", &Level::DEBUG));
+        assert!(!filter.would_enable("plinth_registry", &Level::ERROR));
+        // None parses: the level falls back to info.
+        let filter = log_filter(None, Some("[span{field=1}]=nonsense"));
+        assert!(filter.would_enable("plinth_registry", &Level::INFO));
+        assert!(!filter.would_enable("plinth_registry", &Level::DEBUG));
+    }
 }

@@ -12,7 +12,6 @@ async fn main() -> Result<(), LambdaError> {
     let needs = Needs {
         tokens: true,
         context_key: true,
-        ..Needs::default()
     };
     let app = app_from_env(needs).await?;
     lambda_runtime::run(service_fn(

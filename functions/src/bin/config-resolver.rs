@@ -13,7 +13,6 @@ async fn main() -> Result<(), LambdaError> {
     let needs = Needs {
         tokens: true,
         context_key: false,
-        ..Needs::default()
     };
     let app = app_from_env(needs).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {

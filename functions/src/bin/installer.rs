@@ -11,11 +11,7 @@ use serde_json::Value;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), LambdaError> {
     init_logging();
-    let app = installer_app_from_env(Needs {
-        calls_modules: true,
-        ..Needs::default()
-    })
-    .await?;
+    let app = installer_app_from_env(Needs::default()).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<EventBridgeEvent<Value>>| {
         let app = app.clone();
         async move { dispatch(&app, event.payload).await.map_err(lambda_error) }

@@ -1,7 +1,7 @@
 //! The app API (`/api/v1/modules…`, `/tenants…`, `/rbac…`, `/health`, JWKS) behind API
 //! Gateway: the registry's own router, served by `lambda_http`.
 
-use plinth_functions::wiring::{Needs, app_from_env, init_logging};
+use plinth_functions::wiring::{Needs, init_logging, module_calling_app_from_env};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -9,8 +9,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let needs = Needs {
         tokens: true,
         context_key: true,
-        calls_modules: true,
     };
-    let app = app_from_env(needs).await?;
+    let app = module_calling_app_from_env(needs).await?;
     lambda_http::run(app.api()).await
 }

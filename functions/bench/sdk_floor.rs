@@ -1,0 +1,26 @@
+//! The smallest Lambda function that calls AWS through the SDK as the platform's functions
+//! do (`default-https-client`: hyper, h2, rustls on aws-lc; the default credential chain):
+//! one `GetSecretValue` per event. The floor under any function's zip (BENCHMARKS.md, Lambda
+//! functions). Not a platform function: to size it, copy it to `functions/src/bin/` and build
+//! it as the others (`cargo lambda build --profile lambda … --bin sdk_floor`).
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::{Value, json};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        let secrets = secrets.clone();
+        async move {
+            let id = event.payload["secret"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let read = secrets.get_secret_value().secret_id(id).send().await?;
+            Ok::<Value, Error>(json!({"length": read.secret_string().map_or(0, str::len)}))
+        }
+    }))
+    .await
+}

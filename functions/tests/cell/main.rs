@@ -15,6 +15,8 @@ mod lambda_emulator;
 
 mod api_gateway;
 mod bus_to_lambda;
+mod crash;
+mod dynamo_tap;
 mod lambda_front;
 mod platform;
 
@@ -116,8 +118,13 @@ impl Users {
     }
 }
 
+/// The cells of this file's tests install the same module on the same emulator: one at a
+/// time.
+static ONE_CELL_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_platform_runs_as_lambda_runs_it() {
+    let _one = ONE_CELL_AT_A_TIME.lock().await;
     let started = std::time::Instant::now();
     let Some(cell) = Cell::start("the_platform_runs_as_lambda_runs_it").await else {
         return;

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::api_gateway::serve_platform_routes;
 use crate::bus_to_lambda::{BusToLambda, Rule};
+use crate::dynamo_tap::DynamoTap;
 use crate::lambda_emulator::{Function, LambdaEmulator, cargo_lambda, workspace_binary};
 use crate::lambda_front::{LambdaFront, ModuleFunction};
 
@@ -44,6 +45,9 @@ pub struct Invoked {
 pub struct Invoker {
     endpoint: String,
     http: reqwest::Client,
+    /// Names of functions whose process was killed: an invocation in flight then fails at
+    /// once, as Lambda fails one whose runtime exits.
+    killed: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Invoker {
@@ -51,7 +55,30 @@ impl Invoker {
     /// does not answer.
     pub async fn invoke(&self, name: &str, payload: &Value) -> Result<Invoked, reqwest::Error> {
         let url = format!("{}/2015-03-31/functions/{name}/invocations", self.endpoint);
-        let response = self.http.post(&url).json(payload).send().await?;
+        let mut killed = self.killed.subscribe();
+        let sent = self.http.post(&url).json(payload).send();
+        let killed = async move {
+            loop {
+                match killed.recv().await {
+                    Ok(function) if function == name => return,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        std::future::pending::<()>().await;
+                    }
+                    _ => {}
+                }
+            }
+        };
+        let response = tokio::select! {
+            response = sent => response?,
+            () = killed => return Ok(Invoked {
+                status: 200,
+                function_error: Some("Unhandled".into()),
+                payload: serde_json::json!({
+                    "errorType": "Runtime.ExitError",
+                    "errorMessage": "Runtime exited with error: signal: killed"
+                }),
+            }),
+        };
         let status = response.status().as_u16();
         let function_error = response
             .headers()
@@ -81,6 +108,9 @@ pub struct Cell {
     pub front: LambdaFront,
     /// The HTTP API's platform routes over HTTP: the modules' `PLINTH_URL`.
     platform_routes: tokio::task::JoinHandle<()>,
+    /// The installer's DynamoDB endpoint: armed, it kills the installer's process right
+    /// after a saga step is stored, and starts a new one (the crash drill).
+    pub tap: DynamoTap,
     invoker: Invoker,
     lambda: Arc<Mutex<LambdaEmulator>>,
 }
@@ -155,7 +185,15 @@ impl Cell {
                 .local_addr()
                 .expect("the platform routes' address")
         );
+        let tap_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port for the DynamoDB tap");
+        let tap_url = format!(
+            "http://{}",
+            tap_listener.local_addr().expect("the tap's address")
+        );
         let stack = Stack {
+            installer_dynamodb: &tap_url,
             platform_url: &platform_url,
             table: &table,
             bus: &bus,
@@ -164,7 +202,7 @@ impl Cell {
             boundary: &boundary,
             lambda_front: &front_url,
         };
-        let lambda = start_functions(&stack, test).await?;
+        let (lambda, installer_spec) = start_functions(&stack, test).await?;
         let endpoint = lambda.endpoint.clone();
         let lambda = Arc::new(Mutex::new(lambda));
         let modules = vec![ModuleFunction {
@@ -179,17 +217,37 @@ impl Cell {
             aws_env(),
         )
         .await;
+        let (killed, _) = tokio::sync::broadcast::channel(16);
         let invoker = Invoker {
             endpoint,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(120))
                 .build()
                 .expect("an HTTP client"),
+            killed: killed.clone(),
         };
+        let tap = DynamoTap::start(tap_listener);
+        let (emulator, installer_spec) = (Arc::clone(&lambda), installer_spec);
+        tap.on_trigger(move || {
+            let mut emulator = emulator.lock().unwrap_or_else(PoisonError::into_inner);
+            emulator.stop(INSTALLER);
+            let _ = killed.send(INSTALLER.to_owned());
+            let env: Vec<(&str, &str)> = installer_spec
+                .env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            emulator.run(&Function {
+                name: installer_spec.name,
+                binary: &installer_spec.binary,
+                env: &env,
+            });
+        });
         let mut rules = BusToLambda::start(&sdk, &invoker, &template_rules(&stage, &bus)).await;
         let through_the_front = Invoker {
             endpoint: front_url.clone(),
             http: invoker.http.clone(),
+            killed: invoker.killed.clone(),
         };
         rules.follow_module_rules(&sdk, &bus, through_the_front);
         let platform_routes = serve_platform_routes(platform_listener, invoker.clone());
@@ -201,6 +259,7 @@ impl Cell {
             rules,
             front,
             platform_routes,
+            tap,
             invoker,
             lambda,
         })
@@ -324,6 +383,8 @@ fn aws_env() -> Vec<(String, String)> {
 
 /// What the stack gives the functions: the names and ARNs of its resources.
 struct Stack<'a> {
+    /// The installer's `AWS_ENDPOINT_URL_DYNAMODB`: the crash drill's `DynamoTap`.
+    installer_dynamodb: &'a str,
     /// The HTTP API's URL (`PLINTH_URL`), served by the `ApiGateway` shim's platform routes.
     platform_url: &'a str,
     table: &'a str,
@@ -365,7 +426,7 @@ fn function_binary(binary: &str, debug_build: &str) -> PathBuf {
 /// The functions with the environment template.yaml gives each (its `Globals` and its own
 /// `Environment`), plus the emulator's endpoint, credentials and region; each binary as
 /// [`function_binary`] finds it.
-async fn start_functions(stack: &Stack<'_>, test: &str) -> Option<LambdaEmulator> {
+async fn start_functions(stack: &Stack<'_>, test: &str) -> Option<(LambdaEmulator, Spec)> {
     let aws = aws_env();
     let globals = [
         ("PLINTH_TABLE", stack.table),
@@ -387,6 +448,7 @@ async fn start_functions(stack: &Stack<'_>, test: &str) -> Option<LambdaEmulator
         ("PLINTH_LAMBDA_ARCHITECTURE", "x86_64"),
         ("PLINTH_LAMBDA_MAX_CONCURRENCY", "10"),
         ("PLINTH_MODULE_PERMISSIONS_BOUNDARY", stack.boundary),
+        ("AWS_ENDPOINT_URL_DYNAMODB", stack.installer_dynamodb),
     ];
     let env_of = |own: &[&[(&str, &str)]]| -> Vec<(String, String)> {
         aws.iter()
@@ -449,7 +511,12 @@ async fn start_functions(stack: &Stack<'_>, test: &str) -> Option<LambdaEmulator
             env,
         })
         .collect();
-    LambdaEmulator::start_declaring(test, &functions, &[FINANCIAL_FUNCTION]).await
+    let emulator = LambdaEmulator::start_declaring(test, &functions, &[FINANCIAL_FUNCTION]).await?;
+    let installer = specs
+        .into_iter()
+        .find(|spec| spec.name == INSTALLER)
+        .expect("the installer's spec");
+    Some((emulator, installer))
 }
 
 /// One function to start: its name, binary and environment.

@@ -5,6 +5,7 @@
 
 mod demo;
 mod ecr;
+mod reaper;
 mod secrets;
 
 use std::net::SocketAddr;
@@ -191,8 +192,17 @@ pub async fn start(options: &Options) -> Result<Running> {
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let context = secrets::context_key(&options.data_dir)?;
+    let logs = options.data_dir.join("logs");
+    let reaped = reaper::reap(&logs);
+    if !reaped.is_empty() {
+        tracing::warn!(
+            pids = ?reaped,
+            "stopped module backends a previous plinth up on {} left running",
+            options.data_dir.display()
+        );
+    }
     let deployer = Arc::new(
-        ProcessDeployer::new(&options.working_dir, options.data_dir.join("logs"))
+        ProcessDeployer::new(&options.working_dir, logs)
             .with_start_timeout(Duration::from_secs(600)),
     );
     let (queue, worker) = tokio::sync::mpsc::unbounded_channel();
@@ -207,6 +217,9 @@ pub async fn start(options: &Options) -> Result<Running> {
         rate_limit_scale: env("PLINTH_RATE_LIMIT_SCALE")
             .and_then(|s| s.parse::<u32>().ok())
             .unwrap_or(1),
+        // Backends are this process's children and, off AWS, rules live in its bus: an
+        // operation it resumes from a stopped one deploys and subscribes again.
+        redeploy_on_resume: true,
         ..Settings::default()
     };
     let identity = Identity {

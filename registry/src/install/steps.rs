@@ -217,6 +217,16 @@ impl Installer {
         cx: &mut SagaContext,
     ) -> StepResult<String> {
         let mut replacing = None;
+        if inst.operation == Operation::Install {
+            // A first install's key is the module's only one: another is from a run that
+            // stopped between storing a key and recording it, and would stay valid unseen.
+            let module = cx.manifest.name.clone();
+            for record in self.api_keys.list(&module).await? {
+                if inst.api_key_id.as_ref() != Some(&record.id) {
+                    self.api_keys.delete(&record).await?;
+                }
+            }
+        }
         if let Some(old) = inst.api_key_id.as_ref() {
             let module = cx.manifest.name.clone();
             let overlap = if inst.operation == Operation::Install {

@@ -70,6 +70,8 @@ pub struct Running {
     pub addr: SocketAddr,
     pub app: App,
     deployer: Arc<ProcessDeployer>,
+    /// The in-process bus, whose deliveries in flight a stop waits for.
+    local_bus: Option<Arc<LocalBus>>,
     listener: Option<TcpListener>,
     secret: String,
 }
@@ -240,10 +242,15 @@ pub async fn start(options: &Options) -> Result<Running> {
         addr,
         app,
         deployer,
+        local_bus: adapters.local_bus,
         listener: Some(listener),
         secret,
     })
 }
+
+/// How long a stop waits for the local bus's deliveries in flight (within a supervisor's usual
+/// 10 s between SIGTERM and SIGKILL).
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// Gateway threads: `PLINTH_GATEWAY_THREADS`, or one per core.
 fn gateway_threads() -> usize {
@@ -344,6 +351,16 @@ impl Running {
                 Ok(Ok(Err(e))) => tracing::error!(error = %e, "gateway thread failed"),
                 _ => tracing::error!("gateway thread panicked"),
             }
+        }
+        // Events answered 202 live only in this process's bus until delivered: deliver what is
+        // in flight (the gateway takes no more) before the backends stop.
+        if let Some(bus) = &self.local_bus
+            && tokio::time::timeout(DRAIN, bus.idle()).await.is_err()
+        {
+            tracing::warn!(
+                "stopping with event deliveries still in flight after {} s",
+                DRAIN.as_secs()
+            );
         }
         self.deployer.stop_all().await;
         Ok(())

@@ -21,14 +21,16 @@ const TENANT: &str = "shop";
 const COMPANIES: [&str; 2] = ["shop-a", "shop-b"];
 const POST_INSTALL: &str = "_plinth/hooks/post_install";
 const DELIVERED: &str = "_plinth/events/pinged";
-/// How long the bursts run before the stop.
+/// How long the bursts run before the stop (longer on the emulator, which is slower).
 const BURST: Duration = Duration::from_millis(1500);
+const BURST_ON_AWS: Duration = Duration::from_secs(4);
 /// How long `plinth up` has to stop on SIGTERM before it is killed: enough to stop, or so
 /// short that SIGKILL lands in the middle of its stopping.
 const GRACE: Duration = Duration::from_secs(5);
 const NO_GRACE: Duration = Duration::from_millis(30);
 
-/// What one writer had answered: the last value acknowledged and the last one sent.
+/// What one writer had answered: the last value acknowledged and the last one sent (the one
+/// in flight at the stop, if it got no answer).
 #[derive(Debug, Default, Clone, Copy)]
 struct Written {
     acknowledged: Option<u64>,
@@ -36,7 +38,8 @@ struct Written {
     count: u64,
 }
 
-/// Writes `{field: 1, 2, …}` to `path` one after the other until `stop`.
+/// Writes `{field: 1, 2, …}` to `path` one after the other until `stop` or the first write
+/// that gets no answer.
 async fn rollout(api: Api, path: String, field: &'static str, stop: Arc<AtomicBool>) -> Written {
     let mut written = Written::default();
     let mut n = 0;
@@ -49,13 +52,14 @@ async fn rollout(api: Api, path: String, field: &'static str, stop: Arc<AtomicBo
             written.acknowledged = Some(n);
             written.count += 1;
         } else if status == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            break; // no answer: the platform is stopping, and this write may or may not land
         }
     }
     written
 }
 
-/// Publishes `module`'s events one after the other until `stop`; the numbers answered 202.
+/// Publishes `module`'s events one after the other until `stop` or the first that gets no
+/// answer; the numbers answered 202.
 async fn burst(api: Api, key: String, module: String, stop: Arc<AtomicBool>) -> Vec<usize> {
     let mut acknowledged = Vec::new();
     let mut n = 0;
@@ -63,7 +67,7 @@ async fn burst(api: Api, key: String, module: String, stop: Arc<AtomicBool>) -> 
         n += 1;
         match api.publish(&key, &module, TENANT, n).await.0 {
             202 => acknowledged.push(n),
-            0 => tokio::time::sleep(Duration::from_millis(20)).await,
+            0 => break,
             _ => {}
         }
     }
@@ -168,7 +172,7 @@ async fn stop_mid_work(aws: bool, grace: Duration) {
     }
     let key = control.key_of(&settled);
     let publisher = tokio::spawn(burst(api.clone(), key, settled.clone(), stop.clone()));
-    tokio::time::sleep(BURST).await;
+    tokio::time::sleep(if aws { BURST_ON_AWS } else { BURST }).await;
     let first = platform.pid();
     let backends = control.pids();
     let stopped_itself = platform.terminate(grace).await;
@@ -237,7 +241,11 @@ async fn stop_mid_work(aws: bool, grace: Duration) {
         .copied()
         .filter(|n| !delivered.contains(n))
         .collect();
-    if !lost.is_empty() {
+    // Off AWS the bus is this process's memory: SIGTERM delivers what is in flight, but a
+    // SIGKILL in the middle of stopping loses an event answered 202 and not yet delivered
+    // (RELIABILITY.md says so). EventBridge has it once it answered.
+    let bus_in_memory = !aws && grace != GRACE;
+    if !lost.is_empty() && !bus_in_memory {
         report(format!(
             "{} of {} acknowledged events never delivered: {lost:?}",
             lost.len(),
@@ -260,7 +268,7 @@ async fn stop_mid_work(aws: bool, grace: Duration) {
         .await;
     }
     eprintln!(
-        "stop drill {tag}: SIGTERM {}; configuration writes acknowledged {:?}, verified {verified} of 3 writers' last; events acknowledged {}, delivered {}; backends left by the stop {left_after_stop:?}",
+        "stop drill {tag}: SIGTERM {}; configuration writes acknowledged {:?}, verified {verified} of 3 writers' last; events acknowledged {}, delivered {} (lost: {lost:?}); backends left by the stop {left_after_stop:?}",
         if stopped_itself {
             "stopped it"
         } else {
@@ -288,7 +296,7 @@ async fn stop_mid_work(aws: bool, grace: Duration) {
         );
     }
     assert!(
-        published.len() > 10 && written.iter().all(|w| w.count > 5),
+        published.len() >= 5 && written.iter().all(|w| w.count >= 3),
         "the bursts ran: {published:?} {written:?}"
     );
 }

@@ -20,6 +20,15 @@ pub const BACKEND_TEST: &str = "module_backend_process";
 /// Where the backend finds the control server.
 pub const CONTROL_ENV: &str = "PLINTH_DRILL_CONTROL";
 
+/// The `plinth` binary the drills run: this build's, or `PLINTH_DRILL_BIN` (a copy of it, when
+/// a target folder shared with other builds may be rebuilt while the drill runs).
+fn plinth_bin() -> PathBuf {
+    std::env::var_os("PLINTH_DRILL_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_plinth")),
+        PathBuf::from,
+    )
+}
+
 /// How long anything the drill waits for may take.
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -68,7 +77,7 @@ impl Platform {
             .append(true)
             .open(self.log())
             .expect("the platform's log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_plinth"));
+        let mut command = Command::new(plinth_bin());
         command
             .args(["up", "--port", &self.port.to_string(), "--data-dir"])
             .arg(&self.data)
@@ -146,7 +155,7 @@ impl Platform {
 
     /// A platform admin's token, from `plinth token` (which finds the data directory's secret).
     pub fn admin_token(&self) -> String {
-        let output = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        let output = Command::new(plinth_bin())
             .args(["token", "--roles", "platform:admin", "--data-dir"])
             .arg(&self.data)
             .env_remove("PLINTH_TOKEN")

@@ -275,6 +275,7 @@ async fn spawn_workers(
         listen(app, bus);
     }
     let installer = &app.plane.installer;
+    claim_unfinished(app).await;
     let restored = installer
         .restore_installed()
         .await
@@ -286,6 +287,32 @@ async fn spawn_workers(
     tokio::spawn(Arc::clone(installer).run_worker(worker));
     tokio::spawn(Arc::clone(&app.plane.instances).run_health_checker(Duration::from_secs(10)));
     Ok(())
+}
+
+/// Claims each operation the previous process left unfinished with a conditional write of its
+/// own, before anything reads what is installed. A write that process sent just before it died
+/// can still land (a DynamoDB request in flight outlives its sender): it then fails its
+/// condition, or — landing first — is seen here, and the module it finished is restored like
+/// every installed one rather than left without its backend.
+async fn claim_unfinished(app: &App) {
+    let plane = &app.plane;
+    let Ok(unfinished) = plane.installations.unfinished().await else {
+        return; // the worker lists them again, and says why it cannot
+    };
+    let caller = demo::platform_caller("plinth-up");
+    for module in unfinished {
+        for _ in 0..3 {
+            match plane.installer.retry(&caller, &module).await {
+                // Moved meanwhile: look again (it may be finished now, or still running).
+                Err(plinth_registry::Error::Conflict(_)) => {}
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(module = %module, error = %e.chain(), "cannot claim the unfinished operation");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// Hands the local bus's events to the control plane's caches.

@@ -122,6 +122,9 @@ pub struct Settings {
     pub rate_limit_scale: u32,
     /// When the installer's sweep counts an operation as stuck (`install::SweepPolicy`).
     pub sweep: SweepPolicy,
+    /// `install::InstallSettings::redeploy_on_resume`: `plinth up`, whose backends and rules
+    /// end with its process.
+    pub redeploy_on_resume: bool,
 }
 
 impl Default for Settings {
@@ -131,6 +134,7 @@ impl Default for Settings {
             event_bus: None,
             rate_limit_scale: 1,
             sweep: SweepPolicy::default(),
+            redeploy_on_resume: false,
         }
     }
 }
@@ -245,6 +249,7 @@ impl ControlPlane {
                 public_url: settings.public_url.clone(),
                 event_bus: settings.event_bus.clone(),
                 sweep: settings.sweep,
+                redeploy_on_resume: settings.redeploy_on_resume,
             },
             step_observer,
         ));

@@ -26,8 +26,13 @@ pub struct DemoReport {
 }
 
 fn operator() -> Caller {
+    platform_caller("plinth-demo")
+}
+
+/// The platform acting on itself, as a platform admin named `id` (a valid user id).
+pub(super) fn platform_caller(id: &str) -> Caller {
     Caller::User(User {
-        id: UserId::parse("plinth-demo").unwrap_or_else(|_| unreachable!("a valid literal")),
+        id: UserId::parse(id).unwrap_or_else(|_| unreachable!("a valid literal")),
         tenant: None,
         company: None,
         roles: BTreeSet::from([PlatformRole::PlatformAdmin]),

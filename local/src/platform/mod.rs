@@ -5,6 +5,7 @@
 
 mod demo;
 mod ecr;
+mod reaper;
 mod secrets;
 
 use std::net::SocketAddr;
@@ -69,6 +70,8 @@ pub struct Running {
     pub addr: SocketAddr,
     pub app: App,
     deployer: Arc<ProcessDeployer>,
+    /// The in-process bus, whose deliveries in flight a stop waits for.
+    local_bus: Option<Arc<LocalBus>>,
     listener: Option<TcpListener>,
     secret: String,
 }
@@ -191,8 +194,17 @@ pub async fn start(options: &Options) -> Result<Running> {
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let context = secrets::context_key(&options.data_dir)?;
+    let logs = options.data_dir.join("logs");
+    let reaped = reaper::reap(&logs);
+    if !reaped.is_empty() {
+        tracing::warn!(
+            pids = ?reaped,
+            "stopped module backends a previous plinth up on {} left running",
+            options.data_dir.display()
+        );
+    }
     let deployer = Arc::new(
-        ProcessDeployer::new(&options.working_dir, options.data_dir.join("logs"))
+        ProcessDeployer::new(&options.working_dir, logs)
             .with_start_timeout(Duration::from_secs(600)),
     );
     let (queue, worker) = tokio::sync::mpsc::unbounded_channel();
@@ -207,6 +219,9 @@ pub async fn start(options: &Options) -> Result<Running> {
         rate_limit_scale: env("PLINTH_RATE_LIMIT_SCALE")
             .and_then(|s| s.parse::<u32>().ok())
             .unwrap_or(1),
+        // Backends are this process's children and, off AWS, rules live in its bus: an
+        // operation it resumes from a stopped one deploys and subscribes again.
+        redeploy_on_resume: true,
         ..Settings::default()
     };
     let identity = Identity {
@@ -227,10 +242,15 @@ pub async fn start(options: &Options) -> Result<Running> {
         addr,
         app,
         deployer,
+        local_bus: adapters.local_bus,
         listener: Some(listener),
         secret,
     })
 }
+
+/// How long a stop waits for the local bus's deliveries in flight (within a supervisor's usual
+/// 10 s between SIGTERM and SIGKILL).
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// Gateway threads: `PLINTH_GATEWAY_THREADS`, or one per core.
 fn gateway_threads() -> usize {
@@ -255,6 +275,7 @@ async fn spawn_workers(
         listen(app, bus);
     }
     let installer = &app.plane.installer;
+    claim_unfinished(app).await;
     let restored = installer
         .restore_installed()
         .await
@@ -266,6 +287,32 @@ async fn spawn_workers(
     tokio::spawn(Arc::clone(installer).run_worker(worker));
     tokio::spawn(Arc::clone(&app.plane.instances).run_health_checker(Duration::from_secs(10)));
     Ok(())
+}
+
+/// Claims each operation the previous process left unfinished with a conditional write of its
+/// own, before anything reads what is installed. A write that process sent just before it died
+/// can still land (a DynamoDB request in flight outlives its sender): it then fails its
+/// condition, or — landing first — is seen here, and the module it finished is restored like
+/// every installed one rather than left without its backend.
+async fn claim_unfinished(app: &App) {
+    let plane = &app.plane;
+    let Ok(unfinished) = plane.installations.unfinished().await else {
+        return; // the worker lists them again, and says why it cannot
+    };
+    let caller = demo::platform_caller("plinth-up");
+    for module in unfinished {
+        for _ in 0..3 {
+            match plane.installer.retry(&caller, &module).await {
+                // Moved meanwhile: look again (it may be finished now, or still running).
+                Err(plinth_registry::Error::Conflict(_)) => {}
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(module = %module, error = %e.chain(), "cannot claim the unfinished operation");
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// Hands the local bus's events to the control plane's caches.
@@ -331,6 +378,16 @@ impl Running {
                 Ok(Ok(Err(e))) => tracing::error!(error = %e, "gateway thread failed"),
                 _ => tracing::error!("gateway thread panicked"),
             }
+        }
+        // Events answered 202 live only in this process's bus until delivered: deliver what is
+        // in flight (the gateway takes no more) before the backends stop.
+        if let Some(bus) = &self.local_bus
+            && tokio::time::timeout(DRAIN, bus.idle()).await.is_err()
+        {
+            tracing::warn!(
+                "stopping with event deliveries still in flight after {} s",
+                DRAIN.as_secs()
+            );
         }
         self.deployer.stop_all().await;
         Ok(())

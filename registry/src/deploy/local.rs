@@ -1,5 +1,9 @@
 //! One machine's deployer: an external URL as given, or the manifest's `dev_command` run as
 //! a child process (`sh -c`) on a free port, with its output in `{log_dir}/{module}.log`.
+//!
+//! Each backend leads a process group of its own, and is stopped as a group: a `dev_command`
+//! such as `cargo run` or `npm start` runs the server as a grandchild, which killing the shell
+//! alone would leave running.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -55,7 +59,7 @@ impl ProcessDeployer {
     pub async fn stop_all(&self) {
         let mut running = self.running.lock().await;
         for (_, mut process) in running.drain() {
-            let _ = process.child.kill().await;
+            stop(&mut process.child).await;
         }
     }
 
@@ -81,11 +85,12 @@ impl ProcessDeployer {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err_log)
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| DeployError(format!("cannot run `{command}`: {e}")))?;
         if let Err(e) = self.wait_healthy(&mut child, &health_url).await {
-            let _ = child.kill().await;
+            stop(&mut child).await;
             let tail = log_tail(&log_path);
             return Err(DeployError(format!(
                 "{e}; last output ({}):\n{tail}",
@@ -129,6 +134,19 @@ impl ProcessDeployer {
             self.start_timeout.as_secs()
         )))
     }
+}
+
+/// Kills the backend's process group (it leads one: its pid is the group's id), then the
+/// child itself, which also reaps it.
+async fn stop(child: &mut Child) {
+    if let Some(group) = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    }
+    let _ = child.kill().await;
 }
 
 fn health_path(manifest: &Manifest) -> String {
@@ -183,7 +201,7 @@ impl Deployer for ProcessDeployer {
         let started = self.start(spec, command).await?;
         let deployment = started.deployment.clone();
         if let Some(mut previous) = running.insert(name, started) {
-            let _ = previous.child.kill().await;
+            stop(&mut previous.child).await;
         }
         Ok(deployment)
     }
@@ -200,7 +218,7 @@ impl Deployer for ProcessDeployer {
             .is_some_and(|r| r.deployment.endpoint == deployment.endpoint)
             && let Some(mut process) = running.remove(&name)
         {
-            let _ = process.child.kill().await;
+            stop(&mut process.child).await;
         }
         Ok(())
     }

@@ -66,6 +66,9 @@ pub struct InstallSettings {
     pub event_bus: Option<String>,
     /// When a pending or running operation counts as stuck, and how often it is re-requested.
     pub sweep: SweepPolicy,
+    /// A run that resumes one stopped mid-way deploys and subscribes again: set where
+    /// backends are the worker's child processes and rules live in its bus (`plinth up`).
+    pub redeploy_on_resume: bool,
 }
 
 /// Installs, upgrades, rolls back and uninstalls modules, each as a resumable saga.

@@ -79,6 +79,24 @@ impl Run<'_> {
     }
 }
 
+/// A run found running was stopped mid-way with its worker; where the backend was that
+/// worker's child process and the event rules lived in its bus (`plinth up`), both ended with
+/// it: deploy and subscribe again (each step is idempotent) rather than go on with a backend
+/// that no longer runs.
+fn redo_worker_bound_steps(installation: &mut Installation) {
+    if installation.operation == Operation::Uninstall {
+        return;
+    }
+    for state in &mut installation.steps {
+        if matches!(state.step, Step::Deploy | Step::CreateEventRules)
+            && state.status == StepStatus::Done
+        {
+            state.status = StepStatus::Pending;
+            state.detail = Some("again: the worker that did it stopped".into());
+        }
+    }
+}
+
 impl Installer {
     /// Runs (or resumes) the pending operation of `module`; does nothing when none is pending.
     /// Why a run stopped short is noted on the installation (unless another worker moved it
@@ -101,12 +119,16 @@ impl Installer {
             return Ok(());
         }
         let mut context = self.saga_context(&installation).await?;
+        let resumed = installation.status == Status::Running;
         let mut run = Run {
             installer: self,
             installation,
             stored,
         };
         run.installation.status = Status::Running;
+        if resumed && self.settings.redeploy_on_resume {
+            redo_worker_bound_steps(&mut run.installation);
+        }
         run.save(Vec::new()).await?;
         for index in 0..run.installation.steps.len() {
             if run.installation.steps[index].status == StepStatus::Done {

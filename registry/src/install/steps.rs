@@ -217,6 +217,26 @@ impl Installer {
         cx: &mut SagaContext,
     ) -> StepResult<String> {
         let mut replacing = None;
+        if inst.operation == Operation::Install {
+            // A key of the module created since this install began and not the one it
+            // recorded is from a run that stopped between storing a key and recording it: it
+            // would stay valid, unseen. (Keys an operator issued before are left alone.)
+            let began = inst
+                .steps
+                .first()
+                .and_then(|s| s.at.as_deref())
+                .and_then(parse_time);
+            let module = cx.manifest.name.clone();
+            for record in self.api_keys.list(&module).await? {
+                let stray = inst.api_key_id.as_ref() != Some(&record.id)
+                    && began.is_some_and(|began| {
+                        parse_time(&record.created_at).is_some_and(|at| at >= began)
+                    });
+                if stray {
+                    self.api_keys.delete(&record).await?;
+                }
+            }
+        }
         if let Some(old) = inst.api_key_id.as_ref() {
             let module = cx.manifest.name.clone();
             let overlap = if inst.operation == Operation::Install {
@@ -309,6 +329,10 @@ impl Installer {
             ))),
         }
     }
+}
+
+fn parse_time(text: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
 }
 
 fn deployment_of(inst: &Installation) -> StepResult<Deployment> {

@@ -135,25 +135,7 @@ impl Stand {
     async fn for_rule(sdk: &SdkConfig, rule: &Rule) -> Self {
         let sqs = aws_sdk_sqs::Client::new(sdk);
         let events = aws_sdk_eventbridge::Client::new(sdk);
-        let queue = format!("bus-to-lambda-{}", rule.name);
-        let url = sqs
-            .create_queue()
-            .queue_name(&queue)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("create queue {queue}: {}", DisplayErrorContext(e)))
-            .queue_url()
-            .unwrap_or_default()
-            .to_owned();
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .ok()
-            .and_then(|a| a.attributes()?.get(&QueueAttributeName::QueueArn).cloned())
-            .unwrap_or_else(|| panic!("the ARN of queue {queue}"));
+        let (url, arn) = stand_queue(&sqs, &format!("bus-to-lambda-{}", rule.name)).await;
         let put = events
             .put_rule()
             .name(&rule.name)
@@ -203,25 +185,7 @@ impl Stand {
         function: &str,
     ) -> Self {
         let sqs = aws_sdk_sqs::Client::new(sdk);
-        let queue = format!("bus-to-lambda-{rule}");
-        let url = sqs
-            .create_queue()
-            .queue_name(&queue)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("create queue {queue}: {}", DisplayErrorContext(e)))
-            .queue_url()
-            .unwrap_or_default()
-            .to_owned();
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .ok()
-            .and_then(|a| a.attributes()?.get(&QueueAttributeName::QueueArn).cloned())
-            .unwrap_or_else(|| panic!("the ARN of queue {queue}"));
+        let (url, arn) = stand_queue(&sqs, &format!("bus-to-lambda-{rule}")).await;
         let account = arn.split(':').nth(4).unwrap_or_default().to_owned();
         let target = Target::builder().id(id).arn(arn).build().expect("a target");
         let _ = aws_sdk_eventbridge::Client::new(sdk)
@@ -238,6 +202,29 @@ impl Stand {
             function: function.to_owned(),
         }
     }
+}
+
+/// Creates the queue `name` standing in for a rule's function; gives back its URL and ARN.
+async fn stand_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> (String, String) {
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create queue {name}: {}", DisplayErrorContext(e)))
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .ok()
+        .and_then(|a| a.attributes()?.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap_or_else(|| panic!("the ARN of queue {name}"));
+    (url, arn)
 }
 
 /// Receives from the rule's queue and invokes its function with each event, for as long as

@@ -5,13 +5,13 @@
 //! the new process resumes the saga. Each time the module must end installed exactly once —
 //! one function, one API key, one instance, its rules and tables — and uninstall to nothing.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::api_gateway::{ApiGateway, Request};
 use super::platform::{Cell, FINANCIAL_FUNCTION};
 use super::{
-    Users, expect, function_tags, installation_reaches, module_rules, module_tables,
-    publish_the_first_version,
+    Users, expect, function_tags, install_financial, installation_reaches, module_rules,
+    module_tables, publish_the_first_version,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,15 +29,7 @@ async fn the_installer_killed_after_each_stored_step_is_resumed_to_one_install()
     for n in 1..=40 {
         let fired = cell.tap.fired();
         cell.tap.arm(n);
-        let requested = api
-            .send(
-                Request::new("POST", "/api/v1/modules/financial/install")
-                    .bearer(&users.operator)
-                    .json(json!({"version": "1.2.0"})),
-            )
-            .await;
-        expect(&requested, 202, "install financial");
-        let installed = installation_reaches(&api, &users, "financial", "installed").await;
+        let installed = install_financial(&api, &users).await;
         cell.tap.disarm();
         let crashed = cell.tap.fired() > fired;
         let at = if crashed {

@@ -92,6 +92,20 @@ async fn installation_reaches(
     }
 }
 
+/// Asks the registry API to install financial 1.2.0 and waits until the installer function
+/// (on the bus's event) has it installed.
+async fn install_financial(api: &ApiGateway<'_>, users: &Users) -> Value {
+    let requested = api
+        .send(
+            Request::new("POST", "/api/v1/modules/financial/install")
+                .bearer(&users.operator)
+                .json(json!({"version": "1.2.0"})),
+        )
+        .await;
+    expect(&requested, 202, "install financial");
+    installation_reaches(api, users, "financial", "installed").await
+}
+
 /// Runs one step of the scenario and says how long it took (`--nocapture` shows it).
 async fn timed(step: &str, run: impl std::future::Future<Output = ()>) {
     let started = Instant::now();
@@ -166,15 +180,7 @@ async fn the_platform_runs_as_lambda_runs_it() {
 /// installer creates the module's function on moto, its role and its key's secret, and its
 /// `post_install` hook reaches the function through Invoke.
 async fn install_the_lambda_module(api: &ApiGateway<'_>, users: &Users) {
-    let requested = api
-        .send(
-            Request::new("POST", "/api/v1/modules/financial/install")
-                .bearer(&users.operator)
-                .json(json!({"version": "1.2.0"})),
-        )
-        .await;
-    expect(&requested, 202, "install financial");
-    let installed = installation_reaches(api, users, "financial", "installed").await;
+    let installed = install_financial(api, users).await;
     let hook = installed["steps"]
         .as_array()
         .into_iter()

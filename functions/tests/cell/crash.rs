@@ -11,7 +11,7 @@ use super::api_gateway::{ApiGateway, Request};
 use super::platform::{Cell, FINANCIAL_FUNCTION};
 use super::{
     Users, expect, function_tags, install_financial, installation_reaches, module_rules,
-    module_tables, publish_the_first_version,
+    module_tables, names, publish_the_first_version,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,15 +116,4 @@ async fn uninstalled_to_nothing(api: &ApiGateway<'_>, users: &Users, installed: 
         Vec::<String>::new(),
         "{at}: tables left"
     );
-}
-
-fn names(installed: &Value, field: &str) -> Vec<String> {
-    let mut names: Vec<String> = installed[field]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|n| n.as_str().map(str::to_owned))
-        .collect();
-    names.sort();
-    names
 }

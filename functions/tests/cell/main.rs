@@ -627,22 +627,24 @@ async fn function_tags(
     }
 }
 
+/// The names an installation lists under `field` (`rules`, `tables`), sorted.
+fn names(installed: &Value, field: &str) -> Vec<String> {
+    let mut names: Vec<String> = installed[field]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
 /// The uninstall asked of the registry API (dropping the module's data) reaches the installer
 /// through the bus; then, listed on moto, no rule of financial is left on the platform's bus
 /// and none of its tables, and its API keys are gone — one issued through the API is refused.
 async fn uninstall_leaves_nothing(api: &ApiGateway<'_>, users: &Users) {
     let installed = installation_reaches(api, users, "financial", "installed").await;
-    let names = |field: &str| -> Vec<String> {
-        let mut names: Vec<String> = installed[field]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n.as_str().map(str::to_owned))
-            .collect();
-        names.sort();
-        names
-    };
-    let (rules, tables) = (names("rules"), names("tables"));
+    let (rules, tables) = (names(&installed, "rules"), names(&installed, "tables"));
     assert!(!rules.is_empty() && !tables.is_empty(), "{installed}");
     assert_eq!(
         module_rules(api.cell).await,

@@ -230,18 +230,20 @@ impl Drill {
     }
 
     async fn publish_and_install(&self, module: &str) {
-        self.api
-            .expect("POST", "/api/v1/modules", Some(&manifest(module)), 201)
-            .await;
         let install = json!({"version": "1.0.0"});
-        self.api
-            .expect(
-                "POST",
-                &format!("/api/v1/modules/{module}/install"),
-                Some(&install),
-                202,
-            )
-            .await;
+        let calls = [
+            ("/api/v1/modules".to_owned(), manifest(module), 201),
+            (format!("/api/v1/modules/{module}/install"), install, 202),
+        ];
+        for (path, body, want) in calls {
+            let (status, answer) = self.api.call("POST", &path, Some(&body)).await;
+            assert_eq!(
+                status,
+                want,
+                "POST {path}: {answer}\n{}",
+                self.platform.log_text()
+            );
+        }
     }
 
     /// The end state of `module`'s settled install.

@@ -457,7 +457,8 @@ impl Api {
                 let status = answer.status().as_u16();
                 (status, answer.json().await.unwrap_or(Value::Null))
             }
-            Err(_) => (0, Value::Null),
+            // No answer: the error says whether it was refused, reset or timed out.
+            Err(error) => (0, Value::String(format!("no answer: {error:?}"))),
         }
     }
 

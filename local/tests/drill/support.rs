@@ -435,8 +435,14 @@ impl Api {
         Self {
             url: url.to_owned(),
             token: token.to_owned(),
+            // A new connection per call: the drills kill and restart the platform on the
+            // same port, and what they check is the platform's state, not connection reuse
+            // (a pooled connection the killed process held must never be what fails a call).
+            // The timeout is for a platform that stopped answering; a slow answer on a loaded
+            // machine is not what the drills check.
             client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
+                .pool_max_idle_per_host(0)
+                .timeout(Duration::from_secs(60))
                 .build()
                 .expect("a client"),
         }

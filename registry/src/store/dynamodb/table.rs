@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
+    TableStatus, TimeToLiveSpecification,
 };
 
 use crate::store::{StoreError, StoreResult};
@@ -22,8 +22,9 @@ pub const DATA: &str = "data";
 /// Unix seconds; DynamoDB's TTL removes the item after it.
 pub const TTL: &str = "expires_at";
 
-/// Creates the table (on-demand, streams with old and new images, TTL on [`TTL`]) and waits
-/// until it is active. An existing table is left as it is.
+/// Creates the table (on-demand, TTL on [`TTL`]) and waits until it is active. No stream:
+/// nothing reads one (every write would be kept a day for nobody — and forever on moto,
+/// which copies a table's whole stream on each transaction). An existing table is left as it is.
 pub async fn create_table(client: &Client, name: &str) -> StoreResult<()> {
     let created = client
         .create_table()
@@ -33,13 +34,6 @@ pub async fn create_table(client: &Client, name: &str) -> StoreResult<()> {
         .attribute_definitions(attribute(SK))
         .key_schema(key(PK, KeyType::Hash))
         .key_schema(key(SK, KeyType::Range))
-        .stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewAndOldImages)
-                .build()
-                .map_err(invalid)?,
-        )
         .send()
         .await;
     match created {

@@ -6,7 +6,9 @@
 //! | `PLINTH_EVENT_BUS` | all | the platform's EventBridge bus |
 //! | `PLINTH_JWT_SECRET_ARN` | those that read tokens | Secrets Manager secret holding the HS256 secret (its whole `SecretString`), read at cold start |
 //! | `PLINTH_JWT_SECRET` | those that read tokens | the HS256 secret itself, when `PLINTH_JWT_SECRET_ARN` is unset (one machine, tests) |
-//! | `PLINTH_JWT_ISSUER`, `PLINTH_JWT_AUDIENCE` | those that read tokens | HS256 verification |
+//! | `PLINTH_JWT_ISSUER`, `PLINTH_JWT_AUDIENCE` | those that read tokens | required `iss` and `aud` (HS256: when set; with an identity provider: always) |
+//! | `PLINTH_JWKS_URL` | those that read tokens | an identity provider's JWKS URL, or `oidc` to discover it from the issuer; then its tokens only, and no secret is read |
+//! | `PLINTH_JWT_CLAIMS` | those that read tokens | the provider's claims for Plinth's, e.g. `tenant_id=custom:tenant_id,roles=cognito:groups` (docs/identity.md) |
 //! | `PLINTH_CONTEXT_KEY_ARN` | those that sign or publish the tenant context | Secrets Manager secret holding the ES256 key as base64 PKCS#8 DER; while it holds `generate-on-first-start` (or no value) the first cold start generates the key and stores it there ([`crate::platform_secrets`]) |
 //! | `PLINTH_CONTEXT_KEY` | those that sign or publish the tenant context | base64 PKCS#8 DER of the ES256 key itself, when `PLINTH_CONTEXT_KEY_ARN` is unset |
 //! | `PLINTH_URL` | installer | the URL modules reach the platform at |
@@ -33,7 +35,7 @@ use plinth_registry::deploy::module_role::ModuleRoles;
 use plinth_registry::deploy::module_secrets::SecretsManagerKeys;
 use plinth_registry::deploy::routed::RoutedDeployer;
 use plinth_registry::events::eventbridge::EventBridgeBus;
-use plinth_registry::identity::{ContextSigner, TokenVerifier};
+use plinth_registry::identity::{self, ContextSigner, TokenVerifier};
 use plinth_registry::install::SweepPolicy;
 use plinth_registry::queue::BusInstallQueue;
 use plinth_registry::reach::Reaches;
@@ -193,6 +195,14 @@ fn backend_deployer(sdk: &aws_config::SdkConfig, event_bus: &str) -> Result<Arc<
 /// `PLINTH_JWT_*`; a function that reads no tokens gets a random secret nobody holds, so it
 /// cannot accept any.
 async fn token_verifier(needed: bool, secrets: &PlatformSecrets) -> Result<TokenVerifier> {
+    // With an identity provider, its tokens only: no shared secret is read or accepted.
+    if needed
+        && let Some(provider) = identity::provider_from_env()
+            .await
+            .map_err(|e| anyhow!("{e}"))?
+    {
+        return Ok(provider);
+    }
     let secret = if !needed {
         (0..2)
             .map(|_| format!("{:032x}", rand::random::<u128>()))

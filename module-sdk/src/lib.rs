@@ -31,6 +31,7 @@ pub mod config_client;
 pub mod context;
 pub mod events;
 pub mod hooks;
+pub mod jwks;
 pub mod manifest;
 pub mod platform_client;
 mod problem;

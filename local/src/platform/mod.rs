@@ -21,7 +21,7 @@ use plinth_registry::deploy::{NoTables, TableProvisioner};
 use plinth_registry::events::eventbridge::EventBridgeBus;
 use plinth_registry::events::local::LocalBus;
 use plinth_registry::events::{EventBus, Subscriptions};
-use plinth_registry::identity::TokenVerifier;
+use plinth_registry::identity::{self, TokenVerifier};
 use plinth_registry::queue::LocalQueue;
 use plinth_registry::store::Store;
 use plinth_registry::store::dynamodb::DynamoStore;
@@ -187,12 +187,21 @@ pub async fn start(options: &Options) -> Result<Running> {
     let addr = listener.local_addr()?;
     let adapters = open_adapters(options).await?;
     let secret = jwt_secret(&options.data_dir)?;
-    let tokens = TokenVerifier::hs256(
+    let development = TokenVerifier::hs256(
         secret.as_bytes(),
         env("PLINTH_JWT_ISSUER").as_deref(),
         env("PLINTH_JWT_AUDIENCE").as_deref(),
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // An identity provider's tokens when PLINTH_JWKS_URL names one; the platform's own secret
+    // keeps working beside it on one machine (`plinth token`, the demo).
+    let tokens = match identity::provider_from_env()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
+        Some(provider) => provider.with_development_secret(development),
+        None => development,
+    };
     let context = secrets::context_key(&options.data_dir)?;
     let logs = options.data_dir.join("logs");
     let reaped = reaper::reap(&logs);

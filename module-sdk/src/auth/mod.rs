@@ -4,7 +4,6 @@
 //! gives handlers a [`TenantContext`]; [`require_permission`] guards routes by permission.
 
 mod guard;
-mod keys;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,12 +14,12 @@ use axum::response::{IntoResponse, Response};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use tracing::Instrument;
 
+pub use crate::jwks::{KEYS_TTL, MIN_REFETCH_INTERVAL};
 pub use guard::{RequirePermission, RequirePermissionLayer, require_permission};
-pub use keys::{KEYS_TTL, MIN_REFETCH_INTERVAL};
 
 use crate::context::{CONTEXT_HEADER, CONTEXT_ISSUER, ContextClaims, TenantContext};
+use crate::jwks::{JwksCache, KeyError};
 use crate::{ApiError, ModuleName};
-use keys::{JwksCache, KeyError, KeySource};
 
 /// The longest life a context token may have (`exp - iat`).
 pub const MAX_CONTEXT_LIFETIME_SECS: u64 = 60;
@@ -52,6 +51,38 @@ impl From<ContextError> for ApiError {
                 ApiError::new(http::StatusCode::SERVICE_UNAVAILABLE, error.to_string())
             }
             _ => ApiError::unauthorized(error.to_string()),
+        }
+    }
+}
+
+/// Where a verifier's keys come from.
+enum KeySource {
+    /// Keys given up front (tests, or keys distributed out of band).
+    Fixed(HashMap<String, DecodingKey>),
+    /// The platform's JWKS document.
+    Jwks(JwksCache),
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fixed(keys) => f
+                .debug_tuple("Fixed")
+                .field(&keys.keys().collect::<Vec<_>>())
+                .finish(),
+            Self::Jwks(cache) => f.debug_tuple("Jwks").field(&cache.url()).finish(),
+        }
+    }
+}
+
+impl KeySource {
+    async fn key(&self, kid: &str) -> Result<DecodingKey, KeyError> {
+        match self {
+            Self::Fixed(keys) => keys
+                .get(kid)
+                .cloned()
+                .ok_or_else(|| KeyError::Unknown(kid.to_owned())),
+            Self::Jwks(cache) => cache.key(kid).await.map(|found| found.key),
         }
     }
 }

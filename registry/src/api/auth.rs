@@ -35,5 +35,5 @@ pub(super) async fn caller_from(
         return state.api_keys.authenticate(key).await.map(Caller::Module);
     }
     let token = bearer_token(headers)?;
-    state.identity.tokens.verify(token).map(Caller::User)
+    state.identity.tokens.verify(token).await.map(Caller::User)
 }

@@ -382,7 +382,7 @@ impl Authorizer {
     async fn build_pass(&self, token: &str, module: &str) -> Result<Pass> {
         // Read before anything is looked up: a change landing meanwhile makes this pass stale.
         let generation = self.staleness.generation();
-        let (user, valid_until) = self.plane.identity.tokens.verify_until(token)?;
+        let (user, valid_until) = self.plane.identity.tokens.verify_until(token).await?;
         let module = ModuleName::parse(module)
             .map_err(|_| Error::NotFound(format!("no module {module} for your tenant")))?;
         let tenant = user

@@ -1,24 +1,29 @@
 //! Who is calling: a user with a verified JWT, or a module with its API key.
 //!
-//! Tokens are HS256 with `PLINTH_JWT_SECRET`; `PLINTH_JWT_ISSUER` and `PLINTH_JWT_AUDIENCE`
-//! are enforced when set. The algorithm is pinned to the key, so `alg: none` and algorithm
-//! confusion are refused by construction. The token's `roles` claim carries platform roles
+//! Tokens are HS256 with `PLINTH_JWT_SECRET` (`PLINTH_JWT_ISSUER` and `PLINTH_JWT_AUDIENCE`
+//! enforced when set), or an identity provider's, checked against its JWKS
+//! (`PLINTH_JWKS_URL`; issuer and audience required; see [`provider`]). The algorithm is
+//! pinned to the key, so `alg: none` and algorithm confusion are refused by construction. The token's `roles` claim carries platform roles
 //! only; module permissions come from stored role assignments (see `rbac`).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use plinth_module_sdk::ModuleName;
+use plinth_module_sdk::jwks::{JwksCache, KeyError};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ids::{CompanyId, TenantId, UserId};
 
 pub mod context;
+pub mod provider;
 
 pub use context::ContextSigner;
+pub use provider::{ClaimMap, PROVIDER_KEYS_TTL, discover_jwks_url, provider_from_env};
 
 /// HS256 secrets shorter than this are refused (RFC 7518 asks for the hash's 256 bits).
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -183,19 +188,47 @@ impl Caller {
     }
 }
 
-/// Verifies users' tokens.
+/// Verifies users' tokens: HS256 with the platform's secret (development, and one machine),
+/// or an identity provider's tokens against its JWKS.
 #[derive(Clone)]
 pub struct TokenVerifier {
-    key: DecodingKey,
+    /// The platform's own HS256 secret, with its validation.
+    secret: Option<(DecodingKey, Validation)>,
+    /// The identity provider: its keys, the validation every algorithm shares (issuer and
+    /// audience required), its claim mapping.
+    provider: Option<Provider>,
+}
+
+#[derive(Clone)]
+struct Provider {
+    keys: Arc<JwksCache>,
     validation: Validation,
+    claims: ClaimMap,
 }
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenVerifier")
-            .field("algorithms", &self.validation.algorithms)
-            .finish_non_exhaustive()
+            .field("secret", &self.secret.is_some())
+            .field("provider", &self.provider.as_ref().map(|p| p.keys.url()))
+            .finish()
     }
+}
+
+/// The checks every token gets: `exp` and `sub` required, `nbf` honoured, the leeway.
+fn validation(algorithm: Algorithm, issuer: Option<&str>, audience: Option<&str>) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.leeway = LEEWAY_SECS;
+    validation.validate_nbf = true;
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    if let Some(issuer) = issuer {
+        validation.set_issuer(&[issuer]);
+    }
+    match audience {
+        Some(audience) => validation.set_audience(&[audience]),
+        None => validation.validate_aud = false,
+    }
+    validation
 }
 
 impl TokenVerifier {
@@ -209,34 +242,124 @@ impl TokenVerifier {
         }
         let key = DecodingKey::from_secret(secret)
             .map_err(|e| Error::BadRequest(format!("PLINTH_JWT_SECRET: {e}")))?;
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = LEEWAY_SECS;
-        validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        if let Some(issuer) = issuer {
-            validation.set_issuer(&[issuer]);
+        let validation = validation(Algorithm::HS256, issuer, audience);
+        Ok(Self {
+            secret: Some((key, validation)),
+            provider: None,
+        })
+    }
+
+    /// An identity provider's tokens, checked with the keys of its JWKS (each key pinned to
+    /// one asymmetric algorithm), its `iss` and `aud` required, its claims read through
+    /// `claims`. Its tokens only: see [`TokenVerifier::with_development_secret`].
+    pub fn provider(
+        keys: JwksCache,
+        issuer: &str,
+        audience: &str,
+        claims: ClaimMap,
+    ) -> Result<Self> {
+        for (value, name) in [
+            (issuer, "PLINTH_JWT_ISSUER"),
+            (audience, "PLINTH_JWT_AUDIENCE"),
+        ] {
+            if value.trim().is_empty() {
+                return Err(Error::BadRequest(format!(
+                    "{name} is required with an identity provider (PLINTH_JWKS_URL): tokens \
+                     of any other issuer or audience it signs must not be accepted"
+                )));
+            }
         }
-        match audience {
-            Some(audience) => validation.set_audience(&[audience]),
-            None => validation.validate_aud = false,
-        }
-        Ok(Self { key, validation })
+        let mut validation = validation(Algorithm::RS256, Some(issuer), Some(audience));
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        Ok(Self {
+            secret: None,
+            provider: Some(Provider {
+                keys: Arc::new(keys),
+                validation,
+                claims,
+            }),
+        })
+    }
+
+    /// Also accepts HS256 tokens of the platform's own secret beside the provider's (one
+    /// machine: `plinth token` and the demo keep working). The header's algorithm picks the
+    /// key: HS256 the secret, any other the provider's key it names — never one for the other.
+    #[must_use]
+    pub fn with_development_secret(mut self, secret: TokenVerifier) -> Self {
+        self.secret = secret.secret;
+        self
+    }
+
+    /// Whether an identity provider's tokens are accepted.
+    #[must_use]
+    pub fn has_provider(&self) -> bool {
+        self.provider.is_some()
     }
 
     /// The user a bearer token stands for.
-    pub fn verify(&self, token: &str) -> Result<User> {
-        self.verify_until(token).map(|(user, _)| user)
+    pub async fn verify(&self, token: &str) -> Result<User> {
+        self.verify_until(token).await.map(|(user, _)| user)
     }
 
     /// The user a bearer token stands for, and the Unix time (leeway included) after which
     /// the token stops being valid: until then a verified token can be trusted again
     /// without re-checking its signature.
-    pub fn verify_until(&self, token: &str) -> Result<(User, i64)> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| Error::Unauthorized(format!("invalid token: {}", why_refused(&e))))?;
-        let valid_until = i64::try_from(data.claims.exp.saturating_add(self.validation.leeway))
-            .unwrap_or(i64::MAX);
-        Ok((user_from_claims(data.claims)?, valid_until))
+    pub async fn verify_until(&self, token: &str) -> Result<(User, i64)> {
+        let refused = |why: String| Error::Unauthorized(format!("invalid token: {why}"));
+        let header = jsonwebtoken::decode_header(token).map_err(|e| refused(why_refused(&e)))?;
+        let claims = match (&self.secret, &self.provider) {
+            (_, Some(provider)) if header.alg != Algorithm::HS256 || self.secret.is_none() => {
+                provider.verify(token, header).await?
+            }
+            (Some((key, validation)), _) => {
+                jsonwebtoken::decode::<Claims>(token, key, validation)
+                    .map_err(|e| refused(why_refused(&e)))?
+                    .claims
+            }
+            (None, _) => return Err(refused("the platform accepts no tokens".into())),
+        };
+        let leeway = LEEWAY_SECS;
+        let valid_until = i64::try_from(claims.exp.saturating_add(leeway)).unwrap_or(i64::MAX);
+        Ok((user_from_claims(claims)?, valid_until))
+    }
+}
+
+impl Provider {
+    async fn verify(&self, token: &str, header: jsonwebtoken::Header) -> Result<Claims> {
+        let refused = |why: String| Error::Unauthorized(format!("invalid token: {why}"));
+        let kid = header.kid.ok_or_else(|| {
+            refused("its header names no key (`kid`) of the identity provider".into())
+        })?;
+        let key = self.keys.key(&kid).await.map_err(|error| match error {
+            KeyError::Unknown(kid) => refused(format!(
+                "it is signed with key `{kid}`, which the identity provider does not list"
+            )),
+            KeyError::Unavailable(reason) => Error::Unavailable {
+                detail: format!("the identity provider's keys cannot be read: {reason}"),
+                cause: None,
+            },
+        })?;
+        if header.alg != key.algorithm {
+            return Err(refused(format!(
+                "it says it is signed with {:?}, but the identity provider's key `{kid}` signs \
+                 with {:?} only",
+                header.alg, key.algorithm
+            )));
+        }
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![key.algorithm];
+        let data = jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+            token,
+            &key.key,
+            &validation,
+        )
+        .map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => refused(format!(
+                "its signature does not verify with the identity provider's key `{kid}`"
+            )),
+            _ => refused(why_refused(&e)),
+        })?;
+        self.claims.apply(&data.claims)
     }
 }
 
@@ -261,7 +384,9 @@ fn why_refused(error: &jsonwebtoken::errors::Error) -> String {
             "its audience (`aud`) is not the one the platform requires".into()
         }
         ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-            "it is signed with an algorithm the platform does not accept (HS256 only)".into()
+            "it is signed with an algorithm the platform does not accept (HS256 with the \
+             platform's secret, or the identity provider's key's own)"
+                .into()
         }
         ErrorKind::MissingAlgorithm => "its header names no signing algorithm".into(),
         ErrorKind::MissingRequiredClaim(claim) => format!("it has no `{claim}` claim"),
@@ -368,29 +493,29 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_valid_token_gives_its_user_and_platform_roles() {
+    #[tokio::test]
+    async fn a_valid_token_gives_its_user_and_platform_roles() {
         let token = mint_token(SECRET, &claims(60)).unwrap();
         let verifier = TokenVerifier::hs256(SECRET, Some("plinth-dev"), Some("plinth")).unwrap();
-        let user = verifier.verify(&token).unwrap();
+        let user = verifier.verify(&token).await.unwrap();
         assert_eq!(user.id.as_str(), "alice");
         assert_eq!(user.tenant.unwrap().as_str(), "acme");
         assert_eq!(user.roles, BTreeSet::from([PlatformRole::TenantAdmin]));
     }
 
-    #[test]
-    fn expired_wrong_issuer_and_wrong_key_are_refused() {
+    #[tokio::test]
+    async fn expired_wrong_issuer_and_wrong_key_are_refused() {
         let verifier = TokenVerifier::hs256(SECRET, Some("plinth-dev"), Some("plinth")).unwrap();
         let expired = mint_token(SECRET, &claims(-120)).unwrap();
         assert!(
-            matches!(verifier.verify(&expired), Err(Error::Unauthorized(m)) if m.contains("expired"))
+            matches!(verifier.verify(&expired).await, Err(Error::Unauthorized(m)) if m.contains("expired"))
         );
         let mut other_issuer = claims(60);
         other_issuer.iss = Some("evil".into());
         let token = mint_token(SECRET, &other_issuer).unwrap();
-        assert!(verifier.verify(&token).is_err());
+        assert!(verifier.verify(&token).await.is_err());
         let forged = mint_token(b"another-secret-of-at-least-32-bytes", &claims(60)).unwrap();
-        assert!(verifier.verify(&forged).is_err());
+        assert!(verifier.verify(&forged).await.is_err());
     }
 
     fn b64(bytes: &[u8]) -> String {
@@ -398,8 +523,8 @@ mod tests {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     }
 
-    fn refused(verifier: &TokenVerifier, token: &str) -> String {
-        match verifier.verify(token) {
+    async fn refused(verifier: &TokenVerifier, token: &str) -> String {
+        match verifier.verify(token).await {
             Err(Error::Unauthorized(message)) => message,
             other => panic!("expected a refusal, got {other:?}"),
         }
@@ -407,8 +532,8 @@ mod tests {
 
     /// Finding 11 of "The first hour": a refusal says why in English, never with the token
     /// library's enum names.
-    #[test]
-    fn token_errors_speak_english_not_enum_names() {
+    #[tokio::test]
+    async fn token_errors_speak_english_not_enum_names() {
         let verifier = TokenVerifier::hs256(SECRET, Some("plinth-dev"), Some("plinth")).unwrap();
         let other = mint_token(b"another-secret-0123456789abcdef-xyz", &claims(60)).unwrap();
         let mut expired = claims(60);
@@ -420,7 +545,7 @@ mod tests {
             "a.b.c".to_owned(),
         ];
         for token in cases {
-            let message = refused(&verifier, &token);
+            let message = refused(&verifier, &token).await;
             assert!(message.starts_with("invalid token: "), "{message}");
             // CamelCase words such as `InvalidSignature`: an upper-case letter after a lower-case one.
             let enum_like = message
@@ -432,37 +557,47 @@ mod tests {
                 });
             assert!(!enum_like, "no enum names: {message}");
         }
-        assert!(refused(&verifier, &mint_token(SECRET, &expired).unwrap()).contains("expired"));
+        assert!(
+            refused(&verifier, &mint_token(SECRET, &expired).unwrap())
+                .await
+                .contains("expired")
+        );
     }
 
-    #[test]
-    fn forged_tokens_of_every_kind_are_refused() {
+    #[tokio::test]
+    async fn forged_tokens_of_every_kind_are_refused() {
         let verifier = TokenVerifier::hs256(SECRET, Some("plinth-dev"), Some("plinth")).unwrap();
         let good = mint_token(SECRET, &claims(60)).unwrap();
         let parts: Vec<&str> = good.split('.').collect();
         // alg none, with and without a signature
         let none = b64(br#"{"alg":"none","typ":"JWT"}"#);
-        refused(&verifier, &format!("{none}.{}.", parts[1]));
-        refused(&verifier, &format!("{none}.{}.{}", parts[1], parts[2]));
+        refused(&verifier, &format!("{none}.{}.", parts[1])).await;
+        refused(&verifier, &format!("{none}.{}.{}", parts[1], parts[2])).await;
         // HS/RS confusion: an RS256 header over an HMAC signature
         let rs = b64(br#"{"alg":"RS256","typ":"JWT"}"#);
-        refused(&verifier, &format!("{rs}.{}.{}", parts[1], parts[2]));
+        refused(&verifier, &format!("{rs}.{}.{}", parts[1], parts[2])).await;
         // a tampered payload keeps the old signature
         let mut tampered = claims(60);
         tampered.tenant_id = Some("globex".into());
         let payload = b64(serde_json::to_string(&tampered).unwrap().as_bytes());
         assert!(
             refused(&verifier, &format!("{}.{payload}.{}", parts[0], parts[2]))
+                .await
                 .contains("signature does not match the platform's secret")
         );
         // not yet valid, and for another audience
         let mut early = claims(600);
         early.nbf = Some(early.exp - 60);
-        assert!(refused(&verifier, &mint_token(SECRET, &early).unwrap()).contains("not valid yet"));
+        assert!(
+            refused(&verifier, &mint_token(SECRET, &early).unwrap())
+                .await
+                .contains("not valid yet")
+        );
         let mut elsewhere = claims(60);
         elsewhere.aud = Some("other-app".into());
         assert!(
             refused(&verifier, &mint_token(SECRET, &elsewhere).unwrap())
+                .await
                 .contains("audience (`aud`)")
         );
         assert!(

@@ -81,7 +81,9 @@ impl ClaimMap {
     pub(super) fn apply(&self, claims: &Map<String, Value>) -> Result<super::Claims> {
         let text = |name: &str, plinth: &str| -> Result<Option<String>> {
             match claim(claims, name) {
+                // Some providers write an unset attribute as "".
                 None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if s.is_empty() => Ok(None),
                 Some(Value::String(s)) => Ok(Some(s.clone())),
                 Some(_) => Err(Error::Unauthorized(format!(
                     "invalid token: claim `{name}` (Plinth's `{plinth}`) is not a string"

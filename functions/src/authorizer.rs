@@ -114,7 +114,7 @@ mod tests {
             request.raw_path.as_deref(),
             Some("/api/v1/financial/status")
         );
-        assert_eq!(request.identity_source.map(|s| s.len()), Some(3));
+        assert_eq!(request.identity_source.map(|s| s.len()), Some(1));
     }
 
     #[tokio::test]
@@ -137,6 +137,44 @@ mod tests {
         let wire = serde_json::to_value(&response).unwrap();
         assert_eq!(wire["isAuthorized"], true);
         assert!(wire["context"]["context"].is_string());
+    }
+
+    /// Finding 10 of "The first hour", on AWS: one token grants several companies and a
+    /// request picks one with `X-Plinth-Company` (the stack caches no decision, so the pick
+    /// is decided per request).
+    #[tokio::test]
+    async fn a_request_picks_one_of_its_tokens_companies_with_x_plinth_company() {
+        let mut kit = Kit::new();
+        kit.installed_and_enabled().await;
+        let claims = plinth_registry::identity::Claims {
+            company_ids: vec!["acme-de".into(), "acme-at".into()],
+            ..plinth_registry::identity::Claims::user(
+                "carol",
+                Some("acme"),
+                None,
+                &[],
+                std::time::Duration::from_secs(600),
+            )
+        };
+        let carol = plinth_registry::identity::mint_token(crate::testkit::SECRET, &claims).unwrap();
+        let picking = |company: &str| {
+            let mut request = request(Some(&carol), "/api/v1/financial/status");
+            request
+                .headers
+                .insert("x-plinth-company", company.parse().unwrap());
+            request
+        };
+        let response = authorize(&kit.app, picking("acme-de")).await;
+        assert!(response.is_authorized, "{:?}", response.context.reason);
+        let context: serde_json::Value =
+            jsonwebtoken::dangerous::insecure_decode_claims(&response.context.context).unwrap();
+        assert_eq!(context["company_id"], "acme-de");
+        let response = authorize(&kit.app, picking("acme-fr")).await;
+        assert!(!response.is_authorized);
+        assert_eq!(
+            response.context.reason,
+            "your token does not grant company acme-fr; it grants acme-at, acme-de"
+        );
     }
 
     #[tokio::test]

@@ -111,6 +111,7 @@ async fn measure(platform: &App, tenants: usize, cold: bool) -> (Duration, Durat
         id: UserId::parse("bench").unwrap(),
         tenant: None,
         company: None,
+        companies: Default::default(),
         roles: BTreeSet::from([PlatformRole::PlatformAdmin]),
     });
     let requests: Vec<(TenantId, ModuleName, CompanyId)> = (0..SAMPLES)

@@ -23,6 +23,10 @@ pub struct TokenArgs {
     /// The company the token acts in.
     #[arg(long)]
     pub company: Option<String>,
+    /// More companies the user may act in, comma-separated (`company_ids`): a request picks
+    /// one with the `X-Plinth-Company` header.
+    #[arg(long, value_delimiter = ',')]
+    pub companies: Vec<String>,
     /// Roles, comma-separated: the platform roles platform:admin, tenant:admin, company:admin,
     /// or the tenant's own role names (e.g. financial-clerk). None: a plain user.
     #[arg(long, value_delimiter = ',')]
@@ -161,6 +165,13 @@ fn claims(args: &TokenArgs) -> Claims {
         sub: args.sub.clone(),
         tenant_id: args.tenant.clone(),
         company_id: args.company.clone(),
+        company_ids: args
+            .companies
+            .iter()
+            .map(|c| c.trim())
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect(),
         roles: args
             .roles
             .iter()

@@ -35,6 +35,7 @@ pub(super) fn platform_caller(id: &str) -> Caller {
         id: UserId::parse(id).unwrap_or_else(|_| unreachable!("a valid literal")),
         tenant: None,
         company: None,
+        companies: BTreeSet::new(),
         roles: BTreeSet::from([PlatformRole::PlatformAdmin]),
     })
 }

@@ -19,6 +19,7 @@ crate::on_both_stores!(
     a_module_without_a_healthy_instance_answers_503,
     platform_paths_are_answered_by_the_platform_never_by_a_module,
     a_role_naming_what_is_not_installed_is_refused_with_the_closest_name,
+    one_token_acts_in_the_company_each_request_picks,
 );
 
 // The same scenarios over TCP, through the relay that serves module routes in `plinth up`.
@@ -31,6 +32,7 @@ crate::served_too!(
     a_module_without_a_healthy_instance_answers_503,
     a_burst_over_the_tier_limit_gets_429_with_retry_after,
     platform_paths_are_answered_by_the_platform_never_by_a_module,
+    one_token_acts_in_the_company_each_request_picks,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1008,4 +1010,92 @@ async fn a_role_naming_what_is_not_installed_is_refused_with_the_closest_name(p:
         .await
         .expect(StatusCode::OK);
     }
+}
+
+/// Finding 10 of "The first hour": a user with access to several companies needed one token
+/// per company. Now one token lists them (`company_ids`) and each request picks one with
+/// `X-Plinth-Company`; the backend's context names the company picked.
+async fn one_token_acts_in_the_company_each_request_picks(p: TestPlatform) {
+    setup(&p, "free").await;
+    let company = json!({"id": "acme-fr", "name": "ACME SARL"});
+    p.call(
+        Method::POST,
+        "/api/v1/tenants/acme/companies",
+        tenant_admin("acme"),
+        Some(company),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    grant(&p, "carol", &["financial:invoices.*"]).await;
+    let mint = |companies: &[&str], roles: &[&str]| {
+        let claims = plinth_registry::identity::Claims {
+            company_ids: companies.iter().map(|c| (*c).to_owned()).collect(),
+            ..plinth_registry::identity::Claims::user(
+                "carol",
+                Some("acme"),
+                None,
+                roles,
+                std::time::Duration::from_secs(600),
+            )
+        };
+        plinth_registry::identity::mint_token(crate::support::api::SECRET, &claims).unwrap()
+    };
+    let carol = mint(&["acme-de", "acme-fr"], &[]);
+    let call = |bearer: String, company: Option<&'static str>| {
+        let mut request = axum::http::Request::builder()
+            .method("GET")
+            .uri("/api/v1/financial/invoices/7")
+            .header("authorization", format!("Bearer {bearer}"));
+        if let Some(company) = company {
+            request = request.header("x-plinth-company", company);
+        }
+        p.raw(request.body(axum::body::Body::empty()).unwrap())
+    };
+    let company_of = |seen: &Value| -> Value {
+        let context = seen["context"].as_str().expect("a context");
+        jsonwebtoken::dangerous::insecure_decode_claims::<Value>(context).unwrap()["company_id"]
+            .clone()
+    };
+    // Each pick is its own decision: the second is not served the first's context.
+    for company in ["acme-fr", "acme-de", "acme-fr"] {
+        let seen = call(carol.clone(), Some(company)).await;
+        assert_eq!(seen.status, StatusCode::OK, "{company}: {}", seen.body);
+        assert_eq!(company_of(&seen.body), company);
+        assert_eq!(
+            seen.body["plinth_headers"],
+            json!(["x-plinth-context"]),
+            "the pick is not forwarded; the context says it"
+        );
+    }
+    // Two companies and no pick: none (the tenant's configuration).
+    let seen = call(carol.clone(), None).await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
+    assert_eq!(company_of(&seen.body), Value::Null);
+    // One company: picked without asking.
+    let seen = call(mint(&["acme-fr"], &[]), None).await;
+    assert_eq!(company_of(&seen.body), "acme-fr");
+    // A company the token does not grant, and one that is not a company id.
+    let seen = call(carol.clone(), Some("acme-it")).await;
+    assert_eq!(seen.status, StatusCode::FORBIDDEN, "{}", seen.body);
+    assert_eq!(
+        seen.body["detail"],
+        "your token does not grant company acme-it; it grants acme-de, acme-fr"
+    );
+    let seen = call(carol.clone(), Some("Not a company!")).await;
+    assert_eq!(seen.status, StatusCode::BAD_REQUEST, "{}", seen.body);
+    assert!(
+        seen.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("x-plinth-company header is not a company id"),
+        "{}",
+        seen.body
+    );
+    // A tenant admin may pick any company of the tenant, and hears when there is none.
+    let admin = mint(&[], &["tenant:admin"]);
+    let seen = call(admin.clone(), Some("acme-fr")).await;
+    assert_eq!(company_of(&seen.body), "acme-fr");
+    let seen = call(admin, Some("acme-xx")).await;
+    assert_eq!(seen.status, StatusCode::NOT_FOUND, "{}", seen.body);
+    assert_eq!(seen.body["detail"], "tenant acme has no company acme-xx");
 }

@@ -7,7 +7,7 @@ use plinth_module_sdk::wire::API_KEY_HEADER;
 
 use super::State;
 use crate::error::Error;
-use crate::identity::{Caller, bearer_token};
+use crate::identity::{COMPANY_HEADER, Caller, bearer_token};
 use crate::plane::ControlPlane;
 
 impl FromRequestParts<State> for Caller {
@@ -35,5 +35,7 @@ pub(super) async fn caller_from(
         return state.api_keys.authenticate(key).await.map(Caller::Module);
     }
     let token = bearer_token(headers)?;
-    state.identity.tokens.verify(token).await.map(Caller::User)
+    let user = state.identity.tokens.verify(token).await?;
+    let selected = headers.get(COMPANY_HEADER).map(|v| v.as_bytes());
+    user.acting_in(selected).map(Caller::User)
 }

@@ -35,7 +35,7 @@ use plinth_module_sdk::{Manifest, ModuleName};
 
 use crate::cache::{ChangeAwareCache, Stale, Staleness, TtlCache};
 use crate::error::{Error, Result};
-use crate::identity::User;
+use crate::identity::{COMPANY_HEADER, User};
 use crate::ids::{CompanyId, TenantId};
 use crate::instances::Health;
 use crate::plane::ControlPlane;
@@ -127,10 +127,12 @@ impl Upstream {
     }
 }
 
-/// Everything decided about one (token, module) pair, reused while fresh.
+/// Everything decided about one (token, module, selected company), reused while fresh.
 #[derive(Debug)]
 pub struct Pass {
     generation: u64,
+    /// The `X-Plinth-Company` value it was built for, as sent.
+    selected: Option<Box<[u8]>>,
     built: Instant,
     /// Unix time after which the token is no longer valid (leeway included).
     valid_until: i64,
@@ -159,12 +161,12 @@ pub struct Passes {
 }
 
 impl Passes {
-    fn get(&self, token: &str, module: &str) -> Option<Arc<Pass>> {
+    fn get(&self, token: &str, module: &str, selected: Option<&[u8]>) -> Option<Arc<Pass>> {
         let by_token = self.by_token.read().ok()?;
         by_token
             .get(token)?
             .iter()
-            .find(|pass| pass.module.as_str() == module)
+            .find(|pass| pass.module.as_str() == module && pass.selected.as_deref() == selected)
             .cloned()
     }
 
@@ -182,7 +184,7 @@ impl Passes {
             }
         }
         let passes = by_token.entry(token.into()).or_default();
-        passes.retain(|p| p.module != pass.module);
+        passes.retain(|p| p.module != pass.module || p.selected != pass.selected);
         passes.push(pass);
     }
 
@@ -232,6 +234,8 @@ pub struct GatewayRequest<'a> {
     pub authorization: Option<&'a [u8]>,
     /// The `X-Module-API-Key` field's value.
     pub api_key: Option<&'a [u8]>,
+    /// The `X-Plinth-Company` field's value: the company the user acts in.
+    pub company: Option<&'a [u8]>,
 }
 
 impl<'a> GatewayRequest<'a> {
@@ -248,6 +252,7 @@ impl<'a> GatewayRequest<'a> {
             query,
             authorization: headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
             api_key: headers.get(&API_KEY).map(HeaderValue::as_bytes),
+            company: headers.get(COMPANY_HEADER).map(HeaderValue::as_bytes),
         }
     }
 }
@@ -319,12 +324,13 @@ impl Authorizer {
             ));
         }
         let token = crate::identity::bearer_of(request.authorization)?;
-        let pass = match self.passes.get(token, module) {
+        let pass = match self.passes.get(token, module, request.company) {
             Some(pass) if self.is_fresh(&pass) => pass,
             _ => {
                 // Boxed: a cold pass reads caches and the store, and its state would
                 // otherwise be carried (and moved) by every request's future.
-                let pass = Arc::new(Box::pin(self.build_pass(token, module)).await?);
+                let built = self.build_pass(token, module, request.company);
+                let pass = Arc::new(Box::pin(built).await?);
                 self.remember(token, Arc::clone(&pass));
                 pass
             }
@@ -379,10 +385,11 @@ impl Authorizer {
 
     /// Verifies the token and decides everything about (user, module) that does not depend
     /// on the request's route.
-    async fn build_pass(&self, token: &str, module: &str) -> Result<Pass> {
+    async fn build_pass(&self, token: &str, module: &str, selected: Option<&[u8]>) -> Result<Pass> {
         // Read before anything is looked up: a change landing meanwhile makes this pass stale.
         let generation = self.staleness.generation();
         let (user, valid_until) = self.plane.identity.tokens.verify_until(token).await?;
+        let user = user.acting_in(selected)?;
         let module = ModuleName::parse(module)
             .map_err(|_| Error::NotFound(format!("no module {module} for your tenant")))?;
         let tenant = user
@@ -396,6 +403,12 @@ impl Authorizer {
             .resolve_cached(&tenant, &module, user.company.as_ref())
             .await
             .map_err(|e| match e {
+                // A company the user picked that the tenant lacks, or that disabled the module.
+                Error::NotFound(message)
+                    if user.company.is_some() && message.contains(" company ") =>
+                {
+                    Error::NotFound(message)
+                }
                 Error::NotFound(_) => {
                     Error::NotFound(format!("no module {module} for your tenant"))
                 }
@@ -415,6 +428,7 @@ impl Authorizer {
             self.sign_context(&module, &user, &tenant, &permissions, &resolved.version)?;
         Ok(Pass {
             generation,
+            selected: selected.map(Box::from),
             built: Instant::now(),
             valid_until,
             user,

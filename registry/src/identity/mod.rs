@@ -39,6 +39,9 @@ pub struct Claims {
     pub tenant_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub company_id: Option<String>,
+    /// Every company the user may act in; a request picks one with `X-Plinth-Company`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub company_ids: Vec<String>,
     #[serde(default)]
     pub roles: Vec<String>,
     pub exp: u64,
@@ -68,6 +71,7 @@ impl Claims {
             sub: sub.into(),
             tenant_id: tenant.map(Into::into),
             company_id: company.map(Into::into),
+            company_ids: Vec::new(),
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             exp: now + valid_for.as_secs(),
             nbf: None,
@@ -101,8 +105,51 @@ impl PlatformRole {
 pub struct User {
     pub id: UserId,
     pub tenant: Option<TenantId>,
+    /// The company the user acts in for this request: the one `X-Plinth-Company` picked, else
+    /// the token's `company_id`, else its only `company_ids` entry.
     pub company: Option<CompanyId>,
+    /// The companies the token lets the user act in (`company_id` and `company_ids`).
+    pub companies: BTreeSet<CompanyId>,
     pub roles: BTreeSet<PlatformRole>,
+}
+
+/// The request header with which a user picks the company to act in.
+pub const COMPANY_HEADER: &str = "x-plinth-company";
+
+impl User {
+    /// The user acting in the company `selected` names (the `X-Plinth-Company` field's
+    /// value), when it names one: a company the token lists, or — for tenant and platform
+    /// admins — any company id (its tenant's routes check it exists). Without one, as the
+    /// token says.
+    pub fn acting_in(mut self, selected: Option<&[u8]>) -> Result<Self> {
+        let Some(selected) = selected else {
+            return Ok(self);
+        };
+        let company = std::str::from_utf8(selected)
+            .ok()
+            .and_then(|text| CompanyId::parse(text.trim()).ok())
+            .ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "the {COMPANY_HEADER} header is not a company id: {:?}",
+                    String::from_utf8_lossy(selected)
+                ))
+            })?;
+        let admin = self.roles.contains(&PlatformRole::TenantAdmin)
+            || self.roles.contains(&PlatformRole::PlatformAdmin);
+        if !(admin || self.companies.contains(&company)) {
+            let granted: Vec<&str> = self.companies.iter().map(CompanyId::as_str).collect();
+            return Err(Error::Forbidden(if granted.is_empty() {
+                format!("your token grants no company, so it cannot act in {company}")
+            } else {
+                format!(
+                    "your token does not grant company {company}; it grants {}",
+                    granted.join(", ")
+                )
+            }));
+        }
+        self.company = Some(company);
+        Ok(self)
+    }
 }
 
 /// Whoever made a request.
@@ -170,11 +217,11 @@ impl Caller {
         }
     }
 
-    /// Tenant admins, and company admins of this company.
+    /// Tenant admins, and company admins of this company (one their token grants).
     pub fn require_company_admin(&self, tenant: &TenantId, company: &CompanyId) -> Result<&User> {
         let user = self.require_tenant_member(tenant)?;
         let company_admin = user.roles.contains(&PlatformRole::CompanyAdmin)
-            && user.company.as_ref() == Some(company);
+            && (user.company.as_ref() == Some(company) || user.companies.contains(company));
         if self.is_platform_admin()
             || user.roles.contains(&PlatformRole::TenantAdmin)
             || company_admin
@@ -409,6 +456,7 @@ fn user_from_claims(claims: Claims) -> Result<User> {
         sub,
         tenant_id,
         company_id,
+        company_ids,
         roles,
         ..
     } = claims;
@@ -423,6 +471,17 @@ fn user_from_claims(claims: Claims) -> Result<User> {
         .map(CompanyId::parse)
         .transpose()
         .map_err(|m| invalid("company_id", m))?;
+    let mut companies = company_ids
+        .iter()
+        .map(|c| CompanyId::parse(c))
+        .collect::<std::result::Result<BTreeSet<_>, _>>()
+        .map_err(|m| invalid("company_ids", m))?;
+    companies.extend(company.iter().cloned());
+    // No company named: the only one the token grants, if it grants one.
+    let company = match (company, companies.len()) {
+        (None, 1) => companies.first().cloned(),
+        (company, _) => company,
+    };
     // Unknown roles are ignored: identity providers add their own.
     let roles = roles
         .iter()
@@ -432,6 +491,7 @@ fn user_from_claims(claims: Claims) -> Result<User> {
         id,
         tenant,
         company,
+        companies,
         roles,
     })
 }
@@ -485,6 +545,7 @@ mod tests {
             sub: "alice".into(),
             tenant_id: Some("acme".into()),
             company_id: None,
+            company_ids: Vec::new(),
             roles: vec!["tenant:admin".into(), "billing:viewer".into()],
             exp: (now + exp_in) as u64,
             nbf: None,

@@ -26,6 +26,7 @@ pub struct ClaimMap {
     pub sub: String,
     pub tenant_id: String,
     pub company_id: String,
+    pub company_ids: String,
     pub roles: String,
 }
 
@@ -35,13 +36,14 @@ impl Default for ClaimMap {
             sub: "sub".into(),
             tenant_id: "tenant_id".into(),
             company_id: "company_id".into(),
+            company_ids: "company_ids".into(),
             roles: "roles".into(),
         }
     }
 }
 
 /// The Plinth claims a [`ClaimMap`] can name.
-const MAPPED: [&str; 4] = ["sub", "tenant_id", "company_id", "roles"];
+const MAPPED: [&str; 5] = ["sub", "tenant_id", "company_id", "company_ids", "roles"];
 
 impl ClaimMap {
     /// Parses `plinth=provider` pairs; claims not named keep their default. An unknown Plinth
@@ -64,6 +66,7 @@ impl ClaimMap {
                 "sub" => &mut map.sub,
                 "tenant_id" => &mut map.tenant_id,
                 "company_id" => &mut map.company_id,
+                "company_ids" => &mut map.company_ids,
                 "roles" => &mut map.roles,
                 other => {
                     return Err(Error::BadRequest(format!(
@@ -93,24 +96,26 @@ impl ClaimMap {
         let sub = text(&self.sub, "sub")?.ok_or_else(|| {
             Error::Unauthorized(format!("invalid token: it has no `{}` claim", self.sub))
         })?;
-        let roles = match claim(claims, &self.roles) {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|r| r.as_str().map(str::to_owned))
-                .collect(),
-            Some(_) => {
-                return Err(Error::Unauthorized(format!(
-                    "invalid token: claim `{}` (Plinth's `roles`) is neither a list nor a string",
-                    self.roles
-                )));
+        let list = |name: &str, plinth: &str| -> Result<Vec<String>> {
+            match claim(claims, name) {
+                None | Some(Value::Null) => Ok(Vec::new()),
+                Some(Value::String(s)) => Ok(s.split_whitespace().map(str::to_owned).collect()),
+                Some(Value::Array(items)) => Ok(items
+                    .iter()
+                    .filter_map(|r| r.as_str().map(str::to_owned))
+                    .collect()),
+                Some(_) => Err(Error::Unauthorized(format!(
+                    "invalid token: claim `{name}` (Plinth's `{plinth}`) is neither a list nor \
+                     a string"
+                ))),
             }
         };
+        let roles = list(&self.roles, "roles")?;
         Ok(super::Claims {
             sub,
             tenant_id: text(&self.tenant_id, "tenant_id")?,
             company_id: text(&self.company_id, "company_id")?,
+            company_ids: list(&self.company_ids, "company_ids")?,
             roles,
             // Checked by the verifier before mapping.
             exp: claims

@@ -51,6 +51,7 @@ fn admin() -> Caller {
         id: UserId::parse("operator").unwrap(),
         tenant: None,
         company: None,
+        companies: Default::default(),
         roles: BTreeSet::from([PlatformRole::PlatformAdmin]),
     })
 }

@@ -7,6 +7,7 @@ use std::mem::MaybeUninit;
 use httparse::{Header, Status};
 use plinth_module_sdk::wire::{API_KEY_HEADER, CONTEXT_HEADER};
 use plinth_registry::gateway::{Upstream, is_module_path};
+use plinth_registry::identity::COMPANY_HEADER;
 
 use crate::gateway::fields::{FORWARDED_FOR, connection_options, is_gateway_only, is_hop_by_hop};
 
@@ -46,6 +47,8 @@ pub(in crate::gateway) struct RequestHead<'h, 'b> {
     pub path: &'b str,
     pub authorization: Option<&'b [u8]>,
     pub api_key: Option<&'b [u8]>,
+    /// `X-Plinth-Company`: read for the decision, never forwarded (the context says it).
+    pub company: Option<&'b [u8]>,
     pub content_length: u64,
     /// The client asked for the connection to close after this exchange.
     pub close: bool,
@@ -63,6 +66,7 @@ enum Field {
     Dropped,
     Authorization,
     ApiKey,
+    Company,
     ContentLength,
     Connection,
     /// Framing or protocol changes the relay leaves to hyper.
@@ -79,6 +83,7 @@ fn request_field(name: &str) -> Field {
         13 if is("authorization") => Field::Authorization,
         14 if is("content-length") => Field::ContentLength,
         16 if is(API_KEY_HEADER) => Field::ApiKey,
+        16 if is(COMPANY_HEADER) => Field::Company,
         17 if is("transfer-encoding") => Field::NotRelayed,
         _ if is_hop_by_hop(name) || is_gateway_only(name) => Field::Dropped,
         _ => Field::Forwarded,
@@ -120,6 +125,7 @@ pub(in crate::gateway) fn parse_request<'h, 'b>(
         path,
         authorization: None,
         api_key: None,
+        company: None,
         content_length: 0,
         close: false,
         fields: request.headers,
@@ -133,6 +139,9 @@ pub(in crate::gateway) fn parse_request<'h, 'b>(
             }
             Field::ApiKey => {
                 head.api_key.get_or_insert(field.value);
+            }
+            Field::Company => {
+                head.company.get_or_insert(field.value);
             }
             // One length, digits only: anything else is hyper's to refuse.
             Field::ContentLength => match (length, decimal(field.value)) {

@@ -658,6 +658,7 @@ async fn prepare<D: Decide>(
                 query: head.query(),
                 authorization: head.authorization,
                 api_key: head.api_key,
+                company: head.company,
             };
             gateway.decide.decide(request).await.map(|decision| {
                 let upstream = choose(&decision, kept);

@@ -114,7 +114,8 @@ mod tests {
             request.raw_path.as_deref(),
             Some("/api/v1/financial/status")
         );
-        assert_eq!(request.identity_source.map(|s| s.len()), Some(1));
+        // The stack names no identity source: API Gateway sends none.
+        assert_eq!(request.identity_source.map(|s| s.len()).unwrap_or(0), 0);
     }
 
     #[tokio::test]
@@ -174,6 +175,49 @@ mod tests {
         assert_eq!(
             response.context.reason,
             "your token does not grant company acme-fr; it grants acme-at, acme-de"
+        );
+    }
+
+    /// Issue 13 on AWS: a module's key calls another module's route through the authorizer,
+    /// for a tenant, as its manifest declares; the callee's context names the caller.
+    #[tokio::test]
+    async fn a_module_calls_another_with_its_key_only_as_its_manifest_declares() {
+        let mut kit = Kit::new();
+        kit.installed_and_enabled().await;
+        let reports = kit
+            .caller_installed(
+                "reports",
+                serde_json::json!([{"module": "financial", "permissions": ["financial:invoices.*"]}]),
+            )
+            .await;
+        let undeclared = kit
+            .caller_installed("undeclared", serde_json::json!([]))
+            .await;
+        let calling = |key: &str, path: &str| {
+            let mut request = request(None, path);
+            request
+                .headers
+                .insert("x-module-api-key", key.parse().unwrap());
+            request
+                .headers
+                .insert("x-plinth-tenant", "acme".parse().unwrap());
+            request
+        };
+        let response = authorize(&kit.app, calling(&reports, "/api/v1/financial/invoices")).await;
+        assert!(response.is_authorized, "{:?}", response.context.reason);
+        let context: serde_json::Value =
+            jsonwebtoken::dangerous::insecure_decode_claims(&response.context.context).unwrap();
+        assert_eq!(context["calling_module"], "reports");
+        assert_eq!(
+            context["permissions"],
+            serde_json::json!(["financial:invoices.read"])
+        );
+        let response =
+            authorize(&kit.app, calling(&undeclared, "/api/v1/financial/invoices")).await;
+        assert!(!response.is_authorized);
+        assert_eq!(
+            response.context.reason,
+            "undeclared does not declare calling financial: its manifest's dependencies.calls must name it"
         );
     }
 

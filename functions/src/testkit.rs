@@ -196,6 +196,40 @@ impl Kit {
     }
 }
 
+impl Kit {
+    /// `name` published with `calls` as its `dependencies.calls` (financial required),
+    /// installed by the installer's handler, enabled for acme; gives back a key of its.
+    pub async fn caller_installed(&mut self, name: &str, calls: Value) -> String {
+        let url = self.start_backend().await;
+        let manifest = json!({
+            "name": name, "display_name": name, "version": "1.0.0",
+            "backend": {"type": "microservice", "api_prefix": format!("/api/v1/{name}"),
+                        "health_check": "/health"},
+            "dependencies": {"required_modules": ["financial"], "calls": calls}
+        });
+        let (status, body) = self
+            .call(Method::POST, "/api/v1/modules", &operator(), manifest)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let install = json!({"version": "1.0.0", "endpoint": url});
+        let path = format!("/api/v1/modules/{name}/install");
+        let (status, body) = self.call(Method::POST, &path, &operator(), install).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let mut event = fixture("eventbridge-install-requested.json");
+        event["detail"]["module"] = json!(name);
+        let event = serde_json::from_value(event).unwrap();
+        crate::installer::handle(&self.app, event).await.unwrap();
+        let admin = token("boss", Some("acme"), None, &["tenant:admin"]);
+        let path = format!("/api/v1/tenants/acme/modules/{name}");
+        let (status, body) = self.call(Method::PUT, &path, &admin, json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let path = format!("/api/v1/modules/{name}/api-keys");
+        let (status, body) = self.call(Method::POST, &path, &operator(), json!({})).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["key"].as_str().unwrap().to_owned()
+    }
+}
+
 impl Drop for Kit {
     fn drop(&mut self) {
         self.stop_backend();

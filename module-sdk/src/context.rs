@@ -38,6 +38,10 @@ pub struct ContextClaims {
     /// The version of the tenant's (and company's) resolved configuration.
     #[serde(default)]
     pub config_version: String,
+    /// The module whose call through the gateway this is, when a module called (with its API
+    /// key, for the tenant, and for a user when `sub` is one; else `sub` is `module:{name}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calling_module: Option<String>,
     /// Expiry, seconds since the epoch.
     pub exp: u64,
     /// Issue time, seconds since the epoch.
@@ -74,6 +78,9 @@ pub struct TenantContext {
     pub permissions: Vec<String>,
     /// The version of the resolved configuration when the context was signed.
     pub config_version: String,
+    /// The module that made this call, when another module called this one through the
+    /// gateway (its manifest declares the call); `None` for a user's request.
+    pub calling_module: Option<String>,
 }
 
 impl From<ContextClaims> for TenantContext {
@@ -84,6 +91,7 @@ impl From<ContextClaims> for TenantContext {
             user_id: claims.sub,
             permissions: claims.permissions,
             config_version: claims.config_version,
+            calling_module: claims.calling_module,
         }
     }
 }
@@ -99,6 +107,7 @@ impl TenantContext {
     ///     user_id: "ann".into(),
     ///     permissions: vec!["financial:invoices.*".into()],
     ///     config_version: String::new(),
+    ///     calling_module: None,
     /// };
     /// assert!(ctx.has_permission("financial:invoices.read"));
     /// assert!(!ctx.has_permission("financial:accounts.read"));
@@ -171,6 +180,7 @@ mod tests {
             user_id: "ann".into(),
             permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
             config_version: "v1".into(),
+            calling_module: None,
         }
     }
 

@@ -14,6 +14,9 @@ use crate::events::Event;
 /// The header carrying a module's API key.
 pub const API_KEY_HEADER: &str = "x-module-api-key";
 
+/// The header naming the tenant a module calls another module's route for.
+pub const TENANT_HEADER: &str = "x-plinth-tenant";
+
 const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A platform call that failed.
@@ -196,6 +199,67 @@ impl PlatformClient {
         self.send(request).await.map(drop)
     }
 
+    /// Calls another module's route through the gateway, for `tenant`, with this module's
+    /// key: `method {platform}/api/v1/{module}{path}`, a JSON `body` if any. The gateway
+    /// allows it when this module's manifest declares calling `module` with the permission
+    /// the route needs (`dependencies.calls`) and the tenant enabled both; the callee's
+    /// context names this module (`calling_module`).
+    ///
+    /// ```no_run
+    /// # async fn demo(platform: plinth_module_sdk::PlatformClient) -> Result<(), plinth_module_sdk::PlatformError> {
+    /// let stock = platform.call_module("acme", http::Method::GET, "inventory", "/stock/42", None).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// A [`PlatformError`] with the gateway's or the callee's refusal.
+    pub async fn call_module(
+        &self,
+        tenant: &str,
+        method: http::Method,
+        module: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, PlatformError> {
+        let request = self.module_request(method, module, path, body);
+        self.send(request.header(TENANT_HEADER, tenant)).await
+    }
+
+    /// Like [`PlatformClient::call_module`], on behalf of the user of the request being
+    /// handled: `context` is the context token that request carried
+    /// ([`crate::auth::ContextToken`]). The callee sees that user, tenant and company, with
+    /// the user's permissions there that this module declares calling with.
+    ///
+    /// # Errors
+    /// A [`PlatformError`] with the gateway's or the callee's refusal.
+    pub async fn call_module_for(
+        &self,
+        context: &crate::auth::ContextToken,
+        method: http::Method,
+        module: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, PlatformError> {
+        let request = self.module_request(method, module, path, body);
+        self.send(request.header(crate::context::CONTEXT_HEADER, context.as_str()))
+            .await
+    }
+
+    fn module_request(
+        &self,
+        method: http::Method,
+        module: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::RequestBuilder {
+        let path = format!("/api/v1/{module}/{}", path.trim_start_matches('/'));
+        let request = self.http.request(method, self.url(&path));
+        match body {
+            Some(body) => request.json(body),
+            None => request,
+        }
+    }
+
     /// The resolved configuration of `tenant` (and `company`), revalidated with `etag`.
     pub(crate) async fn fetch_config(
         &self,
@@ -287,4 +351,73 @@ async fn checked(response: reqwest::Response) -> Result<Value, PlatformError> {
         .find_map(|field| body.get(field).and_then(Value::as_str))
         .map_or_else(|| text.chars().take(300).collect(), str::to_owned);
     Err(PlatformError::Status { status, detail })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// What the gateway got: method, path and the credentials of each call.
+    async fn gateway() -> (String, Arc<Mutex<Vec<Value>>>) {
+        let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let record = Arc::clone(&seen);
+        let app = axum::Router::new().fallback(
+            move |method: http::Method, uri: http::Uri, headers: http::HeaderMap, body: String| {
+                let record = Arc::clone(&record);
+                async move {
+                    let header = |name: &str| {
+                        headers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned)
+                    };
+                    record.lock().unwrap().push(json!({
+                        "method": method.as_str(), "path": uri.path(), "body": body,
+                        "key": header(API_KEY_HEADER), "tenant": header(TENANT_HEADER),
+                        "context": header(crate::context::CONTEXT_HEADER),
+                    }));
+                    axum::Json(json!({"in_stock": 3}))
+                }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn a_module_call_goes_through_the_gateway_with_the_key_and_the_tenant_or_the_context() {
+        let (url, seen) = gateway().await;
+        let module = ModuleName::parse("reports").unwrap();
+        let platform = PlatformClient::new(&url, &module, "plk_reports");
+        let stock = platform
+            .call_module("acme", http::Method::GET, "inventory", "/stock/42", None)
+            .await
+            .unwrap();
+        assert_eq!(stock, json!({"in_stock": 3}));
+        let token = crate::auth::ContextToken::for_tests("ctx.of.alice");
+        let body = json!({"n": 1});
+        platform
+            .call_module_for(
+                &token,
+                http::Method::POST,
+                "inventory",
+                "reservations",
+                Some(&body),
+            )
+            .await
+            .unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            [
+                json!({"method": "GET", "path": "/api/v1/inventory/stock/42", "body": "",
+                       "key": "plk_reports", "tenant": "acme", "context": null}),
+                json!({"method": "POST", "path": "/api/v1/inventory/reservations", "body": "{\"n\":1}",
+                       "key": "plk_reports", "tenant": null, "context": "ctx.of.alice"}),
+            ]
+        );
+    }
 }

@@ -6,6 +6,7 @@
 //! | --- | --- | --- |
 //! | tenant context | gateway → module, header [`CONTEXT_HEADER`] | [`ContextClaims`] (ES256 JWT, `exp` ≤ [`MAX_CONTEXT_LIFETIME_SECS`]) |
 //! | module API key | module → platform, header [`API_KEY_HEADER`] | opaque `plk_…` |
+//! | module-to-module call | module → gateway → module: [`API_KEY_HEADER`] with [`TENANT_HEADER`], or with the caller's [`CONTEXT_HEADER`] (for its user) | the callee's context names `calling_module` |
 //! | resolved configuration | platform → module, `GET …/config` with `ETag` | [`ResolvedConfig`], [`ConfigTier`] |
 //! | lifecycle hook | platform → module, `POST` to the manifest's path | [`HookCall`] → [`HookReply`] |
 //! | event | bus ↔ module | [`Event`] |
@@ -17,7 +18,7 @@ pub use crate::config_client::{ConfigTier, ResolvedConfig};
 pub use crate::context::{CONTEXT_HEADER, CONTEXT_ISSUER, ContextClaims};
 pub use crate::events::{Event, PLATFORM_SOURCE};
 pub use crate::hooks::{HookCall, HookReply};
-pub use crate::platform_client::API_KEY_HEADER;
+pub use crate::platform_client::{API_KEY_HEADER, TENANT_HEADER};
 pub use crate::problem::{PROBLEM_JSON, ProblemDocument};
 
 /// The SQS actions a module's runtime calls on its event queue (finding it by name, reading,

@@ -32,6 +32,7 @@ async fn a_context_the_platform_signs_is_read_by_the_sdk() {
         company_id: Some("acme-de".into()),
         permissions: vec!["financial:invoices.read".into()],
         config_version: "v7".into(),
+        calling_module: None,
         iat: now,
         exp: now + 60,
     };

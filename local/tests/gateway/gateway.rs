@@ -20,6 +20,7 @@ crate::on_both_stores!(
     platform_paths_are_answered_by_the_platform_never_by_a_module,
     a_role_naming_what_is_not_installed_is_refused_with_the_closest_name,
     one_token_acts_in_the_company_each_request_picks,
+    a_module_calls_another_through_the_gateway_only_as_declared,
 );
 
 // The same scenarios over TCP, through the relay that serves module routes in `plinth up`.
@@ -33,6 +34,7 @@ crate::served_too!(
     a_burst_over_the_tier_limit_gets_429_with_retry_after,
     platform_paths_are_answered_by_the_platform_never_by_a_module,
     one_token_acts_in_the_company_each_request_picks,
+    a_module_calls_another_through_the_gateway_only_as_declared,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1098,4 +1100,189 @@ async fn one_token_acts_in_the_company_each_request_picks(p: TestPlatform) {
     let seen = call(admin, Some("acme-xx")).await;
     assert_eq!(seen.status, StatusCode::NOT_FOUND, "{}", seen.body);
     assert_eq!(seen.body["detail"], "tenant acme has no company acme-xx");
+}
+
+/// A module (reports) installed beside financial whose manifest declares calling financial's
+/// invoices with read permission only; `undeclared` names no calls at all. Each gets a key.
+async fn install_callers(p: &TestPlatform) -> (String, String) {
+    let caller = |name: &str, calls: Value| {
+        json!({
+            "name": name, "display_name": name, "version": "1.0.0",
+            "backend": {"type": "microservice", "api_prefix": format!("/api/v1/{name}"), "health_check": "/health"},
+            "dependencies": {"required_modules": ["financial"], "calls": calls}
+        })
+    };
+    let mut keys = Vec::new();
+    for (name, calls) in [
+        (
+            "reports",
+            json!([{"module": "financial", "permissions": ["financial:invoices.read"]}]),
+        ),
+        ("undeclared", json!([])),
+    ] {
+        p.call(
+            Method::POST,
+            "/api/v1/modules",
+            operator(),
+            Some(caller(name, calls)),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+        let backend = Backend::default();
+        let body = json!({"version": "1.0.0", "endpoint": backend.start().await});
+        let install = format!("/api/v1/modules/{name}/install");
+        p.call(Method::POST, &install, operator(), Some(body))
+            .await
+            .expect(StatusCode::ACCEPTED);
+        assert_eq!(p.settled(name).await["status"], "installed");
+        p.enable("acme", name).await;
+        let issued = p
+            .call(
+                Method::POST,
+                &format!("/api/v1/modules/{name}/api-keys"),
+                operator(),
+                None,
+            )
+            .await;
+        keys.push(
+            issued.expect(StatusCode::CREATED)["key"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    (keys.remove(0), keys.remove(0))
+}
+
+/// Issue 13: modules call each other's routes through the gateway with their own key, for a
+/// tenant (or for the user whose context they pass on); the callee's context names
+/// `calling_module`; a call the manifest does not declare, or with a permission it does not
+/// declare, is refused; so is a tenant that did not enable the caller.
+async fn a_module_calls_another_through_the_gateway_only_as_declared(p: TestPlatform) {
+    setup(&p, "free").await;
+    let (reports, undeclared) = install_callers(&p).await;
+    let call = |method: &str, path: &str, key: &str, headers: &[(&str, String)]| {
+        let mut request = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("x-module-api-key", key);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        p.raw(request.body(axum::body::Body::empty()).unwrap())
+    };
+    let claims_of = |seen: &Value| -> Value {
+        jsonwebtoken::dangerous::insecure_decode_claims::<Value>(seen["context"].as_str().unwrap())
+            .unwrap()
+    };
+    let acme = [("x-plinth-tenant", "acme".to_owned())];
+    // Declared: allowed, and the callee learns who called, for which tenant, with what.
+    let seen = call("GET", "/api/v1/financial/invoices/7", &reports, &acme).await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
+    let claims = claims_of(&seen.body);
+    assert_eq!(claims["calling_module"], "reports");
+    assert_eq!(claims["tenant_id"], "acme");
+    assert_eq!(claims["sub"], "module:reports");
+    assert_eq!(claims["permissions"], json!(["financial:invoices.read"]));
+    assert_eq!(seen.body["plinth_headers"], json!(["x-plinth-context"]));
+    assert_eq!(
+        seen.body["api_key"],
+        Value::Null,
+        "the caller's key stays at the gateway"
+    );
+    // A route needing a permission the manifest does not declare calling with.
+    let seen = call("POST", "/api/v1/financial/invoices", &reports, &acme).await;
+    assert_eq!(seen.status, StatusCode::FORBIDDEN, "{}", seen.body);
+    assert!(
+        seen.body["detail"].as_str().unwrap().contains(
+            "needs the permission financial:invoices.write, which reports does not declare calling with"
+        ),
+        "{}",
+        seen.body
+    );
+    // A module whose manifest declares no call to financial.
+    let seen = call("GET", "/api/v1/financial/invoices/7", &undeclared, &acme).await;
+    assert_eq!(seen.status, StatusCode::FORBIDDEN, "{}", seen.body);
+    assert_eq!(
+        seen.body["detail"],
+        "undeclared does not declare calling financial: its manifest's dependencies.calls must name it"
+    );
+    // No tenant named; a tenant that has not enabled the caller.
+    let seen = call("GET", "/api/v1/financial/invoices/7", &reports, &[]).await;
+    assert_eq!(seen.status, StatusCode::BAD_REQUEST, "{}", seen.body);
+    let globex = [("x-plinth-tenant", "globex".to_owned())];
+    let seen = call("GET", "/api/v1/financial/invoices/7", &reports, &globex).await;
+    assert_eq!(seen.status, StatusCode::FORBIDDEN, "{}", seen.body);
+    assert_eq!(seen.body["detail"], "tenant globex has not enabled reports");
+    // For a user: the context reports received, passed on. The user holds invoices.* in
+    // financial, reports declares read only: the callee sees the user, with read only.
+    grant(&p, "alice", &["financial:invoices.*"]).await;
+    let alice = token("alice", Some("acme"), Some("acme-de"), &[]);
+    let Auth::Token(bearer) = alice else {
+        unreachable!()
+    };
+    let request = axum::http::Request::builder()
+        .method("GET")
+        .uri("/api/v1/reports/anything")
+        .header("authorization", format!("Bearer {bearer}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let received = p.raw(request).await;
+    assert_eq!(received.status, StatusCode::OK, "{}", received.body);
+    let passed_on = received.body["context"].as_str().unwrap().to_owned();
+    let seen = call(
+        "GET",
+        "/api/v1/financial/invoices/7",
+        &reports,
+        &[("x-plinth-context", passed_on.clone())],
+    )
+    .await;
+    assert_eq!(seen.status, StatusCode::OK, "{}", seen.body);
+    let claims = claims_of(&seen.body);
+    assert_eq!(
+        (
+            &claims["sub"],
+            &claims["tenant_id"],
+            &claims["company_id"],
+            &claims["calling_module"]
+        ),
+        (
+            &json!("alice"),
+            &json!("acme"),
+            &json!("acme-de"),
+            &json!("reports")
+        )
+    );
+    assert_eq!(claims["permissions"], json!(["financial:invoices.read"]));
+    // A context issued to another module (financial's own) cannot be passed on by reports.
+    let Auth::Token(bearer) = token("alice", Some("acme"), Some("acme-de"), &[]) else {
+        unreachable!()
+    };
+    let direct = axum::http::Request::builder()
+        .method("GET")
+        .uri("/api/v1/financial/invoices/7")
+        .header("authorization", format!("Bearer {bearer}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let financials = p.raw(direct).await.body["context"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = call(
+        "GET",
+        "/api/v1/financial/invoices/7",
+        &reports,
+        &[("x-plinth-context", financials)],
+    )
+    .await;
+    assert_eq!(seen.status, StatusCode::UNAUTHORIZED, "{}", seen.body);
+    assert!(
+        seen.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("it was issued to another module"),
+        "{}",
+        seen.body
+    );
+    drop(passed_on);
 }

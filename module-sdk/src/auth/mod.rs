@@ -254,7 +254,47 @@ pub async fn verify_context(
         user_id = %context.user_id,
     );
     request.extensions_mut().insert(context);
+    request.extensions_mut().insert(ContextToken(token));
     next.run(request).instrument(span).await
+}
+
+/// The verified context token of the request being handled, as received: what
+/// [`crate::PlatformClient::call_module_for`] passes on to call another module for the same
+/// user. An extractor, like [`TenantContext`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextToken(String);
+
+impl ContextToken {
+    /// A token as if a request had carried it (tests of code that passes contexts on).
+    #[must_use]
+    pub fn for_tests(token: &str) -> Self {
+        Self(token.to_owned())
+    }
+
+    /// The token's text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ContextToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<ContextToken>()
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::unauthorized(format!(
+                    "no verified {CONTEXT_HEADER}: the route is not behind verify_context"
+                ))
+            })
+    }
 }
 
 #[cfg(test)]

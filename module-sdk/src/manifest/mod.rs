@@ -32,8 +32,8 @@ pub use route_path::{RoutePath, RouteSegment};
 pub use schema::manifest_schema;
 pub use sections::{
     Author, Backend, BackendKind, Configuration, Database, DeclaredPermission, Dependencies,
-    Events, Feature, Frontend, Hook, KeyAttribute, KeyType, Method, ModuleRequirement, Repository,
-    Route, Scaling, Subscription, Table,
+    Events, Feature, Frontend, Hook, KeyAttribute, KeyType, Method, ModuleCall, ModuleRequirement,
+    Repository, Route, Scaling, Subscription, Table,
 };
 pub use tier::Tier;
 

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::problem::{JsonPath, Problems};
 use super::schema::report_schema_errors;
-use super::{ModuleName, Permission, Problem, RoutePath};
+use super::{ModuleName, Permission, PermissionGrant, Problem, RoutePath};
 
 /// Where the module's source lives.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -300,6 +300,33 @@ pub struct Dependencies {
     /// Services outside Plinth the module uses (informational), e.g. `redis`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub external_services: Vec<String>,
+    /// The modules whose routes this one calls through the gateway with its API key, and with
+    /// which of their permissions; the gateway refuses any other module-to-module call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls: Vec<ModuleCall>,
+}
+
+impl Dependencies {
+    /// What this module declares calling on `module`, if anything.
+    #[must_use]
+    pub fn call_to(&self, module: &str) -> Option<&ModuleCall> {
+        self.calls
+            .iter()
+            .find(|call| call.module.as_str() == module)
+    }
+}
+
+/// A module called through the gateway and the permissions the calls may use, e.g.
+/// `{"module": "inventory", "permissions": ["inventory:stock.read"]}` (grants, so
+/// `inventory:stock.*` works too). The module must be in `required_modules` or
+/// `optional_modules`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleCall {
+    /// The module called.
+    pub module: ModuleName,
+    /// The permissions of `module` the calls may use.
+    pub permissions: Vec<PermissionGrant>,
 }
 
 /// A required module and the versions that will do; a bare name in JSON means any version.

@@ -135,6 +135,7 @@ impl TestKit {
                 company_id: None,
                 permissions: Vec::new(),
                 config_version: String::new(),
+                calling_module: None,
                 exp: now + 60,
                 iat: now,
             },

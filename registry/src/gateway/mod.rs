@@ -36,13 +36,14 @@ use plinth_module_sdk::{Manifest, ModuleName};
 use crate::cache::{ChangeAwareCache, Stale, Staleness, TtlCache};
 use crate::error::{Error, Result};
 use crate::identity::{COMPANY_HEADER, User};
-use crate::ids::{CompanyId, TenantId};
+use crate::ids::{CompanyId, TenantId, UserId};
 use crate::instances::Health;
 use crate::plane::ControlPlane;
 use crate::rbac::granted_permissions;
 pub use decide::{Decide, Forward};
 use plinth_module_sdk::wire::{
-    CONTEXT_ISSUER, ContextClaims, MAX_CONTEXT_LIFETIME_SECS as CONTEXT_TTL_SECS,
+    CONTEXT_HEADER, CONTEXT_ISSUER, ContextClaims, MAX_CONTEXT_LIFETIME_SECS as CONTEXT_TTL_SECS,
+    TENANT_HEADER,
 };
 pub use rate::{RateLimits, TenantLimit};
 pub use routes::{NoMatch, RouteMatch};
@@ -139,6 +140,8 @@ pub struct Pass {
     pub user: User,
     pub module: ModuleName,
     pub tenant: TenantId,
+    /// The module whose call this is, when a module called with its API key.
+    pub calling_module: Option<ModuleName>,
     routes: ModuleRoutes,
     permissions: Vec<String>,
     limit: Arc<TenantLimit>,
@@ -236,6 +239,10 @@ pub struct GatewayRequest<'a> {
     pub api_key: Option<&'a [u8]>,
     /// The `X-Plinth-Company` field's value: the company the user acts in.
     pub company: Option<&'a [u8]>,
+    /// A module's call: the `X-Plinth-Tenant` field's value (the tenant it calls for).
+    pub tenant: Option<&'a [u8]>,
+    /// A module's call for a user: the `X-Plinth-Context` it received and passes on.
+    pub context: Option<&'a [u8]>,
 }
 
 impl<'a> GatewayRequest<'a> {
@@ -253,6 +260,8 @@ impl<'a> GatewayRequest<'a> {
             authorization: headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
             api_key: headers.get(&API_KEY).map(HeaderValue::as_bytes),
             company: headers.get(COMPANY_HEADER).map(HeaderValue::as_bytes),
+            tenant: headers.get(TENANT_HEADER).map(HeaderValue::as_bytes),
+            context: headers.get(CONTEXT_HEADER).map(HeaderValue::as_bytes),
         }
     }
 }
@@ -315,24 +324,21 @@ impl Authorizer {
         if let Some(query) = request.query {
             ensure_no_method_override(request.path, query)?;
         }
-        if let Some(key) = request.api_key {
-            let key = std::str::from_utf8(key)
-                .map_err(|_| Error::Unauthorized("the API key is not valid text".into()))?;
-            Box::pin(self.plane.api_keys.authenticate(key)).await?;
-            return Err(Error::Forbidden(
-                "module API keys call the platform API, not module routes".into(),
-            ));
-        }
-        let token = crate::identity::bearer_of(request.authorization)?;
-        let pass = match self.passes.get(token, module, request.company) {
-            Some(pass) if self.is_fresh(&pass) => pass,
-            _ => {
-                // Boxed: a cold pass reads caches and the store, and its state would
-                // otherwise be carried (and moved) by every request's future.
-                let built = self.build_pass(token, module, request.company);
-                let pass = Arc::new(Box::pin(built).await?);
-                self.remember(token, Arc::clone(&pass));
-                pass
+        let pass = match request.api_key {
+            Some(key) => Box::pin(self.module_call_pass(key, &request, module)).await?,
+            None => {
+                let token = crate::identity::bearer_of(request.authorization)?;
+                match self.passes.get(token, module, request.company) {
+                    Some(pass) if self.is_fresh(&pass) => pass,
+                    _ => {
+                        // Boxed: a cold pass reads caches and the store, and its state would
+                        // otherwise be carried (and moved) by every request's future.
+                        let built = self.build_pass(token, module, request.company);
+                        let pass = Arc::new(Box::pin(built).await?);
+                        self.remember(token, Arc::clone(&pass));
+                        pass
+                    }
+                }
             }
         };
         let matched = routes::match_route(&pass.routes.manifest, request.method, rest).map_err(
@@ -350,9 +356,18 @@ impl Authorizer {
         if let Some(needed) = &matched.permission
             && !pass.permissions.iter().any(|p| p == needed.as_str())
         {
-            return Err(Error::Forbidden(format!(
-                "this needs the permission {needed}"
-            )));
+            return Err(Error::Forbidden(match &pass.calling_module {
+                Some(caller) => format!(
+                    "this needs the permission {needed}, which {caller} does not declare calling \
+                     with (dependencies.calls){}",
+                    if pass.user.id.as_str().starts_with("module:") {
+                        ""
+                    } else {
+                        " or its user does not hold"
+                    }
+                ),
+                None => format!("this needs the permission {needed}"),
+            }));
         }
         pass.limit.check(pass.tenant.as_str())?;
         let upstream = pick(&pass.routes.healthy).ok_or_else(|| {
@@ -424,8 +439,14 @@ impl Authorizer {
             .await?
             .subscription_tier;
         let limit = self.rate_limits.limit(tenant.as_str(), tier);
-        let context =
-            self.sign_context(&module, &user, &tenant, &permissions, &resolved.version)?;
+        let context = self.sign_context(
+            &module,
+            &user,
+            &tenant,
+            &permissions,
+            &resolved.version,
+            None,
+        )?;
         Ok(Pass {
             generation,
             selected: selected.map(Box::from),
@@ -434,6 +455,206 @@ impl Authorizer {
             user,
             module,
             tenant,
+            calling_module: None,
+            routes,
+            permissions,
+            limit,
+            context,
+        })
+    }
+
+    /// The pass of a module calling `module` with its API key, for the tenant it names or the
+    /// user whose context it passes on; remembered per (key, tenant, context, company).
+    async fn module_call_pass(
+        &self,
+        key: &[u8],
+        request: &GatewayRequest<'_>,
+        module: &str,
+    ) -> Result<Arc<Pass>> {
+        let key = std::str::from_utf8(key)
+            .map_err(|_| Error::Unauthorized("the API key is not valid text".into()))?;
+        let lossy =
+            |value: Option<&[u8]>| String::from_utf8_lossy(value.unwrap_or_default()).into_owned();
+        let remembered_as = format!(
+            "{key}\u{0}{}\u{0}{}",
+            lossy(request.tenant),
+            lossy(request.context)
+        );
+        if let Some(pass) = self.passes.get(&remembered_as, module, request.company)
+            && self.is_fresh(&pass)
+        {
+            return Ok(pass);
+        }
+        let pass = Arc::new(self.build_module_call_pass(key, request, module).await?);
+        self.remember(&remembered_as, Arc::clone(&pass));
+        Ok(pass)
+    }
+
+    /// Decides a module's call of another's routes: the caller's key, its manifest declaring
+    /// the call (`dependencies.calls`), the tenant (named, or the passed-on context's) having
+    /// enabled both, and the permissions: those declared, and, for a user, only those the
+    /// user holds in the callee too.
+    async fn build_module_call_pass(
+        &self,
+        key: &str,
+        request: &GatewayRequest<'_>,
+        module: &str,
+    ) -> Result<Pass> {
+        let generation = self.staleness.generation();
+        let caller = self.plane.api_keys.authenticate(key).await?;
+        let callee = ModuleName::parse(module)
+            .map_err(|_| Error::NotFound(format!("no module {module} for your tenant")))?;
+        let declared = self
+            .module_routes(&caller)
+            .await?
+            .manifest
+            .dependencies
+            .call_to(callee.as_str())
+            .map(|call| call.permissions.clone())
+            .ok_or_else(|| {
+                Error::Forbidden(format!(
+                    "{caller} does not declare calling {callee}: its manifest's \
+                     dependencies.calls must name it"
+                ))
+            })?;
+        // For whom: the user of a passed-on context, or a tenant by name.
+        let (mut user, valid_until) = match request.context {
+            Some(context) => {
+                let claims = self
+                    .plane
+                    .identity
+                    .context
+                    .verify(header_text(context, CONTEXT_HEADER)?, caller.as_str())?;
+                let field = |value: &str, what: &str| {
+                    Error::Unauthorized(format!(
+                        "the context passed on names no valid {what}: {value}"
+                    ))
+                };
+                let user = User {
+                    id: UserId::parse(&claims.sub).map_err(|_| field(&claims.sub, "user"))?,
+                    tenant: Some(
+                        TenantId::parse(&claims.tenant_id)
+                            .map_err(|_| field(&claims.tenant_id, "tenant"))?,
+                    ),
+                    company: claims
+                        .company_id
+                        .as_deref()
+                        .map(CompanyId::parse)
+                        .transpose()
+                        .map_err(|_| field("company_id", "company"))?,
+                    companies: std::collections::BTreeSet::new(),
+                    roles: std::collections::BTreeSet::new(),
+                };
+                if let Some(named) = request.tenant
+                    && user.tenant.as_ref().map(TenantId::as_str)
+                        != Some(header_text(named, TENANT_HEADER)?)
+                {
+                    return Err(Error::Forbidden(format!(
+                        "the {TENANT_HEADER} header names another tenant than the context passed on"
+                    )));
+                }
+                (user, i64::try_from(claims.exp).unwrap_or(i64::MAX))
+            }
+            None => {
+                let named = request.tenant.ok_or_else(|| {
+                    Error::BadRequest(format!(
+                        "a module's call names its tenant in {TENANT_HEADER} (or passes on its \
+                         user's {CONTEXT_HEADER})"
+                    ))
+                })?;
+                let tenant = TenantId::parse(header_text(named, TENANT_HEADER)?)
+                    .map_err(|m| Error::BadRequest(format!("{TENANT_HEADER}: {m}")))?;
+                let id = UserId::parse(&format!("module:{caller}"))
+                    .map_err(|e| Error::internal(format!("a module's user id: {e}")))?;
+                // A call for the tenant may pick any of its companies (the resolution
+                // below refuses one the tenant lacks).
+                let company = request
+                    .company
+                    .map(|company| {
+                        CompanyId::parse(header_text(company, COMPANY_HEADER)?).map_err(|m| {
+                            Error::BadRequest(format!("the {COMPANY_HEADER} header: {m}"))
+                        })
+                    })
+                    .transpose()?;
+                let user = User {
+                    id,
+                    tenant: Some(tenant),
+                    company,
+                    companies: std::collections::BTreeSet::new(),
+                    roles: std::collections::BTreeSet::new(),
+                };
+                (user, i64::MAX)
+            }
+        };
+        let tenant = user
+            .tenant
+            .clone()
+            .unwrap_or_else(|| unreachable!("set above"));
+        self.plane
+            .config
+            .resolve_cached(&tenant, &caller, None)
+            .await
+            .map_err(|e| match e {
+                Error::NotFound(_) => {
+                    Error::Forbidden(format!("tenant {tenant} has not enabled {caller}"))
+                }
+                other => other,
+            })?;
+        let routes = self.module_routes(&callee).await?;
+        let resolved = self
+            .plane
+            .config
+            .resolve_cached(&tenant, &callee, user.company.as_ref())
+            .await
+            .map_err(|e| match e {
+                Error::NotFound(message)
+                    if user.company.is_some() && message.contains(" company ") =>
+                {
+                    Error::NotFound(message)
+                }
+                Error::NotFound(_) => {
+                    Error::NotFound(format!("no module {callee} for your tenant"))
+                }
+                other => other,
+            })?;
+        let mut permissions: Vec<String> = routes
+            .manifest
+            .permissions
+            .iter()
+            .filter(|p| declared.iter().any(|grant| grant.grants(&p.code)))
+            .map(|p| p.code.to_string())
+            .collect();
+        if request.context.is_some() {
+            let grants = self.plane.rbac.grants(&tenant, &user.id).await?;
+            let company = user.company.as_ref().map(CompanyId::as_str);
+            let held = granted_permissions(&routes.manifest, &user, &grants, company);
+            permissions.retain(|p| held.contains(p));
+        }
+        user.companies.extend(user.company.iter().cloned());
+        let tier = self
+            .plane
+            .tenancy
+            .tenant_cached(&tenant)
+            .await?
+            .subscription_tier;
+        let limit = self.rate_limits.limit(tenant.as_str(), tier);
+        let context = self.sign_context(
+            &callee,
+            &user,
+            &tenant,
+            &permissions,
+            &resolved.version,
+            Some(&caller),
+        )?;
+        Ok(Pass {
+            generation,
+            selected: request.company.map(Box::from),
+            built: Instant::now(),
+            valid_until,
+            user,
+            module: callee,
+            tenant,
+            calling_module: Some(caller),
             routes,
             permissions,
             limit,
@@ -479,6 +700,7 @@ impl Authorizer {
         tenant: &TenantId,
         permissions: &[String],
         config_version: &str,
+        calling_module: Option<&ModuleName>,
     ) -> Result<HeaderValue> {
         let iat = crate::store::now_unix().max(0) as u64;
         let claims = ContextClaims {
@@ -489,12 +711,20 @@ impl Authorizer {
             company_id: user.company.as_ref().map(ToString::to_string),
             permissions: permissions.to_vec(),
             config_version: config_version.to_owned(),
+            calling_module: calling_module.map(ToString::to_string),
             iat,
             exp: iat + CONTEXT_TTL_SECS,
         };
         let token = self.plane.identity.context.sign(&claims)?;
         HeaderValue::try_from(token).map_err(|e| Error::internal_because("context header", e))
     }
+}
+
+/// A header field's value as text, trimmed (400 naming the field otherwise).
+fn header_text<'a>(value: &'a [u8], header: &str) -> Result<&'a str> {
+    std::str::from_utf8(value)
+        .map(str::trim)
+        .map_err(|_| Error::BadRequest(format!("the {header} header is not text")))
 }
 
 fn forget_routes(routes: &TtlCache<String, ModuleRoutes>, stale: &Stale) {

@@ -87,6 +87,36 @@ impl ContextSigner {
         json!({"keys": [self.jwk]})
     }
 
+    /// The claims of a context this platform signed for `module` that has not expired: what
+    /// a module passes on when it calls another module for the same user.
+    pub fn verify(&self, token: &str, module: &str) -> Result<ContextClaims> {
+        let refused = |why: &str| {
+            Error::Unauthorized(format!(
+                "the {} passed on is not a valid context of {module}: {why}",
+                plinth_module_sdk::wire::CONTEXT_HEADER
+            ))
+        };
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(self.jwk.clone())
+            .map_err(|e| Error::internal_because("the context key's JWK", e))?;
+        let key = jsonwebtoken::DecodingKey::from_jwk(&jwk)
+            .map_err(|e| Error::internal_because("the context key's JWK", e))?;
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::ES256);
+        validation.set_issuer(&[plinth_module_sdk::wire::CONTEXT_ISSUER]);
+        validation.set_audience(&[module]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = 5;
+        jsonwebtoken::decode::<ContextClaims>(token, &key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                refused(match e.kind() {
+                    ErrorKind::ExpiredSignature => "it has expired",
+                    ErrorKind::InvalidAudience => "it was issued to another module",
+                    _ => "it does not verify",
+                })
+            })
+    }
+
     pub fn sign(&self, claims: &ContextClaims) -> Result<String> {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
@@ -112,6 +142,7 @@ mod tests {
             company_id: Some("acme-de".into()),
             permissions: vec!["financial:invoices.read".into()],
             config_version: "abc".into(),
+            calling_module: None,
             iat: 1,
             exp: u64::MAX / 2,
         };

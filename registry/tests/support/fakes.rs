@@ -160,6 +160,7 @@ async fn echo(
         "query": uri.query(),
         "context": header("x-plinth-context"),
         "authorization": header("authorization"),
+        "api_key": header("x-module-api-key"),
         "plinth_headers": plinth,
         "custom": header("x-custom"),
     }))

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::mem::MaybeUninit;
 
 use httparse::{Header, Status};
-use plinth_module_sdk::wire::{API_KEY_HEADER, CONTEXT_HEADER};
+use plinth_module_sdk::wire::{API_KEY_HEADER, CONTEXT_HEADER, TENANT_HEADER};
 use plinth_registry::gateway::{Upstream, is_module_path};
 use plinth_registry::identity::COMPANY_HEADER;
 
@@ -49,6 +49,10 @@ pub(in crate::gateway) struct RequestHead<'h, 'b> {
     pub api_key: Option<&'b [u8]>,
     /// `X-Plinth-Company`: read for the decision, never forwarded (the context says it).
     pub company: Option<&'b [u8]>,
+    /// A module's call: `X-Plinth-Tenant` and the `X-Plinth-Context` it passes on; read for
+    /// the decision, never forwarded.
+    pub tenant: Option<&'b [u8]>,
+    pub context: Option<&'b [u8]>,
     pub content_length: u64,
     /// The client asked for the connection to close after this exchange.
     pub close: bool,
@@ -67,6 +71,8 @@ enum Field {
     Authorization,
     ApiKey,
     Company,
+    Tenant,
+    Context,
     ContentLength,
     Connection,
     /// Framing or protocol changes the relay leaves to hyper.
@@ -84,6 +90,8 @@ fn request_field(name: &str) -> Field {
         14 if is("content-length") => Field::ContentLength,
         16 if is(API_KEY_HEADER) => Field::ApiKey,
         16 if is(COMPANY_HEADER) => Field::Company,
+        16 if is(CONTEXT_HEADER) => Field::Context,
+        15 if is(TENANT_HEADER) => Field::Tenant,
         17 if is("transfer-encoding") => Field::NotRelayed,
         _ if is_hop_by_hop(name) || is_gateway_only(name) => Field::Dropped,
         _ => Field::Forwarded,
@@ -126,6 +134,8 @@ pub(in crate::gateway) fn parse_request<'h, 'b>(
         authorization: None,
         api_key: None,
         company: None,
+        tenant: None,
+        context: None,
         content_length: 0,
         close: false,
         fields: request.headers,
@@ -142,6 +152,12 @@ pub(in crate::gateway) fn parse_request<'h, 'b>(
             }
             Field::Company => {
                 head.company.get_or_insert(field.value);
+            }
+            Field::Tenant => {
+                head.tenant.get_or_insert(field.value);
+            }
+            Field::Context => {
+                head.context.get_or_insert(field.value);
             }
             // One length, digits only: anything else is hyper's to refuse.
             Field::ContentLength => match (length, decimal(field.value)) {

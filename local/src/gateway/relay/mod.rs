@@ -659,6 +659,8 @@ async fn prepare<D: Decide>(
                 authorization: head.authorization,
                 api_key: head.api_key,
                 company: head.company,
+                tenant: head.tenant,
+                context: head.context,
             };
             gateway.decide.decide(request).await.map(|decision| {
                 let upstream = choose(&decision, kept);

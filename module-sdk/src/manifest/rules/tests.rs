@@ -221,6 +221,28 @@ fn dependency_rules() {
 }
 
 #[test]
+fn call_rules() {
+    assert_eq!(
+        with(json!({"dependencies": {
+            "required_modules": ["inventory"],
+            "optional_modules": ["hr"],
+            "calls": [
+                {"module": "inventory", "permissions": ["inventory:stock.read", "hr:people.read", "inventory:*"]},
+                {"module": "inventory", "permissions": []},
+                {"module": "payroll", "permissions": ["payroll:runs.read"]},
+                {"module": "hr", "permissions": ["hr:people"]}
+            ]
+        }})),
+        [
+            "dependencies.calls[0].permissions[1]: `hr:people.read` is not a permission of `inventory`, the module called",
+            "dependencies.calls[1].module: calls to `inventory` are already declared at dependencies.calls[0].module",
+            "dependencies.calls[2].module: `payroll` must be in `required_modules` or `optional_modules` to be called",
+            "dependencies.calls[3].permissions[0]: `hr:people` is not a valid permission grant: expected `{module}:{resource}.{action}`, like `financial:invoices.read`",
+        ]
+    );
+}
+
+#[test]
 fn hook_rules() {
     assert_eq!(
         with(

@@ -29,6 +29,7 @@ pub(super) fn check_dependencies(cx: &Context<'_>, problems: &mut Problems) {
     }
     let required = check_required(cx, dependencies, &at, problems);
     let list = at.key("optional_modules");
+    let mut optional = Vec::new();
     for (index, module) in items(dependencies.get("optional_modules")) {
         let Some(module) = module.as_str() else {
             continue;
@@ -36,6 +37,67 @@ pub(super) fn check_dependencies(cx: &Context<'_>, problems: &mut Problems) {
         let at = list.index(index);
         if check_module_name(cx, module, &at, problems) && required.iter().any(|r| r == module) {
             problems.add(&at, format!("`{module}` is also in `required_modules`"));
+        }
+        optional.push(module.to_owned());
+    }
+    check_calls(
+        cx,
+        dependencies,
+        &at,
+        &[required, optional].concat(),
+        problems,
+    );
+}
+
+/// Checks `calls`: each called module is a dependency, named once, and each permission is a
+/// grant in its namespace.
+fn check_calls(
+    cx: &Context<'_>,
+    dependencies: &Value,
+    at: &JsonPath,
+    depended_on: &[String],
+    problems: &mut Problems,
+) {
+    let mut seen = FirstSeen::default();
+    let list = at.key("calls");
+    for (index, call) in items(dependencies.get("calls")) {
+        let call_at = list.index(index);
+        let Some(module) = text(call, "module") else {
+            continue;
+        };
+        let at = call_at.key("module");
+        if let Some(first) = seen.repeat_of(module, &at) {
+            problems.add(
+                &at,
+                format!("calls to `{module}` are already declared at {first}"),
+            );
+            continue;
+        }
+        if !check_module_name(cx, module, &at, problems) {
+            continue;
+        }
+        if !depended_on.iter().any(|d| d == module) {
+            problems.add(
+                &at,
+                format!(
+                    "`{module}` must be in `required_modules` or `optional_modules` to be called"
+                ),
+            );
+        }
+        let permissions = call_at.key("permissions");
+        for (index, grant) in items(call.get("permissions")) {
+            let Some(grant) = grant.as_str() else {
+                continue;
+            };
+            let at = permissions.index(index);
+            match crate::manifest::PermissionGrant::parse(grant) {
+                Err(error) => problems.add(&at, error.to_string()),
+                Ok(parsed) if parsed.module() != module => problems.add(
+                    &at,
+                    format!("`{grant}` is not a permission of `{module}`, the module called"),
+                ),
+                Ok(_) => {}
+            }
         }
     }
 }

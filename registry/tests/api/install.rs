@@ -230,8 +230,10 @@ async fn an_install_that_crashes_between_steps_resumes_without_doing_anything_tw
     )
     .await
     .expect(StatusCode::ACCEPTED);
-    // The worker stops right after the deploy step, leaving the installation running.
-    for _ in 0..100 {
+    // The worker stops right after the deploy step, leaving the installation running
+    // (waited for up to 30 s: a loaded machine may take more than a moment to get there).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
         let stuck = p
             .call(
                 Method::GET,

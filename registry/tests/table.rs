@@ -116,3 +116,43 @@ async fn creates_the_platform_table_on_the_emulator_and_reads_it_back() {
         .unwrap();
     assert!(read.item().is_some(), "the item written is read back");
 }
+
+/// Issue 13's finding: the dev stage's throttle (100/s) was below a single premium tenant's
+/// quota. The stack's throttle — its default, its floor and every samconfig environment's
+/// override — is at least the highest tier's rate and burst.
+#[test]
+fn the_stage_throttle_never_caps_a_tenant_below_its_tier() {
+    use plinth_module_sdk::Tier;
+    let (rate, burst) = Tier::ALL
+        .iter()
+        .map(|tier| plinth_registry::gateway::rate::quota_of(*tier))
+        .max()
+        .unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let template: Value = serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for (parameter, floor) in [
+        ("ThrottlingRateLimit", rate),
+        ("ThrottlingBurstLimit", burst),
+    ] {
+        let declared = &template["Parameters"][parameter];
+        for field in ["Default", "MinValue"] {
+            let value = declared[field].as_u64().unwrap_or_default();
+            assert!(
+                value >= u64::from(floor),
+                "{parameter}.{field} is {value}, below the highest tier's {floor}"
+            );
+        }
+        let samconfig = concat!(env!("CARGO_MANIFEST_DIR"), "/../samconfig.toml");
+        for line in std::fs::read_to_string(samconfig).unwrap().lines() {
+            for pair in line.split(['"', ' ']) {
+                if let Some(value) = pair.strip_prefix(&format!("{parameter}=")) {
+                    let value: u64 = value.parse().unwrap();
+                    assert!(
+                        value >= u64::from(floor),
+                        "samconfig.toml sets {parameter}={value}, below the highest tier's {floor}"
+                    );
+                }
+            }
+        }
+    }
+}

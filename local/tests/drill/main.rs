@@ -11,13 +11,3 @@
 mod installer;
 mod shutdown;
 mod support;
-
-/// Not a test: the module backend the drills' platforms start (see
-/// [`support::backend_command`]); without the drill's environment it does nothing.
-#[test]
-#[ignore = "run by the drills as a module backend, a child process of plinth up"]
-fn module_backend_process() {
-    if let (Ok(port), Ok(control)) = (std::env::var("PORT"), std::env::var(support::CONTROL_ENV)) {
-        support::serve_backend(&port, &control);
-    }
-}

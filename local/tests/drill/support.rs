@@ -1,7 +1,7 @@
 //! What the drills share: `plinth up` run as a real process (killed, stopped and started again
-//! on one data directory), a module backend that is a real child process of it (this test
-//! binary, started again as [`BACKEND_TEST`]), and the control server that backend reports
-//! every call to and that can hold a call until the test has done its worst.
+//! on one data directory), a module backend that is a real child process of it
+//! (`local/examples/drill_backend.rs`), and the control server that backend reports every call
+//! to and that can hold a call until the test has done its worst.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -15,8 +15,6 @@ use axum::http::{HeaderMap, StatusCode};
 use rustix::process::{Pid, Signal, kill_process};
 use serde_json::{Value, json};
 
-/// The ignored test that, run as a module's `dev_command`, serves as its backend.
-pub const BACKEND_TEST: &str = "module_backend_process";
 /// Where the backend finds the control server.
 pub const CONTROL_ENV: &str = "PLINTH_DRILL_CONTROL";
 
@@ -343,63 +341,28 @@ async fn answer(
     }
 }
 
-/// The module backend: forwards every request to the control server, saying which process
-/// it is and which key it was started with.
-pub fn serve_backend(port: &str, control: &str) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let module = std::env::var("PLINTH_MODULE").unwrap_or_default();
-    let key = std::env::var("PLINTH_API_KEY").unwrap_or_default();
-    let base = format!("{control}/calls/{module}");
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}"))
-            .await
-            .expect("the backend's port");
-        let client = reqwest::Client::new();
-        let forward = move |request: axum::extract::Request| {
-            let client = client.clone();
-            let url = format!("{base}{}", request.uri().path());
-            let key = key.clone();
-            async move {
-                let body = axum::body::to_bytes(request.into_body(), 1 << 20)
-                    .await
-                    .unwrap_or_default();
-                let answer = client
-                    .post(url)
-                    .header("x-drill-pid", std::process::id().to_string())
-                    .header("x-drill-key", key)
-                    .body(body)
-                    .send()
-                    .await;
-                match answer {
-                    Ok(answer) => {
-                        let status = StatusCode::from_u16(answer.status().as_u16())
-                            .unwrap_or(StatusCode::BAD_GATEWAY);
-                        let json = answer.json::<Value>().await.unwrap_or(Value::Null);
-                        (status, axum::Json(json))
-                    }
-                    Err(e) => (
-                        StatusCode::BAD_GATEWAY,
-                        axum::Json(json!({"error": e.to_string()})),
-                    ),
-                }
-            }
-        };
-        let app = axum::Router::new().fallback(forward);
-        axum::serve(listener, app).await.expect("serves");
-    });
-}
-
-/// The `dev_command` that starts this test binary as a backend. Not `exec`: the shell stays
-/// the backend's parent, as with `cargo run` or `npm start`.
+/// The `dev_command` that starts the drills' module backend (`local/examples/drill_backend.rs`,
+/// which `cargo test` builds beside this test binary; `PLINTH_DRILL_BACKEND` names another
+/// copy). Not `exec`: the shell stays the backend's parent, as with `cargo run` or `npm start`.
 pub fn backend_command() -> String {
-    let exe = std::env::current_exe().expect("the test binary");
-    format!(
-        "'{}' {BACKEND_TEST} --exact --ignored --nocapture --test-threads=1 --quiet; exit $?",
-        exe.display()
-    )
+    let backend = std::env::var_os("PLINTH_DRILL_BACKEND").map_or_else(
+        || {
+            let exe = std::env::current_exe().expect("the test binary");
+            let profile = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target/{profile}/deps");
+            profile.join("examples").join("drill_backend")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        backend.is_file(),
+        "the drills' module backend {} is not built: `cargo test --workspace` (or `cargo build \
+         -p plinth-local --example drill_backend`) builds it",
+        backend.display()
+    );
+    format!("'{}'; exit $?", backend.display())
 }
 
 /// A module backed by [`backend_command`], with both install hooks, one subscription to its

@@ -56,14 +56,22 @@ struct Cached {
     keys: HashMap<String, JwksKey>,
     fetched_at: Option<Instant>,
     attempted_at: Option<Instant>,
+    /// Why the last fetch failed, while it is the last one.
+    failed: Option<String>,
 }
 
 /// The JWKS at a URL, cached. Share one per process.
+///
+/// Lookups never wait for a fetch when the cache can answer: a known key is served at once
+/// (a stale one too while another request refreshes the set); only a request for an unknown
+/// key id waits, for the one fetch in flight.
 pub struct JwksCache {
     url: String,
     client: reqwest::Client,
     ttl: Duration,
-    cached: Mutex<Cached>,
+    cached: std::sync::RwLock<Cached>,
+    /// Held while fetching: one fetch at a time.
+    fetching: Mutex<()>,
 }
 
 impl fmt::Debug for JwksCache {
@@ -75,6 +83,14 @@ impl fmt::Debug for JwksCache {
     }
 }
 
+/// What the cache knows of one key id.
+struct Look {
+    key: Option<JwksKey>,
+    fresh: bool,
+    recently_tried: bool,
+    failed: Option<String>,
+}
+
 impl JwksCache {
     /// The JWKS at `url`, fetched with `client` when first needed.
     #[must_use]
@@ -83,7 +99,8 @@ impl JwksCache {
             url: url.into(),
             client,
             ttl: KEYS_TTL,
-            cached: Mutex::new(Cached::default()),
+            cached: std::sync::RwLock::default(),
+            fetching: Mutex::new(()),
         }
     }
 
@@ -101,39 +118,78 @@ impl JwksCache {
     }
 
     /// The key with id `kid`, fetching the document when the cache is stale or does not
-    /// hold it (rate-limited).
+    /// hold it (at most once per [`MIN_REFETCH_INTERVAL`]).
     ///
     /// # Errors
     /// [`KeyError::Unknown`] when the document lists no such key, [`KeyError::Unavailable`]
     /// when it cannot be fetched and no cached key has the id.
     pub async fn key(&self, kid: &str) -> Result<JwksKey, KeyError> {
-        // One lock across the fetch: concurrent requests wait for the same answer.
-        let mut cached = self.cached.lock().await;
-        let fresh = cached.fetched_at.is_some_and(|at| at.elapsed() < self.ttl);
-        let known = cached.keys.contains_key(kid);
-        let recently_tried = cached
-            .attempted_at
-            .is_some_and(|at| at.elapsed() < MIN_REFETCH_INTERVAL);
-        let fetch = !(recently_tried || (known && fresh));
-        if fetch {
-            cached.attempted_at = Some(Instant::now());
-            match self.fetch().await {
-                Ok(keys) => {
-                    cached.keys = keys;
-                    cached.fetched_at = Some(Instant::now());
-                }
-                Err(reason) if !cached.keys.contains_key(kid) => {
-                    return Err(KeyError::Unavailable(reason));
-                }
-                // A stale key still verifies while the server is briefly unreachable.
-                Err(reason) => tracing::warn!(%reason, url = %self.url, "using cached keys"),
+        let look = self.look(kid);
+        if let Some(key) = look.key {
+            if look.fresh || look.recently_tried {
+                return Ok(key);
+            }
+            // Stale: refresh unless another request is; serve the cached key either way
+            // (it still verifies while the server is briefly unreachable).
+            if let Ok(_fetching) = self.fetching.try_lock() {
+                self.refresh().await;
+            }
+            return Ok(self.look(kid).key.unwrap_or(key));
+        }
+        // Unknown: wait for a fetch in flight, then fetch unless one was tried just now.
+        let _fetching = self.fetching.lock().await;
+        let look = self.look(kid);
+        if let Some(key) = look.key {
+            return Ok(key);
+        }
+        if !look.recently_tried {
+            self.refresh().await;
+        }
+        let look = self.look(kid);
+        match (look.key, look.failed) {
+            (Some(key), _) => Ok(key),
+            (None, Some(reason)) => Err(KeyError::Unavailable(reason)),
+            (None, None) => Err(KeyError::Unknown(kid.to_owned())),
+        }
+    }
+
+    fn look(&self, kid: &str) -> Look {
+        let cached = self
+            .cached
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Look {
+            key: cached.keys.get(kid).cloned(),
+            fresh: cached.fetched_at.is_some_and(|at| at.elapsed() < self.ttl),
+            recently_tried: cached
+                .attempted_at
+                .is_some_and(|at| at.elapsed() < MIN_REFETCH_INTERVAL),
+            failed: cached.failed.clone(),
+        }
+    }
+
+    /// Fetches the document; called with `fetching` held.
+    async fn refresh(&self) {
+        self.write().attempted_at = Some(Instant::now());
+        let fetched = self.fetch().await;
+        let mut cached = self.write();
+        match fetched {
+            Ok(keys) => {
+                cached.keys = keys;
+                cached.fetched_at = Some(Instant::now());
+                cached.failed = None;
+            }
+            Err(reason) => {
+                tracing::warn!(%reason, url = %self.url, "cannot refresh the JWKS; cached keys stay");
+                cached.failed = Some(reason);
             }
         }
-        cached
-            .keys
-            .get(kid)
-            .cloned()
-            .ok_or_else(|| KeyError::Unknown(kid.to_owned()))
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Cached> {
+        self.cached
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn fetch(&self) -> Result<HashMap<String, JwksKey>, String> {

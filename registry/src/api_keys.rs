@@ -119,6 +119,12 @@ impl ApiKeys {
 
     /// The module an API key belongs to; cached, so a warm check makes no store round trip.
     pub async fn authenticate(&self, key: &str) -> Result<ModuleName> {
+        self.authenticate_until(key).await.map(|(module, _)| module)
+    }
+
+    /// The module a key belongs to, and the Unix time it stops working, if it does (a key
+    /// rotated out with an overlap).
+    pub async fn authenticate_until(&self, key: &str) -> Result<(ModuleName, Option<i64>)> {
         let hash = hash(key);
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let refused = || Error::Unauthorized("the module API key is not valid".into());
@@ -126,7 +132,7 @@ impl ApiKeys {
             // A rotated-out key stops at its expiry even while cached.
             return match expires_at {
                 Some(at) if at <= now => Err(refused()),
-                _ => Ok(module),
+                _ => Ok((module, expires_at)),
             };
         }
         let item = self
@@ -138,7 +144,7 @@ impl ApiKeys {
         let module = ModuleName::parse(&record.module).map_err(|_| refused())?;
         self.checked
             .insert(hash, (module.clone(), record.expires_at), forget_key);
-        Ok(module)
+        Ok((module, record.expires_at))
     }
 
     /// Issues another key for `module`. With `rotate_after_secs`, the module's existing keys

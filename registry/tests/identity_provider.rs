@@ -131,6 +131,8 @@ fn cognito_claims() -> Value {
 struct Provider {
     jwks: Arc<Mutex<Value>>,
     fetches: Arc<AtomicUsize>,
+    /// Milliseconds each JWKS answer takes (a slow or failing provider).
+    delay_ms: Arc<AtomicUsize>,
     issuer: Arc<Mutex<String>>,
     url: String,
 }
@@ -142,6 +144,7 @@ impl Provider {
         let provider = Self {
             jwks: Arc::new(Mutex::new(json!({}))),
             fetches: Arc::new(AtomicUsize::new(0)),
+            delay_ms: Arc::new(AtomicUsize::new(0)),
             issuer: Arc::new(Mutex::new(url.clone())),
             url,
         };
@@ -151,6 +154,8 @@ impl Provider {
                 "/.well-known/jwks.json",
                 get(|State(p): State<Provider>| async move {
                     p.fetches.fetch_add(1, Ordering::SeqCst);
+                    let delay = p.delay_ms.load(Ordering::SeqCst) as u64;
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
                     Json(p.jwks.lock().unwrap().clone())
                 }),
             )
@@ -457,4 +462,33 @@ async fn oidc_discovery_finds_the_jwks_of_the_issuer_it_names() {
             .contains("names issuer `https://elsewhere.example`"),
         "{error}"
     );
+}
+
+/// Review finding: a fetch held one lock for up to its 5 s timeout, so with a slow provider a
+/// token of an unknown key id (unauthenticated: the kid is read before any signature) held up
+/// every other token's check. A known key is answered from the cache while a fetch is in
+/// flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_fetch_for_an_unknown_kid_holds_up_no_known_keys_token() {
+    let key = Key::ec("ec-1");
+    let provider = Provider::start(&[&key]).await;
+    let verifier = Arc::new(provider.verifier());
+    verifier.verify(&key.sign(&cognito_claims())).await.unwrap();
+    provider.delay_ms.store(3000, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let forged =
+        Key::new("made-up", Algorithm::ES256, Key::ec("x").encoding).sign(&cognito_claims());
+    let slow = {
+        let verifier = Arc::clone(&verifier);
+        tokio::spawn(async move { verifier.verify(&forged).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    verifier.verify(&key.sign(&cognito_claims())).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "the known key's token waited {:?} for the fetch",
+        started.elapsed()
+    );
+    assert!(slow.await.unwrap().is_err());
 }

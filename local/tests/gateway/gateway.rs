@@ -1085,6 +1085,34 @@ async fn one_token_acts_in_the_company_each_request_picks(p: TestPlatform) {
     );
     let seen = call(carol.clone(), Some("Not a company!")).await;
     assert_eq!(seen.status, StatusCode::BAD_REQUEST, "{}", seen.body);
+    // Review: a granted id followed by a Unicode space is not the same company again (each
+    // variant would have been another remembered decision).
+    let request = axum::http::Request::builder()
+        .method("GET")
+        .uri("/api/v1/financial/invoices/7")
+        .header("authorization", format!("Bearer {carol}"))
+        .header(
+            "x-plinth-company",
+            axum::http::HeaderValue::from_bytes(b"acme-de\xc2\xa0").unwrap(),
+        )
+        .body(axum::body::Body::empty())
+        .unwrap();
+    assert_eq!(p.raw(request).await.status, StatusCode::BAD_REQUEST);
+    // Review: a company admin acts for the company picked, not every company the token lists.
+    let company_admin = mint(&["acme-de", "acme-fr"], &["company:admin"]);
+    let disable = |company: &'static str| {
+        let request = axum::http::Request::builder()
+            .method("PUT")
+            .uri("/api/v1/tenants/acme/companies/acme-fr/modules/financial")
+            .header("authorization", format!("Bearer {company_admin}"))
+            .header("x-plinth-company", company)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(r#"{"is_enabled": true}"#))
+            .unwrap();
+        p.raw(request)
+    };
+    assert_eq!(disable("acme-de").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(disable("acme-fr").await.status, StatusCode::OK);
     assert!(
         seen.body["detail"]
             .as_str()
@@ -1254,6 +1282,44 @@ async fn a_module_calls_another_through_the_gateway_only_as_declared(p: TestPlat
         )
     );
     assert_eq!(claims["permissions"], json!(["financial:invoices.read"]));
+    // Review: a context passed on lives no longer than the one it came from.
+    let received_exp = jsonwebtoken::dangerous::insecure_decode_claims::<Value>(&passed_on)
+        .unwrap()["exp"]
+        .as_u64()
+        .unwrap();
+    assert!(claims["exp"].as_u64().unwrap() <= received_exp, "{claims}");
+    // Review: no user's token may look like a module's own call.
+    let impostor = token("module:reports", Some("acme"), None, &[]);
+    p.call(Method::GET, "/api/v1/financial/status", impostor, None)
+        .await
+        .expect_problem(
+            StatusCode::UNAUTHORIZED,
+            "`module:` starts the user of a module's own call",
+        );
+    // Review: a company that disabled the caller is not called for.
+    p.call(
+        Method::PUT,
+        "/api/v1/tenants/acme/companies/acme-de/modules/reports",
+        tenant_admin("acme"),
+        Some(json!({"is_enabled": false})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let seen = call(
+        "GET",
+        "/api/v1/financial/invoices/7",
+        &reports,
+        &[
+            ("x-plinth-tenant", "acme".to_owned()),
+            ("x-plinth-company", "acme-de".to_owned()),
+        ],
+    )
+    .await;
+    assert_eq!(seen.status, StatusCode::FORBIDDEN, "{}", seen.body);
+    assert_eq!(
+        seen.body["detail"],
+        "reports is not enabled for tenant acme's company acme-de"
+    );
     // A context issued to another module (financial's own) cannot be passed on by reports.
     let Auth::Token(bearer) = token("alice", Some("acme"), Some("acme-de"), &[]) else {
         unreachable!()

@@ -154,6 +154,8 @@ pub struct Pass {
 const PASS_TTL: Duration = Duration::from_secs(CONTEXT_TTL_SECS / 2);
 /// The most tokens remembered; past it, stale passes go first, then all.
 const MAX_TOKENS: usize = 100_000;
+/// The most passes one token keeps (one per module and company it is used with).
+const MAX_PASSES_PER_TOKEN: usize = 64;
 
 /// Passes by raw token, then by module. foldhash rather than SipHash: the key is the whole
 /// token (hundreds of bytes) and is hashed on every request; the map is seeded per process
@@ -188,6 +190,10 @@ impl Passes {
         }
         let passes = by_token.entry(token.into()).or_default();
         passes.retain(|p| p.module != pass.module || p.selected != pass.selected);
+        // One token's (module, company) pairs are few; more is someone varying a header.
+        if passes.len() >= MAX_PASSES_PER_TOKEN {
+            passes.clear();
+        }
         passes.push(pass);
     }
 
@@ -501,7 +507,7 @@ impl Authorizer {
         module: &str,
     ) -> Result<Pass> {
         let generation = self.staleness.generation();
-        let caller = self.plane.api_keys.authenticate(key).await?;
+        let (caller, key_expires_at) = self.plane.api_keys.authenticate_until(key).await?;
         let callee = ModuleName::parse(module)
             .map_err(|_| Error::NotFound(format!("no module {module} for your tenant")))?;
         let declared = self
@@ -518,7 +524,7 @@ impl Authorizer {
                 ))
             })?;
         // For whom: the user of a passed-on context, or a tenant by name.
-        let (mut user, valid_until) = match request.context {
+        let (mut user, valid_until, context_exp) = match request.context {
             Some(context) => {
                 let claims = self
                     .plane
@@ -553,7 +559,8 @@ impl Authorizer {
                         "the {TENANT_HEADER} header names another tenant than the context passed on"
                     )));
                 }
-                (user, i64::try_from(claims.exp).unwrap_or(i64::MAX))
+                let exp = i64::try_from(claims.exp).unwrap_or(i64::MAX);
+                (user, exp, Some(claims.exp))
             }
             None => {
                 let named = request.tenant.ok_or_else(|| {
@@ -583,22 +590,26 @@ impl Authorizer {
                     companies: std::collections::BTreeSet::new(),
                     roles: std::collections::BTreeSet::new(),
                 };
-                (user, i64::MAX)
+                (user, i64::MAX, None)
             }
         };
+        let valid_until = valid_until.min(key_expires_at.unwrap_or(i64::MAX));
         let tenant = user
             .tenant
             .clone()
             .unwrap_or_else(|| unreachable!("set above"));
         self.plane
             .config
-            .resolve_cached(&tenant, &caller, None)
+            .resolve_cached(&tenant, &caller, user.company.as_ref())
             .await
-            .map_err(|e| match e {
-                Error::NotFound(_) => {
+            .map_err(|e| match (e, user.company.as_ref()) {
+                (Error::NotFound(_), Some(company)) => Error::Forbidden(format!(
+                    "{caller} is not enabled for tenant {tenant}'s company {company}"
+                )),
+                (Error::NotFound(_), None) => {
                     Error::Forbidden(format!("tenant {tenant} has not enabled {caller}"))
                 }
-                other => other,
+                (other, _) => other,
             })?;
         let routes = self.module_routes(&callee).await?;
         let resolved = self
@@ -644,7 +655,7 @@ impl Authorizer {
             &tenant,
             &permissions,
             &resolved.version,
-            Some(&caller),
+            Some((&caller, context_exp)),
         )?;
         Ok(Pass {
             generation,
@@ -700,9 +711,14 @@ impl Authorizer {
         tenant: &TenantId,
         permissions: &[String],
         config_version: &str,
-        calling_module: Option<&ModuleName>,
+        // A module's call: the caller, and the expiry of the context it passed on, if any (a
+        // context passed on lives no longer than the one it came from).
+        call: Option<(&ModuleName, Option<u64>)>,
     ) -> Result<HeaderValue> {
         let iat = crate::store::now_unix().max(0) as u64;
+        let not_after = call.and_then(|(_, exp)| exp).unwrap_or(u64::MAX);
+        let exp = (iat + CONTEXT_TTL_SECS).min(not_after);
+        let calling_module = call.map(|(caller, _)| caller);
         let claims = ContextClaims {
             iss: CONTEXT_ISSUER.into(),
             aud: module.to_string(),
@@ -713,7 +729,7 @@ impl Authorizer {
             config_version: config_version.to_owned(),
             calling_module: calling_module.map(ToString::to_string),
             iat,
-            exp: iat + CONTEXT_TTL_SECS,
+            exp,
         };
         let token = self.plane.identity.context.sign(&claims)?;
         HeaderValue::try_from(token).map_err(|e| Error::internal_because("context header", e))
@@ -723,7 +739,6 @@ impl Authorizer {
 /// A header field's value as text, trimmed (400 naming the field otherwise).
 fn header_text<'a>(value: &'a [u8], header: &str) -> Result<&'a str> {
     std::str::from_utf8(value)
-        .map(str::trim)
         .map_err(|_| Error::BadRequest(format!("the {header} header is not text")))
 }
 

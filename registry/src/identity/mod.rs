@@ -127,7 +127,7 @@ impl User {
         };
         let company = std::str::from_utf8(selected)
             .ok()
-            .and_then(|text| CompanyId::parse(text.trim()).ok())
+            .and_then(|text| CompanyId::parse(text).ok())
             .ok_or_else(|| {
                 Error::BadRequest(format!(
                     "the {COMPANY_HEADER} header is not a company id: {:?}",
@@ -217,11 +217,12 @@ impl Caller {
         }
     }
 
-    /// Tenant admins, and company admins of this company (one their token grants).
+    /// Tenant admins, and company admins acting in this company (the one the token names,
+    /// or the one `X-Plinth-Company` picked among those it grants).
     pub fn require_company_admin(&self, tenant: &TenantId, company: &CompanyId) -> Result<&User> {
         let user = self.require_tenant_member(tenant)?;
         let company_admin = user.roles.contains(&PlatformRole::CompanyAdmin)
-            && (user.company.as_ref() == Some(company) || user.companies.contains(company));
+            && user.company.as_ref() == Some(company);
         if self.is_platform_admin()
             || user.roles.contains(&PlatformRole::TenantAdmin)
             || company_admin
@@ -379,13 +380,19 @@ impl Provider {
         })?;
         let key = self.keys.key(&kid).await.map_err(|error| match error {
             KeyError::Unknown(kid) => refused(format!(
-                "it is signed with key `{kid}`, which the identity provider does not list"
+                "it is signed with key `{}`, which the identity provider does not list",
+                shown(&kid)
             )),
-            KeyError::Unavailable(reason) => Error::Unavailable {
-                detail: format!("the identity provider's keys cannot be read: {reason}"),
-                cause: None,
-            },
+            KeyError::Unavailable(reason) => {
+                tracing::warn!(%reason, url = self.keys.url(), "the identity provider's keys cannot be read");
+                Error::Unavailable {
+                    detail: "the identity provider's keys cannot be read; try again shortly"
+                        .into(),
+                    cause: None,
+                }
+            }
         })?;
+        let kid = shown(&kid);
         if header.alg != key.algorithm {
             return Err(refused(format!(
                 "it says it is signed with {:?}, but the identity provider's key `{kid}` signs \
@@ -408,6 +415,14 @@ impl Provider {
         })?;
         self.claims.apply(&data.claims)
     }
+}
+
+/// A key id as refusals show it: at most 64 printable ASCII characters.
+fn shown(kid: &str) -> String {
+    kid.chars()
+        .filter(char::is_ascii_graphic)
+        .take(64)
+        .collect()
 }
 
 /// Why a token was refused, in words a person who minted it can act on (not the library's
@@ -461,6 +476,12 @@ fn user_from_claims(claims: Claims) -> Result<User> {
         ..
     } = claims;
     let id = UserId::parse(&sub).map_err(|m| invalid("sub", m))?;
+    if sub.starts_with("module:") {
+        return Err(invalid(
+            "sub",
+            "`module:` starts the user of a module's own call; no user's id may".into(),
+        ));
+    }
     let tenant = tenant_id
         .as_deref()
         .map(TenantId::parse)

@@ -203,6 +203,10 @@ pub async fn provider_from_env() -> Result<Option<super::TokenVerifier>> {
     } else {
         jwks_url
     };
+    let local = ["http://localhost", "http://127.0.0.1", "http://[::1]"];
+    if url.starts_with("http://") && !local.iter().any(|l| url.starts_with(l)) {
+        tracing::warn!(%url, "the identity provider's keys are read over plain HTTP: anyone on the path can swap them; use https");
+    }
     let keys = JwksCache::new(url, client).with_ttl(PROVIDER_KEYS_TTL);
     super::TokenVerifier::provider(keys, &issuer, &audience, claims).map(Some)
 }

@@ -253,7 +253,9 @@ impl ConfigResolver {
         let t = tenant.as_str();
         let (prefix, wanted) = match company {
             Some(c) if detail.contains("has no company") => ("COMPANY#", c.as_str()),
-            _ if detail.contains("has not enabled") => ("MODULE#", module.as_str()),
+            _ if detail.contains("has not enabled") || detail.contains("is not installed") => {
+                ("MODULE#", module.as_str())
+            }
             _ => return String::new(),
         };
         let query = Query::prefix(keys::tenant_partition(t), prefix);

@@ -150,6 +150,12 @@ impl Enablement {
         let tenant_record = self.tenancy.tenant_as(caller, tenant).await?;
         let (manifest, installation) = self.installations.installed_module(module).await?;
         let current = self.tenant_module(tenant, module).await?;
+        if current.is_none() && change.configuration_patch.is_some() {
+            // A merge into nothing would enable the module as a side effect of setting a key.
+            return Err(Error::NotFound(format!(
+                "tenant {tenant} has never enabled {module}: enable it first, then set its keys"
+            )));
+        }
         let was_enabled = current.as_ref().is_some_and(|(c, _)| c.enabled);
         let previous = current.as_ref().map(|(c, _)| {
             previous_of(

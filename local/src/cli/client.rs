@@ -275,7 +275,7 @@ pub fn show(
 
 /// A name that is not among `known`: a refusal like the API's 404, with the closest name.
 pub fn not_found<'a>(
-    what: String,
+    what: &str,
     wanted: &str,
     known: impl IntoIterator<Item = &'a str>,
 ) -> Failure {

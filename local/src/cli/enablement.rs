@@ -67,7 +67,7 @@ pub(super) fn run(
             let Some(row) = all.iter().find(|r| r["module"] == module.as_str()) else {
                 let known = all.iter().filter_map(|r| r["module"].as_str());
                 let what = format!("tenant {tenant} has never enabled {module}");
-                return Err(not_found(what, &module, known));
+                return Err(not_found(&what, &module, known));
             };
             client::print(out, target.output, row, |row| {
                 fields(&[

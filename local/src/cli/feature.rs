@@ -78,7 +78,7 @@ pub(super) fn run(args: FeatureArgs, out: &mut dyn Write, err: &mut dyn Write) -
                 let Some(found) = all.iter().find(|f| f["name"] == feature.as_str()) else {
                     let known = all.iter().filter_map(|f| f["name"].as_str());
                     let what = format!("{module} has no feature {feature}");
-                    return Err(not_found(what, &feature, known));
+                    return Err(not_found(&what, &feature, known));
                 };
                 client::print(out, target.output, found, |f| {
                     fields(&[

@@ -48,7 +48,7 @@ pub(super) fn run(args: KeyArgs, out: &mut dyn Write, err: &mut dyn Write) -> io
             let Some(key) = all.iter().find(|k| k["id"] == id.as_str()) else {
                 let known = all.iter().filter_map(|k| k["id"].as_str());
                 return Err(not_found(
-                    format!("{module} has no API key {id}"),
+                    &format!("{module} has no API key {id}"),
                     &id,
                     known,
                 ));

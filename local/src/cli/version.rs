@@ -52,7 +52,7 @@ pub(super) fn run(args: VersionArgs, out: &mut dyn Write, err: &mut dyn Write) -
             let Some(found) = all.iter().find(|v| v["version"] == version.as_str()) else {
                 let known = all.iter().filter_map(|v| v["version"].as_str());
                 let what = format!("{module} has no published version {version}");
-                return Err(not_found(what, &version, known));
+                return Err(not_found(&what, &version, known));
             };
             client::print(out, target.output, found, version_text)?;
             Ok(Exit::Success)

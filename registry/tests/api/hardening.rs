@@ -296,7 +296,10 @@ async fn a_method_a_route_does_not_take_is_a_problem_document_with_allow() {
     );
     // `GET /api/v1/tenants` lists tenants, so both methods are allowed.
     let allow = answer.1[header::ALLOW].to_str().unwrap().to_string();
-    assert!(allow.contains("POST") && allow.contains("GET"), "Allow: {allow}");
+    assert!(
+        allow.contains("POST") && allow.contains("GET"),
+        "Allow: {allow}"
+    );
     let request = Request::patch("/api/v1/modules/financial/installation")
         .body(Body::empty())
         .unwrap();

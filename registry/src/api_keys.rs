@@ -17,7 +17,7 @@ use crate::cache::{ChangeAwareCache, Stale, Staleness, TtlCache};
 use crate::catalog::Catalog;
 use crate::changes::{Change, Changes};
 use crate::deploy::module_secrets::ModuleKeySecrets;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, did_you_mean};
 use crate::identity::Caller;
 use crate::store::{
     Condition, Item, Key, Query, Store, Write, from_item, keys, query_all, to_data,
@@ -247,11 +247,13 @@ impl ApiKeys {
 
     pub async fn revoke(&self, caller: &Caller, module: &ModuleName, id: &str) -> Result<()> {
         caller.require_platform_admin()?;
-        let listing = self
-            .store
-            .get(&listing_key(module.as_str(), id))
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("{module} has no API key {id}")))?;
+        let Some(listing) = self.store.get(&listing_key(module.as_str(), id)).await? else {
+            let keys = self.list(module).await.unwrap_or_default();
+            let hint = did_you_mean(id, keys.iter().map(|k| k.id.as_str()));
+            return Err(Error::NotFound(format!(
+                "{module} has no API key {id}{hint}"
+            )));
+        };
         let record: ApiKeyRecord = from_item(&listing)?;
         let writes = vec![
             Write::Delete {

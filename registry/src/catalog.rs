@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::audit;
 use crate::changes::{Change, Changes};
 use crate::deploy::ecr::ImagePush;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, did_you_mean};
 use crate::events::platform_event;
 use crate::identity::Caller;
 use crate::store::{Condition, Item, Query, Store, Write, from_item, keys, query_all, to_data};
@@ -230,9 +230,25 @@ impl Catalog {
         let item = self
             .store
             .get(&keys::catalog_entry(module.as_str()))
-            .await?
-            .ok_or_else(|| not_published(module))?;
-        from_item(&item)
+            .await?;
+        match item {
+            Some(item) => from_item(&item),
+            None => Err(self.not_published(module.as_str()).await),
+        }
+    }
+
+    /// `no module named {m} is published`, with the closest published name.
+    pub async fn not_published(&self, module: &str) -> Error {
+        let names = self.names().await.unwrap_or_default();
+        let hint = did_you_mean(module, names.iter().map(String::as_str));
+        Error::NotFound(format!("no module named {module} is published{hint}"))
+    }
+
+    /// The names of every published module.
+    async fn names(&self) -> Result<Vec<String>> {
+        let items = query_all(self.store.as_ref(), &Query::partition(keys::CATALOG)).await?;
+        let entries = items.iter().map(from_item::<CatalogEntry>);
+        entries.map(|e| e.map(|e| e.name)).collect()
     }
 
     /// Every published version, newest first.
@@ -240,7 +256,7 @@ impl Catalog {
         let query = Query::prefix(keys::module_partition(module.as_str()), "VERSION#");
         let items = query_all(self.store.as_ref(), &query).await?;
         if items.is_empty() {
-            return Err(not_published(module));
+            return Err(self.not_published(module.as_str()).await);
         }
         let mut versions = items
             .iter()
@@ -254,11 +270,15 @@ impl Catalog {
         let item = self
             .store
             .get(&keys::module_version(module.as_str(), version))
-            .await?
-            .ok_or_else(|| {
-                Error::NotFound(format!("{module} has no published version {version}"))
-            })?;
-        from_item(&item)
+            .await?;
+        if let Some(item) = item {
+            return from_item(&item);
+        }
+        let published = self.versions(module).await?;
+        let hint = did_you_mean(version, published.iter().map(|v| v.version.as_str()));
+        Err(Error::NotFound(format!(
+            "{module} has no published version {version}{hint}"
+        )))
     }
 }
 
@@ -272,10 +292,6 @@ fn immutable(existing: &ModuleVersion) -> String {
          version",
         existing.module, existing.version
     )
-}
-
-fn not_published(module: &ModuleName) -> Error {
-    Error::NotFound(format!("no module named {module} is published"))
 }
 
 /// The catalog entry after publishing `manifest`: the latest version's description wins.

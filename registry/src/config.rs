@@ -17,11 +17,11 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::cache::{ChangeAwareCache, Stale, Staleness, TtlCache};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, did_you_mean};
 use crate::identity::Caller;
 use crate::ids::{CompanyId, TenantId};
 use crate::installation::Installation;
-use crate::store::{Item, Key, Store, from_item, keys};
+use crate::store::{Item, Key, Query, Store, from_item, keys, query_all};
 
 /// A tenant's enablement of a module, with its configuration and feature toggles
 /// (`PK=TENANT#t SK=MODULE#m`).
@@ -108,9 +108,10 @@ pub fn validate_features(
                 problems.push(Problem {
                     path: format!("{field}[{index}]"),
                     message: format!(
-                        "{} has no feature `{name}` (it has: {})",
+                        "{} has no feature `{name}` (it has: {}){}",
                         manifest.name,
-                        known.join(", ")
+                        known.join(", "),
+                        did_you_mean(name, known.iter().copied())
                     ),
                 });
             }
@@ -228,7 +229,45 @@ impl ConfigResolver {
                 caller.require_tenant_member(tenant)?;
             }
         }
-        self.resolve_cached(tenant, module, company).await
+        match self.resolve_cached(tenant, module, company).await {
+            // The tenant's own users are told the closest name; a module's key is not told
+            // what else a tenant has.
+            Err(Error::NotFound(detail)) if caller.user().is_some() => {
+                let hint = self
+                    .closest_for_user(tenant, module, company, &detail)
+                    .await;
+                Err(Error::NotFound(format!("{detail}{hint}")))
+            }
+            other => other,
+        }
+    }
+
+    /// The company or module nearest the one a refused resolution named.
+    async fn closest_for_user(
+        &self,
+        tenant: &TenantId,
+        module: &ModuleName,
+        company: Option<&CompanyId>,
+        detail: &str,
+    ) -> String {
+        let t = tenant.as_str();
+        let (prefix, wanted) = match company {
+            Some(c) if detail.contains("has no company") => ("COMPANY#", c.as_str()),
+            _ if detail.contains("has not enabled") || detail.contains("is not installed") => {
+                ("MODULE#", module.as_str())
+            }
+            _ => return String::new(),
+        };
+        let query = Query::prefix(keys::tenant_partition(t), prefix);
+        let Ok(items) = query_all(self.store.as_ref(), &query).await else {
+            return String::new();
+        };
+        let names: Vec<String> = items
+            .iter()
+            .filter(|i| prefix == "COMPANY#" || i.data.get("enabled") == Some(&Value::Bool(true)))
+            .filter_map(|i| i.key.sk.strip_prefix(prefix).map(str::to_owned))
+            .collect();
+        did_you_mean(wanted, names.iter().map(String::as_str))
     }
 
     /// The resolution, from the cache when warm. `NotFound` when the module is not installed,

@@ -36,8 +36,13 @@ use crate::tenancy::Tenancy;
 pub struct ModuleChange {
     #[serde(default, alias = "is_enabled")]
     pub enabled: Option<bool>,
+    /// Replaces the stored configuration.
     #[serde(default)]
     pub configuration: Option<Map<String, Value>>,
+    /// Merged into the stored configuration (RFC 7396: a key set to `null` is removed, the
+    /// others are set, keys not named are kept); not together with `configuration`.
+    #[serde(default)]
+    pub configuration_patch: Option<Map<String, Value>>,
     #[serde(default)]
     pub enabled_features: Option<Vec<String>>,
     #[serde(default)]
@@ -56,6 +61,13 @@ fn apply(
     }
     if let Some(value) = &change.configuration {
         config.clone_from(value);
+    }
+    if let Some(patch) = &change.configuration_patch {
+        let mut merged = Value::Object(std::mem::take(config));
+        json_patch::merge(&mut merged, &Value::Object(patch.clone()));
+        if let Value::Object(merged) = merged {
+            *config = merged;
+        }
     }
     if let Some(value) = &change.enabled_features {
         on.clone_from(value);
@@ -134,10 +146,25 @@ impl Enablement {
         change: ModuleChange,
     ) -> Result<TenantModule> {
         let user = caller.require_tenant_admin(tenant)?.clone();
-        let tenant_record = self.tenancy.tenant(tenant).await?;
+        one_configuration(&change)?;
+        let tenant_record = self.tenancy.tenant_as(caller, tenant).await?;
         let (manifest, installation) = self.installations.installed_module(module).await?;
         let current = self.tenant_module(tenant, module).await?;
+        if current.is_none() && change.configuration_patch.is_some() {
+            // A merge into nothing would enable the module as a side effect of setting a key.
+            return Err(Error::NotFound(format!(
+                "tenant {tenant} has never enabled {module}: enable it first, then set its keys"
+            )));
+        }
         let was_enabled = current.as_ref().is_some_and(|(c, _)| c.enabled);
+        let previous = current.as_ref().map(|(c, _)| {
+            previous_of(
+                c.enabled,
+                &c.configuration,
+                &c.enabled_features,
+                &c.disabled_features,
+            )
+        });
         let mut next = current
             .as_ref()
             .map(|(c, _)| c.clone())
@@ -220,7 +247,7 @@ impl Enablement {
                 &caller.actor(),
                 action.unwrap_or("tenant.module.configured"),
                 &format!("module:{module}"),
-                json!(change_summary(&change)),
+                change_summary(&change, previous),
             ),
         ];
         self.commit_change(writes, events, module).await?;
@@ -289,6 +316,7 @@ impl Enablement {
         change: ModuleChange,
     ) -> Result<CompanyModule> {
         let user = caller.require_company_admin(tenant, company)?.clone();
+        one_configuration(&change)?;
         self.tenancy.company(tenant, company).await?;
         let (manifest, installation) = self.installations.installed_module(module).await?;
         let tenant_row = match self.tenant_module(tenant, module).await? {
@@ -303,6 +331,14 @@ impl Enablement {
         let current = self.store.get(&key).await?;
         let current_row: Option<CompanyModule> = current.as_ref().map(from_item).transpose()?;
         let was_enabled = current_row.as_ref().map(|r| r.is_enabled);
+        let previous = current_row.as_ref().map(|r| {
+            previous_of(
+                r.is_enabled,
+                &r.configuration,
+                &r.enabled_features,
+                &r.disabled_features,
+            )
+        });
         let mut next = current_row.unwrap_or_else(|| CompanyModule {
             tenant_id: tenant.to_string(),
             company_id: company.to_string(),
@@ -364,7 +400,7 @@ impl Enablement {
                 &caller.actor(),
                 "company.module.customized",
                 &format!("company:{c}/module:{module}"),
-                json!(change_summary(&change)),
+                change_summary(&change, previous),
             ),
         ];
         self.commit_change(writes, events, module).await?;
@@ -465,11 +501,43 @@ fn versioned(key: Key, stored: Option<u64>, data: Map<String, Value>) -> (Item, 
     }
 }
 
-fn change_summary(change: &ModuleChange) -> Value {
-    json!({
+/// What a change asked for, and what the row held before it (`previous`, null for a new row).
+fn change_summary(change: &ModuleChange, previous: Option<Value>) -> Value {
+    let mut summary = json!({
         "enabled": change.enabled,
         "configuration": change.configuration,
         "enabled_features": change.enabled_features,
         "disabled_features": change.disabled_features,
+    });
+    if let Some(patch) = &change.configuration_patch {
+        summary["configuration_patch"] = json!(patch);
+    }
+    summary["previous"] = previous.unwrap_or(Value::Null);
+    summary
+}
+
+/// The fields of a stored row a change may alter, as they were.
+fn previous_of(
+    enabled: bool,
+    configuration: &Map<String, Value>,
+    on: &[String],
+    off: &[String],
+) -> Value {
+    json!({
+        "enabled": enabled,
+        "configuration": configuration,
+        "enabled_features": on,
+        "disabled_features": off,
     })
+}
+
+/// `configuration` and `configuration_patch` together are refused: which one wins is a guess.
+fn one_configuration(change: &ModuleChange) -> Result<()> {
+    if change.configuration.is_some() && change.configuration_patch.is_some() {
+        return Err(Error::field(
+            "configuration_patch",
+            "give `configuration` (replaces) or `configuration_patch` (merges), not both",
+        ));
+    }
+    Ok(())
 }

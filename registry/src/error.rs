@@ -69,6 +69,25 @@ pub enum Error {
     },
 }
 
+/// The candidate nearest `wanted`, when one is near enough to be a likely typo (Jaro-Winkler
+/// similarity of 0.8 or more): the one "did you mean" of every refusal that names something.
+pub fn closest<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .filter(|c| *c != wanted)
+        .map(|c| (strsim::jaro_winkler(wanted, c), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// `; did you mean `x`?` for the candidate nearest `wanted`, or nothing.
+pub fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    closest(wanted, candidates)
+        .map(|c| format!("; did you mean `{c}`?"))
+        .unwrap_or_default()
+}
+
 impl Error {
     pub fn invalid(detail: impl Into<String>, problems: Vec<Problem>) -> Self {
         Error::Invalid {

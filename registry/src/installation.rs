@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::deploy::Deployment;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, did_you_mean};
 use crate::store::{
     Condition, Item, Key, Query, Store, Write, from_item, keys, query_all, to_data,
 };
@@ -300,10 +300,19 @@ impl Installations {
     }
 
     pub async fn get(&self, module: &ModuleName) -> Result<Installation> {
-        self.item(module)
-            .await?
-            .map(|(installation, _)| installation)
-            .ok_or_else(|| Error::NotFound(format!("{module} has never been installed")))
+        match self.item(module).await? {
+            Some((installation, _)) => Ok(installation),
+            None => Err(Error::NotFound(format!(
+                "{module} has never been installed{}",
+                self.closest_installed(module).await
+            ))),
+        }
+    }
+
+    /// `; did you mean `x`?` for the installed module nearest `module`, or nothing.
+    async fn closest_installed(&self, module: &ModuleName) -> String {
+        let installed = self.installed_index().await.unwrap_or_default();
+        did_you_mean(module.as_str(), installed.keys().map(String::as_str))
     }
 
     /// The manifest of the installed version, as the shell's module loader reads it.
@@ -319,7 +328,12 @@ impl Installations {
     pub async fn installed_module(&self, module: &ModuleName) -> Result<(Manifest, Installation)> {
         let not_installed =
             || Error::Conflict(format!("{module} is not installed on this platform"));
-        let (installation, _) = self.item(module).await?.ok_or_else(not_installed)?;
+        let Some((installation, _)) = self.item(module).await? else {
+            let hint = self.closest_installed(module).await;
+            return Err(Error::Conflict(format!(
+                "{module} is not installed on this platform{hint}"
+            )));
+        };
         let manifest = match (&installation.manifest, installation.is_installed()) {
             (Some(manifest), true) => serde_json::from_value(manifest.clone()).map_err(|e| {
                 Error::internal_because(format!("{module}'s installed manifest is unreadable"), e)

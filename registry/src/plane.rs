@@ -14,6 +14,7 @@ use crate::deploy::backend::InstallerOnly;
 use crate::deploy::module_secrets::{KeysInEnvironment, ModuleKeySecrets};
 use crate::deploy::{Deployer, TableProvisioner};
 use crate::enablement::Enablement;
+use crate::events::dead_letters::DeadLetterQueue;
 use crate::events::{Event, EventBus, Subscriptions};
 use crate::hooks::{Hooks, ModuleHooks};
 use crate::identity::{ContextSigner, TokenVerifier};
@@ -44,6 +45,7 @@ pub struct Ports {
     hooks: Option<Arc<dyn Hooks>>,
     module_keys: Arc<dyn ModuleKeySecrets>,
     step_observer: Option<Arc<dyn StepObserver>>,
+    dead_letters: Option<Arc<dyn DeadLetterQueue>>,
 }
 
 impl Ports {
@@ -65,7 +67,15 @@ impl Ports {
             hooks: None,
             module_keys: Arc::new(KeysInEnvironment),
             step_observer: None,
+            dead_letters: None,
         }
+    }
+
+    /// Where undelivered events are kept and replayed (the local bus); without it the API
+    /// says they are not kept by this platform.
+    pub fn with_dead_letters(mut self, dead_letters: Arc<dyn DeadLetterQueue>) -> Self {
+        self.dead_letters = Some(dead_letters);
+        self
     }
 
     pub fn with_deployer(mut self, deployer: Arc<dyn Deployer>) -> Self {
@@ -162,6 +172,8 @@ pub struct ControlPlane {
     pub rbac: Arc<Rbac>,
     pub audit: Arc<Audit>,
     pub module_events: Arc<ModuleEvents>,
+    /// Undelivered events, when this platform keeps them (one machine).
+    pub dead_letters: Option<Arc<dyn DeadLetterQueue>>,
     pub identity: Identity,
     pub settings: Settings,
     changes: Arc<Changes>,
@@ -181,6 +193,7 @@ impl ControlPlane {
             hooks,
             module_keys,
             step_observer,
+            dead_letters,
         } = ports;
         let hooks = hooks.unwrap_or_else(|| Arc::new(ModuleHooks::new(Arc::clone(&reach))));
         let staleness = Arc::new(Staleness::default());
@@ -265,6 +278,7 @@ impl ControlPlane {
             rbac,
             audit: Arc::new(Audit::new(store)),
             module_events,
+            dead_letters,
             identity,
             settings,
             changes,

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use plinth_module_sdk::{Manifest, ModuleName, Permission, PermissionGrant, Problem};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use std::sync::Arc;
 
@@ -15,12 +15,14 @@ use crate::audit;
 use crate::cache::{ChangeAwareCache, Stale, Staleness, TtlCache};
 use crate::changes::{Change, Changes};
 use crate::clock::now;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, did_you_mean};
 use crate::events::platform_event;
 use crate::identity::{Caller, PlatformRole, User};
 use crate::ids::{CompanyId, RoleName, TenantId, UserId};
 use crate::installation::{IndexEntry, Installations};
-use crate::store::{Condition, Item, Query, Store, Write, from_item, keys, query_all, to_data};
+use crate::store::{
+    Condition, Item, Key, Query, Store, Write, from_item, keys, query_all, to_data,
+};
 use crate::tenancy::Tenancy;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +51,14 @@ pub struct Assignment {
     pub roles: Vec<RoleName>,
     #[serde(default)]
     pub companies: BTreeMap<CompanyId, Vec<RoleName>>,
+}
+
+/// A user and the roles they hold (`GET /api/v1/tenants/{t}/users`).
+#[derive(Debug, Clone, Serialize)]
+pub struct UserAssignment {
+    pub user: String,
+    #[serde(flatten)]
+    pub assignment: Assignment,
 }
 
 /// `POST /api/v1/rbac/verify`
@@ -144,7 +154,7 @@ impl Rbac {
         change: RoleChange,
     ) -> Result<Role> {
         caller.require_tenant_admin(tenant)?;
-        self.tenancy.tenant(tenant).await?;
+        self.tenancy.tenant_as(caller, tenant).await?;
         // One read of what is installed, and each named module's manifest once, whatever the
         // number of grants.
         let installed = self.installations.installed_index().await?;
@@ -177,17 +187,21 @@ impl Rbac {
             description: change.description,
             updated_at: now(),
         };
+        // Read to record what the role granted before, and written only over that version.
+        let key = keys::role(tenant.as_str(), role.as_str());
+        let stored = self.store.get(&key).await?;
+        let previous: Option<Role> = stored.as_ref().map(from_item).transpose()?;
+        let (item, condition) = over(stored.as_ref(), key, to_data(&record));
         let writes = vec![
-            Write::Put {
-                item: Item::new(keys::role(tenant.as_str(), role.as_str()), to_data(&record)),
-                condition: Condition::Always,
-            },
+            Write::Put { item, condition },
             audit::record(
                 tenant.as_str(),
                 &caller.actor(),
                 "role.changed",
                 &format!("role:{role}"),
-                json!({"permissions": record.permissions}),
+                json!({"permissions": record.permissions, "previous": previous.map(|p| json!({
+                    "permissions": p.permissions, "description": p.description,
+                }))}),
             ),
         ];
         let event =
@@ -212,9 +226,7 @@ impl Rbac {
         let name = match ModuleName::parse(module) {
             Ok(name) if installed.contains_key(module) => name,
             _ => {
-                let hint = closest(module, installed.keys().map(String::as_str))
-                    .map(|m| format!("; did you mean `{m}`?"))
-                    .unwrap_or_default();
+                let hint = did_you_mean(module, installed.keys().map(String::as_str));
                 return Ok(Some(format!("no module `{module}` is installed{hint}")));
             }
         };
@@ -226,9 +238,7 @@ impl Rbac {
         if declared.iter().any(|p| grant.grants(&p.code)) {
             return Ok(None);
         }
-        let hint = closest(text, declared.iter().map(|p| p.code.as_str()))
-            .map(|p| format!("; did you mean `{p}`?"))
-            .unwrap_or_default();
+        let hint = did_you_mean(text, declared.iter().map(|p| p.code.as_str()));
         Ok(Some(format!(
             "{module} declares no permission `{text}` grants{hint}"
         )))
@@ -238,6 +248,36 @@ impl Rbac {
         let query = Query::prefix(keys::tenant_partition(tenant.as_str()), "ROLE#");
         let items = query_all(self.store.as_ref(), &query).await?;
         items.iter().map(from_item).collect()
+    }
+
+    /// One role of the tenant's; 404 with the closest role name when there is none.
+    pub async fn role(&self, caller: &Caller, tenant: &TenantId, role: &str) -> Result<Role> {
+        caller.require_tenant_admin(tenant)?;
+        let roles = self.roles(tenant).await?;
+        if let Some(found) = roles.iter().find(|r| r.name.as_str() == role) {
+            return Ok(found.clone());
+        }
+        let known: BTreeSet<RoleName> = roles.into_iter().map(|r| r.name).collect();
+        Err(Error::NotFound(no_role(tenant, role, &known)))
+    }
+
+    /// Every user holding roles in the tenant, with what they hold (for its admins).
+    pub async fn assignments(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+    ) -> Result<Vec<UserAssignment>> {
+        caller.require_tenant_admin(tenant)?;
+        let query = Query::prefix(keys::tenant_partition(tenant.as_str()), "USER#");
+        let items = query_all(self.store.as_ref(), &query).await?;
+        items
+            .iter()
+            .map(|item| {
+                let assignment: Assignment = from_item(item)?;
+                let user = item.key.sk.trim_start_matches("USER#").to_owned();
+                Ok(UserAssignment { user, assignment })
+            })
+            .collect()
     }
 
     /// The roles `user` holds in `tenant` (none is an empty assignment): for the tenant's
@@ -283,7 +323,7 @@ impl Rbac {
             if !known.contains(role) {
                 problems.push(Problem {
                     path: format!("roles[{i}]"),
-                    message: format!("tenant {tenant} has no role {role}"),
+                    message: no_role(tenant, role.as_str(), &known),
                 });
             }
         }
@@ -292,7 +332,7 @@ impl Rbac {
                 if !known.contains(role) {
                     problems.push(Problem {
                         path: format!("companies.{company}[{i}]"),
-                        message: format!("tenant {tenant} has no role {role}"),
+                        message: no_role(tenant, role.as_str(), &known),
                     });
                 }
             }
@@ -300,20 +340,20 @@ impl Rbac {
         if !problems.is_empty() {
             return Err(Error::invalid("unknown roles", problems));
         }
+        let key = keys::user_roles(tenant.as_str(), user.as_str());
+        let stored = self.store.get(&key).await?;
+        let previous: Option<Assignment> = stored.as_ref().map(from_item).transpose()?;
+        let (item, condition) = over(stored.as_ref(), key, to_data(&assignment));
+        let mut detail = json!(assignment);
+        detail["previous"] = json!(previous);
         let writes = vec![
-            Write::Put {
-                item: Item::new(
-                    keys::user_roles(tenant.as_str(), user.as_str()),
-                    to_data(&assignment),
-                ),
-                condition: Condition::Always,
-            },
+            Write::Put { item, condition },
             audit::record(
                 tenant.as_str(),
                 &caller.actor(),
                 "user.roles.changed",
                 &format!("user:{user}"),
-                json!(assignment),
+                detail,
             ),
         ];
         let event = platform_event("user.roles.changed", json!({"user_id": user}))
@@ -390,11 +430,28 @@ impl Rbac {
     }
 }
 
-/// The candidate nearest `wanted`, when one is near enough to be a likely typo.
-fn closest<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|c| (strsim::jaro_winkler(wanted, c), c))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+/// The item that replaces `stored` (or is new), written only if nothing changed it meanwhile.
+fn over(
+    stored: Option<&Item>,
+    key: Key,
+    data: serde_json::Map<String, Value>,
+) -> (Item, Condition) {
+    match stored {
+        Some(stored) => (
+            Item {
+                key,
+                version: stored.version + 1,
+                data,
+                expires_at: None,
+            },
+            Condition::Version(stored.version),
+        ),
+        None => (Item::new(key, data), Condition::Absent),
+    }
+}
+
+/// `tenant {t} has no role {r}`, with the closest of its roles.
+fn no_role(tenant: &TenantId, role: &str, known: &BTreeSet<RoleName>) -> String {
+    let hint = did_you_mean(role, known.iter().map(RoleName::as_str));
+    format!("tenant {tenant} has no role {role}{hint}")
 }

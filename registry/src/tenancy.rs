@@ -10,7 +10,7 @@ use crate::audit;
 use crate::cache::{ChangeAwareCache, Stale, Staleness, TtlCache};
 use crate::changes::{Change, Changes};
 use crate::clock::now;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, did_you_mean};
 use crate::events::platform_event;
 use crate::identity::Caller;
 use crate::ids::{CompanyId, TenantId};
@@ -105,6 +105,10 @@ impl Tenancy {
                 item: Item::new(keys::tenant(id), to_data(&tenant)),
                 condition: Condition::Absent,
             },
+            Write::Put {
+                item: Item::new(keys::tenant_listing(id), to_data(&tenant)),
+                condition: Condition::Always,
+            },
             audit::record(
                 id,
                 &caller.actor(),
@@ -132,6 +136,44 @@ impl Tenancy {
         from_item(&item)
     }
 
+    /// The tenant, as [`Tenancy::tenant`]; a platform admin (who may see every tenant) is
+    /// told the closest existing tenant id when there is no such tenant.
+    pub async fn tenant_as(&self, caller: &Caller, tenant: &TenantId) -> Result<Tenant> {
+        match self.tenant(tenant).await {
+            Err(Error::NotFound(detail)) if caller.is_platform_admin() => {
+                let known = self.listed().await.unwrap_or_default();
+                let hint = did_you_mean(tenant.as_str(), known.iter().map(|t| t.id.as_str()));
+                Err(Error::NotFound(format!("{detail}{hint}")))
+            }
+            other => other,
+        }
+    }
+
+    /// The tenants `caller` may see: every one for a platform admin, otherwise the caller's
+    /// own (tenants created before the list existed are not in it).
+    pub async fn tenants(&self, caller: &Caller) -> Result<Vec<Tenant>> {
+        if caller.is_platform_admin() {
+            return self.listed().await;
+        }
+        let own = caller.user().and_then(|u| u.tenant.clone());
+        match own {
+            Some(tenant) => match self.tenant(&tenant).await {
+                Ok(found) => Ok(vec![found]),
+                Err(Error::NotFound(_)) => Ok(Vec::new()),
+                Err(other) => Err(other),
+            },
+            None => Err(Error::Forbidden(
+                "only platform admins and a tenant's users may list tenants".into(),
+            )),
+        }
+    }
+
+    async fn listed(&self) -> Result<Vec<Tenant>> {
+        let query = Query::partition(keys::TENANTS);
+        let items = query_all(self.store.as_ref(), &query).await?;
+        items.iter().map(from_item).collect()
+    }
+
     pub async fn create_company(
         &self,
         caller: &Caller,
@@ -140,7 +182,7 @@ impl Tenancy {
     ) -> Result<Company> {
         caller.require_tenant_admin(tenant)?;
         check_name(&new.name)?;
-        self.tenant(tenant).await?;
+        self.tenant_as(caller, tenant).await?;
         let company = Company {
             id: new.id,
             tenant_id: tenant.clone(),
@@ -175,13 +217,23 @@ impl Tenancy {
         Ok(company)
     }
 
+    /// The company; when there is none, the closest of the tenant's companies in the 404.
     pub async fn company(&self, tenant: &TenantId, company: &CompanyId) -> Result<Company> {
         let item = self
             .store
             .get(&keys::company(tenant.as_str(), company.as_str()))
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("tenant {tenant} has no company {company}")))?;
-        from_item(&item)
+            .await?;
+        match item {
+            Some(item) => from_item(&item),
+            None => Err(self.no_company(tenant, company.as_str()).await),
+        }
+    }
+
+    /// `tenant {t} has no company {c}`, with the closest of its companies.
+    pub async fn no_company(&self, tenant: &TenantId, company: &str) -> Error {
+        let known = self.companies(tenant).await.unwrap_or_default();
+        let hint = did_you_mean(company, known.iter().map(|c| c.id.as_str()));
+        Error::NotFound(format!("tenant {tenant} has no company {company}{hint}"))
     }
 
     /// The tenant's record, cached (the gateway reads its tier on every cold pass).

@@ -26,6 +26,18 @@ pub struct Target {
     /// `human` text, or the API's `json` answer for scripts.
     #[arg(long, value_enum, default_value_t = Output::Human, global = true)]
     pub output: Output,
+    /// The API's JSON answer, for scripts (the same as `--output json`).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+impl Target {
+    /// `--json` wins over `--output`.
+    pub fn settle(&mut self) {
+        if self.json {
+            self.output = Output::Json;
+        }
+    }
 }
 
 /// How results are printed.
@@ -245,6 +257,32 @@ pub fn print(
     writeln!(out, "{text}").map_err(|e| Failure::Usage(format!("cannot write output: {e}")))
 }
 
+/// `GET path` and print its answer: JSON with `--json`, else `human` of it.
+pub fn show(
+    target: &Target,
+    path: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    human: impl FnOnce(&Value) -> String,
+) -> io::Result<Exit> {
+    block_on(err, async {
+        let client = Client::new(target)?;
+        let answer = client.get(path).await?;
+        print(out, target.output, &answer.body, human)?;
+        Ok(Exit::Success)
+    })
+}
+
+/// A name that is not among `known`: a refusal like the API's 404, with the closest name.
+pub fn not_found<'a>(
+    what: &str,
+    wanted: &str,
+    known: impl IntoIterator<Item = &'a str>,
+) -> Failure {
+    let hint = plinth_registry::error::did_you_mean(wanted, known);
+    Failure::Failed(format!("{what}{hint}"))
+}
+
 /// A `--config` value: a JSON object, or `@file` holding one.
 pub fn json_object(flag: &str, text: &str) -> Result<Map<String, Value>, Failure> {
     let (source, json) = match text.strip_prefix('@') {
@@ -325,6 +363,7 @@ mod tests {
             url: "ftp://x".into(),
             token: None,
             output: Output::Human,
+            json: false,
         };
         assert!(matches!(Client::new(&target), Err(Failure::Usage(_))));
     }

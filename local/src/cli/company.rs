@@ -1,4 +1,4 @@
-//! `plinth company …`: create companies and set a company's module override.
+//! `plinth company …`: list, show and create companies; set a company's module override.
 
 use std::io::{self, Write};
 
@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::Exit;
 use super::client::{self, Client, Target, json_object, segment};
+use super::table::{cell, fields, rows, table};
 use super::tenant::configuration;
 
 /// Arguments of `plinth company`.
@@ -44,10 +45,48 @@ pub enum CompanyCommand {
         #[arg(long)]
         config: Option<String>,
     },
+    /// A tenant's companies, as a table.
+    List { tenant: String },
+    /// One company of a tenant's.
+    Show { tenant: String, company: String },
 }
 
 pub(super) fn run(args: CompanyArgs, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Exit> {
     let CompanyArgs { command, target } = args;
+    let company_row = |c: &Value| {
+        vec![
+            cell(&c["id"]),
+            cell(&c["name"]),
+            cell(&c["country"]),
+            cell(&c["created_at"]),
+        ]
+    };
+    match &command {
+        CompanyCommand::List { tenant } => {
+            let path = format!("/api/v1/tenants/{}/companies", segment(tenant));
+            return client::show(&target, &path, out, err, |answer| {
+                let rows = rows(answer, company_row);
+                table(&["company", "name", "country", "created at"], &rows)
+            });
+        }
+        CompanyCommand::Show { tenant, company } => {
+            let path = format!(
+                "/api/v1/tenants/{}/companies/{}",
+                segment(tenant),
+                segment(company)
+            );
+            return client::show(&target, &path, out, err, |c| {
+                fields(&[
+                    ("company", cell(&c["id"])),
+                    ("tenant", cell(&c["tenant_id"])),
+                    ("name", cell(&c["name"])),
+                    ("country", cell(&c["country"])),
+                    ("created at", cell(&c["created_at"])),
+                ])
+            });
+        }
+        _ => {}
+    }
     client::block_on(err, async {
         let client = Client::new(&target)?;
         match command {
@@ -111,6 +150,7 @@ pub(super) fn run(args: CompanyArgs, out: &mut dyn Write, err: &mut dyn Write) -
                     )
                 })?;
             }
+            CompanyCommand::List { .. } | CompanyCommand::Show { .. } => {}
         }
         Ok(Exit::Success)
     })

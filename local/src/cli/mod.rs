@@ -3,32 +3,48 @@
 //! To add a subcommand: a file here with its `Args` and a `run` function, a variant of
 //! [`Command`], and its arm in [`run`].
 
+mod access;
+mod audit;
 mod client;
 mod company;
 mod config;
+mod dead_letter;
+mod enablement;
 mod events;
+mod feature;
+mod key;
 mod manifest;
 mod module;
 mod module_new;
+mod module_read;
+mod table;
 mod tenant;
 mod token;
 mod up;
+mod version;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub use access::{AssignmentArgs, AssignmentCommand, RoleArgs, RoleCommand};
+pub use audit::{AuditArgs, AuditCommand};
 pub use client::{Output, Target};
 pub use company::{CompanyArgs, CompanyCommand};
 pub use config::{ConfigArgs, ConfigCommand};
+pub use dead_letter::{DeadLetterArgs, DeadLetterCommand};
+pub use enablement::{EnablementArgs, EnablementCommand};
 pub use events::{EventsArgs, EventsCommand};
+pub use feature::{FeatureArgs, FeatureCommand};
+pub use key::{KeyArgs, KeyCommand};
 pub use manifest::{ManifestArgs, ManifestCommand};
 pub use module::{ModuleArgs, ModuleCommand};
 pub use module_new::NewArgs;
 pub use tenant::{TenantArgs, TenantCommand};
 pub use token::TokenArgs;
 pub use up::UpArgs;
+pub use version::{VersionArgs, VersionCommand};
 
 /// `plinth`: run Plinth on this machine and administer a local or deployed Plinth.
 #[derive(Debug, Parser)]
@@ -48,16 +64,54 @@ pub enum Command {
     Manifest(ManifestArgs),
     /// Work with events and event patterns.
     Events(EventsArgs),
-    /// Work with modules: start a new one, publish, install, upgrade, roll back, uninstall.
+    /// Work with modules: list, show, start a new one, publish, install, upgrade, roll back,
+    /// uninstall.
     Module(ModuleArgs),
-    /// Create tenants; enable and disable modules for them.
+    /// A module's published versions: list, show.
+    Version(VersionArgs),
+    /// Tenants: list, show, create; enable and disable modules for them.
     Tenant(TenantArgs),
-    /// Create companies; set a company's module override.
+    /// Companies: list, show, create; set a company's module override.
     Company(CompanyArgs),
-    /// Read a module's resolved configuration.
+    /// Which modules a tenant has enabled, with its configuration: list, show.
+    Enablement(EnablementArgs),
+    /// A module's resolved configuration (get); one key of it (set).
     Config(ConfigArgs),
+    /// A module's feature toggles for a tenant or company: list, show.
+    Feature(FeatureArgs),
+    /// A tenant's roles: list, show.
+    Role(RoleArgs),
+    /// Who holds which roles in a tenant: list, show.
+    Assignment(AssignmentArgs),
+    /// A tenant's audit log: list.
+    Audit(AuditArgs),
+    /// A module's API keys: list, show.
+    Key(KeyArgs),
+    /// Events `plinth up`'s bus could not deliver: list, replay.
+    DeadLetter(DeadLetterArgs),
     /// Print a development token (JWT) for local use.
     Token(TokenArgs),
+}
+
+impl Command {
+    /// The Plinth an admin command talks to (none for the commands that run here).
+    fn target(&mut self) -> Option<&mut Target> {
+        match self {
+            Command::Module(a) => Some(&mut a.target),
+            Command::Version(a) => Some(&mut a.target),
+            Command::Tenant(a) => Some(&mut a.target),
+            Command::Company(a) => Some(&mut a.target),
+            Command::Enablement(a) => Some(&mut a.target),
+            Command::Config(a) => Some(&mut a.target),
+            Command::Feature(a) => Some(&mut a.target),
+            Command::Role(a) => Some(&mut a.target),
+            Command::Assignment(a) => Some(&mut a.target),
+            Command::Audit(a) => Some(&mut a.target),
+            Command::Key(a) => Some(&mut a.target),
+            Command::DeadLetter(a) => Some(&mut a.target),
+            Command::Up(_) | Command::Manifest(_) | Command::Events(_) | Command::Token(_) => None,
+        }
+    }
 }
 
 /// How a command ended, which decides the process's exit status.
@@ -91,7 +145,10 @@ pub fn run(cli: Cli) -> Exit {
 }
 
 /// Runs a parsed command line against the given output streams.
-pub fn run_with(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
+pub fn run_with(mut cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
+    if let Some(target) = cli.command.target() {
+        target.settle();
+    }
     let result = match cli.command {
         Command::Up(args) => up::run(&args, out, err),
         Command::Manifest(args) => manifest::run(args, out, err),
@@ -100,6 +157,14 @@ pub fn run_with(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
         Command::Tenant(args) => tenant::run(args, out, err),
         Command::Company(args) => company::run(args, out, err),
         Command::Config(args) => config::run(args, out, err),
+        Command::Version(args) => version::run(args, out, err),
+        Command::Enablement(args) => enablement::run(args, out, err),
+        Command::Feature(args) => feature::run(args, out, err),
+        Command::Role(args) => access::run_role(args, out, err),
+        Command::Assignment(args) => access::run_assignment(args, out, err),
+        Command::Audit(args) => audit::run(args, out, err),
+        Command::Key(args) => key::run(args, out, err),
+        Command::DeadLetter(args) => dead_letter::run(args, out, err),
         Command::Token(args) => token::run(&args, out, err),
     };
     result.unwrap_or_else(|error| {

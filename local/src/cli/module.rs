@@ -14,6 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use super::Exit;
 use super::client::{self, Client, Failure, Output, Target, segment};
 use super::module_new::{self, NewArgs};
+use super::module_read;
 
 /// How long `install` and the like follow an operation before giving up.
 const FOLLOW_FOR: Duration = Duration::from_secs(600);
@@ -76,10 +77,41 @@ pub enum ModuleCommand {
     /// Exit status: 0 finished, 1 refused (nothing to retry: 409) or failed again, 2 Plinth
     /// unreachable.
     Retry { name: String },
+
+    // ---- Reads (`module_read.rs`): list and show, as every noun has. ----
+    /// The published modules (the marketplace), as a table.
+    List {
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+        /// Only modules a tenant of this tier may enable.
+        #[arg(long)]
+        tier: Option<String>,
+    },
+    /// One module: its catalog entry and what is installed of it.
+    Show { name: String },
 }
 
 pub(super) fn run(args: ModuleArgs, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Exit> {
     let ModuleArgs { command, target } = args;
+    // ---- Reads (`module_read.rs`). ----
+    match &command {
+        ModuleCommand::List {
+            category,
+            tag,
+            tier,
+        } => {
+            let filter = [
+                ("category", category.clone()),
+                ("tag", tag.clone()),
+                ("tier", tier.clone()),
+            ];
+            return module_read::list(&target, &filter, out, err);
+        }
+        ModuleCommand::Show { name } => return module_read::show(&target, name, out, err),
+        _ => {}
+    }
     if let ModuleCommand::New(new) = command {
         let args = module_new::ModuleArgs {
             command: module_new::ModuleCommand::New(new),
@@ -125,6 +157,8 @@ pub(super) fn run(args: ModuleArgs, out: &mut dyn Write, err: &mut dyn Write) ->
                 let retry = "installation/retry";
                 start_and_follow(&client, output, &name, retry, &json!({}), out).await
             }
+            // Answered above, before the client.
+            ModuleCommand::List { .. } | ModuleCommand::Show { .. } => Ok(Exit::Failure),
         }
     })
 }
@@ -283,7 +317,9 @@ fn show_progress(
 ) -> Result<(), Failure> {
     for step in installation["steps"].as_array().into_iter().flatten() {
         let line = step_line(step);
-        if text_of(&step["status"]) != "pending" && shown.insert(line.clone()) {
+        // A failure is told once, at the end, and what was undone after it (`finish`).
+        let status = text_of(&step["status"]);
+        if status == "done" && shown.insert(line.clone()) {
             writeln!(out, "  {line}")
                 .map_err(|e| Failure::Usage(format!("cannot write output: {e}")))?;
         }
@@ -299,14 +335,23 @@ fn finish(output: Output, installation: &Value, out: &mut dyn Write) -> Result<E
         if output == Output::Json {
             client::print(out, output, installation, |_| String::new())?;
         }
-        return Err(Failure::Failed(format!(
+        let mut message = format!(
             "{} of {} {} failed at step {}: {}",
             text_of(&installation["operation"]),
             text_of(&installation["module"]),
             text_of(&installation["version"]),
             text_of(&failure["step"]),
             text_of(&failure["reason"]),
-        )));
+        );
+        // Then what was undone, in the order it was undone (the last step done first).
+        let steps = installation["steps"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for step in steps.iter().rev().filter(|s| s["status"] == "undone") {
+            message.push_str(&format!("\n  {}", step_line(step)));
+        }
+        return Err(Failure::Failed(message));
     }
     client::print(out, output, installation, summary)?;
     Ok(Exit::Success)
@@ -456,6 +501,40 @@ mod tests {
             progress(&moving, now),
             "\n  at step: deploy\n  last progress: 2026-12-01T10:17:00Z (3s ago)"
         );
+    }
+
+    /// Finding 11 of "The first hour": an install failure printed the undo lines before the
+    /// failure, and the error twice (its step line, then the error). Now: the failure once,
+    /// then what was undone, newest first.
+    #[test]
+    fn a_failed_install_says_the_failure_once_then_what_was_undone() {
+        let installation = json!({"module": "hr", "operation": "install", "version": "1.0.0",
+        "status": "failed", "failure": {"step": "health_check", "reason": "no answer"},
+        "steps": [
+            {"step": "validate", "status": "undone"},
+            {"step": "deploy", "status": "undone", "detail": "stopped"},
+            {"step": "health_check", "status": "failed", "detail": "no answer"},
+            {"step": "register_routes", "status": "pending"}
+        ]});
+        let (mut shown, mut out) = (BTreeSet::new(), Vec::new());
+        show_progress(&installation, &mut shown, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "",
+            "failed and undone steps wait"
+        );
+        let Failure::Failed(message) =
+            finish(Output::Human, &installation, &mut Vec::new()).unwrap_err()
+        else {
+            panic!("a failure");
+        };
+        assert_eq!(
+            message,
+            "install of hr 1.0.0 failed at step health_check: no answer\
+             \n  undone   deploy: stopped\
+             \n  undone   validate"
+        );
+        assert_eq!(message.matches("no answer").count(), 1);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `plinth tenant …`: create tenants and enable or disable modules for them.
+//! `plinth tenant …`: list, show and create tenants; enable or disable modules for them.
 
 use std::io::{self, Write};
 
@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::Exit;
 use super::client::{self, Client, Failure, Target, json_object, segment};
+use super::table::{cell, fields, rows, table};
 
 /// Arguments of `plinth tenant`.
 #[derive(Debug, clap::Args)]
@@ -40,6 +41,10 @@ pub enum TenantCommand {
     },
     /// Disable a module for a tenant (its configuration is kept for a later enable).
     Disable { tenant: String, module: String },
+    /// The tenants you may see (every one for a platform admin), as a table.
+    List,
+    /// One tenant: its name, tier, and when it was created.
+    Show { tenant: String },
 }
 
 /// A tier as the user typed it, checked before anything is sent.
@@ -53,6 +58,33 @@ fn checked_tier(tier: &str) -> Result<plinth_module_sdk::Tier, Failure> {
 
 pub(super) fn run(args: TenantArgs, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Exit> {
     let TenantArgs { command, target } = args;
+    match &command {
+        TenantCommand::List => {
+            return client::show(&target, "/api/v1/tenants", out, err, |answer| {
+                let rows = rows(answer, |t| {
+                    vec![
+                        cell(&t["id"]),
+                        cell(&t["name"]),
+                        cell(&t["subscription_tier"]),
+                        cell(&t["created_at"]),
+                    ]
+                });
+                table(&["tenant", "name", "tier", "created at"], &rows)
+            });
+        }
+        TenantCommand::Show { tenant } => {
+            let path = format!("/api/v1/tenants/{}", segment(tenant));
+            return client::show(&target, &path, out, err, |t| {
+                fields(&[
+                    ("tenant", cell(&t["id"])),
+                    ("name", cell(&t["name"])),
+                    ("tier", cell(&t["subscription_tier"])),
+                    ("created at", cell(&t["created_at"])),
+                ])
+            });
+        }
+        _ => {}
+    }
     if let TenantCommand::Create {
         tier: Some(tier), ..
     } = &command
@@ -84,6 +116,7 @@ pub(super) fn run(args: TenantArgs, out: &mut dyn Write, err: &mut dyn Write) ->
             TenantCommand::Disable { tenant, module } => {
                 client.delete(&module_path(tenant, module)).await?
             }
+            TenantCommand::List | TenantCommand::Show { .. } => return Ok(Exit::Failure),
         };
         client::print(out, target.output, &answer.body, |body| match &command {
             TenantCommand::Create { .. } => format!(
@@ -101,6 +134,7 @@ pub(super) fn run(args: TenantArgs, out: &mut dyn Write, err: &mut dyn Write) ->
             TenantCommand::Disable { tenant, module } => {
                 format!("disabled {module} for tenant {tenant}")
             }
+            TenantCommand::List | TenantCommand::Show { .. } => String::new(),
         })?;
         Ok(Exit::Success)
     })

@@ -217,10 +217,13 @@ pub async fn start(options: &Options) -> Result<Running> {
             .with_start_timeout(Duration::from_secs(600)),
     );
     let (queue, worker) = tokio::sync::mpsc::unbounded_channel();
-    let ports = Ports::new(adapters.store, adapters.bus, Arc::new(LocalQueue(queue)))
+    let mut ports = Ports::new(adapters.store, adapters.bus, Arc::new(LocalQueue(queue)))
         .with_subscriptions(adapters.subscriptions)
         .with_deployer(deployer.clone())
         .with_tables(adapters.tables);
+    if let Some(bus) = &adapters.local_bus {
+        ports = ports.with_dead_letters(bus.clone());
+    }
     let settings = Settings {
         public_url: format!("http://{addr}"),
         event_bus: adapters.event_bus,

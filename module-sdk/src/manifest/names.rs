@@ -7,8 +7,17 @@ use serde::{Deserialize, Serialize};
 use super::ParseError;
 
 /// First path segments and names the platform keeps for itself; no module may take them.
-pub const RESERVED_MODULE_NAMES: [&str; 9] = [
-    "modules", "tenants", "rbac", "events", "health", "platform", "plinth", "tenant", "company",
+pub const RESERVED_MODULE_NAMES: [&str; 10] = [
+    "modules",
+    "tenants",
+    "rbac",
+    "events",
+    "health",
+    "platform",
+    "plinth",
+    "tenant",
+    "company",
+    "dead-letters",
 ];
 
 /// The longest module name; names end up in AWS resource names, which have tight limits.

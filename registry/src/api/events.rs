@@ -1,19 +1,25 @@
-//! `POST /api/v1/events`: a module's own event, onto the platform's bus.
+//! `POST /api/v1/events`: a module's own event, onto the platform's bus; the dead letters of
+//! one-machine mode (`/api/v1/dead-letters`).
 
 use axum::Router;
 use axum::extract::State as Extract;
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use plinth_module_sdk::events::Event;
 use serde_json::{Value, json};
 
 use super::openapi::ProblemDocument;
 use super::{Json, State};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::events::dead_letters::{DeadLetter, DeadLetterQueue, Replay};
 use crate::identity::Caller;
+use std::sync::Arc;
 
 pub(super) fn routes() -> Router<State> {
-    Router::new().route("/api/v1/events", post(publish))
+    Router::new()
+        .route("/api/v1/events", post(publish))
+        .route("/api/v1/dead-letters", get(dead_letters))
+        .route("/api/v1/dead-letters/replay", post(replay))
 }
 
 #[utoipa::path(
@@ -39,4 +45,49 @@ async fn publish(
     let id = event.id.clone();
     platform.module_events.publish(&caller, event).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))
+}
+
+/// The platform's dead-letter queue, for a platform admin; 404 where the platform does not
+/// keep them (on AWS they are in SQS dead-letter queues: docs/aws.md).
+fn queue(
+    platform: &crate::plane::ControlPlane,
+    caller: &Caller,
+) -> Result<Arc<dyn DeadLetterQueue>> {
+    caller.require_platform_admin()?;
+    platform.dead_letters.clone().ok_or_else(|| {
+        Error::NotFound(
+            "this platform keeps no dead letters: on AWS they are in the SQS dead-letter queues \
+             (docs/aws.md)"
+                .into(),
+        )
+    })
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/dead-letters",
+    tag = "events",
+    summary = "Events the platform's bus could not deliver, oldest first (one machine; platform admin)",
+    responses((status = 200, description = "Dead letters: the event, module, rule, target, reason, attempts", body = Vec<serde_json::Value>), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+async fn dead_letters(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+) -> Result<Json<Vec<DeadLetter>>> {
+    let queue = queue(&platform, &caller)?;
+    Ok(Json(queue.list().await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/dead-letters/replay",
+    tag = "events",
+    summary = "Deliver every dead letter again; delivered ones are forgotten (platform admin)",
+    responses((status = 200, description = "`{\"delivered\": n, \"failed\": [dead letters kept]}`", body = serde_json::Value), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+async fn replay(Extract(platform): Extract<State>, caller: Caller) -> Result<Json<Replay>> {
+    let queue = queue(&platform, &caller)?;
+    Ok(Json(queue.replay().await?))
 }

@@ -56,10 +56,10 @@ impl Modify for Security {
         install::retry,
         install::manifest, install::instances, install::register, install::api_keys, install::issue_key,
         install::revoke_key,
-        tenants::create_tenant, tenants::tenant, tenants::tenant_modules, tenants::companies, tenants::create_company, tenants::company,
+        tenants::tenants, tenants::create_tenant, tenants::tenant, tenants::tenant_modules, tenants::companies, tenants::create_company, tenants::company,
         tenants::enable, tenants::disable, tenants::customize, tenants::config, tenants::audit,
-        rbac::verify, rbac::roles, rbac::put_role, rbac::assignment, rbac::assign,
-        events::publish,
+        rbac::verify, rbac::roles, rbac::role, rbac::users, rbac::put_role, rbac::assignment, rbac::assign,
+        events::publish, events::dead_letters, events::replay,
     ),
     components(schemas(
         ProblemDocument, Problem, ModuleVersion, InstallRequest, UpgradeRequest, UninstallImpact,

@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::extract::{Path, State as Extract};
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::openapi::ProblemDocument;
@@ -12,14 +12,18 @@ use crate::error::{Error, Result};
 use crate::identity::Caller;
 use crate::ids::{RoleName, UserId};
 use crate::plane::ControlPlane;
-use crate::rbac::{Assignment, Role, RoleChange, VerifyRequest};
+use crate::rbac::{Assignment, Role, RoleChange, UserAssignment, VerifyRequest};
 use plinth_module_sdk::{ModuleName, Permission};
 
 pub(super) fn routes() -> Router<State> {
     Router::new()
         .route("/api/v1/rbac/verify", post(verify))
         .route("/api/v1/tenants/{tenant}/roles", get(roles))
-        .route("/api/v1/tenants/{tenant}/roles/{role}", put(put_role))
+        .route(
+            "/api/v1/tenants/{tenant}/roles/{role}",
+            get(role).put(put_role),
+        )
+        .route("/api/v1/tenants/{tenant}/users", get(users))
         .route(
             "/api/v1/tenants/{tenant}/users/{user}/roles",
             get(assignment).put(assign),
@@ -104,6 +108,42 @@ async fn roles(
     let tenant = tenant_id(&tenant)?;
     caller.require_tenant_admin(&tenant)?;
     platform.rbac.roles(&tenant).await.map(Json)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/roles/{role}",
+    tag = "rbac",
+    summary = "One role of a tenant's (404 names the closest role)",
+    params(("tenant" = String, Path, description = "Tenant id"), ("role" = String, Path, description = "Role name")),
+    responses((status = 200, description = "The role", body = serde_json::Value), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+async fn role(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Path((tenant, role)): Path<(String, String)>,
+) -> Result<Json<Role>> {
+    let tenant = tenant_id(&tenant)?;
+    platform.rbac.role(&caller, &tenant, &role).await.map(Json)
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/users",
+    tag = "rbac",
+    summary = "Who holds roles in a tenant: each user with their roles, tenant-wide and per company",
+    params(("tenant" = String, Path, description = "Tenant id")),
+    responses((status = 200, description = "`[{\"user\", \"roles\", \"companies\"}]`", body = Vec<serde_json::Value>), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+async fn users(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+) -> Result<Json<Vec<UserAssignment>>> {
+    let tenant = tenant_id(&tenant)?;
+    platform.rbac.assignments(&caller, &tenant).await.map(Json)
 }
 
 #[utoipa::path(

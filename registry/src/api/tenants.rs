@@ -4,7 +4,7 @@ use axum::Router;
 use axum::extract::{Path, State as Extract};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, put};
 use serde::Deserialize;
 
 use super::auth::caller_from;
@@ -23,7 +23,7 @@ use plinth_module_sdk::wire::ResolvedConfig;
 
 pub(super) fn routes() -> Router<State> {
     Router::new()
-        .route("/api/v1/tenants", post(create_tenant))
+        .route("/api/v1/tenants", get(tenants).post(create_tenant))
         .route("/api/v1/tenants/{tenant}", get(tenant))
         .route(
             "/api/v1/tenants/{tenant}/companies",
@@ -79,6 +79,18 @@ async fn create_tenant(
 
 #[utoipa::path(
     get,
+    path = "/api/v1/tenants",
+    tag = "tenancy",
+    summary = "Tenants: every one for a platform admin, one's own for a tenant's user",
+    responses((status = 200, description = "Tenants", body = Vec<serde_json::Value>), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []))
+)]
+async fn tenants(Extract(platform): Extract<State>, caller: Caller) -> Result<Json<Vec<Tenant>>> {
+    platform.tenancy.tenants(&caller).await.map(Json)
+}
+
+#[utoipa::path(
+    get,
     path = "/api/v1/tenants/{tenant}",
     tag = "tenancy",
     summary = "A tenant",
@@ -93,7 +105,7 @@ async fn tenant(
 ) -> Result<Json<Tenant>> {
     let tenant = tenant_id(&tenant)?;
     caller.require_tenant_member(&tenant)?;
-    platform.tenancy.tenant(&tenant).await.map(Json)
+    platform.tenancy.tenant_as(&caller, &tenant).await.map(Json)
 }
 
 #[utoipa::path(
@@ -112,7 +124,7 @@ async fn tenant_modules(
 ) -> Result<Json<Vec<TenantModule>>> {
     let tenant = tenant_id(&tenant)?;
     caller.require_tenant_member(&tenant)?;
-    platform.tenancy.tenant(&tenant).await?;
+    platform.tenancy.tenant_as(&caller, &tenant).await?;
     platform.enablement.tenant_modules(&tenant).await.map(Json)
 }
 

@@ -70,6 +70,25 @@ impl DeadLetter {
 
 use crate::clock::now;
 
+/// What a replay of dead letters did.
+#[derive(Debug, Default, Serialize)]
+pub struct Replay {
+    /// How many were delivered (and forgotten).
+    pub delivered: usize,
+    /// The ones that failed again, as now kept.
+    pub failed: Vec<DeadLetter>,
+}
+
+/// The platform's undelivered events, to read and send again: the port the API reads them
+/// through (one-machine mode: the local bus; on AWS they are in SQS dead-letter queues).
+#[async_trait]
+pub trait DeadLetterQueue: Send + Sync + fmt::Debug {
+    /// Every dead letter, oldest first.
+    async fn list(&self) -> StoreResult<Vec<DeadLetter>>;
+    /// Delivers every dead letter again; delivered ones are forgotten.
+    async fn replay(&self) -> StoreResult<Replay>;
+}
+
 /// Where dead letters are kept.
 #[async_trait]
 pub trait DeadLetterStore: Send + Sync + fmt::Debug {

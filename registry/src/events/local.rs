@@ -22,7 +22,9 @@ use plinth_module_sdk::manifest::Subscription;
 use serde_json::Value;
 use tokio::sync::{broadcast, watch};
 
-use super::dead_letters::{DeadLetter, DeadLetterStore, InMemoryDeadLetters};
+use super::dead_letters::{
+    DeadLetter, DeadLetterQueue, DeadLetterStore, InMemoryDeadLetters, Replay,
+};
 use super::delivery::HttpDelivery;
 use super::{
     EnabledTenants, Event, EventBus, PublishError, RetryPolicy, SubscriptionError, Subscriptions,
@@ -63,15 +65,6 @@ pub struct Rule {
     pub pattern: Pattern,
     /// The URL matching events are posted to.
     pub target: String,
-}
-
-/// What a replay of dead letters did.
-#[derive(Debug, Default)]
-pub struct Replay {
-    /// How many were delivered (and forgotten).
-    pub delivered: usize,
-    /// The ones that failed again, as now kept.
-    pub failed: Vec<DeadLetter>,
 }
 
 /// The bus of one-machine mode. Its inherent `subscribe` listens to every event; the
@@ -316,6 +309,17 @@ impl EventBus for LocalBus {
             let _ = self.sender.send(event);
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl DeadLetterQueue for LocalBus {
+    async fn list(&self) -> StoreResult<Vec<DeadLetter>> {
+        self.dead_letters().await
+    }
+
+    async fn replay(&self) -> StoreResult<Replay> {
+        self.replay_dead_letters().await
     }
 }
 

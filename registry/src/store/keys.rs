@@ -9,6 +9,7 @@
 //! | a module's API keys, for listing | `PK=MODULE#{m} SK=APIKEY#{id}` | query prefix `APIKEY#` (1) |
 //! | an API key by its hash (authorizer) | `PK=APIKEY#{sha256} SK=APIKEY` | get (1) |
 //! | a tenant | `PK=TENANT#{t} SK=TENANT` | get (1) |
+//! | every tenant, for listing | `PK=TENANTS SK=TENANT#{t}` | query `TENANTS` (1 per page) |
 //! | a tenant's companies | `PK=TENANT#{t} SK=COMPANY#{c}` | query prefix `COMPANY#` (1) |
 //! | tenant enablement (TenantModule) | `PK=TENANT#{t} SK=MODULE#{m}` | get (1) |
 //! | company override (CompanyModule) | `PK=TENANT#{t} SK=COMPANYMODULE#{c}#{m}` | get (1) |
@@ -57,6 +58,13 @@ pub fn tenant_partition(tenant: &str) -> String {
 
 pub fn tenant(tenant: &str) -> Key {
     Key::new(tenant_partition(tenant), "TENANT")
+}
+
+pub const TENANTS: &str = "TENANTS";
+
+/// A tenant's row in the list of every tenant (written with the tenant).
+pub fn tenant_listing(tenant: &str) -> Key {
+    Key::new(TENANTS, format!("TENANT#{tenant}"))
 }
 
 pub fn company(tenant: &str, company: &str) -> Key {

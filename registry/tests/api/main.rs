@@ -8,6 +8,7 @@ mod hardening;
 mod install;
 mod module_events;
 mod reach_ecs;
+mod reads;
 mod sweep;
 mod tenancy;
 

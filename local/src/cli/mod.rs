@@ -6,6 +6,7 @@
 mod client;
 mod company;
 mod config;
+mod dev;
 mod events;
 mod manifest;
 mod module;
@@ -22,6 +23,7 @@ use clap::{Parser, Subcommand};
 pub use client::{Output, Target};
 pub use company::{CompanyArgs, CompanyCommand};
 pub use config::{ConfigArgs, ConfigCommand};
+pub use dev::DevArgs;
 pub use events::{EventsArgs, EventsCommand};
 pub use manifest::{ManifestArgs, ManifestCommand};
 pub use module::{ModuleArgs, ModuleCommand};

@@ -12,15 +12,25 @@ use std::time::{Duration, Instant};
 use plinth_local::platform::{self, Options};
 use serde_json::{Value, json};
 
-/// How long the first round of `plinth module dev` may take: a cold build of the module on
-/// dependencies built already (the target folder is shared), its publish and install.
-const FIRST_ROUND: Duration = Duration::from_secs(300);
+/// How long the three commands may take (issue 24: under five minutes on this machine): a
+/// cold build of the module on dependencies built already (the target folder is shared), its
+/// publish and install.
+const GOAL: Duration = Duration::from_secs(300);
+
+/// How long the test waits for a round, past the goal, so that a slow run reports its figure.
+const PATIENCE: Duration = Duration::from_secs(600);
 
 /// The ignored test that, run as a module's `dev_command`, serves `/health` on `PORT`.
 const BACKEND_TEST: &str = "health_backend_process";
 
+/// This build's `plinth`, or `PLINTH_DRILL_BIN` (a copy of it, when a target folder shared
+/// with other builds may be rebuilt while the test runs; as the drills take it).
 fn plinth() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_plinth"));
+    let bin = std::env::var_os("PLINTH_DRILL_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_plinth")),
+        PathBuf::from,
+    );
+    let mut command = Command::new(bin);
     command
         .env_remove("PLINTH_URL")
         .env_remove("PLINTH_TOKEN")
@@ -182,7 +192,7 @@ async fn a_new_module_answers_through_the_gateway_in_three_commands() {
     let mut up = Running(up.spawn().expect("plinth up starts"));
     let up_lines = lines_of(&mut up.0);
     let mut seen = Vec::new();
-    let ready = wait_for_line(&up_lines, &mut seen, FIRST_ROUND, |l| {
+    let ready = wait_for_line(&up_lines, &mut seen, PATIENCE, |l| {
         l.starts_with("Demo ready")
     });
     let up_log = || std::fs::read_to_string(work.path().join("plinth-up.log")).unwrap_or_default();
@@ -219,7 +229,7 @@ async fn a_new_module_answers_through_the_gateway_in_three_commands() {
     let mut dev = Running(dev.spawn().expect("plinth module dev starts"));
     let lines = lines_of(&mut dev.0);
     let mut seen = Vec::new();
-    let curl = wait_for_line(&lines, &mut seen, FIRST_ROUND, |l| {
+    let curl = wait_for_line(&lines, &mut seen, PATIENCE, |l| {
         l.trim_start().starts_with("curl ")
     });
     let Some(curl) = curl else {
@@ -250,7 +260,7 @@ async fn a_new_module_answers_through_the_gateway_in_three_commands() {
     assert_ne!(manifest, edited, "the scaffold's default greeting changed");
     let changed = Instant::now();
     std::fs::write(&manifest_path, edited).expect("the manifest edited");
-    let again = wait_for_line(&lines, &mut seen, FIRST_ROUND, |l| l.starts_with("ready:"));
+    let again = wait_for_line(&lines, &mut seen, PATIENCE, |l| l.starts_with("ready:"));
     assert!(again.is_some(), "no second round: {seen:?}\n{}", up_log());
     let second_round = changed.elapsed();
     assert!(
@@ -276,7 +286,10 @@ async fn a_new_module_answers_through_the_gateway_in_three_commands() {
         first_call.as_secs_f64(),
         second_round.as_secs_f64()
     );
-    assert!(first_call < FIRST_ROUND, "{first_call:?}");
+    assert!(
+        first_call < GOAL,
+        "the three commands took {first_call:?}, past the goal of {GOAL:?}"
+    );
 }
 
 /// A platform in this process whose `dev_command`s run, by default, in a folder that is not

@@ -152,6 +152,9 @@ pub struct Installation {
     /// A backend that was already running when installed (`endpoint` of the request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// One machine: where the manifest's `dev_command` runs (`dev_dir` of the request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev_dir: Option<String>,
     #[serde(default)]
     pub drop_data: bool,
     pub steps: Vec<StepState>,

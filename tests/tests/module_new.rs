@@ -1,5 +1,5 @@
 //! `plinth module new`, as a module team uses it: the generated repository builds and its
-//! tests pass as generated, against this checkout's module SDK.
+//! tests pass as generated, against this checkout's module SDK, found without flags.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,16 +23,17 @@ fn target_dir() -> PathBuf {
 #[test]
 fn a_generated_module_builds_and_its_tests_pass() {
     let dir = tempfile::tempdir().expect("a temporary folder");
-    let sdk = workspace_root().join("module-sdk");
-    let sdk = sdk.to_str().expect("a UTF-8 path");
-    let run = run_plinth(
-        dir.path(),
-        &["module", "new", "hello-desk", "--sdk-path", sdk],
-    );
+    let run = run_plinth(dir.path(), &["module", "new", "hello-desk"]);
     assert_eq!(run.code, Some(0), "{run:?}");
+    let sdk = std::fs::canonicalize(workspace_root().join("module-sdk")).expect("the SDK");
+    let first: Vec<&str> = run.stdout.lines().take(3).collect();
     assert_eq!(
-        run.stdout,
-        "Created module `hello-desk` in ./hello-desk\nNext: cd ./hello-desk && cargo test\n"
+        first,
+        [
+            "Created module `hello-desk` in ./hello-desk".to_owned(),
+            format!("  on the module SDK in {}", sdk.display()),
+            "Next, with `plinth up` running: cd ./hello-desk && plinth module dev".to_owned(),
+        ]
     );
     let module = dir.path().join("hello-desk");
     let validate = run_plinth(&module, &["manifest", "validate", "manifest.json"]);
@@ -41,13 +42,8 @@ fn a_generated_module_builds_and_its_tests_pass() {
         "hello-desk 0.1.0: valid (microservice backend, 2 permissions, 2 routes)\n"
     );
 
-    // The workspace's lock pins the same dependency versions that are built already; the
-    // build needs nothing from the network.
-    std::fs::copy(
-        workspace_root().join("Cargo.lock"),
-        module.join("Cargo.lock"),
-    )
-    .expect("the lock file copied");
+    // The checkout's lock, copied in, pins the dependency versions built already: the build
+    // needs nothing from the network.
     let output = Command::new(env!("CARGO"))
         .args(["test", "--offline", "--quiet"])
         .current_dir(&module)

@@ -1,6 +1,7 @@
 //! `plinth module …`: publish versions and run the installer (install, upgrade, rollback,
 //! uninstall) against a Plinth, following long operations until they finish. `module new`
-//! (a new module repository) lives in `module_new.rs`.
+//! (a new module repository) lives in `module_new.rs`, `module dev` (the loop of a module
+//! team on one machine) in `dev.rs`.
 
 use std::collections::BTreeSet;
 use std::io::{self, Write};
@@ -13,6 +14,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::Exit;
 use super::client::{self, Client, Failure, Output, Target, segment};
+use super::dev::{self, DevArgs};
 use super::module_new::{self, NewArgs};
 use super::module_read;
 
@@ -37,25 +39,51 @@ pub enum ModuleCommand {
     ///
     /// Exit status: 0 written, 2 invalid name, existing folder or unusable --sdk-path.
     New(NewArgs),
+    /// Run the module in this folder on a local Plinth and keep it current: build, publish a
+    /// dev version, install or upgrade it (its dev_command run here), enable it for a tenant,
+    /// print a curl that calls it; again on every change. Ctrl-C stops watching.
+    ///
+    /// Exit status: 0 stopped, 1 refused or failed (with --once), 2 no manifest, no token or
+    /// Plinth unreachable.
+    Dev(DevArgs),
     /// Publish a module version: its manifest.json (`POST /api/v1/modules`).
     Publish {
         /// The manifest file.
         manifest: PathBuf,
     },
     /// Install a published version platform-wide, showing progress until installed or failed.
+    ///
+    /// With --endpoint, the module's API key is printed once: the backend needs it.
     Install {
         name: String,
         #[arg(long)]
         version: String,
         /// A backend that already runs at this URL, instead of deploying one.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "dir")]
         endpoint: Option<String>,
+        /// One machine: the module's folder, where its dev_command runs. Default: this folder
+        /// when its manifest.json is the module's, else the folder `plinth up` runs in.
+        #[arg(long, value_name = "PATH")]
+        dir: Option<PathBuf>,
     },
     /// Upgrade an installed module to another published version.
     Upgrade {
         name: String,
         #[arg(long)]
         version: String,
+        /// As for `install`: a new folder for its dev_command (default: this folder when its
+        /// manifest.json is the module's, else the one it was installed with).
+        #[arg(long, value_name = "PATH")]
+        dir: Option<PathBuf>,
+    },
+    /// Issue the module a new API key and print it once; its other keys stop working after
+    /// --old-keys-for seconds. For a backend you run yourself (installed with --endpoint); one
+    /// the platform runs gets a fresh key with each upgrade.
+    RotateKey {
+        name: String,
+        /// How long the module's current keys keep working (seconds).
+        #[arg(long, default_value_t = 0, value_name = "SECS")]
+        old_keys_for: u64,
     },
     /// Go back to the version before the last upgrade.
     Rollback { name: String },
@@ -118,31 +146,45 @@ pub(super) fn run(args: ModuleArgs, out: &mut dyn Write, err: &mut dyn Write) ->
         };
         return module_new::run(args, out, err);
     }
+    if let ModuleCommand::Dev(args) = command {
+        return dev::run(&args, &target, out, err);
+    }
     client::block_on(err, async {
         let client = Client::new(&target)?;
         let output = target.output;
         match command {
-            ModuleCommand::New(_) => Ok(Exit::Failure), // handled above
+            // Handled above.
+            ModuleCommand::New(_) | ModuleCommand::Dev(_) => Ok(Exit::Failure),
             ModuleCommand::Publish { manifest } => publish(&client, output, &manifest, out).await,
             ModuleCommand::Install {
                 name,
                 version,
                 endpoint,
+                dir,
             } => {
-                let body = json!({"version": version, "endpoint": endpoint});
-                let body = without_nulls(body);
+                if let Some(endpoint) = endpoint {
+                    return install_at_endpoint(&client, output, &name, &version, &endpoint, out)
+                        .await;
+                }
+                let dev_dir = module_folder(&name, dir.as_deref())?;
+                let body = without_nulls(json!({"version": version, "dev_dir": dev_dir}));
                 start_and_follow(&client, output, &name, "install", &body, out).await
             }
-            ModuleCommand::Upgrade { name, version } => {
-                start_and_follow(
-                    &client,
-                    output,
-                    &name,
-                    "upgrade",
-                    &json!({"version": version}),
-                    out,
-                )
-                .await
+            ModuleCommand::Upgrade { name, version, dir } => {
+                let dev_dir = module_folder(&name, dir.as_deref())?;
+                let body = without_nulls(json!({"version": version, "dev_dir": dev_dir}));
+                start_and_follow(&client, output, &name, "upgrade", &body, out).await
+            }
+            ModuleCommand::RotateKey { name, old_keys_for } => {
+                let key = issue_key(&client, &name, old_keys_for).await?;
+                client::print(out, output, &key, |key| {
+                    format!(
+                        "new API key of {name} (shown this once; its other keys stop working \
+                         in {old_keys_for} s):\n  {}",
+                        text_of(&key["key"])
+                    )
+                })?;
+                Ok(Exit::Success)
             }
             ModuleCommand::Rollback { name } => {
                 start_and_follow(&client, output, &name, "rollback", &json!({}), out).await
@@ -161,6 +203,74 @@ pub(super) fn run(args: ModuleArgs, out: &mut dyn Write, err: &mut dyn Write) ->
             ModuleCommand::List { .. } | ModuleCommand::Show { .. } => Ok(Exit::Failure),
         }
     })
+}
+
+/// The folder a module's dev_command runs in: `--dir`, else this folder when its
+/// manifest.json is the module's (where a module team runs the command), else none (the
+/// platform's own folder).
+fn module_folder(name: &str, dir: Option<&Path>) -> Result<Option<String>, Failure> {
+    let absolute = |dir: &Path| {
+        std::fs::canonicalize(dir)
+            .map(|path| path.display().to_string())
+            .map_err(|e| Failure::Usage(format!("--dir {}: {e}", dir.display())))
+    };
+    if let Some(dir) = dir {
+        return absolute(dir).map(Some);
+    }
+    let here = Path::new(".");
+    let named = std::fs::read_to_string(here.join("manifest.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .is_some_and(|manifest| manifest["name"] == name);
+    if named {
+        absolute(here).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Installs a backend that already runs, then gives it a key: the one the install issued went
+/// to no one (a backend the platform starts gets it in its environment), so it is replaced at
+/// once by one printed here, this once.
+async fn install_at_endpoint(
+    client: &Client,
+    output: Output,
+    name: &str,
+    version: &str,
+    endpoint: &str,
+    out: &mut dyn Write,
+) -> Result<Exit, Failure> {
+    let body = json!({"version": version, "endpoint": endpoint});
+    let path = format!("/api/v1/modules/{}/install", segment(name));
+    client.post(&path, &body).await?;
+    let mut installation = wait(client, output, name, out).await?;
+    if text_of(&installation["status"]) != "installed" {
+        return finish(output, &installation, out);
+    }
+    let key = issue_key(client, name, 0).await?;
+    installation["api_key"] = key.clone();
+    client::print(out, output, &installation, |installation| {
+        let key = text_of(&key["key"]);
+        format!(
+            "{}\nAPI key of {name}, shown this once (the backend needs it as PLINTH_API_KEY \
+             to read its configuration and publish events):\n  {key}\n\
+             Restart the backend at {endpoint} with it, e.g.\n  \
+             PLINTH_API_KEY={key} PORT=<its port> cargo run --bin {name}\n\
+             Another key later: plinth module rotate-key {name}",
+            summary(installation)
+        )
+    })?;
+    Ok(Exit::Success)
+}
+
+/// Issues the module a key (`POST …/api-keys`); its other keys stop working after
+/// `old_keys_for` seconds.
+async fn issue_key(client: &Client, name: &str, old_keys_for: u64) -> Result<Value, Failure> {
+    let path = format!("/api/v1/modules/{}/api-keys", segment(name));
+    let answer = client
+        .post(&path, &json!({"rotate_after_secs": old_keys_for}))
+        .await?;
+    Ok(answer.body)
 }
 
 fn without_nulls(mut body: Value) -> Value {
@@ -197,7 +307,7 @@ async fn publish(
 }
 
 /// Starts an installer operation (`POST /api/v1/modules/{m}/{operation}`) and follows it.
-async fn start_and_follow(
+pub(super) async fn start_and_follow(
     client: &Client,
     output: Output,
     name: &str,
@@ -281,13 +391,26 @@ async fn status(
     Ok(Exit::Success)
 }
 
-/// Polls the installation until its operation is done, printing each step as it finishes.
+/// Polls the installation until its operation is done, printing each step as it finishes,
+/// then its outcome.
 async fn follow(
     client: &Client,
     output: Output,
     name: &str,
     out: &mut dyn Write,
 ) -> Result<Exit, Failure> {
+    let installation = wait(client, output, name, out).await?;
+    finish(output, &installation, out)
+}
+
+/// Polls the installation until its operation is done, printing each step as it finishes;
+/// gives back the installation as it ended.
+async fn wait(
+    client: &Client,
+    output: Output,
+    name: &str,
+    out: &mut dyn Write,
+) -> Result<Value, Failure> {
     let path = format!("/api/v1/modules/{}/installation", segment(name));
     let started = Instant::now();
     let mut shown = BTreeSet::new();
@@ -298,7 +421,7 @@ async fn follow(
         }
         let state = text_of(&installation["status"]);
         if !matches!(state.as_str(), "pending" | "running") {
-            return finish(output, &installation, out);
+            return Ok(installation);
         }
         if started.elapsed() > FOLLOW_FOR {
             return Err(Failure::Failed(format!(
@@ -450,7 +573,7 @@ fn step_line(step: &Value) -> String {
     line
 }
 
-fn text_of(value: &Value) -> String {
+pub(super) fn text_of(value: &Value) -> String {
     match value {
         Value::String(text) => text.clone(),
         Value::Null => "?".to_owned(),

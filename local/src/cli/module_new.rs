@@ -2,6 +2,12 @@
 //! manifest, backend crate on the module SDK with tests, Dockerfile, cargo-lambda settings and
 //! README — from the templates in `local/templates/module/`, which build and pass their tests
 //! as generated.
+//!
+//! The SDK is not on a package registry: the backend depends on it by path, on the checkout
+//! this `plinth` was built from (`cargo install --path local` builds it in place) unless
+//! `--sdk-path` names another, and starts from that checkout's `Cargo.lock`, so it builds with
+//! the dependency versions the SDK is tested with (and, with a shared target folder, reuses
+//! them already built).
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -32,9 +38,9 @@ pub enum ModuleCommand {
 pub struct NewArgs {
     /// The module's name: lowercase letters, digits and `-`, e.g. `hr` or `time-off`.
     pub name: String,
-    /// Use the module SDK from this folder (a checkout's `module-sdk`) instead of the
-    /// published crate.
-    #[arg(long, value_name = "PATH")]
+    /// The module SDK to build on (a checkout's `module-sdk` folder). Default: the one in the
+    /// checkout this `plinth` was built from.
+    #[arg(long, value_name = "PATH", env = "PLINTH_SDK_PATH")]
     pub sdk_path: Option<PathBuf>,
 }
 
@@ -99,7 +105,7 @@ fn new(
             return Ok(Exit::Failure);
         }
     };
-    let sdk = match sdk_dependency(args.sdk_path.as_deref()) {
+    let sdk = match find_sdk(args.sdk_path.as_deref()) {
         Ok(sdk) => sdk,
         Err(message) => {
             writeln!(err, "error: {message}")?;
@@ -115,7 +121,7 @@ fn new(
         )?;
         return Ok(Exit::Failure);
     }
-    let values = Values::new(&name, sdk);
+    let values = Values::new(&name, sdk.dependency());
     for (path, template) in TEMPLATES {
         let file = root.join(path);
         if let Some(folder) = file.parent() {
@@ -123,35 +129,78 @@ fn new(
         }
         std::fs::write(&file, values.fill(template))?;
     }
-    writeln!(out, "Created module `{name}` in {}", root.display())?;
-    writeln!(out, "Next: cd {} && cargo test", root.display())?;
+    // Cargo keeps the versions the lock names and drops what the module does not use.
+    if let Some(lock) = sdk.lock_file() {
+        std::fs::copy(lock, root.join("Cargo.lock"))?;
+    }
+    let shown = root.display();
+    writeln!(out, "Created module `{name}` in {shown}")?;
+    writeln!(out, "  on the module SDK in {}", sdk.path.display())?;
+    writeln!(
+        out,
+        "Next, with `plinth up` running: cd {shown} && plinth module dev"
+    )?;
+    writeln!(
+        out,
+        "  (builds, installs and enables it for tenant acme, prints a curl that calls it, and \
+         reinstalls on every change; `cargo test` runs its tests)"
+    )?;
     Ok(Exit::Success)
 }
 
-/// The backend's dependency line on the SDK.
-fn sdk_dependency(sdk_path: Option<&Path>) -> Result<String, String> {
+/// The module SDK a new module builds on.
+#[derive(Debug)]
+struct Sdk {
+    /// Its folder, absolute.
+    path: PathBuf,
+}
+
+impl Sdk {
+    /// The backend's dependency line on it.
+    fn dependency(&self) -> String {
+        // TOML basic strings take `\` as an escape: keep Windows paths literal.
+        format!("plinth-module-sdk = {{ path = '{}' }}", self.path.display())
+    }
+
+    /// The lock file of the workspace it belongs to, if there is one.
+    fn lock_file(&self) -> Option<PathBuf> {
+        let lock = self.path.parent()?.join("Cargo.lock");
+        lock.is_file().then_some(lock)
+    }
+}
+
+/// The SDK this `plinth` was built beside: `module-sdk` in its checkout.
+fn built_beside() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../module-sdk")
+}
+
+/// `--sdk-path` when given, else the SDK of the checkout this `plinth` was built from.
+fn find_sdk(sdk_path: Option<&Path>) -> Result<Sdk, String> {
     let Some(path) = sdk_path else {
-        return Ok(format!(
-            "plinth-module-sdk = \"{}\"",
-            env!("CARGO_PKG_VERSION")
-        ));
+        let path = built_beside();
+        return sdk_at(&path).map_err(|why| {
+            format!(
+                "the module SDK is not on a package registry, and the checkout this plinth was \
+                 built from has none ({why}): pass --sdk-path with a Plinth checkout's \
+                 module-sdk folder"
+            )
+        });
     };
+    sdk_at(path).map_err(|why| format!("--sdk-path: {why}"))
+}
+
+fn sdk_at(path: &Path) -> Result<Sdk, String> {
     let manifest = path.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest)
-        .map_err(|e| format!("--sdk-path: cannot read {}: {e}", manifest.display()))?;
+        .map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
     if !text.contains("name = \"plinth-module-sdk\"") {
         return Err(format!(
-            "--sdk-path: {} is not the plinth-module-sdk crate",
+            "{} is not the plinth-module-sdk crate",
             path.display()
         ));
     }
-    let absolute =
-        std::fs::canonicalize(path).map_err(|e| format!("--sdk-path: {}: {e}", path.display()))?;
-    // TOML basic strings take `\` as an escape: keep Windows paths literal.
-    Ok(format!(
-        "plinth-module-sdk = {{ path = '{}' }}",
-        absolute.display()
-    ))
+    let path = std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Sdk { path })
 }
 
 /// What the templates' `{{…}}` placeholders stand for.
@@ -226,11 +275,32 @@ mod tests {
         assert_eq!(manifest.backend.api_prefix, "/api/v1/time-off");
         let main = std::fs::read_to_string(root.join("backend/src/main.rs")).expect("written");
         assert!(main.contains("use time_off::{App, manifest, module};"));
+    }
+
+    /// Finding 1: without flags the backend named a crate no registry has.
+    #[test]
+    fn a_new_module_finds_the_sdk_of_its_checkout_without_flags() {
+        let (dir, exit, out, err) = generate("time-off", None);
+        assert_eq!(exit, Exit::Success, "{err}");
+        let root = dir.path().join("time-off");
         let cargo = std::fs::read_to_string(root.join("backend/Cargo.toml")).expect("written");
-        assert!(cargo.contains(&format!(
-            "plinth-module-sdk = \"{}\"",
-            env!("CARGO_PKG_VERSION")
-        )));
+        let sdk = std::fs::canonicalize(built_beside()).expect("this checkout's SDK");
+        assert!(
+            cargo.contains(&format!(
+                "plinth-module-sdk = {{ path = '{}' }}",
+                sdk.display()
+            )),
+            "{cargo}"
+        );
+        assert!(
+            root.join("Cargo.lock").is_file(),
+            "the checkout's lock copied"
+        );
+        assert!(
+            out.contains("cd ") && out.contains(" && plinth module dev\n"),
+            "{out}"
+        );
+        assert!(!out.contains("cargo test\n"), "{out}");
     }
 
     #[test]
@@ -277,7 +347,8 @@ mod tests {
         let (_, exit, _, err) = generate("hr", Some(not_sdk));
         assert_eq!(exit, Exit::Failure);
         assert!(
-            err.ends_with("is not the plinth-module-sdk crate\n"),
+            err.starts_with("error: --sdk-path: ")
+                && err.ends_with("is not the plinth-module-sdk crate\n"),
             "{err}"
         );
     }

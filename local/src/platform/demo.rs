@@ -105,6 +105,7 @@ pub(super) async fn run(app: &App, examples: &Path, secret: &str) -> Result<Demo
                     InstallRequest {
                         version,
                         endpoint: None,
+                        dev_dir: None,
                     },
                 )
                 .await,

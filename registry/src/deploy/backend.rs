@@ -135,6 +135,7 @@ mod tests {
             manifest,
             image_digest: None,
             endpoint: endpoint.map(String::from),
+            dev_dir: None,
             env: BTreeMap::new(),
             role_arn: None,
         }

@@ -1,5 +1,7 @@
 //! One machine's deployer: an external URL as given, or the manifest's `dev_command` run as
-//! a child process (`sh -c`) on a free port, with its output in `{log_dir}/{module}.log`.
+//! a child process (`sh -c`) on a free port, with its output in `{log_dir}/{module}.log`. The
+//! command runs in the installation's `dev_dir` (the module's folder) when it has one, else in
+//! the deployer's working folder.
 //!
 //! Each backend leads a process group of its own, and is stopped as a group: a `dev_command`
 //! such as `cargo run` or `npm start` runs the server as a grandchild, which killing the shell
@@ -76,10 +78,17 @@ impl ProcessDeployer {
         let err_log = log
             .try_clone()
             .map_err(|e| DeployError(format!("cannot write {}: {e}", log_path.display())))?;
+        let folder = spec.dev_dir.as_ref().unwrap_or(&self.working_dir);
+        if !folder.is_dir() {
+            return Err(DeployError(format!(
+                "cannot run `{command}` in {}: no such folder",
+                folder.display()
+            )));
+        }
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(command)
-            .current_dir(&self.working_dir)
+            .current_dir(folder)
             .envs(&spec.env)
             .env("PORT", port.to_string())
             .stdin(Stdio::null())
@@ -88,7 +97,12 @@ impl ProcessDeployer {
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| DeployError(format!("cannot run `{command}`: {e}")))?;
+            .map_err(|e| {
+                DeployError(format!(
+                    "cannot run `{command}` in {}: {e}",
+                    folder.display()
+                ))
+            })?;
         if let Err(e) = self.wait_healthy(&mut child, &health_url).await {
             stop(&mut child).await;
             let tail = log_tail(&log_path);

@@ -42,6 +42,9 @@ pub struct DeploySpec {
     pub image_digest: Option<String>,
     /// A backend that is already running (any language): nothing is started.
     pub endpoint: Option<String>,
+    /// One machine: the folder the manifest's `dev_command` runs in (the deployer's own
+    /// when none).
+    pub dev_dir: Option<std::path::PathBuf>,
     /// Environment for the module's process: `PLINTH_URL`, `PLINTH_MODULE`,
     /// `PLINTH_API_KEY`, `PORT`, and on AWS `PLINTH_EVENT_BUS`, plus the manifest's `env`.
     /// (On AWS, [`isolated::IsolatedDeployer`] replaces `PLINTH_API_KEY` with

@@ -150,6 +150,7 @@ mod tests {
             manifest,
             image_digest: None,
             endpoint: None,
+            dev_dir: None,
             env: BTreeMap::new(),
             role_arn: None,
         }

@@ -129,6 +129,11 @@ pub struct InstallRequest {
     pub version: String,
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// One machine: the folder the manifest's `dev_command` runs in (absolute), where the
+    /// module's sources are; kept for later upgrades and restarts. Default: the folder `plinth
+    /// up` runs in. Deployers on AWS run no `dev_command` and ignore it.
+    #[serde(default)]
+    pub dev_dir: Option<String>,
 }
 
 /// `POST /api/v1/modules/{m}/upgrade`
@@ -136,6 +141,21 @@ pub struct InstallRequest {
 #[serde(deny_unknown_fields)]
 pub struct UpgradeRequest {
     pub version: String,
+    /// As in [`InstallRequest`]: a new folder for `dev_command`; none keeps the installed one.
+    #[serde(default)]
+    pub dev_dir: Option<String>,
+}
+
+/// A `dev_dir` is an absolute path: a relative one would mean the platform's folder, not the
+/// caller's.
+fn check_dev_dir(dev_dir: Option<&str>) -> Result<()> {
+    match dev_dir {
+        Some(dir) if !std::path::Path::new(dir).is_absolute() => Err(Error::field(
+            "dev_dir",
+            format!("`{dir}` is not an absolute path"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn parse_version(text: &str) -> Result<String> {
@@ -160,6 +180,7 @@ impl Installer {
         if let Some(endpoint) = &request.endpoint {
             check_endpoint(endpoint)?;
         }
+        check_dev_dir(request.dev_dir.as_deref())?;
         let current = self.installations.item(module).await?;
         if let Some((existing, _)) = &current {
             refuse_if_busy(existing)?;
@@ -179,6 +200,7 @@ impl Installer {
             installed_version: None,
             previous_version: None,
             endpoint: request.endpoint,
+            dev_dir: request.dev_dir,
             drop_data: false,
             steps: plan_states(Operation::Install, false),
             deployment: None,
@@ -204,8 +226,12 @@ impl Installer {
     ) -> Result<Installation> {
         caller.require_platform_admin()?;
         let version = parse_version(&request.version)?;
+        check_dev_dir(request.dev_dir.as_deref())?;
         let published = self.catalog.version(module, &version).await?;
-        let (current, stored) = self.installed(module).await?;
+        let (mut current, stored) = self.installed(module).await?;
+        if request.dev_dir.is_some() {
+            current.dev_dir = request.dev_dir;
+        }
         if current.installed_version.as_deref() == Some(version.as_str()) {
             return Err(Error::Conflict(format!(
                 "{module} {version} is already installed"

@@ -304,6 +304,7 @@ impl Installer {
             manifest: manifest.clone(),
             image_digest,
             endpoint: inst.endpoint.clone(),
+            dev_dir: inst.dev_dir.as_ref().map(std::path::PathBuf::from),
             env,
             role_arn: None,
         })

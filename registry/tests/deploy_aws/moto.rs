@@ -344,6 +344,7 @@ pub fn spec(manifest: &Manifest, image_digest: Option<&str>) -> DeploySpec {
         manifest: manifest.clone(),
         image_digest: image_digest.map(String::from),
         endpoint: None,
+        dev_dir: None,
         env,
         role_arn: None,
     }

@@ -64,6 +64,8 @@ STRANGER="$(token --tenant globex --sub st-stranger)"
 MODULE_KEY="$(curl -fsS -X POST -H "Authorization: Bearer $ADMIN" "$URL/api/v1/modules/financial/api-keys" |
   python3 -c 'import json, sys; print(json.load(sys.stdin)["key"])')"
 
+# schemathesis keeps its cache in the folder it runs in.
+cd "$WORK"
 cases=0
 failed=()
 run() {

@@ -522,7 +522,7 @@ mod tests {
         assert!(framing(b"HTTP/1.1 099 Early\r\n\r\n", false).is_err());
     }
 
-    /// Found by fuzzing (fuzz/fuzz_targets/relay_response_head.rs): a backend's
+    /// The property of fuzz/fuzz_targets/relay_response_head.rs: a backend's
     /// `Connection: content-length` dropped the length the relay still framed the body by, so
     /// the client read the body until a close that never came, and the next response as it.
     #[test]

@@ -13,15 +13,23 @@ fuzz_target!(|data: &[u8]| {
     match Manifest::from_json_str(text) {
         Ok(manifest) => {
             let written = serde_json::to_value(&manifest).expect("a manifest serialises");
-            assert_eq!(validate_manifest(&written), Ok(manifest), "round trip of {written}");
+            assert_eq!(
+                validate_manifest(&written),
+                Ok(manifest),
+                "round trip of {written}"
+            );
         }
         Err(ManifestError::Invalid(problems)) => {
             assert!(!problems.is_empty(), "refused without a problem");
+            // The passes and the types disagreeing is a problem at `$` with this wording (a
+            // document's own text is quoted inside a message, never at its start).
             for problem in &problems {
                 assert!(
-                    !problem.message.contains("this is a bug in Plinth"),
-                    "{}: {}",
-                    problem.path,
+                    !(problem.path == "$"
+                        && problem
+                            .message
+                            .starts_with("the manifest passed validation")),
+                    "{}",
                     problem.message
                 );
             }

@@ -29,12 +29,17 @@ fuzz_target!(|data: &[u8]| {
     let bytes = canonical.as_bytes();
     assert_eq!(bytes.first(), Some(&b'/'));
     for (i, &byte) in bytes.iter().enumerate() {
-        assert!(byte.is_ascii_graphic(), "byte 0x{byte:02X} in {canonical:?}");
+        assert!(
+            byte.is_ascii_graphic(),
+            "byte 0x{byte:02X} in {canonical:?}"
+        );
         assert_ne!(byte, b';');
         if byte == b'%' {
             let escape = &bytes[i + 1..i + 3];
             assert!(
-                escape.iter().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b)),
+                escape
+                    .iter()
+                    .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(b)),
                 "escape not upper-case hex in {canonical:?}"
             );
             let decoded = u8::from_str_radix(std::str::from_utf8(escape).unwrap(), 16).unwrap();
@@ -44,7 +49,11 @@ fuzz_target!(|data: &[u8]| {
             );
         }
     }
-    assert_eq!(decode(path), decode(&canonical), "{path:?} -> {canonical:?}");
+    assert_eq!(
+        decode(path),
+        decode(&canonical),
+        "{path:?} -> {canonical:?}"
+    );
 });
 
 /// Every escape decoded, as a backend that decodes before routing reads the path.

@@ -46,8 +46,17 @@ fuzz_target!(|data: &[u8]| {
     let mut request = httparse::Request::new(&mut fields);
     let parsed = request.parse(&forwarded);
     let text = || String::from_utf8_lossy(&forwarded).into_owned();
-    assert_eq!(parsed, Ok(httparse::Status::Complete(forwarded.len())), "{}", text());
-    assert!(request.path.unwrap().starts_with("/base/api/v1/"), "{}", text());
+    assert_eq!(
+        parsed,
+        Ok(httparse::Status::Complete(forwarded.len())),
+        "{}",
+        text()
+    );
+    assert!(
+        request.path.unwrap().starts_with("/base/api/v1/"),
+        "{}",
+        text()
+    );
     let method = data.split(|&b| b == b' ').next().unwrap_or_default();
     assert_eq!(request.method.map(str::as_bytes), Some(method));
     let (mut hosts, mut contexts, mut forwarded_for, mut lengths) = (0, 0, 0, 0);

@@ -31,9 +31,10 @@ cd "$ROOT/fuzz"
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
 
-# One build of every target (release, debug assertions, ASan), before the clock starts.
+# One build of every target, before the clock starts: `-O` (release; fuzz/Cargo.toml turns
+# debug assertions and overflow checks on, as cargo fuzz does by default) and ASan.
 build_start=$SECONDS
-cargo +nightly fuzz build
+cargo +nightly fuzz build -O
 echo "fuzz: built ${#targets[@]} targets in $((SECONDS - build_start)) s"
 
 dict_of() {
@@ -51,7 +52,7 @@ for target in "${targets[@]}"; do
   mkdir -p "$corpus"
   log="$CARGO_TARGET_DIR/fuzz-$target.log"
   echo "== fuzz $target for $PER_TARGET s"
-  if cargo +nightly fuzz run "$target" "$corpus" "seeds/$target" -- \
+  if cargo +nightly fuzz run -O "$target" "$corpus" "seeds/$target" -- \
       -max_total_time="$PER_TARGET" -timeout="$TIMEOUT" -rss_limit_mb=2048 \
       -dict="$(dict_of "$target")" -print_final_stats=1 >"$log" 2>&1; then
     :
@@ -69,7 +70,7 @@ for target in "${targets[@]}"; do
 done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "fuzz: failed: ${failed[*]} (inputs under fuzz/artifacts/; reproduce with" \
-    "cargo +nightly fuzz run TARGET fuzz/artifacts/TARGET/FILE)" >&2
+    "cargo +nightly fuzz run -O TARGET fuzz/artifacts/TARGET/FILE in fuzz/)" >&2
   exit 1
 fi
 echo "fuzz: no crash, no hang"

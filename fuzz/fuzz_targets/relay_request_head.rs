@@ -57,7 +57,12 @@ fuzz_target!(|data: &[u8]| {
         "{}",
         text()
     );
-    let method = data.split(|&b| b == b' ').next().unwrap_or_default();
+    // Empty lines before the request line are skipped (RFC 9112 §2.2).
+    let line = &data[data
+        .iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count()..];
+    let method = line.split(|&b| b == b' ').next().unwrap_or_default();
     assert_eq!(request.method.map(str::as_bytes), Some(method));
     let (mut hosts, mut contexts, mut forwarded_for, mut lengths) = (0, 0, 0, 0);
     for field in request.headers.iter() {

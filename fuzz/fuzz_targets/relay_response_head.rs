@@ -18,6 +18,14 @@ fuzz_target!(|data: &[u8]| {
     assert!(head.len <= bytes.len());
     let again = match response_head(&head.rewritten, to_head, close) {
         Ok(Some(again)) => again,
+        // A head of the relay's most fields (100) with `connection: close` added has one more
+        // than the relay itself takes from a backend; HTTP sets no limit, so it must parse.
+        Err(e) if e.contains("too many headers") => {
+            let mut fields = [httparse::EMPTY_HEADER; 128];
+            let parsed = httparse::Response::new(&mut fields).parse(&head.rewritten);
+            assert_eq!(parsed, Ok(httparse::Status::Complete(head.rewritten.len())));
+            return;
+        }
         other => panic!(
             "the rewritten head {:?} does not parse: {other:?}",
             String::from_utf8_lossy(&head.rewritten)

@@ -412,7 +412,7 @@ async fn the_integration_keeps_what_only_the_gateway_sends_from_the_module() {
         .expect("route to the new endpoint");
     let updated = parameters(&api.assert_routed(&name).await);
     for stored in [&created, &updated] {
-        let removed = |name: &str| stored.get(&format!("remove:header.{name}")).is_some();
+        let removed = |name: &str| stored.contains_key(&format!("remove:header.{name}"));
         // Method overrides: the route's method is the one authorized.
         for name in [
             "x-http-method-override",

@@ -5,9 +5,13 @@
 # Fails on a crash (a panic, a failed property, a sanitizer report), a hang (an input taking
 # longer than $TIMEOUT s) or running out of memory; the input is kept under fuzz/artifacts/.
 #
-#   tests/reliability/fuzz.sh                  # 30 s per target (CI)
+#   tests/reliability/fuzz.sh                  # 30 s per target (CI: .ci/run gives 20 s)
 #   tests/reliability/fuzz.sh 600              # the long budget: 10 minutes per target
 #   tests/reliability/fuzz.sh 60 relay_chunked # some targets only
+#
+# SANITIZER=none builds without AddressSanitizer (a shorter cold build; the code under test
+# has no `unsafe`, so ASan mostly watches dependencies); switching between the two rebuilds
+# the targets.
 #
 # Needs rustup (the nightly toolchain is installed when missing) and cargo-fuzz (installed
 # when missing). Prints the executions of each target at the end.
@@ -17,6 +21,7 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 PER_TARGET="${1:-30}"
 shift || true
 TIMEOUT="${TIMEOUT:-10}"
+SANITIZER="${SANITIZER:-address}"
 CARGO_FUZZ_VERSION="0.13.2"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 CORPORA="$CARGO_TARGET_DIR/fuzz-corpus"
@@ -32,10 +37,11 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
 
 # One build of every target, before the clock starts: `-O` (release; fuzz/Cargo.toml turns
-# debug assertions and overflow checks on, as cargo fuzz does by default) and ASan.
+# debug assertions and overflow checks on, as cargo fuzz does by default) and ASan. The fuzz
+# crate takes the platform crates without their default features: no AWS SDKs, no CLI.
 build_start=$SECONDS
-cargo +nightly fuzz build -O
-echo "fuzz: built ${#targets[@]} targets in $((SECONDS - build_start)) s"
+cargo +nightly fuzz build -O -s "$SANITIZER"
+echo "fuzz: built ${#targets[@]} targets (sanitizer: $SANITIZER) in $((SECONDS - build_start)) s"
 
 dict_of() {
   case "$1" in
@@ -52,7 +58,7 @@ for target in "${targets[@]}"; do
   mkdir -p "$corpus"
   log="$CARGO_TARGET_DIR/fuzz-$target.log"
   echo "== fuzz $target for $PER_TARGET s"
-  if cargo +nightly fuzz run -O "$target" "$corpus" "seeds/$target" -- \
+  if cargo +nightly fuzz run -O -s "$SANITIZER" "$target" "$corpus" "seeds/$target" -- \
       -max_total_time="$PER_TARGET" -timeout="$TIMEOUT" -rss_limit_mb=2048 \
       -dict="$(dict_of "$target")" -print_final_stats=1 >"$log" 2>&1; then
     :

@@ -3,6 +3,8 @@
 //! The binary (`src/main.rs`) only parses arguments and calls [`cli::run`]; each subcommand
 //! lives in its own file under `src/cli/`.
 
+#[cfg(feature = "platform")]
 pub mod cli;
 pub mod gateway;
+#[cfg(feature = "platform")]
 pub mod platform;

@@ -73,7 +73,12 @@ fn instance_key(module: &str, url: &str) -> Key {
     keys::instance(module, url)
 }
 
+/// An http(s) URL with a host, written as a URI (RFC 3986): the URL parser alone would take
+/// and quietly escape what a URI may not hold (`<`, `>`, spaces, non-ASCII…).
 fn check_url(field: &str, url: &str) -> Result<()> {
+    if let Some(bad) = not_uri(url) {
+        return Err(Error::field(field, format!("`{url}` is not a URI: {bad}")));
+    }
     match reqwest::Url::parse(url) {
         Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {
             Ok(())
@@ -83,6 +88,24 @@ fn check_url(field: &str, url: &str) -> Result<()> {
             format!("`{url}` is not an http(s) URL"),
         )),
     }
+}
+
+/// What in `text` a URI may not hold (RFC 3986 §2: unreserved and reserved characters, and
+/// `%` before two hex digits), if anything.
+fn not_uri(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    for (at, c) in text.char_indices() {
+        let allowed = c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&'()*+,;=".contains(c);
+        if c == '%' {
+            let hex = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_hexdigit);
+            if !(hex(at + 1) && hex(at + 2)) {
+                return Some("`%` not followed by two hex digits".into());
+            }
+        } else if !allowed {
+            return Some(format!("{c:?} must be percent-encoded"));
+        }
+    }
+    None
 }
 
 /// How long a health check may take.
@@ -197,6 +220,15 @@ impl Instances {
                     "only {module}'s own API key may register its instances"
                 )));
             }
+        }
+        // A module has instances only while it is installed or being installed (its backend
+        // registers while the saga runs): any other is 404, whatever the registration says.
+        let live = self.installations.item(module).await?;
+        if !live.is_some_and(|(installation, _)| installation.is_installed() || installation.busy())
+        {
+            return Err(Error::NotFound(format!(
+                "module {module} is not installed on this platform"
+            )));
         }
         check_url("instance_url", &registration.instance_url)?;
         let url = registration.instance_url.trim_end_matches('/').to_owned();

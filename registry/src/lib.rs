@@ -17,6 +17,7 @@ pub mod api;
 pub mod api_keys;
 pub mod app;
 pub mod audit;
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod cache;
 pub mod catalog;

@@ -13,6 +13,16 @@ use crate::identity::Caller;
 use crate::ids::TenantId;
 use crate::installation::Installations;
 
+/// The module a caller publishes as: only a module's API key publishes events (403 otherwise).
+pub fn publisher(caller: &Caller) -> Result<&ModuleName> {
+    match caller {
+        Caller::Module(module) => Ok(module),
+        _ => Err(Error::Forbidden(
+            "only a module's API key publishes its events".into(),
+        )),
+    }
+}
+
 /// Puts modules' own events on the platform's bus, as their manifests allow.
 #[derive(Debug)]
 pub struct ModuleEvents {
@@ -37,11 +47,7 @@ impl ModuleEvents {
     /// Puts a module's event on the bus: its source must be the module's own, its detail-type
     /// one the manifest declares, and a tenant it names must have the module enabled.
     pub async fn publish(&self, caller: &Caller, event: Event) -> Result<()> {
-        let Caller::Module(module) = caller else {
-            return Err(Error::Forbidden(
-                "only a module's API key publishes its events".into(),
-            ));
-        };
+        let module = publisher(caller)?;
         let expected = module_source(module);
         if event.source != expected {
             return Err(Error::field(

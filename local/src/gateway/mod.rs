@@ -31,6 +31,9 @@ pub use body::{ClientBody, ClientFault, NotForwarded};
 pub use proxy::{
     BODY_TIMEOUT, Gateway, GatewayBody, LinkedBody, RequestBody, UpstreamLink, router,
 };
+/// The relay's parsers, for the fuzz targets (`fuzz/`) only.
+#[doc(hidden)]
+pub use relay::fuzzing;
 
 /// A new connection to `upstream`, with `TCP_NODELAY` (requests go in one write).
 async fn connect(upstream: &Upstream) -> Result<TcpStream, String> {

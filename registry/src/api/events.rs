@@ -2,7 +2,7 @@
 //! one-machine mode (`/api/v1/dead-letters`).
 
 use axum::Router;
-use axum::extract::State as Extract;
+use axum::extract::{FromRequest, Request, State as Extract};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use plinth_module_sdk::events::Event;
@@ -13,6 +13,7 @@ use super::{Json, State};
 use crate::error::{Error, Result};
 use crate::events::dead_letters::{DeadLetter, DeadLetterQueue, Replay};
 use crate::identity::Caller;
+use crate::module_events::publisher;
 use std::sync::Arc;
 
 pub(super) fn routes() -> Router<State> {
@@ -28,7 +29,7 @@ pub(super) fn routes() -> Router<State> {
     tag = "events",
     operation_id = "publish_event",
     summary = "A module publishes one of its declared events for a tenant that enabled it (module API key)",
-    request_body(content = serde_json::Value, description = "The event envelope"),
+    request_body(content = serde_json::Value, description = "The event envelope: `id`, `source` (`plinth.module.{name}`), `detail-type` (declared in the manifest's `events.publishes`), `time` (RFC 3339), `detail` (an object; `tenant_id` names a tenant that enabled the module), and optionally `version` and `resources`"),
     responses(
         (status = 202, description = "`{\"id\"}`: on the bus", body = serde_json::Value),
         (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"),
@@ -40,8 +41,12 @@ pub(super) fn routes() -> Router<State> {
 async fn publish(
     Extract(platform): Extract<State>,
     caller: Caller,
-    Json(event): Json<Event>,
+    request: Request,
 ) -> Result<(StatusCode, Json<Value>)> {
+    // Who may publish is decided before the body is read: a caller who may not publish is
+    // refused whatever it sent, and learns nothing of the envelope.
+    publisher(&caller)?;
+    let Json(event) = Json::<Event>::from_request(request, &()).await?;
     let id = event.id.clone();
     platform.module_events.publish(&caller, event).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))

@@ -51,16 +51,27 @@ async fn verify(
     Ok(Json(json!({"has_permission": allowed})))
 }
 
-/// A module's key asks only about tenants that enabled the module, and only about its own
-/// permissions or those of modules its manifest declares it uses (`dependencies`).
+/// A module's key asks only about tenants that enabled the module (and, for a company, only
+/// one that did not disable it), and only about its own permissions or those of modules its
+/// manifest declares it uses (`dependencies`).
 async fn module_may_ask(
     platform: &ControlPlane,
     module: &ModuleName,
     request: &VerifyRequest,
 ) -> Result<()> {
     let tenant = &request.tenant_id;
-    match platform.config.resolve_cached(tenant, module, None).await {
+    let company = request.company_id.as_ref();
+    match platform
+        .config
+        .resolve_cached(tenant, module, company)
+        .await
+    {
         Ok(_) => {}
+        Err(Error::NotFound(why)) if company.is_some() => {
+            return Err(Error::Forbidden(format!(
+                "{why}: {module}'s key may ask only about tenants that enabled it and companies that did not disable it"
+            )));
+        }
         Err(Error::NotFound(_)) => {
             return Err(Error::Forbidden(format!(
                 "tenant {tenant} has not enabled {module}: its key may ask only about tenants that did"

@@ -83,6 +83,15 @@ fn body(operation: &str) -> Option<Value> {
             &[],
         ),
         "publish" => json!({"$ref": "#/components/schemas/Manifest"}),
+        // The event envelope as `Event` reads it (other fields are ignored); the source and
+        // detail type the module may use are its manifest's (422 naming the field).
+        "publish_event" => json!({"type": "object",
+            "properties": {"version": {"type": "string"}, "id": {"type": "string"},
+                           "source": {"type": "string"}, "detail-type": {"type": "string"},
+                           "time": {"type": "string"},
+                           "resources": {"type": "array", "items": {"type": "string"}},
+                           "detail": {"type": "object"}},
+            "required": ["id", "source", "detail-type", "time", "detail"]}),
         _ => return None,
     })
 }

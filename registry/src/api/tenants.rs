@@ -348,6 +348,9 @@ pub async fn config_answer(
     answer.await.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// The most records an audit page holds (the document's `limit` maximum).
+const MAX_AUDIT_PAGE: usize = 100;
+
 #[derive(Debug, Deserialize)]
 struct AuditParams {
     limit: Option<usize>,
@@ -359,7 +362,7 @@ struct AuditParams {
     path = "/api/v1/tenants/{tenant}/audit",
     tag = "tenancy",
     summary = "Who changed what, when (newest first)",
-    params(("tenant" = String, Path, description = "Tenant id"), ("limit" = Option<usize>, Query, description = "Page size (default 50)"), ("after" = Option<String>, Query, description = "`next` of the previous page")),
+    params(("tenant" = String, Path, description = "Tenant id"), ("limit" = Option<usize>, Query, description = "Page size: 1 to 100 (default 50)"), ("after" = Option<String>, Query, description = "`next` of the previous page")),
     responses((status = 200, description = "A page of records", body = AuditPage), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
     security(("bearer" = []), ("module_api_key" = []))
 )]
@@ -371,9 +374,16 @@ async fn audit(
 ) -> Result<Json<AuditPage>> {
     let tenant = tenant_id(&tenant)?;
     caller.require_tenant_admin(&tenant)?;
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=MAX_AUDIT_PAGE).contains(&limit) {
+        return Err(Error::field(
+            "limit",
+            format!("a page holds 1 to {MAX_AUDIT_PAGE} records, not {limit}"),
+        ));
+    }
     platform
         .audit
-        .page(&tenant, params.limit.unwrap_or(50), params.after)
+        .page(&tenant, limit, params.after)
         .await
         .map(Json)
 }

@@ -14,13 +14,16 @@
 use std::fmt;
 
 use async_trait::async_trait;
+#[cfg(feature = "aws")]
 use aws_config::SdkConfig;
+#[cfg(feature = "aws")]
 use aws_sdk_ecr::error::{ProvideErrorMetadata, SdkError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::DeployError;
+#[cfg(feature = "aws")]
 use super::ecs::aws_error;
 
 /// `source` of every ECR event.
@@ -326,6 +329,7 @@ pub fn index_children(image_index: &str) -> Vec<String> {
         .collect()
 }
 
+#[cfg(feature = "aws")]
 #[async_trait]
 impl PushedImages for EcrImages {
     /// The annotation of the pushed manifest; for an image index without it (buildx pushes
@@ -347,6 +351,7 @@ impl PushedImages for EcrImages {
     }
 }
 
+#[cfg(feature = "aws")]
 impl EcrImages {
     /// The manifest (or index) document of `repository@digest`; `None` when it is gone.
     async fn image_manifest(
@@ -380,12 +385,14 @@ impl EcrImages {
     }
 }
 
+#[cfg(feature = "aws")]
 /// Resolves manifest image references to digests in the account's ECR.
 #[derive(Debug, Clone)]
 pub struct EcrImages {
     client: aws_sdk_ecr::Client,
 }
 
+#[cfg(feature = "aws")]
 /// An image pinned by digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PinnedImage {
@@ -395,6 +402,7 @@ pub struct PinnedImage {
     pub digest: String,
 }
 
+#[cfg(feature = "aws")]
 impl EcrImages {
     /// ECR on the SDK configuration given.
     #[must_use]
@@ -488,6 +496,7 @@ impl EcrImages {
 }
 
 /// ECR's "not found" answers as errors that name the image.
+#[cfg(feature = "aws")]
 fn not_found<E, R>(image: &ImageRef, tag: Option<&str>, error: &SdkError<E, R>) -> DeployError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,

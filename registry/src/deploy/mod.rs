@@ -13,16 +13,24 @@
 //! `apigateway::ApiGatewayRoutes` publishes a module's routes on the platform's HTTP API.
 //! `module_secrets::ModuleKeySecrets` is where a rotated module key is written.
 
+#[cfg(feature = "aws")]
 pub mod apigateway;
 pub mod backend;
+#[cfg(feature = "aws")]
 pub mod dynamodb_tables;
 pub mod ecr;
+#[cfg(feature = "aws")]
 pub mod ecs;
+#[cfg(feature = "aws")]
 pub mod ecs_scaling;
+#[cfg(feature = "aws")]
 pub mod ecs_steady;
+#[cfg(feature = "aws")]
 pub mod isolated;
+#[cfg(feature = "aws")]
 pub mod lambda;
 pub mod local;
+#[cfg(feature = "aws")]
 pub mod module_role;
 pub mod module_secrets;
 pub mod routed;

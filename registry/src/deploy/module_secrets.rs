@@ -12,13 +12,18 @@
 //! only refuse a reinstall of the module under the same name for 7 to 30 days.
 
 use async_trait::async_trait;
+#[cfg(feature = "aws")]
 use aws_config::SdkConfig;
+#[cfg(feature = "aws")]
 use aws_sdk_secretsmanager::Client;
+#[cfg(feature = "aws")]
 use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
+#[cfg(feature = "aws")]
 use aws_sdk_secretsmanager::types::Tag;
 use plinth_module_sdk::ModuleName;
 
 use super::DeployError;
+#[cfg(feature = "aws")]
 use super::ecs::aws_error;
 
 /// The module's environment variable that holds its key, where keys stay in the environment.
@@ -48,11 +53,13 @@ impl ModuleKeySecrets for KeysInEnvironment {
 }
 
 /// Modules' API keys in AWS Secrets Manager.
+#[cfg(feature = "aws")]
 #[derive(Debug, Clone)]
 pub struct SecretsManagerKeys {
     client: Client,
 }
 
+#[cfg(feature = "aws")]
 impl SecretsManagerKeys {
     #[must_use]
     pub fn new(sdk: &SdkConfig) -> Self {
@@ -163,6 +170,7 @@ impl SecretsManagerKeys {
     }
 }
 
+#[cfg(feature = "aws")]
 #[async_trait]
 impl ModuleKeySecrets for SecretsManagerKeys {
     /// Writes the key only into a secret that exists: a module that runs elsewhere (an
@@ -172,6 +180,7 @@ impl ModuleKeySecrets for SecretsManagerKeys {
     }
 }
 
+#[cfg(feature = "aws")]
 /// Whether Secrets Manager refused because a secret of that name waits for its deletion.
 fn scheduled_for_deletion(code: Option<&str>, message: Option<&str>) -> bool {
     code == Some("InvalidRequestException")

@@ -11,6 +11,7 @@
 
 pub mod dead_letters;
 mod delivery;
+#[cfg(feature = "aws")]
 pub mod eventbridge;
 pub mod local;
 

@@ -10,6 +10,7 @@
 //! machine) fails with a message saying so.
 
 pub mod http;
+#[cfg(feature = "aws")]
 pub mod lambda;
 
 use std::sync::Arc;

@@ -11,6 +11,7 @@
 //! Writes race through optimistic versions: read an item, change it, write it back with
 //! [`Condition::Version`] of what was read. The access patterns and keys are in [`keys`].
 
+#[cfg(feature = "aws")]
 pub mod dynamodb;
 pub mod embedded;
 pub mod keys;

@@ -12,6 +12,7 @@ use crate::support::fakes::Backend;
 
 crate::on_both_stores!(
     a_modules_key_verifies_only_for_tenants_that_enabled_it_and_namespaces_it_declares,
+    a_modules_key_verifies_nothing_for_a_company_that_disabled_it,
     data_past_the_stores_item_limit_is_refused_naming_the_field_and_the_limit,
 );
 
@@ -128,6 +129,48 @@ async fn a_modules_key_verifies_only_for_tenants_that_enabled_it_and_namespaces_
     .expect(StatusCode::OK);
     let disabled = ask(verify("acme", "financial:entries.read")).await;
     disabled.expect_problem(StatusCode::FORBIDDEN, "has not enabled financial");
+}
+
+/// Issue 22 (left open): `rbac/verify` with a module's key checked the tenant's enabling but
+/// not a company's disabling: the key still learned the permissions of that company's users.
+async fn a_modules_key_verifies_nothing_for_a_company_that_disabled_it(p: TestPlatform) {
+    let (_financial, key) = installed(&p, module("financial", &[])).await;
+    tenant(&p, "acme").await;
+    for company in ["acme-us", "acme-de"] {
+        let body = json!({"id": company, "name": company});
+        p.call(
+            Method::POST,
+            "/api/v1/tenants/acme/companies",
+            operator(),
+            Some(body),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    }
+    p.enable("acme", "financial").await;
+    p.call(
+        Method::PUT,
+        "/api/v1/tenants/acme/companies/acme-de/modules/financial",
+        tenant_admin("acme"),
+        Some(json!({"is_enabled": false})),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let verify = |company: Option<&str>| json!({"tenant_id": "acme", "user_id": "bob", "permission": "financial:entries.read", "company_id": company});
+    let ask = |body: Value| p.call(Method::POST, "/api/v1/rbac/verify", key.clone(), Some(body));
+
+    ask(verify(Some("acme-de"))).await.expect_problem(
+        StatusCode::FORBIDDEN,
+        "financial is disabled for company acme-de",
+    );
+    ask(verify(Some("initech")))
+        .await
+        .expect_problem(StatusCode::FORBIDDEN, "has no company initech");
+    // The tenant and its other company are still the module's to ask about.
+    let tenant_wide = ask(verify(None)).await;
+    assert_eq!(tenant_wide.expect(StatusCode::OK)["has_permission"], false);
+    let other = ask(verify(Some("acme-us"))).await;
+    assert_eq!(other.expect(StatusCode::OK)["has_permission"], false);
 }
 
 /// Finding (low): an item past the store's 400 KB was a 500 whose detail showed store keys.

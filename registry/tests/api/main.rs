@@ -4,6 +4,7 @@
 mod support;
 
 mod catalog;
+mod contract;
 mod hardening;
 mod install;
 mod module_events;

@@ -13,7 +13,9 @@ use aws_sdk_apigatewayv2::types::{
     Route,
 };
 use plinth_module_sdk::Manifest;
-use plinth_registry::deploy::apigateway::{ApiGatewayRoutes, ApiGatewaySettings};
+use plinth_registry::deploy::apigateway::{
+    ApiGatewayRoutes, ApiGatewaySettings, header_parameters, is_reserved,
+};
 use plinth_registry::deploy::backend::BackendDeployer;
 use plinth_registry::deploy::lambda::{LambdaDeployer, LambdaSettings};
 use plinth_registry::deploy::routed::{ModuleRoutes, RoutedDeployer};
@@ -170,6 +172,13 @@ impl Api {
     }
 }
 
+/// The header mappings every module integration has beside its context and path: what only
+/// the gateway sends a module, removed (`header_parameters`, checked one by one in
+/// `the_integration_keeps_what_only_the_gateway_sends_from_the_module`).
+fn guarded_headers() -> HashMap<String, String> {
+    header_parameters().into_iter().collect()
+}
+
 fn parameters(integration: &Integration) -> HashMap<String, String> {
     integration
         .request_parameters()
@@ -256,16 +265,15 @@ async fn a_lambda_module_is_routed_to_its_function_behind_the_authorizer() {
         integration.connection_type(),
         Some(&ConnectionType::Internet)
     );
-    assert_eq!(
-        parameters(&integration),
-        HashMap::from([
-            (
-                "overwrite:header.x-plinth-context".to_owned(),
-                "$context.authorizer.context".to_owned()
-            ),
-            ("remove:header.x-plinth-rule".to_owned(), "''".to_owned()),
-        ])
-    );
+    let mut expected = guarded_headers();
+    expected.extend([
+        (
+            "overwrite:header.x-plinth-context".to_owned(),
+            "$context.authorizer.context".to_owned(),
+        ),
+        ("remove:header.x-plinth-rule".to_owned(), "''".to_owned()),
+    ]);
+    assert_eq!(parameters(&integration), expected);
     let api_id = &api.config.api_id;
     let permissions = [
         format!("plinth-{api_id}-prefix"),
@@ -338,17 +346,16 @@ async fn an_external_endpoint_is_routed_over_the_internet_and_updated_in_place()
     );
     assert_eq!(integration.connection_id(), None);
     assert_eq!(integration.payload_format_version(), Some("1.0"));
-    assert_eq!(
-        parameters(&integration),
-        HashMap::from([
-            (
-                "overwrite:header.x-plinth-context".to_owned(),
-                "$context.authorizer.context".to_owned()
-            ),
-            ("remove:header.x-plinth-rule".to_owned(), "''".to_owned()),
-            ("overwrite:path".to_owned(), "$request.path".to_owned()),
-        ])
-    );
+    let mut expected = guarded_headers();
+    expected.extend([
+        (
+            "overwrite:header.x-plinth-context".to_owned(),
+            "$context.authorizer.context".to_owned(),
+        ),
+        ("remove:header.x-plinth-rule".to_owned(), "''".to_owned()),
+        ("overwrite:path".to_owned(), "$request.path".to_owned()),
+    ]);
+    assert_eq!(parameters(&integration), expected);
 
     deployer
         .deploy(&endpoint_spec(&module, "https://billing.example.com"))
@@ -378,6 +385,85 @@ async fn an_external_endpoint_is_routed_over_the_internet_and_updated_in_place()
         .undeploy(&module, &moved)
         .await
         .expect("undeploying again is fine");
+}
+
+/// Issue 22 (the AWS side of the header findings): the `plinth` gateway drops method
+/// overrides, the underscore spellings of framing and credential fields and the client's
+/// claimed address, and sends the address it saw; API Gateway does the same as far as its
+/// parameter mapping goes. What the integration API Gateway stores is checked, mapping by
+/// mapping, and again after the integration is updated in place.
+#[tokio::test]
+async fn the_integration_keeps_what_only_the_gateway_sends_from_the_module() {
+    let test = "the_integration_keeps_what_only_the_gateway_sends_from_the_module";
+    let Some(api) = api(test).await else {
+        return;
+    };
+    let deployer = api.endpoint_deployer();
+    let name = unique_module("hdr");
+    let module = endpoint_module(&name);
+    let first = deployer
+        .deploy(&endpoint_spec(&module, "https://billing.example.com"))
+        .await
+        .expect("route");
+    let created = parameters(&api.assert_routed(&name).await);
+    let moved = deployer
+        .deploy(&endpoint_spec(&module, "https://billing-2.example.com"))
+        .await
+        .expect("route to the new endpoint");
+    let updated = parameters(&api.assert_routed(&name).await);
+    for stored in [&created, &updated] {
+        let removed = |name: &str| stored.contains_key(&format!("remove:header.{name}"));
+        // Method overrides: the route's method is the one authorized.
+        for name in [
+            "x-http-method-override",
+            "x_http_method_override",
+            "x-http_method-override",
+            "x-http-method",
+            "x-method-override",
+            "x_method_override",
+        ] {
+            assert!(removed(name), "{name}: {stored:?}");
+        }
+        // Underscore spellings of framing and credential fields (a CGI-style backend reads
+        // them as the real ones), and of the platform's own.
+        for name in [
+            "content_length",
+            "transfer_encoding",
+            "x_module_api_key",
+            "x-module_api-key",
+            "x-module-api-key",
+            "proxy_authorization",
+            "x_plinth_context",
+            "x_plinth_rule",
+        ] {
+            assert!(removed(name), "{name}: {stored:?}");
+        }
+        // The client's claimed address: removed where API Gateway lets a mapping touch it,
+        // and the address API Gateway saw in X-Real-IP.
+        for name in [
+            "x-forwarded-port",
+            "x_forwarded_for",
+            "x_forwarded_host",
+            "x-client-ip",
+            "true-client-ip",
+            "x_real_ip",
+        ] {
+            assert!(removed(name), "{name}: {stored:?}");
+        }
+        assert_eq!(
+            stored.get("overwrite:header.x-real-ip").map(String::as_str),
+            Some("$context.identity.sourceIp"),
+            "{stored:?}"
+        );
+        // Nothing API Gateway refuses to map (it would fail the deploy on AWS; moto takes it).
+        for key in stored.keys().filter(|k| k.contains(":header.")) {
+            let name = key.split_once(":header.").unwrap().1;
+            assert!(!is_reserved(name), "{key} is a reserved header");
+        }
+    }
+    deployer.undeploy(&module, &moved).await.expect("undeploy");
+    api.assert_not_routed(&name).await;
+    drop(first);
 }
 
 #[tokio::test]

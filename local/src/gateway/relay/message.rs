@@ -360,7 +360,8 @@ pub(in crate::gateway) fn parse_response(
 
 /// Writes the client's version of a complete response head (`head` is its bytes) into
 /// `out`: HTTP/1.1, hop-by-hop fields dropped (those `Connection` names too) but for
-/// `Transfer-Encoding`, which stays with the body it frames (passed on as it came);
+/// `Transfer-Encoding` and `Content-Length` (unless coded), which stay with the body they
+/// frame (passed on as it came);
 /// `Connection: close` when `close`.
 pub(in crate::gateway) fn write_response_head(head: &[u8], close: bool, out: &mut Vec<u8>) {
     let mut slots = header_slots();
@@ -389,14 +390,17 @@ pub(in crate::gateway) fn write_response_head(head: &[u8], close: bool, out: &mu
         .collect();
     for field in response.headers.iter() {
         let name = field.name;
+        // The framing fields stay as the body is framed, whatever `Connection` names: the
+        // relay passes the body on by them.
         let dropped = if name.eq_ignore_ascii_case("transfer-encoding") {
             false
+        } else if name.eq_ignore_ascii_case("content-length") {
+            coded
         } else {
             is_hop_by_hop(name)
                 || named
                     .iter()
                     .any(|n| n.eq_ignore_ascii_case(name.as_bytes()))
-                || (coded && name.eq_ignore_ascii_case("content-length"))
         };
         if !dropped {
             write_field(out, name.as_bytes(), field.value);
@@ -541,6 +545,24 @@ mod tests {
         assert!(framing(&ok("content-length: 2x\r\n"), false).is_err());
         assert!(framing(b"HTTP/1.1 2000 OK\r\n\r\n", false).is_err());
         assert!(framing(b"HTTP/1.1 099 Early\r\n\r\n", false).is_err());
+    }
+
+    /// The property of fuzz/fuzz_targets/relay_response_head.rs: a backend's
+    /// `Connection: content-length` dropped the length the relay still framed the body by, so
+    /// the client read the body until a close that never came, and the next response as it.
+    #[test]
+    fn a_rewritten_response_head_keeps_the_length_that_frames_its_body() {
+        let head = b"HTTP/1.1 200 OK\r\nConnection: Content-Length, x-trace\r\nx-trace: 1\r\nContent-Length: 2\r\n\r\n";
+        let mut out = Vec::new();
+        write_response_head(head, false, &mut out);
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
+        );
+        assert_eq!(
+            parse_response(&out, false).unwrap().unwrap().framing,
+            Framing::Length(2)
+        );
     }
 
     #[test]

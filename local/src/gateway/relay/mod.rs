@@ -17,6 +17,8 @@
 
 mod buffer;
 mod chunked;
+#[doc(hidden)]
+pub mod fuzzing;
 pub(super) mod message;
 mod prefixed;
 

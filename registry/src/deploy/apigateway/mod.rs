@@ -13,8 +13,14 @@
 //!   those routes.
 //!
 //! Every integration maps the authorizer's signed tenant context (`$context.authorizer.context`)
-//! onto `X-Plinth-Context`, replacing whatever a client sent there, and removes the other
-//! `X-Plinth-*` headers the platform sets (API Gateway cannot remove headers by prefix).
+//! onto `X-Plinth-Context` and API Gateway's address of the caller
+//! (`$context.identity.sourceIp`) onto `X-Real-IP`, replacing whatever a client sent there,
+//! and removes what only the gateway may send a module as the `plinth` gateway does
+//! ([`header_parameters`]): the module key, the method overrides, the client-claimed address
+//! fields, the other `X-Plinth-*` headers the platform sets, each in every spelling with `_`
+//! for `-`, and the underscore spellings of the framing and hop-by-hop fields. API Gateway
+//! cannot remove headers by prefix, nor touch its reserved headers (`Authorization`,
+//! `X-Forwarded-For`, `Forwarded`…: [`is_reserved`]); docs/aws.md says what that leaves.
 //! Publishing is idempotent: what exists is found and updated, duplicates left by an
 //! interrupted run are deleted.
 
@@ -34,7 +40,10 @@ use super::routed::ModuleRoutes;
 use super::{DeployError, Deployment};
 use plan::{IntegrationSpec, Target, invoke_permissions, marker, route_keys};
 
-pub use plan::{AUTHORIZER_CONTEXT, REMOVED_HEADERS};
+pub use plan::{
+    AUTHORIZER_CONTEXT, CLIENT_ADDRESS_HEADER, GATEWAY_ONLY, REMOVED_HEADERS, SOURCE_IP,
+    header_parameters, is_reserved,
+};
 
 /// Which API and authorizer module routes go on.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,138 @@ use plinth_module_sdk::wire::CONTEXT_HEADER;
 pub const AUTHORIZER_CONTEXT: &str = "$context.authorizer.context";
 /// `X-Plinth-*` headers other than the context that the platform sets on its own requests to
 /// modules; a client must not be able to send them through the gateway.
-pub const REMOVED_HEADERS: &[&str] = &["x-plinth-rule"];
+pub const REMOVED_HEADERS: &[&str] = &[
+    "x-plinth-rule",
+    // A module's call (issue 13): the tenant it names and a user's company pick.
+    plinth_module_sdk::wire::TENANT_HEADER,
+    crate::identity::COMPANY_HEADER,
+];
+/// The header a module reads the client's address from on AWS: API Gateway's own address of
+/// the caller, replacing whatever a client sent there (`X-Forwarded-For`, which the `plinth`
+/// gateway sets, is one of the headers API Gateway lets no mapping touch).
+pub const CLIENT_ADDRESS_HEADER: &str = "x-real-ip";
+/// The address API Gateway's connection came from.
+pub const SOURCE_IP: &str = "$context.identity.sourceIp";
+
+/// Request fields a module gets from the gateway alone, never from a client: the caller's
+/// credentials, method overrides (frameworks read them as the method, while the route's
+/// method is the one authorized) and the client's address as a client claims it — the
+/// `plinth` gateway's table (`local/src/gateway/fields.rs`, `GATEWAY_ONLY`), said once more
+/// here since API Gateway applies it. Every spelling with `_` for `-` is removed too.
+pub const GATEWAY_ONLY: [&str; 14] = [
+    "authorization",
+    "proxy-authorization",
+    plinth_module_sdk::wire::API_KEY_HEADER,
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+];
+
+/// Fields that frame a body or belong to one connection: their underscore spellings, which a
+/// CGI-style backend reads as the real ones, are removed (the real ones are API Gateway's).
+const FRAMING_AND_HOP_BY_HOP: [&str; 10] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+/// API Gateway's reserved headers (HTTP APIs, "Reserved headers" of parameter mapping): a
+/// mapping that names one is refused, so these are left as API Gateway forwards them.
+const RESERVED: [&str; 18] = [
+    "authorization",
+    "connection",
+    "content-encoding",
+    "content-length",
+    "content-location",
+    "forwarded",
+    "keep-alive",
+    "origin",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "via",
+];
+const RESERVED_PREFIXES: [&str; 4] = ["access-control-", "apigw-", "x-amz-", "x-amzn-"];
+
+/// Whether API Gateway refuses a mapping of the header `name` (lower case).
+pub fn is_reserved(name: &str) -> bool {
+    RESERVED.contains(&name) || RESERVED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// `name` (lower case) with each `-` as `-` or `_`: every spelling a CGI-style backend reads
+/// as the same variable (API Gateway matches header names in any case, not `_` for `-`).
+fn spellings(name: &str) -> Vec<String> {
+    let dashes: Vec<usize> = name.match_indices('-').map(|(at, _)| at).collect();
+    (0..1u32 << dashes.len())
+        .map(|mask| {
+            let mut spelling = name.as_bytes().to_vec();
+            for (bit, &at) in dashes.iter().enumerate() {
+                if mask & (1 << bit) != 0 {
+                    spelling[at] = b'_';
+                }
+            }
+            String::from_utf8(spelling).unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The header mappings of every module integration, as near the `plinth` gateway's rules as
+/// API Gateway's parameter mapping goes: the signed context and the client's address
+/// (`X-Real-IP`) overwritten with API Gateway's own; the gateway-only fields and the
+/// platform's other `X-Plinth-*` fields removed in every spelling, and the underscore
+/// spellings of the framing and hop-by-hop fields. What it cannot do: remove or set a
+/// reserved header ([`is_reserved`]: `Authorization`, `X-Forwarded-For`, `Forwarded`,
+/// `X-Forwarded-Host`/`-Proto`, the framing and hop-by-hop fields), match a prefix
+/// (`X-Plinth-*` beyond the platform's own fields), or see a query's `_method`.
+pub fn header_parameters() -> BTreeMap<String, String> {
+    let mut removed: Vec<String> = GATEWAY_ONLY
+        .iter()
+        .chain(&[CONTEXT_HEADER])
+        .chain(REMOVED_HEADERS)
+        .flat_map(|name| spellings(name))
+        .collect();
+    removed.extend(
+        FRAMING_AND_HOP_BY_HOP
+            .iter()
+            .flat_map(|name| spellings(name).into_iter().skip(1)),
+    );
+    removed.push("proxy-connection".into());
+    let overwritten = [
+        (CONTEXT_HEADER, AUTHORIZER_CONTEXT),
+        (CLIENT_ADDRESS_HEADER, SOURCE_IP),
+    ];
+    let mut parameters: BTreeMap<String, String> = removed
+        .into_iter()
+        .filter(|name| !is_reserved(name) && !overwritten.iter().any(|(o, _)| o == name))
+        // The value of a removal is ignored, but it may not be empty.
+        .map(|name| (format!("remove:header.{name}"), "''".to_owned()))
+        .collect();
+    for (name, value) in overwritten {
+        parameters.insert(format!("overwrite:header.{name}"), value.to_owned());
+    }
+    parameters
+}
 
 /// Where a module's integration sends requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,14 +228,7 @@ pub(super) struct IntegrationSpec {
 
 impl IntegrationSpec {
     pub(super) fn new(module: &str, target: &Target) -> Self {
-        let mut request_parameters = BTreeMap::from([(
-            format!("overwrite:header.{CONTEXT_HEADER}"),
-            AUTHORIZER_CONTEXT.to_owned(),
-        )]);
-        for header in REMOVED_HEADERS {
-            // The value of a removal is ignored, but it may not be empty.
-            request_parameters.insert(format!("remove:header.{header}"), "''".to_owned());
-        }
+        let mut request_parameters = header_parameters();
         let description = marker(module);
         match target {
             Target::Lambda { function_arn } => Self {
@@ -278,16 +402,68 @@ mod tests {
         assert_eq!(spec.connection, ConnectionType::Internet);
         assert_eq!(spec.payload_format_version, "2.0");
         assert_eq!(spec.description, "plinth:module=billing");
+        assert_eq!(spec.request_parameters, header_parameters());
         assert_eq!(
-            spec.request_parameters,
-            BTreeMap::from([
-                (
-                    "overwrite:header.x-plinth-context".to_owned(),
-                    "$context.authorizer.context".to_owned()
-                ),
-                ("remove:header.x-plinth-rule".to_owned(), "''".to_owned()),
-            ])
+            spec.request_parameters["overwrite:header.x-plinth-context"],
+            "$context.authorizer.context"
         );
+        assert_eq!(spec.request_parameters["remove:header.x-plinth-rule"], "''");
+    }
+
+    #[test]
+    fn what_only_the_gateway_sends_is_removed_in_every_spelling_api_gateway_lets_us_map() {
+        let parameters = header_parameters();
+        let removed = |name: &str| parameters.contains_key(&format!("remove:header.{name}"));
+        for name in [
+            "x-module-api-key",
+            "x_module_api_key",
+            "x-module_api-key",
+            "x-http-method-override",
+            "x_http_method_override",
+            "x-http-method",
+            "x-method-override",
+            "x_method_override",
+            "x-forwarded-port",
+            "x_forwarded_for",
+            "x-client-ip",
+            "true_client_ip",
+            "x_real_ip",
+            "x-plinth-rule",
+            "x_plinth_context",
+            "content_length",
+            "transfer_encoding",
+            "proxy_authorization",
+            "keep_alive",
+            "proxy-connection",
+        ] {
+            assert!(removed(name), "{name} is not removed: {parameters:?}");
+        }
+        assert_eq!(
+            parameters["overwrite:header.x-real-ip"],
+            "$context.identity.sourceIp"
+        );
+        assert_eq!(
+            parameters["overwrite:header.x-plinth-context"],
+            "$context.authorizer.context"
+        );
+        // API Gateway refuses a mapping of a reserved header: none is named, and no header is
+        // both removed and overwritten.
+        for key in parameters.keys() {
+            let (action, name) = key.split_once(":header.").unwrap();
+            assert!(!is_reserved(name), "{key} names a reserved header");
+            assert_eq!(name, name.to_ascii_lowercase());
+            if action == "overwrite" {
+                assert!(!removed(name), "{name} both removed and overwritten");
+            }
+        }
+        for reserved in [
+            "authorization",
+            "x-forwarded-for",
+            "forwarded",
+            "content-length",
+        ] {
+            assert!(is_reserved(reserved));
+        }
     }
 
     #[test]

@@ -21,6 +21,29 @@ pub use crate::hooks::{HookCall, HookReply};
 pub use crate::platform_client::{API_KEY_HEADER, TENANT_HEADER};
 pub use crate::problem::{PROBLEM_JSON, ProblemDocument};
 
+/// Request fields a module gets from the gateway alone, never from a client — on one machine
+/// (the `plinth` gateway drops them) and on AWS (the API Gateway integration removes what it
+/// may): the caller's credentials (the gateway sends the signed context instead); method
+/// overrides, which frameworks' middleware reads as the method while the gateway authorized
+/// the request line's; the client's address as a client claims it (the gateway sends the
+/// address it saw). Matched in any case and with `_` for `-`.
+pub const GATEWAY_ONLY_FIELDS: [&str; 14] = [
+    "authorization",
+    "proxy-authorization",
+    API_KEY_HEADER,
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+];
+
 /// The SQS actions a module's runtime calls on its event queue (finding it by name, reading,
 /// deleting, extending a message's invisibility): the module role's `OwnEventQueue` statement
 /// grants exactly these, so the two cannot drift.

@@ -23,27 +23,10 @@ pub(super) const HOP_BY_HOP: [&str; 9] = [
     "upgrade",
 ];
 
-/// Request fields a module gets from the gateway alone, never from a client: the caller's
-/// credentials (the gateway sends the signed context instead); method overrides, which
-/// frameworks' middleware reads as the method while the gateway authorized the request
-/// line's; the client's address as a client claims it (the gateway sends `X-Forwarded-For`
-/// with the address it saw). Matched in any case and with `_` for `-`.
-pub(super) const GATEWAY_ONLY: [&str; 14] = [
-    "authorization",
-    "proxy-authorization",
-    plinth_module_sdk::wire::API_KEY_HEADER,
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-forwarded-port",
-    "x-real-ip",
-    "x-client-ip",
-    "true-client-ip",
-];
+/// Request fields a module gets from the gateway alone, never from a client
+/// ([`plinth_module_sdk::wire::GATEWAY_ONLY_FIELDS`]; here the gateway sends
+/// `X-Forwarded-For` with the address it saw). Matched in any case and with `_` for `-`.
+pub(super) const GATEWAY_ONLY: [&str; 14] = plinth_module_sdk::wire::GATEWAY_ONLY_FIELDS;
 
 /// The fields that frame a message's body: their underscore spellings are dropped too (the
 /// real ones are the transport's to read and write).

@@ -418,23 +418,7 @@ impl Authorizer {
             .clone()
             .ok_or_else(|| Error::Forbidden("your token names no tenant".into()))?;
         let routes = self.module_routes(&module).await?;
-        let resolved = self
-            .plane
-            .config
-            .resolve_cached(&tenant, &module, user.company.as_ref())
-            .await
-            .map_err(|e| match e {
-                // A company the user picked that the tenant lacks, or that disabled the module.
-                Error::NotFound(message)
-                    if user.company.is_some() && message.contains(" company ") =>
-                {
-                    Error::NotFound(message)
-                }
-                Error::NotFound(_) => {
-                    Error::NotFound(format!("no module {module} for your tenant"))
-                }
-                other => other,
-            })?;
+        let resolved = self.resolve(&tenant, &module, &user).await?;
         let grants = self.plane.rbac.grants(&tenant, &user.id).await?;
         let company = user.company.as_ref().map(CompanyId::as_str);
         let permissions = granted_permissions(&routes.manifest, &user, &grants, company);
@@ -612,22 +596,7 @@ impl Authorizer {
                 (other, _) => other,
             })?;
         let routes = self.module_routes(&callee).await?;
-        let resolved = self
-            .plane
-            .config
-            .resolve_cached(&tenant, &callee, user.company.as_ref())
-            .await
-            .map_err(|e| match e {
-                Error::NotFound(message)
-                    if user.company.is_some() && message.contains(" company ") =>
-                {
-                    Error::NotFound(message)
-                }
-                Error::NotFound(_) => {
-                    Error::NotFound(format!("no module {callee} for your tenant"))
-                }
-                other => other,
-            })?;
+        let resolved = self.resolve(&tenant, &callee, &user).await?;
         let mut permissions: Vec<String> = routes
             .manifest
             .permissions
@@ -671,6 +640,32 @@ impl Authorizer {
             limit,
             context,
         })
+    }
+
+    /// The module's resolved configuration for the tenant and the user's company, which is
+    /// its enablement: a 404 that reveals nothing of other tenants, unless the company the
+    /// user acts in is missing or disabled the module (said as such).
+    async fn resolve(
+        &self,
+        tenant: &TenantId,
+        module: &ModuleName,
+        user: &User,
+    ) -> Result<plinth_module_sdk::ResolvedConfig> {
+        self.plane
+            .config
+            .resolve_cached(tenant, module, user.company.as_ref())
+            .await
+            .map_err(|e| match e {
+                Error::NotFound(message)
+                    if user.company.is_some() && message.contains(" company ") =>
+                {
+                    Error::NotFound(message)
+                }
+                Error::NotFound(_) => {
+                    Error::NotFound(format!("no module {module} for your tenant"))
+                }
+                other => other,
+            })
     }
 
     /// The module's manifest and healthy instances, cached.

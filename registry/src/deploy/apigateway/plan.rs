@@ -27,27 +27,10 @@ pub const CLIENT_ADDRESS_HEADER: &str = "x-real-ip";
 /// The address API Gateway's connection came from.
 pub const SOURCE_IP: &str = "$context.identity.sourceIp";
 
-/// Request fields a module gets from the gateway alone, never from a client: the caller's
-/// credentials, method overrides (frameworks read them as the method, while the route's
-/// method is the one authorized) and the client's address as a client claims it — the
-/// `plinth` gateway's table (`local/src/gateway/fields.rs`, `GATEWAY_ONLY`), said once more
-/// here since API Gateway applies it. Every spelling with `_` for `-` is removed too.
-pub const GATEWAY_ONLY: [&str; 14] = [
-    "authorization",
-    "proxy-authorization",
-    plinth_module_sdk::wire::API_KEY_HEADER,
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-forwarded-port",
-    "x-real-ip",
-    "x-client-ip",
-    "true-client-ip",
-];
+/// Request fields a module gets from the gateway alone, never from a client: the wire
+/// contract's table ([`plinth_module_sdk::wire::GATEWAY_ONLY_FIELDS`]), which the `plinth`
+/// gateway applies too. Every spelling with `_` for `-` is removed.
+pub const GATEWAY_ONLY: [&str; 14] = plinth_module_sdk::wire::GATEWAY_ONLY_FIELDS;
 
 /// Fields that frame a body or belong to one connection: their underscore spellings, which a
 /// CGI-style backend reads as the real ones, are removed (the real ones are API Gateway's).

@@ -20,8 +20,23 @@ const GOAL: Duration = Duration::from_secs(300);
 /// How long the test waits for a round, past the goal, so that a slow run reports its figure.
 const PATIENCE: Duration = Duration::from_secs(600);
 
-/// The ignored test that, run as a module's `dev_command`, serves `/health` on `PORT`.
-const BACKEND_TEST: &str = "health_backend_process";
+/// A module backend answering 200 on every path, `/health` too, on `PORT`: the gateway
+/// benchmark's (`local/examples/bench_backend.rs`), which `cargo test` builds beside this test.
+fn backend_example() -> PathBuf {
+    let exe = std::env::current_exe().expect("this test binary");
+    let profile = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/{profile}/deps");
+    let backend = profile.join("examples").join("bench_backend");
+    assert!(
+        backend.is_file(),
+        "{} is not built: `cargo test --workspace` (or `cargo build -p plinth-local --example \
+         bench_backend`) builds it",
+        backend.display()
+    );
+    backend
+}
 
 /// This build's `plinth`, or `PLINTH_DRILL_BIN` (a copy of it, when a target folder shared
 /// with other builds may be rebuilt while the test runs; as the drills take it).
@@ -375,11 +390,10 @@ fn manifest(name: &str, dev_command: Option<&str>) -> Value {
 async fn a_module_installed_from_its_folder_runs_its_dev_command_there() {
     let platform = Platform::start().await;
     let module = tempfile::tempdir().expect("the module's folder");
-    let exe = std::env::current_exe().expect("this test binary");
     // Starts only where the module's own files are, as `cargo run --bin NAME` does.
     let command = format!(
-        "test -f ./only-in-the-module-folder && exec '{}' --ignored --exact {BACKEND_TEST}",
-        exe.display()
+        "test -f ./only-in-the-module-folder && exec '{}'",
+        backend_example().display()
     );
     let name = "here-desk";
     std::fs::write(
@@ -517,24 +531,4 @@ async fn an_endpoint_install_prints_the_api_key_the_backend_needs() {
     };
     assert_eq!(check(new_key.to_owned()).await, 200);
     assert_eq!(check(key.to_owned()).await, 401, "the old key stopped");
-}
-
-/// Not a test on its own: run as a module's `dev_command`, it serves `/health` on `PORT`.
-#[test]
-#[ignore = "a module backend, started by the tests above"]
-fn health_backend_process() {
-    let Ok(port) = std::env::var("PORT") else {
-        return;
-    };
-    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.parse().expect("PORT")))
-            .await
-            .expect("binds");
-        let app = axum::Router::new().route(
-            "/health",
-            axum::routing::get(|| async { axum::Json(json!({"status": "healthy"})) }),
-        );
-        axum::serve(listener, app).await.expect("serves");
-    });
 }

@@ -354,6 +354,28 @@ async fn a_tenant_without_the_module_gets_404(p: TestPlatform) {
         )
         .await;
     unknown.expect_problem(StatusCode::NOT_FOUND, "no module warehouse for your tenant");
+    // Finding 9 of "The first hour": a misspelt module gets the closest of the tenant's own
+    // modules; globex, which enabled none, is told of none (nothing of acme's leaks).
+    for (path, who, detail) in [
+        (
+            "/api/v1/financal/invoices",
+            tenant_admin("acme"),
+            "no module financal for your tenant; did you mean `financial`?",
+        ),
+        (
+            "/api/v1/Financial/invoices",
+            tenant_admin("acme"),
+            "no module Financial for your tenant; did you mean `financial`?",
+        ),
+        (
+            "/api/v1/financal/invoices",
+            tenant_admin("globex"),
+            "no module financal for your tenant",
+        ),
+    ] {
+        let answer = p.call(Method::GET, path, who, None).await;
+        assert_eq!(answer.body["detail"], detail, "{path}");
+    }
     let anonymous = p
         .call(Method::GET, "/api/v1/financial/status", Auth::None, None)
         .await;

@@ -411,13 +411,17 @@ impl Authorizer {
         let generation = self.staleness.generation();
         let (user, valid_until) = self.plane.identity.tokens.verify_until(token).await?;
         let user = user.acting_in(selected)?;
-        let module = ModuleName::parse(module)
-            .map_err(|_| Error::NotFound(format!("no module {module} for your tenant")))?;
         let tenant = user
             .tenant
             .clone()
             .ok_or_else(|| Error::Forbidden("your token names no tenant".into()))?;
-        let routes = self.module_routes(&module).await?;
+        let Ok(module) = ModuleName::parse(module) else {
+            return Err(self.no_module(&tenant, module).await);
+        };
+        let routes = match self.module_routes(&module).await {
+            Err(Error::NotFound(_)) => return Err(self.no_module(&tenant, module.as_str()).await),
+            other => other?,
+        };
         let resolved = self.resolve(&tenant, &module, &user).await?;
         let grants = self.plane.rbac.grants(&tenant, &user.id).await?;
         let company = user.company.as_ref().map(CompanyId::as_str);
@@ -651,21 +655,41 @@ impl Authorizer {
         module: &ModuleName,
         user: &User,
     ) -> Result<plinth_module_sdk::ResolvedConfig> {
-        self.plane
+        match self
+            .plane
             .config
             .resolve_cached(tenant, module, user.company.as_ref())
             .await
-            .map_err(|e| match e {
-                Error::NotFound(message)
-                    if user.company.is_some() && message.contains(" company ") =>
-                {
-                    Error::NotFound(message)
-                }
-                Error::NotFound(_) => {
-                    Error::NotFound(format!("no module {module} for your tenant"))
-                }
-                other => other,
-            })
+        {
+            Ok(resolved) => Ok(resolved),
+            // A company the user acts in that the tenant lacks, or that disabled the module.
+            Err(Error::NotFound(message))
+                if user.company.is_some() && message.contains(" company ") =>
+            {
+                Err(Error::NotFound(message))
+            }
+            Err(Error::NotFound(_)) => Err(self.no_module(tenant, module.as_str()).await),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The 404 of a module the tenant does not have (revealing nothing of other tenants),
+    /// with the closest of the modules it has enabled.
+    async fn no_module(&self, tenant: &TenantId, module: &str) -> Error {
+        let enabled = self
+            .plane
+            .enablement
+            .tenant_modules(tenant)
+            .await
+            .unwrap_or_default();
+        let names = enabled
+            .iter()
+            .filter(|m| m.enabled)
+            .map(|m| m.module.as_str());
+        Error::NotFound(format!(
+            "no module {module} for your tenant{}",
+            crate::error::did_you_mean(module, names)
+        ))
     }
 
     /// The module's manifest and healthy instances, cached.

@@ -18,8 +18,10 @@ RATE="${RATE:-50}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
 cd "$ROOT"
-cargo build --quiet -p plinth-local -p plinth-example-financial -p plinth-example-warehouse \
-  -p plinth-example-notifications
+# The workspace with every target, as `cargo test --workspace` builds it: the same features
+# everywhere, so after the tests nothing is built again (a narrower build would resolve
+# features differently and rebuild, in time and disk, much of the dependency graph).
+cargo build --quiet --workspace --all-targets
 PLINTH="$CARGO_TARGET_DIR/debug/plinth"
 
 WORK="$(mktemp -d)"

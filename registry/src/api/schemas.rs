@@ -16,8 +16,9 @@ const USER: &str = "^[!-\"$-~]*[!-\"$--/-~][!-\"$-~]*$";
 const MODULE: &str = "^[a-z]([a-z0-9-]*[a-z0-9])?$";
 /// A permission code, `module:resource.action`.
 const PERMISSION: &str = "^[a-z][a-z0-9-]*:[a-z][a-z0-9_-]*\\.[a-z][a-z0-9_-]*$";
-/// A semantic version.
-const VERSION: &str = "^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\
+/// A semantic version (each number at most 19 digits: the versions the platform reads are
+/// `u64`s, and a number past `u64::MAX` is not one).
+const VERSION: &str = "^(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})\\.(0|[1-9][0-9]{0,18})\
     (-[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$";
 /// A role's grant: a permission, `module:resource.*` or `module:*`.
 const GRANT: &str = "^[a-z][a-z0-9-]*:(\\*|[a-z][a-z0-9_-]*\\.(\\*|[a-z][a-z0-9_-]*))$";

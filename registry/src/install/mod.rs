@@ -133,6 +133,7 @@ pub struct InstallRequest {
     /// module's sources are; kept for later upgrades and restarts. Default: the folder `plinth
     /// up` runs in. Deployers on AWS run no `dev_command` and ignore it.
     #[serde(default)]
+    #[schema(pattern = "^/")]
     pub dev_dir: Option<String>,
 }
 
@@ -143,6 +144,7 @@ pub struct UpgradeRequest {
     pub version: String,
     /// As in [`InstallRequest`]: a new folder for `dev_command`; none keeps the installed one.
     #[serde(default)]
+    #[schema(pattern = "^/")]
     pub dev_dir: Option<String>,
 }
 

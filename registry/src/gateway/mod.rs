@@ -423,16 +423,10 @@ impl Authorizer {
             other => other?,
         };
         let resolved = self.resolve(&tenant, &module, &user).await?;
-        let grants = self.plane.rbac.grants(&tenant, &user.id).await?;
-        let company = user.company.as_ref().map(CompanyId::as_str);
-        let permissions = granted_permissions(&routes.manifest, &user, &grants, company);
-        let tier = self
-            .plane
-            .tenancy
-            .tenant_cached(&tenant)
-            .await?
-            .subscription_tier;
-        let limit = self.rate_limits.limit(tenant.as_str(), tier);
+        let permissions = self
+            .held_permissions(&tenant, &user, &routes.manifest)
+            .await?;
+        let limit = self.tenant_limit(&tenant).await?;
         let context = self.sign_context(
             &module,
             &user,
@@ -512,7 +506,7 @@ impl Authorizer {
                 ))
             })?;
         // For whom: the user of a passed-on context, or a tenant by name.
-        let (mut user, valid_until, context_exp) = match request.context {
+        let (user, valid_until, context_exp) = match request.context {
             Some(context) => {
                 let claims = self
                     .plane
@@ -609,19 +603,12 @@ impl Authorizer {
             .map(|p| p.code.to_string())
             .collect();
         if request.context.is_some() {
-            let grants = self.plane.rbac.grants(&tenant, &user.id).await?;
-            let company = user.company.as_ref().map(CompanyId::as_str);
-            let held = granted_permissions(&routes.manifest, &user, &grants, company);
+            let held = self
+                .held_permissions(&tenant, &user, &routes.manifest)
+                .await?;
             permissions.retain(|p| held.contains(p));
         }
-        user.companies.extend(user.company.iter().cloned());
-        let tier = self
-            .plane
-            .tenancy
-            .tenant_cached(&tenant)
-            .await?
-            .subscription_tier;
-        let limit = self.rate_limits.limit(tenant.as_str(), tier);
+        let limit = self.tenant_limit(&tenant).await?;
         let context = self.sign_context(
             &callee,
             &user,
@@ -644,6 +631,30 @@ impl Authorizer {
             limit,
             context,
         })
+    }
+
+    /// The tenant's rate-limit bucket, sized for its tier.
+    async fn tenant_limit(&self, tenant: &TenantId) -> Result<Arc<TenantLimit>> {
+        let tier = self
+            .plane
+            .tenancy
+            .tenant_cached(tenant)
+            .await?
+            .subscription_tier;
+        Ok(self.rate_limits.limit(tenant.as_str(), tier))
+    }
+
+    /// The permissions of `manifest` the user holds in the tenant (and the company they act
+    /// in), from their role assignments.
+    async fn held_permissions(
+        &self,
+        tenant: &TenantId,
+        user: &User,
+        manifest: &Manifest,
+    ) -> Result<Vec<String>> {
+        let grants = self.plane.rbac.grants(tenant, &user.id).await?;
+        let company = user.company.as_ref().map(CompanyId::as_str);
+        Ok(granted_permissions(manifest, user, &grants, company))
     }
 
     /// The module's resolved configuration for the tenant and the user's company, which is

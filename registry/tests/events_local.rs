@@ -432,3 +432,31 @@ async fn dead_letters_in_the_store_outlive_the_bus() {
     assert_eq!(backend.detail_types(), ["company.created"]);
     assert!(restarted.dead_letters().await.expect("none").is_empty());
 }
+
+/// `plinth up` answers requests on one runtime per gateway thread and stops those runtimes
+/// before it drains the bus: a delivery must not belong to the runtime that published it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_published_on_a_runtime_that_then_ends_is_still_delivered() {
+    let (backend, at) = Backend::start().await;
+    let bus = Arc::new(fast_bus());
+    let slow = subscription("slow", json!({"detail-type": ["company.created"]}));
+    subscribe(&bus, "financial", &[slow], &at).await;
+    let publisher = Arc::clone(&bus);
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let event = platform_event("company.created", json!({"tenant_id": "acme"}));
+            publisher.publish(vec![event]).await.expect("published");
+        });
+        // The runtime ends here, with the delivery (a second long) not yet done.
+    })
+    .join()
+    .expect("the publishing thread");
+    tokio::time::timeout(Duration::from_secs(10), bus.idle())
+        .await
+        .expect("the bus drains");
+    assert_eq!(backend.detail_types(), ["company.created"]);
+}

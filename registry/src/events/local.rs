@@ -4,7 +4,8 @@
 //! and the most recent ones are kept ([`LocalBus::recent`]). Modules' subscriptions become
 //! rules ([`Subscriptions`]): an event matching a rule's pattern (EventBridge's pattern
 //! language, `plinth_module_sdk::events::pattern`) is posted as JSON to the module's backend
-//! at the subscription's path, in a task of its own so that publishing never waits for it.
+//! at the subscription's path, in a task of its own so that publishing never waits for it
+//! (on the runtime the bus was made on, so that it outlives the publisher's).
 //! A delivery is retried with exponential backoff ([`RetryPolicy`]); when it gives up, the
 //! event becomes a [`DeadLetter`], which [`LocalBus::replay_dead_letters`] delivers again.
 //! With [`EnabledTenants`] set, an event about a tenant reaches only the modules that tenant
@@ -76,6 +77,8 @@ pub struct LocalBus {
     rules: RwLock<BTreeMap<ModuleName, Vec<Arc<Rule>>>>,
     enabled: RwLock<Option<Arc<dyn EnabledTenants>>>,
     worker: Arc<Worker>,
+    /// Where deliveries run: the runtime the bus was made on, not the one that published.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 /// What delivery tasks share with the bus.
@@ -103,6 +106,9 @@ impl fmt::Debug for LocalBus {
 }
 
 impl LocalBus {
+    /// A bus whose deliveries run on the Tokio runtime it is made on (or, made outside one,
+    /// on the publisher's): a request's runtime ending — a gateway thread stopping — does not
+    /// cancel the deliveries of the events it published.
     pub fn new(options: LocalBusOptions) -> Self {
         Self {
             sender: broadcast::channel(4096).0,
@@ -114,6 +120,7 @@ impl LocalBus {
                 dead_letters: options.dead_letters,
                 in_flight: watch::Sender::new(0),
             }),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
@@ -226,7 +233,11 @@ impl LocalBus {
         if matching.is_empty() {
             return;
         }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        let Some(runtime) = self
+            .runtime
+            .clone()
+            .or_else(|| tokio::runtime::Handle::try_current().ok())
+        else {
             tracing::error!(event = %event.id, "events not delivered: no Tokio runtime to deliver on");
             return;
         };

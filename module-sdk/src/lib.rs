@@ -12,6 +12,7 @@
 //! - [`context`]: the verified [`TenantContext`] handlers take as an extractor;
 //! - [`auth`]: checking `X-Plinth-Context` against the platform's JWKS
 //!   ([`auth::ContextVerifier`], [`auth::verify_context`]) and [`auth::require_permission`];
+//! - [`data`]: the module's declared tables, bound to the context's tenant and company;
 //! - [`config_client`]: the tenant's resolved configuration, cached by version;
 //! - [`platform_client`]: `rbac/verify`, companies, instance registration, with the module's
 //!   [`api_key`] (given, or read from Secrets Manager and read again after a rotation);
@@ -29,6 +30,7 @@ pub mod api_key;
 pub mod auth;
 pub mod config_client;
 pub mod context;
+pub mod data;
 pub mod events;
 pub mod hooks;
 pub mod jwks;

@@ -48,9 +48,12 @@ async fn list(
     ctx: TenantContext,
 ) -> Result<Json<Vec<Account>>, ApiError> {
     let company = ctx.require_company()?;
-    let accounts = app.ledger.with(&ctx.tenant_id, company, |b| {
-        b.accounts.values().cloned().collect()
-    });
+    let accounts = app
+        .ledger
+        .with(&ctx.tenant_id, company, |b| {
+            b.accounts.values().cloned().collect()
+        })
+        .await?;
     Ok(Json(accounts))
 }
 
@@ -62,7 +65,8 @@ async fn read_one(
     let company = ctx.require_company()?;
     let account = app
         .ledger
-        .with(&ctx.tenant_id, company, |b| b.accounts.get(&code).cloned());
+        .with(&ctx.tenant_id, company, |b| b.accounts.get(&code).cloned())
+        .await?;
     account.map(Json).ok_or_else(|| no_account(&code))
 }
 
@@ -93,16 +97,18 @@ async fn create(
         kind: new.kind,
         balance: Cents::ZERO,
     };
-    app.ledger.with(&ctx.tenant_id, company, |books| {
-        if books.accounts.contains_key(&account.code) {
-            return Err(ApiError::conflict(format!(
-                "account {} exists",
-                account.code
-            )));
-        }
-        books.accounts.insert(account.code.clone(), account.clone());
-        Ok((StatusCode::CREATED, Json(account)))
-    })
+    app.ledger
+        .with(&ctx.tenant_id, company, |books| {
+            if books.accounts.contains_key(&account.code) {
+                return Err(ApiError::conflict(format!(
+                    "account {} exists",
+                    account.code
+                )));
+            }
+            books.accounts.insert(account.code.clone(), account.clone());
+            Ok((StatusCode::CREATED, Json(account)))
+        })
+        .await?
 }
 
 /// `PUT /accounts/{id}`
@@ -120,14 +126,16 @@ async fn rename(
 ) -> Result<Json<Account>, ApiError> {
     let Json(rename) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let company = ctx.require_company()?;
-    app.ledger.with(&ctx.tenant_id, company, |books| {
-        let account = books
-            .accounts
-            .get_mut(&code)
-            .ok_or_else(|| no_account(&code))?;
-        account.name = rename.name;
-        Ok(Json(account.clone()))
-    })
+    app.ledger
+        .with(&ctx.tenant_id, company, |books| {
+            let account = books
+                .accounts
+                .get_mut(&code)
+                .ok_or_else(|| no_account(&code))?;
+            account.name = rename.name;
+            Ok(Json(account.clone()))
+        })
+        .await?
 }
 
 async fn close(
@@ -136,17 +144,19 @@ async fn close(
     Path(code): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let company = ctx.require_company()?;
-    app.ledger.with(&ctx.tenant_id, company, |books| {
-        let account = books.accounts.get(&code).ok_or_else(|| no_account(&code))?;
-        if account.balance != Cents::ZERO {
-            return Err(ApiError::conflict(format!(
-                "account {code} has a balance of {}: only an empty account can be closed",
-                account.balance.units()
-            )));
-        }
-        books.accounts.remove(&code);
-        Ok(StatusCode::NO_CONTENT)
-    })
+    app.ledger
+        .with(&ctx.tenant_id, company, |books| {
+            let account = books.accounts.get(&code).ok_or_else(|| no_account(&code))?;
+            if account.balance != Cents::ZERO {
+                return Err(ApiError::conflict(format!(
+                    "account {code} has a balance of {}: only an empty account can be closed",
+                    account.balance.units()
+                )));
+            }
+            books.accounts.remove(&code);
+            Ok(StatusCode::NO_CONTENT)
+        })
+        .await?
 }
 
 async fn report(
@@ -161,17 +171,20 @@ async fn report(
     }
     let company = ctx.require_company()?;
     let config = app.settings(&ctx).await?;
-    let summary = app.ledger.with(&ctx.tenant_id, company, |books| {
-        let sum = |f: fn(&crate::ledger::Invoice) -> Cents| {
-            books.invoices.iter().map(f).fold(Cents::ZERO, |a, b| a + b)
-        };
-        let (invoiced, paid, tax) = (sum(|i| i.total), sum(|i| i.paid), sum(|i| i.tax));
-        json!({
-            "currency": config.currency,
-            "invoices": books.invoices.len(),
-            "invoiced": invoiced, "paid": paid, "outstanding": invoiced - paid, "tax": tax,
-            "accounts": books.accounts.values().collect::<Vec<_>>(),
+    let summary = app
+        .ledger
+        .with(&ctx.tenant_id, company, |books| {
+            let sum = |f: fn(&crate::ledger::Invoice) -> Cents| {
+                books.invoices.iter().map(f).fold(Cents::ZERO, |a, b| a + b)
+            };
+            let (invoiced, paid, tax) = (sum(|i| i.total), sum(|i| i.paid), sum(|i| i.tax));
+            json!({
+                "currency": config.currency,
+                "invoices": books.invoices.len(),
+                "invoiced": invoiced, "paid": paid, "outstanding": invoiced - paid, "tax": tax,
+                "accounts": books.accounts.values().collect::<Vec<_>>(),
+            })
         })
-    });
+        .await?;
     Ok(Json(summary))
 }

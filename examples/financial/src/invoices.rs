@@ -55,7 +55,8 @@ async fn list(
     let company = ctx.require_company()?;
     let invoices = app
         .ledger
-        .with(&ctx.tenant_id, company, |b| b.invoices.clone());
+        .with(&ctx.tenant_id, company, |b| b.invoices.clone())
+        .await?;
     Ok(Json(invoices))
 }
 
@@ -65,9 +66,12 @@ async fn read(
     Path(number): Path<String>,
 ) -> Result<Json<Invoice>, ApiError> {
     let company = ctx.require_company()?;
-    let found = app.ledger.with(&ctx.tenant_id, company, |b| {
-        b.invoice_mut(&number).map(|i| i.clone())
-    });
+    let found = app
+        .ledger
+        .with(&ctx.tenant_id, company, |b| {
+            b.invoice_mut(&number).map(|i| i.clone())
+        })
+        .await?;
     found.map(Json).ok_or_else(|| no_invoice(&number))
 }
 
@@ -92,27 +96,30 @@ async fn create(
     let today = OffsetDateTime::now_utc().date();
     let due = today + Duration::days(i64::from(config.payment_terms_days));
     let tax = new.amount.percent(config.tax_rate * 100.0);
-    let invoice = app.ledger.with(&ctx.tenant_id, &company, |books| {
-        let invoice = Invoice {
-            number: books.next_number(&config.invoice_prefix),
-            customer: new.customer.trim().to_owned(),
-            description: new.description,
-            currency: config.currency.clone(),
-            subtotal: new.amount,
-            tax_rate: config.tax_rate,
-            tax,
-            total: new.amount + tax,
-            paid: Cents::ZERO,
-            status: InvoiceStatus::Open,
-            issued_on: today.to_string(),
-            due_on: due.to_string(),
-        };
-        books.post(RECEIVABLE, invoice.total);
-        books.post(SALES, invoice.subtotal);
-        books.post(TAX_PAYABLE, invoice.tax);
-        books.invoices.push(invoice.clone());
-        invoice
-    });
+    let invoice = app
+        .ledger
+        .with(&ctx.tenant_id, &company, |books| {
+            let invoice = Invoice {
+                number: books.next_number(&config.invoice_prefix),
+                customer: new.customer.trim().to_owned(),
+                description: new.description,
+                currency: config.currency.clone(),
+                subtotal: new.amount,
+                tax_rate: config.tax_rate,
+                tax,
+                total: new.amount + tax,
+                paid: Cents::ZERO,
+                status: InvoiceStatus::Open,
+                issued_on: today.to_string(),
+                due_on: due.to_string(),
+            };
+            books.post(RECEIVABLE, invoice.total);
+            books.post(SALES, invoice.subtotal);
+            books.post(TAX_PAYABLE, invoice.tax);
+            books.invoices.push(invoice.clone());
+            invoice
+        })
+        .await?;
     let payload = json!({
         "invoice_id": invoice.number, "customer": invoice.customer,
         "total": invoice.total, "currency": invoice.currency, "due_on": invoice.due_on,
@@ -141,33 +148,36 @@ async fn pay(
         return Err(ApiError::bad_request("amount: must be more than 0"));
     }
     let company = ctx.require_company()?;
-    let invoice = app.ledger.with(&ctx.tenant_id, company, |books| {
-        let invoice = books
-            .invoice_mut(&number)
-            .ok_or_else(|| no_invoice(&number))?;
-        let outstanding = invoice.total - invoice.paid;
-        if invoice.status == InvoiceStatus::Paid {
-            return Err(ApiError::conflict(format!(
-                "invoice {number} is paid already"
-            )));
-        }
-        if payment.amount > outstanding {
-            return Err(ApiError::bad_request(format!(
-                "amount: {} is more than the {} {} outstanding on {number}",
-                payment.amount.units(),
-                outstanding.units(),
-                invoice.currency
-            )));
-        }
-        invoice.paid = invoice.paid + payment.amount;
-        if invoice.paid == invoice.total {
-            invoice.status = InvoiceStatus::Paid;
-        }
-        let invoice = invoice.clone();
-        books.post(crate::ledger::CASH, payment.amount);
-        books.post(RECEIVABLE, -payment.amount);
-        Ok(invoice)
-    })?;
+    let invoice = app
+        .ledger
+        .with(&ctx.tenant_id, company, |books| {
+            let invoice = books
+                .invoice_mut(&number)
+                .ok_or_else(|| no_invoice(&number))?;
+            let outstanding = invoice.total - invoice.paid;
+            if invoice.status == InvoiceStatus::Paid {
+                return Err(ApiError::conflict(format!(
+                    "invoice {number} is paid already"
+                )));
+            }
+            if payment.amount > outstanding {
+                return Err(ApiError::bad_request(format!(
+                    "amount: {} is more than the {} {} outstanding on {number}",
+                    payment.amount.units(),
+                    outstanding.units(),
+                    invoice.currency
+                )));
+            }
+            invoice.paid = invoice.paid + payment.amount;
+            if invoice.paid == invoice.total {
+                invoice.status = InvoiceStatus::Paid;
+            }
+            let invoice = invoice.clone();
+            books.post(crate::ledger::CASH, payment.amount);
+            books.post(RECEIVABLE, -payment.amount);
+            Ok(invoice)
+        })
+        .await??;
     if invoice.status == InvoiceStatus::Paid {
         let payload = json!({
             "invoice_id": invoice.number, "customer": invoice.customer,

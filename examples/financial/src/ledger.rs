@@ -1,14 +1,24 @@
-//! The books of every company, in memory: accounts with balances, invoices numbered per
-//! company, and the postings an invoice and a payment make. Every read and write names the
-//! tenant and company it is for, taken from the verified context: one company's books are
-//! unreachable from another's.
+//! The books of every company, kept in the module's declared tables through the SDK's data
+//! handle: accounts with balances (`financial_accounts`, sort key the account code), invoices
+//! numbered per company (`financial_invoices`, sort key the number), and the postings an
+//! invoice and a payment make. Every read and write goes through a handle bound to the tenant
+//! and company of the verified context (or of the platform's hook call or event): one
+//! company's books are unreachable from another's, and on AWS another tenant's rows are
+//! out of reach of the credentials themselves.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use plinth_module_sdk::ApiError;
+use plinth_module_sdk::data::{Range, Table, Tables};
 use serde::{Deserialize, Serialize};
 
 use crate::money::Cents;
+
+/// The table of accounts (sort key `account_id` = the account's code).
+pub const ACCOUNTS_TABLE: &str = "financial_accounts";
+/// The table of invoices (sort key `invoice_id` = the invoice's number).
+pub const INVOICES_TABLE: &str = "financial_invoices";
 
 /// What an account is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,7 +107,7 @@ pub struct Invoice {
 }
 
 /// One company's books.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Books {
     /// By code.
     pub accounts: BTreeMap<String, Account>,
@@ -146,27 +156,94 @@ impl Books {
     }
 }
 
-/// Every company's books, keyed by (tenant, company).
-#[derive(Debug, Clone, Default)]
+/// An invoice as its table holds it: with its place in the company's sequence.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredInvoice {
+    seq: usize,
+    #[serde(flatten)]
+    invoice: Invoice,
+}
+
+/// Every company's books, in the module's tables.
+#[derive(Debug, Clone)]
 pub struct Ledger {
-    books: Arc<Mutex<HashMap<(String, String), Books>>>,
+    tables: Tables,
+    /// One change at a time in this process: a change reads the company's books and writes
+    /// back what it changed. (Instances of the module on AWS do not share it: see the README.)
+    writing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Ledger {
-    /// Runs `f` on the books of `company` of `tenant` (empty books when new).
-    pub fn with<T>(&self, tenant: &str, company: &str, f: impl FnOnce(&mut Books) -> T) -> T {
-        let mut all = self.lock();
-        let books = all
-            .entry((tenant.to_owned(), company.to_owned()))
-            .or_default();
-        f(books)
+    /// The books in `tables` (the module's, from the environment or in memory for tests).
+    #[must_use]
+    pub fn new(tables: Tables) -> Self {
+        Self {
+            tables,
+            writing: Arc::new(tokio::sync::Mutex::new(())),
+        }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<(String, String), Books>> {
-        self.books
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Runs `f` on the books of `company` of `tenant` (empty books when new), then writes
+    /// what it changed.
+    ///
+    /// # Errors
+    /// What the data handle refuses or the backend fails with, as an [`ApiError`].
+    pub async fn with<T>(
+        &self,
+        tenant: &str,
+        company: &str,
+        f: impl FnOnce(&mut Books) -> T,
+    ) -> Result<T, ApiError> {
+        let _one_at_a_time = self.writing.lock().await;
+        let data = self.tables.for_tenant(tenant, Some(company));
+        let (accounts, invoices) = (
+            data.company_table(ACCOUNTS_TABLE)?,
+            data.company_table(INVOICES_TABLE)?,
+        );
+        let before = load(&accounts, &invoices).await?;
+        let mut books = before.clone();
+        let result = f(&mut books);
+        save(&before, &books, &accounts, &invoices).await?;
+        Ok(result)
     }
+}
+
+async fn load(accounts: &Table, invoices: &Table) -> Result<Books, ApiError> {
+    let accounts: Vec<Account> = accounts.query(Range::All).await?;
+    let mut stored: Vec<StoredInvoice> = invoices.query(Range::All).await?;
+    stored.sort_by_key(|s| s.seq);
+    Ok(Books {
+        accounts: accounts.into_iter().map(|a| (a.code.clone(), a)).collect(),
+        invoices: stored.into_iter().map(|s| s.invoice).collect(),
+    })
+}
+
+async fn save(
+    before: &Books,
+    after: &Books,
+    accounts: &Table,
+    invoices: &Table,
+) -> Result<(), ApiError> {
+    for (code, account) in &after.accounts {
+        if before.accounts.get(code) != Some(account) {
+            accounts.put(code, account).await?;
+        }
+    }
+    for code in before.accounts.keys() {
+        if !after.accounts.contains_key(code) {
+            accounts.delete(code).await?;
+        }
+    }
+    for (index, invoice) in after.invoices.iter().enumerate() {
+        if before.invoices.get(index) != Some(invoice) {
+            let stored = StoredInvoice {
+                seq: index + 1,
+                invoice: invoice.clone(),
+            };
+            invoices.put(&invoice.number, &stored).await?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -181,13 +258,69 @@ mod tests {
         assert_eq!(books.accounts[RECEIVABLE].name, "Accounts receivable");
     }
 
-    #[test]
-    fn companies_of_two_tenants_have_separate_books() {
-        let ledger = Ledger::default();
-        ledger.with("acme", "main", |b| b.post(CASH, Cents(500)));
-        let other = ledger.with("globex", "main", |b| b.accounts.len());
+    fn ledger() -> Ledger {
+        Ledger::new(Tables::in_memory(&crate::manifest()).expect("the declared tables"))
+    }
+
+    #[tokio::test]
+    async fn companies_of_two_tenants_have_separate_books() {
+        let ledger = ledger();
+        ledger
+            .with("acme", "main", |b| b.post(CASH, Cents(500)))
+            .await
+            .unwrap();
+        let other = ledger
+            .with("globex", "main", |b| b.accounts.len())
+            .await
+            .unwrap();
         assert_eq!(other, 0);
-        let cash = ledger.with("acme", "main", |b| b.accounts[CASH].balance);
+        let cash = ledger
+            .with("acme", "main", |b| b.accounts[CASH].balance)
+            .await
+            .unwrap();
         assert_eq!(cash, Cents(500));
+    }
+
+    #[tokio::test]
+    async fn a_change_is_kept_in_the_tables_and_read_back_in_order() {
+        let tables = Tables::in_memory(&crate::manifest()).unwrap();
+        let ledger = Ledger::new(tables.clone());
+        for n in 1..=11 {
+            ledger
+                .with("acme", "acme-de", |b| {
+                    let number = b.next_number("INV");
+                    b.invoices.push(Invoice {
+                        number,
+                        customer: format!("c{n}"),
+                        description: String::new(),
+                        currency: "EUR".into(),
+                        subtotal: Cents(100),
+                        tax_rate: 0.0,
+                        tax: Cents::ZERO,
+                        total: Cents(100),
+                        paid: Cents::ZERO,
+                        status: InvoiceStatus::Open,
+                        issued_on: "2026-12-07".into(),
+                        due_on: "2027-01-06".into(),
+                    });
+                })
+                .await
+                .unwrap();
+        }
+        // A ledger on the same tables (a restarted process) sees them, oldest first.
+        let numbers = Ledger::new(tables)
+            .with("acme", "acme-de", |b| {
+                b.invoices
+                    .iter()
+                    .map(|i| i.number.clone())
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .unwrap();
+        assert_eq!(numbers.len(), 11);
+        assert_eq!(
+            (numbers[0].as_str(), numbers[10].as_str()),
+            ("INV-1", "INV-11")
+        );
     }
 }

@@ -81,7 +81,9 @@ pub fn module(app: Financial, verifier: ContextVerifier) -> Module {
             let ledger = ledger.clone();
             async move {
                 if let Some(company) = &delivery.company_id {
-                    ledger.with(&delivery.tenant_id, company, |b| b.open_default_accounts());
+                    ledger
+                        .with(&delivery.tenant_id, company, |b| b.open_default_accounts())
+                        .await?;
                 }
                 Ok(())
             }
@@ -112,7 +114,8 @@ impl Hooks for FinancialHooks {
         };
         let opened = self
             .ledger
-            .with(tenant, company, |b| b.open_default_accounts());
+            .with(tenant, company, |b| b.open_default_accounts())
+            .await?;
         tracing::info!(%tenant, %company, opened, "default accounts opened");
         Ok(HookAnswer::Proceed)
     }
@@ -121,12 +124,15 @@ impl Hooks for FinancialHooks {
         let (Some(tenant), Some(company)) = (&call.tenant_id, &call.company_id) else {
             return Ok(HookAnswer::Proceed);
         };
-        let open = self.ledger.with(tenant, company, |b| {
-            b.invoices
-                .iter()
-                .filter(|i| i.status == InvoiceStatus::Open)
-                .count()
-        });
+        let open = self
+            .ledger
+            .with(tenant, company, |b| {
+                b.invoices
+                    .iter()
+                    .filter(|i| i.status == InvoiceStatus::Open)
+                    .count()
+            })
+            .await?;
         if open == 0 {
             Ok(HookAnswer::Proceed)
         } else {

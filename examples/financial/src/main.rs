@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use plinth_example_financial::{Financial, ledger::Ledger, manifest, module};
 use plinth_module_sdk::ModuleEnv;
+use plinth_module_sdk::data::Tables;
 use plinth_module_sdk::runtime::init_tracing;
 
 #[tokio::main]
@@ -18,8 +19,15 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let tables = match Tables::from_env(&manifest).await {
+        Ok(tables) => tables,
+        Err(error) => {
+            tracing::error!(%error, "cannot open the module's tables");
+            return ExitCode::FAILURE;
+        }
+    };
     let app = Financial {
-        ledger: Ledger::default(),
+        ledger: Ledger::new(tables),
         config: env.config(),
         events: env.publisher().await,
     };

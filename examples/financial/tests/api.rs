@@ -4,7 +4,8 @@
 use axum::Router;
 use axum::body::Body;
 use http::StatusCode;
-use plinth_example_financial::{Financial, ledger::Ledger, module};
+use plinth_example_financial::{Financial, ledger::Ledger, manifest, module};
+use plinth_module_sdk::data::Tables;
 use plinth_module_sdk::testkit::{FakePlatform, TestKit};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -28,7 +29,7 @@ async fn setup() -> Setup {
     platform.enable("globex", defaults);
     let env = platform.env();
     let app = Financial {
-        ledger: Ledger::default(),
+        ledger: Ledger::new(Tables::in_memory(&manifest()).expect("the declared tables")),
         config: env.config(),
         events: env.publisher().await,
     };

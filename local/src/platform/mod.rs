@@ -34,6 +34,10 @@ use crate::gateway::Gateway;
 pub use demo::{DemoReport, demo_token};
 pub use secrets::{DEFAULT_DATA_DIR, SecretSource, find_jwt_secret, jwt_secret};
 
+/// The folder of the data directory where module backends keep their tables
+/// (`PLINTH_TABLES_DIR`), one file per module.
+pub const TABLES_DIR: &str = "tables";
+
 /// How to run the platform.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -212,10 +216,14 @@ pub async fn start(options: &Options) -> Result<Running> {
             options.data_dir.display()
         );
     }
-    let deployer = Arc::new(
-        ProcessDeployer::new(&options.working_dir, logs)
-            .with_start_timeout(Duration::from_secs(600)),
-    );
+    let mut deployer = ProcessDeployer::new(&options.working_dir, logs)
+        .with_start_timeout(Duration::from_secs(600));
+    if options.aws.is_none() {
+        // Modules' tables on this machine, beside the platform's store; with `--aws` they are
+        // in DynamoDB (the backends inherit `AWS_ENDPOINT_URL`).
+        deployer = deployer.with_tables_dir(options.data_dir.join(TABLES_DIR));
+    }
+    let deployer = Arc::new(deployer);
     let (queue, worker) = tokio::sync::mpsc::unbounded_channel();
     let mut ports = Ports::new(adapters.store, adapters.bus, Arc::new(LocalQueue(queue)))
         .with_subscriptions(adapters.subscriptions)

@@ -37,6 +37,8 @@ pub struct ProcessDeployer {
     running: Mutex<HashMap<String, Running>>,
     client: reqwest::Client,
     start_timeout: Duration,
+    /// `PLINTH_TABLES_DIR` of every backend: where the SDK keeps the module's tables.
+    tables_dir: Option<PathBuf>,
 }
 
 impl ProcessDeployer {
@@ -48,7 +50,16 @@ impl ProcessDeployer {
             running: Mutex::new(HashMap::new()),
             client: reqwest::Client::new(),
             start_timeout: START_TIMEOUT,
+            tables_dir: None,
         }
+    }
+
+    /// Tells every backend it starts to keep its declared tables under `dir`
+    /// (`PLINTH_TABLES_DIR`: the SDK's embedded file `{dir}/{module}.redb`), so that they
+    /// outlive the process and a restart of the platform.
+    pub fn with_tables_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.tables_dir = Some(dir.into());
+        self
     }
 
     /// Gives started backends longer to become healthy (a first `cargo run` compiles).
@@ -85,7 +96,11 @@ impl ProcessDeployer {
                 folder.display()
             )));
         }
-        let mut child = Command::new("sh")
+        let mut command_line = Command::new("sh");
+        if let Some(dir) = &self.tables_dir {
+            command_line.env(plinth_module_sdk::data::TABLES_DIR_VARIABLE, dir);
+        }
+        let mut child = command_line
             .arg("-c")
             .arg(command)
             .current_dir(folder)

@@ -1,0 +1,176 @@
+//! `plinth up --demo` stopped (SIGTERM) and started again on the same data folder keeps what
+//! modules wrote: the financial example keeps its invoices in its declared tables (the SDK's
+//! embedded file `{data_dir}/tables/financial.redb`, `PLINTH_TABLES_DIR`), not in its
+//! process's memory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, kill_process};
+use serde_json::{Value, json};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("local/ is in the workspace")
+        .to_path_buf()
+}
+
+/// `plinth up --demo` as a process, run from the workspace (where `examples/` is).
+struct Up {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Up {
+    fn start(data: &Path, port: u16) -> Self {
+        let log = data.with_extension("log");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("the log");
+        let child = Command::new(env!("CARGO_BIN_EXE_plinth"))
+            .args(["up", "--demo", "--port", &port.to_string(), "--data-dir"])
+            .arg(data)
+            .current_dir(workspace_root())
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("the log"))
+            .stderr(file)
+            .spawn()
+            .expect("plinth up starts");
+        Self { child, log }
+    }
+
+    /// SIGTERM, as Ctrl-C or a supervisor stops it; waits until it has stopped its backends.
+    fn stop(mut self) {
+        if let Some(pid) = i32::try_from(self.child.id()).ok().and_then(Pid::from_raw) {
+            let _ = kill_process(pid, Signal::TERM);
+        }
+        let status = self.child.wait().expect("plinth up stops");
+        assert!(status.success(), "{status}: {}", self.log_text());
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A call through the gateway with the demo's token; the status (0: no answer) and the body.
+async fn call(
+    url: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("a client");
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+    let mut request = client
+        .request(method, format!("{url}{path}"))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    match request.send().await {
+        Ok(answer) => {
+            let status = answer.status().as_u16();
+            (status, answer.json().await.unwrap_or(Value::Null))
+        }
+        Err(error) => (0, Value::String(error.to_string())),
+    }
+}
+
+/// Waits until the demo's financial module answers acme's invoices.
+async fn ready(up: &mut Up, url: &str, token: &str) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let (status, _) = call(url, token, "GET", "/api/v1/financial/invoices", None).await;
+        if status == 200 {
+            return;
+        }
+        if let Ok(Some(status)) = up.child.try_wait() {
+            panic!("plinth up exited ({status}):\n{}", up.log_text());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the demo is not up:\n{}",
+            up.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invoices_survive_a_restart_of_plinth_up_demo() {
+    let root = tempfile::tempdir().expect("a temporary folder");
+    let data = root.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    // The secret plinth up will find in its data folder, and the demo's token from it.
+    let secret = plinth_local::platform::jwt_secret(&data).expect("a secret");
+    let token = plinth_local::platform::demo_token(&secret).expect("the demo's token");
+
+    let mut up = Up::start(&data, port);
+    ready(&mut up, &url, &token).await;
+    let invoice = json!({"customer": "Globex", "amount": 1000});
+    let (status, created) = call(
+        &url,
+        &token,
+        "POST",
+        "/api/v1/financial/invoices",
+        Some(&invoice),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["number"], "ACME-DE-1");
+    up.stop();
+    assert!(
+        data.join("tables/financial.redb").is_file(),
+        "the module's tables are a file of the data folder"
+    );
+
+    let mut up = Up::start(&data, port);
+    ready(&mut up, &url, &token).await;
+    let (status, kept) = call(
+        &url,
+        &token,
+        "GET",
+        "/api/v1/financial/invoices/ACME-DE-1",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "the invoice is still there: {kept}");
+    assert_eq!(kept, created, "as it was created");
+    let (status, next) = call(
+        &url,
+        &token,
+        "POST",
+        "/api/v1/financial/invoices",
+        Some(&invoice),
+    )
+    .await;
+    assert_eq!(
+        (status, &next["number"]),
+        (201, &json!("ACME-DE-2")),
+        "numbering goes on: {next}"
+    );
+    let (_, all) = call(&url, &token, "GET", "/api/v1/financial/invoices", None).await;
+    assert_eq!(all.as_array().map(Vec::len), Some(2), "{all}");
+    up.stop();
+}

@@ -91,6 +91,18 @@ impl Deployer for IsolatedDeployer {
             .ensure(&spec.manifest, secret_arn.as_deref())
             .await?;
         spec.role_arn = Some(role.arn.clone());
+        if spec
+            .manifest
+            .database
+            .iter()
+            .any(|d| d.is_dynamodb() && !d.tables.is_empty())
+        {
+            // The SDK assumes it per tenant, narrowed to the tenant's partitions.
+            spec.env.insert(
+                plinth_module_sdk::data::ROLE_ARN_VARIABLE.into(),
+                role.arn.clone(),
+            );
+        }
         match self.deploy_as(&spec, role.created).await {
             Ok(deployment) => {
                 let version = spec.manifest.version.to_string();

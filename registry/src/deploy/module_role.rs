@@ -12,6 +12,13 @@
 //! | `OwnEvents` | `events:PutEvents` | the platform's bus, on condition `events:source` = `plinth.module.{module}` |
 //! | `OwnApiKey` | `secretsmanager:GetSecretValue` | the module's secret `plinth/module/{module}/api-key` |
 //! | `OwnLogs` (Lambda) | `CreateLogGroup`, `CreateLogStream`, `PutLogEvents` | `/aws/lambda/plinth-{module}` |
+//! | `OwnRolePerTenant` (with tables) | `sts:AssumeRole` | the role itself |
+//!
+//! The module's SDK assumes its own role once per tenant with a session policy narrowing it
+//! to that tenant's partitions (`plinth_module_sdk::data`), so the trust policy also lets the
+//! role assume itself ([`own_trust_policy`]); the role is created trusting the two services,
+//! then given that trust once its ARN is known. Its ARN reaches the module as
+//! `PLINTH_MODULE_ROLE_ARN`.
 //!
 //! Tables are named exactly rather than by `{schema prefix}*`: schema prefixes may nest (the
 //! prefix `time_` of a module `time` is the start of `time_tracking_`, the prefix of a module
@@ -72,6 +79,25 @@ pub fn trust_policy() -> Value {
     })
 }
 
+/// The trust policy of a module role whose ARN is `role_arn`: the two services, and the role
+/// itself (principal the account, on condition `aws:PrincipalArn` = the role: a principal
+/// naming the role would be refused while IAM does not see the new role yet), so that the
+/// module can assume it per tenant with a narrower session policy.
+#[must_use]
+pub fn own_trust_policy(role_arn: &str, account: &Account) -> Value {
+    let mut policy = trust_policy();
+    if let Some(statements) = policy["Statement"].as_array_mut() {
+        statements.push(json!({
+            "Sid": "ItselfPerTenant",
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:{}:iam::{}:root", account.partition, account.id)},
+            "Action": "sts:AssumeRole",
+            "Condition": {"ArnEquals": {"aws:PrincipalArn": role_arn}}
+        }));
+    }
+    policy
+}
+
 /// Where the module's resources live: what ARNs are built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -100,6 +126,12 @@ impl Account {
             region: region.to_owned(),
             id: id.to_owned(),
         })
+    }
+
+    /// The ARN of role `name` in this account (IAM's ARNs name no region).
+    #[must_use]
+    pub fn role_arn(&self, name: &str) -> String {
+        format!("arn:{}:iam::{}:role/{name}", self.partition, self.id)
     }
 
     fn arn(&self, service: &str, resource: &str) -> String {
@@ -153,6 +185,12 @@ pub fn policy_document(
             "Effect": "Allow",
             "Action": ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"],
             "Resource": streams
+        }));
+        statements.push(json!({
+            "Sid": "OwnRolePerTenant",
+            "Effect": "Allow",
+            "Action": "sts:AssumeRole",
+            "Resource": account.role_arn(&role_name(module))
         }));
     }
     if manifest.backend.kind == BackendKind::Microservice {
@@ -289,6 +327,13 @@ impl ModuleRoles {
         };
         let account = Account::of_arn(&arn, &self.region)
             .ok_or_else(|| DeployError(format!("role `{name}` has an unreadable ARN `{arn}`")))?;
+        self.iam
+            .update_assume_role_policy()
+            .role_name(&name)
+            .policy_document(own_trust_policy(&arn, &account).to_string())
+            .send()
+            .await
+            .map_err(|e| aws_error(format!("putting the trust policy of role `{name}`"), &e))?;
         let policy = policy_document(manifest, &account, &self.event_bus, secret_arn);
         self.iam
             .put_role_policy()
@@ -428,6 +473,40 @@ mod tests {
             }
         );
         assert_eq!(Account::of_arn("plinth-module-x", "eu-west-1"), None);
+    }
+
+    #[test]
+    fn a_module_with_tables_may_assume_its_own_role_and_nothing_else() {
+        let manifest = Manifest::from_json_str(
+            &json!({
+                "name": "billing", "display_name": "Billing", "version": "1.0.0",
+                "backend": {"type": "lambda", "api_prefix": "/api/v1/billing", "image": "billing:1"},
+                "database": {"type": "dynamodb", "tables": [
+                    {"name": "billing_bills", "partition_key": "tenant_id", "sort_key": "bill_id"}]}
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let own = "arn:aws:iam::123456789012:role/plinth-module-billing";
+        let policy = policy_document(&manifest, &account(), "plinth", None);
+        let assume: Vec<&Value> = policy["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["Action"] == "sts:AssumeRole")
+            .collect();
+        assert_eq!(assume.len(), 1);
+        assert_eq!(assume[0]["Resource"], own);
+
+        let trust = own_trust_policy(own, &account());
+        let itself = &trust["Statement"][1];
+        assert_eq!(itself["Principal"]["AWS"], "arn:aws:iam::123456789012:root");
+        assert_eq!(itself["Condition"]["ArnEquals"]["aws:PrincipalArn"], own);
+        assert_eq!(
+            trust["Statement"][0],
+            trust_policy()["Statement"][0],
+            "the services stay"
+        );
     }
 
     #[test]

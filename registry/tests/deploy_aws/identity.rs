@@ -220,7 +220,8 @@ fn assert_names_only_its_own(policy: &Value, a: &Manifest, b: &Manifest) {
             || resource.contains(&format!("plinth-{}-events", a.name))
             || resource.ends_with(&format!(":event-bus/{BUS}"))
             || resource.contains(&format!(":secret:plinth/module/{}/api-key-", a.name))
-            || resource.contains(&format!(":log-group:/aws/lambda/plinth-{}:", a.name));
+            || resource.contains(&format!(":log-group:/aws/lambda/plinth-{}:", a.name))
+            || resource.ends_with(&format!(":role/plinth-module-{}", a.name));
         assert!(own, "{}'s policy names {resource}, not its own", a.name);
         if let Some(star) = resource.find('*') {
             let before = &resource[..star];
@@ -603,5 +604,67 @@ async fn a_module_role_of_another_environment_is_not_taken_over() {
     assert!(
         policies.policy_names().is_empty(),
         "nothing was written to it: {policies:?}"
+    );
+}
+
+/// Issue 20: the module's SDK assumes the module's own role once per tenant, narrowed to the
+/// tenant's partitions. The role's trust lets it assume itself (and no other principal of the
+/// account), its policy lets it assume only itself, and the backend is told its ARN.
+#[tokio::test]
+async fn a_module_role_may_assume_itself_per_tenant_and_its_backend_knows_its_arn() {
+    let Some(setup) =
+        setup("a_module_role_may_assume_itself_per_tenant_and_its_backend_knows_its_arn").await
+    else {
+        return;
+    };
+    let sdk = &setup.sdk;
+    let m = module(sdk, "self", "lambda", "1.0.0").await;
+    setup
+        .deployer
+        .deploy(&spec(&m, None))
+        .await
+        .expect("deploy on Lambda");
+    let own = role_arn(sdk, &m.name).await.expect("its role");
+
+    let role = iam(sdk)
+        .get_role()
+        .role_name(role_name(&m.name))
+        .send()
+        .await
+        .unwrap()
+        .role
+        .unwrap();
+    let trust = document(role.assume_role_policy_document().unwrap());
+    let statements = trust["Statement"].as_array().expect("statements");
+    let itself: Vec<&Value> = statements
+        .iter()
+        .filter(|s| s["Principal"]["AWS"].is_string())
+        .collect();
+    assert_eq!(itself.len(), 1, "{trust}");
+    assert_eq!(
+        itself[0]["Condition"]["ArnEquals"]["aws:PrincipalArn"],
+        own.as_str()
+    );
+    assert!(
+        statements.iter().any(|s| s["Principal"]["Service"]
+            .to_string()
+            .contains("lambda.amazonaws.com")),
+        "the services stay trusted: {trust}"
+    );
+
+    let (_, _, policy) = policies(sdk, &m.name).await;
+    let assume: Vec<&Value> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["Action"].to_string().contains("sts:"))
+        .collect();
+    assert_eq!(assume.len(), 1, "{policy}");
+    assert_eq!(assume[0]["Resource"], own.as_str(), "only itself");
+
+    let (_, env) = function_role(sdk, &m.name).await;
+    assert!(
+        env.contains(&("PLINTH_MODULE_ROLE_ARN".to_owned(), own.clone())),
+        "{env:?}"
     );
 }

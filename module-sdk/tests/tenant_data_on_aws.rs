@@ -7,6 +7,7 @@
 #[path = "data/conformance.rs"]
 mod conformance;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_dynamodb::types::{
@@ -43,7 +44,10 @@ fn unique() -> String {
 
 /// Every AssumeRole request body the STS client sent, as its form fields.
 #[derive(Debug, Clone, Default)]
-struct SentToSts(Arc<Mutex<Vec<Vec<(String, String)>>>>);
+struct SentToSts(Arc<Mutex<Vec<Fields>>>);
+
+/// A request's form fields.
+type Fields = HashMap<String, String>;
 
 impl Intercept for SentToSts {
     fn name(&self) -> &'static str {
@@ -87,15 +91,13 @@ fn decode(text: &str) -> String {
 }
 
 impl SentToSts {
-    fn assumed(&self) -> Vec<std::collections::HashMap<String, String>> {
+    fn assumed(&self) -> Vec<Fields> {
         self.0
             .lock()
             .unwrap()
             .iter()
-            .map(|fields| fields.iter().cloned().collect())
-            .filter(|f: &std::collections::HashMap<String, String>| {
-                f.get("Action").map(String::as_str) == Some("AssumeRole")
-            })
+            .filter(|f| f.get("Action").map(String::as_str) == Some("AssumeRole"))
+            .cloned()
             .collect()
     }
 }

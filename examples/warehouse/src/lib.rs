@@ -1,12 +1,13 @@
 //! Example Plinth module `warehouse`: stock items per company, as an ECS service.
 //!
-//! Items are kept per (tenant, company) from the verified context. Stock moves in and out
+//! Items are kept per (tenant, company) from the verified context, in the declared table
+//! `warehouse_items` through the SDK's data handle (partition `{tenant}#{company}`, sort key
+//! the SKU): on the embedded file `plinth up` gives, or DynamoDB on AWS. Stock moves in and out
 //! through movements; stock never goes below zero, and an item falling to the tenant's
 //! `low_stock_threshold` publishes `warehouse.stock.low` (when the `low-stock-alerts` feature
 //! is on).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -14,6 +15,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use plinth_module_sdk::auth::{ContextVerifier, require_permission};
+use plinth_module_sdk::data::{Range, Table, Tables};
 use plinth_module_sdk::publisher::Publisher;
 use plinth_module_sdk::{ApiError, ConfigClient, Manifest, Module, TenantContext};
 use serde::{Deserialize, Serialize};
@@ -44,12 +46,15 @@ pub struct Item {
     pub quantity: u64,
 }
 
-type Key = (String, String);
+/// The table of items.
+pub const ITEMS_TABLE: &str = "warehouse_items";
 
 /// What the handlers share.
 #[derive(Debug, Clone)]
 pub struct Warehouse {
-    items: Arc<Mutex<HashMap<Key, BTreeMap<String, Item>>>>,
+    tables: Tables,
+    /// A read-then-write (a movement, a new SKU) is one at a time in this process.
+    writing: Arc<tokio::sync::Mutex<()>>,
     /// The platform's resolved configuration, cached.
     pub config: ConfigClient,
     /// This module's events.
@@ -57,28 +62,21 @@ pub struct Warehouse {
 }
 
 impl Warehouse {
-    /// An empty warehouse.
+    /// A warehouse keeping its items in `tables` (the module's declared tables).
     #[must_use]
-    pub fn new(config: ConfigClient, events: Publisher) -> Self {
+    pub fn new(tables: Tables, config: ConfigClient, events: Publisher) -> Self {
         Self {
-            items: Arc::default(),
+            tables,
+            writing: Arc::default(),
             config,
             events,
         }
     }
 
-    /// Runs `f` on the items of the context's tenant and company.
-    fn with<T>(
-        &self,
-        ctx: &TenantContext,
-        f: impl FnOnce(&mut BTreeMap<String, Item>) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
-        let key = (ctx.tenant_id.clone(), ctx.require_company()?.to_owned());
-        let mut all: MutexGuard<'_, _> = self
-            .items
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(all.entry(key).or_default())
+    /// The items of the context's tenant and company.
+    fn items(&self, ctx: &TenantContext) -> Result<Table, ApiError> {
+        ctx.require_company()?;
+        Ok(self.tables.for_context(ctx).company_table(ITEMS_TABLE)?)
     }
 }
 
@@ -111,7 +109,7 @@ async fn list(
     State(app): State<Warehouse>,
     ctx: TenantContext,
 ) -> Result<Json<Vec<Item>>, ApiError> {
-    app.with(&ctx, |items| Ok(Json(items.values().cloned().collect())))
+    Ok(Json(app.items(&ctx)?.query(Range::All).await?))
 }
 
 async fn read_one(
@@ -119,13 +117,8 @@ async fn read_one(
     ctx: TenantContext,
     Path(sku): Path<String>,
 ) -> Result<Json<Item>, ApiError> {
-    app.with(&ctx, |items| {
-        items
-            .get(&sku)
-            .cloned()
-            .map(Json)
-            .ok_or_else(|| no_item(&sku))
-    })
+    let item = app.items(&ctx)?.get(&sku).await?;
+    item.map(Json).ok_or_else(|| no_item(&sku))
 }
 
 /// `POST /items`
@@ -167,13 +160,13 @@ async fn create(
         name: new.name,
         quantity: new.quantity,
     };
-    app.with(&ctx, |items| {
-        if items.contains_key(&item.sku) {
-            return Err(ApiError::conflict(format!("item {} exists", item.sku)));
-        }
-        items.insert(item.sku.clone(), item.clone());
-        Ok((StatusCode::CREATED, Json(item)))
-    })
+    let items = app.items(&ctx)?;
+    let _one_at_a_time = app.writing.lock().await;
+    if items.get::<Item>(&item.sku).await?.is_some() {
+        return Err(ApiError::conflict(format!("item {} exists", item.sku)));
+    }
+    items.put(&item.sku, &item).await?;
+    Ok((StatusCode::CREATED, Json(item)))
 }
 
 async fn remove(
@@ -181,10 +174,11 @@ async fn remove(
     ctx: TenantContext,
     Path(sku): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    app.with(&ctx, |items| {
-        items.remove(&sku).ok_or_else(|| no_item(&sku))?;
+    if app.items(&ctx)?.delete(&sku).await? {
         Ok(StatusCode::NO_CONTENT)
-    })
+    } else {
+        Err(no_item(&sku))
+    }
 }
 
 /// `POST /items/{sku}/movements`: `quantity` in (positive) or out (negative).
@@ -205,9 +199,11 @@ async fn movement(
         return Err(ApiError::bad_request("quantity: must not be 0"));
     }
     let config = app.config.for_context(&ctx).await?;
-    let item = app.with(&ctx, |items| {
-        let item = items.get_mut(&sku).ok_or_else(|| no_item(&sku))?;
-        let quantity = item
+    let items = app.items(&ctx)?;
+    let item = {
+        let _one_at_a_time = app.writing.lock().await;
+        let mut item: Item = items.get(&sku).await?.ok_or_else(|| no_item(&sku))?;
+        item.quantity = item
             .quantity
             .checked_add_signed(movement.quantity)
             .ok_or_else(|| {
@@ -216,9 +212,9 @@ async fn movement(
                     item.quantity, item.unit
                 ))
             })?;
-        item.quantity = quantity;
-        Ok(item.clone())
-    })?;
+        items.put(&sku, &item).await?;
+        item
+    };
     let threshold = config
         .get("low_stock_threshold")
         .and_then(serde_json::Value::as_u64);

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use plinth_example_warehouse::{Warehouse, manifest, module};
 use plinth_module_sdk::ModuleEnv;
+use plinth_module_sdk::data::Tables;
 use plinth_module_sdk::runtime::init_tracing;
 
 #[tokio::main]
@@ -19,7 +20,14 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let app = Warehouse::new(env.config(), env.publisher().await);
+    let tables = match Tables::from_env(&manifest).await {
+        Ok(tables) => tables,
+        Err(error) => {
+            tracing::error!(%error, "cannot open the module's tables");
+            return ExitCode::FAILURE;
+        }
+    };
+    let app = Warehouse::new(tables, env.config(), env.publisher().await);
     match module(app, env.verifier()).run(&env).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

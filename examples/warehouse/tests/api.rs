@@ -3,7 +3,8 @@
 use axum::Router;
 use axum::body::Body;
 use http::StatusCode;
-use plinth_example_warehouse::{Warehouse, module};
+use plinth_example_warehouse::{Warehouse, manifest, module};
+use plinth_module_sdk::data::Tables;
 use plinth_module_sdk::testkit::{ContextBuilder, FakePlatform, TestKit};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -21,7 +22,8 @@ async fn setup() -> (TestKit, FakePlatform, Router) {
         json!({"low_stock_threshold": 0, "default_unit": "kg"}),
     );
     let env = platform.env();
-    let app = Warehouse::new(env.config(), env.publisher().await);
+    let tables = Tables::in_memory(&manifest()).expect("the declared tables");
+    let app = Warehouse::new(tables, env.config(), env.publisher().await);
     let router = module(app, env.verifier())
         .router()
         .expect("code and manifest fit");

@@ -29,17 +29,17 @@ pub const RENEW_BEFORE: Duration = Duration::from_secs(300);
 /// The module's tables in DynamoDB.
 #[derive(Debug)]
 pub struct DynamoTables {
-    sdk: SdkConfig,
-    own: Client,
-    scoped: Option<Scoped>,
+    clients: tokio::sync::OnceCell<Clients>,
+    role_arn: Option<String>,
+    tables: Vec<String>,
+    scoped: Mutex<HashMap<String, (Client, SystemTime)>>,
 }
 
 #[derive(Debug)]
-struct Scoped {
+struct Clients {
+    sdk: SdkConfig,
+    own: Client,
     sts: aws_sdk_sts::Client,
-    role_arn: String,
-    tables: Vec<String>,
-    clients: Mutex<HashMap<String, (Client, SystemTime)>>,
 }
 
 impl DynamoTables {
@@ -59,6 +59,20 @@ impl DynamoTables {
         manifest: &Manifest,
         sts: aws_sdk_sts::Client,
     ) -> Self {
+        let clients = Clients {
+            sdk: sdk.clone(),
+            own: Client::new(sdk),
+            sts,
+        };
+        let tables = Self::lazy(role_arn, manifest);
+        let _ = tables.clients.set(clients);
+        tables
+    }
+
+    /// The tables with the AWS configuration of the environment, read at the first call (so
+    /// that a process that never reaches its tables, `<binary> health`, never looks for it).
+    #[must_use]
+    pub fn lazy(role_arn: Option<String>, manifest: &Manifest) -> Self {
         let tables = manifest
             .database
             .iter()
@@ -66,36 +80,59 @@ impl DynamoTables {
             .flat_map(|d| d.tables.iter().map(|t| t.name.clone()))
             .collect();
         Self {
-            sdk: sdk.clone(),
-            own: Client::new(sdk),
-            scoped: role_arn.map(|role_arn| Scoped {
-                sts,
-                role_arn,
-                tables,
-                clients: Mutex::new(HashMap::new()),
-            }),
+            clients: tokio::sync::OnceCell::new(),
+            role_arn,
+            tables,
+            scoped: Mutex::new(HashMap::new()),
         }
+    }
+
+    async fn clients(&self) -> &Clients {
+        self.clients
+            .get_or_init(|| async {
+                if self.role_arn.is_none() {
+                    tracing::warn!(
+                        "{} is not set: tenant data is reached with the process's own \
+                         credentials, checked by the SDK only",
+                        super::ROLE_ARN_VARIABLE
+                    );
+                }
+                let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                Clients {
+                    own: Client::new(&sdk),
+                    sts: aws_sdk_sts::Client::new(&sdk),
+                    sdk,
+                }
+            })
+            .await
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Client, SystemTime)>> {
+        self.scoped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The client for `tenant`'s calls.
     async fn client(&self, tenant: &str) -> Result<Client, DataError> {
-        let Some(scoped) = &self.scoped else {
-            return Ok(self.own.clone());
+        let clients = self.clients().await;
+        let Some(role_arn) = &self.role_arn else {
+            return Ok(clients.own.clone());
         };
         let now = SystemTime::now();
-        if let Some((client, expires)) = scoped.lock().get(tenant)
+        if let Some((client, expires)) = self.lock().get(tenant)
             && expires
                 .duration_since(now)
                 .is_ok_and(|left| left > RENEW_BEFORE)
         {
             return Ok(client.clone());
         }
-        let policy = session_policy(tenant, &scoped.tables).to_string();
+        let policy = session_policy(tenant, &self.tables).to_string();
         let session: String = format!("plinth-{tenant}").chars().take(64).collect();
-        let assumed = scoped
+        let assumed = clients
             .sts
             .assume_role()
-            .role_arn(&scoped.role_arn)
+            .role_arn(role_arn)
             .role_session_name(session)
             .policy(policy)
             .duration_seconds(SESSION_SECONDS)
@@ -103,8 +140,7 @@ impl DynamoTables {
             .await
             .map_err(|e| {
                 DataError::Backend(format!(
-                    "cannot assume {} for tenant `{tenant}`: {}",
-                    scoped.role_arn,
+                    "cannot assume {role_arn} for tenant `{tenant}`: {}",
                     aws_sdk_sts::error::DisplayErrorContext(&e)
                 ))
             })?;
@@ -113,7 +149,7 @@ impl DynamoTables {
         })?;
         let expires = SystemTime::try_from(credentials.expiration)
             .unwrap_or_else(|_| now + Duration::from_secs(SESSION_SECONDS.unsigned_abs().into()));
-        let config = aws_sdk_dynamodb::config::Builder::from(&self.sdk)
+        let config = aws_sdk_dynamodb::config::Builder::from(&clients.sdk)
             .credentials_provider(Credentials::new(
                 credentials.access_key_id,
                 credentials.secret_access_key,
@@ -123,18 +159,9 @@ impl DynamoTables {
             ))
             .build();
         let client = Client::from_conf(config);
-        scoped
-            .lock()
+        self.lock()
             .insert(tenant.to_owned(), (client.clone(), expires));
         Ok(client)
-    }
-}
-
-impl Scoped {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Client, SystemTime)>> {
-        self.clients
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

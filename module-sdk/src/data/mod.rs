@@ -206,15 +206,9 @@ impl Tables {
     }
 
     #[cfg(feature = "dynamodb")]
+    #[allow(clippy::unused_async)] // Async without the feature's lazy backend too.
     async fn aws(manifest: &Manifest, role_arn: Option<String>) -> Result<Self, SetupError> {
-        let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        if role_arn.is_none() {
-            tracing::warn!(
-                "{ROLE_ARN_VARIABLE} is not set: tenant data is reached with the process's own \
-                 credentials, checked by the SDK only"
-            );
-        }
-        let backend = dynamodb::DynamoTables::new(&sdk, role_arn, manifest);
+        let backend = dynamodb::DynamoTables::lazy(role_arn, manifest);
         Self::new(manifest, Arc::new(backend))
     }
 

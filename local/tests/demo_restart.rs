@@ -1,7 +1,7 @@
 //! `plinth up --demo` stopped (SIGTERM) and started again on the same data folder keeps what
-//! modules wrote: the financial example keeps its invoices in its declared tables (the SDK's
-//! embedded file `{data_dir}/tables/financial.redb`, `PLINTH_TABLES_DIR`), not in its
-//! process's memory.
+//! modules wrote: the examples keep their data in their declared tables (the SDK's embedded
+//! file `{data_dir}/tables/{module}.redb`, `PLINTH_TABLES_DIR`), not in their processes'
+//! memory.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -93,12 +93,13 @@ async fn call(
     }
 }
 
-/// Waits until the demo's financial module answers acme's invoices.
+/// Waits until the demo's financial and warehouse modules answer acme's lists.
 async fn ready(up: &mut Up, url: &str, token: &str) {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let (status, _) = call(url, token, "GET", "/api/v1/financial/invoices", None).await;
-        if status == 200 {
+        let (invoices, _) = call(url, token, "GET", "/api/v1/financial/invoices", None).await;
+        let (items, _) = call(url, token, "GET", "/api/v1/warehouse/items", None).await;
+        if (invoices, items) == (200, 200) {
             return;
         }
         if let Ok(Some(status)) = up.child.try_wait() {
@@ -139,6 +140,10 @@ async fn invoices_survive_a_restart_of_plinth_up_demo() {
     .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["number"], "ACME-DE-1");
+    let item = json!({"sku": "bolt-m8", "name": "Bolt M8", "quantity": 40});
+    let (status, stocked) =
+        call(&url, &token, "POST", "/api/v1/warehouse/items", Some(&item)).await;
+    assert_eq!(status, 201, "{stocked}");
     up.stop();
     assert!(
         data.join("tables/financial.redb").is_file(),
@@ -172,5 +177,11 @@ async fn invoices_survive_a_restart_of_plinth_up_demo() {
     );
     let (_, all) = call(&url, &token, "GET", "/api/v1/financial/invoices", None).await;
     assert_eq!(all.as_array().map(Vec::len), Some(2), "{all}");
+    let (status, kept) = call(&url, &token, "GET", "/api/v1/warehouse/items/bolt-m8", None).await;
+    assert_eq!(
+        (status, &kept),
+        (200, &stocked),
+        "the warehouse keeps its stock too"
+    );
     up.stop();
 }

@@ -1,13 +1,13 @@
 //! Example Plinth module `notifications`: when `financial` says an invoice was paid, tell the
-//! customer. It sends nothing for real: it records what it would send, per tenant, and lists
-//! that at `GET /api/v1/notifications/sent`.
-
-use std::sync::{Arc, Mutex};
+//! customer. It sends nothing for real: it records what it would send, per tenant, in its
+//! declared table `notifications_sent` (through the SDK's data handle, one item per event, so
+//! a delivery made twice records it once), and lists that at `GET /api/v1/notifications/sent`.
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use plinth_module_sdk::auth::{ContextVerifier, require_permission};
+use plinth_module_sdk::data::{Range, Tables};
 use plinth_module_sdk::subscriber::{Delivery, Subscriptions};
 use plinth_module_sdk::{ApiError, ConfigClient, Manifest, Module, TenantContext};
 use serde::{Deserialize, Serialize};
@@ -64,24 +64,40 @@ pub struct InvoicePaid {
     pub event_id: String,
 }
 
-/// Everything sent, oldest first.
-#[derive(Debug, Clone, Default)]
+/// The table of what was sent (partition the tenant, sort key the event's id).
+pub const SENT_TABLE: &str = "notifications_sent";
+
+/// Everything sent, per tenant.
+#[derive(Debug, Clone)]
 pub struct Outbox {
-    sent: Arc<Mutex<Vec<Notification>>>,
+    tables: Tables,
 }
 
 impl Outbox {
-    fn record(&self, notification: Notification) {
-        if let Ok(mut sent) = self.sent.lock() {
-            sent.push(notification);
-        }
+    /// An outbox in `tables` (the module's declared tables).
+    #[must_use]
+    pub fn new(tables: Tables) -> Self {
+        Self { tables }
     }
 
-    /// What was sent for `tenant`.
-    #[must_use]
-    pub fn for_tenant(&self, tenant: &str) -> Vec<Notification> {
-        let sent = self.sent.lock().map(|s| s.clone()).unwrap_or_default();
-        sent.into_iter().filter(|n| n.tenant_id == tenant).collect()
+    async fn record(&self, notification: &Notification) -> Result<(), ApiError> {
+        let sent = self
+            .tables
+            .for_tenant(&notification.tenant_id, None)
+            .table(SENT_TABLE)?;
+        sent.put(&notification.event_id, notification).await?;
+        Ok(())
+    }
+
+    /// What was sent for `tenant`, oldest first.
+    ///
+    /// # Errors
+    /// What the data handle refuses or the backend fails with.
+    pub async fn for_tenant(&self, tenant: &str) -> Result<Vec<Notification>, ApiError> {
+        let sent = self.tables.for_tenant(tenant, None).table(SENT_TABLE)?;
+        let mut all: Vec<Notification> = sent.query(Range::All).await?;
+        all.sort_by(|a, b| a.sent_at.cmp(&b.sent_at));
+        Ok(all)
     }
 }
 
@@ -96,14 +112,14 @@ pub fn module(outbox: Outbox, config: ConfigClient, verifier: ContextVerifier) -
         .with_state(outbox.clone());
     let subscriptions = Subscriptions::new(config).on("invoice-paid", move |delivery| {
         let outbox = outbox.clone();
-        async move { invoice_paid(&outbox, &delivery) }
+        async move { invoice_paid(&outbox, &delivery).await }
     });
     Module::new(manifest(), verifier)
         .api(api)
         .subscriptions(subscriptions)
 }
 
-fn invoice_paid(outbox: &Outbox, delivery: &Delivery<InvoicePaid>) -> Result<(), ApiError> {
+async fn invoice_paid(outbox: &Outbox, delivery: &Delivery<InvoicePaid>) -> Result<(), ApiError> {
     let setting = |key: &str, default: &str| {
         let value = delivery.config.get(key).and_then(Value::as_str);
         value.unwrap_or(default).to_owned()
@@ -125,10 +141,12 @@ fn invoice_paid(outbox: &Outbox, delivery: &Delivery<InvoicePaid>) -> Result<(),
             .unwrap_or_default(),
     };
     tracing::info!(tenant = %notification.tenant_id, to = %notification.to, "would send");
-    outbox.record(notification);
-    Ok(())
+    outbox.record(&notification).await
 }
 
-async fn sent(State(outbox): State<Outbox>, ctx: TenantContext) -> Json<Vec<Notification>> {
-    Json(outbox.for_tenant(&ctx.tenant_id))
+async fn sent(
+    State(outbox): State<Outbox>,
+    ctx: TenantContext,
+) -> Result<Json<Vec<Notification>>, ApiError> {
+    Ok(Json(outbox.for_tenant(&ctx.tenant_id).await?))
 }

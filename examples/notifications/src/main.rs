@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use plinth_example_notifications::{Outbox, manifest, module};
 use plinth_module_sdk::ModuleEnv;
+use plinth_module_sdk::data::Tables;
 use plinth_module_sdk::runtime::init_tracing;
 
 #[tokio::main]
@@ -18,7 +19,14 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match module(Outbox::default(), env.config(), env.verifier())
+    let tables = match Tables::from_env(&manifest).await {
+        Ok(tables) => tables,
+        Err(error) => {
+            tracing::error!(%error, "cannot open the module's tables");
+            return ExitCode::FAILURE;
+        }
+    };
+    match module(Outbox::new(tables), env.config(), env.verifier())
         .run(&env)
         .await
     {

@@ -4,7 +4,8 @@
 use axum::Router;
 use axum::body::Body;
 use http::StatusCode;
-use plinth_example_notifications::{Outbox, module};
+use plinth_example_notifications::{Outbox, manifest, module};
+use plinth_module_sdk::data::Tables;
 use plinth_module_sdk::events::Event;
 use plinth_module_sdk::testkit::{FakePlatform, TestKit};
 use serde_json::{Value, json};
@@ -47,7 +48,8 @@ async fn a_paid_invoice_is_recorded_for_its_tenant_only_and_listed_to_readers() 
     );
     platform.enable("globex", json!({"channel": "sms", "sender": "GLOBEX"}));
     let env = platform.env();
-    let app = module(Outbox::default(), env.config(), env.verifier())
+    let tables = Tables::in_memory(&manifest()).expect("the declared tables");
+    let app = module(Outbox::new(tables), env.config(), env.verifier())
         .router()
         .unwrap();
 

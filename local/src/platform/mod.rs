@@ -16,8 +16,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use plinth_registry::aws;
 use plinth_registry::config::EnabledForTenants;
-use plinth_registry::deploy::local::ProcessDeployer;
-use plinth_registry::deploy::{NoTables, TableProvisioner};
+use plinth_registry::deploy::TableProvisioner;
+use plinth_registry::deploy::local::{EmbeddedTableFiles, ProcessDeployer};
 use plinth_registry::events::eventbridge::EventBridgeBus;
 use plinth_registry::events::local::LocalBus;
 use plinth_registry::events::{EventBus, Subscriptions};
@@ -138,7 +138,8 @@ async fn open_adapters(options: &Options) -> Result<Adapters> {
     let bus = Arc::new(LocalBus::default());
     Ok(Adapters {
         store: Arc::new(store),
-        tables: Arc::new(NoTables),
+        // Modules create their files themselves; dropping a module's data deletes its file.
+        tables: Arc::new(EmbeddedTableFiles::new(options.data_dir.join(TABLES_DIR))),
         bus: bus.clone(),
         subscriptions: bus.clone(),
         local_bus: Some(bus),

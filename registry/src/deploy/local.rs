@@ -18,7 +18,7 @@ use serde_json::json;
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
-use super::{DeployError, DeploySpec, Deployer, Deployment};
+use super::{DeployError, DeploySpec, Deployer, Deployment, TableProvisioner};
 
 /// How long a started backend has by default to answer its health check.
 pub const START_TIMEOUT: Duration = Duration::from_secs(90);
@@ -250,5 +250,72 @@ impl Deployer for ProcessDeployer {
             stop(&mut process.child).await;
         }
         Ok(())
+    }
+}
+
+/// One machine's module tables: the SDK's embedded file per module under the folder
+/// backends get as `PLINTH_TABLES_DIR` (see [`ProcessDeployer::with_tables_dir`]). The module
+/// creates its file when it starts; an uninstall that drops the module's data deletes it
+/// (after the undeploy has stopped the process holding it).
+#[derive(Debug, Clone)]
+pub struct EmbeddedTableFiles {
+    dir: PathBuf,
+}
+
+impl EmbeddedTableFiles {
+    /// Module files in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+}
+
+#[async_trait]
+impl TableProvisioner for EmbeddedTableFiles {
+    async fn create_tables(&self, _manifest: &Manifest) -> Result<Vec<String>, DeployError> {
+        Ok(Vec::new())
+    }
+
+    async fn drop_tables(&self, manifest: &Manifest) -> Result<(), DeployError> {
+        let file = plinth_module_sdk::data::embedded_file(&self.dir, &manifest.name);
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DeployError(format!(
+                "cannot delete {}, the tables of {}: {e}",
+                file.display(),
+                manifest.name
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(name: &str) -> Manifest {
+        Manifest::from_json_str(&format!(
+            r#"{{"name": "{name}", "display_name": "X", "version": "1.0.0",
+                "backend": {{"type": "microservice", "api_prefix": "/api/v1/{name}"}}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn dropping_a_modules_data_on_one_machine_deletes_its_tables_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        for module in ["financial", "warehouse"] {
+            std::fs::write(dir.path().join(format!("{module}.redb")), b"rows").unwrap();
+        }
+        let files = EmbeddedTableFiles::new(dir.path());
+        files.drop_tables(&manifest("financial")).await.unwrap();
+        assert!(!dir.path().join("financial.redb").exists());
+        assert!(
+            dir.path().join("warehouse.redb").exists(),
+            "another module's stays"
+        );
+        files
+            .drop_tables(&manifest("financial"))
+            .await
+            .expect("a file already gone is fine");
     }
 }

@@ -28,6 +28,12 @@ async fn sort_keys_and_refusals_embedded() {
     conformance::sort_keys_and_refusals(&tables(dir.path()), "").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_writes_once_embedded() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance::insert_writes_once(&tables(dir.path()), "").await;
+}
+
 #[tokio::test]
 async fn embedded_rows_survive_reopening_the_file() {
     let dir = tempfile::tempdir().unwrap();

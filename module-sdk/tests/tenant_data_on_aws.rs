@@ -177,6 +177,16 @@ async fn company_scoped_keys_keep_companies_apart_on_dynamodb() {
     conformance::sort_keys_and_refusals(&tables, &tag).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_writes_once_on_dynamodb() {
+    if !emulator_configured("insert_writes_once_on_dynamodb") {
+        return;
+    }
+    let tag = unique();
+    let (tables, _) = tables_on_moto(&tag).await;
+    conformance::insert_writes_once(&tables, &tag).await;
+}
+
 /// Each tenant's calls run as the module's role assumed once for that tenant (then cached),
 /// with a session policy allowing only partitions `{tenant}` and `{tenant}#*`.
 #[tokio::test]

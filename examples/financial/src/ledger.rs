@@ -218,12 +218,32 @@ async fn load(accounts: &Table, invoices: &Table) -> Result<Books, ApiError> {
     })
 }
 
+/// Writes what changed: invoices first, so that a new number another instance took meanwhile
+/// (a 409) leaves the accounts as they were.
 async fn save(
     before: &Books,
     after: &Books,
     accounts: &Table,
     invoices: &Table,
 ) -> Result<(), ApiError> {
+    for (index, invoice) in after.invoices.iter().enumerate() {
+        let stored = StoredInvoice {
+            seq: index + 1,
+            invoice: invoice.clone(),
+        };
+        match before.invoices.get(index) {
+            Some(was) if was == invoice => {}
+            Some(_) => invoices.put(&invoice.number, &stored).await?,
+            // A new number is taken in one atomic step: another instance may have issued it.
+            None if !invoices.insert(&invoice.number, &stored).await? => {
+                return Err(ApiError::conflict(format!(
+                    "invoice {} was issued meanwhile by another request: try again",
+                    invoice.number
+                )));
+            }
+            None => {}
+        }
+    }
     for (code, account) in &after.accounts {
         if before.accounts.get(code) != Some(account) {
             accounts.put(code, account).await?;
@@ -232,15 +252,6 @@ async fn save(
     for code in before.accounts.keys() {
         if !after.accounts.contains_key(code) {
             accounts.delete(code).await?;
-        }
-    }
-    for (index, invoice) in after.invoices.iter().enumerate() {
-        if before.invoices.get(index) != Some(invoice) {
-            let stored = StoredInvoice {
-                seq: index + 1,
-                invoice: invoice.clone(),
-            };
-            invoices.put(&invoice.number, &stored).await?;
         }
     }
     Ok(())

@@ -53,7 +53,7 @@ pub const ITEMS_TABLE: &str = "warehouse_items";
 #[derive(Debug, Clone)]
 pub struct Warehouse {
     tables: Tables,
-    /// A read-then-write (a movement, a new SKU) is one at a time in this process.
+    /// A read-then-write (a movement) is one at a time in this process.
     writing: Arc<tokio::sync::Mutex<()>>,
     /// The platform's resolved configuration, cached.
     pub config: ConfigClient,
@@ -160,12 +160,10 @@ async fn create(
         name: new.name,
         quantity: new.quantity,
     };
-    let items = app.items(&ctx)?;
-    let _one_at_a_time = app.writing.lock().await;
-    if items.get::<Item>(&item.sku).await?.is_some() {
+    // One atomic step: of two requests creating one SKU (on any instance), one is a 409.
+    if !app.items(&ctx)?.insert(&item.sku, &item).await? {
         return Err(ApiError::conflict(format!("item {} exists", item.sku)));
     }
-    items.put(&item.sku, &item).await?;
     Ok((StatusCode::CREATED, Json(item)))
 }
 

@@ -20,6 +20,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Writes `item` (holding its key attributes) at `key`, replacing what was there.
     async fn put(&self, table: &TableSpec, key: &ItemKey, item: Item) -> Result<(), DataError>;
 
+    /// Writes `item` at `key` only if no item is there, atomically (DynamoDB's
+    /// `attribute_not_exists`); whether it was written.
+    async fn insert(&self, table: &TableSpec, key: &ItemKey, item: Item)
+    -> Result<bool, DataError>;
+
     /// Deletes the item at `key`; whether there was one.
     async fn delete(&self, table: &TableSpec, key: &ItemKey) -> Result<bool, DataError>;
 

@@ -215,6 +215,37 @@ impl Backend for DynamoTables {
         Ok(())
     }
 
+    async fn insert(
+        &self,
+        table: &TableSpec,
+        key: &ItemKey,
+        item: Item,
+    ) -> Result<bool, DataError> {
+        let client = self.client(&key.tenant).await?;
+        let item = item
+            .iter()
+            .map(|(k, v)| (k.clone(), to_attribute(v)))
+            .collect();
+        let written = client
+            .put_item()
+            .table_name(&table.name)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", &table.partition_key)
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(failed(table, "a write", &e)),
+        }
+    }
+
     async fn delete(&self, table: &TableSpec, key: &ItemKey) -> Result<bool, DataError> {
         let client = self.client(&key.tenant).await?;
         let deleted = client

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{Backend, DataError, Item, ItemKey, Range, SortKey, TableSpec, embedded_file};
 use crate::ModuleName;
@@ -108,6 +108,36 @@ impl Backend for EmbeddedTables {
                     .map_err(unavailable)?;
             }
             txn.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn insert(
+        &self,
+        table: &TableSpec,
+        key: &ItemKey,
+        item: Item,
+    ) -> Result<bool, DataError> {
+        let (name, key) = (table.name.clone(), key_bytes(&key.partition, &key.sort));
+        let value = serde_json::to_vec(&item).map_err(unavailable)?;
+        // redb has one writer at a time: the look and the write are one transaction.
+        self.blocking(move |db| {
+            let txn = db.begin_write().map_err(unavailable)?;
+            let written = {
+                let mut table = txn
+                    .open_table(TableDefinition::<&[u8], &[u8]>::new(&name))
+                    .map_err(unavailable)?;
+                if table.get(key.as_slice()).map_err(unavailable)?.is_some() {
+                    false
+                } else {
+                    table
+                        .insert(key.as_slice(), value.as_slice())
+                        .map_err(unavailable)?;
+                    true
+                }
+            };
+            txn.commit().map_err(unavailable)?;
+            Ok(written)
         })
         .await
     }

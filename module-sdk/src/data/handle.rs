@@ -153,6 +153,22 @@ impl Table {
         self.backend().put(&self.spec, &key, item).await
     }
 
+    /// Writes `item` at sort key `key` only if no item is there, in one atomic step (two
+    /// instances racing for one key: exactly one writes); whether it was written. Items as
+    /// for [`Table::put`].
+    ///
+    /// # Errors
+    /// As [`Table::put`].
+    pub async fn insert<T: Serialize + ?Sized>(
+        &self,
+        key: impl Into<SortKey>,
+        item: &T,
+    ) -> Result<bool, DataError> {
+        let key = self.key(key.into())?;
+        let item = self.write(&key, item)?;
+        self.backend().insert(&self.spec, &key, item).await
+    }
+
     /// Deletes the item at sort key `key`; whether there was one.
     ///
     /// # Errors

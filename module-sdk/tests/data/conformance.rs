@@ -159,3 +159,41 @@ pub async fn sort_keys_and_refusals(tables: &Tables, tag: &str) {
         "table `warehouse_items` is not declared in this module's manifest (database.tables)"
     );
 }
+
+/// Two writers racing to create one key: exactly one `insert` writes, and what it wrote stays;
+/// the same key in another tenant is another item.
+pub async fn insert_writes_once(tables: &Tables, tag: &str) {
+    let rows = format!("ledger_rows{tag}");
+    let acme = tables
+        .for_context(&context("acme", None))
+        .table(&rows)
+        .unwrap();
+    let racing = futures_like_join(
+        acme.insert("new", &json!({"by": 1})),
+        acme.insert("new", &json!({"by": 2})),
+    )
+    .await;
+    assert_eq!(
+        [racing.0.unwrap(), racing.1.unwrap()]
+            .iter()
+            .filter(|w| **w)
+            .count(),
+        1,
+        "exactly one writer"
+    );
+    let kept: Value = acme.get("new").await.unwrap().unwrap();
+    assert!(kept["by"] == 1 || kept["by"] == 2, "{kept}");
+    assert!(!acme.insert("new", &json!({"by": 3})).await.unwrap());
+    let globex = tables
+        .for_context(&context("globex", None))
+        .table(&rows)
+        .unwrap();
+    assert!(globex.insert("new", &json!({"by": 4})).await.unwrap());
+}
+
+async fn futures_like_join<A: std::future::Future, B: std::future::Future>(
+    a: A,
+    b: B,
+) -> (A::Output, B::Output) {
+    tokio::join!(a, b)
+}

@@ -6,7 +6,9 @@
 //! one router, and [`Module::run`] serves it: as a Lambda function when Lambda runs the
 //! process, else as an HTTP server that registers itself with the platform and, on ECS,
 //! consumes the module's event queue. `<binary> health` checks a served instance instead
-//! ([`health`]).
+//! ([`health`]). The module's tables come from the environment too
+//! ([`crate::data::Tables::from_env`]: `PLINTH_TABLES_DIR` under `plinth up`, DynamoDB and
+//! `PLINTH_MODULE_ROLE_ARN` on AWS).
 
 #[cfg(feature = "server")]
 mod address;

@@ -151,7 +151,7 @@ async fn tables_on_moto(tag: &str) -> (Tables, SentToSts) {
             .build(),
     );
     let manifest = conformance::manifest(tag);
-    let backend = DynamoTables::with_sts(&sdk, Some(ROLE.into()), &manifest, sts);
+    let backend = DynamoTables::with_sts(&sdk, Some(ROLE.into()), sts);
     let tables = Tables::new(&manifest, Arc::new(backend)).expect("the tables");
     (tables, sent)
 }
@@ -208,12 +208,11 @@ async fn each_tenant_gets_the_modules_role_narrowed_to_its_partitions() {
         ["plinth-acme", "plinth-globex"],
         "once per tenant, then cached"
     );
-    let names = [format!("ledger_rows{tag}"), format!("ledger_events{tag}")];
     for (request, tenant) in assumed.iter().zip(["acme", "globex"]) {
         assert_eq!(request["RoleArn"], ROLE);
         assert_eq!(request["DurationSeconds"], "3600");
         let policy: Value = serde_json::from_str(&request["Policy"]).expect("a JSON policy");
-        assert_eq!(policy, session_policy(tenant, &names));
+        assert_eq!(policy, session_policy(tenant));
         assert_eq!(
             policy["Statement"][0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
             serde_json::json!([tenant, format!("{tenant}#*")])

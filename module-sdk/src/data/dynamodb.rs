@@ -19,7 +19,6 @@ use serde_json::{Number, Value};
 
 use super::session_policy::session_policy;
 use super::{Backend, DataError, Item, ItemKey, Range, TableSpec};
-use crate::Manifest;
 
 /// How long assumed credentials last (STS's default and the role's default maximum).
 pub const SESSION_SECONDS: i32 = 3600;
@@ -31,7 +30,6 @@ pub const RENEW_BEFORE: Duration = Duration::from_secs(300);
 pub struct DynamoTables {
     clients: tokio::sync::OnceCell<Clients>,
     role_arn: Option<String>,
-    tables: Vec<String>,
     scoped: Mutex<HashMap<String, (Client, SystemTime)>>,
 }
 
@@ -43,28 +41,22 @@ struct Clients {
 }
 
 impl DynamoTables {
-    /// The tables of `manifest` with the configuration `sdk`; per tenant as `role_arn` when
-    /// given.
+    /// The module's tables with the configuration `sdk`; per tenant as `role_arn` when given.
     #[must_use]
-    pub fn new(sdk: &SdkConfig, role_arn: Option<String>, manifest: &Manifest) -> Self {
-        Self::with_sts(sdk, role_arn, manifest, aws_sdk_sts::Client::new(sdk))
+    pub fn new(sdk: &SdkConfig, role_arn: Option<String>) -> Self {
+        Self::with_sts(sdk, role_arn, aws_sdk_sts::Client::new(sdk))
     }
 
     /// As [`DynamoTables::new`], assuming the role through `sts` (a client with interceptors,
     /// in tests).
     #[must_use]
-    pub fn with_sts(
-        sdk: &SdkConfig,
-        role_arn: Option<String>,
-        manifest: &Manifest,
-        sts: aws_sdk_sts::Client,
-    ) -> Self {
+    pub fn with_sts(sdk: &SdkConfig, role_arn: Option<String>, sts: aws_sdk_sts::Client) -> Self {
         let clients = Clients {
             sdk: sdk.clone(),
             own: Client::new(sdk),
             sts,
         };
-        let tables = Self::lazy(role_arn, manifest);
+        let tables = Self::lazy(role_arn);
         let _ = tables.clients.set(clients);
         tables
     }
@@ -72,17 +64,10 @@ impl DynamoTables {
     /// The tables with the AWS configuration of the environment, read at the first call (so
     /// that a process that never reaches its tables, `<binary> health`, never looks for it).
     #[must_use]
-    pub fn lazy(role_arn: Option<String>, manifest: &Manifest) -> Self {
-        let tables = manifest
-            .database
-            .iter()
-            .filter(|d| d.is_dynamodb())
-            .flat_map(|d| d.tables.iter().map(|t| t.name.clone()))
-            .collect();
+    pub fn lazy(role_arn: Option<String>) -> Self {
         Self {
             clients: tokio::sync::OnceCell::new(),
             role_arn,
-            tables,
             scoped: Mutex::new(HashMap::new()),
         }
     }
@@ -127,7 +112,7 @@ impl DynamoTables {
         {
             return Ok(client.clone());
         }
-        let policy = session_policy(tenant, &self.tables).to_string();
+        let policy = session_policy(tenant).to_string();
         let session: String = format!("plinth-{tenant}").chars().take(64).collect();
         let assumed = clients
             .sts

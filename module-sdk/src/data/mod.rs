@@ -208,7 +208,7 @@ impl Tables {
     #[cfg(feature = "dynamodb")]
     #[allow(clippy::unused_async)] // Async without the feature's lazy backend too.
     async fn aws(manifest: &Manifest, role_arn: Option<String>) -> Result<Self, SetupError> {
-        let backend = dynamodb::DynamoTables::lazy(role_arn, manifest);
+        let backend = dynamodb::DynamoTables::lazy(role_arn);
         Self::new(manifest, Arc::new(backend))
     }
 

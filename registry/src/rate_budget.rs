@@ -9,6 +9,11 @@
 //! together admit at most the tier's rate in any one second. What an instance leased and did
 //! not use in its second is lost: a tenant may get up to a batch per warm instance per second
 //! less than its rate, never more.
+//!
+//! When the store cannot be reached, a request is let through (logged), and so is every
+//! request for the next [`PAUSE_AFTER_FAILURE`] without asking the store again: the instance's
+//! own token bucket still holds each tenant to its tier's rate, and an outage of the table
+//! neither refuses nor slows every tenant's requests.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,6 +28,8 @@ use crate::store::{Condition, Item, Key, Store, StoreError};
 const ATTEMPTS: usize = 8;
 /// How long a second's budget is kept (DynamoDB's TTL removes it later).
 const KEPT_SECONDS: i64 = 120;
+/// How long the budget is not asked after the store failed.
+pub const PAUSE_AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Requests leased at a time for a tier allowing `per_second`: a twentieth of it, at least one.
 #[must_use]
@@ -37,6 +44,8 @@ pub struct RateBudget {
     store: Arc<dyn Store>,
     /// What this process leased and has not used yet, by tenant.
     leased: Mutex<HashMap<String, Leased>>,
+    /// Until when the store is not asked, after it failed.
+    paused_until: Mutex<Option<std::time::Instant>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +59,7 @@ impl RateBudget {
         Self {
             store,
             leased: Mutex::default(),
+            paused_until: Mutex::default(),
         }
     }
 
@@ -57,7 +67,8 @@ impl RateBudget {
     /// to retry in a second (a 429).
     ///
     /// # Errors
-    /// [`Error::TooManyRequests`] when the second's budget is spent; a store failure.
+    /// [`Error::TooManyRequests`] when the second's budget is spent (never for a store
+    /// failure: see the module's documentation).
     pub async fn take(&self, tenant: &str, per_second: u32) -> Result<()> {
         self.take_at(tenant, per_second, crate::store::now_unix())
             .await
@@ -68,12 +79,24 @@ impl RateBudget {
     /// # Errors
     /// As [`RateBudget::take`].
     pub async fn take_at(&self, tenant: &str, per_second: u32, second: i64) -> Result<()> {
-        if self.take_leased(tenant, second) {
+        if self.take_leased(tenant, second) || self.paused() {
             return Ok(());
         }
-        let granted = self
+        let granted = match self
             .lease(tenant, second, batch_of(per_second), per_second)
-            .await?;
+            .await
+        {
+            Ok(granted) => granted,
+            Err(error) => {
+                tracing::warn!(%tenant, %error, pause_secs = PAUSE_AFTER_FAILURE.as_secs(), "the shared rate budget cannot be read: requests go through on this instance's own limits meanwhile");
+                *self
+                    .paused_until
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) =
+                    Some(std::time::Instant::now() + PAUSE_AFTER_FAILURE);
+                return Ok(());
+            }
+        };
         if granted == 0 {
             return Err(Error::TooManyRequests {
                 detail: format!(
@@ -93,6 +116,14 @@ impl RateBudget {
         // One of the granted requests is this one.
         entry.left += granted - 1;
         Ok(())
+    }
+
+    fn paused(&self) -> bool {
+        let paused = self
+            .paused_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        paused.is_some_and(|until| std::time::Instant::now() < until)
     }
 
     fn take_leased(&self, tenant: &str, second: i64) -> bool {
@@ -224,5 +255,60 @@ mod tests {
             .expect("the second's budget");
         assert_eq!(item.data["used"], 500);
         assert_eq!(item.version, 20, "one write per batch of 25");
+    }
+}
+
+#[cfg(test)]
+mod unavailable {
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::store::{Page, Query, StoreResult, Update, Write};
+
+    /// A store that cannot be reached, counting the reads it was asked for.
+    #[derive(Debug, Default)]
+    struct Down(std::sync::atomic::AtomicUsize);
+
+    fn down<T>() -> StoreResult<T> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+
+    #[async_trait]
+    impl Store for Down {
+        async fn get(&self, _: &Key) -> StoreResult<Option<Item>> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            down()
+        }
+        async fn put(&self, _: Item, _: Condition) -> StoreResult<()> {
+            down()
+        }
+        async fn update(&self, _: &Key, _: Update, _: Condition) -> StoreResult<Item> {
+            down()
+        }
+        async fn delete(&self, _: &Key, _: Condition) -> StoreResult<()> {
+            down()
+        }
+        async fn query(&self, _: &Query) -> StoreResult<Page> {
+            down()
+        }
+        async fn batch_get(&self, _: &[Key]) -> StoreResult<Vec<Item>> {
+            down()
+        }
+        async fn transact(&self, _: Vec<Write>) -> StoreResult<()> {
+            down()
+        }
+    }
+
+    /// An outage of the budget's table refuses no request and is asked once, not per
+    /// request: the instance's own bucket (the gateway's, checked before) still limits the
+    /// tenant meanwhile.
+    #[tokio::test]
+    async fn a_store_that_cannot_be_reached_lets_requests_through_without_asking_again() {
+        let store = Arc::new(Down::default());
+        let budget = RateBudget::new(store.clone());
+        for _ in 0..50 {
+            budget.take("acme", 20).await.expect("let through");
+        }
+        assert_eq!(store.0.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

@@ -126,15 +126,21 @@ async fn installation_reaches(
 /// Asks the registry API to install financial 1.2.0 and waits until the installer function
 /// (on the bus's event) has it installed.
 async fn install_financial(api: &ApiGateway<'_>, users: &Users) -> Value {
+    install(api, users, "financial", "1.2.0").await
+}
+
+/// Asks the registry API to install `module` at `version` and waits until the installer
+/// function (on the bus's event) has it installed.
+async fn install(api: &ApiGateway<'_>, users: &Users, module: &str, version: &str) -> Value {
     let requested = api
         .send(
-            Request::new("POST", "/api/v1/modules/financial/install")
+            Request::new("POST", &format!("/api/v1/modules/{module}/install"))
                 .bearer(&users.operator)
-                .json(json!({"version": "1.2.0"})),
+                .json(json!({"version": version})),
         )
         .await;
-    expect(&requested, 202, "install financial");
-    installation_reaches(api, users, "financial", "installed").await
+    expect(&requested, 202, &format!("install {module}"));
+    installation_reaches(api, users, module, "installed").await
 }
 
 /// Runs one step of the scenario and says how long it took (`--nocapture` shows it).
@@ -845,15 +851,7 @@ async fn ecs_module_gets_its_events(api: &ApiGateway<'_>, users: &Users) {
     expect(&published, 201, "publish notifications as an ECS module");
     let digest = push_image(api, &manifest, "1.0.0").await;
     version_published(api, users, "notifications", "1.0.0", &digest).await;
-    let requested = api
-        .send(
-            Request::new("POST", "/api/v1/modules/notifications/install")
-                .bearer(&users.operator)
-                .json(json!({"version": "1.0.0"})),
-        )
-        .await;
-    expect(&requested, 202, "install notifications");
-    let installed = installation_reaches(api, users, "notifications", "installed").await;
+    let installed = install(api, users, "notifications", "1.0.0").await;
     let services = ecs_services(api.cell, "plinth-notifications").await;
     assert_eq!(services, ["ACTIVE"], "notifications' service: {installed}");
     assert_eq!(

@@ -204,7 +204,8 @@ impl ApiGateway<'_> {
         let answer = if let Some(endpoint) = self
             .cell
             .containers
-            .endpoint_of(&format!("plinth-{module}"))
+            .as_ref()
+            .and_then(|containers| containers.endpoint_of(&format!("plinth-{module}")))
         {
             forward(&endpoint, request, path, query, &event["headers"]).await
         } else if let Some(invoked) = self

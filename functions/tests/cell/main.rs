@@ -840,6 +840,10 @@ fn registry_fixture(name: &str) -> Value {
 /// container handles it, and the notification it made is read through the authorizer and the
 /// registry API, which reach the task at its private address.
 async fn ecs_module_gets_its_events(api: &ApiGateway<'_>, users: &Users) {
+    let Some(containers) = &api.cell.containers else {
+        eprintln!("cell: no ECS module on this emulator");
+        return;
+    };
     let manifest = notifications_on_ecs();
     let published = api
         .send(
@@ -907,7 +911,7 @@ async fn ecs_module_gets_its_events(api: &ApiGateway<'_>, users: &Users) {
              the container's output:\n{}\nthe registry API's log:\n{}",
             sent.status,
             sent.body,
-            api.cell.containers.log(NOTIFICATIONS_REPOSITORY),
+            containers.log(NOTIFICATIONS_REPOSITORY),
             api.cell.log(REGISTRY_API)
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -918,6 +922,9 @@ async fn ecs_module_gets_its_events(api: &ApiGateway<'_>, users: &Users) {
 /// service, no active task definition, no queue, no rule, no role, no secret; and its
 /// container stops.
 async fn ecs_uninstall_leaves_nothing(api: &ApiGateway<'_>, users: &Users) {
+    let Some(containers) = &api.cell.containers else {
+        return;
+    };
     let asked = api
         .send(
             Request::new(
@@ -974,7 +981,7 @@ async fn ecs_uninstall_leaves_nothing(api: &ApiGateway<'_>, users: &Users) {
         .await;
     assert!(secret.is_err(), "notifications' secret is left: {secret:?}");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while cell.containers.running() > 0 {
+    while containers.running() > 0 {
         assert!(Instant::now() < deadline, "a container still runs");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -119,13 +119,26 @@ pub struct Cell {
     pub tap: DynamoTap,
     /// The cluster ECS modules run in (`PLINTH_ECS_CLUSTER`).
     pub cluster: String,
-    /// The ECS modules' tasks, as processes.
-    pub containers: Containers,
+    /// The ECS modules' tasks, as processes; `None` off moto (LocalStack), where the cell
+    /// has no ECS module.
+    pub containers: Option<Containers>,
     /// Invokes modules' functions as API Gateway's Lambda integrations do (through the
     /// `LambdaFront`).
     modules: Invoker,
     invoker: Invoker,
     lambda: Arc<Mutex<LambdaEmulator>>,
+}
+
+/// Whether the emulator is moto (it has the `/moto-api/` dashboard): the ECS shims use
+/// moto's own levers.
+async fn on_moto() -> bool {
+    let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") else {
+        return false;
+    };
+    let url = format!("{}/moto-api/", endpoint.trim_end_matches('/'));
+    reqwest::get(&url)
+        .await
+        .is_ok_and(|answer| answer.status().is_success())
 }
 
 /// Whether both emulators are configured: without them the cell skips, except under CI.
@@ -182,8 +195,24 @@ impl Cell {
         )
         .await;
         let boundary = permissions_boundary(&sdk, &stage).await;
-        let ecs = ecs_config(&sdk, &stage).await;
-        let (subnets, groups) = (ecs.subnets.join(","), ecs.security_groups.join(","));
+        let ecs = if on_moto().await {
+            Some(ecs_config(&sdk, &stage).await)
+        } else {
+            eprintln!(
+                "{test}: the emulator is not moto: no ECS module (the cell runs its tasks with \
+                 shims of moto's ECS)"
+            );
+            None
+        };
+        let (cluster, subnets, groups, execution_role) =
+            ecs.as_ref().map_or_else(Default::default, |ecs| {
+                (
+                    ecs.cluster.clone(),
+                    ecs.subnets.join(","),
+                    ecs.security_groups.join(","),
+                    ecs.execution_role_arn.clone(),
+                )
+            });
         let front_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a port for the Lambda front");
@@ -216,10 +245,10 @@ impl Cell {
             context_arn: &context_key_arn,
             boundary: &boundary,
             lambda_front: &front_url,
-            ecs_cluster: &ecs.cluster,
+            ecs_cluster: &cluster,
             ecs_subnets: &subnets,
             ecs_security_groups: &groups,
-            ecs_execution_role: &ecs.execution_role_arn,
+            ecs_execution_role: &execution_role,
         };
         let (lambda, installer_spec) = start_functions(&stack, test).await?;
         let endpoint = lambda.endpoint.clone();
@@ -274,7 +303,10 @@ impl Cell {
             repository: NOTIFICATIONS_REPOSITORY.to_owned(),
             binary: workspace_binary("plinth-example-notifications", "notifications"),
         }];
-        let containers = Containers::start(&sdk, &ecs, images, aws_env()).await;
+        let containers = match &ecs {
+            Some(ecs) => Some(Containers::start(&sdk, ecs, images, aws_env()).await),
+            None => None,
+        };
         Some(Self {
             sdk,
             bus,
@@ -284,7 +316,7 @@ impl Cell {
             front,
             platform_routes,
             tap,
-            cluster: ecs.cluster.clone(),
+            cluster,
             containers,
             modules: through_the_front,
             invoker,

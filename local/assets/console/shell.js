@@ -1,0 +1,162 @@
+// The console's shell: sign-in, the menu of the tenant's enabled modules (built from their
+// manifests) and a panel per module page. Routes live in the URL's fragment
+// (`#/m/financial/invoices`); no token ever does.
+
+import * as api from './api.js';
+import { loadModule } from './loader.js';
+
+const main = document.getElementById('main');
+const menu = document.getElementById('menu');
+const who = document.getElementById('who');
+
+/** The signed-in user and their tenant's modules, once known. */
+const state = { user: null, entries: [] };
+
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (name === 'text') node.textContent = value;
+    else if (name.startsWith('on')) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value);
+  }
+  node.append(...children);
+  return node;
+}
+
+function problem(error) {
+  return el('p', { class: 'error', role: 'alert', text: error.message || String(error) });
+}
+
+async function start() {
+  let current;
+  try {
+    current = await api.session();
+  } catch (e) {
+    main.replaceChildren(problem(e));
+    return;
+  }
+  if (!current.user) {
+    showSignIn(current.development_users || []);
+    return;
+  }
+  state.user = current.user;
+  showUser();
+  await buildMenu();
+  route();
+}
+
+function showSignIn(users) {
+  state.user = null;
+  who.replaceChildren();
+  menu.replaceChildren();
+  const select = el('select', { id: 'sign-in-user', name: 'user', required: '' },
+    ...users.map((u) => el('option', { value: u.id, text: u.label })));
+  const status = el('p', { class: 'status', role: 'status' });
+  const form = el('form', { class: 'card sign-in', 'aria-labelledby': 'sign-in-title' },
+    el('h1', { id: 'sign-in-title', text: 'Sign in' }),
+    el('p', { text: 'Development sign-in: the demo’s users, on this machine only.' }),
+    el('label', { for: 'sign-in-user', text: 'User' }), select,
+    el('button', { type: 'submit', text: 'Sign in' }), status);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    status.textContent = 'Signing in…';
+    try {
+      await api.signIn(select.value);
+      await start();
+    } catch (e) {
+      status.replaceChildren(problem(e));
+    }
+  });
+  main.replaceChildren(form);
+  select.focus();
+}
+
+function showUser() {
+  const u = state.user;
+  const where = u.tenant ? ` · ${u.tenant}${u.company ? ` / ${u.company}` : ''}` : ' · platform';
+  const out = el('button', { type: 'button', class: 'link', text: 'Sign out' });
+  out.addEventListener('click', async () => {
+    await api.signOut();
+    location.hash = '#/';
+    await start();
+  });
+  who.replaceChildren(el('span', { id: 'signed-in-as', text: `${u.id}${where}` }), out);
+}
+
+/** The tenant's enabled modules, each with its installed manifest's name and frontend. */
+async function buildMenu() {
+  state.entries = [];
+  const u = state.user;
+  if (!u.tenant) {
+    menu.replaceChildren(el('p', { class: 'muted', text: 'No tenant: the platform pages come later.' }));
+    return;
+  }
+  let enabled;
+  try {
+    enabled = (await api.call('GET', `/v1/tenants/${encodeURIComponent(u.tenant)}/modules`)).filter((m) => m.enabled);
+  } catch (e) {
+    menu.replaceChildren(problem(e));
+    return;
+  }
+  const manifests = await Promise.allSettled(enabled.map((m) => api.call('GET', `/v1/modules/${encodeURIComponent(m.module)}/manifest`)));
+  state.entries = enabled.map((m, i) => {
+    const manifest = manifests[i].status === 'fulfilled' ? manifests[i].value : null;
+    return {
+      module: m.module,
+      version: manifest ? manifest.version : null,
+      display_name: (manifest && manifest.display_name) || m.module,
+      frontend: manifest ? manifest.frontend : null,
+      failure: manifests[i].status === 'rejected' ? manifests[i].reason : null,
+    };
+  }).sort((a, b) => a.display_name.localeCompare(b.display_name));
+  const items = state.entries.map((entry) => el('li', {},
+    el('a', { href: `#/m/${entry.module}`, 'data-module': entry.module, text: entry.display_name })));
+  menu.replaceChildren(el('h2', { class: 'menu-title', text: 'Modules' }), el('ul', {}, ...items));
+}
+
+/** Shows the page the fragment names. */
+function route() {
+  if (!state.user) return;
+  const [, kind, module, ...page] = location.hash.replace(/^#/, '').split('/');
+  for (const link of menu.querySelectorAll('a[data-module]')) {
+    if (link.dataset.module === module) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
+  if (kind === 'm' && module) {
+    openModule(module, page.join('/') || 'index');
+  } else {
+    main.replaceChildren(el('section', { class: 'card' },
+      el('h1', { text: 'Welcome' }),
+      el('p', { text: state.entries.length ? 'Pick a module from the menu.' : 'No module is enabled for your tenant yet.' })));
+  }
+}
+
+/** Opens `module`'s `page` in a panel of its own: whatever its bundle does, only this panel shows it. */
+async function openModule(module, page) {
+  const entry = state.entries.find((e) => e.module === module);
+  const body = el('div', { class: 'module-body' });
+  const panel = el('section', { class: 'panel', 'data-module-panel': module, 'aria-labelledby': 'panel-title' },
+    el('h1', { id: 'panel-title', text: entry ? entry.display_name : module }), body);
+  main.replaceChildren(panel);
+  main.focus();
+  try {
+    if (!entry) throw new Error(`${module} is not enabled for your tenant`);
+    if (entry.failure) throw entry.failure;
+    const u = state.user;
+    const resolved = await api.call('GET', `/v1/tenants/${encodeURIComponent(u.tenant)}/modules/${encodeURIComponent(module)}/config${u.company ? `?company=${encodeURIComponent(u.company)}` : ''}`);
+    const context = {
+      user: { id: u.id },
+      tenant: u.tenant,
+      company: u.company,
+      configuration: resolved.configuration,
+      features: resolved.features || [],
+    };
+    await loadModule(entry, page, body, context);
+  } catch (e) {
+    body.replaceChildren(el('div', { class: 'error', role: 'alert', 'data-bundle-error': module },
+      el('strong', { text: 'This module’s page failed to load. ' }), document.createTextNode(e.message || String(e))));
+  }
+}
+
+window.addEventListener('hashchange', route);
+start();

@@ -38,6 +38,11 @@ const ASSETS: &[Asset] = &[
         content_type: JS,
     },
     Asset {
+        name: "favicon.svg",
+        body: include_bytes!("../../assets/console/favicon.svg"),
+        content_type: "image/svg+xml",
+    },
+    Asset {
         name: "shell.css",
         body: include_bytes!("../../assets/console/shell.css"),
         content_type: CSS,

@@ -47,6 +47,7 @@ async fn the_shells_files_are_cached_for_a_year_under_their_hash_and_another_has
         ("api.js", "text/javascript; charset=utf-8"),
         ("loader.js", "text/javascript; charset=utf-8"),
         ("shell.css", "text/css; charset=utf-8"),
+        ("favicon.svg", "image/svg+xml"),
     ] {
         let url = format!("{}/console/{version}/{file}", platform.url);
         let response = client().get(url).send().await.unwrap();

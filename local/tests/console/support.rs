@@ -16,6 +16,7 @@ pub fn workspace_root() -> PathBuf {
 pub struct Platform {
     pub data: tempfile::TempDir,
     pub url: String,
+    pub demo: platform::Demo,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -34,6 +35,7 @@ impl Platform {
             .await
             .expect("the platform starts");
         let url = format!("http://{}", running.addr);
+        let demo = running.demo();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(running.serve(async {
             let _ = stopped.await;
@@ -41,6 +43,7 @@ impl Platform {
         Self {
             data,
             url,
+            demo,
             stop: Some(stop),
             server: Some(server),
         }

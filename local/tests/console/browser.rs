@@ -1,0 +1,317 @@
+//! The console in headless Chromium, driven through chromedriver (Debian's `chromium` and
+//! `chromium-driver`, which `tests/run` installs when missing), against `plinth up --demo`
+//! started here. Every test fails on any error the browser's console logged.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use crate::support::{Platform, workspace_root};
+
+/// How long the browser may take to show what a step waits for.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// chromedriver on a free port, stopped when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// chromedriver, or `None` (the test skips, saying why) when it is not installed outside CI.
+async fn chromedriver() -> Option<Driver> {
+    let installed = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists());
+    let Some(binary) = installed else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromedriver is missing: tests/run installs chromium and chromium-driver"
+        );
+        eprintln!("skipped: no chromedriver (tests/run installs chromium and chromium-driver)");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(binary)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver starts");
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while reqwest::get(format!("{}/status", driver.url))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "chromedriver did not answer"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Some(driver)
+}
+
+/// A headless Chromium session, 1440 px wide, keeping its console's log.
+async fn browser(driver: &Driver) -> Client {
+    let capabilities = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1440,900", "--no-first-run"]
+        },
+        "goog:loggingPrefs": {"browser": "ALL"}
+    });
+    let Value::Object(capabilities) = capabilities else {
+        unreachable!("an object")
+    };
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("a browser session")
+}
+
+/// chromedriver's log of the browser's console since the last read.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(r#"{"type": "browser"}"#.to_owned()),
+        )
+    }
+}
+
+/// The errors the browser's console logged since the last read, but those `expected` names.
+async fn console_errors(browser: &Client, expected: &[&str]) -> Vec<String> {
+    let log = browser
+        .issue_cmd(BrowserLog)
+        .await
+        .expect("the browser's log");
+    log.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry["level"] == "SEVERE")
+        .filter_map(|entry| entry["message"].as_str())
+        .filter(|message| !expected.iter().any(|e| message.contains(e)))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The demo set up on a fresh platform.
+async fn demo() -> Platform {
+    let platform = Platform::start().await;
+    platform
+        .demo
+        .run(&workspace_root().join("examples"))
+        .await
+        .expect("the demo is set up");
+    platform
+}
+
+/// The text of the element `css` finds, once it shows (found again if the page replaces it).
+async fn text_of(browser: &Client, css: &str) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(element) = browser.find(Locator::Css(css)).await
+            && let Ok(text) = element.text().await
+        {
+            return text;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "{css} never showed; the page says: {}",
+                page_text(browser).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What the page shows, for a failure's message.
+async fn page_text(browser: &Client) -> String {
+    match browser.find(Locator::Css("body")).await {
+        Ok(body) => body.text().await.unwrap_or_default(),
+        Err(e) => format!("(no body: {e})"),
+    }
+}
+
+/// Waits until the element `css` finds says `wanted`.
+async fn wait_for_text(browser: &Client, css: &str, wanted: &str) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let text = match browser.find(Locator::Css(css)).await {
+            Ok(element) => element.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if text.contains(wanted) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{css} never said {wanted:?}; it says {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Signs in as alice, acme's tenant admin, and waits for the menu.
+async fn sign_in_as_alice(browser: &Client, url: &str) {
+    browser.goto(&format!("{url}/")).await.unwrap();
+    let user = browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#sign-in-user"))
+        .await
+        .expect("the sign-in form");
+    user.select_by_value("alice").await.unwrap();
+    browser
+        .find(Locator::Css("form.sign-in button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(browser, "#signed-in-as", "alice · acme / acme-de").await;
+}
+
+async fn click(browser: &Client, css: &str) {
+    browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} never showed: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_in_tenant_admin_sees_its_modules_and_creates_an_invoice_with_the_companys_prefix_and_tax()
+ {
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let platform = demo().await;
+    let browser = browser(&driver).await;
+    sign_in_as_alice(&browser, &platform.url).await;
+
+    let menu = text_of(&browser, "#menu ul").await;
+    let entries: Vec<&str> = menu.lines().collect();
+    assert_eq!(
+        entries,
+        ["Financial Management", "Notifications", "Warehouse"],
+        "{menu}"
+    );
+
+    click(&browser, "a[data-module=financial]").await;
+    let terms = text_of(&browser, "[data-terms]").await;
+    assert!(terms.contains("numbers start with ACME-DE"), "{terms}");
+    assert!(terms.contains("tax 19 %"), "{terms}");
+    browser
+        .find(Locator::Css("#invoice-customer"))
+        .await
+        .unwrap()
+        .send_keys("Globex")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#invoice-amount"))
+        .await
+        .unwrap()
+        .send_keys("1000")
+        .await
+        .unwrap();
+    click(&browser, ".invoice-form button[type=submit]").await;
+    let row = text_of(&browser, "tr[data-invoice=\"ACME-DE-1\"]").await;
+    assert!(row.contains("ACME-DE-1"), "{row}");
+    assert!(row.contains("Globex"), "{row}");
+    assert!(
+        row.contains("€190.00 (19 %)"),
+        "the German company's tax: {row}"
+    );
+    assert!(row.contains("€1,190.00"), "{row}");
+
+    let errors = console_errors(&browser, &[]).await;
+    assert!(errors.is_empty(), "the browser's console: {errors:#?}");
+    browser.close().await.unwrap();
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_bundle_shows_its_error_in_its_own_panel_and_the_other_modules_keep_working() {
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let platform = demo().await;
+    // The financial module's staged bundle, broken: it does not parse.
+    let staged = platform
+        .data
+        .path()
+        .join("console-bundles/financial/1.2.0/module.js");
+    std::fs::write(&staged, "export default {").unwrap();
+
+    let browser = browser(&driver).await;
+    sign_in_as_alice(&browser, &platform.url).await;
+    click(&browser, "a[data-module=financial]").await;
+    let failure = text_of(&browser, "[data-module-panel=financial] [role=alert]").await;
+    assert!(
+        failure.contains("cannot load financial's bundle module.js"),
+        "{failure}"
+    );
+
+    // The menu still works, and the notifications module's sandboxed frame answers.
+    click(&browser, "a[data-module=notifications]").await;
+    let frame = browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("[data-module-panel=notifications] iframe"))
+        .await
+        .expect("the notifications frame");
+    assert_eq!(
+        frame.attr("sandbox").await.unwrap().as_deref(),
+        Some("allow-scripts allow-forms")
+    );
+    frame.enter_frame().await.unwrap();
+    wait_for_text(&browser, "#status", "0 sent for acme.").await;
+    browser.enter_parent_frame().await.unwrap();
+
+    let errors = console_errors(&browser, &["/console/bundles/financial/1.2.0/module.js"]).await;
+    assert!(errors.is_empty(), "the browser's console: {errors:#?}");
+    browser.close().await.unwrap();
+    platform.stop().await;
+}

@@ -160,6 +160,10 @@ pub(super) async fn pass_through(
     let Some(token) = session_token(&headers) else {
         return Error::Unauthorized("not signed in to the console".into()).into_response();
     };
+    // The platform API's paths only: the token goes nowhere else, not even on this host.
+    if !rest.starts_with("v1/") || rest.split('/').any(|part| part == ".." || part == ".") {
+        return Error::NotFound(format!("no platform route /api/{rest}")).into_response();
+    }
     let mut url = format!("{}/api/{rest}", console.gateway_url);
     if let Some(query) = query {
         url.push('?');

@@ -171,7 +171,7 @@ async fn signing_in_keeps_the_token_in_an_httponly_strict_cookie_never_in_the_an
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_console_api_calls_the_platform_as_the_signed_in_user_and_refuses_the_signed_out() {
+async fn the_console_api_calls_platform_api_paths_only_and_as_the_signed_in_user_only() {
     let platform = Platform::start().await;
     let url = &platform.url;
     let signed_out = client()
@@ -215,6 +215,17 @@ async fn the_console_api_calls_the_platform_as_the_signed_in_user_and_refuses_th
         .filter_map(|t| t["id"].as_str())
         .collect();
     assert_eq!(ids, ["globex"]);
+
+    // The token goes to the platform API's paths only, however the path is spelled.
+    let address = platform.url.trim_start_matches("http://");
+    for elsewhere in [
+        "/console/api/..%2F..%2Fconsole%2Fsession",
+        "/console/api/v1%2F..%2F..%2Fhealth",
+        "/console/api/openapi.json",
+    ] {
+        let status = raw_get_with(address, elsewhere, &cookie).await;
+        assert_eq!(status, "404", "{elsewhere}");
+    }
     platform.stop().await;
 }
 
@@ -355,9 +366,20 @@ async fn a_staged_bundle_is_served_its_frames_sandboxed_and_nothing_outside_it()
 
 /// The status of a `GET` of `path` sent byte for byte.
 async fn raw_get(address: &str, path: &str) -> String {
+    raw_get_with(address, path, "").await
+}
+
+/// The status of a `GET` of `path` sent byte for byte, with `cookie` (when not empty).
+async fn raw_get_with(address: &str, path: &str, cookie: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    let cookie = if cookie.is_empty() {
+        String::new()
+    } else {
+        format!("Cookie: {cookie}\r\n")
+    };
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {address}\r\n{cookie}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).await.unwrap();

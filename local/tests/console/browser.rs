@@ -188,6 +188,27 @@ async fn wait_for_text(browser: &Client, css: &str, wanted: &str) -> String {
     }
 }
 
+/// Saves what the browser shows as `{PLINTH_CONSOLE_SCREENSHOTS}/{name}.png` when that folder
+/// is set (docs/console.md's pictures are made so).
+async fn screenshot(browser: &Client, name: &str) {
+    let Some(folder) = std::env::var_os("PLINTH_CONSOLE_SCREENSHOTS") else {
+        return;
+    };
+    let png = browser.screenshot().await.expect("a screenshot");
+    std::fs::write(
+        std::path::Path::new(&folder).join(format!("{name}.png")),
+        png,
+    )
+    .expect("the screenshot is saved");
+}
+
+/// Whether the page is wider than the window (a horizontal scroll bar).
+async fn overflows(browser: &Client) -> bool {
+    let script =
+        "return document.documentElement.scrollWidth > document.documentElement.clientWidth";
+    browser.execute(script, vec![]).await.unwrap() == json!(true)
+}
+
 /// Signs in as alice, acme's tenant admin, and waits for the menu; returns how long the
 /// sign-in form took to be interactive after the navigation began, in milliseconds.
 async fn sign_in_as_alice(browser: &Client, url: &str) -> f64 {
@@ -207,6 +228,7 @@ async fn sign_in_as_alice(browser: &Client, url: &str) -> f64 {
         .expect("the shell marks when it is interactive")
         .as_f64()
         .expect("a time");
+    screenshot(browser, "sign-in").await;
     user.select_by_value("alice").await.unwrap();
     browser
         .find(Locator::Css("form.sign-in button[type=submit]"))
@@ -279,6 +301,12 @@ async fn a_signed_in_tenant_admin_sees_its_modules_and_creates_an_invoice_with_t
         "the German company's tax: {row}"
     );
     assert!(row.contains("€1,190.00"), "{row}");
+    screenshot(&browser, "financial-1440").await;
+    assert!(!overflows(&browser).await, "wider than 1440 px");
+    browser.set_window_size(375, 812).await.unwrap();
+    text_of(&browser, "tr[data-invoice=\"ACME-DE-1\"]").await;
+    screenshot(&browser, "financial-375").await;
+    assert!(!overflows(&browser).await, "wider than 375 px");
 
     let errors = console_errors(&browser, &[]).await;
     assert!(errors.is_empty(), "the browser's console: {errors:#?}");
@@ -323,6 +351,10 @@ async fn a_broken_bundle_shows_its_error_in_its_own_panel_and_the_other_modules_
     frame.enter_frame().await.unwrap();
     wait_for_text(&browser, "#status", "0 sent for acme.").await;
     browser.enter_parent_frame().await.unwrap();
+    screenshot(&browser, "micro-frontend").await;
+    click(&browser, "a[data-module=financial]").await;
+    text_of(&browser, "[data-module-panel=financial] [role=alert]").await;
+    screenshot(&browser, "broken-bundle").await;
 
     let errors = console_errors(&browser, &["/console/bundles/financial/1.2.0/module.js"]).await;
     assert!(errors.is_empty(), "the browser's console: {errors:#?}");

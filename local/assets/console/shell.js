@@ -9,8 +9,8 @@ const main = document.getElementById('main');
 const menu = document.getElementById('menu');
 const who = document.getElementById('who');
 
-/** The signed-in user and their tenant's modules, once known. */
-const state = { user: null, entries: [] };
+/** The signed-in user, the company they act in (the header's picker) and their tenant's modules. */
+const state = { user: null, company: null, entries: [] };
 
 function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -40,6 +40,7 @@ async function start() {
     return;
   }
   state.user = current.user;
+  state.company = current.user.company;
   showUser();
   await buildMenu();
   route();
@@ -75,14 +76,28 @@ function showSignIn(users) {
 
 function showUser() {
   const u = state.user;
-  const where = u.tenant ? ` · ${u.tenant}${u.company ? ` / ${u.company}` : ''}` : ' · platform';
+  const where = u.tenant ? ` · ${u.tenant}${state.company ? ` / ${state.company}` : ''}` : ' · platform';
   const out = el('button', { type: 'button', class: 'link', text: 'Sign out' });
   out.addEventListener('click', async () => {
     await api.signOut();
     location.hash = '#/';
     await start();
   });
-  who.replaceChildren(el('span', { id: 'signed-in-as', text: `${u.id}${where}` }), out);
+  const parts = [el('span', { id: 'signed-in-as', text: `${u.id}${where}` })];
+  if (u.companies.length > 1) {
+    // The company a request acts in (X-Plinth-Company); the open page loads again in it.
+    const picker = el('select', { id: 'company', name: 'company' },
+      ...u.companies.map((c) => el('option', { value: c, text: c })));
+    picker.value = state.company;
+    picker.addEventListener('change', () => {
+      state.company = picker.value;
+      showUser();
+      document.getElementById('company').focus();
+      route();
+    });
+    parts.push(el('label', { for: 'company', class: 'company', text: 'Company' }), picker);
+  }
+  who.replaceChildren(...parts, out);
 }
 
 /** The tenant's enabled modules, each with its installed manifest's name and frontend. */
@@ -140,16 +155,18 @@ async function openModule(module, page) {
   const panel = el('section', { class: 'panel', 'data-module-panel': module, 'aria-labelledby': 'panel-title' },
     el('h1', { id: 'panel-title', text: entry ? entry.display_name : module }), body);
   main.replaceChildren(panel);
-  main.focus();
+  // From the menu, the page takes the focus; from the company picker, the picker keeps it.
+  if (document.activeElement?.id !== 'company') main.focus();
   try {
     if (!entry) throw new Error(`${module} is not enabled for your tenant`);
     if (entry.failure) throw entry.failure;
     const u = state.user;
-    const resolved = await api.call('GET', `/v1/tenants/${encodeURIComponent(u.tenant)}/modules/${encodeURIComponent(module)}/config${u.company ? `?company=${encodeURIComponent(u.company)}` : ''}`);
+    const company = state.company;
+    const resolved = await api.call('GET', `/v1/tenants/${encodeURIComponent(u.tenant)}/modules/${encodeURIComponent(module)}/config${company ? `?company=${encodeURIComponent(company)}` : ''}`);
     const context = {
       user: { id: u.id },
       tenant: u.tenant,
-      company: u.company,
+      company,
       configuration: resolved.configuration,
       features: resolved.features || [],
     };

@@ -241,6 +241,20 @@ async fn sign_in_as_alice(browser: &Client, url: &str) -> f64 {
     interactive
 }
 
+/// Fills the financial module's form and sends it.
+async fn create_invoice(browser: &Client, customer: &str, amount: &str) {
+    for (field, value) in [("#invoice-customer", customer), ("#invoice-amount", amount)] {
+        browser
+            .find(Locator::Css(field))
+            .await
+            .unwrap()
+            .send_keys(value)
+            .await
+            .unwrap();
+    }
+    click(browser, ".invoice-form button[type=submit]").await;
+}
+
 async fn click(browser: &Client, css: &str) {
     browser
         .wait()
@@ -254,7 +268,7 @@ async fn click(browser: &Client, css: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_signed_in_tenant_admin_sees_its_modules_and_creates_an_invoice_with_the_companys_prefix_and_tax()
+async fn a_signed_in_tenant_admin_sees_its_modules_and_creates_invoices_with_each_companys_prefix_and_tax()
  {
     let Some(driver) = chromedriver().await else {
         return;
@@ -278,21 +292,7 @@ async fn a_signed_in_tenant_admin_sees_its_modules_and_creates_an_invoice_with_t
     let terms = text_of(&browser, "[data-terms]").await;
     assert!(terms.contains("numbers start with ACME-DE"), "{terms}");
     assert!(terms.contains("tax 19 %"), "{terms}");
-    browser
-        .find(Locator::Css("#invoice-customer"))
-        .await
-        .unwrap()
-        .send_keys("Globex")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("#invoice-amount"))
-        .await
-        .unwrap()
-        .send_keys("1000")
-        .await
-        .unwrap();
-    click(&browser, ".invoice-form button[type=submit]").await;
+    create_invoice(&browser, "Globex", "1000").await;
     let row = text_of(&browser, "tr[data-invoice=\"ACME-DE-1\"]").await;
     assert!(row.contains("ACME-DE-1"), "{row}");
     assert!(row.contains("Globex"), "{row}");
@@ -301,10 +301,31 @@ async fn a_signed_in_tenant_admin_sees_its_modules_and_creates_an_invoice_with_t
         "the German company's tax: {row}"
     );
     assert!(row.contains("€1,190.00"), "{row}");
+    // In the other company, its own configuration: the tenant's prefix and rate.
+    browser
+        .find(Locator::Css("#company"))
+        .await
+        .unwrap()
+        .select_by_value("acme-us")
+        .await
+        .unwrap();
+    let terms = wait_for_text(&browser, "[data-terms]", "Company acme-us").await;
+    assert!(terms.contains("numbers start with ACME,"), "{terms}");
+    assert!(terms.contains("tax 20 %"), "{terms}");
+    create_invoice(&browser, "Initech", "500").await;
+    let row = text_of(&browser, "tr[data-invoice=\"ACME-1\"]").await;
+    assert!(row.contains("€100.00 (20 %)"), "the tenant's tax: {row}");
+    assert!(
+        browser
+            .find(Locator::Css("tr[data-invoice=\"ACME-DE-1\"]"))
+            .await
+            .is_err(),
+        "acme-us lists only its own invoices"
+    );
     screenshot(&browser, "financial-1440").await;
     assert!(!overflows(&browser).await, "wider than 1440 px");
     browser.set_window_size(375, 812).await.unwrap();
-    text_of(&browser, "tr[data-invoice=\"ACME-DE-1\"]").await;
+    text_of(&browser, "tr[data-invoice=\"ACME-1\"]").await;
     screenshot(&browser, "financial-375").await;
     assert!(!overflows(&browser).await, "wider than 375 px");
 

@@ -128,18 +128,75 @@ async function buildMenu() {
   }).sort((a, b) => a.display_name.localeCompare(b.display_name));
   const items = state.entries.map((entry) => el('li', {},
     el('a', { href: `#/m/${entry.module}`, 'data-module': entry.module, text: entry.display_name })));
-  menu.replaceChildren(el('h2', { class: 'menu-title', text: 'Modules' }), el('ul', {}, ...items));
+  const parts = [el('h2', { class: 'menu-title', text: 'Modules' }), el('ul', { id: 'module-menu' }, ...items)];
+  if (u.tenant_admin) {
+    parts.push(el('h2', { class: 'menu-title', text: 'Administration' }),
+      el('ul', {}, el('li', {}, el('a', { href: '#/admin/modules', 'data-admin': 'modules', text: 'Enable modules' }))));
+  }
+  menu.replaceChildren(...parts);
+}
+
+/** Tenant admin: the installed modules, each enabled or not for the tenant, with a switch. */
+async function adminModules() {
+  const u = state.user;
+  const tenant = encodeURIComponent(u.tenant);
+  const list = el('ul', { class: 'toggles' });
+  main.replaceChildren(el('section', { class: 'card', 'aria-labelledby': 'admin-title' },
+    el('h1', { id: 'admin-title', text: `Modules of ${u.tenant}` }),
+    el('p', { class: 'muted', text: 'An enabled module is in every user’s menu; disabling keeps its configuration.' }),
+    list));
+  let catalog;
+  let rows;
+  try {
+    [catalog, rows] = await Promise.all([api.call('GET', '/v1/modules'), api.call('GET', `/v1/tenants/${tenant}/modules`)]);
+  } catch (e) {
+    list.replaceWith(problem(e));
+    return;
+  }
+  const enabled = new Set(rows.filter((r) => r.enabled).map((r) => r.module));
+  list.replaceChildren(...catalog.map((module) => {
+    const id = `enable-${module.name}`;
+    const box = el('input', { type: 'checkbox', id, 'data-enable': module.name });
+    box.checked = enabled.has(module.name);
+    const said = el('span', { class: 'toggle-status', role: 'status' });
+    box.addEventListener('change', async () => {
+      box.disabled = true;
+      said.replaceChildren();
+      try {
+        const path = `/v1/tenants/${tenant}/modules/${encodeURIComponent(module.name)}`;
+        if (box.checked) await api.call('PUT', path, { enabled: true });
+        else await api.call('DELETE', path);
+        said.textContent = box.checked ? 'Enabled.' : 'Disabled.';
+        await buildMenu();
+        markCurrent();
+      } catch (e) {
+        box.checked = !box.checked;
+        said.replaceChildren(problem(e));
+      } finally {
+        box.disabled = false;
+      }
+    });
+    return el('li', {}, box, el('label', { for: id, text: ` ${module.display_name} (${module.latest_version})` }), said);
+  }));
+}
+
+/** Marks the menu's link to the page shown. */
+function markCurrent() {
+  const shown = location.hash.replace(/^#/, '').split('/')[2];
+  for (const link of menu.querySelectorAll('a[data-module], a[data-admin]')) {
+    if ((link.dataset.module || link.dataset.admin) === shown) link.setAttribute('aria-current', 'page');
+    else link.removeAttribute('aria-current');
+  }
 }
 
 /** Shows the page the fragment names. */
 function route() {
   if (!state.user) return;
   const [, kind, module, ...page] = location.hash.replace(/^#/, '').split('/');
-  for (const link of menu.querySelectorAll('a[data-module]')) {
-    if (link.dataset.module === module) link.setAttribute('aria-current', 'page');
-    else link.removeAttribute('aria-current');
-  }
-  if (kind === 'm' && module) {
+  markCurrent();
+  if (kind === 'admin' && module === 'modules' && state.user.tenant_admin) {
+    adminModules();
+  } else if (kind === 'm' && module) {
     openModule(module, page.join('/') || 'index');
   } else {
     main.replaceChildren(el('section', { class: 'card' },

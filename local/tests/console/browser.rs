@@ -280,7 +280,7 @@ async fn a_signed_in_tenant_admin_sees_its_modules_and_creates_invoices_with_eac
     eprintln!("console: the sign-in form was interactive {interactive:.0} ms after navigation");
     assert!(interactive < 1000.0, "{interactive} ms to interactive");
 
-    let menu = text_of(&browser, "#menu ul").await;
+    let menu = text_of(&browser, "#module-menu").await;
     let entries: Vec<&str> = menu.lines().collect();
     assert_eq!(
         entries,
@@ -328,6 +328,38 @@ async fn a_signed_in_tenant_admin_sees_its_modules_and_creates_invoices_with_eac
     text_of(&browser, "tr[data-invoice=\"ACME-1\"]").await;
     screenshot(&browser, "financial-375").await;
     assert!(!overflows(&browser).await, "wider than 375 px");
+
+    let errors = console_errors(&browser, &[]).await;
+    assert!(errors.is_empty(), "the browser's console: {errors:#?}");
+    browser.close().await.unwrap();
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_admin_disables_and_enables_a_module_and_the_menu_follows() {
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let platform = demo().await;
+    let browser = browser(&driver).await;
+    sign_in_as_alice(&browser, &platform.url).await;
+    click(&browser, "a[data-admin=modules]").await;
+    click(&browser, "#enable-warehouse").await;
+    wait_for_text(&browser, "#enable-warehouse ~ [role=status]", "Disabled.").await;
+    let menu = text_of(&browser, "#module-menu").await;
+    assert_eq!(
+        menu.lines().collect::<Vec<_>>(),
+        ["Financial Management", "Notifications"]
+    );
+
+    click(&browser, "#enable-warehouse").await;
+    wait_for_text(&browser, "#enable-warehouse ~ [role=status]", "Enabled.").await;
+    let menu = text_of(&browser, "#module-menu").await;
+    assert_eq!(
+        menu.lines().collect::<Vec<_>>(),
+        ["Financial Management", "Notifications", "Warehouse"]
+    );
+    screenshot(&browser, "enable-modules").await;
 
     let errors = console_errors(&browser, &[]).await;
     assert!(errors.is_empty(), "the browser's console: {errors:#?}");

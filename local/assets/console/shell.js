@@ -3,6 +3,7 @@
 // (`#/m/financial/invoices`); no token ever does.
 
 import * as api from './api.js';
+import { configure } from './configure.js';
 import { loadModule } from './loader.js';
 
 const main = document.getElementById('main');
@@ -176,7 +177,8 @@ async function adminModules() {
         box.disabled = false;
       }
     });
-    return el('li', {}, box, el('label', { for: id, text: ` ${module.display_name} (${module.latest_version})` }), said);
+    const settings = el('a', { href: `#/admin/configure/${module.name}`, class: 'configure', 'data-configure': module.name, text: 'Configure' });
+    return el('li', {}, box, el('label', { for: id, text: ` ${module.display_name} (${module.latest_version})` }), settings, said);
   }));
 }
 
@@ -196,12 +198,29 @@ function route() {
   markCurrent();
   if (kind === 'admin' && module === 'modules' && state.user.tenant_admin) {
     adminModules();
+  } else if (kind === 'admin' && module === 'configure' && page[0] && state.user.tenant_admin) {
+    configureModule(page[0]);
   } else if (kind === 'm' && module) {
     openModule(module, page.join('/') || 'index');
   } else {
     main.replaceChildren(el('section', { class: 'card' },
       el('h1', { text: 'Welcome' }),
       el('p', { text: state.entries.length ? 'Pick a module from the menu.' : 'No module is enabled for your tenant yet.' })));
+  }
+}
+
+/** Tenant admin: the configuration form of `module` for the company acted in. */
+async function configureModule(module) {
+  const u = state.user;
+  const body = el('div', { class: 'module-body' });
+  main.replaceChildren(el('section', { class: 'panel', 'aria-labelledby': 'configure-title' },
+    el('h1', { id: 'configure-title', text: `Configure ${module}` }), body));
+  try {
+    const manifest = await api.call('GET', `/v1/modules/${encodeURIComponent(module)}/manifest`);
+    document.getElementById('configure-title').textContent = `Configure ${manifest.display_name || module}`;
+    await configure(body, { tenant: u.tenant, company: state.company, module, manifest });
+  } catch (e) {
+    body.replaceChildren(problem(e));
   }
 }
 

@@ -38,6 +38,11 @@ const ASSETS: &[Asset] = &[
         content_type: JS,
     },
     Asset {
+        name: "configure.js",
+        body: include_bytes!("../../assets/console/configure.js"),
+        content_type: JS,
+    },
+    Asset {
         name: "favicon.svg",
         body: include_bytes!("../../assets/console/favicon.svg"),
         content_type: "image/svg+xml",

@@ -368,6 +368,57 @@ async fn a_tenant_admin_disables_and_enables_a_module_and_the_menu_follows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_admin_sets_a_companys_tax_rate_in_the_form_an_invalid_one_refused_beside_its_field_and_the_next_invoice_takes_it()
+ {
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let platform = demo().await;
+    let browser = browser(&driver).await;
+    sign_in_as_alice(&browser, &platform.url).await;
+    click(&browser, "a[data-admin=modules]").await;
+    click(&browser, "a[data-configure=financial]").await;
+    let about = text_of(&browser, "#config-tax_rate-about").await;
+    assert!(about.contains("Now 0.19, from the company tier"), "{about}");
+
+    let rate = browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#config-tax_rate"))
+        .await
+        .unwrap();
+    rate.clear().await.unwrap();
+    rate.send_keys("7").await.unwrap();
+    click(&browser, ".config-form button[type=submit]").await;
+    wait_for_text(&browser, "[data-problem-for=tax_rate]", "must be at most 1").await;
+    assert_eq!(
+        rate.attr("aria-invalid").await.unwrap().as_deref(),
+        Some("true")
+    );
+    screenshot(&browser, "configure-refused").await;
+
+    rate.clear().await.unwrap();
+    rate.send_keys("0.25").await.unwrap();
+    click(&browser, ".config-form button[type=submit]").await;
+    wait_for_text(&browser, ".config-form [role=status]", "Saved for acme-de.").await;
+    let about = text_of(&browser, "#config-tax_rate-about").await;
+    assert!(about.contains("Now 0.25, from the company tier"), "{about}");
+
+    click(&browser, "a[data-module=financial]").await;
+    wait_for_text(&browser, "[data-terms]", "tax 25 %").await;
+    create_invoice(&browser, "Hooli", "100").await;
+    let row = text_of(&browser, "tr[data-invoice=\"ACME-DE-1\"]").await;
+    assert!(row.contains("€25.00 (25 %)"), "the new rate: {row}");
+
+    // The refused save is a 422 the browser reports; nothing else may be.
+    let refused = "companies/acme-de/modules/financial - Failed to load resource: the server responded with a status of 422";
+    let errors = console_errors(&browser, &[refused]).await;
+    assert!(errors.is_empty(), "the browser's console: {errors:#?}");
+    browser.close().await.unwrap();
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_bundle_shows_its_error_in_its_own_panel_and_the_other_modules_keep_working() {
     let Some(driver) = chromedriver().await else {
         return;

@@ -167,9 +167,10 @@ async function adminModules() {
         const path = `/v1/tenants/${tenant}/modules/${encodeURIComponent(module.name)}`;
         if (box.checked) await api.call('PUT', path, { enabled: true });
         else await api.call('DELETE', path);
-        said.textContent = box.checked ? 'Enabled.' : 'Disabled.';
+        // The menu first: "Enabled." means it is in the menu too.
         await buildMenu();
         markCurrent();
+        said.textContent = box.checked ? 'Enabled.' : 'Disabled.';
       } catch (e) {
         box.checked = !box.checked;
         said.replaceChildren(problem(e));

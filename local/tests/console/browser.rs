@@ -11,6 +11,10 @@ use serde_json::{Value, json};
 
 use crate::support::{Platform, workspace_root};
 
+/// One browser at a time: five Chromiums at once on a 2-core machine measure the machine, not
+/// the console (the first page's time is asserted).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// How long the browser may take to show what a step waits for.
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -270,6 +274,7 @@ async fn click(browser: &Client, css: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_in_tenant_admin_sees_its_modules_and_creates_invoices_with_each_companys_prefix_and_tax()
  {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let Some(driver) = chromedriver().await else {
         return;
     };
@@ -337,6 +342,7 @@ async fn a_signed_in_tenant_admin_sees_its_modules_and_creates_invoices_with_eac
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_admin_disables_and_enables_a_module_and_the_menu_follows() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let Some(driver) = chromedriver().await else {
         return;
     };
@@ -370,6 +376,7 @@ async fn a_tenant_admin_disables_and_enables_a_module_and_the_menu_follows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_admin_sets_a_companys_tax_rate_in_the_form_an_invalid_one_refused_beside_its_field_and_the_next_invoice_takes_it()
  {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let Some(driver) = chromedriver().await else {
         return;
     };
@@ -420,6 +427,7 @@ async fn a_tenant_admin_sets_a_companys_tax_rate_in_the_form_an_invalid_one_refu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_bundle_shows_its_error_in_its_own_panel_and_the_other_modules_keep_working() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let Some(driver) = chromedriver().await else {
         return;
     };

@@ -106,7 +106,12 @@ async function buildMenu() {
   state.entries = [];
   const u = state.user;
   if (!u.tenant) {
-    menu.replaceChildren(el('p', { class: 'muted', text: 'No tenant: the platform pages come later.' }));
+    const parts = [el('p', { class: 'muted', text: 'No tenant: no module menu.' })];
+    if (u.platform_admin) {
+      parts.push(el('h2', { class: 'menu-title', text: 'Platform' }),
+        el('ul', {}, el('li', {}, el('a', { href: '#/admin/installed', 'data-admin': 'installed', text: 'Installed modules' }))));
+    }
+    menu.replaceChildren(...parts);
     return;
   }
   let enabled;
@@ -197,7 +202,9 @@ function route() {
   if (!state.user) return;
   const [, kind, module, ...page] = location.hash.replace(/^#/, '').split('/');
   markCurrent();
-  if (kind === 'admin' && module === 'modules' && state.user.tenant_admin) {
+  if (kind === 'admin' && module === 'installed' && state.user.platform_admin) {
+    installedModules();
+  } else if (kind === 'admin' && module === 'modules' && state.user.tenant_admin) {
     adminModules();
   } else if (kind === 'admin' && module === 'configure' && page[0] && state.user.tenant_admin) {
     configureModule(page[0]);
@@ -207,6 +214,35 @@ function route() {
     main.replaceChildren(el('section', { class: 'card' },
       el('h1', { text: 'Welcome' }),
       el('p', { text: state.entries.length ? 'Pick a module from the menu.' : 'No module is enabled for your tenant yet.' })));
+  }
+}
+
+/** Platform admin: each installed module, its installation's status and its instances' health. */
+async function installedModules() {
+  const rows = el('tbody');
+  main.replaceChildren(el('section', { class: 'card', 'aria-labelledby': 'installed-title' },
+    el('h1', { id: 'installed-title', text: 'Installed modules' }),
+    el('div', { class: 'module-body' }, el('table', { 'aria-labelledby': 'installed-title' },
+      el('thead', {}, el('tr', {}, ...['Module', 'Version', 'Status', 'Instances'].map((h) => el('th', { scope: 'col', text: h })))),
+      rows))));
+  try {
+    const catalog = await api.call('GET', '/v1/modules');
+    const details = await Promise.all(catalog.map(async (module) => {
+      const path = `/v1/modules/${encodeURIComponent(module.name)}`;
+      const [installation, instances] = await Promise.allSettled([
+        api.call('GET', `${path}/installation`), api.call('GET', `${path}/instances`)]);
+      return { module, installation: installation.value, instances: instances.value || [] };
+    }));
+    rows.replaceChildren(...details.map(({ module, installation, instances }) => {
+      const healthy = instances.filter((i) => i.health === 'healthy').length;
+      return el('tr', { 'data-installed': module.name },
+        el('td', { text: module.display_name }),
+        el('td', { text: (installation && installation.installed_version) || '—' }),
+        el('td', { text: installation ? installation.status : 'not installed' }),
+        el('td', { text: `${healthy} of ${instances.length} healthy` }));
+    }));
+  } catch (e) {
+    rows.replaceChildren(el('tr', {}, el('td', { colspan: '4' }, problem(e))));
   }
 }
 

@@ -426,6 +426,45 @@ async fn a_tenant_admin_sets_a_companys_tax_rate_in_the_form_an_invalid_one_refu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_platform_operator_sees_each_installed_module_its_version_and_its_instances_health() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let platform = demo().await;
+    let browser = browser(&driver).await;
+    browser.goto(&format!("{}/", platform.url)).await.unwrap();
+    let user = browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#sign-in-user"))
+        .await
+        .expect("the sign-in form");
+    user.select_by_value("operator").await.unwrap();
+    click(&browser, "form.sign-in button[type=submit]").await;
+    click(&browser, "a[data-admin=installed]").await;
+    let financial = wait_for_text(&browser, "tr[data-installed=financial]", "1 of 1 healthy").await;
+    assert_eq!(
+        financial.split(['\t', ' ']).collect::<Vec<_>>().join(" "),
+        "Financial Management 1.2.0 installed 1 of 1 healthy"
+    );
+    for module in ["notifications", "warehouse"] {
+        let row = wait_for_text(
+            &browser,
+            &format!("tr[data-installed={module}]"),
+            "1 of 1 healthy",
+        )
+        .await;
+        assert!(row.contains("1.0.0 installed"), "{row}");
+    }
+    screenshot(&browser, "installed-modules").await;
+    let errors = console_errors(&browser, &[]).await;
+    assert!(errors.is_empty(), "the browser's console: {errors:#?}");
+    browser.close().await.unwrap();
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_bundle_shows_its_error_in_its_own_panel_and_the_other_modules_keep_working() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let Some(driver) = chromedriver().await else {

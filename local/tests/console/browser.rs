@@ -464,6 +464,80 @@ async fn a_platform_operator_sees_each_installed_module_its_version_and_its_inst
     platform.stop().await;
 }
 
+/// Presses `key` in the element that has the focus.
+async fn press(browser: &Client, key: fantoccini::key::Key) {
+    let focused = browser.active_element().await.expect("a focused element");
+    focused
+        .send_keys(&char::from(key).to_string())
+        .await
+        .unwrap();
+}
+
+/// What has the focus: its `id`, else its `data-module`, and whether its outline shows.
+async fn focused(browser: &Client) -> (String, bool) {
+    let script = "const e = document.activeElement; const style = getComputedStyle(e); \
+        return [e.id || e.dataset.module || e.tagName, style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2];";
+    let answer = browser.execute(script, vec![]).await.unwrap();
+    (
+        answer[0].as_str().unwrap_or_default().to_owned(),
+        answer[1] == json!(true),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_and_opening_a_module_work_from_the_keyboard_alone_with_a_visible_focus() {
+    use fantoccini::key::Key;
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let platform = demo().await;
+    let browser = browser(&driver).await;
+    browser.goto(&format!("{}/", platform.url)).await.unwrap();
+    browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#sign-in-user"))
+        .await
+        .expect("the sign-in form");
+    assert_eq!(
+        focused(&browser).await.0,
+        "sign-in-user",
+        "the form takes the focus"
+    );
+    press(&browser, Key::Tab).await;
+    press(&browser, Key::Enter).await;
+    wait_for_text(&browser, "#signed-in-as", "alice · acme / acme-de").await;
+
+    // Tab through the header to the menu's first module.
+    let mut reached = false;
+    for _ in 0..12 {
+        press(&browser, Key::Tab).await;
+        let (now, visible) = focused(&browser).await;
+        assert!(visible, "{now} has the focus with no visible outline");
+        if now == "financial" {
+            reached = true;
+            break;
+        }
+    }
+    assert!(
+        reached,
+        "Tab never reached the financial module's menu entry"
+    );
+    press(&browser, Key::Enter).await;
+    wait_for_text(&browser, "[data-terms]", "numbers start with ACME-DE").await;
+    assert_eq!(
+        focused(&browser).await.0,
+        "main",
+        "the page takes the focus"
+    );
+
+    let errors = console_errors(&browser, &[]).await;
+    assert!(errors.is_empty(), "the browser's console: {errors:#?}");
+    browser.close().await.unwrap();
+    platform.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_bundle_shows_its_error_in_its_own_panel_and_the_other_modules_keep_working() {
     let _turn = ONE_AT_A_TIME.lock().await;

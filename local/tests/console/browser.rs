@@ -329,6 +329,8 @@ async fn a_signed_in_tenant_admin_sees_its_modules_and_creates_invoices_with_eac
     );
     screenshot(&browser, "financial-1440").await;
     assert!(!overflows(&browser).await, "wider than 1440 px");
+    let faint = low_contrast(&browser).await;
+    assert!(faint.is_empty(), "below WCAG AA contrast: {faint:#?}");
     browser.set_window_size(375, 812).await.unwrap();
     text_of(&browser, "tr[data-invoice=\"ACME-1\"]").await;
     screenshot(&browser, "financial-375").await;
@@ -398,6 +400,8 @@ async fn a_tenant_admin_sets_a_companys_tax_rate_in_the_form_an_invalid_one_refu
     rate.send_keys("7").await.unwrap();
     click(&browser, ".config-form button[type=submit]").await;
     wait_for_text(&browser, "[data-problem-for=tax_rate]", "must be at most 1").await;
+    let faint = low_contrast(&browser).await;
+    assert!(faint.is_empty(), "below WCAG AA contrast: {faint:#?}");
     assert_eq!(
         rate.attr("aria-invalid").await.unwrap().as_deref(),
         Some("true")
@@ -462,6 +466,41 @@ async fn a_platform_operator_sees_each_installed_module_its_version_and_its_inst
     assert!(errors.is_empty(), "the browser's console: {errors:#?}");
     browser.close().await.unwrap();
     platform.stop().await;
+}
+
+/// The page's text whose contrast with its background is below WCAG AA (4.5:1, or 3:1 for
+/// large text), as `text: ratio`.
+async fn low_contrast(browser: &Client) -> Vec<String> {
+    let script = r#"
+        const channel = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+        const rgb = (text) => (text.match(/[\d.]+/g) || []).map(Number);
+        const luminance = ([r, g, b]) => 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+        const background = (e) => {
+            for (; e; e = e.parentElement) {
+                const c = rgb(getComputedStyle(e).backgroundColor);
+                if (c.length === 3 || (c.length === 4 && c[3] === 1)) return c.slice(0, 3);
+            }
+            return [255, 255, 255];
+        };
+        const found = [];
+        for (const e of document.querySelectorAll('body *')) {
+            const own = [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim());
+            if (!own || !e.getClientRects().length) continue;
+            const style = getComputedStyle(e);
+            const a = luminance(rgb(style.color)), b = luminance(background(e));
+            const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+            const size = parseFloat(style.fontSize), bold = Number(style.fontWeight) >= 700;
+            const large = size >= 24 || (bold && size >= 18.66);
+            if (ratio < (large ? 3 : 4.5)) found.push(`${e.textContent.trim().slice(0, 40)}: ${ratio.toFixed(2)}`);
+        }
+        return found;"#;
+    let answer = browser.execute(script, vec![]).await.unwrap();
+    answer
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// Presses `key` in the element that has the focus.

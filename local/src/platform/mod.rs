@@ -29,6 +29,7 @@ use plinth_registry::store::embedded::EmbeddedStore;
 use plinth_registry::{App, Identity, Ports, Settings};
 use tokio::net::TcpListener;
 
+use crate::console::Console;
 use crate::gateway::Gateway;
 
 pub use demo::{DemoReport, demo_token};
@@ -78,6 +79,7 @@ pub struct Running {
     local_bus: Option<Arc<LocalBus>>,
     listener: Option<TcpListener>,
     secret: String,
+    data_dir: PathBuf,
 }
 
 impl std::fmt::Debug for Running {
@@ -266,6 +268,7 @@ pub async fn start(options: &Options) -> Result<Running> {
         local_bus: adapters.local_bus,
         listener: Some(listener),
         secret,
+        data_dir: options.data_dir.clone(),
     })
 }
 
@@ -372,7 +375,13 @@ impl Running {
         let mut workers = Vec::new();
         for index in 0..gateway_threads() {
             let listener = listener.try_clone()?;
-            let gateway = Gateway::of(&self.app);
+            let console = Console::new(
+                Arc::clone(&self.app.plane),
+                &self.secret,
+                &format!("http://{}", self.addr),
+                self.data_dir.clone(),
+            );
+            let gateway = Gateway::of_with(&self.app, console.router());
             let mut stopped = stopped.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("plinth-gateway-{index}"))
@@ -419,6 +428,7 @@ impl Running {
         Demo {
             app: self.app.clone(),
             secret: self.secret.clone(),
+            data_dir: self.data_dir.clone(),
         }
     }
 }
@@ -428,11 +438,12 @@ impl Running {
 pub struct Demo {
     app: App,
     secret: String,
+    data_dir: PathBuf,
 }
 
 impl Demo {
     /// Publishes, installs and enables the example modules for tenant `acme`.
     pub async fn run(&self, examples: &Path) -> Result<DemoReport> {
-        demo::run(&self.app, examples, &self.secret).await
+        demo::run(&self.app, examples, &self.secret, &self.data_dir).await
     }
 }

@@ -29,6 +29,7 @@ use crate::rbac::Rbac;
 use crate::reach::{Reach, Reaches};
 use crate::store::Store;
 use crate::tenancy::Tenancy;
+use crate::usage::{Prices, Usage};
 
 /// The adapters a platform runs on. [`Ports::new`] is the one place they are assembled:
 /// what it does not name runs nothing (every module resource is refused, as in the AWS
@@ -135,6 +136,8 @@ pub struct Settings {
     /// `install::InstallSettings::redeploy_on_resume`: `plinth up`, whose backends and rules
     /// end with its process.
     pub redeploy_on_resume: bool,
+    /// Each tier's prices, for usage's bill estimates (`usage::Prices`).
+    pub prices: Prices,
 }
 
 impl Default for Settings {
@@ -145,6 +148,7 @@ impl Default for Settings {
             rate_limit_scale: 1,
             sweep: SweepPolicy::default(),
             redeploy_on_resume: false,
+            prices: Prices::default(),
         }
     }
 }
@@ -172,6 +176,8 @@ pub struct ControlPlane {
     pub rbac: Arc<Rbac>,
     pub audit: Arc<Audit>,
     pub module_events: Arc<ModuleEvents>,
+    /// Usage metering: the meter the gateway counts into, its flushes, the reports.
+    pub usage: Arc<Usage>,
     /// Undelivered events, when this platform keeps them (one machine).
     pub dead_letters: Option<Arc<dyn DeadLetterQueue>>,
     pub identity: Identity,
@@ -243,6 +249,7 @@ impl ControlPlane {
             Arc::clone(&installations),
             Arc::clone(&config),
         ));
+        let usage = Arc::new(Usage::new(Arc::clone(&store), settings.prices.clone()));
         let installer = Arc::new(Installer::new(
             InstallerPorts {
                 deployer,
@@ -278,6 +285,7 @@ impl ControlPlane {
             rbac,
             audit: Arc::new(Audit::new(store)),
             module_events,
+            usage,
             dead_letters,
             identity,
             settings,

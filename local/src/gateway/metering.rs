@@ -5,6 +5,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -32,6 +33,8 @@ pub(super) fn count(shard: Option<&Shard>, decision: &impl Forward, served: &Ser
 pub(super) struct Tally {
     pub(super) tenant: String,
     pub(super) module: String,
+    /// The request body's bytes as they are passed on (for a chunked upload's length).
+    pub(super) uploaded: Option<Arc<AtomicU64>>,
 }
 
 impl Tally {
@@ -39,6 +42,7 @@ impl Tally {
         decision.tenant().map(|tenant| Self {
             tenant: tenant.to_owned(),
             module: decision.module().to_owned(),
+            uploaded: None,
         })
     }
 }
@@ -94,7 +98,12 @@ impl<B> Drop for Metered<B> {
     fn drop(&mut self) {
         if let Some(mut pending) = self.count.take() {
             pending.served.latency = pending.started.elapsed();
-            let Tally { tenant, module } = &pending.tally;
+            if pending.served.request_bytes == 0
+                && let Some(uploaded) = &pending.tally.uploaded
+            {
+                pending.served.request_bytes = uploaded.load(Ordering::Relaxed);
+            }
+            let Tally { tenant, module, .. } = &pending.tally;
             pending.shard.served(tenant, module, &pending.served);
         }
     }

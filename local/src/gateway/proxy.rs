@@ -315,6 +315,9 @@ where
     }
     tracing::debug!(module = allowed.module(), "forward");
     let (body, fault) = ClientBody::new(body, body_timeout);
+    if let Some(tally) = tally.as_mut() {
+        tally.uploaded = Some(body.received());
+    }
     let response = link
         .send(&upstream, Request::from_parts(parts, body))
         .await

@@ -6,10 +6,11 @@
 //! API, delivered by the bus) count into the meter's shared shard. [`Meter::take`] empties
 //! every shard for a flush.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::sketch::LatencySketch;
@@ -80,8 +81,9 @@ pub struct UsageKey {
     pub hour: i64,
 }
 
-/// tenant → module → counts, for one hour; looked up by `&str`, so counting allocates only
-/// for a tenant's or module's first request of the hour.
+/// tenant → module → counts, for one hour; looked up by `&str` (foldhash: the names are the
+/// platform's, not an attacker's choice of keys), so counting allocates only for a tenant's or
+/// module's first request of the hour.
 type ByTenant = HashMap<String, HashMap<String, Counts>>;
 
 /// One thread's counts since the last flush.
@@ -112,13 +114,13 @@ impl Shard {
         let at = match hours.iter().position(|(h, _)| *h == hour) {
             Some(at) => at,
             None => {
-                hours.push((hour, ByTenant::new()));
+                hours.push((hour, ByTenant::default()));
                 hours.len() - 1
             }
         };
         let tenants = &mut hours[at].1;
         if !tenants.contains_key(tenant) {
-            tenants.insert(tenant.to_owned(), HashMap::new());
+            tenants.insert(tenant.to_owned(), HashMap::default());
         }
         let modules = tenants.get_mut(tenant).expect("inserted above");
         if !modules.contains_key(module) {

@@ -12,6 +12,9 @@
 //!   across threads, flushes and hours, each percentile within 1 %;
 //! - [`Usage::report`] (`report.rs`): a period's figures by hour or day, per tenant, with the
 //!   bill estimate of the tenant's tier ([`Prices`], `prices.rs`).
+//!
+//! A flush adds to counters with versioned writes of its own, not through `changes`: it is no
+//! change anyone audits, and it makes nothing cached stale.
 
 mod meter;
 mod prices;
@@ -57,7 +60,7 @@ fn partition(tenant: &str) -> String {
 
 /// `2026-12-07T08`: sorts as time does.
 fn hour_sort_key(hour: i64) -> String {
-    hour_text(hour)[..13].to_owned()
+    hour_text(hour).get(..13).unwrap_or_default().to_owned()
 }
 
 /// One (tenant, module, hour) as stored.

@@ -88,6 +88,9 @@ impl Period {
         if from > to {
             return Err(Error::field("from", "is after `to`"));
         }
+        if hour_text(to).is_empty() {
+            return Err(Error::field("to", "is past the year 9999"));
+        }
         if to - from > granularity.max_hours() {
             let (most, unit) = match granularity {
                 Granularity::Hour => (31, "days by hour"),
@@ -331,5 +334,7 @@ mod tests {
         assert!(long.to_string().contains("at most 31 days"), "{long}");
         let bad = Period::parse(None, None, Some("week"), now).unwrap_err();
         assert_eq!(field_of(&bad), "granularity");
+        let far = Period::parse(Some("9999-12-31"), Some("9999-12-31"), None, now).unwrap_err();
+        assert_eq!(field_of(&far), "to");
     }
 }

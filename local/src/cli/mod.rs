@@ -172,7 +172,7 @@ pub fn run_with(mut cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Exit 
         Command::Audit(args) => audit::run(args, out, err),
         Command::Key(args) => key::run(args, out, err),
         Command::DeadLetter(args) => dead_letter::run(args, out, err),
-        Command::Usage(args) => usage::run(args, out, err),
+        Command::Usage(args) => usage::run(&args, out, err),
         Command::Token(args) => token::run(&args, out, err),
     };
     result.unwrap_or_else(|error| {

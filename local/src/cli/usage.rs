@@ -56,8 +56,8 @@ fn path(args: &UsageArgs) -> String {
     path
 }
 
-pub(super) fn run(args: UsageArgs, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Exit> {
-    let path = path(&args);
+pub(super) fn run(args: &UsageArgs, out: &mut dyn Write, err: &mut dyn Write) -> io::Result<Exit> {
+    let path = path(args);
     if !args.csv {
         return client::show(&args.target, &path, out, err, human);
     }

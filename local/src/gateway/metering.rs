@@ -9,11 +9,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::http::{HeaderMap, header};
+use axum::body::Body;
+use axum::http::{HeaderMap, Response, StatusCode, header};
+use axum::response::IntoResponse;
+use http_body_util::Either;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use plinth_registry::App;
 use plinth_registry::gateway::Forward;
 use plinth_registry::usage::{Served, Shard};
+
+use super::body::NotForwarded;
 
 /// A new shard of `app`'s meter for one gateway thread, unless `PLINTH_METERING` is `off`.
 pub(super) fn shard(app: &App) -> Option<Arc<Shard>> {
@@ -54,6 +59,40 @@ pub(super) fn request_bytes(headers: &HeaderMap) -> u64 {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// The answer to a module request on hyper's path: the backend's, its body counted as it is
+/// sent, or the gateway's refusal — counted too when the decision had let the request
+/// through (`tally`: a backend that failed, a client body that broke).
+pub(super) fn answer<B>(
+    forwarded: Result<Response<B>, NotForwarded>,
+    meter: Option<&Arc<Shard>>,
+    tally: Option<Tally>,
+    request_bytes: u64,
+    started: Instant,
+) -> Response<Either<Metered<B>, Body>> {
+    let served = |status: StatusCode| Served {
+        status: status.as_u16(),
+        request_bytes,
+        ..Served::default()
+    };
+    match forwarded {
+        Ok(response) => {
+            let served = served(response.status());
+            response.map(|body| Either::Left(Metered::new(body, meter, tally, served, started)))
+        }
+        Err(refused) => {
+            let response = refused.into_response();
+            drop(Metered::new(
+                (),
+                meter,
+                tally,
+                served(response.status()),
+                started,
+            ));
+            response.map(Either::Right)
+        }
+    }
 }
 
 /// A response body on hyper's path, counting its bytes; the request is counted when the body

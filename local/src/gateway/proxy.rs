@@ -221,11 +221,7 @@ impl<D: Decide> hyper::service::Service<Request<Incoming>> for ClientConnection<
             return Box::pin(async move {
                 let (started, mut tally) = (std::time::Instant::now(), None);
                 let timeout = gateway.body_timeout;
-                let mut served = plinth_registry::usage::Served {
-                    request_bytes: super::metering::request_bytes(request.headers()),
-                    ..Default::default()
-                };
-                let meter = gateway.meter.as_ref();
+                let request_bytes = super::metering::request_bytes(request.headers());
                 let forwarded = forward(
                     &*gateway.decide,
                     &link,
@@ -233,21 +229,16 @@ impl<D: Decide> hyper::service::Service<Request<Incoming>> for ClientConnection<
                     timeout,
                     request,
                     &mut tally,
-                );
-                Ok(match forwarded.await {
-                    Ok(response) => {
-                        served.status = response.status().as_u16();
-                        response.map(|body| {
-                            Either::Left(Metered::new(body, meter, tally, served, started))
-                        })
-                    }
-                    Err(refused) => {
-                        let response = refused.into_response();
-                        served.status = response.status().as_u16();
-                        drop(Metered::new((), meter, tally, served, started));
-                        response.map(Either::Right)
-                    }
-                })
+                )
+                .await;
+                let meter = gateway.meter.as_ref();
+                Ok(super::metering::answer(
+                    forwarded,
+                    meter,
+                    tally,
+                    request_bytes,
+                    started,
+                ))
             });
         }
         let api = self.gateway.api.clone();

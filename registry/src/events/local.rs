@@ -94,7 +94,10 @@ struct Worker {
 
 /// What a bus tells of each event delivered: the tenant it is about, the module it reached.
 #[derive(Clone)]
-pub struct Delivered(pub Arc<dyn Fn(&str, &ModuleName) + Send + Sync>);
+pub struct Delivered(pub Arc<OnDelivered>);
+
+/// Called with the tenant and the module of an event delivered.
+pub type OnDelivered = dyn Fn(&str, &ModuleName) + Send + Sync;
 
 impl fmt::Debug for Delivered {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

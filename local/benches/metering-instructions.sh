@@ -62,12 +62,21 @@ count() {
   kill "$pid"; wait "$pid" 2>/dev/null || true
   echo "$((total / REQUESTS))"
 }
-on=$(count on)
-off=$(count off)
-echo "callgrind, $REQUESTS requests over 4 keep-alive connections, $(uname -m)"
-echo
-echo "| gateway | instructions per request |"
-echo "| --- | ---: |"
-echo "| metering on | $on |"
-echo "| metering off | $off |"
-python3 -c "print(f'\nmetering costs {($on - $off) / $off * 100:.1f} % more instructions per request')"
+# Alternating order (on off, then off on, …): a platform started later is no longer favoured.
+ROUNDS="${ROUNDS:-2}"
+for round in $(seq 1 "$ROUNDS"); do
+  if [ $((round % 2)) = 1 ]; then order="on off"; else order="off on"; fi
+  for mode in $order; do echo "$round $mode $(count "$mode")" >> "$work/rows"; done
+done
+echo "callgrind, $REQUESTS requests over 4 keep-alive connections, $ROUNDS rounds, $(uname -m)"
+python3 - "$work/rows" <<'PY'
+import statistics, sys
+rows = [line.split() for line in open(sys.argv[1])]
+print("\n| round | gateway | instructions per request |")
+print("| ---: | --- | ---: |")
+for n, mode, count in rows:
+    print(f"| {n} | metering {mode} | {int(count):,} |")
+on = statistics.median(int(c) for _, m, c in rows if m == "on")
+off = statistics.median(int(c) for _, m, c in rows if m == "off")
+print(f"\nmedian: on {on:,.0f}, off {off:,.0f}; metering costs {(on - off) / off * 100:+.1f} % instructions per request")
+PY

@@ -89,6 +89,7 @@ cost = 1 - statistics.median(ratios)
 print(f"\non/off throughput per round: {', '.join(f'{x:.3f}' for x in ratios)}; "
       f"median {statistics.median(ratios):.3f} (metering costs {cost * 100:.1f} %)")
 sent = sum(int(by[n, "metering on"][5]) for n in rounds)
-print(f"metered: {sys.argv[2]} requests for wrk's {sent:,} completed + 1 (bench_module's); "
-      f"the unmetered gateway: {sys.argv[3]}")
+print(f"metered: {int(sys.argv[2]):,} requests; wrk completed {sent:,}, plus bench_module's 1 and "
+      f"those in flight when each wrk run ended (at most {len(rounds)} × connections); "
+      f"the unmetered gateway counted {sys.argv[3]}")
 PY

@@ -119,14 +119,13 @@ impl Shard {
             }
         };
         let tenants = &mut hours[at].1;
-        if !tenants.contains_key(tenant) {
-            tenants.insert(tenant.to_owned(), HashMap::default());
+        // The usual case, a tenant and module already counted this hour: two lookups.
+        if let Some(counts) = tenants.get_mut(tenant).and_then(|m| m.get_mut(module)) {
+            count(counts);
+            return;
         }
-        let modules = tenants.get_mut(tenant).expect("inserted above");
-        if !modules.contains_key(module) {
-            modules.insert(module.to_owned(), Counts::default());
-        }
-        count(modules.get_mut(module).expect("inserted above"));
+        let modules = tenants.entry(tenant.to_owned()).or_default();
+        count(modules.entry(module.to_owned()).or_default());
     }
 
     fn drain_into(&self, into: &mut BTreeMap<UsageKey, Counts>) {

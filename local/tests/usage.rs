@@ -445,6 +445,38 @@ async fn usage_matches_a_known_load_sent_through_the_gateway_and_prices_it() {
         );
     }
     assert_eq!(tenant["tier"], "basic");
+    // `plinth usage` prints the same figures, as a table or the API's CSV.
+    let cli = |extra: &[&str]| {
+        let output = Command::new(plinth_bin())
+            .args([
+                "usage",
+                "--tenant",
+                "acme",
+                "--granularity",
+                "hour",
+                "--url",
+                &api.url,
+                "--token",
+                &admin,
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let table = cli(&[]);
+    assert!(
+        table.contains("meter") && table.contains(&expected.requests.to_string()),
+        "{table}"
+    );
+    assert!(table.contains("USD"), "{table}");
+    let csv = cli(&["--csv"]);
+    assert!(
+        csv.starts_with("tenant,tier,period,module,requests"),
+        "{csv}"
+    );
+    assert!(csv.contains(",basic,") && csv.contains(",meter,"), "{csv}");
     let bill = &tenant["bill"];
     // basic: 2.00 per million requests, 0.10 per GB, 0.05 per thousand events (6 of them).
     let requests = expected.requests as f64 * 2.0 / 1e6;

@@ -118,6 +118,52 @@ mod tests {
         assert_eq!(request.identity_source.map(|s| s.len()).unwrap_or(0), 0);
     }
 
+    /// Finding of the identity issue: each warm authorizer instance kept its own token
+    /// buckets, so a tenant got up to n× its tier's rate. With shared limits (AWS's default),
+    /// two instances admit a free tenant's 20 requests a second together; each alone would
+    /// admit its whole burst of 40.
+    #[tokio::test]
+    async fn a_tenants_rate_limit_holds_across_authorizer_instances() {
+        for shared in [true, false] {
+            let mut kit = Kit::with_settings(plinth_registry::Settings {
+                public_url: "http://127.0.0.1:1".into(),
+                shared_rate_limits: shared,
+                ..plinth_registry::Settings::default()
+            });
+            kit.installed_and_enabled().await;
+            let instances = [kit.app.clone(), kit.another_instance()];
+            let alice = token("alice", Some("acme"), Some("acme-de"), &[]);
+            let unix = || {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            };
+            let started = unix();
+            let mut allowed = 0;
+            let mut refused = None;
+            for n in 0..80 {
+                let response = authorize(
+                    &instances[n % 2],
+                    request(Some(&alice), "/api/v1/financial/status"),
+                )
+                .await;
+                if response.is_authorized {
+                    allowed += 1;
+                } else {
+                    refused = Some(response.context.reason);
+                }
+            }
+            let seconds = unix() - started + 1;
+            if shared {
+                assert!(allowed <= 20 * seconds, "{allowed} allowed in {seconds} s");
+                let reason = refused.unwrap_or_default();
+                assert!(reason.contains("rate limit"), "{reason}");
+            } else {
+                assert_eq!(allowed, 80, "each instance's own burst of 40: {refused:?}");
+            }
+        }
+    }
+
     #[tokio::test]
     async fn an_enabled_tenant_is_allowed_with_a_signed_context() {
         let mut kit = Kit::new();

@@ -58,13 +58,43 @@ pub struct Kit {
     pub bus: Arc<LocalBus>,
     pub router: Router,
     backend: Option<tokio::task::JoinHandle<()>>,
+    store: EmbeddedStore,
+    settings: Settings,
     _dir: TempDir,
 }
 
 impl Kit {
     pub fn new() -> Self {
+        Self::with_settings(Settings {
+            public_url: "http://127.0.0.1:1".into(),
+            ..Settings::default()
+        })
+    }
+
+    /// A platform with these settings.
+    pub fn with_settings(settings: Settings) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path().join("plinth.redb")).unwrap();
+        let (app, bus) = Self::app_over(store.clone(), settings.clone());
+        let router = app.api();
+        Self {
+            app,
+            bus,
+            router,
+            backend: None,
+            store,
+            settings,
+            _dir: dir,
+        }
+    }
+
+    /// Another process of the same platform (on AWS: another warm instance of a function),
+    /// over the same store.
+    pub fn another_instance(&self) -> App {
+        Self::app_over(self.store.clone(), self.settings.clone()).0
+    }
+
+    fn app_over(store: EmbeddedStore, settings: Settings) -> (App, Arc<LocalBus>) {
         let bus = Arc::new(LocalBus::default());
         let unconfigured = || Err(DeployError("not configured in tests".into()));
         let ports = Ports::new(
@@ -86,19 +116,7 @@ impl Kit {
             tokens: TokenVerifier::hs256(SECRET, None, None).unwrap(),
             context: Arc::new(ContextSigner::generate().unwrap()),
         };
-        let settings = Settings {
-            public_url: "http://127.0.0.1:1".into(),
-            ..Settings::default()
-        };
-        let app = App::build(ports, identity, settings);
-        let router = app.api();
-        Self {
-            app,
-            bus,
-            router,
-            backend: None,
-            _dir: dir,
-        }
+        (App::build(ports, identity, settings), bus)
     }
 
     pub async fn call(

@@ -135,6 +135,7 @@ async fn app_with(
         public_url: env("PLINTH_URL").unwrap_or_default(),
         event_bus: Some(bus_name),
         sweep: sweep_policy()?,
+        shared_rate_limits: shared_rate_limits()?,
         ..Settings::default()
     };
     let secrets = PlatformSecrets::new(&sdk);
@@ -143,6 +144,17 @@ async fn app_with(
         context: Arc::new(context_signer(needs.context_key, &secrets).await?),
     };
     Ok(App::build(ports, identity, settings))
+}
+
+/// Whether tenants' rate limits are shared by every warm instance through the table
+/// (`PLINTH_SHARED_RATE_LIMITS`, `true` unless set to `false`): without it each instance
+/// admits a tenant's whole rate on its own.
+fn shared_rate_limits() -> Result<bool> {
+    match env("PLINTH_SHARED_RATE_LIMITS").as_deref() {
+        None | Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => bail!("PLINTH_SHARED_RATE_LIMITS is `{other}`: say true or false"),
+    }
 }
 
 /// The sweep's deadline and attempts, from `PLINTH_SWEEP_*` (defaults where unset).

@@ -5,6 +5,8 @@
 
 #[cfg(feature = "platform")]
 pub mod cli;
+#[cfg(feature = "platform")]
+pub mod console;
 pub mod gateway;
 #[cfg(feature = "platform")]
 pub mod platform;

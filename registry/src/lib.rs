@@ -39,6 +39,7 @@ pub mod instances;
 pub mod module_events;
 pub mod plane;
 pub mod queue;
+pub mod rate_budget;
 pub mod rbac;
 pub mod reach;
 pub mod store;

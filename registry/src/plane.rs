@@ -25,6 +25,7 @@ use crate::installation::Installations;
 use crate::instances::Instances;
 use crate::module_events::ModuleEvents;
 use crate::queue::InstallQueue;
+use crate::rate_budget::RateBudget;
 use crate::rbac::Rbac;
 use crate::reach::{Reach, Reaches};
 use crate::store::Store;
@@ -138,6 +139,9 @@ pub struct Settings {
     pub redeploy_on_resume: bool,
     /// Each tier's prices, for usage's bill estimates (`usage::Prices`).
     pub prices: Prices,
+    /// Whether tenants' rate limits hold across processes ([`RateBudget`]): on AWS, where
+    /// every warm authorizer instance decides on its own (`PLINTH_SHARED_RATE_LIMITS`).
+    pub shared_rate_limits: bool,
 }
 
 impl Default for Settings {
@@ -149,6 +153,7 @@ impl Default for Settings {
             sweep: SweepPolicy::default(),
             redeploy_on_resume: false,
             prices: Prices::default(),
+            shared_rate_limits: false,
         }
     }
 }
@@ -180,6 +185,9 @@ pub struct ControlPlane {
     pub usage: Arc<Usage>,
     /// Undelivered events, when this platform keeps them (one machine).
     pub dead_letters: Option<Arc<dyn DeadLetterQueue>>,
+    /// Tenants' budgets of requests per second shared by every process, when
+    /// [`Settings::shared_rate_limits`].
+    pub rate_budget: Option<Arc<RateBudget>>,
     pub identity: Identity,
     pub settings: Settings,
     changes: Arc<Changes>,
@@ -283,6 +291,9 @@ impl ControlPlane {
             enablement,
             config,
             rbac,
+            rate_budget: settings
+                .shared_rate_limits
+                .then(|| Arc::new(RateBudget::new(Arc::clone(&store)))),
             audit: Arc::new(Audit::new(store)),
             module_events,
             usage,

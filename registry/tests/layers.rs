@@ -31,6 +31,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             "install",
             "module_events",
             "usage",
+            "rate_budget",
             "plane",
         ],
     ),

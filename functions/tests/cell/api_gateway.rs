@@ -4,8 +4,10 @@
 //! - the routes: `GET /api/v1/tenants/{tenant}/modules/{module}/config` → config resolver;
 //!   the registry API's platform routes → registry API; any other `/api/v1/{proxy+}` (module
 //!   routes) → the `plinth` REQUEST authorizer (payload 2.0, simple responses, identity
-//!   sources `Authorization`, method and path), then the registry API with
-//!   `X-Plinth-Context` overwritten by `$context.authorizer.context`;
+//!   sources `Authorization`, method and path), then, with `X-Plinth-Context` overwritten by
+//!   `$context.authorizer.context`, the module's integration as the installer creates it: a
+//!   Lambda module's function (`AWS_PROXY`), an ECS module's task through the VPC link
+//!   (`HTTP_PROXY`; a running container of the `Containers` shim), else the registry API;
 //! - the request as an HTTP API payload 2.0 event, the function's answer back as a response.
 //!
 //! It does not cache authorizer decisions, throttle or log access.
@@ -198,9 +200,26 @@ impl ApiGateway<'_> {
         event["headers"]["x-plinth-context"] = context;
         event["requestContext"]["authorizer"] =
             json!({"lambda": decided.payload["context"].clone()});
+        let module = proxy.split('/').next().unwrap_or_default();
+        let answer = if let Some(endpoint) = self
+            .cell
+            .containers
+            .as_ref()
+            .and_then(|containers| containers.endpoint_of(&format!("plinth-{module}")))
+        {
+            forward(&endpoint, request, path, query, &event["headers"]).await
+        } else if let Some(invoked) = self
+            .cell
+            .invoke_module(&format!("plinth-{module}"), &event)
+            .await
+        {
+            answer_of(module, invoked)
+        } else {
+            self.integrate(REGISTRY_API, &event).await
+        };
         Response {
             authorizer: Some(decided.payload),
-            ..self.integrate(REGISTRY_API, &event).await
+            ..answer
         }
     }
 
@@ -211,6 +230,52 @@ impl ApiGateway<'_> {
             eprintln!("{}", self.cell.log(function));
         }
         answer_of(function, invoked)
+    }
+}
+
+/// An `HTTP_PROXY` integration through the VPC link: the request, its headers as the
+/// integration sends them (`X-Plinth-Context` overwritten), to the task at `endpoint`.
+async fn forward(
+    endpoint: &str,
+    request: &Request,
+    path: &str,
+    query: &str,
+    headers: &Value,
+) -> Response {
+    let url = if query.is_empty() {
+        format!("{endpoint}{path}")
+    } else {
+        format!("{endpoint}{path}?{query}")
+    };
+    let method = reqwest::Method::from_bytes(request.method.as_bytes()).expect("a method");
+    let mut sent = reqwest::Client::new()
+        .request(method, &url)
+        .timeout(std::time::Duration::from_secs(30));
+    for (name, value) in headers.as_object().into_iter().flatten() {
+        if name != "host"
+            && let Some(value) = value.as_str()
+        {
+            sent = sent.header(name.as_str(), value);
+        }
+    }
+    if let Some(body) = &request.body {
+        sent = sent.body(body.to_string());
+    }
+    let Ok(answer) = sent.send().await else {
+        return gateway_answer(503, "Service Unavailable");
+    };
+    let status = answer.status().as_u16();
+    let headers = answer
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), Value::from(v.to_str().ok()?))))
+        .collect();
+    let body = answer.text().await.unwrap_or_default();
+    Response {
+        status,
+        headers,
+        body,
+        authorizer: None,
     }
 }
 

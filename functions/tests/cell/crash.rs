@@ -75,7 +75,7 @@ async fn installed_once(api: &ApiGateway<'_>, users: &Users, installed: &Value, 
     let rules = names(installed, "rules");
     assert!(!rules.is_empty(), "{at}: {installed}");
     assert_eq!(
-        module_rules(api.cell).await,
+        module_rules(api.cell, "financial").await,
         rules,
         "{at}: the rules on the bus"
     );
@@ -106,7 +106,7 @@ async fn uninstalled_to_nothing(api: &ApiGateway<'_>, users: &Users, installed: 
         "{at}: the function is left after the uninstall"
     );
     assert_eq!(
-        module_rules(api.cell).await,
+        module_rules(api.cell, "financial").await,
         Vec::<String>::new(),
         "{at}: rules left"
     );

@@ -13,8 +13,12 @@
 #[allow(dead_code)]
 mod lambda_emulator;
 
+#[path = "../../../registry/tests/support/ecs_cluster.rs"]
+mod ecs_cluster;
+
 mod api_gateway;
 mod bus_to_lambda;
+mod containers;
 mod crash;
 mod dynamo_tap;
 mod lambda_front;
@@ -27,7 +31,10 @@ use plinth_registry::identity::{Claims, mint_token};
 use serde_json::{Value, json};
 
 use api_gateway::{ApiGateway, Request, Response};
-use platform::{Cell, ECR_EVENTS, FINANCIAL_FUNCTION, HEALTH_CHECKER, INSTALLER};
+use platform::{
+    Cell, ECR_EVENTS, FINANCIAL_FUNCTION, HEALTH_CHECKER, INSTALLER, NOTIFICATIONS_REPOSITORY,
+    REGISTRY_API,
+};
 
 /// A user's token, signed with the JWT secret read back from Secrets Manager.
 fn token(
@@ -47,13 +54,37 @@ fn token(
     mint_token(secret.as_bytes(), &claims).expect("a token")
 }
 
-fn financial() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/financial/manifest.json"
+fn example(name: &str) -> Value {
+    let path = format!(
+        "{}/../examples/{name}/manifest.json",
+        env!("CARGO_MANIFEST_DIR")
     );
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).expect("the manifest is JSON")
+}
+
+fn financial() -> Value {
+    example("financial")
+}
+
+/// The notifications example as an ECS module: the same binary, packaged as a container
+/// (a `microservice` backend on the default port), its `invoice-paid` subscription filling
+/// the module's queue.
+fn notifications_on_ecs() -> Value {
+    let mut manifest = example("notifications");
+    manifest["backend"] = json!({
+        "type": "microservice",
+        "runtime": "rust",
+        "framework": "axum",
+        "entry_point": "notifications",
+        "image": format!("{NOTIFICATIONS_REPOSITORY}:1.0.0"),
+        "cpu": 256,
+        "memory": 512,
+        "health_check": "/health",
+        "api_prefix": "/api/v1/notifications",
+        "env": {"RUST_LOG": "info"}
+    });
+    manifest
 }
 
 fn expect(response: &Response, status: u16, what: &str) {
@@ -95,15 +126,21 @@ async fn installation_reaches(
 /// Asks the registry API to install financial 1.2.0 and waits until the installer function
 /// (on the bus's event) has it installed.
 async fn install_financial(api: &ApiGateway<'_>, users: &Users) -> Value {
+    install(api, users, "financial", "1.2.0").await
+}
+
+/// Asks the registry API to install `module` at `version` and waits until the installer
+/// function (on the bus's event) has it installed.
+async fn install(api: &ApiGateway<'_>, users: &Users, module: &str, version: &str) -> Value {
     let requested = api
         .send(
-            Request::new("POST", "/api/v1/modules/financial/install")
+            Request::new("POST", &format!("/api/v1/modules/{module}/install"))
                 .bearer(&users.operator)
-                .json(json!({"version": "1.2.0"})),
+                .json(json!({"version": version})),
         )
         .await;
-    expect(&requested, 202, "install financial");
-    installation_reaches(api, users, "financial", "installed").await
+    expect(&requested, 202, &format!("install {module}"));
+    installation_reaches(api, users, module, "installed").await
 }
 
 /// Runs one step of the scenario and says how long it took (`--nocapture` shows it).
@@ -118,6 +155,8 @@ struct Users {
     operator: String,
     admin: String,
     alice: String,
+    /// A tenant admin of acme working in company acme-de.
+    clerk: String,
     stranger: String,
 }
 
@@ -127,6 +166,13 @@ impl Users {
             operator: token(secret, "ops", None, None, &["platform:admin"]),
             admin: token(secret, "boss", Some("acme"), None, &["tenant:admin"]),
             alice: token(secret, "alice", Some("acme"), Some("acme-de"), &[]),
+            clerk: token(
+                secret,
+                "bob",
+                Some("acme"),
+                Some("acme-de"),
+                &["tenant:admin"],
+            ),
             stranger: token(secret, "eve", Some("globex"), None, &["tenant:admin"]),
         }
     }
@@ -164,8 +210,10 @@ async fn the_platform_runs_as_lambda_runs_it() {
     timed("config", config_with_etag(&api, &users)).await;
     timed("authorizer", authorizer_decides(&api, &users)).await;
     timed("health", health_follows_the_module(&api, &users)).await;
+    timed("ecs module", ecs_module_gets_its_events(&api, &users)).await;
     timed("upgrade", upgrade_and_rollback(&api, &users)).await;
     timed("uninstall", uninstall_leaves_nothing(&api, &users)).await;
+    timed("ecs uninstall", ecs_uninstall_leaves_nothing(&api, &users)).await;
 
     eprintln!(
         "the cell took {:.1} s (financial's function was invoked {} times)",
@@ -375,10 +423,11 @@ async fn authorizer_decides(api: &ApiGateway<'_>, users: &Users) {
 /// `dev.plinth.manifest`, base64, as docs/images.md has buildx write it), and puts ECR's
 /// "ECR Image Action" on the default bus (moto's ECR announces nothing), where it reaches the
 /// ECR events function by its rule `plinth-{stage}-ecr-push`. Gives back the image's digest.
-async fn push_image(api: &ApiGateway<'_>, version: &str) -> String {
+async fn push_image(api: &ApiGateway<'_>, manifest: &Value, version: &str) -> String {
     let sdk = &api.cell.sdk;
-    // The repository financial's published versions name: a push elsewhere publishes nothing.
-    let repository = "plinth-financial";
+    // The repository the module's published versions name: a push elsewhere publishes nothing.
+    let repository = format!("plinth-{}", manifest["name"].as_str().unwrap_or_default());
+    let repository = repository.as_str();
     let created = aws_sdk_ecr::Client::new(sdk)
         .create_repository()
         .repository_name(repository)
@@ -390,7 +439,7 @@ async fn push_image(api: &ApiGateway<'_>, version: &str) -> String {
             .is_some_and(aws_sdk_ecr::operation::create_repository::CreateRepositoryError::is_repository_already_exists_exception);
         assert!(exists, "create the module's repository: {e:?}");
     }
-    let mut next = financial();
+    let mut next = manifest.clone();
     next["version"] = version.into();
     next["backend"]["image"] = format!("{repository}:{version}").into();
     let mut image = registry_fixture("oci-image-manifest-annotated.json");
@@ -451,14 +500,14 @@ async fn publish_the_first_version(api: &ApiGateway<'_>, users: &Users) {
         )
         .await;
     expect(&published, 201, "publish financial");
-    let digest = push_image(api, "1.2.0").await;
-    version_published(api, users, "1.2.0", &digest).await;
+    let digest = push_image(api, &financial(), "1.2.0").await;
+    version_published(api, users, "financial", "1.2.0", &digest).await;
 }
 
 /// A next version of financial pushed to ECR is published by the ECR events function.
 async fn pushed_image_publishes(api: &ApiGateway<'_>, users: &Users, version: &str) {
-    let digest = push_image(api, version).await;
-    let published = version_published(api, users, version, &digest).await;
+    let digest = push_image(api, &financial(), version).await;
+    let published = version_published(api, users, "financial", version, &digest).await;
     // `ecr:{account}/{repository}`: moto's account is 123456789012, LocalStack's 000000000000.
     let by = published["published_by"].as_str().unwrap_or_default();
     assert!(
@@ -472,17 +521,19 @@ async fn pushed_image_publishes(api: &ApiGateway<'_>, users: &Users, version: &s
 async fn version_published(
     api: &ApiGateway<'_>,
     users: &Users,
+    module: &str,
     version: &str,
     digest: &str,
 ) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let path = format!("/api/v1/modules/{module}/versions");
     loop {
         let versions = api
-            .send(Request::new("GET", "/api/v1/modules/financial/versions").bearer(&users.operator))
+            .send(Request::new("GET", &path).bearer(&users.operator))
             .await;
         // 404 until the first version is published.
         if versions.status != 404 {
-            expect(&versions, 200, "financial's versions");
+            expect(&versions, 200, &format!("{module}'s versions"));
         }
         let found = versions
             .json()
@@ -647,7 +698,7 @@ async fn uninstall_leaves_nothing(api: &ApiGateway<'_>, users: &Users) {
     let (rules, tables) = (names(&installed, "rules"), names(&installed, "tables"));
     assert!(!rules.is_empty() && !tables.is_empty(), "{installed}");
     assert_eq!(
-        module_rules(api.cell).await,
+        module_rules(api.cell, "financial").await,
         rules,
         "financial's rules on the bus"
     );
@@ -676,7 +727,7 @@ async fn uninstall_leaves_nothing(api: &ApiGateway<'_>, users: &Users) {
     installation_reaches(api, users, "financial", "uninstalled").await;
 
     assert_eq!(
-        module_rules(api.cell).await,
+        module_rules(api.cell, "financial").await,
         Vec::<String>::new(),
         "rules left"
     );
@@ -727,12 +778,12 @@ async fn uninstall_leaves_nothing(api: &ApiGateway<'_>, users: &Users) {
     expect(&with_key, 401, "a key of the uninstalled module");
 }
 
-/// The rules of module financial on the platform's bus (`plinth-financial-…`), by name.
-async fn module_rules(cell: &Cell) -> Vec<String> {
+/// The rules of `module` on the platform's bus (`plinth-{module}-…`), by name.
+async fn module_rules(cell: &Cell, module: &str) -> Vec<String> {
     let listed = aws_sdk_eventbridge::Client::new(&cell.sdk)
         .list_rules()
         .event_bus_name(&cell.bus)
-        .name_prefix("plinth-financial-")
+        .name_prefix(format!("plinth-{module}-"))
         .send()
         .await
         .expect("list the bus's rules");
@@ -780,4 +831,193 @@ fn registry_fixture(name: &str) -> Value {
     );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The ECS module: notifications published and its image pushed, installed by the installer
+/// function as an ECS service (its tasks run by the `Containers` shim); a paid invoice of
+/// financial — the Lambda module — goes on the platform's bus, EventBridge puts it in
+/// notifications' queue (its rule's SQS target, as moto delivers it), the SDK's consumer in the
+/// container handles it, and the notification it made is read through the authorizer and the
+/// registry API, which reach the task at its private address.
+async fn ecs_module_gets_its_events(api: &ApiGateway<'_>, users: &Users) {
+    let Some(containers) = &api.cell.containers else {
+        eprintln!("cell: no ECS module on this emulator");
+        return;
+    };
+    let manifest = notifications_on_ecs();
+    let published = api
+        .send(
+            Request::new("POST", "/api/v1/modules")
+                .bearer(&users.operator)
+                .json(manifest.clone()),
+        )
+        .await;
+    expect(&published, 201, "publish notifications as an ECS module");
+    let digest = push_image(api, &manifest, "1.0.0").await;
+    version_published(api, users, "notifications", "1.0.0", &digest).await;
+    let installed = install(api, users, "notifications", "1.0.0").await;
+    let services = ecs_services(api.cell, "plinth-notifications").await;
+    assert_eq!(services, ["ACTIVE"], "notifications' service: {installed}");
+    assert_eq!(
+        event_queues(api.cell, "notifications").await,
+        [
+            "plinth-notifications-events",
+            "plinth-notifications-events-dlq"
+        ],
+        "notifications' queue and its dead-letter queue"
+    );
+    let enabled = api
+        .send(
+            Request::new("PUT", "/api/v1/tenants/acme/modules/notifications")
+                .bearer(&users.admin)
+                .json(json!({})),
+        )
+        .await;
+    expect(&enabled, 200, "enable notifications for acme");
+
+    let invoice = api
+        .send(
+            Request::new("POST", "/api/v1/financial/invoices")
+                .bearer(&users.clerk)
+                .json(json!({"customer": "Globex", "amount": 100})),
+        )
+        .await;
+    expect(&invoice, 201, "an invoice of acme-de");
+    let invoice = invoice.json();
+    let number = invoice["number"].as_str().unwrap_or_default().to_owned();
+    let paid = api
+        .send(
+            Request::new(
+                "POST",
+                &format!("/api/v1/financial/invoices/{number}/payments"),
+            )
+            .bearer(&users.clerk)
+            .json(json!({"amount": invoice["total"]})),
+        )
+        .await;
+    expect(&paid, 200, "the invoice paid in full");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let sent = api
+            .send(Request::new("GET", "/api/v1/notifications/sent").bearer(&users.admin))
+            .await;
+        if sent.status == 200 && sent.body.contains(&number) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the paid invoice {number} made no notification: GET /sent answered {} {}\n\
+             the container's output:\n{}\nthe registry API's log:\n{}",
+            sent.status,
+            sent.body,
+            containers.log(NOTIFICATIONS_REPOSITORY),
+            api.cell.log(REGISTRY_API)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Uninstalling notifications, dropping its data, leaves nothing of it on the emulator: no
+/// service, no active task definition, no queue, no rule, no role, no secret; and its
+/// container stops.
+async fn ecs_uninstall_leaves_nothing(api: &ApiGateway<'_>, users: &Users) {
+    let Some(containers) = &api.cell.containers else {
+        return;
+    };
+    let asked = api
+        .send(
+            Request::new(
+                "DELETE",
+                "/api/v1/modules/notifications/installation?drop_data=true",
+            )
+            .bearer(&users.operator),
+        )
+        .await;
+    expect(
+        &asked,
+        202,
+        "uninstall notifications, dropping its data (its queues)",
+    );
+    installation_reaches(api, users, "notifications", "uninstalled").await;
+    let cell = api.cell;
+    assert_eq!(
+        ecs_services(cell, "plinth-notifications").await,
+        Vec::<String>::new(),
+        "services left"
+    );
+    let definitions = aws_sdk_ecs::Client::new(&cell.sdk)
+        .list_task_definitions()
+        .family_prefix("plinth-notifications")
+        .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+        .send()
+        .await
+        .expect("list task definitions");
+    assert_eq!(
+        definitions.task_definition_arns(),
+        Vec::<String>::new(),
+        "active task definitions left"
+    );
+    assert_eq!(
+        event_queues(cell, "notifications").await,
+        Vec::<String>::new(),
+        "queues left"
+    );
+    assert_eq!(
+        module_rules(cell, "notifications").await,
+        Vec::<String>::new(),
+        "rules left"
+    );
+    let role = aws_sdk_iam::Client::new(&cell.sdk)
+        .get_role()
+        .role_name("plinth-module-notifications")
+        .send()
+        .await;
+    assert!(role.is_err(), "notifications' role is left: {role:?}");
+    let secret = aws_sdk_secretsmanager::Client::new(&cell.sdk)
+        .describe_secret()
+        .secret_id("plinth/module/notifications/api-key")
+        .send()
+        .await;
+    assert!(secret.is_err(), "notifications' secret is left: {secret:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while containers.running() > 0 {
+        assert!(Instant::now() < deadline, "a container still runs");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The status of each service named `name` in the cell's cluster that is not gone.
+async fn ecs_services(cell: &Cell, name: &str) -> Vec<String> {
+    let described = aws_sdk_ecs::Client::new(&cell.sdk)
+        .describe_services()
+        .cluster(&cell.cluster)
+        .services(name)
+        .send()
+        .await
+        .expect("describe services");
+    described
+        .services()
+        .iter()
+        .filter_map(|s| s.status())
+        .filter(|status| *status != "INACTIVE")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The names of the SQS queues of `module` (`plinth-{module}-…`).
+async fn event_queues(cell: &Cell, module: &str) -> Vec<String> {
+    let listed = aws_sdk_sqs::Client::new(&cell.sdk)
+        .list_queues()
+        .queue_name_prefix(format!("plinth-{module}-"))
+        .send()
+        .await
+        .expect("list queues");
+    let mut names: Vec<String> = listed
+        .queue_urls()
+        .iter()
+        .filter_map(|url| url.rsplit('/').next().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
 }

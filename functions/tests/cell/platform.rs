@@ -1,7 +1,8 @@
 //! The platform as template.yaml deploys it, on moto: the table, the bus and the two secrets,
 //! the function binaries started as Lambda runs them (cargo-lambda's runtime emulator), each
 //! with the environment the template gives it, and the template's rules that target them
-//! (delivered by the `BusToLambda` shim).
+//! (delivered by the `BusToLambda` shim); the ECS cluster modules' services run on, their
+//! tasks run by the `Containers` shim.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,7 +14,9 @@ use serde_json::{Value, json};
 
 use crate::api_gateway::serve_platform_routes;
 use crate::bus_to_lambda::{BusToLambda, Rule};
+use crate::containers::{Containers, Image};
 use crate::dynamo_tap::DynamoTap;
+use crate::ecs_cluster::ecs_config;
 use crate::lambda_emulator::{Function, LambdaEmulator, cargo_lambda, workspace_binary};
 use crate::lambda_front::{LambdaFront, ModuleFunction};
 
@@ -30,6 +33,9 @@ pub const HEALTH_CHECKER: &str = "plinth-cell-health-checker";
 
 /// The Lambda module's function as the installer names it (`plinth-{module}`).
 pub const FINANCIAL_FUNCTION: &str = "plinth-financial";
+/// The ECS module's image repository (`plinth-{module}`): the notifications example, as a
+/// container.
+pub const NOTIFICATIONS_REPOSITORY: &str = "plinth-notifications";
 
 /// What one invocation gives back: the Invoke API's status and the function's answer.
 #[derive(Debug)]
@@ -111,8 +117,28 @@ pub struct Cell {
     /// The installer's DynamoDB endpoint: armed, it kills the installer's process right
     /// after a saga step is stored, and starts a new one (the crash drill).
     pub tap: DynamoTap,
+    /// The cluster ECS modules run in (`PLINTH_ECS_CLUSTER`).
+    pub cluster: String,
+    /// The ECS modules' tasks, as processes; `None` off moto (LocalStack), where the cell
+    /// has no ECS module.
+    pub containers: Option<Containers>,
+    /// Invokes modules' functions as API Gateway's Lambda integrations do (through the
+    /// `LambdaFront`).
+    modules: Invoker,
     invoker: Invoker,
     lambda: Arc<Mutex<LambdaEmulator>>,
+}
+
+/// Whether the emulator is moto (it has the `/moto-api/` dashboard): the ECS shims use
+/// moto's own levers.
+async fn on_moto() -> bool {
+    let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") else {
+        return false;
+    };
+    let url = format!("{}/moto-api/", endpoint.trim_end_matches('/'));
+    reqwest::get(&url)
+        .await
+        .is_ok_and(|answer| answer.status().is_success())
 }
 
 /// Whether both emulators are configured: without them the cell skips, except under CI.
@@ -169,6 +195,24 @@ impl Cell {
         )
         .await;
         let boundary = permissions_boundary(&sdk, &stage).await;
+        let ecs = if on_moto().await {
+            Some(ecs_config(&sdk, &stage).await)
+        } else {
+            eprintln!(
+                "{test}: the emulator is not moto: no ECS module (the cell runs its tasks with \
+                 shims of moto's ECS)"
+            );
+            None
+        };
+        let (cluster, subnets, groups, execution_role) =
+            ecs.as_ref().map_or_else(Default::default, |ecs| {
+                (
+                    ecs.cluster.clone(),
+                    ecs.subnets.join(","),
+                    ecs.security_groups.join(","),
+                    ecs.execution_role_arn.clone(),
+                )
+            });
         let front_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("a port for the Lambda front");
@@ -201,6 +245,10 @@ impl Cell {
             context_arn: &context_key_arn,
             boundary: &boundary,
             lambda_front: &front_url,
+            ecs_cluster: &cluster,
+            ecs_subnets: &subnets,
+            ecs_security_groups: &groups,
+            ecs_execution_role: &execution_role,
         };
         let (lambda, installer_spec) = start_functions(&stack, test).await?;
         let endpoint = lambda.endpoint.clone();
@@ -249,8 +297,16 @@ impl Cell {
             http: invoker.http.clone(),
             killed: invoker.killed.clone(),
         };
-        rules.follow_module_rules(&sdk, &bus, through_the_front);
+        rules.follow_module_rules(&sdk, &bus, through_the_front.clone());
         let platform_routes = serve_platform_routes(platform_listener, invoker.clone());
+        let images = vec![Image {
+            repository: NOTIFICATIONS_REPOSITORY.to_owned(),
+            binary: workspace_binary("plinth-example-notifications", "notifications"),
+        }];
+        let containers = match &ecs {
+            Some(ecs) => Some(Containers::start(&sdk, ecs, images, aws_env()).await),
+            None => None,
+        };
         Some(Self {
             sdk,
             bus,
@@ -260,6 +316,9 @@ impl Cell {
             front,
             platform_routes,
             tap,
+            cluster,
+            containers,
+            modules: through_the_front,
             invoker,
             lambda,
         })
@@ -270,6 +329,21 @@ impl Cell {
         match self.invoker.invoke(name, payload).await {
             Ok(invoked) => invoked,
             Err(e) => panic!("invoke {name}: {e}\n{name}'s log:\n{}", self.log(name)),
+        }
+    }
+
+    /// Invokes a module's function (`plinth-{module}`), as an `AWS_PROXY` integration does;
+    /// `None` when moto has no such function (the module is not on Lambda).
+    pub async fn invoke_module(&self, function: &str, payload: &Value) -> Option<Invoked> {
+        aws_sdk_lambda::Client::new(&self.sdk)
+            .get_function()
+            .function_name(function)
+            .send()
+            .await
+            .ok()?;
+        match self.modules.invoke(function, payload).await {
+            Ok(invoked) => Some(invoked),
+            Err(e) => panic!("invoke {function}: {e}"),
         }
     }
 
@@ -394,6 +468,10 @@ struct Stack<'a> {
     boundary: &'a str,
     /// `AWS_ENDPOINT_URL_LAMBDA`: the `LambdaFront` shim.
     lambda_front: &'a str,
+    ecs_cluster: &'a str,
+    ecs_subnets: &'a str,
+    ecs_security_groups: &'a str,
+    ecs_execution_role: &'a str,
 }
 
 /// Where function `binary` is: cargo-lambda's build, as `sam build` makes it
@@ -441,9 +519,15 @@ async fn start_functions(stack: &Stack<'_>, test: &str) -> Option<(LambdaEmulato
     ];
     let context = [("PLINTH_CONTEXT_KEY_ARN", stack.context_arn)];
     // InstallDeadlineSeconds' default; Lambda modules as the template deploys them (no
-    // package bucket: the cell's module is an image); no ECS or API Gateway settings yet.
+    // package bucket: the cell's module is an image); ECS modules in the cell's cluster,
+    // looked at every second; no API Gateway settings (the `ApiGateway` shim routes).
     let installer = [
         ("PLINTH_URL", stack.platform_url),
+        ("PLINTH_ECS_CLUSTER", stack.ecs_cluster),
+        ("PLINTH_ECS_SUBNETS", stack.ecs_subnets),
+        ("PLINTH_ECS_SECURITY_GROUPS", stack.ecs_security_groups),
+        ("PLINTH_ECS_EXECUTION_ROLE", stack.ecs_execution_role),
+        ("PLINTH_ECS_POLL_SECONDS", "1"),
         ("PLINTH_SWEEP_AFTER_SECS", "5400"),
         ("PLINTH_LAMBDA_ARCHITECTURE", "x86_64"),
         ("PLINTH_LAMBDA_MAX_CONCURRENCY", "10"),

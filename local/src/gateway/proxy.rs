@@ -103,13 +103,22 @@ impl Gateway<Authorizer> {
     /// module requests, its API answers the rest; a client may pause mid-body for
     /// `PLINTH_GATEWAY_BODY_TIMEOUT_SECS` (default [`BODY_TIMEOUT`]).
     pub fn of(app: &App) -> Arc<Self> {
+        Self::of_with(app, Router::new())
+    }
+
+    /// The same, with `beside` answering the paths the platform API does not take (the
+    /// console's); module requests never reach it.
+    pub fn of_with(app: &App, beside: Router) -> Arc<Self> {
         let body_timeout = std::env::var("PLINTH_GATEWAY_BODY_TIMEOUT_SECS")
             .ok()
             .and_then(|secs| secs.parse::<u64>().ok())
             .filter(|secs| *secs > 0)
             .map_or(BODY_TIMEOUT, Duration::from_secs);
-        let mut gateway =
-            Self::with_body_timeout(Arc::clone(&app.authorizer), app.api(), body_timeout);
+        let mut gateway = Self::with_body_timeout(
+            Arc::clone(&app.authorizer),
+            app.api().merge(beside),
+            body_timeout,
+        );
         if let Some(gateway) = Arc::get_mut(&mut gateway) {
             gateway.meter = super::metering::shard(app);
         }

@@ -55,8 +55,8 @@ fn object(value: Value) -> Map<String, Value> {
     }
 }
 
-/// The example manifests, in an order where required modules come first.
-fn example_manifests(examples: &Path) -> Result<Vec<Value>> {
+/// The example manifests and their folders, in an order where required modules come first.
+fn example_manifests(examples: &Path) -> Result<Vec<(Value, std::path::PathBuf)>> {
     let mut manifests = Vec::new();
     let entries = std::fs::read_dir(examples)
         .with_context(|| format!("cannot read {}", examples.display()))?;
@@ -65,7 +65,7 @@ fn example_manifests(examples: &Path) -> Result<Vec<Value>> {
         if let Ok(text) = std::fs::read_to_string(&path) {
             let manifest: Value = serde_json::from_str(&text)
                 .with_context(|| format!("{} is not JSON", path.display()))?;
-            manifests.push(manifest);
+            manifests.push((manifest, entry.path()));
         }
     }
     let requires = |m: &Value| {
@@ -73,7 +73,7 @@ fn example_manifests(examples: &Path) -> Result<Vec<Value>> {
             .as_array()
             .map_or(0, Vec::len)
     };
-    manifests.sort_by_key(|m| {
+    manifests.sort_by_key(|(m, _)| {
         (
             requires(m),
             m["name"].as_str().unwrap_or_default().to_owned(),
@@ -82,11 +82,19 @@ fn example_manifests(examples: &Path) -> Result<Vec<Value>> {
     Ok(manifests)
 }
 
-pub(super) async fn run(app: &App, examples: &Path, secret: &str) -> Result<DemoReport> {
+pub(super) async fn run(
+    app: &App,
+    examples: &Path,
+    secret: &str,
+    data_dir: &Path,
+) -> Result<DemoReport> {
     let platform = &app.plane;
     let operator = operator();
     let mut modules = Vec::new();
-    for manifest in example_manifests(examples)? {
+    for (manifest, folder) in example_manifests(examples)? {
+        // The console serves each module's frontend from the data directory.
+        crate::console::stage_bundle(data_dir, &folder, &manifest)
+            .with_context(|| format!("staging {}'s frontend", folder.display()))?;
         let name = ModuleName::parse(manifest["name"].as_str().unwrap_or_default())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         platform

@@ -30,6 +30,7 @@ use plinth_registry::usage::{self, Prices};
 use plinth_registry::{App, Identity, Ports, Settings};
 use tokio::net::TcpListener;
 
+use crate::console::Console;
 use crate::gateway::Gateway;
 
 pub use demo::{DemoReport, demo_token};
@@ -75,6 +76,7 @@ pub struct Running {
     local_bus: Option<Arc<LocalBus>>,
     listener: Option<TcpListener>,
     secret: String,
+    data_dir: PathBuf,
 }
 
 impl std::fmt::Debug for Running {
@@ -263,6 +265,7 @@ pub async fn start(options: &Options) -> Result<Running> {
         local_bus: adapters.local_bus,
         listener: Some(listener),
         secret,
+        data_dir: options.data_dir.clone(),
     })
 }
 
@@ -389,7 +392,13 @@ impl Running {
         let mut workers = Vec::new();
         for index in 0..gateway_threads() {
             let listener = listener.try_clone()?;
-            let gateway = Gateway::of(&self.app);
+            let console = Console::new(
+                Arc::clone(&self.app.plane),
+                &self.secret,
+                &format!("http://{}", self.addr),
+                self.data_dir.clone(),
+            );
+            let gateway = Gateway::of_with(&self.app, console.router());
             let mut stopped = stopped.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("plinth-gateway-{index}"))
@@ -441,6 +450,7 @@ impl Running {
         Demo {
             app: self.app.clone(),
             secret: self.secret.clone(),
+            data_dir: self.data_dir.clone(),
         }
     }
 }
@@ -450,11 +460,12 @@ impl Running {
 pub struct Demo {
     app: App,
     secret: String,
+    data_dir: PathBuf,
 }
 
 impl Demo {
     /// Publishes, installs and enables the example modules for tenant `acme`.
     pub async fn run(&self, examples: &Path) -> Result<DemoReport> {
-        demo::run(&self.app, examples, &self.secret).await
+        demo::run(&self.app, examples, &self.secret, &self.data_dir).await
     }
 }

@@ -376,6 +376,11 @@ impl Authorizer {
             }));
         }
         pass.limit.check(pass.tenant.as_str())?;
+        if let Some(budget) = &self.plane.rate_budget {
+            budget
+                .take(pass.tenant.as_str(), pass.limit.per_second())
+                .await?;
+        }
         let upstream = pick(&pass.routes.healthy).ok_or_else(|| {
             Error::unavailable(format!(
                 "{module} has no healthy instance; try again shortly"

@@ -27,10 +27,17 @@ pub const fn quota_of(tier: Tier) -> (u32, u32) {
 #[derive(Debug)]
 pub struct TenantLimit {
     tier: Tier,
+    /// The tier's rate, requests per second.
+    per_second: u32,
     limiter: DefaultDirectRateLimiter,
 }
 
 impl TenantLimit {
+    /// The tier's rate, requests per second.
+    pub fn per_second(&self) -> u32 {
+        self.per_second
+    }
+
     /// Takes a token, or says when to retry (a 429).
     pub fn check(&self, tenant: &str) -> Result<()> {
         self.limiter.check().map_err(|not_until| {
@@ -49,7 +56,8 @@ impl TenantLimit {
 /// The buckets of every tenant seen, by tier quota.
 #[derive(Debug)]
 pub struct RateLimits {
-    quotas: Vec<(Tier, Quota)>,
+    /// Each tier's quota and its rate per second.
+    quotas: Vec<(Tier, Quota, u32)>,
     tenants: RwLock<HashMap<String, Arc<TenantLimit>>>,
 }
 
@@ -68,7 +76,11 @@ impl RateLimits {
                 let (per_second, burst) = quota(*tier);
                 let per_second = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
                 let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
-                (*tier, Quota::per_second(per_second).allow_burst(burst))
+                (
+                    *tier,
+                    Quota::per_second(per_second).allow_burst(burst),
+                    per_second.get(),
+                )
             })
             .collect();
         Self {
@@ -85,13 +97,13 @@ impl RateLimits {
         {
             return Arc::clone(limit);
         }
-        let quota = self
-            .quotas
-            .iter()
-            .find(|(t, _)| *t == tier)
-            .map_or_else(|| Quota::per_second(NonZeroU32::MAX), |(_, q)| *q);
+        let (quota, per_second) = self.quotas.iter().find(|(t, _, _)| *t == tier).map_or_else(
+            || (Quota::per_second(NonZeroU32::MAX), u32::MAX),
+            |(_, q, rate)| (*q, *rate),
+        );
         let fresh = Arc::new(TenantLimit {
             tier,
+            per_second,
             limiter: RateLimiter::direct(quota),
         });
         match self.tenants.write() {

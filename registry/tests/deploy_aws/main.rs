@@ -6,6 +6,9 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+#[path = "../support/ecs_cluster.rs"]
+mod ecs_cluster;
+
 mod ecr_events;
 mod ecr_publish;
 mod ecs;

@@ -194,3 +194,95 @@ mod round_trips {
         );
     }
 }
+
+/// Tenants' rate budgets (`plinth_registry::rate_budget`) shared through each store: four
+/// processes — on AWS, four warm authorizer instances — hammering one basic-tier tenant
+/// (100 requests a second) admit at most 100 in any second together, and not much less.
+mod rate_budget {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use plinth_registry::aws;
+    use plinth_registry::rate_budget::{RateBudget, batch_of};
+    use plinth_registry::store::Store;
+    use plinth_registry::store::dynamodb::DynamoStore;
+
+    const RATE: u32 = 100;
+    const INSTANCES: usize = 4;
+
+    /// Admitted requests by second, four budgets taking as fast as they can for three
+    /// whole seconds.
+    async fn hammer(stores: Vec<Arc<dyn Store>>) -> BTreeMap<i64, u32> {
+        let admitted = Arc::new(Mutex::new(BTreeMap::<i64, u32>::new()));
+        let tenant = format!("t{}", std::process::id());
+        // Start on a second's boundary, so that the three seconds are whole.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        tokio::time::sleep(Duration::from_nanos(
+            1_000_000_000 - u64::from(now.subsec_nanos()),
+        ))
+        .await;
+        let until = Instant::now() + Duration::from_secs(3);
+        let mut tasks = Vec::new();
+        for store in stores {
+            let (admitted, tenant) = (Arc::clone(&admitted), tenant.clone());
+            tasks.push(tokio::spawn(async move {
+                let budget = RateBudget::new(store);
+                while Instant::now() < until {
+                    let second = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                    if budget.take_at(&tenant, RATE, second).await.is_ok() {
+                        *admitted.lock().unwrap().entry(second).or_default() += 1;
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.expect("a process");
+        }
+        admitted.lock().unwrap().clone()
+    }
+
+    fn check(store: &str, admitted: &BTreeMap<i64, u32>) {
+        eprintln!(
+            "{store}: {INSTANCES} processes, {RATE}/s tenant, admitted by second: {admitted:?}"
+        );
+        assert!(admitted.len() >= 3, "{admitted:?}");
+        for (second, n) in admitted {
+            assert!(*n <= RATE, "{store}: {n} admitted in second {second}");
+        }
+        // A whole second in the middle: at most a batch per process left unused.
+        let floor = RATE - u32::try_from(INSTANCES).unwrap() * batch_of(RATE);
+        let middle = admitted.values().nth(1).copied().unwrap_or(0);
+        assert!(
+            middle >= floor,
+            "{store}: only {middle} admitted in a whole second"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_budgets_admit_the_tier_rate_across_processes() {
+        let (store, _dir) = crate::support::embedded();
+        let stores = (0..INSTANCES)
+            .map(|_| Arc::new(store.clone()) as Arc<dyn Store>)
+            .collect();
+        check("embedded", &hammer(stores).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dynamodb_budgets_admit_the_tier_rate_across_authorizer_instances() {
+        let Some(first) = crate::support::dynamo("rate_budget").await else {
+            return;
+        };
+        let config = aws::config_from_env().await;
+        let stores = (0..INSTANCES)
+            .map(|_| Arc::new(DynamoStore::new(&config, first.table())) as Arc<dyn Store>)
+            .collect();
+        check("dynamodb", &hammer(stores).await);
+    }
+}

@@ -1,0 +1,112 @@
+//! The console: the browser app `plinth up` serves at `/` (docs/console.md).
+//!
+//! - `assets.rs`: the shell's own files, embedded in the binary and served under a hash of
+//!   them all, with a year's cache;
+//! - `session.rs`: the development sign-in (the demo's users), whose token stays in an
+//!   `HttpOnly` cookie, and `/console/api/…`, which passes the shell's calls to the gateway
+//!   with that token;
+//! - `bundles.rs`: modules' frontends, staged in the data directory and served beside the
+//!   shell.
+//!
+//! The console's routes are merged into the platform API's router, which the gateway serves
+//! for every request that is not a module's: `/api/v1/*` and module routes are untouched.
+
+mod assets;
+mod bundles;
+mod session;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::routing::{any, get};
+use plinth_registry::plane::ControlPlane;
+
+pub use bundles::stage as stage_bundle;
+pub use session::COOKIE;
+
+/// The console's policy: scripts, styles, frames and calls from the console's own origin only
+/// (module bundles are served from it too), no inline script or style, never framed by
+/// another site.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
+    style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-src 'self'; \
+    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// What the console's handlers share.
+#[derive(Debug, Clone)]
+pub struct Console {
+    plane: Arc<ControlPlane>,
+    /// Signs the development sign-in's tokens (the platform's development secret).
+    secret: Arc<str>,
+    /// Where the gateway listens (`http://127.0.0.1:8080`): `/console/api/…` calls it.
+    gateway_url: Arc<str>,
+    /// `plinth up`'s data directory, where module bundles are staged.
+    data_dir: Arc<PathBuf>,
+    client: reqwest::Client,
+    assets: Arc<assets::Assets>,
+}
+
+impl Console {
+    /// The console of the platform `plane`, signing development sign-ins with `secret`,
+    /// calling the gateway at `gateway_url`, serving bundles staged in `data_dir`.
+    #[must_use]
+    pub fn new(
+        plane: Arc<ControlPlane>,
+        secret: &str,
+        gateway_url: &str,
+        data_dir: PathBuf,
+    ) -> Self {
+        Self {
+            plane,
+            secret: secret.into(),
+            gateway_url: gateway_url.trim_end_matches('/').into(),
+            data_dir: Arc::new(data_dir),
+            client: reqwest::Client::new(),
+            assets: Arc::new(assets::Assets::new()),
+        }
+    }
+
+    /// The hash in the shell's asset URLs (`/console/{version}/shell.js`).
+    #[must_use]
+    pub fn assets_version(&self) -> String {
+        self.assets.version().to_owned()
+    }
+
+    /// The console's routes: `/`, `/console/{version}/{file}`, `/console/session`,
+    /// `/console/api/{rest}` and `/console/bundles/{module}/{version}/{file}`.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/", get(assets::index))
+            .route(
+                "/console/session",
+                get(session::show)
+                    .post(session::sign_in)
+                    .delete(session::sign_out),
+            )
+            .route("/console/api/{*rest}", any(session::pass_through))
+            .route(
+                "/console/bundles/{module}/{version}/{*file}",
+                get(bundles::file),
+            )
+            .route("/console/{version}/{file}", get(assets::asset))
+            .with_state(self)
+    }
+}
+
+/// The headers every console page carries.
+fn security_headers(headers: &mut HeaderMap) {
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+}

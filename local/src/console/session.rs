@@ -1,0 +1,269 @@
+//! Development sign-in and the console's API pass-through (docs/console.md, "Sign-in").
+//!
+//! The signed-in user's token lives in one place: an `HttpOnly`, `SameSite=Strict` cookie
+//! scoped to `/console/`. No script of the shell or of a module bundle can read it, and no URL
+//! carries it. The shell calls the platform and modules' routes through
+//! `/console/api/…`, which adds the token as `Authorization: Bearer` and passes the request
+//! to the gateway as any client's: the same decision, limits and metering.
+//!
+//! Cross-site requests cannot use the cookie: it is `SameSite=Strict`, and every request that
+//! the cookie authorizes must also come from the console's own origin (`Sec-Fetch-Site:
+//! same-origin`, or a matching `Origin`), which a sandboxed module frame's is not.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use plinth_registry::Error;
+use plinth_registry::identity::{Claims, User, mint_token};
+use serde_json::{Value, json};
+
+use super::Console;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "plinth_console";
+
+/// How long a development sign-in lasts.
+const SESSION: Duration = Duration::from_secs(8 * 3600);
+
+/// A user the development sign-in offers: the demo's (`plinth up --demo`).
+struct DevUser {
+    id: &'static str,
+    label: &'static str,
+    tenant: Option<&'static str>,
+    company: Option<&'static str>,
+    companies: &'static [&'static str],
+    roles: &'static [&'static str],
+}
+
+const DEV_USERS: &[DevUser] = &[
+    DevUser {
+        id: "alice",
+        label: "Alice — ACME's tenant admin (ACME GmbH)",
+        tenant: Some("acme"),
+        company: Some("acme-de"),
+        companies: &["acme-de", "acme-us"],
+        roles: &["tenant:admin"],
+    },
+    DevUser {
+        id: "operator",
+        label: "Olivia — platform operator",
+        tenant: None,
+        company: None,
+        companies: &[],
+        roles: &["platform:admin"],
+    },
+];
+
+/// The fields a request to the platform through the console keeps.
+const PASSED_TO_GATEWAY: [HeaderName; 4] = [
+    header::CONTENT_TYPE,
+    header::ACCEPT,
+    header::IF_NONE_MATCH,
+    HeaderName::from_static("x-plinth-company"),
+];
+
+/// The fields a response keeps on its way back.
+const PASSED_BACK: [HeaderName; 3] = [header::CONTENT_TYPE, header::ETAG, header::LOCATION];
+
+/// `GET /console/session`: who is signed in (`user`, or `null`) and whom the development
+/// sign-in offers.
+pub(super) async fn show(State(console): State<Console>, headers: HeaderMap) -> Response {
+    let user = match session_token(&headers) {
+        Some(token) => console.plane.identity.tokens.verify(token).await.ok(),
+        None => None,
+    };
+    let users: Vec<Value> = DEV_USERS
+        .iter()
+        .map(|u| json!({"id": u.id, "label": u.label}))
+        .collect();
+    no_store(axum::Json(json!({
+        "user": user.as_ref().map(describe),
+        "development_users": users,
+    })))
+}
+
+/// `POST /console/session` `{"user": "alice"}`: signs in as one of the demo's users; the
+/// token goes into the cookie only.
+pub(super) async fn sign_in(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = same_origin(&headers) {
+        return refused.into_response();
+    }
+    let Ok(asked) = serde_json::from_slice::<Value>(&body) else {
+        return Error::BadRequest("the body must be JSON: {\"user\": \"alice\"}".into())
+            .into_response();
+    };
+    let id = asked["user"].as_str().unwrap_or_default();
+    let Some(dev) = DEV_USERS.iter().find(|u| u.id == id) else {
+        let offered: Vec<&str> = DEV_USERS.iter().map(|u| u.id).collect();
+        return Error::BadRequest(format!(
+            "user: {id:?} is not a development user (offered: {})",
+            offered.join(", ")
+        ))
+        .into_response();
+    };
+    let mut claims = Claims::user(dev.id, dev.tenant, dev.company, dev.roles, SESSION);
+    claims.company_ids = dev.companies.iter().map(|c| (*c).to_owned()).collect();
+    claims.iss = std::env::var("PLINTH_JWT_ISSUER").ok();
+    claims.aud = std::env::var("PLINTH_JWT_AUDIENCE").ok();
+    let token = match mint_token(console.secret.as_bytes(), &claims) {
+        Ok(token) => token,
+        Err(e) => return e.into_response(),
+    };
+    let user = match console.plane.identity.tokens.verify(&token).await {
+        Ok(user) => user,
+        Err(e) => return e.into_response(),
+    };
+    let cookie = format!(
+        "{COOKIE}={token}; Path=/console/; HttpOnly; SameSite=Strict; Max-Age={}",
+        SESSION.as_secs()
+    );
+    let mut response = no_store(axum::Json(json!({"user": describe(&user)})));
+    if let Ok(cookie) = HeaderValue::try_from(cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// `DELETE /console/session`: signs out (the cookie is dropped).
+pub(super) async fn sign_out(headers: HeaderMap) -> Response {
+    if let Err(refused) = same_origin(&headers) {
+        return refused.into_response();
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let gone = format!("{COOKIE}=; Path=/console/; HttpOnly; SameSite=Strict; Max-Age=0");
+    if let Ok(gone) = HeaderValue::try_from(gone) {
+        response.headers_mut().insert(header::SET_COOKIE, gone);
+    }
+    response
+}
+
+/// `/console/api/{rest}`: the request passed to the gateway's `/api/{rest}` with the
+/// session's token; the answer passed back as it came (status, type, body).
+pub(super) async fn pass_through(
+    State(console): State<Console>,
+    Path(rest): Path<String>,
+    RawQuery(query): RawQuery,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = same_origin(&headers) {
+        return refused.into_response();
+    }
+    let Some(token) = session_token(&headers) else {
+        return Error::Unauthorized("not signed in to the console".into()).into_response();
+    };
+    // The platform API's paths only: the token goes nowhere else, not even on this host.
+    if !rest.starts_with("v1/") || rest.split('/').any(|part| part == ".." || part == ".") {
+        return Error::NotFound(format!("no platform route /api/{rest}")).into_response();
+    }
+    let mut url = format!("{}/api/{rest}", console.gateway_url);
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(&query);
+    }
+    let mut request = console
+        .client
+        .request(method, url)
+        .bearer_auth(token)
+        .body(body);
+    for name in &PASSED_TO_GATEWAY {
+        if let Some(value) = headers.get(name) {
+            request = request.header(name, value);
+        }
+    }
+    let answer = match request.send().await {
+        Ok(answer) => answer,
+        Err(e) => {
+            return Error::BadGateway(format!("the gateway did not answer: {e}")).into_response();
+        }
+    };
+    let status = answer.status();
+    let mut kept = HeaderMap::new();
+    for name in &PASSED_BACK {
+        if let Some(value) = answer.headers().get(name) {
+            kept.insert(name, value.clone());
+        }
+    }
+    let body = match answer.bytes().await {
+        Ok(body) => body,
+        Err(e) => {
+            return Error::BadGateway(format!("the gateway's answer broke off: {e}"))
+                .into_response();
+        }
+    };
+    let mut response = (status, kept, body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The session cookie's token, if the request carries one.
+fn session_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, token)| token)
+        .filter(|token| !token.is_empty())
+}
+
+/// Refuses a request a browser says comes from another site or an opaque origin (a
+/// sandboxed frame): only the console's own pages may use the session. Clients that are not
+/// browsers send neither field, and carry no ambient cookie to abuse.
+fn same_origin(headers: &HeaderMap) -> Result<(), Error> {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return if site == "same-origin" {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "the console's session is for its own pages only (Sec-Fetch-Site: {})",
+                site.to_str().unwrap_or("?")
+            )))
+        };
+    }
+    match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
+        (None, _) => Ok(()),
+        (Some(origin), Some(host))
+            if origin.to_str().ok().and_then(|o| o.strip_prefix("http://"))
+                == host.to_str().ok() =>
+        {
+            Ok(())
+        }
+        (Some(origin), _) => Err(Error::Forbidden(format!(
+            "the console's session is for its own pages only (Origin: {})",
+            origin.to_str().unwrap_or("?")
+        ))),
+    }
+}
+
+/// A user as the shell shows them.
+fn describe(user: &User) -> Value {
+    json!({
+        "id": user.id.to_string(),
+        "tenant": user.tenant.as_ref().map(ToString::to_string),
+        "company": user.company.as_ref().map(ToString::to_string),
+        "companies": user.companies.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "platform_admin": user.roles.contains(&plinth_registry::identity::PlatformRole::PlatformAdmin),
+        "tenant_admin": user.roles.contains(&plinth_registry::identity::PlatformRole::TenantAdmin),
+    })
+}
+
+fn no_store(body: impl IntoResponse) -> Response {
+    let mut response = body.into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

@@ -1,0 +1,314 @@
+//! Rate limits that hold across processes.
+//!
+//! The gateway's token buckets (`gateway::rate`) live in one process. On one machine that is
+//! the whole platform; on AWS every warm authorizer instance has its own, so *n* instances
+//! would let a tenant through at *n* times its tier's rate. With a [`RateBudget`], an
+//! instance also takes each request from the tenant's budget for the current second, kept in
+//! the store: it leases a batch of requests at a time ([`batch_of`]: one conditional write per
+//! batch, not per request) from the item `RATE#{tenant}` / `{second}`, so that all instances
+//! together admit at most the tier's rate in any one second. What an instance leased and did
+//! not use in its second is lost: a tenant may get up to a batch per warm instance per second
+//! less than its rate, never more.
+//!
+//! When the store cannot be reached, a request is let through (logged), and so is every
+//! request for the next [`PAUSE_AFTER_FAILURE`] without asking the store again: the instance's
+//! own token bucket still holds each tenant to its tier's rate, and an outage of the table
+//! neither refuses nor slows every tenant's requests.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde_json::{Map, Value, json};
+
+use crate::error::{Error, Result};
+use crate::store::{Condition, Item, Key, Store, StoreError};
+
+/// How many times a lease is tried again when another instance wrote the same second's
+/// budget in between.
+const ATTEMPTS: usize = 8;
+/// How long a second's budget is kept (DynamoDB's TTL removes it later).
+const KEPT_SECONDS: i64 = 120;
+/// How long the budget is not asked after the store failed.
+pub const PAUSE_AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Requests leased at a time for a tier allowing `per_second`: a twentieth of it, at least one.
+#[must_use]
+pub const fn batch_of(per_second: u32) -> u32 {
+    let batch = per_second / 20;
+    if batch == 0 { 1 } else { batch }
+}
+
+/// Every tenant's budget for the current second, shared through the store.
+#[derive(Debug)]
+pub struct RateBudget {
+    store: Arc<dyn Store>,
+    /// What this process leased and has not used yet, by tenant.
+    leased: Mutex<HashMap<String, Leased>>,
+    /// Until when the store is not asked, after it failed.
+    paused_until: Mutex<Option<std::time::Instant>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Leased {
+    second: i64,
+    left: u32,
+}
+
+impl RateBudget {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            leased: Mutex::default(),
+            paused_until: Mutex::default(),
+        }
+    }
+
+    /// Takes one request from the tenant's budget of `per_second` for this second, or says
+    /// to retry in a second (a 429).
+    ///
+    /// # Errors
+    /// [`Error::TooManyRequests`] when the second's budget is spent (never for a store
+    /// failure: see the module's documentation).
+    pub async fn take(&self, tenant: &str, per_second: u32) -> Result<()> {
+        self.take_at(tenant, per_second, crate::store::now_unix())
+            .await
+    }
+
+    /// [`RateBudget::take`] in the given second (Unix seconds).
+    ///
+    /// # Errors
+    /// As [`RateBudget::take`].
+    pub async fn take_at(&self, tenant: &str, per_second: u32, second: i64) -> Result<()> {
+        if self.take_leased(tenant, second) || self.paused() {
+            return Ok(());
+        }
+        let granted = match self
+            .lease(tenant, second, batch_of(per_second), per_second)
+            .await
+        {
+            Ok(granted) => granted,
+            Err(error) => {
+                tracing::warn!(%tenant, %error, pause_secs = PAUSE_AFTER_FAILURE.as_secs(), "the shared rate budget cannot be read: requests go through on this instance's own limits meanwhile");
+                *self
+                    .paused_until
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) =
+                    Some(std::time::Instant::now() + PAUSE_AFTER_FAILURE);
+                return Ok(());
+            }
+        };
+        if granted == 0 {
+            return Err(Error::TooManyRequests {
+                detail: format!(
+                    "tenant {tenant} is over its rate limit of {per_second} requests a second; \
+                     retry shortly"
+                ),
+                retry_after_secs: 1,
+            });
+        }
+        let mut leased = self.leased.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = leased
+            .entry(tenant.to_owned())
+            .or_insert(Leased { second, left: 0 });
+        if entry.second != second {
+            *entry = Leased { second, left: 0 };
+        }
+        // One of the granted requests is this one.
+        entry.left += granted - 1;
+        Ok(())
+    }
+
+    fn paused(&self) -> bool {
+        let paused = self
+            .paused_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        paused.is_some_and(|until| std::time::Instant::now() < until)
+    }
+
+    fn take_leased(&self, tenant: &str, second: i64) -> bool {
+        let mut leased = self.leased.lock().unwrap_or_else(PoisonError::into_inner);
+        match leased.get_mut(tenant) {
+            Some(l) if l.second == second && l.left > 0 => {
+                l.left -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Adds up to `want` requests to the second's `used`, without passing `quota`; gives back
+    /// how many it added (0: the second's budget is spent).
+    async fn lease(&self, tenant: &str, second: i64, want: u32, quota: u32) -> Result<u32> {
+        let key = Key::new(format!("RATE#{tenant}"), second.to_string());
+        for _ in 0..ATTEMPTS {
+            let stored = self.store.get(&key).await?;
+            let used = stored
+                .as_ref()
+                .and_then(|item| item.data.get("used"))
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            let left = u64::from(quota).saturating_sub(used);
+            if left == 0 {
+                return Ok(0);
+            }
+            let granted = u32::try_from(left.min(u64::from(want))).unwrap_or(want);
+            let data = used_data(used + u64::from(granted));
+            let (item, condition) = match &stored {
+                Some(item) => item.next(data),
+                None => (Item::new(key.clone(), data), Condition::Absent),
+            };
+            match self
+                .store
+                .put(item.expiring_at(second + KEPT_SECONDS), condition)
+                .await
+            {
+                Ok(()) => return Ok(granted),
+                Err(StoreError::ConditionFailed { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // Every attempt lost to another instance: the budget is in heavy demand.
+        Ok(0)
+    }
+}
+
+fn used_data(used: u64) -> Map<String, Value> {
+    match json!({ "used": used }) {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::embedded::EmbeddedStore;
+
+    fn store() -> (tempfile::TempDir, Arc<dyn Store>) {
+        let dir = tempfile::tempdir().expect("a folder");
+        let store = EmbeddedStore::open(dir.path().join("plinth.redb")).expect("a store");
+        (dir, Arc::new(store))
+    }
+
+    #[test]
+    fn a_batch_is_a_twentieth_of_the_rate_and_at_least_one() {
+        assert_eq!(batch_of(20), 1);
+        assert_eq!(batch_of(100), 5);
+        assert_eq!(batch_of(5000), 250);
+        assert_eq!(batch_of(7), 1);
+    }
+
+    /// Three processes sharing a store admit, together, exactly the rate in one second, and
+    /// the rate again in the next.
+    #[tokio::test]
+    async fn processes_sharing_a_store_admit_the_rate_together_not_each() {
+        let (_dir, store) = store();
+        let processes: Vec<RateBudget> = (0..3).map(|_| RateBudget::new(store.clone())).collect();
+        let now = crate::store::now_unix();
+        for second in [now, now + 1] {
+            let mut admitted = 0;
+            for round in 0..60 {
+                if processes[round % 3]
+                    .take_at("acme", 20, second)
+                    .await
+                    .is_ok()
+                {
+                    admitted += 1;
+                }
+            }
+            assert_eq!(admitted, 20, "second {second}");
+        }
+        let refused = processes[0].take_at("acme", 20, now + 1).await;
+        assert!(
+            matches!(
+                refused,
+                Err(Error::TooManyRequests {
+                    retry_after_secs: 1,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        // Another tenant has its own budget.
+        assert!(processes[0].take_at("globex", 20, now + 1).await.is_ok());
+    }
+
+    /// A process leases a batch at a time: a premium tenant's 500 requests a second cost 20
+    /// writes, not 500.
+    #[tokio::test]
+    async fn a_process_leases_a_batch_at_a_time() {
+        let (_dir, store) = store();
+        let budget = RateBudget::new(store.clone());
+        let now = crate::store::now_unix();
+        for _ in 0..500 {
+            budget
+                .take_at("acme", 500, now)
+                .await
+                .expect("within the rate");
+        }
+        assert!(budget.take_at("acme", 500, now).await.is_err());
+        let item = store
+            .get(&Key::new("RATE#acme", now.to_string()))
+            .await
+            .expect("read")
+            .expect("the second's budget");
+        assert_eq!(item.data["used"], 500);
+        assert_eq!(item.version, 20, "one write per batch of 25");
+    }
+}
+
+#[cfg(test)]
+mod unavailable {
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::store::{Page, Query, StoreResult, Update, Write};
+
+    /// A store that cannot be reached, counting the reads it was asked for.
+    #[derive(Debug, Default)]
+    struct Down(std::sync::atomic::AtomicUsize);
+
+    fn down<T>() -> StoreResult<T> {
+        Err(StoreError::Unavailable("connection refused".into()))
+    }
+
+    #[async_trait]
+    impl Store for Down {
+        async fn get(&self, _: &Key) -> StoreResult<Option<Item>> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            down()
+        }
+        async fn put(&self, _: Item, _: Condition) -> StoreResult<()> {
+            down()
+        }
+        async fn update(&self, _: &Key, _: Update, _: Condition) -> StoreResult<Item> {
+            down()
+        }
+        async fn delete(&self, _: &Key, _: Condition) -> StoreResult<()> {
+            down()
+        }
+        async fn query(&self, _: &Query) -> StoreResult<Page> {
+            down()
+        }
+        async fn batch_get(&self, _: &[Key]) -> StoreResult<Vec<Item>> {
+            down()
+        }
+        async fn transact(&self, _: Vec<Write>) -> StoreResult<()> {
+            down()
+        }
+    }
+
+    /// An outage of the budget's table refuses no request and is asked once, not per
+    /// request: the instance's own bucket (the gateway's, checked before) still limits the
+    /// tenant meanwhile.
+    #[tokio::test]
+    async fn a_store_that_cannot_be_reached_lets_requests_through_without_asking_again() {
+        let store = Arc::new(Down::default());
+        let budget = RateBudget::new(store.clone());
+        for _ in 0..50 {
+            budget.take("acme", 20).await.expect("let through");
+        }
+        assert_eq!(store.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+}

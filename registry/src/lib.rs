@@ -6,7 +6,7 @@
 //! - ports and their adapters: [`store`], [`events`], [`deploy`], [`hooks`], [`queue`];
 //! - domain services, each holding the ports it uses: [`changes`] (the one write path),
 //!   [`catalog`], [`installation`], [`install`], [`instances`], [`api_keys`], [`tenancy`],
-//!   [`rbac`], [`config`], [`enablement`], [`module_events`], [`audit`], gathered in
+//!   [`rbac`], [`config`], [`enablement`], [`module_events`], [`audit`], [`usage`], gathered in
 //!   [`plane::ControlPlane`];
 //! - edges: [`api::router`] (the HTTP API, served by axum locally and by `lambda_http`) and
 //!   [`gateway::Authorizer`] (the gateway's decision on every module request);
@@ -44,6 +44,7 @@ pub mod rbac;
 pub mod reach;
 pub mod store;
 pub mod tenancy;
+pub mod usage;
 
 pub use app::App;
 pub use error::{Error, Result};

@@ -30,6 +30,7 @@ use crate::rbac::Rbac;
 use crate::reach::{Reach, Reaches};
 use crate::store::Store;
 use crate::tenancy::Tenancy;
+use crate::usage::{Prices, Usage};
 
 /// The adapters a platform runs on. [`Ports::new`] is the one place they are assembled:
 /// what it does not name runs nothing (every module resource is refused, as in the AWS
@@ -136,6 +137,8 @@ pub struct Settings {
     /// `install::InstallSettings::redeploy_on_resume`: `plinth up`, whose backends and rules
     /// end with its process.
     pub redeploy_on_resume: bool,
+    /// Each tier's prices, for usage's bill estimates (`usage::Prices`).
+    pub prices: Prices,
     /// Whether tenants' rate limits hold across processes ([`RateBudget`]): on AWS, where
     /// every warm authorizer instance decides on its own (`PLINTH_SHARED_RATE_LIMITS`).
     pub shared_rate_limits: bool,
@@ -149,6 +152,7 @@ impl Default for Settings {
             rate_limit_scale: 1,
             sweep: SweepPolicy::default(),
             redeploy_on_resume: false,
+            prices: Prices::default(),
             shared_rate_limits: false,
         }
     }
@@ -177,6 +181,8 @@ pub struct ControlPlane {
     pub rbac: Arc<Rbac>,
     pub audit: Arc<Audit>,
     pub module_events: Arc<ModuleEvents>,
+    /// Usage metering: the meter the gateway counts into, its flushes, the reports.
+    pub usage: Arc<Usage>,
     /// Undelivered events, when this platform keeps them (one machine).
     pub dead_letters: Option<Arc<dyn DeadLetterQueue>>,
     /// Tenants' budgets of requests per second shared by every process, when
@@ -251,6 +257,7 @@ impl ControlPlane {
             Arc::clone(&installations),
             Arc::clone(&config),
         ));
+        let usage = Arc::new(Usage::new(Arc::clone(&store), settings.prices.clone()));
         let installer = Arc::new(Installer::new(
             InstallerPorts {
                 deployer,
@@ -289,6 +296,7 @@ impl ControlPlane {
                 .then(|| Arc::new(RateBudget::new(Arc::clone(&store)))),
             audit: Arc::new(Audit::new(store)),
             module_events,
+            usage,
             dead_letters,
             identity,
             settings,

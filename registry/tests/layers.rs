@@ -30,6 +30,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             "enablement",
             "install",
             "module_events",
+            "usage",
             "rate_budget",
             "plane",
         ],

@@ -22,6 +22,7 @@ mod table;
 mod tenant;
 mod token;
 mod up;
+mod usage;
 mod version;
 
 use std::io::{self, Write};
@@ -46,6 +47,7 @@ pub use module_new::NewArgs;
 pub use tenant::{TenantArgs, TenantCommand};
 pub use token::TokenArgs;
 pub use up::UpArgs;
+pub use usage::UsageArgs;
 pub use version::{VersionArgs, VersionCommand};
 
 /// `plinth`: run Plinth on this machine and administer a local or deployed Plinth.
@@ -91,6 +93,8 @@ pub enum Command {
     Key(KeyArgs),
     /// Events `plinth up`'s bus could not deliver: list, replay.
     DeadLetter(DeadLetterArgs),
+    /// What tenants used of their modules, by hour or day, with bill estimates (`--csv`).
+    Usage(UsageArgs),
     /// Print a development token (JWT) for local use.
     Token(TokenArgs),
 }
@@ -111,6 +115,7 @@ impl Command {
             Command::Audit(a) => Some(&mut a.target),
             Command::Key(a) => Some(&mut a.target),
             Command::DeadLetter(a) => Some(&mut a.target),
+            Command::Usage(a) => Some(&mut a.target),
             Command::Up(_) | Command::Manifest(_) | Command::Events(_) | Command::Token(_) => None,
         }
     }
@@ -167,6 +172,7 @@ pub fn run_with(mut cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Exit 
         Command::Audit(args) => audit::run(args, out, err),
         Command::Key(args) => key::run(args, out, err),
         Command::DeadLetter(args) => dead_letter::run(args, out, err),
+        Command::Usage(args) => usage::run(&args, out, err),
         Command::Token(args) => token::run(&args, out, err),
     };
     result.unwrap_or_else(|error| {

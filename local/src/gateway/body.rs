@@ -79,9 +79,16 @@ pub struct ClientBody<B> {
     /// Armed while a frame is awaited; reset whenever one arrives.
     pause: Option<Pin<Box<tokio::time::Sleep>>>,
     fault: Arc<OnceLock<ClientFault>>,
+    /// Its bytes passed on so far (usage counts a chunked upload's).
+    received: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<B> ClientBody<B> {
+    /// Its bytes passed on so far, as they arrive.
+    pub(super) fn received(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        Arc::clone(&self.received)
+    }
+
     pub(super) fn new(body: B, timeout: Duration) -> (Self, Arc<OnceLock<ClientFault>>) {
         let fault = Arc::default();
         let body = Self {
@@ -89,6 +96,7 @@ impl<B> ClientBody<B> {
             timeout,
             pause: None,
             fault: Arc::clone(&fault),
+            received: Arc::default(),
         };
         (body, fault)
     }
@@ -122,6 +130,13 @@ where
                 Poll::Ready(Some(Err(error)))
             }
             Poll::Ready(frame) => {
+                if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(Frame::data_ref))
+                    && let Some(data) = data
+                {
+                    let bytes = bytes::Buf::remaining(data) as u64;
+                    this.received
+                        .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+                }
                 if let Some(pause) = this.pause.as_mut() {
                     pause
                         .as_mut()

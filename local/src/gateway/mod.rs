@@ -20,6 +20,7 @@
 
 mod body;
 mod fields;
+mod metering;
 mod proxy;
 mod relay;
 
@@ -28,6 +29,7 @@ use plinth_registry::gateway::Upstream;
 use tokio::net::TcpStream;
 
 pub use body::{ClientBody, ClientFault, NotForwarded};
+pub use metering::Metered;
 pub use proxy::{
     BODY_TIMEOUT, Gateway, GatewayBody, LinkedBody, RequestBody, UpstreamLink, router,
 };

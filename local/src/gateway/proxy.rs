@@ -40,10 +40,11 @@ use tower::ServiceExt;
 
 use super::body::{ClientBody, NotForwarded};
 use super::fields::{FORWARDED_FOR, is_gateway_only, remove_hop_by_hop};
+use super::metering::{Metered, Tally};
 use super::relay::Prefixed;
 
 /// What the gateway answers: a backend's response as it streams in, or one of its own.
-pub type GatewayBody = Either<LinkedBody<ClientBody<Incoming>>, Body>;
+pub type GatewayBody = Either<Metered<LinkedBody<ClientBody<Incoming>>>, Body>;
 
 /// How long a client may pause while sending a request body, on either path, before the
 /// request is given up (nginx's `client_body_timeout`): `PLINTH_GATEWAY_BODY_TIMEOUT_SECS`.
@@ -57,6 +58,8 @@ pub struct Gateway<D> {
     api: Router,
     /// How long a client may pause mid-body ([`BODY_TIMEOUT`] unless set).
     pub(super) body_timeout: Duration,
+    /// This thread's usage counts (`None`: not metered).
+    pub(super) meter: Option<Arc<plinth_registry::usage::Shard>>,
 }
 
 /// The platform API and the module proxy in one router, for callers that drive a router
@@ -86,6 +89,7 @@ async fn forward_alone<D: Decide>(
         None,
         BODY_TIMEOUT,
         request,
+        &mut None,
     )
     .await
     {
@@ -110,11 +114,15 @@ impl Gateway<Authorizer> {
             .and_then(|secs| secs.parse::<u64>().ok())
             .filter(|secs| *secs > 0)
             .map_or(BODY_TIMEOUT, Duration::from_secs);
-        Self::with_body_timeout(
+        let mut gateway = Self::with_body_timeout(
             Arc::clone(&app.authorizer),
             app.api().merge(beside),
             body_timeout,
-        )
+        );
+        if let Some(gateway) = Arc::get_mut(&mut gateway) {
+            gateway.meter = super::metering::shard(app);
+        }
+        gateway
     }
 }
 
@@ -130,6 +138,7 @@ impl<D: Decide> Gateway<D> {
             decide,
             api,
             body_timeout,
+            meter: None,
         })
     }
 
@@ -219,12 +228,26 @@ impl<D: Decide> hyper::service::Service<Request<Incoming>> for ClientConnection<
             let link = self.link.clone();
             let address = self.address.clone();
             return Box::pin(async move {
+                let (started, mut tally) = (std::time::Instant::now(), None);
                 let timeout = gateway.body_timeout;
-                let forwarded = forward(&*gateway.decide, &link, address, timeout, request);
-                Ok(match forwarded.await {
-                    Ok(response) => response.map(Either::Left),
-                    Err(refused) => refused.into_response().map(Either::Right),
-                })
+                let request_bytes = super::metering::request_bytes(request.headers());
+                let forwarded = forward(
+                    &*gateway.decide,
+                    &link,
+                    address,
+                    timeout,
+                    request,
+                    &mut tally,
+                )
+                .await;
+                let meter = gateway.meter.as_ref();
+                Ok(super::metering::answer(
+                    forwarded,
+                    meter,
+                    tally,
+                    request_bytes,
+                    started,
+                ))
             });
         }
         let api = self.gateway.api.clone();
@@ -239,13 +262,15 @@ impl<D: Decide> hyper::service::Service<Request<Incoming>> for ClientConnection<
 
 /// Decides a module request and sends it to the module's backend over `link`, in the
 /// canonical form of its path, with `address` (the client's) as `X-Forwarded-For`; the
-/// client pausing mid-body for `body_timeout` gives the request up.
+/// client pausing mid-body for `body_timeout` gives the request up. `tally`: who the request
+/// is counted for, once allowed.
 async fn forward<D, B>(
     decide: &D,
     link: &UpstreamLink<ClientBody<B>>,
     address: Option<HeaderValue>,
     body_timeout: Duration,
     request: Request<B>,
+    tally: &mut Option<Tally>,
 ) -> Result<Response<LinkedBody<ClientBody<B>>>, NotForwarded>
 where
     D: Decide,
@@ -263,6 +288,7 @@ where
             &parts.headers,
         ))
         .await?;
+    *tally = Tally::of(&allowed);
     let upstream = link.choose(allowed.upstream(), allowed.upstreams());
     parts.uri = upstream.target_for(parts.uri)?;
     strip_request_headers(&mut parts.headers);
@@ -289,6 +315,9 @@ where
     }
     tracing::debug!(module = allowed.module(), "forward");
     let (body, fault) = ClientBody::new(body, body_timeout);
+    if let Some(tally) = tally.as_mut() {
+        tally.uploaded = Some(body.received());
+    }
     let response = link
         .send(&upstream, Request::from_parts(parts, body))
         .await

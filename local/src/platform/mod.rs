@@ -19,13 +19,14 @@ use plinth_registry::config::EnabledForTenants;
 use plinth_registry::deploy::TableProvisioner;
 use plinth_registry::deploy::local::{EmbeddedTableFiles, ProcessDeployer};
 use plinth_registry::events::eventbridge::EventBridgeBus;
-use plinth_registry::events::local::LocalBus;
+use plinth_registry::events::local::{Delivered, LocalBus};
 use plinth_registry::events::{EventBus, Subscriptions};
 use plinth_registry::identity::{self, TokenVerifier};
 use plinth_registry::queue::LocalQueue;
 use plinth_registry::store::Store;
 use plinth_registry::store::dynamodb::DynamoStore;
 use plinth_registry::store::embedded::EmbeddedStore;
+use plinth_registry::usage::{self, Prices};
 use plinth_registry::{App, Identity, Ports, Settings};
 use tokio::net::TcpListener;
 
@@ -245,6 +246,7 @@ pub async fn start(options: &Options) -> Result<Running> {
         // Backends are this process's children and, off AWS, rules live in its bus: an
         // operation it resumes from a stopped one deploys and subscribes again.
         redeploy_on_resume: true,
+        prices: usage_prices()?,
         ..Settings::default()
     };
     let identity = Identity {
@@ -256,6 +258,10 @@ pub async fn start(options: &Options) -> Result<Running> {
         bus.set_enabled_tenants(Arc::new(EnabledForTenants(Arc::downgrade(
             &app.plane.config,
         ))));
+        let meter = Arc::clone(app.plane.usage.meter());
+        bus.on_delivered(Delivered(Arc::new(move |tenant, module| {
+            meter.shared().delivered(tenant, module.as_str());
+        })));
     }
     spawn_workers(&app, adapters.local_bus.as_ref(), worker).await?;
     if let Some(sdk) = &adapters.sdk {
@@ -275,6 +281,25 @@ pub async fn start(options: &Options) -> Result<Running> {
 /// How long a stop waits for the local bus's deliveries in flight (within a supervisor's usual
 /// 10 s between SIGTERM and SIGKILL).
 const DRAIN: Duration = Duration::from_secs(5);
+
+/// Each tier's prices for usage's bill estimates: `PLINTH_USAGE_PRICES` (JSON), else the
+/// defaults (docs/operations.md).
+fn usage_prices() -> Result<Prices> {
+    match env("PLINTH_USAGE_PRICES") {
+        Some(text) => Prices::parse(&text)
+            .map_err(|e| anyhow::anyhow!("PLINTH_USAGE_PRICES is not a price list: {e}")),
+        None => Ok(Prices::default()),
+    }
+}
+
+/// How often usage is flushed to the store: `PLINTH_USAGE_FLUSH_SECS`, else
+/// [`usage::FLUSH_INTERVAL`] — the most a crash loses.
+fn usage_flush_interval() -> Duration {
+    env("PLINTH_USAGE_FLUSH_SECS")
+        .and_then(|n| n.parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .map_or(usage::FLUSH_INTERVAL, Duration::from_secs)
+}
 
 /// Gateway threads: `PLINTH_GATEWAY_THREADS`, or one per core.
 fn gateway_threads() -> usize {
@@ -310,6 +335,7 @@ async fn spawn_workers(
     }
     tokio::spawn(Arc::clone(installer).run_worker(worker));
     tokio::spawn(Arc::clone(&app.plane.instances).run_health_checker(Duration::from_secs(10)));
+    tokio::spawn(Arc::clone(&app.plane.usage).run_flusher(usage_flush_interval()));
     Ok(())
 }
 
@@ -418,6 +444,11 @@ impl Running {
                 "stopping with event deliveries still in flight after {} s",
                 DRAIN.as_secs()
             );
+        }
+        // What the gateway and the bus counted since the last flush (the deliveries just
+        // drained included).
+        if let Err(error) = self.app.plane.usage.flush().await {
+            tracing::error!(error = %error.chain(), "usage since the last flush was not kept");
         }
         self.deployer.stop_all().await;
         Ok(())

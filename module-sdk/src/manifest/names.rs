@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::ParseError;
 
 /// First path segments and names the platform keeps for itself; no module may take them.
-pub const RESERVED_MODULE_NAMES: [&str; 10] = [
+pub const RESERVED_MODULE_NAMES: [&str; 11] = [
     "modules",
     "tenants",
     "rbac",
@@ -18,6 +18,7 @@ pub const RESERVED_MODULE_NAMES: [&str; 10] = [
     "tenant",
     "company",
     "dead-letters",
+    "usage",
 ];
 
 /// The longest module name; names end up in AWS resource names, which have tight limits.

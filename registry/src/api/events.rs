@@ -48,7 +48,12 @@ async fn publish(
     publisher(&caller)?;
     let Json(event) = Json::<Event>::from_request(request, &()).await?;
     let id = event.id.clone();
+    let tenant = event.tenant_id().map(str::to_owned);
     platform.module_events.publish(&caller, event).await?;
+    if let (Some(tenant), Caller::Module(module)) = (tenant, &caller) {
+        let usage = platform.usage.meter();
+        usage.shared().published(&tenant, module.as_str());
+    }
     Ok((StatusCode::ACCEPTED, Json(json!({"id": id}))))
 }
 

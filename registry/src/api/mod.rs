@@ -13,6 +13,7 @@ mod openapi;
 mod rbac;
 mod schemas;
 mod tenants;
+mod usage;
 
 use std::sync::Arc;
 
@@ -46,6 +47,7 @@ pub fn router_with_fallback(platform: Arc<ControlPlane>, fallback: Router) -> Ro
         .merge(tenants::routes())
         .merge(rbac::routes())
         .merge(events::routes())
+        .merge(usage::routes())
         .with_state(platform)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .method_not_allowed_fallback(method_not_allowed)

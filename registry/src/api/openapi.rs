@@ -9,7 +9,7 @@ pub(super) use plinth_module_sdk::wire::ProblemDocument;
 use plinth_module_sdk::wire::{ConfigTier, ResolvedConfig};
 
 use super::contract::CREDENTIALS;
-use super::{events, install, modules, rbac, tenants};
+use super::{events, install, modules, rbac, tenants, usage};
 use crate::api_keys::{ApiKeyRecord, IssuedKey};
 use crate::audit::{AuditPage, AuditRecord};
 use crate::catalog::ModuleVersion;
@@ -18,6 +18,9 @@ use crate::enablement::ModuleChange;
 use crate::install::{InstallRequest, UninstallImpact, UpgradeRequest};
 use crate::instances::{Health, Instance, Registration};
 use crate::rbac::RoleChange;
+use crate::usage::{
+    Bill, Figures, Granularity, Latency, Row, TenantUsage, TierPrices, UsageReport,
+};
 
 /// The bearer-token and module-API-key security schemes.
 struct Security;
@@ -60,11 +63,13 @@ impl Modify for Security {
         tenants::enable, tenants::disable, tenants::customize, tenants::config, tenants::audit,
         rbac::verify, rbac::roles, rbac::role, rbac::users, rbac::put_role, rbac::assignment, rbac::assign,
         events::publish, events::dead_letters, events::replay,
+        usage::one_tenant, usage::every_tenant,
     ),
     components(schemas(
         ProblemDocument, Problem, ModuleVersion, InstallRequest, UpgradeRequest, UninstallImpact,
         Instance, Health, Registration, IssuedKey, ApiKeyRecord, TenantModule, CompanyModule, ModuleChange,
         ResolvedConfig, ConfigTier, RoleChange, AuditPage, AuditRecord,
+        UsageReport, TenantUsage, Row, Figures, Latency, Bill, TierPrices, Granularity,
     )),
     modifiers(&Security),
     tags(
@@ -74,6 +79,7 @@ impl Modify for Security {
         (name = "tenancy", description = "Tenants, companies, enablement, configuration and audit"),
         (name = "rbac", description = "Roles, assignments and permission checks"),
         (name = "events", description = "Modules' own events onto the platform's bus"),
+        (name = "usage", description = "What each tenant used of each module, and its bill estimate"),
     )
 )]
 pub(super) struct ApiDoc;

@@ -17,13 +17,14 @@ use crate::store::embedded::EmbeddedStore;
 use crate::{Ports, Settings};
 
 /// The router's source: every `.route("…", get(…).post(…))` of the API's files.
-const SOURCES: [&str; 6] = [
+const SOURCES: [&str; 7] = [
     include_str!("mod.rs"),
     include_str!("modules.rs"),
     include_str!("install.rs"),
     include_str!("tenants.rs"),
     include_str!("rbac.rs"),
     include_str!("events.rs"),
+    include_str!("usage.rs"),
 ];
 
 /// `(method, path)` of each route registered in `source`, however rustfmt wrapped the calls.

@@ -48,6 +48,8 @@ fn parameter(name: &str) -> Option<Value> {
         "limit" => json!({"type": "integer", "minimum": 1, "maximum": 100}),
         "tier" => json!({"type": "string", "enum": TIERS}),
         "dry_run" | "drop_data" => json!({"type": "boolean"}),
+        "granularity" => json!({"type": "string", "enum": ["hour", "day"]}),
+        "format" => json!({"type": "string", "enum": ["json", "csv"]}),
         _ => return None,
     })
 }

@@ -88,6 +88,21 @@ struct Worker {
     dead_letters: Arc<dyn DeadLetterStore>,
     /// Deliveries started and not finished.
     in_flight: watch::Sender<usize>,
+    /// Told of each event about a tenant delivered to a module (usage metering).
+    delivered: std::sync::OnceLock<Delivered>,
+}
+
+/// What a bus tells of each event delivered: the tenant it is about, the module it reached.
+#[derive(Clone)]
+pub struct Delivered(pub Arc<OnDelivered>);
+
+/// Called with the tenant and the module of an event delivered.
+pub type OnDelivered = dyn Fn(&str, &ModuleName) + Send + Sync;
+
+impl fmt::Debug for Delivered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Delivered")
+    }
 }
 
 impl Default for LocalBus {
@@ -119,6 +134,7 @@ impl LocalBus {
                 delivery: HttpDelivery::new(options.retry, options.request_timeout),
                 dead_letters: options.dead_letters,
                 in_flight: watch::Sender::new(0),
+                delivered: std::sync::OnceLock::new(),
             }),
             runtime: tokio::runtime::Handle::try_current().ok(),
         }
@@ -134,6 +150,11 @@ impl LocalBus {
     /// From now on, delivers an event about a tenant only to modules the tenant has enabled.
     pub fn set_enabled_tenants(&self, enabled: Arc<dyn EnabledTenants>) {
         *self.enabled.write().unwrap_or_else(PoisonError::into_inner) = Some(enabled);
+    }
+
+    /// From now on, tells `delivered` of each event about a tenant delivered (once set, kept).
+    pub fn on_delivered(&self, delivered: Delivered) {
+        let _ = self.worker.delivered.set(delivered);
     }
 
     /// Every event published from now on.
@@ -294,6 +315,9 @@ impl Worker {
             .deliver(&rule.target, &rule.name, &event)
             .await
         else {
+            if let (Some(tenant), Some(delivered)) = (event.tenant_id(), self.delivered.get()) {
+                (delivered.0)(tenant, &rule.module);
+            }
             return;
         };
         tracing::warn!(rule = %rule.name, target = %rule.target, reason = %failure.reason, "event dead-lettered");

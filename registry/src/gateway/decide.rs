@@ -45,6 +45,11 @@ pub trait Forward: Send + Sync + 'static {
 
     /// The module, for logs and the transport's own 502 and 504.
     fn module(&self) -> &str;
+
+    /// The tenant the request is for, for usage metering (`None`: not metered).
+    fn tenant(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl Decide for Authorizer {
@@ -76,5 +81,9 @@ impl Forward for Decision {
 
     fn module(&self) -> &str {
         Decision::module(self).as_str()
+    }
+
+    fn tenant(&self) -> Option<&str> {
+        Some(Decision::tenant(self).as_str())
     }
 }

@@ -17,6 +17,7 @@
 //! | a tenant's roles | `PK=TENANT#{t} SK=ROLE#{r}` | query prefix `ROLE#` (1) |
 //! | a user's role assignments | `PK=TENANT#{t} SK=USER#{u}` | get (1) |
 //! | audit, newest first, expiring by TTL | `PK=AUDIT#{t} SK={rfc3339 time}#{id}` | query descending (1 per page) |
+//! | a tenant's usage per module and hour (`usage`) | `PK=USAGE#{t} SK=HOUR#{yyyy-mm-ddThh}#{m}` | query between two hours (1 per page); a flush: get + versioned put per hour used |
 //!
 //! Company overrides are not under `COMPANY#{c}#…` so that listing companies (prefix
 //! `COMPANY#`) reads companies only. Ids never contain `#` (their types refuse it).

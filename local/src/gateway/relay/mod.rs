@@ -33,6 +33,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use plinth_registry::Error;
 use plinth_registry::gateway::{Decide, Forward, GatewayRequest, Upstream, canonical_path};
+use plinth_registry::usage::Served;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -88,6 +89,7 @@ pub(super) async fn serve<D: Decide>(
         backend: None,
         response: Buffer::new(BACKEND_BUFFER),
         out: Vec::with_capacity(2048),
+        served: Served::default(),
     };
     // Resolves once the gateway is stopping; kept for the connection's life, so that waiting
     // on it costs nothing per request.
@@ -141,6 +143,8 @@ struct Relay<D> {
     response: Buffer,
     /// A head being written for the backend or the client.
     out: Vec<u8>,
+    /// The request being answered, as usage counts it.
+    served: Served,
 }
 
 /// The connection to the backend the client connection last called.
@@ -197,12 +201,15 @@ impl<D: Decide> Relay<D> {
     /// its next request.
     async fn exchange(&mut self, mut stop: Pin<&mut impl Future>) -> After {
         let mut head_deadline = None;
+        // From the head read to the answer passed on: the request's latency.
+        let started;
         let (prepared, decided) = loop {
             let mut slots = message::header_slots();
             match message::parse_request(self.inbox.filled(), &mut slots) {
                 RequestParse::Partial => {}
                 RequestParse::Other => return After::HandOver,
                 RequestParse::Relayed(head) => {
+                    started = Instant::now();
                     let kept = self.backend.as_ref();
                     break prepare(&self.gateway, kept, &head, &self.address, &mut self.out).await;
                 }
@@ -228,7 +235,17 @@ impl<D: Decide> Relay<D> {
         };
         self.inbox.consume(prepared.head_len);
         match decided {
-            Ok((decision, upstream)) => self.forward(&decision, &upstream, &prepared).await,
+            Ok((decision, upstream)) => {
+                self.served = Served {
+                    request_bytes: prepared.content_length,
+                    ..Served::default()
+                };
+                let after = self.forward(&decision, &upstream, &prepared).await;
+                self.served.latency = started.elapsed();
+                let meter = self.gateway.meter.as_deref();
+                super::metering::count(meter, &decision, &self.served);
+                after
+            }
             Err(error) => {
                 // A body still on its way would be read as the next request: skip one that
                 // is all here already, else close after answering.
@@ -277,6 +294,7 @@ impl<D: Decide> Relay<D> {
                 out: &mut self.out,
                 to_head: request.to_head,
                 close: request.close,
+                served: &mut self.served,
             };
             if body_left > 0 {
                 let client = &mut self.client;
@@ -353,6 +371,7 @@ impl<D: Decide> Relay<D> {
     /// Answers `error` for `decision`'s module, whose backend failed: its connection is
     /// dropped and its routes read again (the instance may be gone).
     async fn upstream_failed(&mut self, decision: &D::Allowed, error: Error, then: After) -> After {
+        self.served.status = error.status().as_u16();
         self.backend = None;
         self.response.clear();
         self.gateway.decide.backend_failed(decision);
@@ -423,6 +442,8 @@ struct Reply<'a> {
     to_head: bool,
     /// The client asked to close the connection after it.
     close: bool,
+    /// Its status and body bytes, for usage.
+    served: &'a mut Served,
 }
 
 impl Reply<'_> {
@@ -447,6 +468,7 @@ impl Reply<'_> {
         client: &mut (impl AsyncWrite + Unpin),
     ) -> Responded {
         let close = self.close || head.framing == Framing::UntilClose;
+        self.served.status = head.status;
         let mut body = BodyEnd::new(head.framing);
         let first = match body.take(&self.response.filled()[head.len..]) {
             Ok(first) => first,
@@ -464,6 +486,7 @@ impl Reply<'_> {
             timed(client.write_all(self.out)).await
         };
         self.response.consume(head.len + first);
+        self.served.response_bytes += first as u64;
         if sent.is_err() {
             return Responded::CutShort;
         }
@@ -487,6 +510,7 @@ impl Reply<'_> {
                 return Responded::CutShort;
             }
             self.response.consume(part);
+            self.served.response_bytes += part as u64;
         }
         Responded::Whole(head)
     }

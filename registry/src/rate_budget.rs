@@ -10,10 +10,19 @@
 //! not use in its second is lost: a tenant may get up to a batch per warm instance per second
 //! less than its rate, never more.
 //!
-//! When the store cannot be reached, a request is let through (logged), and so is every
-//! request for the next [`PAUSE_AFTER_FAILURE`] without asking the store again: the instance's
-//! own token bucket still holds each tenant to its tier's rate, and an outage of the table
-//! neither refuses nor slows every tenant's requests.
+//! Once the store says a tenant's second is spent, the process refuses that tenant's requests
+//! until the second ends without asking again, so a tenant over its quota costs the store at
+//! most one read per process per second beyond its leases. When the store cannot be reached
+//! for a tenant, its request is let through (logged), and so are the tenant's requests for the
+//! next [`PAUSE_AFTER_FAILURE`] without asking the store again: the instance's own token bucket
+//! still holds the tenant to its tier's rate, and an outage of the table neither refuses nor
+//! slows requests. A lease that loses to other processes writing the same second
+//! [`ATTEMPTS`] times lets its one request through rather than refuse it while the second may
+//! have budget left.
+//!
+//! The seconds are calendar seconds of each process's clock: in a sliding second across a
+//! boundary up to twice the rate can pass, and processes whose clocks differ share a budget
+//! only as far as their seconds agree.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -42,24 +51,37 @@ pub const fn batch_of(per_second: u32) -> u32 {
 #[derive(Debug)]
 pub struct RateBudget {
     store: Arc<dyn Store>,
-    /// What this process leased and has not used yet, by tenant.
-    leased: Mutex<HashMap<String, Leased>>,
-    /// Until when the store is not asked, after it failed.
-    paused_until: Mutex<Option<std::time::Instant>>,
+    /// What this process knows of each tenant's current second.
+    tenants: Mutex<HashMap<String, TenantSecond>>,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Leased {
+/// One tenant's second, as this process knows it.
+#[derive(Debug, Clone, Copy, Default)]
+struct TenantSecond {
     second: i64,
+    /// Leased and not used yet.
     left: u32,
+    /// The store said the second's budget is spent: refused without asking again.
+    spent: bool,
+    /// The store failed: the tenant's requests go through on the process's own limit until
+    /// then, without asking it.
+    paused_until: Option<std::time::Instant>,
+}
+
+/// What a lease got from the store.
+enum Lease {
+    Granted(u32),
+    /// The second's budget is spent.
+    Spent,
+    /// Every attempt lost to another process writing the same second.
+    Contended,
 }
 
 impl RateBudget {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
-            leased: Mutex::default(),
-            paused_until: Mutex::default(),
+            tenants: Mutex::default(),
         }
     }
 
@@ -79,67 +101,66 @@ impl RateBudget {
     /// # Errors
     /// As [`RateBudget::take`].
     pub async fn take_at(&self, tenant: &str, per_second: u32, second: i64) -> Result<()> {
-        if self.take_leased(tenant, second) || self.paused() {
-            return Ok(());
-        }
-        let granted = match self
-            .lease(tenant, second, batch_of(per_second), per_second)
-            .await
+        let over = || Error::TooManyRequests {
+            detail: format!(
+                "tenant {tenant} is over its rate limit of {per_second} requests a second; \
+                 retry shortly"
+            ),
+            retry_after_secs: 1,
+        };
         {
-            Ok(granted) => granted,
-            Err(error) => {
-                tracing::warn!(%tenant, %error, pause_secs = PAUSE_AFTER_FAILURE.as_secs(), "the shared rate budget cannot be read: requests go through on this instance's own limits meanwhile");
-                *self
-                    .paused_until
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) =
-                    Some(std::time::Instant::now() + PAUSE_AFTER_FAILURE);
+            let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+            let known = tenants.entry(tenant.to_owned()).or_default();
+            if known
+                .paused_until
+                .is_some_and(|until| std::time::Instant::now() < until)
+            {
                 return Ok(());
             }
-        };
-        if granted == 0 {
-            return Err(Error::TooManyRequests {
-                detail: format!(
-                    "tenant {tenant} is over its rate limit of {per_second} requests a second; \
-                     retry shortly"
-                ),
-                retry_after_secs: 1,
-            });
-        }
-        let mut leased = self.leased.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = leased
-            .entry(tenant.to_owned())
-            .or_insert(Leased { second, left: 0 });
-        if entry.second != second {
-            *entry = Leased { second, left: 0 };
-        }
-        // One of the granted requests is this one.
-        entry.left += granted - 1;
-        Ok(())
-    }
-
-    fn paused(&self) -> bool {
-        let paused = self
-            .paused_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        paused.is_some_and(|until| std::time::Instant::now() < until)
-    }
-
-    fn take_leased(&self, tenant: &str, second: i64) -> bool {
-        let mut leased = self.leased.lock().unwrap_or_else(PoisonError::into_inner);
-        match leased.get_mut(tenant) {
-            Some(l) if l.second == second && l.left > 0 => {
-                l.left -= 1;
-                true
+            if known.second == second {
+                if known.left > 0 {
+                    known.left -= 1;
+                    return Ok(());
+                }
+                if known.spent {
+                    return Err(over());
+                }
             }
-            _ => false,
+        }
+        let lease = self
+            .lease(tenant, second, batch_of(per_second), per_second)
+            .await;
+        let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = tenants.entry(tenant.to_owned()).or_default();
+        if known.second != second {
+            *known = TenantSecond {
+                second,
+                ..TenantSecond::default()
+            };
+        }
+        match lease {
+            // One of the granted requests is this one.
+            Ok(Lease::Granted(granted)) => {
+                known.left += granted - 1;
+                Ok(())
+            }
+            Ok(Lease::Spent) => {
+                known.spent = true;
+                Err(over())
+            }
+            // Many processes at once: this one request goes through on the process's own
+            // limit rather than be refused while the second may have budget left.
+            Ok(Lease::Contended) => Ok(()),
+            Err(error) => {
+                tracing::warn!(%tenant, %error, pause_secs = PAUSE_AFTER_FAILURE.as_secs(), "the shared rate budget cannot be read: the tenant's requests go through on this instance's own limit meanwhile");
+                known.paused_until = Some(std::time::Instant::now() + PAUSE_AFTER_FAILURE);
+                Ok(())
+            }
         }
     }
 
-    /// Adds up to `want` requests to the second's `used`, without passing `quota`; gives back
-    /// how many it added (0: the second's budget is spent).
-    async fn lease(&self, tenant: &str, second: i64, want: u32, quota: u32) -> Result<u32> {
+    /// Adds up to `want` requests to the second's `used`, without passing `quota`.
+    async fn lease(&self, tenant: &str, second: i64, want: u32, quota: u32) -> Result<Lease> {
         let key = Key::new(format!("RATE#{tenant}"), second.to_string());
         for _ in 0..ATTEMPTS {
             let stored = self.store.get(&key).await?;
@@ -150,7 +171,7 @@ impl RateBudget {
                 .unwrap_or(0);
             let left = u64::from(quota).saturating_sub(used);
             if left == 0 {
-                return Ok(0);
+                return Ok(Lease::Spent);
             }
             let granted = u32::try_from(left.min(u64::from(want))).unwrap_or(want);
             let data = used_data(used + u64::from(granted));
@@ -163,13 +184,12 @@ impl RateBudget {
                 .put(item.expiring_at(second + KEPT_SECONDS), condition)
                 .await
             {
-                Ok(()) => return Ok(granted),
+                Ok(()) => return Ok(Lease::Granted(granted)),
                 Err(StoreError::ConditionFailed { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        // Every attempt lost to another instance: the budget is in heavy demand.
-        Ok(0)
+        Ok(Lease::Contended)
     }
 }
 
@@ -310,5 +330,73 @@ mod unavailable {
             budget.take("acme", 20).await.expect("let through");
         }
         assert_eq!(store.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+}
+
+#[cfg(test)]
+mod flood {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::store::embedded::EmbeddedStore;
+    use crate::store::{Page, Query, StoreResult, Update, Write};
+
+    /// A store counting the reads it serves.
+    #[derive(Debug)]
+    struct Counting(EmbeddedStore, AtomicUsize);
+
+    #[async_trait]
+    impl Store for Counting {
+        async fn get(&self, key: &Key) -> StoreResult<Option<Item>> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            self.0.get(key).await
+        }
+        async fn put(&self, item: Item, condition: Condition) -> StoreResult<()> {
+            self.0.put(item, condition).await
+        }
+        async fn update(
+            &self,
+            key: &Key,
+            update: Update,
+            condition: Condition,
+        ) -> StoreResult<Item> {
+            self.0.update(key, update, condition).await
+        }
+        async fn delete(&self, key: &Key, condition: Condition) -> StoreResult<()> {
+            self.0.delete(key, condition).await
+        }
+        async fn query(&self, query: &Query) -> StoreResult<Page> {
+            self.0.query(query).await
+        }
+        async fn batch_get(&self, keys: &[Key]) -> StoreResult<Vec<Item>> {
+            self.0.batch_get(keys).await
+        }
+        async fn transact(&self, writes: Vec<Write>) -> StoreResult<()> {
+            self.0.transact(writes).await
+        }
+    }
+
+    /// Review finding: a tenant over its quota made every request read the second's item
+    /// again, so a flood could throttle the store. Once spent, a second is refused from memory.
+    #[tokio::test]
+    async fn a_tenant_over_its_quota_costs_one_read_per_second_not_one_per_request() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let store = EmbeddedStore::open(dir.path().join("plinth.redb")).expect("a store");
+        let counting = Arc::new(Counting(store, AtomicUsize::new(0)));
+        let budget = RateBudget::new(counting.clone());
+        let now = crate::store::now_unix();
+        let mut refused = 0;
+        for _ in 0..1_000 {
+            if budget.take_at("acme", 20, now).await.is_err() {
+                refused += 1;
+            }
+        }
+        assert_eq!(refused, 980);
+        // 20 leases of one, then the read that found the second spent.
+        assert_eq!(counting.1.load(Ordering::SeqCst), 21);
+        // The next second has its budget again.
+        assert!(budget.take_at("acme", 20, now + 1).await.is_ok());
     }
 }

@@ -208,18 +208,23 @@ pub struct ItemKey {
 
 /// Checks a tenant or company id for a partition key: 1 to 128 characters, no `#` (the
 /// separator), no control characters or whitespace.
+/// A tenant or company id as the platform makes them: 1 to 64 letters, digits, `-`, `_` and
+/// `.`. Nothing else may reach a key or the session policy, whose `dynamodb:LeadingKeys`
+/// patterns would read `*` and `?` as wildcards (and STS's session names refuse most
+/// punctuation).
 pub(crate) fn check_id(what: &str, id: &str) -> Result<(), DataError> {
-    if id.is_empty() || id.len() > 128 {
+    if id.is_empty() || id.len() > 64 {
         return Err(DataError::BadKey(format!(
-            "{what} `{id}` must be 1 to 128 characters long"
+            "{what} `{id}` must be 1 to 64 characters long"
         )));
     }
     if let Some(bad) = id
         .chars()
-        .find(|c| *c == SEPARATOR || c.is_control() || c.is_whitespace())
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
     {
         return Err(DataError::BadKey(format!(
-            "{what} `{id}` must not contain {bad:?}"
+            "{what} `{}` must not contain {bad:?}: ids are letters, digits, `-`, `_` and `.`",
+            id.escape_debug()
         )));
     }
     Ok(())
@@ -287,6 +292,18 @@ mod tests {
                 "9007199254740993"
             ]
         );
+    }
+
+    /// Review finding: `*` and `?` passed, and `dynamodb:LeadingKeys` is matched with
+    /// `StringLike`, so a tenant `*` would have been given every partition.
+    #[test]
+    fn an_id_with_a_wildcard_or_punctuation_is_refused_before_it_reaches_a_session_policy() {
+        for id in ["*", "a*", "acme?", "ac:me", "ac/me", "äcme"] {
+            assert!(check_id("tenant", id).is_err(), "{id}");
+        }
+        for id in ["acme", "acme-2", "acme_de", "acme.de"] {
+            assert!(check_id("tenant", id).is_ok(), "{id}");
+        }
     }
 
     #[test]

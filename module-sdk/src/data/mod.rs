@@ -108,7 +108,12 @@ impl From<DataError> for ApiError {
             DataError::NoCompany(_) => ApiError::bad_request(format!(
                 "this route works on one company: call it with a company selected ({error})"
             )),
-            DataError::Backend(_) => ApiError::bad_gateway(error.to_string()),
+            // What the backend said (account, role, table, path) is for the module's log, not
+            // for its callers.
+            DataError::Backend(detail) => {
+                tracing::error!(%detail, "the module's tables failed");
+                ApiError::bad_gateway("the module's tables are unavailable; try again shortly")
+            }
             _ => ApiError::internal(error.to_string()),
         }
     }
@@ -250,4 +255,30 @@ impl Tables {
 #[must_use]
 pub fn embedded_file(dir: &Path, module: &ModuleName) -> std::path::PathBuf {
     dir.join(format!("{module}.redb"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review finding: a backend's failure (an AWS error names the account, the role, the
+    /// session and the table; a local one a path) reached the caller as the 502's detail.
+    #[test]
+    fn a_backend_failure_tells_the_caller_nothing_of_the_backend() {
+        let error = DataError::Backend(
+            "AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/plinth-module-financial/plinth-acme is not authorized (table financial_invoices)".into(),
+        );
+        let answer = ApiError::from(error);
+        assert_eq!(answer.status(), http::StatusCode::BAD_GATEWAY);
+        assert!(
+            !answer.detail().contains("123456789012"),
+            "{}",
+            answer.detail()
+        );
+        assert!(
+            !answer.detail().contains("financial_invoices"),
+            "{}",
+            answer.detail()
+        );
+    }
 }

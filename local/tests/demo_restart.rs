@@ -185,3 +185,92 @@ async fn invoices_survive_a_restart_of_plinth_up_demo() {
     );
     up.stop();
 }
+
+/// Review finding: a module with tables could not be upgraded on one machine — the next
+/// version's process started while the previous one still held the tables' file, could not
+/// open it, and the upgrade failed. The previous version now stops first; the data stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_with_tables_upgrades_on_one_machine_and_keeps_its_data() {
+    let root = tempfile::tempdir().expect("a temporary folder");
+    let data = root.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let secret = plinth_local::platform::jwt_secret(&data).expect("a secret");
+    let token = plinth_local::platform::demo_token(&secret).expect("the demo's token");
+    let operator = plinth_registry::identity::mint_token(
+        secret.as_bytes(),
+        &plinth_registry::identity::Claims::user(
+            "ops",
+            None,
+            None,
+            &["platform:admin"],
+            Duration::from_secs(600),
+        ),
+    )
+    .expect("an operator's token");
+
+    let mut up = Up::start(&data, port);
+    ready(&mut up, &url, &token).await;
+    let invoice = json!({"customer": "Globex", "amount": 1000});
+    let (status, created) = call(
+        &url,
+        &token,
+        "POST",
+        "/api/v1/financial/invoices",
+        Some(&invoice),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+
+    let path = workspace_root().join("examples/financial/manifest.json");
+    let mut manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the manifest"))
+            .expect("JSON");
+    manifest["version"] = json!("1.2.1");
+    let (status, published) =
+        call(&url, &operator, "POST", "/api/v1/modules", Some(&manifest)).await;
+    assert_eq!(status, 201, "{published}");
+    let (status, asked) = call(
+        &url,
+        &operator,
+        "POST",
+        "/api/v1/modules/financial/upgrade",
+        Some(&json!({"version": "1.2.1"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{asked}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, installation) = call(
+            &url,
+            &operator,
+            "GET",
+            "/api/v1/modules/financial/installation",
+            None,
+        )
+        .await;
+        if installation["status"] == "installed" && installation["version"] == "1.2.1" {
+            break;
+        }
+        assert!(
+            installation["status"] != "failed" && Instant::now() < deadline,
+            "the upgrade did not finish: {installation}\n{}",
+            up.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ready(&mut up, &url, &token).await;
+    let (status, kept) = call(
+        &url,
+        &token,
+        "GET",
+        "/api/v1/financial/invoices/ACME-DE-1",
+        None,
+    )
+    .await;
+    assert_eq!((status, &kept), (200, &created), "the invoice, after the upgrade");
+    up.stop();
+}

@@ -12,8 +12,10 @@
 //! **Backends**, behind [`Backend`]: an embedded file per module under `plinth up`
 //! (`PLINTH_TABLES_DIR`, [`embedded`]) and DynamoDB on AWS (feature `dynamodb`), where each
 //! tenant's calls run with credentials of the module's own role narrowed by a session policy
-//! to that tenant's partitions (`dynamodb:LeadingKeys`): so a module bug cannot cross tenants
-//! even by going around the handle's checks. `docs/data.md` tells the whole story.
+//! to that tenant's partitions (`dynamodb:LeadingKeys`): so the handle's calls cannot cross
+//! tenants even where its own checks would fail. Code that goes around the handle with the
+//! process's own credentials reaches all of the module's tables: the module is trusted to use
+//! the handle. `docs/data.md` tells the whole story.
 //!
 //! ```
 //! use plinth_module_sdk::data::Tables;

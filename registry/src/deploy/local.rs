@@ -227,6 +227,17 @@ impl Deployer for ProcessDeployer {
                 return Ok(current.deployment.clone());
             }
         }
+        // A module with tables holds its file open (one process at a time may): the previous
+        // version stops before the next starts, a moment without a backend rather than a new
+        // one that cannot open its tables.
+        let holds_tables = self.tables_dir.is_some()
+            && manifest
+                .database
+                .as_ref()
+                .is_some_and(|database| !database.tables.is_empty());
+        if holds_tables && let Some(mut previous) = running.remove(&name) {
+            stop(&mut previous.child).await;
+        }
         let started = self.start(spec, command).await?;
         let deployment = started.deployment.clone();
         if let Some(mut previous) = running.insert(name, started) {

@@ -227,8 +227,7 @@ async fn a_module_with_tables_upgrades_on_one_machine_and_keeps_its_data() {
 
     let path = workspace_root().join("examples/financial/manifest.json");
     let mut manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("the manifest"))
-            .expect("JSON");
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the manifest")).expect("JSON");
     manifest["version"] = json!("1.2.1");
     let (status, published) =
         call(&url, &operator, "POST", "/api/v1/modules", Some(&manifest)).await;
@@ -271,6 +270,10 @@ async fn a_module_with_tables_upgrades_on_one_machine_and_keeps_its_data() {
         None,
     )
     .await;
-    assert_eq!((status, &kept), (200, &created), "the invoice, after the upgrade");
+    assert_eq!(
+        (status, &kept),
+        (200, &created),
+        "the invoice, after the upgrade"
+    );
     up.stop();
 }

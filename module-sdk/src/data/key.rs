@@ -165,17 +165,21 @@ impl SortKey {
             Self::None => Vec::new(),
             Self::S(s) => s.as_bytes().to_vec(),
             Self::N(n) => {
-                let float = n.as_f64().unwrap_or(0.0);
+                // -0 is 0, as DynamoDB has it.
+                let float = n.as_f64().unwrap_or(0.0) + 0.0;
                 let bits = float.to_bits();
                 let ordered = if float.is_sign_negative() {
                     !bits
                 } else {
                     bits ^ (1 << 63)
                 };
+                // A whole float (`1.0`) is the integer it equals (`1`), as DynamoDB has it.
+                let whole = (float.fract() == 0.0 && float.abs() < 9.0e15).then_some(float as i128);
                 let exact: i128 = n
                     .as_i64()
                     .map(i128::from)
                     .or_else(|| n.as_u64().map(i128::from))
+                    .or(whole)
                     .unwrap_or(0);
                 let mut bytes = ordered.to_be_bytes().to_vec();
                 bytes.extend_from_slice(&((exact as u128) ^ (1 << 127)).to_be_bytes());
@@ -267,6 +271,29 @@ mod tests {
         assert!(!belongs_to("acme", "acme-2"));
         assert!(!belongs_to("acme", "acmex#acme-de"));
         assert!(!belongs_to("acme", "globex#acme"));
+    }
+
+    /// Review finding: `1` and `1.0`, `0` and `-0` were different keys on the embedded backend
+    /// and the same key on DynamoDB.
+    #[test]
+    fn a_whole_float_and_negative_zero_are_the_keys_dynamodb_makes_of_them() {
+        let float = |f: f64| SortKey::N(Number::from_f64(f).unwrap());
+        assert_eq!(
+            float(1.0).ordered_bytes(),
+            SortKey::from(1_i64).ordered_bytes()
+        );
+        assert_eq!(
+            float(-7.0).ordered_bytes(),
+            SortKey::from(-7_i64).ordered_bytes()
+        );
+        assert_eq!(
+            float(-0.0).ordered_bytes(),
+            SortKey::from(0_i64).ordered_bytes()
+        );
+        assert_ne!(
+            float(1.5).ordered_bytes(),
+            SortKey::from(1_i64).ordered_bytes()
+        );
     }
 
     #[test]

@@ -50,6 +50,11 @@ fn parameter(name: &str) -> Option<Value> {
         "dry_run" | "drop_data" => json!({"type": "boolean"}),
         "granularity" => json!({"type": "string", "enum": ["hour", "day"]}),
         "format" => json!({"type": "string", "enum": ["json", "csv"]}),
+        // A date, or an RFC 3339 time (usage reports' `from` and `to`).
+        "from" | "to" => json!({
+            "type": "string",
+            "pattern": "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
+        }),
         _ => return None,
     })
 }

@@ -17,8 +17,9 @@
 //! next [`PAUSE_AFTER_FAILURE`] without asking the store again: the instance's own token bucket
 //! still holds the tenant to its tier's rate, and an outage of the table neither refuses nor
 //! slows requests. A lease that loses to other processes writing the same second
-//! [`ATTEMPTS`] times lets its one request through rather than refuse it while the second may
-//! have budget left.
+//! [`ATTEMPTS`] times (each time after a short wait) refuses its one request: under heavy
+//! contention a request may be refused while the second has budget left, never admitted past
+//! it.
 //!
 //! The seconds are calendar seconds of each process's clock: in a sliding second across a
 //! boundary up to twice the rate can pass, and processes whose clocks differ share a budget
@@ -148,9 +149,9 @@ impl RateBudget {
                 known.spent = true;
                 Err(over())
             }
-            // Many processes at once: this one request goes through on the process's own
-            // limit rather than be refused while the second may have budget left.
-            Ok(Lease::Contended) => Ok(()),
+            // Many processes at once lost to each other: refused rather than let through, so
+            // that the processes together never pass the rate.
+            Ok(Lease::Contended) => Err(over()),
             Err(error) => {
                 tracing::warn!(%tenant, %error, pause_secs = PAUSE_AFTER_FAILURE.as_secs(), "the shared rate budget cannot be read: the tenant's requests go through on this instance's own limit meanwhile");
                 known.paused_until = Some(std::time::Instant::now() + PAUSE_AFTER_FAILURE);
@@ -162,7 +163,13 @@ impl RateBudget {
     /// Adds up to `want` requests to the second's `used`, without passing `quota`.
     async fn lease(&self, tenant: &str, second: i64, want: u32, quota: u32) -> Result<Lease> {
         let key = Key::new(format!("RATE#{tenant}"), second.to_string());
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                // Spread the retries of processes that lost together.
+                let wait =
+                    u64::try_from(attempt).unwrap_or(1) + u64::from(rand::random::<u8>() % 4);
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            }
             let stored = self.store.get(&key).await?;
             let used = stored
                 .as_ref()

@@ -292,23 +292,31 @@ struct IssueKey {
     rotate_after_secs: Option<serde_json::Number>,
 }
 
+/// The longest the other keys of a module may keep working after a rotation: a year.
+pub const MAX_ROTATE_AFTER_SECS: i64 = 365 * 24 * 3600;
+
 impl IssueKey {
     fn rotate_after_secs(&self) -> Result<Option<i64>> {
         let Some(number) = &self.rotate_after_secs else {
             return Ok(None);
         };
-        let whole = number.as_i64().or_else(|| {
-            number
-                .as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                .map(|f| f as i64)
-        });
-        whole.map(Some).ok_or_else(|| {
-            crate::Error::field(
+        // Every JSON number reads as an f64; whole ones up to a year are exact in it.
+        let value = number
+            .as_f64()
+            .filter(|f| f.is_finite() && f.fract() == 0.0);
+        let Some(value) = value else {
+            return Err(crate::Error::field(
                 "rotate_after_secs",
                 format!("`{number}` is not a whole number of seconds"),
-            )
-        })
+            ));
+        };
+        if value > MAX_ROTATE_AFTER_SECS as f64 {
+            return Err(crate::Error::field(
+                "rotate_after_secs",
+                format!("`{number}` is more than a year ({MAX_ROTATE_AFTER_SECS} seconds)"),
+            ));
+        }
+        Ok(Some(value as i64))
     }
 }
 

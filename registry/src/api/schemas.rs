@@ -81,7 +81,8 @@ fn body(operation: &str) -> Option<Value> {
             &["tenant_id", "user_id", "permission"],
         ),
         "issue_key" => object(
-            json!({"rotate_after_secs": {"type": ["integer", "null"], "minimum": 0}}),
+            json!({"rotate_after_secs": {"type": ["integer", "null"], "minimum": 0,
+                   "maximum": super::install::MAX_ROTATE_AFTER_SECS}}),
             &[],
         ),
         "assign" => object(

@@ -504,3 +504,40 @@ async fn a_whole_number_of_seconds_written_with_a_point_rotates_a_key() {
     let body = refused.expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "whole number");
     assert_eq!(body["errors"][0]["path"], "rotate_after_secs");
 }
+
+/// The property-based run: `{"rotate_after_secs": 50079193593834668032}`, an integer the
+/// document admitted, was refused. The document now says what the API takes: at most a year.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_grace_past_a_year_is_refused_naming_the_field_as_the_document_says() {
+    let p = TestPlatform::embedded();
+    installed(&p, module("financial", &[])).await;
+    let keys = "/api/v1/modules/financial/api-keys";
+    for too_long in [json!(5.007_919_359_383_467e19), json!(31_536_001)] {
+        let refused = p
+            .call(
+                Method::POST,
+                keys,
+                operator(),
+                Some(json!({"rotate_after_secs": too_long})),
+            )
+            .await;
+        let body = refused.expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "more than a year");
+        assert_eq!(body["errors"][0]["path"], "rotate_after_secs");
+    }
+    let a_year = p
+        .call(
+            Method::POST,
+            keys,
+            operator(),
+            Some(json!({"rotate_after_secs": 31_536_000})),
+        )
+        .await;
+    a_year.expect(StatusCode::CREATED);
+    let document = p.call(Method::GET, "/openapi.json", operator(), None).await;
+    let document = document.expect(StatusCode::OK);
+    let text = document.to_string();
+    assert!(
+        text.contains("\"maximum\":31536000"),
+        "the document names the limit"
+    );
+}

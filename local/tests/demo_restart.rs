@@ -114,18 +114,43 @@ async fn ready(up: &mut Up, url: &str, token: &str) {
     }
 }
 
+/// A data folder of its own, a free port, and the secret `plinth up` will find in the folder
+/// with the demo's token signed by it.
+struct Demo {
+    _root: tempfile::TempDir,
+    data: PathBuf,
+    port: u16,
+    url: String,
+    secret: String,
+    token: String,
+}
+
+impl Demo {
+    fn new() -> Self {
+        let root = tempfile::tempdir().expect("a temporary folder");
+        let data = root.path().join("data");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let secret = plinth_local::platform::jwt_secret(&data).expect("a secret");
+        let token = plinth_local::platform::demo_token(&secret).expect("the demo's token");
+        Self {
+            _root: root,
+            data,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            secret,
+            token,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoices_survive_a_restart_of_plinth_up_demo() {
-    let root = tempfile::tempdir().expect("a temporary folder");
-    let data = root.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    // The secret plinth up will find in its data folder, and the demo's token from it.
-    let secret = plinth_local::platform::jwt_secret(&data).expect("a secret");
-    let token = plinth_local::platform::demo_token(&secret).expect("the demo's token");
+    let demo = Demo::new();
+    let (data, port) = (demo.data.clone(), demo.port);
+    let (url, token) = (demo.url.clone(), demo.token.clone());
 
     let mut up = Up::start(&data, port);
     ready(&mut up, &url, &token).await;
@@ -191,15 +216,9 @@ async fn invoices_survive_a_restart_of_plinth_up_demo() {
 /// open it, and the upgrade failed. The previous version now stops first; the data stays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_module_with_tables_upgrades_on_one_machine_and_keeps_its_data() {
-    let root = tempfile::tempdir().expect("a temporary folder");
-    let data = root.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let url = format!("http://127.0.0.1:{port}");
-    let secret = plinth_local::platform::jwt_secret(&data).expect("a secret");
-    let token = plinth_local::platform::demo_token(&secret).expect("the demo's token");
+    let demo = Demo::new();
+    let (data, port) = (demo.data.clone(), demo.port);
+    let (url, token, secret) = (demo.url.clone(), demo.token.clone(), demo.secret.clone());
     let operator = plinth_registry::identity::mint_token(
         secret.as_bytes(),
         &plinth_registry::identity::Claims::user(

@@ -1,8 +1,8 @@
 //! The smallest Lambda function that calls AWS through the SDK as the platform's functions
 //! do (`default-https-client`: hyper, h2, rustls on aws-lc; the default credential chain):
 //! one `GetSecretValue` per event. The floor under any function's zip (BENCHMARKS.md, Lambda
-//! functions). Not a platform function: to size it, copy it to `functions/src/bin/` and build
-//! it as the others (`cargo lambda build --profile lambda … --bin sdk_floor`).
+//! functions). Not a platform function: built only for the benchmark (`--features bench`,
+//! BENCHMARKS.md "Cold starts side by side").
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};

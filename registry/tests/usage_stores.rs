@@ -1,6 +1,7 @@
 //! Usage flushed on both stores (the embedded one, and DynamoDB on the emulator): two
 //! processes' gateways flushing into the same hours add up, none lost to the other's write,
-//! and the report reads them back.
+//! and the report reads them back; on AWS, access log and event batches that CloudWatch Logs
+//! and EventBridge deliver more than once are counted once.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -12,7 +13,9 @@ use plinth_module_sdk::manifest::Tier;
 use plinth_registry::ids::TenantId;
 use plinth_registry::store::Store;
 use plinth_registry::tenancy::Tenant;
-use plinth_registry::usage::{Period, Prices, RELATIVE_ERROR, Served, Usage};
+use plinth_registry::usage::{
+    AccessLogLine, Period, Prices, RELATIVE_ERROR, Served, Usage, access_log_counts,
+};
 
 fn served(status: u16) -> Served {
     Served {
@@ -84,4 +87,104 @@ async fn dynamodb_two_processes_flushing_the_same_hours_add_up() {
         return;
     };
     two_processes_flushing_the_same_hours_add_up(Arc::new(store)).await;
+}
+
+fn acme() -> Tenant {
+    Tenant {
+        id: TenantId::parse("acme").unwrap(),
+        name: "Acme".into(),
+        subscription_tier: Tier::Basic,
+        created_at: String::new(),
+    }
+}
+
+/// A request of `module` in hour `hour` (hours since the epoch), as the access log has it.
+fn logged(module: &str, hour: i64, status: u16) -> AccessLogLine {
+    AccessLogLine {
+        tenant: "acme".into(),
+        module: module.into(),
+        status,
+        request_bytes: 10,
+        response_bytes: 100,
+        latency_ms: 7,
+        at_ms: hour * 3_600_000 + 1_000,
+    }
+}
+
+async fn a_batch_delivered_again_is_counted_once(store: Arc<dyn Store>) {
+    let usage = Usage::new(Arc::clone(&store), Prices::default());
+    let now = time::OffsetDateTime::now_utc();
+    let hour = now.unix_timestamp() / 3600;
+    let lines = [
+        logged("financial", hour, 200),
+        logged("financial", hour, 500),
+    ];
+    // 120 modules: more hours than one transaction holds, so the batch is written in parts.
+    let many: Vec<_> = (0..120)
+        .map(|m| logged(&format!("module-{m}"), hour, 200))
+        .collect();
+
+    assert!(
+        usage
+            .record_once("logs-1", access_log_counts(&lines))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !usage
+            .record_once("logs-1", access_log_counts(&lines))
+            .await
+            .unwrap(),
+        "delivered again: already counted"
+    );
+    assert!(
+        usage
+            .record_once("logs-2", access_log_counts(&many))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !usage
+            .record_once("logs-2", access_log_counts(&many))
+            .await
+            .unwrap()
+    );
+    // Two processes handed the same new batch at once: one counts it.
+    let other = Usage::new(Arc::clone(&store), Prices::default());
+    let (first, second) = tokio::join!(
+        usage.record_once("logs-3", access_log_counts(&lines)),
+        other.record_once("logs-3", access_log_counts(&lines)),
+    );
+    let counted = [first, second]
+        .into_iter()
+        .filter(|r| matches!(r, Ok(true)))
+        .count();
+    assert_eq!(counted, 1);
+
+    let period = Period::parse(None, None, Some("hour"), now).unwrap();
+    let report = usage.report(&[acme()], &period, None).await.unwrap();
+    let total = &report.tenants[0].total;
+    assert_eq!((total.requests, total.errors_5xx), (2 + 120 + 2, 2));
+    assert_eq!(total.request_bytes, 124 * 10);
+    let financial = usage
+        .report(&[acme()], &period, Some("financial"))
+        .await
+        .unwrap();
+    assert_eq!(financial.tenants[0].total.requests, 4);
+    let p50 = financial.tenants[0].total.latency_ms.p50.unwrap();
+    assert!((p50 - 7.0).abs() <= 7.0 * RELATIVE_ERROR, "{p50}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_a_batch_delivered_again_is_counted_once() {
+    let (store, _dir) = support::embedded();
+    a_batch_delivered_again_is_counted_once(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_a_batch_delivered_again_is_counted_once() {
+    let Some(store) = support::dynamo("usage_batches").await else {
+        return;
+    };
+    a_batch_delivered_again_is_counted_once(Arc::new(store)).await;
 }

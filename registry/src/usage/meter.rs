@@ -49,7 +49,7 @@ impl Counts {
         self.latency.merge(&other.latency);
     }
 
-    fn served(&mut self, served: &Served) {
+    pub(crate) fn served(&mut self, served: &Served) {
         self.requests += 1;
         match served.status {
             400..=499 => self.errors_4xx += 1,

@@ -16,6 +16,7 @@
 //! A flush adds to counters with versioned writes of its own, not through `changes`: it is no
 //! change anyone audits, and it makes nothing cached stale.
 
+mod ingest;
 mod meter;
 mod prices;
 mod report;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use ingest::{AccessLogLine, Subscriber, access_log_counts, event_counts};
 pub use meter::{Counts, HOUR, Meter, Served, Shard, UsageKey};
 pub use prices::{Bill, Prices, TierPrices};
 pub use report::{
@@ -35,7 +37,7 @@ pub use report::{
 pub use sketch::{LatencySketch, RELATIVE_ERROR};
 
 use crate::error::Result;
-use crate::store::{Condition, Item, Key, Query, Store, StoreError, from_item, query_all, to_data};
+use crate::store::{Key, Query, Store, StoreError, from_item, query_all};
 use crate::tenancy::Tenant;
 
 /// How often `plinth up` flushes usage to the store unless `PLINTH_USAGE_FLUSH_SECS` says: the
@@ -129,29 +131,8 @@ impl Usage {
         let mut last = None;
         for _ in 0..WRITE_ATTEMPTS {
             let stored = self.store.get(&key).await?;
-            let written = match stored {
-                None => {
-                    let hour = StoredHour {
-                        tenant: usage.tenant.clone(),
-                        module: usage.module.clone(),
-                        hour: usage.hour,
-                        counts: counts.clone(),
-                    };
-                    let item = Item::new(key.clone(), to_data(&hour));
-                    self.store.put(item, Condition::Absent).await
-                }
-                Some(item) => {
-                    let mut hour: StoredHour =
-                        from_item(&item).map_err(|e| StoreError::Corrupt {
-                            key: key.clone(),
-                            reason: e.to_string(),
-                        })?;
-                    hour.counts.merge(counts);
-                    let (next, condition) = item.next(to_data(&hour));
-                    self.store.put(next, condition).await
-                }
-            };
-            match written {
+            let (item, condition) = ingest::added(usage, stored.as_ref(), counts)?;
+            match self.store.put(item, condition).await {
                 Err(e) if e.is_conflict() => last = Some(e),
                 other => return other,
             }

@@ -22,6 +22,10 @@ pub struct AuthorizerContext {
     /// The healthy instance the platform would pick.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub upstream: String,
+    /// The request body's length as the client declared it (`Content-Length`; 0 without
+    /// one), for the access log's usage metering (`$context.authorizer.request_bytes`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request_bytes: String,
     /// Why a request was refused (API Gateway answers 403 either way; this is for logs).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
@@ -68,6 +72,13 @@ pub async fn authorize(
                 module: decision.module().to_string(),
                 tenant: decision.tenant().to_string(),
                 upstream: decision.upstream.url.clone(),
+                request_bytes: request
+                    .headers
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+                    .to_string(),
                 reason: String::new(),
             };
         }
@@ -184,6 +195,26 @@ mod tests {
         let wire = serde_json::to_value(&response).unwrap();
         assert_eq!(wire["isAuthorized"], true);
         assert!(wire["context"]["context"].is_string());
+        assert_eq!(
+            wire["context"]["request_bytes"], "0",
+            "a GET without a body"
+        );
+    }
+
+    /// The access log (template.yaml) reads `$context.authorizer.request_bytes` to meter the
+    /// request's bytes for the tenant.
+    #[tokio::test]
+    async fn an_allowed_request_s_declared_length_is_in_the_context_for_the_access_log() {
+        let mut kit = Kit::new();
+        kit.installed_and_enabled().await;
+        let alice = token("alice", Some("acme"), Some("acme-de"), &[]);
+        let mut sized = request(Some(&alice), "/api/v1/financial/status");
+        sized
+            .headers
+            .insert(http::header::CONTENT_LENGTH, "1234".parse().unwrap());
+        let response = authorize(&kit.app, sized).await;
+        assert!(response.is_authorized, "{:?}", response.context.reason);
+        assert_eq!(response.context.request_bytes, "1234");
     }
 
     /// Finding 10 of "The first hour", on AWS: one token grants several companies and a

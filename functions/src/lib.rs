@@ -19,6 +19,7 @@ pub mod ecr_events;
 pub mod health;
 pub mod installer;
 pub mod platform_secrets;
+pub mod usage;
 pub mod wiring;
 
 #[cfg(test)]

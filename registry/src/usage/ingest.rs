@@ -26,6 +26,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::meter::{Counts, HOUR, Served, UsageKey};
 use super::{StoredHour, Usage, WRITE_ATTEMPTS, key};
+use crate::installation::Installations;
 use crate::store::{
     Condition, Item, Key, MAX_BATCH_GET, MAX_TRANSACTION_WRITES, StoreError, Write, from_item,
     to_data,
@@ -168,6 +169,31 @@ pub fn event_counts(event: &Event, subscribers: &[Subscriber]) -> BTreeMap<Usage
         }
     }
     counts
+}
+
+/// Every installed module's subscriptions (a query of the index, a read per installed module).
+/// A subscription whose pattern does not parse is left out: the bus refused it too.
+///
+/// # Errors
+/// The store's failure, or an installed manifest that cannot be read.
+pub async fn subscribers(installations: &Installations) -> crate::error::Result<Vec<Subscriber>> {
+    let mut subscribers = Vec::new();
+    for module in installations.installed_index().await?.into_keys() {
+        let Ok(module) = module.parse::<ModuleName>() else {
+            continue;
+        };
+        let (manifest, _) = installations.installed_module(&module).await?;
+        let patterns: Vec<_> = manifest
+            .events
+            .subscribes
+            .iter()
+            .filter_map(|s| Pattern::parse(&serde_json::Value::Object(s.pattern.clone())).ok())
+            .collect();
+        if !patterns.is_empty() {
+            subscribers.push(Subscriber { module, patterns });
+        }
+    }
+    Ok(subscribers)
 }
 
 fn marker_key(batch: &str) -> Key {

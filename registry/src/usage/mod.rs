@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use ingest::{AccessLogLine, Subscriber, access_log_counts, event_counts};
+pub use ingest::{AccessLogLine, Subscriber, access_log_counts, event_counts, subscribers};
 pub use meter::{Counts, HOUR, Meter, Served, Shard, UsageKey};
 pub use prices::{Bill, Prices, TierPrices};
 pub use report::{

@@ -1,0 +1,245 @@
+//! The usage function: what tenants used of modules on AWS, counted from what AWS reports
+//! (docs/operations.md, "On AWS") into the table the usage routes read.
+//!
+//! - a **CloudWatch Logs subscription** on the HTTP API's access log hands it the log lines in
+//!   batches: each module request the authorizer let through counts for its tenant and module;
+//! - a **rule on the platform's bus** hands it every event: published by the module that sent
+//!   it, delivered to each installed module whose subscription matches it.
+//!
+//! Each batch (a log delivery, an event) is counted once however often it is delivered
+//! (`Usage::record_once`).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::cloudwatch_logs::LogsEvent;
+use plinth_registry::events::Event;
+use plinth_registry::usage::{
+    AccessLogLine, Subscriber, access_log_counts, event_counts, subscribers,
+};
+use plinth_registry::{App, Error, Result};
+use serde::Serialize;
+use serde_json::Value;
+
+/// How long a warm instance keeps the installed modules' subscriptions before reading them
+/// again: an install or uninstall is counted right within this much.
+const SUBSCRIBERS_FOR: Duration = Duration::from_secs(60);
+
+/// What one invocation counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "counted")]
+pub enum Counted {
+    /// Module requests of an access log batch (`requests` of `lines`), or none: the batch was
+    /// counted before.
+    Requests {
+        lines: usize,
+        requests: usize,
+        again: bool,
+    },
+    /// An event: (tenant, module) pairs it counted for; `again` when counted before.
+    Event { pairs: usize, again: bool },
+    /// Nothing to count: CloudWatch Logs' control message, or an event about no tenant.
+    Nothing,
+}
+
+/// The installed modules' subscriptions, kept by a warm instance for [`SUBSCRIBERS_FOR`].
+#[derive(Debug, Default)]
+pub struct Subscribers(Mutex<Option<(Instant, Arc<Vec<Subscriber>>)>>);
+
+impl Subscribers {
+    async fn current(&self, app: &App) -> Result<Arc<Vec<Subscriber>>> {
+        if let Some((at, kept)) = &*self.0.lock().unwrap_or_else(PoisonError::into_inner)
+            && at.elapsed() < SUBSCRIBERS_FOR
+        {
+            return Ok(Arc::clone(kept));
+        }
+        let read = Arc::new(subscribers(&app.plane.installations).await?);
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((Instant::now(), Arc::clone(&read)));
+        Ok(read)
+    }
+}
+
+/// Counts one delivery: a CloudWatch Logs batch (`{"awslogs": …}`) or an EventBridge event.
+///
+/// # Errors
+/// A payload that is neither (a 400-like error, so the delivery is not retried for nothing
+/// — Lambda reports it), or the store's failure (retried by the service that delivered it).
+pub async fn handle(app: &App, subscribers: &Subscribers, payload: Value) -> Result<Counted> {
+    if payload.get("awslogs").is_some() {
+        // Read from text: the crate's decoder of `awslogs.data` borrows its string.
+        let logs: LogsEvent = serde_json::from_str(&payload.to_string()).map_err(|e| {
+            Error::BadRequest(format!("awslogs: not a CloudWatch Logs delivery: {e}"))
+        })?;
+        return access_log(app, logs).await;
+    }
+    if payload.get("detail-type").is_some() {
+        let event: Event = serde_json::from_value(payload)
+            .map_err(|e| Error::BadRequest(format!("not an EventBridge event: {e}")))?;
+        let counts = event_counts(&event, &subscribers.current(app).await?);
+        if counts.is_empty() {
+            return Ok(Counted::Nothing);
+        }
+        let pairs = counts.len();
+        let counted = app
+            .plane
+            .usage
+            .record_once(&format!("event#{}", event.id), counts)
+            .await?;
+        return Ok(Counted::Event {
+            pairs,
+            again: !counted,
+        });
+    }
+    Err(Error::BadRequest(
+        "neither a CloudWatch Logs delivery (`awslogs`) nor an EventBridge event (`detail-type`)"
+            .into(),
+    ))
+}
+
+async fn access_log(app: &App, logs: LogsEvent) -> Result<Counted> {
+    let data = logs.aws_logs.data;
+    // Sent once when the subscription is created, to check the destination.
+    let Some(first) = data
+        .log_events
+        .first()
+        .filter(|_| data.message_type == "DATA_MESSAGE")
+    else {
+        return Ok(Counted::Nothing);
+    };
+    // A log event's id is unique; a delivery made again carries the same events.
+    let batch = format!("logs#{}#{}", first.id, data.log_events.len());
+    let lines: Vec<_> = data
+        .log_events
+        .iter()
+        .filter_map(|event| AccessLogLine::parse(&event.message, event.timestamp))
+        .collect();
+    let requests = lines.len();
+    let again = if lines.is_empty() {
+        false
+    } else {
+        !app.plane
+            .usage
+            .record_once(&batch, access_log_counts(&lines))
+            .await?
+    };
+    Ok(Counted::Requests {
+        lines: data.log_events.len(),
+        requests,
+        again,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{Kit, fixture};
+    use plinth_registry::ids::TenantId;
+    use plinth_registry::usage::Period;
+
+    async fn acme_total(kit: &Kit, at: &str) -> plinth_registry::usage::Figures {
+        let tenant = kit
+            .app
+            .plane
+            .tenancy
+            .tenant(&TenantId::parse("acme").unwrap())
+            .await
+            .unwrap();
+        let period = Period::parse(
+            Some(at),
+            Some(at),
+            Some("hour"),
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        let report = kit
+            .app
+            .plane
+            .usage
+            .report(&[tenant], &period, None)
+            .await
+            .unwrap();
+        report.tenants[0].total.clone()
+    }
+
+    /// `cloudwatch-logs-access.json`: CloudWatch Logs' delivery (gzip, base64) of four lines of
+    /// the HTTP API's access log in template.yaml's format, on 2026-12-07 — two financial
+    /// requests of acme (a 201 and a 503), one platform route and one refused request.
+    #[tokio::test]
+    async fn an_access_log_delivery_counts_each_module_request_once_however_often_delivered() {
+        let mut kit = Kit::new();
+        kit.installed_and_enabled().await;
+        let subscribers = Subscribers::default();
+        let delivery = fixture("cloudwatch-logs-access.json");
+        let counted = handle(&kit.app, &subscribers, delivery.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            counted,
+            Counted::Requests {
+                lines: 4,
+                requests: 2,
+                again: false
+            }
+        );
+        let again = handle(&kit.app, &subscribers, delivery).await.unwrap();
+        assert_eq!(
+            again,
+            Counted::Requests {
+                lines: 4,
+                requests: 2,
+                again: true
+            }
+        );
+        let total = acme_total(&kit, "2026-12-07").await;
+        assert_eq!(
+            (
+                total.requests,
+                total.errors_5xx,
+                total.request_bytes,
+                total.response_bytes
+            ),
+            (2, 1, 67, 345 + 120)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_module_s_event_counts_as_its_publication_once() {
+        let mut kit = Kit::new();
+        kit.installed_and_enabled().await;
+        let subscribers = Subscribers::default();
+        let event = fixture("eventbridge-module-event.json");
+        assert_eq!(
+            handle(&kit.app, &subscribers, event.clone()).await.unwrap(),
+            Counted::Event {
+                pairs: 1,
+                again: false
+            }
+        );
+        assert_eq!(
+            handle(&kit.app, &subscribers, event).await.unwrap(),
+            Counted::Event {
+                pairs: 1,
+                again: true
+            }
+        );
+        let total = acme_total(&kit, "2026-12-07").await;
+        assert_eq!((total.events_published, total.events_delivered), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn the_subscription_s_control_message_and_an_unknown_payload_count_nothing() {
+        let kit = Kit::new();
+        let subscribers = Subscribers::default();
+        let control = fixture("cloudwatch-logs-control.json");
+        assert_eq!(
+            handle(&kit.app, &subscribers, control).await.unwrap(),
+            Counted::Nothing
+        );
+        let error = handle(&kit.app, &subscribers, serde_json::json!({"hello": 1}))
+            .await
+            .unwrap_err();
+        assert_eq!(error.status(), http::StatusCode::BAD_REQUEST);
+        assert!(error.to_string().contains("awslogs"), "{error}");
+    }
+}

@@ -90,6 +90,19 @@ class Template(unittest.TestCase):
             with self.subTest(function=name):
                 self.assertIn("ReservedConcurrentExecutions", function["Properties"])
 
+    def test_the_usage_function_hears_the_access_log_and_every_event_on_the_platform_bus(self):
+        events = RESOURCES["UsageFunction"]["Properties"]["Events"]
+        log = events["AccessLog"]["Properties"]
+        self.assertEqual(log["LogGroupName"], {"Ref": "ApiAccessLogGroup"})
+        self.assertIn("$.tenant", log["FilterPattern"])
+        rule = events["PlatformEvents"]["Properties"]
+        self.assertEqual(rule["EventBusName"], {"Ref": "EventBus"})
+        self.assertEqual(rule["Pattern"], {"source": [{"prefix": "plinth."}]})
+        fmt = RESOURCES["PlatformApi"]["Properties"]["AccessLogSettings"]["Format"]
+        for field in ["$context.authorizer.tenant", "$context.authorizer.module",
+                      "$context.authorizer.request_bytes", "$context.requestTimeEpoch"]:
+            self.assertIn(field, fmt)
+
     def test_the_http_api_logs_every_request_with_the_authorizers_error(self):
         settings = RESOURCES["PlatformApi"]["Properties"]["AccessLogSettings"]
         for field in ["$context.requestId", "$context.identity.sourceIp", "$context.routeKey", "$context.status",

@@ -227,6 +227,48 @@ mod tests {
         assert_eq!((total.events_published, total.events_delivered), (1, 0));
     }
 
+    /// The access log's format as template.yaml gives it, filled as API Gateway fills it, reads
+    /// back as the request it logs: the template and the parser name the same fields.
+    #[test]
+    fn a_line_in_the_template_s_access_log_format_reads_back_as_its_request() {
+        let template = include_str!("../../template.yaml");
+        let format = template
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("Format: '"))
+            .and_then(|format| format.strip_suffix('\''))
+            .expect("the HTTP API's access log format");
+        let mut line = format.to_owned();
+        for (variable, value) in [
+            ("$context.authorizer.tenant", "acme"),
+            ("$context.authorizer.module", "financial"),
+            ("$context.authorizer.request_bytes", "67"),
+            ("$context.status", "201"),
+            ("$context.responseLength", "345"),
+            ("$context.responseLatency", "12"),
+            ("$context.requestTimeEpoch", "1796642400000"),
+        ] {
+            assert!(line.contains(variable), "the format logs {variable}");
+            line = line.replace(variable, value);
+        }
+        // What the usage function does not read, API Gateway fills too.
+        while let Some(at) = line.find("$context.") {
+            let end = line[at..].find('"').map_or(line.len(), |n| at + n);
+            line.replace_range(at..end, "-");
+        }
+        assert_eq!(
+            AccessLogLine::parse(&line, 0),
+            Some(AccessLogLine {
+                tenant: "acme".into(),
+                module: "financial".into(),
+                status: 201,
+                request_bytes: 67,
+                response_bytes: 345,
+                latency_ms: 12,
+                at_ms: 1_796_642_400_000,
+            })
+        );
+    }
+
     #[tokio::test]
     async fn the_subscription_s_control_message_and_an_unknown_payload_count_nothing() {
         let kit = Kit::new();

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::cloudwatch_logs::LogsEvent;
-use plinth_registry::events::Event;
+use plinth_registry::events::{Event, PLATFORM_SOURCE};
 use plinth_registry::usage::{
     AccessLogLine, Subscriber, access_log_counts, event_counts, subscribers,
 };
@@ -22,8 +22,18 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// How long a warm instance keeps the installed modules' subscriptions before reading them
-/// again: an install or uninstall is counted right within this much.
+/// again. The platform's events of an install's end reach the usage function too, and drop
+/// them at once ([`CHANGES_SUBSCRIBERS`]); this bounds what a lost one could leave.
 const SUBSCRIBERS_FOR: Duration = Duration::from_secs(60);
+
+/// The platform's events after which the installed modules' subscriptions may differ.
+const CHANGES_SUBSCRIBERS: [&str; 5] = [
+    "module.installed",
+    "module.upgraded",
+    "module.rolled_back",
+    "module.restored",
+    "module.uninstalled",
+];
 
 /// What one invocation counted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -47,6 +57,10 @@ pub enum Counted {
 pub struct Subscribers(Mutex<Option<(Instant, Arc<Vec<Subscriber>>)>>);
 
 impl Subscribers {
+    fn forget(&self) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
     async fn current(&self, app: &App) -> Result<Arc<Vec<Subscriber>>> {
         if let Some((at, kept)) = &*self.0.lock().unwrap_or_else(PoisonError::into_inner)
             && at.elapsed() < SUBSCRIBERS_FOR
@@ -76,6 +90,11 @@ pub async fn handle(app: &App, subscribers: &Subscribers, payload: Value) -> Res
     if payload.get("detail-type").is_some() {
         let event: Event = serde_json::from_value(payload)
             .map_err(|e| Error::BadRequest(format!("not an EventBridge event: {e}")))?;
+        if event.source == PLATFORM_SOURCE
+            && CHANGES_SUBSCRIBERS.contains(&event.detail_type.as_str())
+        {
+            subscribers.forget();
+        }
         let counts = event_counts(&event, &subscribers.current(app).await?);
         if counts.is_empty() {
             return Ok(Counted::Nothing);

@@ -10,11 +10,13 @@
 //!   (`HTTP_PROXY`; a running container of the `Containers` shim), else the registry API;
 //! - the request as an HTTP API payload 2.0 event, the function's answer back as a response.
 //!
-//! It does not cache authorizer decisions, throttle or log access.
+//! Each module request is written to the access log (the `AccessLog` shim) as the template's
+//! format has it. It does not cache authorizer decisions or throttle.
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
+use crate::access_log::Logged;
 use crate::platform::{AUTHORIZER, CONFIG_RESOLVER, Cell, Invoked, Invoker, REGISTRY_API};
 
 /// An HTTP request as a client sends it to the API.
@@ -51,8 +53,11 @@ impl Request {
 
     #[must_use]
     pub fn json(mut self, body: Value) -> Self {
+        // As an HTTP client sends it: the body's length declared.
+        let length = body.to_string().len().to_string();
         self.body = Some(body);
         self.header("content-type", "application/json")
+            .header("content-length", &length)
     }
 }
 
@@ -148,9 +153,8 @@ impl ApiGateway<'_> {
         }
     }
 
-    /// A module route: no `Authorization` (an identity source) is 401 without invoking the
-    /// authorizer; `isAuthorized: false` is 403; otherwise the registry API gets the request
-    /// with the authorizer's tenant context.
+    /// A module route, answered by [`Self::authorized_module_route`] and written to the
+    /// access log with the authorizer's context when it allowed the request.
     async fn module_route(
         &self,
         request: &Request,
@@ -163,6 +167,37 @@ impl ApiGateway<'_> {
             .as_object()
             .cloned()
             .unwrap_or_default();
+        let started = std::time::Instant::now();
+        let answer = self
+            .authorized_module_route(request, path, query, route_key, params, proxy)
+            .await;
+        let authorizer = answer
+            .authorizer
+            .as_ref()
+            .filter(|decided| decided["isAuthorized"] == true)
+            .map_or(Value::Null, |decided| decided["context"].clone());
+        self.cell.access_log.record(&Logged {
+            status: answer.status,
+            response_bytes: answer.body.len(),
+            latency_ms: started.elapsed().as_millis(),
+            route_key,
+            authorizer: &authorizer,
+        });
+        answer
+    }
+
+    /// No `Authorization` (an identity source) is 401 without invoking the authorizer;
+    /// `isAuthorized: false` is 403; otherwise the module's integration gets the request with
+    /// the authorizer's tenant context.
+    async fn authorized_module_route(
+        &self,
+        request: &Request,
+        path: &str,
+        query: &str,
+        route_key: &str,
+        params: Map<String, Value>,
+        proxy: &str,
+    ) -> Response {
         let mut event = http_event(request, path, query, route_key, params);
         let Some(authorization) = event["headers"]["authorization"]
             .as_str()

@@ -16,6 +16,7 @@ mod lambda_emulator;
 #[path = "../../../registry/tests/support/ecs_cluster.rs"]
 mod ecs_cluster;
 
+mod access_log;
 mod api_gateway;
 mod bus_to_lambda;
 mod containers;
@@ -33,7 +34,7 @@ use serde_json::{Value, json};
 use api_gateway::{ApiGateway, Request, Response};
 use platform::{
     Cell, ECR_EVENTS, FINANCIAL_FUNCTION, HEALTH_CHECKER, INSTALLER, NOTIFICATIONS_REPOSITORY,
-    REGISTRY_API,
+    REGISTRY_API, USAGE,
 };
 
 /// A user's token, signed with the JWT secret read back from Secrets Manager.
@@ -211,6 +212,7 @@ async fn the_platform_runs_as_lambda_runs_it() {
     timed("authorizer", authorizer_decides(&api, &users)).await;
     timed("health", health_follows_the_module(&api, &users)).await;
     timed("ecs module", ecs_module_gets_its_events(&api, &users)).await;
+    timed("usage", usage_is_metered(&api, &users)).await;
     timed("upgrade", upgrade_and_rollback(&api, &users)).await;
     timed("uninstall", uninstall_leaves_nothing(&api, &users)).await;
     timed("ecs uninstall", ecs_uninstall_leaves_nothing(&api, &users)).await;
@@ -1020,4 +1022,78 @@ async fn event_queues(cell: &Cell, module: &str) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Usage on AWS: the module requests of the access log (the `AccessLog` shim hands over what
+/// the `ApiGateway` shim logged, as CloudWatch Logs delivers it — twice here, as it may) and
+/// the events on the bus (the usage rule) reach the usage function; the registry API's report
+/// then has each module request of acme once, none of the refused ones, and — with the ECS
+/// module — the paid invoice's event published by financial and delivered to notifications.
+async fn usage_is_metered(api: &ApiGateway<'_>, users: &Users) {
+    let (delivery, lines) = api
+        .cell
+        .access_log
+        .delivery()
+        .expect("the module requests were logged");
+    let logged = |module: &str| {
+        let module = format!(r#""module":"{module}""#);
+        lines
+            .iter()
+            .filter(|line| line.contains(r#""tenant":"acme""#) && line.contains(&module))
+            .count() as u64
+    };
+    let (financial, notifications) = (logged("financial"), logged("notifications"));
+    assert!(
+        financial >= 3 && notifications >= 1 && lines.len() as u64 > financial + notifications,
+        "allowed and refused module requests were logged: {lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains(r#""status":"201""#)
+                && !line.contains(r#""requestBytes":"0""#)),
+        "the invoice's POST carried its declared length: {lines:#?}"
+    );
+    for _ in 0..2 {
+        let counted = api.cell.invoke(USAGE, &delivery).await;
+        assert!(
+            counted.function_error.is_none(),
+            "the usage function failed: {:?}\n{}",
+            counted.payload,
+            api.cell.log(USAGE)
+        );
+    }
+    let with_events = api.cell.containers.is_some();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let report = api
+            .send(Request::new("GET", "/api/v1/tenants/acme/usage").bearer(&users.admin))
+            .await;
+        expect(&report, 200, "acme's usage, from the registry API");
+        let report = report.json();
+        let row = |module: &str| {
+            report["tenants"][0]["rows"]
+                .as_array()
+                .and_then(|rows| rows.iter().find(|row| row["module"] == module))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let requests = |module: &str| row(module)["requests"].as_u64().unwrap_or(0);
+        let counted =
+            requests("financial") == financial && requests("notifications") == notifications;
+        let events = !with_events
+            || (row("financial")["events_published"].as_u64() >= Some(1)
+                && row("notifications")["events_delivered"].as_u64() >= Some(1));
+        if counted && events {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "acme's usage is not what the access log and the bus carried ({financial} financial \
+             and {notifications} notifications requests logged): {report:#}\nthe usage \
+             function's log:\n{}",
+            api.cell.log(USAGE)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

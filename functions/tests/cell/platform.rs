@@ -12,6 +12,7 @@ use aws_config::SdkConfig;
 use plinth_registry::store::dynamodb::DynamoStore;
 use serde_json::{Value, json};
 
+use crate::access_log::AccessLog;
 use crate::api_gateway::serve_platform_routes;
 use crate::bus_to_lambda::{BusToLambda, Rule};
 use crate::containers::{Containers, Image};
@@ -30,6 +31,7 @@ pub const CONFIG_RESOLVER: &str = "plinth-cell-config-resolver";
 pub const INSTALLER: &str = "plinth-cell-installer";
 pub const ECR_EVENTS: &str = "plinth-cell-ecr-events";
 pub const HEALTH_CHECKER: &str = "plinth-cell-health-checker";
+pub const USAGE: &str = "plinth-cell-usage";
 
 /// The Lambda module's function as the installer names it (`plinth-{module}`).
 pub const FINANCIAL_FUNCTION: &str = "plinth-financial";
@@ -110,6 +112,8 @@ pub struct Cell {
     pub context_key_arn: String,
     /// Declared before `lambda`: the pumps stop before the functions do.
     pub rules: BusToLambda,
+    /// The HTTP API's access log, which the `ApiGateway` shim writes.
+    pub access_log: AccessLog,
     /// Where the functions' Lambda calls go (`AWS_ENDPOINT_URL_LAMBDA`).
     pub front: LambdaFront,
     /// The HTTP API's platform routes over HTTP: the modules' `PLINTH_URL`.
@@ -313,6 +317,7 @@ impl Cell {
             jwt_secret_arn,
             context_key_arn,
             rules,
+            access_log: AccessLog::from_template(),
             front,
             platform_routes,
             tap,
@@ -367,7 +372,8 @@ impl Cell {
 }
 
 /// The rules template.yaml gives the functions, as `Events` of type `EventBridgeRule`: the
-/// installer's on the platform's bus, the ECR events function's on the default bus. (The
+/// installer's and the usage function's on the platform's bus, the ECR events function's on
+/// the default bus. (The
 /// schedules — the sweep, the health check — are not rules the cell runs: it invokes the
 /// functions as their schedules would.)
 fn template_rules(stage: &str, bus: &str) -> Vec<Rule> {
@@ -390,6 +396,12 @@ fn template_rules(stage: &str, bus: &str) -> Vec<Rule> {
                 "detail": {"action-type": ["PUSH"], "result": ["SUCCESS"]}
             }),
             function: ECR_EVENTS,
+        },
+        Rule {
+            name: format!("platform-{stage}-usage"),
+            bus: Some(bus.to_owned()),
+            pattern: json!({"source": [{"prefix": "plinth."}]}),
+            function: USAGE,
         },
     ]
 }
@@ -574,6 +586,11 @@ async fn start_functions(stack: &Stack<'_>, test: &str) -> Option<(LambdaEmulato
         Spec::new(
             HEALTH_CHECKER,
             function_binary("health-checker", env!("CARGO_BIN_EXE_health-checker")),
+            env_of(&[]),
+        ),
+        Spec::new(
+            USAGE,
+            function_binary("usage", env!("CARGO_BIN_EXE_usage")),
             env_of(&[]),
         ),
     ];

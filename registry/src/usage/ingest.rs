@@ -150,7 +150,7 @@ pub fn event_counts(event: &Event, subscribers: &[Subscriber]) -> BTreeMap<Usage
         return counts;
     };
     let hour = OffsetDateTime::parse(&event.time, &Rfc3339)
-        .map_or_else(|_| OffsetDateTime::now_utc(), |t| t)
+        .unwrap_or_else(|_| OffsetDateTime::now_utc())
         .unix_timestamp()
         .div_euclid(HOUR);
     let at = |module: &str| UsageKey {
@@ -354,18 +354,18 @@ mod tests {
         assert_eq!(hour.latency.count(), 2);
     }
 
-    fn event(source: &str, detail: serde_json::Value) -> Event {
+    fn event(source: &str, detail: &serde_json::Value) -> Event {
         serde_json::from_value(json!({
             "version": "0", "id": "e1", "source": source, "detail-type": "financial.invoice.paid",
-            "time": "2026-12-07T11:20:00Z", "resources": [], "detail": detail,
+            "time": "2026-12-07T11:20:00Z", "resources": [], "detail": detail.clone(),
         }))
         .unwrap()
     }
 
-    fn subscriber(module: &str, pattern: serde_json::Value) -> Subscriber {
+    fn subscriber(module: &str, pattern: &serde_json::Value) -> Subscriber {
         Subscriber {
             module: module.parse().unwrap(),
-            patterns: vec![Pattern::parse(&pattern).unwrap()],
+            patterns: vec![Pattern::parse(pattern).unwrap()],
         }
     }
 
@@ -374,13 +374,16 @@ mod tests {
         let subscribers = [
             subscriber(
                 "notifications",
-                json!({"detail-type": ["financial.invoice.paid"]}),
+                &json!({"detail-type": ["financial.invoice.paid"]}),
             ),
-            subscriber("warehouse", json!({"detail-type": ["warehouse.stock.low"]})),
+            subscriber(
+                "warehouse",
+                &json!({"detail-type": ["warehouse.stock.low"]}),
+            ),
         ];
         let paid = event(
             "plinth.module.financial",
-            json!({"tenant_id": "acme", "invoice": "ACME-1"}),
+            &json!({"tenant_id": "acme", "invoice": "ACME-1"}),
         );
         let counts = event_counts(&paid, &subscribers);
         let of = |module: &str| {
@@ -401,12 +404,12 @@ mod tests {
 
     #[test]
     fn an_event_about_no_tenant_or_from_the_platform_is_no_module_s_publication() {
-        let subscribers = [subscriber("audit", json!({"source": ["plinth.registry"]}))];
+        let subscribers = [subscriber("audit", &json!({"source": ["plinth.registry"]}))];
         assert!(
-            event_counts(&event("plinth.module.financial", json!({})), &subscribers).is_empty()
+            event_counts(&event("plinth.module.financial", &json!({})), &subscribers).is_empty()
         );
         let platform = event_counts(
-            &event("plinth.registry", json!({"tenant_id": "acme"})),
+            &event("plinth.registry", &json!({"tenant_id": "acme"})),
             &subscribers,
         );
         assert_eq!(platform.len(), 1);

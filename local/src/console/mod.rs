@@ -2,9 +2,11 @@
 //!
 //! - `assets.rs`: the shell's own files, embedded in the binary and served under a hash of
 //!   them all, with a year's cache;
-//! - `session.rs`: the development sign-in (the demo's users), whose token stays in an
-//!   `HttpOnly` cookie, and `/console/api/…`, which passes the shell's calls to the gateway
-//!   with that token;
+//! - `session.rs`: the session, whose token stays in an `HttpOnly` cookie; the development
+//!   sign-in (the demo's users); and `/console/api/…`, which passes the shell's calls to the
+//!   gateway with that token;
+//! - `oidc.rs`: sign-in through an identity provider (authorization code with PKCE), ending in
+//!   the same session;
 //! - `bundles.rs`: modules' frontends, staged in the data directory and served beside the
 //!   shell.
 //!
@@ -13,6 +15,7 @@
 
 mod assets;
 mod bundles;
+mod oidc;
 mod session;
 
 use std::path::PathBuf;
@@ -24,6 +27,7 @@ use axum::routing::{any, get};
 use plinth_registry::plane::ControlPlane;
 
 pub use bundles::stage as stage_bundle;
+pub use oidc::{Oidc, OidcSettings};
 pub use session::COOKIE;
 
 /// The console's policy: scripts, styles, frames and calls from the console's own origin only
@@ -45,6 +49,8 @@ pub struct Console {
     data_dir: Arc<PathBuf>,
     client: reqwest::Client,
     assets: Arc<assets::Assets>,
+    /// The identity provider's sign-in, when one is configured.
+    oidc: Option<Arc<Oidc>>,
 }
 
 impl Console {
@@ -64,7 +70,28 @@ impl Console {
             data_dir: Arc::new(data_dir),
             client: reqwest::Client::new(),
             assets: Arc::new(assets::Assets::new()),
+            oidc: None,
         }
+    }
+
+    /// Signs in through the identity provider `oidc` (the development sign-in then stays on
+    /// only if its settings say so).
+    #[must_use]
+    pub fn with_oidc(mut self, oidc: Arc<Oidc>) -> Self {
+        self.oidc = Some(oidc);
+        self
+    }
+
+    /// Whether the development sign-in is offered: always without an identity provider.
+    fn development_sign_in(&self) -> bool {
+        self.oidc
+            .as_ref()
+            .is_none_or(|oidc| oidc.development_sign_in())
+    }
+
+    /// Whether the console is served over HTTPS, so that its cookies carry `Secure`.
+    fn https(&self) -> bool {
+        self.oidc.as_ref().is_some_and(|oidc| oidc.https())
     }
 
     /// The hash in the shell's asset URLs (`/console/{version}/shell.js`).
@@ -74,7 +101,8 @@ impl Console {
     }
 
     /// The console's routes: `/`, `/console/{version}/{file}`, `/console/session`,
-    /// `/console/api/{rest}` and `/console/bundles/{module}/{version}/{file}`.
+    /// `/console/oidc/login` and `/console/oidc/callback`, `/console/api/{rest}` and
+    /// `/console/bundles/{module}/{version}/{file}`.
     pub fn router(self) -> Router {
         Router::new()
             .route("/", get(assets::index))
@@ -84,6 +112,8 @@ impl Console {
                     .post(session::sign_in)
                     .delete(session::sign_out),
             )
+            .route("/console/oidc/login", get(oidc::login))
+            .route("/console/oidc/callback", get(oidc::callback))
             .route("/console/api/{*rest}", any(session::pass_through))
             .route(
                 "/console/bundles/{module}/{version}/{*file}",

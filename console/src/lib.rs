@@ -1,4 +1,5 @@
-//! The console: the browser app `plinth up` serves at `/` (docs/console.md).
+//! The console: the browser app `plinth up` serves at `/`, and the registry-api function on
+//! AWS (docs/console.md).
 //!
 //! - `assets.rs`: the shell's own files, embedded in the binary and served under a hash of
 //!   them all, with a year's cache;
@@ -10,8 +11,9 @@
 //! - `bundles.rs`: modules' frontends, staged in the data directory and served beside the
 //!   shell.
 //!
-//! The console's routes are merged into the platform API's router, which the gateway serves
-//! for every request that is not a module's: `/api/v1/*` and module routes are untouched.
+//! The console's routes are merged into the platform API's router: by the gateway of `plinth
+//! up`, which serves it for every request that is not a module's, and by the registry-api
+//! function behind API Gateway. `/api/v1/*` and module routes are untouched.
 
 mod assets;
 mod bundles;
@@ -51,6 +53,8 @@ pub struct Console {
     assets: Arc<assets::Assets>,
     /// The identity provider's sign-in, when one is configured.
     oidc: Option<Arc<Oidc>>,
+    /// Whether the development sign-in may be offered at all (never on AWS).
+    development: bool,
 }
 
 impl Console {
@@ -71,7 +75,16 @@ impl Console {
             client: reqwest::Client::new(),
             assets: Arc::new(assets::Assets::new()),
             oidc: None,
+            development: true,
         }
+    }
+
+    /// Never offers the development sign-in, whatever the settings (the registry-api
+    /// function: on AWS it would let anyone sign in as the demo's users).
+    #[must_use]
+    pub fn without_development_sign_in(mut self) -> Self {
+        self.development = false;
+        self
     }
 
     /// Signs in through the identity provider `oidc` (the development sign-in then stays on
@@ -82,11 +95,14 @@ impl Console {
         self
     }
 
-    /// Whether the development sign-in is offered: always without an identity provider.
+    /// Whether the development sign-in is offered: without an identity provider, unless it
+    /// was turned off for good.
     fn development_sign_in(&self) -> bool {
-        self.oidc
-            .as_ref()
-            .is_none_or(|oidc| oidc.development_sign_in())
+        self.development
+            && self
+                .oidc
+                .as_ref()
+                .is_none_or(|oidc| oidc.development_sign_in())
     }
 
     /// Whether the console is served over HTTPS, so that its cookies carry `Secure`.

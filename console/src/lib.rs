@@ -49,7 +49,9 @@ pub struct Console {
     gateway_url: Arc<str>,
     /// `plinth up`'s data directory, where module bundles are staged.
     data_dir: Arc<PathBuf>,
-    client: reqwest::Client,
+    /// Made on its first call: building one reads the system's root certificates, which a
+    /// Lambda cold start should not pay for a console nobody opened (BENCHMARKS.md).
+    client: Arc<std::sync::OnceLock<reqwest::Client>>,
     assets: Arc<assets::Assets>,
     /// The identity provider's sign-in, when one is configured.
     oidc: Option<Arc<Oidc>>,
@@ -72,7 +74,7 @@ impl Console {
             secret: secret.into(),
             gateway_url: gateway_url.trim_end_matches('/').into(),
             data_dir: Arc::new(data_dir),
-            client: reqwest::Client::new(),
+            client: Arc::default(),
             assets: Arc::new(assets::Assets::new()),
             oidc: None,
             development: true,
@@ -103,6 +105,11 @@ impl Console {
                 .oidc
                 .as_ref()
                 .is_none_or(|oidc| oidc.development_sign_in())
+    }
+
+    /// The console's HTTP client (to the gateway, and the identity provider).
+    fn client(&self) -> &reqwest::Client {
+        self.client.get_or_init(reqwest::Client::new)
     }
 
     /// Whether the console is served over HTTPS, so that its cookies carry `Secure`.

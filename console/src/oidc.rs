@@ -287,7 +287,7 @@ pub(super) async fn login(State(console): State<Console>) -> Response {
             "No identity provider is configured for this console (PLINTH_OIDC_CLIENT_ID).",
         );
     };
-    let endpoints = match oidc.endpoints(&console.client).await {
+    let endpoints = match oidc.endpoints(console.client()).await {
         Ok(endpoints) => endpoints,
         Err(e) => {
             tracing::warn!(reason = %e, "the identity provider cannot be discovered");
@@ -441,11 +441,11 @@ async fn signed_in(
         .code
         .ok_or_else(|| bad("The callback has no `code`: start the sign-in again.".into()))?;
     let endpoints = oidc
-        .endpoints(&console.client)
+        .endpoints(console.client())
         .await
         .map_err(|e| (StatusCode::BAD_GATEWAY, e))?;
     let client = oauth_client(oidc, endpoints).map_err(|e| (StatusCode::BAD_GATEWAY, e))?;
-    let http = |request: oauth2::HttpRequest| exchange(console.client.clone(), request);
+    let http = |request: oauth2::HttpRequest| exchange(console.client().clone(), request);
     let tokens = client
         .exchange_code(AuthorizationCode::new(code))
         .set_pkce_verifier(PkceCodeVerifier::new(login.verifier))
@@ -561,4 +561,75 @@ fn escape(text: &str) -> String {
             c => c.to_string(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(redirect_uri: &str) -> OidcSettings {
+        OidcSettings {
+            client_id: "plinth-console".into(),
+            client_secret: None,
+            redirect_uri: redirect_uri.into(),
+            scopes: Vec::new(),
+            development_sign_in: false,
+        }
+    }
+
+    #[test]
+    fn a_redirect_uri_that_is_not_the_consoles_callback_is_refused_naming_the_setting() {
+        for (uri, says) in [
+            ("not a url", "PLINTH_OIDC_REDIRECT_URI: \"not a url\""),
+            (
+                "https://console.example.com/callback",
+                "must end with the console's callback, /console/oidc/callback",
+            ),
+            (
+                "https://console.example.com/console/oidc/callback?next=/",
+                "must end with the console's callback",
+            ),
+        ] {
+            let error = settings(uri).check().unwrap_err();
+            assert!(error.contains(says), "{uri}: {error}");
+        }
+        assert!(
+            settings("https://console.example.com/console/oidc/callback")
+                .check()
+                .is_ok()
+        );
+        let filled = settings("").or_callback_of("http://127.0.0.1:8080/");
+        assert_eq!(
+            filled.redirect_uri,
+            "http://127.0.0.1:8080/console/oidc/callback"
+        );
+    }
+
+    #[test]
+    fn a_client_that_is_not_the_tokens_audience_is_refused_naming_both_settings() {
+        let callback = "https://console.example.com/console/oidc/callback";
+        let error =
+            Oidc::new(settings(callback), "https://idp.example", "other", b"k").unwrap_err();
+        assert!(error.contains("PLINTH_JWT_AUDIENCE (\"other\")"), "{error}");
+        assert!(
+            error.contains("PLINTH_OIDC_CLIENT_ID (\"plinth-console\")"),
+            "{error}"
+        );
+        let oidc = Oidc::new(
+            settings(callback),
+            "https://idp.example/",
+            "plinth-console",
+            b"k",
+        )
+        .unwrap();
+        assert!(oidc.https());
+    }
+
+    #[test]
+    fn a_providers_words_are_shown_as_text() {
+        assert_eq!(
+            escape("<b>\"access\" & 'denied'</b>"),
+            "&lt;b&gt;&quot;access&quot; &amp; &#39;denied&#39;&lt;/b&gt;"
+        );
+    }
 }

@@ -166,7 +166,7 @@ pub(super) async fn sign_out(State(console): State<Console>, headers: HeaderMap)
         return refused.into_response();
     }
     let end_session = match &console.oidc {
-        Some(oidc) => oidc.end_session(&console.client).await,
+        Some(oidc) => oidc.end_session(console.client()).await,
         None => None,
     };
     let mut response = match end_session {
@@ -206,7 +206,7 @@ pub(super) async fn pass_through(
         url.push_str(&query);
     }
     let mut request = console
-        .client
+        .client()
         .request(method, url)
         .bearer_auth(token)
         .body(body);

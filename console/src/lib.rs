@@ -81,6 +81,14 @@ impl Console {
         }
     }
 
+    /// Calls the gateway and the identity provider with `client` (made already: `plinth up`
+    /// shares one among its gateway threads) rather than one made on the first call.
+    #[must_use]
+    pub fn with_client(self, client: reqwest::Client) -> Self {
+        let _ = self.client.set(client);
+        self
+    }
+
     /// Never offers the development sign-in, whatever the settings (the registry-api
     /// function: on AWS it would let anyone sign in as the demo's users).
     #[must_use]

@@ -443,6 +443,8 @@ impl Running {
         let listener = listener.into_std()?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut workers = Vec::new();
+        // One client for every thread's console, made before the first request.
+        let console_client = reqwest::Client::new();
         for index in 0..gateway_threads() {
             let listener = listener.try_clone()?;
             let console = Console::new(
@@ -450,7 +452,8 @@ impl Running {
                 &self.secret,
                 &format!("http://{}", self.addr),
                 self.data_dir.clone(),
-            );
+            )
+            .with_client(console_client.clone());
             let console = match &self.oidc {
                 Some(oidc) => console.with_oidc(Arc::clone(oidc)),
                 None => console,

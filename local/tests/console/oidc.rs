@@ -369,3 +369,31 @@ async fn a_provider_error_is_shown_and_sets_no_session() {
     assert!(!page.contains("<script>"), "{page}");
     platform.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_development_sign_in_stays_beside_the_provider_only_when_a_setting_says_so() {
+    let provider = Provider::start().await;
+    let mut identity = provider.identity();
+    identity.console.as_mut().unwrap().development_sign_in = true;
+    let platform = Platform::start_with(identity).await;
+    let url = &platform.url;
+    let offered: Value = client()
+        .get(format!("{url}/console/session"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(offered["oidc"]["login"], "/console/oidc/login");
+    assert_eq!(offered["development_users"][0]["id"], "alice");
+    let signed_in = client()
+        .post(format!("{url}/console/session"))
+        .json(&json!({"user": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 200);
+    assert!(cookie_set(&signed_in, "plinth_console").is_some_and(|t| !t.is_empty()));
+    platform.stop().await;
+}

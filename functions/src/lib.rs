@@ -6,7 +6,7 @@
 //!
 //! | binary | event | handler |
 //! | --- | --- | --- |
-//! | `registry-api` | API Gateway HTTP API (payload 2.0) | [`plinth_registry::App::api`] |
+//! | `registry-api` | API Gateway HTTP API (payload 2.0) | [`registry_api::router`]: [`plinth_registry::App::api`] and the console |
 //! | `authorizer` | Lambda authorizer request 2.0 | [`authorizer::authorize`] |
 //! | `config-resolver` | API Gateway, or direct invoke | [`config_resolver::handle`] |
 //! | `installer` | EventBridge `module.install.requested`; its schedule (the sweep) | [`installer::dispatch`] |
@@ -19,6 +19,7 @@ pub mod ecr_events;
 pub mod health;
 pub mod installer;
 pub mod platform_secrets;
+pub mod registry_api;
 pub mod usage;
 pub mod wiring;
 

@@ -5,8 +5,9 @@
 
 #[cfg(feature = "platform")]
 pub mod cli;
+/// The console, served beside the platform API (the `plinth-console` crate).
 #[cfg(feature = "platform")]
-pub mod console;
+pub use plinth_console as console;
 pub mod gateway;
 #[cfg(feature = "platform")]
 pub mod platform;

@@ -1,6 +1,8 @@
 //! The app API (`/api/v1/modules…`, `/tenants…`, `/rbac…`, `/health`, JWKS) behind API
-//! Gateway: the registry's own router, served by `lambda_http`.
+//! Gateway: the registry's own router, with the console beside it (`/`, `/console/…`), served
+//! by `lambda_http`.
 
+use plinth_functions::registry_api;
 use plinth_functions::wiring::{Needs, init_logging, module_calling_app_from_env};
 
 #[tokio::main(flavor = "current_thread")]
@@ -11,5 +13,6 @@ async fn main() -> Result<(), lambda_http::Error> {
         context_key: true,
     };
     let app = module_calling_app_from_env(needs).await?;
-    lambda_http::run(app.api()).await
+    let console = registry_api::console(&app, registry_api::console_settings_from_env().await?)?;
+    lambda_http::run(registry_api::router(&app, console)).await
 }

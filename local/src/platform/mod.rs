@@ -21,7 +21,7 @@ use plinth_registry::deploy::local::{EmbeddedTableFiles, ProcessDeployer};
 use plinth_registry::events::eventbridge::EventBridgeBus;
 use plinth_registry::events::local::{Delivered, LocalBus};
 use plinth_registry::events::{EventBus, Subscriptions};
-use plinth_registry::identity::{self, TokenVerifier};
+use plinth_registry::identity::{ProviderSettings, TokenVerifier};
 use plinth_registry::queue::LocalQueue;
 use plinth_registry::store::Store;
 use plinth_registry::store::dynamodb::DynamoStore;
@@ -30,7 +30,7 @@ use plinth_registry::usage::{self, Prices};
 use plinth_registry::{App, Identity, Ports, Settings};
 use tokio::net::TcpListener;
 
-use crate::console::Console;
+use crate::console::{Console, Oidc, OidcSettings};
 use crate::gateway::Gateway;
 
 pub use demo::{DemoReport, demo_token};
@@ -81,6 +81,8 @@ pub struct Running {
     listener: Option<TcpListener>,
     secret: String,
     data_dir: PathBuf,
+    /// The console's sign-in through the identity provider, when one is configured.
+    oidc: Option<Arc<Oidc>>,
 }
 
 impl std::fmt::Debug for Running {
@@ -177,8 +179,32 @@ async fn aws_adapters(names: &AwsNames) -> Result<Adapters> {
     })
 }
 
-/// Builds the platform and binds its port; nothing is served until [`Running::serve`].
+/// Who signs users in: an identity provider (its tokens accepted beside the platform's own
+/// secret's) and the console's client at it (docs/identity.md, docs/console.md).
+#[derive(Debug, Clone, Default)]
+pub struct IdentitySettings {
+    pub provider: Option<ProviderSettings>,
+    pub console: Option<OidcSettings>,
+}
+
+impl IdentitySettings {
+    /// `PLINTH_JWKS_URL` and the rest, and `PLINTH_OIDC_CLIENT_ID` and the rest.
+    pub fn from_env() -> Result<Self> {
+        Ok(Self {
+            provider: ProviderSettings::from_env(),
+            console: OidcSettings::from_env().map_err(|e| anyhow::anyhow!("{e}"))?,
+        })
+    }
+}
+
+/// Builds the platform and binds its port; nothing is served until [`Running::serve`]. Users
+/// sign in as the environment says ([`IdentitySettings::from_env`]).
 pub async fn start(options: &Options) -> Result<Running> {
+    start_with(options, IdentitySettings::from_env()?).await
+}
+
+/// [`start`], with users signing in as `identity` says.
+pub async fn start_with(options: &Options, identity: IdentitySettings) -> Result<Running> {
     prepare_data_dir(&options.data_dir)?;
     let listener = TcpListener::bind(("127.0.0.1", options.port))
         .await
@@ -203,12 +229,29 @@ pub async fn start(options: &Options) -> Result<Running> {
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     // An identity provider's tokens when PLINTH_JWKS_URL names one; the platform's own secret
     // keeps working beside it on one machine (`plinth token`, the demo).
-    let tokens = match identity::provider_from_env()
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-    {
-        Some(provider) => provider.with_development_secret(development),
+    let tokens = match &identity.provider {
+        Some(provider) => provider
+            .verifier()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .with_development_secret(development),
         None => development,
+    };
+    let oidc = match (identity.console, &identity.provider) {
+        (None, _) => None,
+        (Some(_), None) => bail!(
+            "PLINTH_OIDC_CLIENT_ID needs an identity provider: set PLINTH_JWKS_URL (or `oidc`), \
+             PLINTH_JWT_ISSUER and PLINTH_JWT_AUDIENCE"
+        ),
+        (Some(console), Some(provider)) => Some(Arc::new(
+            Oidc::new(
+                console.or_callback_of(&format!("http://{addr}")),
+                &provider.issuer,
+                &provider.audience,
+                secret.as_bytes(),
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        )),
     };
     let context = secrets::context_key(&options.data_dir)?;
     let logs = options.data_dir.join("logs");
@@ -275,6 +318,7 @@ pub async fn start(options: &Options) -> Result<Running> {
         listener: Some(listener),
         secret,
         data_dir: options.data_dir.clone(),
+        oidc,
     })
 }
 
@@ -399,6 +443,8 @@ impl Running {
         let listener = listener.into_std()?;
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut workers = Vec::new();
+        // One client for every thread's console, made before the first request.
+        let console_client = reqwest::Client::new();
         for index in 0..gateway_threads() {
             let listener = listener.try_clone()?;
             let console = Console::new(
@@ -406,7 +452,12 @@ impl Running {
                 &self.secret,
                 &format!("http://{}", self.addr),
                 self.data_dir.clone(),
-            );
+            )
+            .with_client(console_client.clone());
+            let console = match &self.oidc {
+                Some(oidc) => console.with_oidc(Arc::clone(oidc)),
+                None => console,
+            };
             let gateway = Gateway::of_with(&self.app, console.router());
             let mut stopped = stopped.clone();
             let worker = std::thread::Builder::new()

@@ -9,6 +9,9 @@ use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
+use plinth_local::platform::IdentitySettings;
+
+use crate::provider::Provider;
 use crate::support::{Platform, workspace_root};
 
 /// One browser at a time: five Chromiums at once on a 2-core machine measure the machine, not
@@ -137,7 +140,12 @@ async fn console_errors(browser: &Client, expected: &[&str]) -> Vec<String> {
 
 /// The demo set up on a fresh platform.
 async fn demo() -> Platform {
-    let platform = Platform::start().await;
+    demo_with(IdentitySettings::default()).await
+}
+
+/// The demo set up on a fresh platform whose users sign in as `identity` says.
+async fn demo_with(identity: IdentitySettings) -> Platform {
+    let platform = Platform::start_with(identity).await;
     platform
         .demo
         .run(&workspace_root().join("examples"))
@@ -621,6 +629,57 @@ async fn a_broken_bundle_shows_its_error_in_its_own_panel_and_the_other_modules_
     screenshot(&browser, "broken-bundle").await;
 
     let errors = console_errors(&browser, &["/console/bundles/financial/1.2.0/module.js"]).await;
+    assert!(errors.is_empty(), "the browser's console: {errors:#?}");
+    browser.close().await.unwrap();
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_signs_in_through_the_identity_provider_and_sees_their_modules() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let provider = Provider::start().await;
+    let platform = demo_with(provider.identity()).await;
+    let browser = browser(&driver).await;
+    browser.goto(&format!("{}/", platform.url)).await.unwrap();
+    let button = text_of(&browser, "#sign-in-oidc").await;
+    assert_eq!(button, "Sign in with your identity provider");
+    assert!(
+        browser.find(Locator::Css("#sign-in-user")).await.is_err(),
+        "the development sign-in is off with a provider"
+    );
+    screenshot(&browser, "sign-in-oidc").await;
+    click(&browser, "#sign-in-oidc").await;
+    // To the provider, back to the callback, back to the shell: signed in as the ID token says.
+    wait_for_text(&browser, "#signed-in-as", "alice · acme / acme-de").await;
+    let menu = text_of(&browser, "#module-menu").await;
+    let entries: Vec<&str> = menu.lines().collect();
+    assert_eq!(
+        entries,
+        ["Financial Management", "Notifications", "Warehouse"],
+        "{menu}"
+    );
+    assert_eq!(
+        browser.current_url().await.unwrap().as_str(),
+        format!("{}/", platform.url),
+        "no code, state or token left in the address bar"
+    );
+    // No script of the page can read the session: not in cookies, not in storage.
+    let readable = browser
+        .execute(
+            "return [document.cookie, localStorage.length, sessionStorage.length]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(readable, json!(["", 0, 0]));
+    click(&browser, "a[data-module=financial]").await;
+    let terms = text_of(&browser, "[data-terms]").await;
+    assert!(terms.contains("numbers start with ACME-DE"), "{terms}");
+
+    let errors = console_errors(&browser, &[]).await;
     assert!(errors.is_empty(), "the browser's console: {errors:#?}");
     browser.close().await.unwrap();
     platform.stop().await;

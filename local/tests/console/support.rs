@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use plinth_local::platform::{self, Options};
+use plinth_local::platform::{self, IdentitySettings, Options};
 
 /// The repository's root (the examples live there).
 pub fn workspace_root() -> PathBuf {
@@ -23,6 +23,11 @@ pub struct Platform {
 
 impl Platform {
     pub async fn start() -> Self {
+        Self::start_with(IdentitySettings::default()).await
+    }
+
+    /// `plinth up` on port 0 and a fresh data folder, users signing in as `identity` says.
+    pub async fn start_with(identity: IdentitySettings) -> Self {
         let data = tempfile::tempdir().expect("a temporary folder");
         let options = Options {
             port: 0,
@@ -31,7 +36,7 @@ impl Platform {
             aws: None,
             working_dir: workspace_root(),
         };
-        let running = platform::start(&options)
+        let running = platform::start_with(&options, identity)
             .await
             .expect("the platform starts");
         let url = format!("http://{}", running.addr);

@@ -23,7 +23,10 @@ pub mod context;
 pub mod provider;
 
 pub use context::ContextSigner;
-pub use provider::{ClaimMap, PROVIDER_KEYS_TTL, discover_jwks_url, provider_from_env};
+pub use provider::{
+    ClaimMap, PROVIDER_KEYS_TTL, ProviderSettings, discover_jwks_url, discovery_document,
+    provider_from_env,
+};
 
 /// HS256 secrets shorter than this are refused (RFC 7518 asks for the hash's 256 bits).
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -370,10 +373,44 @@ impl TokenVerifier {
         let valid_until = i64::try_from(claims.exp.saturating_add(leeway)).unwrap_or(i64::MAX);
         Ok((user_from_claims(claims)?, valid_until))
     }
+
+    /// The user an identity provider's ID token stands for, when it is the provider's (never
+    /// a token of the platform's own secret) and its `nonce` is `nonce`, the one the sign-in
+    /// that asked for it sent (OpenID Connect Core §3.1.3.7): a token minted for another
+    /// sign-in, replayed into this one, is refused.
+    pub async fn verify_id_token(&self, token: &str, nonce: &str) -> Result<(User, i64)> {
+        let refused = |why: String| Error::Unauthorized(format!("invalid ID token: {why}"));
+        let Some(provider) = &self.provider else {
+            return Err(refused("no identity provider is configured".into()));
+        };
+        let header = jsonwebtoken::decode_header(token).map_err(|e| refused(why_refused(&e)))?;
+        if header.alg == Algorithm::HS256 {
+            return Err(refused("it is not signed by the identity provider".into()));
+        }
+        let (claims, sent) = provider.verify_claims(token, header).await?;
+        if sent.get("nonce").and_then(serde_json::Value::as_str) != Some(nonce) {
+            return Err(refused(
+                "its `nonce` is not the one this sign-in sent (a token of another sign-in?)".into(),
+            ));
+        }
+        let valid_until = i64::try_from(claims.exp.saturating_add(LEEWAY_SECS)).unwrap_or(i64::MAX);
+        Ok((user_from_claims(claims)?, valid_until))
+    }
 }
 
 impl Provider {
     async fn verify(&self, token: &str, header: jsonwebtoken::Header) -> Result<Claims> {
+        self.verify_claims(token, header)
+            .await
+            .map(|(claims, _)| claims)
+    }
+
+    /// Plinth's claims of a verified token, and every claim it carries.
+    async fn verify_claims(
+        &self,
+        token: &str,
+        header: jsonwebtoken::Header,
+    ) -> Result<(Claims, serde_json::Map<String, serde_json::Value>)> {
         let refused = |why: String| Error::Unauthorized(format!("invalid token: {why}"));
         let kid = header.kid.ok_or_else(|| {
             refused("its header names no key (`kid`) of the identity provider".into())
@@ -413,7 +450,7 @@ impl Provider {
             )),
             _ => refused(why_refused(&e)),
         })?;
-        self.claims.apply(&data.claims)
+        Ok((self.claims.apply(&data.claims)?, data.claims))
     }
 }
 

@@ -140,9 +140,10 @@ fn claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     })
 }
 
-/// The JWKS URL an OIDC issuer publishes in `{issuer}/.well-known/openid-configuration`; the
-/// document must name the same issuer (OpenID Connect Discovery §4.3).
-pub async fn discover_jwks_url(client: &reqwest::Client, issuer: &str) -> Result<String> {
+/// An OIDC issuer's discovery document, `{issuer}/.well-known/openid-configuration`; it must
+/// name the same issuer (OpenID Connect Discovery §4.3). Its `jwks_uri` gives the keys, its
+/// `authorization_endpoint` and `token_endpoint` the console's sign-in.
+pub async fn discovery_document(client: &reqwest::Client, issuer: &str) -> Result<Value> {
     let url = format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
@@ -173,42 +174,76 @@ pub async fn discover_jwks_url(client: &reqwest::Client, issuer: &str) -> Result
             "OIDC discovery: {url} names issuer `{named}`, not PLINTH_JWT_ISSUER `{issuer}`"
         )));
     }
+    Ok(document)
+}
+
+/// The JWKS URL an OIDC issuer publishes in its discovery document.
+pub async fn discover_jwks_url(client: &reqwest::Client, issuer: &str) -> Result<String> {
+    let document = discovery_document(client, issuer).await?;
     document["jwks_uri"]
         .as_str()
         .map(str::to_owned)
-        .ok_or_else(|| unavailable(format!("OIDC discovery: {url} has no `jwks_uri`")))
+        .ok_or_else(|| Error::Unavailable {
+            detail: format!("OIDC discovery: {issuer}'s document has no `jwks_uri`"),
+            cause: None,
+        })
 }
 
-/// The identity provider the environment names, if any: `PLINTH_JWKS_URL` (a JWKS URL, or
-/// `oidc` to discover it from `PLINTH_JWT_ISSUER`), with `PLINTH_JWT_ISSUER` and
-/// `PLINTH_JWT_AUDIENCE` required and `PLINTH_JWT_CLAIMS` mapping the claims. `None` when
-/// `PLINTH_JWKS_URL` is unset or empty (HS256 tokens of the platform's secret only).
-pub async fn provider_from_env() -> Result<Option<super::TokenVerifier>> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let Some(jwks_url) = var("PLINTH_JWKS_URL") else {
-        return Ok(None);
-    };
-    let issuer = var("PLINTH_JWT_ISSUER").unwrap_or_default();
-    let audience = var("PLINTH_JWT_AUDIENCE").unwrap_or_default();
-    let claims = ClaimMap::parse(&var("PLINTH_JWT_CLAIMS").unwrap_or_default())?;
-    let client = reqwest::Client::new();
-    let url = if jwks_url.trim() == "oidc" {
-        if issuer.is_empty() {
-            return Err(Error::BadRequest(
-                "PLINTH_JWKS_URL=oidc discovers the keys from PLINTH_JWT_ISSUER, which is not set"
-                    .into(),
-            ));
-        }
-        discover_jwks_url(&client, &issuer).await?
-    } else {
-        jwks_url
-    };
-    let local = ["http://localhost", "http://127.0.0.1", "http://[::1]"];
-    if url.starts_with("http://") && !local.iter().any(|l| url.starts_with(l)) {
-        tracing::warn!(%url, "the identity provider's keys are read over plain HTTP: anyone on the path can swap them; use https");
+/// An identity provider's settings: `PLINTH_JWKS_URL` (a JWKS URL, or `oidc` to discover it
+/// from the issuer), `PLINTH_JWT_ISSUER` and `PLINTH_JWT_AUDIENCE` (both required), and
+/// `PLINTH_JWT_CLAIMS` (the claim mapping, as [`ClaimMap::parse`] reads it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderSettings {
+    pub jwks_url: String,
+    pub issuer: String,
+    pub audience: String,
+    pub claims: String,
+}
+
+impl ProviderSettings {
+    /// The provider the environment names; `None` when `PLINTH_JWKS_URL` is unset or empty
+    /// (HS256 tokens of the platform's secret only).
+    #[must_use]
+    pub fn from_env() -> Option<Self> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Some(Self {
+            jwks_url: var("PLINTH_JWKS_URL")?,
+            issuer: var("PLINTH_JWT_ISSUER").unwrap_or_default(),
+            audience: var("PLINTH_JWT_AUDIENCE").unwrap_or_default(),
+            claims: var("PLINTH_JWT_CLAIMS").unwrap_or_default(),
+        })
     }
-    let keys = JwksCache::new(url, client).with_ttl(PROVIDER_KEYS_TTL);
-    super::TokenVerifier::provider(keys, &issuer, &audience, claims).map(Some)
+
+    /// The verifier of this provider's tokens (its keys discovered first with `oidc`).
+    pub async fn verifier(&self) -> Result<super::TokenVerifier> {
+        let claims = ClaimMap::parse(&self.claims)?;
+        let client = reqwest::Client::new();
+        let url = if self.jwks_url.trim() == "oidc" {
+            if self.issuer.is_empty() {
+                return Err(Error::BadRequest(
+                    "PLINTH_JWKS_URL=oidc discovers the keys from PLINTH_JWT_ISSUER, which is not set"
+                        .into(),
+                ));
+            }
+            discover_jwks_url(&client, &self.issuer).await?
+        } else {
+            self.jwks_url.trim().to_owned()
+        };
+        let local = ["http://localhost", "http://127.0.0.1", "http://[::1]"];
+        if url.starts_with("http://") && !local.iter().any(|l| url.starts_with(l)) {
+            tracing::warn!(%url, "the identity provider's keys are read over plain HTTP: anyone on the path can swap them; use https");
+        }
+        let keys = JwksCache::new(url, client).with_ttl(PROVIDER_KEYS_TTL);
+        super::TokenVerifier::provider(keys, &self.issuer, &self.audience, claims)
+    }
+}
+
+/// The identity provider the environment names, if any ([`ProviderSettings::from_env`]).
+pub async fn provider_from_env() -> Result<Option<super::TokenVerifier>> {
+    match ProviderSettings::from_env() {
+        Some(settings) => settings.verifier().await.map(Some),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! Development sign-in and the console's API pass-through (docs/console.md, "Sign-in").
+//! The console's session, the development sign-in and the console's API pass-through
+//! (docs/console.md, "Sign-in"); the identity provider's sign-in is `oidc.rs`, which ends in
+//! the same session.
 //!
 //! The signed-in user's token lives in one place: an `HttpOnly`, `SameSite=Strict` cookie
 //! scoped to `/console/`. No script of the shell or of a module bundle can read it, and no URL
@@ -68,25 +70,36 @@ const PASSED_TO_GATEWAY: [HeaderName; 4] = [
 /// The fields a response keeps on its way back.
 const PASSED_BACK: [HeaderName; 3] = [header::CONTENT_TYPE, header::ETAG, header::LOCATION];
 
-/// `GET /console/session`: who is signed in (`user`, or `null`) and whom the development
-/// sign-in offers.
+/// `GET /console/session`: who is signed in (`user`, or `null`), whom the development
+/// sign-in offers (none when it is off) and, with an identity provider, where its sign-in
+/// starts (`oidc.login`).
 pub(super) async fn show(State(console): State<Console>, headers: HeaderMap) -> Response {
     let user = match session_token(&headers) {
         Some(token) => console.plane.identity.tokens.verify(token).await.ok(),
         None => None,
     };
-    let users: Vec<Value> = DEV_USERS
-        .iter()
-        .map(|u| json!({"id": u.id, "label": u.label}))
-        .collect();
+    let users: Vec<Value> = if console.development_sign_in() {
+        DEV_USERS
+            .iter()
+            .map(|u| json!({"id": u.id, "label": u.label}))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let oidc = console
+        .oidc
+        .as_ref()
+        .map(|_| json!({"login": "/console/oidc/login"}));
     no_store(axum::Json(json!({
         "user": user.as_ref().map(describe),
         "development_users": users,
+        "oidc": oidc,
     })))
 }
 
 /// `POST /console/session` `{"user": "alice"}`: signs in as one of the demo's users; the
-/// token goes into the cookie only.
+/// token goes into the cookie only. Off (403) when an identity provider is configured, unless
+/// `PLINTH_CONSOLE_DEVELOPMENT_SIGN_IN=on`.
 pub(super) async fn sign_in(
     State(console): State<Console>,
     headers: HeaderMap,
@@ -94,6 +107,14 @@ pub(super) async fn sign_in(
 ) -> Response {
     if let Err(refused) = same_origin(&headers) {
         return refused.into_response();
+    }
+    if !console.development_sign_in() {
+        return Error::Forbidden(
+            "the development sign-in is off: this console signs in through its identity \
+             provider (/console/oidc/login); PLINTH_CONSOLE_DEVELOPMENT_SIGN_IN=on keeps it"
+                .into(),
+        )
+        .into_response();
     }
     let Ok(asked) = serde_json::from_slice::<Value>(&body) else {
         return Error::BadRequest("the body must be JSON: {\"user\": \"alice\"}".into())
@@ -120,24 +141,39 @@ pub(super) async fn sign_in(
         Ok(user) => user,
         Err(e) => return e.into_response(),
     };
-    let cookie = format!(
-        "{COOKIE}={token}; Path=/console/; HttpOnly; SameSite=Strict; Max-Age={}",
-        SESSION.as_secs()
-    );
     let mut response = no_store(axum::Json(json!({"user": describe(&user)})));
+    let cookie = session_cookie(&token, SESSION.as_secs(), console.https());
     if let Ok(cookie) = HeaderValue::try_from(cookie) {
         response.headers_mut().insert(header::SET_COOKIE, cookie);
     }
     response
 }
 
-/// `DELETE /console/session`: signs out (the cookie is dropped).
-pub(super) async fn sign_out(headers: HeaderMap) -> Response {
+/// The session cookie holding `token` for `max_age` seconds: readable by no script, sent to
+/// the console's own paths only, never with a request another site starts.
+pub(super) fn session_cookie(token: &str, max_age: u64, https: bool) -> String {
+    let secure = if https { "; Secure" } else { "" };
+    format!(
+        "{COOKIE}={token}; Path=/console/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    )
+}
+
+/// `DELETE /console/session`: signs out (the cookie is dropped). With an identity provider
+/// that offers an `end_session_endpoint`, the answer names it (`{"end_session": url}`) for
+/// the shell to go to, ending the provider's session too.
+pub(super) async fn sign_out(State(console): State<Console>, headers: HeaderMap) -> Response {
     if let Err(refused) = same_origin(&headers) {
         return refused.into_response();
     }
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    let gone = format!("{COOKIE}=; Path=/console/; HttpOnly; SameSite=Strict; Max-Age=0");
+    let end_session = match &console.oidc {
+        Some(oidc) => oidc.end_session(console.client()).await,
+        None => None,
+    };
+    let mut response = match end_session {
+        Some(url) => no_store(axum::Json(json!({"end_session": url}))),
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
+    let gone = session_cookie("", 0, console.https());
     if let Ok(gone) = HeaderValue::try_from(gone) {
         response.headers_mut().insert(header::SET_COOKIE, gone);
     }
@@ -170,7 +206,7 @@ pub(super) async fn pass_through(
         url.push_str(&query);
     }
     let mut request = console
-        .client
+        .client()
         .request(method, url)
         .bearer_auth(token)
         .body(body);
@@ -208,15 +244,20 @@ pub(super) async fn pass_through(
 
 /// The session cookie's token, if the request carries one.
 fn session_token(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, COOKIE)
+}
+
+/// The value of the request's cookie `name`, if it carries a non-empty one.
+pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, token)| token)
-        .filter(|token| !token.is_empty())
+        .find(|(found, _)| *found == name)
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_empty())
 }
 
 /// Refuses a request a browser says comes from another site or an opaque origin (a
@@ -236,8 +277,10 @@ fn same_origin(headers: &HeaderMap) -> Result<(), Error> {
     match (headers.get(header::ORIGIN), headers.get(header::HOST)) {
         (None, _) => Ok(()),
         (Some(origin), Some(host))
-            if origin.to_str().ok().and_then(|o| o.strip_prefix("http://"))
-                == host.to_str().ok() =>
+            if origin.to_str().ok().and_then(|o| {
+                o.strip_prefix("http://")
+                    .or_else(|| o.strip_prefix("https://"))
+            }) == host.to_str().ok() =>
         {
             Ok(())
         }

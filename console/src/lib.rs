@@ -1,18 +1,23 @@
-//! The console: the browser app `plinth up` serves at `/` (docs/console.md).
+//! The console: the browser app `plinth up` serves at `/`, and the registry-api function on
+//! AWS (docs/console.md).
 //!
 //! - `assets.rs`: the shell's own files, embedded in the binary and served under a hash of
 //!   them all, with a year's cache;
-//! - `session.rs`: the development sign-in (the demo's users), whose token stays in an
-//!   `HttpOnly` cookie, and `/console/api/…`, which passes the shell's calls to the gateway
-//!   with that token;
+//! - `session.rs`: the session, whose token stays in an `HttpOnly` cookie; the development
+//!   sign-in (the demo's users); and `/console/api/…`, which passes the shell's calls to the
+//!   gateway with that token;
+//! - `oidc.rs`: sign-in through an identity provider (authorization code with PKCE), ending in
+//!   the same session;
 //! - `bundles.rs`: modules' frontends, staged in the data directory and served beside the
 //!   shell.
 //!
-//! The console's routes are merged into the platform API's router, which the gateway serves
-//! for every request that is not a module's: `/api/v1/*` and module routes are untouched.
+//! The console's routes are merged into the platform API's router: by the gateway of `plinth
+//! up`, which serves it for every request that is not a module's, and by the registry-api
+//! function behind API Gateway. `/api/v1/*` and module routes are untouched.
 
 mod assets;
 mod bundles;
+mod oidc;
 mod session;
 
 use std::path::PathBuf;
@@ -24,6 +29,7 @@ use axum::routing::{any, get};
 use plinth_registry::plane::ControlPlane;
 
 pub use bundles::stage as stage_bundle;
+pub use oidc::{Oidc, OidcSettings};
 pub use session::COOKIE;
 
 /// The console's policy: scripts, styles, frames and calls from the console's own origin only
@@ -43,8 +49,14 @@ pub struct Console {
     gateway_url: Arc<str>,
     /// `plinth up`'s data directory, where module bundles are staged.
     data_dir: Arc<PathBuf>,
-    client: reqwest::Client,
+    /// Made on its first call: building one reads the system's root certificates, which a
+    /// Lambda cold start should not pay for a console nobody opened (BENCHMARKS.md).
+    client: Arc<std::sync::OnceLock<reqwest::Client>>,
     assets: Arc<assets::Assets>,
+    /// The identity provider's sign-in, when one is configured.
+    oidc: Option<Arc<Oidc>>,
+    /// Whether the development sign-in may be offered at all (never on AWS).
+    development: bool,
 }
 
 impl Console {
@@ -62,9 +74,55 @@ impl Console {
             secret: secret.into(),
             gateway_url: gateway_url.trim_end_matches('/').into(),
             data_dir: Arc::new(data_dir),
-            client: reqwest::Client::new(),
+            client: Arc::default(),
             assets: Arc::new(assets::Assets::new()),
+            oidc: None,
+            development: true,
         }
+    }
+
+    /// Calls the gateway and the identity provider with `client` (made already: `plinth up`
+    /// shares one among its gateway threads) rather than one made on the first call.
+    #[must_use]
+    pub fn with_client(self, client: reqwest::Client) -> Self {
+        let _ = self.client.set(client);
+        self
+    }
+
+    /// Never offers the development sign-in, whatever the settings (the registry-api
+    /// function: on AWS it would let anyone sign in as the demo's users).
+    #[must_use]
+    pub fn without_development_sign_in(mut self) -> Self {
+        self.development = false;
+        self
+    }
+
+    /// Signs in through the identity provider `oidc` (the development sign-in then stays on
+    /// only if its settings say so).
+    #[must_use]
+    pub fn with_oidc(mut self, oidc: Arc<Oidc>) -> Self {
+        self.oidc = Some(oidc);
+        self
+    }
+
+    /// Whether the development sign-in is offered: without an identity provider, unless it
+    /// was turned off for good.
+    fn development_sign_in(&self) -> bool {
+        self.development
+            && self
+                .oidc
+                .as_ref()
+                .is_none_or(|oidc| oidc.development_sign_in())
+    }
+
+    /// The console's HTTP client (to the gateway, and the identity provider).
+    fn client(&self) -> &reqwest::Client {
+        self.client.get_or_init(reqwest::Client::new)
+    }
+
+    /// Whether the console is served over HTTPS, so that its cookies carry `Secure`.
+    fn https(&self) -> bool {
+        self.oidc.as_ref().is_some_and(|oidc| oidc.https())
     }
 
     /// The hash in the shell's asset URLs (`/console/{version}/shell.js`).
@@ -74,7 +132,8 @@ impl Console {
     }
 
     /// The console's routes: `/`, `/console/{version}/{file}`, `/console/session`,
-    /// `/console/api/{rest}` and `/console/bundles/{module}/{version}/{file}`.
+    /// `/console/oidc/login` and `/console/oidc/callback`, `/console/api/{rest}` and
+    /// `/console/bundles/{module}/{version}/{file}`.
     pub fn router(self) -> Router {
         Router::new()
             .route("/", get(assets::index))
@@ -84,6 +143,8 @@ impl Console {
                     .post(session::sign_in)
                     .delete(session::sign_out),
             )
+            .route("/console/oidc/login", get(oidc::login))
+            .route("/console/oidc/callback", get(oidc::callback))
             .route("/console/api/{*rest}", any(session::pass_through))
             .route(
                 "/console/bundles/{module}/{version}/{*file}",

@@ -24,38 +24,38 @@ const CSS: &str = "text/css; charset=utf-8";
 const ASSETS: &[Asset] = &[
     Asset {
         name: "shell.js",
-        body: include_bytes!("../../assets/console/shell.js"),
+        body: include_bytes!("../assets/shell.js"),
         content_type: JS,
     },
     Asset {
         name: "api.js",
-        body: include_bytes!("../../assets/console/api.js"),
+        body: include_bytes!("../assets/api.js"),
         content_type: JS,
     },
     Asset {
         name: "loader.js",
-        body: include_bytes!("../../assets/console/loader.js"),
+        body: include_bytes!("../assets/loader.js"),
         content_type: JS,
     },
     Asset {
         name: "configure.js",
-        body: include_bytes!("../../assets/console/configure.js"),
+        body: include_bytes!("../assets/configure.js"),
         content_type: JS,
     },
     Asset {
         name: "favicon.svg",
-        body: include_bytes!("../../assets/console/favicon.svg"),
+        body: include_bytes!("../assets/favicon.svg"),
         content_type: "image/svg+xml",
     },
     Asset {
         name: "shell.css",
-        body: include_bytes!("../../assets/console/shell.css"),
+        body: include_bytes!("../assets/shell.css"),
         content_type: CSS,
     },
 ];
 
 /// The page, with `{{version}}` where the assets' version goes.
-const INDEX: &str = include_str!("../../assets/console/index.html");
+const INDEX: &str = include_str!("../assets/index.html");
 
 /// The shell's files as served: their version and the page that names it.
 #[derive(Debug, Clone)]

@@ -37,7 +37,7 @@ async function start() {
     return;
   }
   if (!current.user) {
-    showSignIn(current.development_users || []);
+    showSignIn(current.development_users || [], current.oidc);
     return;
   }
   state.user = current.user;
@@ -47,10 +47,21 @@ async function start() {
   route();
 }
 
-function showSignIn(users) {
+function showSignIn(users, oidc) {
   state.user = null;
   who.replaceChildren();
   menu.replaceChildren();
+  // The identity provider's sign-in is a navigation: the console's server runs the code flow
+  // and sets the session cookie; no token passes through this page.
+  const provider = oidc && el('section', { class: 'card sign-in', 'aria-labelledby': 'sign-in-oidc-title' },
+    el('h1', { id: 'sign-in-oidc-title', text: 'Sign in' }),
+    el('a', { id: 'sign-in-oidc', class: 'button', href: oidc.login, text: 'Sign in with your identity provider' }));
+  if (!users.length) {
+    main.replaceChildren(provider || el('p', { role: 'alert', text: 'No sign-in is offered.' }));
+    if (provider) provider.querySelector('a').focus();
+    if (!performance.getEntriesByName('plinth:interactive').length) performance.mark('plinth:interactive');
+    return;
+  }
   const select = el('select', { id: 'sign-in-user', name: 'user', required: '' },
     ...users.map((u) => el('option', { value: u.id, text: u.label })));
   const status = el('p', { class: 'status', role: 'status' });
@@ -69,7 +80,7 @@ function showSignIn(users) {
       status.replaceChildren(problem(e));
     }
   });
-  main.replaceChildren(form);
+  main.replaceChildren(...[provider, form].filter(Boolean));
   select.focus();
   // The first page is interactive: the browser test reads this mark (BENCHMARKS.md).
   if (!performance.getEntriesByName('plinth:interactive').length) performance.mark('plinth:interactive');
@@ -80,7 +91,9 @@ function showUser() {
   const where = u.tenant ? ` · ${u.tenant}${state.company ? ` / ${state.company}` : ''}` : ' · platform';
   const out = el('button', { type: 'button', class: 'link', text: 'Sign out' });
   out.addEventListener('click', async () => {
-    await api.signOut();
+    const ended = await api.signOut();
+    // With an identity provider, its session ends too.
+    if (ended && ended.end_session) { location.assign(ended.end_session); return; }
     location.hash = '#/';
     await start();
   });

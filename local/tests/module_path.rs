@@ -268,6 +268,10 @@ async fn a_new_module_answers_through_the_gateway_in_three_commands() {
     assert_eq!(status, 201, "{item}\n{}", up_log());
     assert_eq!(item["greeting"], "Hello, Ann!");
 
+    // Its frontend was published with the version and is served as listed, each file
+    // matching the SHA-384 the console loads it with.
+    frontend_served_as_published(&url, &token).await;
+
     // An edit is live after the next round, as a new dev version.
     let manifest_path = module.join("manifest.json");
     let manifest = std::fs::read_to_string(&manifest_path).expect("the manifest");
@@ -304,6 +308,52 @@ async fn a_new_module_answers_through_the_gateway_in_three_commands() {
     assert!(
         first_call < GOAL,
         "the three commands took {first_call:?}, past the goal of {GOAL:?}"
+    );
+}
+
+/// The scaffold's page: listed by `GET /api/v1/hello-desk/frontend`, each file served from
+/// the listed base with the listed integrity, for a year.
+async fn frontend_served_as_published(url: &str, token: &str) {
+    use base64::Engine;
+    let client = reqwest::Client::new();
+    let frontend: Value = client
+        .get(format!("{url}/api/v1/modules/hello-desk/frontend"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(frontend["type"], "spa-module", "{frontend}");
+    assert_eq!(frontend["entry_point"], "module.js", "{frontend}");
+    let base = frontend["base"].as_str().expect("published with its files");
+    assert!(
+        base.starts_with("/console/bundles/hello-desk/0.1.0-dev.1/"),
+        "{base}"
+    );
+    let files = frontend["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{frontend}");
+    let served = client
+        .get(format!("{url}{base}module.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(
+        served.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let body = served.bytes().await.unwrap();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA384, &body);
+    let integrity = format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+    );
+    assert_eq!(files[0]["integrity"], integrity);
+    assert!(
+        String::from_utf8_lossy(&body).contains("context.api.get('/items')"),
+        "the scaffold's page calls its route"
     );
 }
 

@@ -143,3 +143,48 @@ impl Catalog {
             .map(|body| (file.clone(), body)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn published(bundle: Option<Bundle>) -> ModuleVersion {
+        ModuleVersion {
+            module: "ledger".into(),
+            version: "1.0.0".into(),
+            digest: String::new(),
+            published_at: String::new(),
+            published_by: String::new(),
+            image_digest: None,
+            manifest: json!({
+                "name": "ledger", "display_name": "Ledger", "version": "1.0.0",
+                "backend": {"type": "microservice", "api_prefix": "/api/v1/ledger"},
+                "frontend": {"type": "iframe", "bundle": "ui"}
+            }),
+            bundle,
+        }
+    }
+
+    #[test]
+    fn a_frontend_s_files_are_under_the_bundles_origin_when_one_is_set() {
+        let bundle = Bundle {
+            digest: "0123456789abcdef".into(),
+            files: vec![],
+        };
+        let own = Frontend::of(&published(Some(bundle.clone())), None).unwrap();
+        assert_eq!(
+            own.base.as_deref(),
+            Some("/console/bundles/ledger/1.0.0/0123456789abcdef/")
+        );
+        assert_eq!(own.entry_point.as_deref(), Some("index.html"));
+        let elsewhere =
+            Frontend::of(&published(Some(bundle)), Some("https://cdn.example.com")).unwrap();
+        assert_eq!(
+            elsewhere.base.as_deref(),
+            Some("https://cdn.example.com/bundles/ledger/1.0.0/0123456789abcdef/")
+        );
+        assert_eq!(Frontend::of(&published(None), None).unwrap().base, None);
+    }
+}

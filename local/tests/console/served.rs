@@ -485,7 +485,7 @@ async fn an_unknown_digest_version_or_file_is_a_404_and_traversals_never_leave_t
 
     for (path, why) in [
         (
-            format!("ledger/1.0.0/0000000000000000/module.js"),
+            "ledger/1.0.0/0000000000000000/module.js".to_owned(),
             "another digest",
         ),
         (
@@ -500,7 +500,7 @@ async fn an_unknown_digest_version_or_file_is_a_404_and_traversals_never_leave_t
             format!("ledger/1.0.0/{digest}/extra.js"),
             "a file not listed",
         ),
-        (format!("ledger/1.0.0/module.js"), "no digest"),
+        ("ledger/1.0.0/module.js".to_owned(), "no digest"),
         (format!("nobody/1.0.0/{digest}/module.js"), "another module"),
     ] {
         let answer = client()

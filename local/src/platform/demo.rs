@@ -92,11 +92,19 @@ pub(super) async fn run(app: &App, examples: &Path, secret: &str) -> Result<Demo
             .with_context(|| format!("reading {}'s frontend", folder.display()))?;
         let name = ModuleName::parse(manifest["name"].as_str().unwrap_or_default())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        platform
+        let published = platform
             .catalog
             .publish_with_bundle(&operator, &manifest, bundle.as_ref())
-            .await
-            .map_err(|e| anyhow::anyhow!("publishing {name}: {e}"))?;
+            .await;
+        match published {
+            Ok(_) => {}
+            // A data folder from before this version's files changed (or were published with
+            // it): versions are immutable, so the one published stays.
+            Err(Error::Conflict(why)) => eprintln!(
+                "demo: {why}; keeping what was published (remove the data folder to publish the                  examples as they are now)"
+            ),
+            Err(e) => anyhow::bail!("publishing {name}: {e}"),
+        }
         let version = manifest["version"].as_str().unwrap_or_default().to_owned();
         eprintln!("demo: installing {name} {version} (its first start may compile it)…");
         tolerate_existing(

@@ -657,15 +657,38 @@ async fn plinth_up_with_a_bundles_origin_serves_a_policy_that_allows_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plinth_up_refuses_a_bundles_origin_that_is_not_an_origin() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
     let data = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_plinth"))
+    let mut up = Command::new(env!("CARGO_BIN_EXE_plinth"))
         .args(["up", "--port", "0", "--data-dir"])
         .arg(data.path())
         .env("PLINTH_BUNDLES_ORIGIN", "https://cdn.example.com/bundles")
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // It stops at start; one that serves instead is stopped here and fails the test.
+    let mut status = None;
+    for _ in 0..300 {
+        status = up.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    if status.is_none() {
+        let _ = up.kill();
+        let _ = up.wait();
+    }
+    let mut stderr = String::new();
+    up.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.is_some_and(|s| !s.success()), "it served: {stderr}");
     assert!(stderr.contains("PLINTH_BUNDLES_ORIGIN"), "{stderr}");
 }
 

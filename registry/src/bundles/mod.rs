@@ -165,10 +165,10 @@ pub fn check(upload: &Upload) -> Result<Checked> {
 }
 
 fn too_large(field: &str, path: &str, size: Option<usize>) -> Error {
-    let size = size.map_or_else(|| "more".to_owned(), |s| format!("{s} bytes,"));
+    let size = size.map_or_else(String::new, |s| format!("{s} bytes, "));
     Error::field(
         field,
-        format!("{path} is {size} more than the {MAX_FILE_BYTES} bytes a bundle's file may hold"),
+        format!("{path} is {size}more than the {MAX_FILE_BYTES} bytes a bundle's file may hold"),
     )
 }
 
@@ -324,6 +324,29 @@ mod tests {
                 "{bad}: {error}"
             );
         }
+    }
+
+    #[test]
+    fn a_file_too_large_is_refused_naming_it_whether_or_not_it_was_decoded() {
+        let over = vec![b'x'; MAX_FILE_BYTES + 1];
+        let error = check(&upload(&[("big.js", &over)])).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "bundle.files[0].content_base64: big.js is {} bytes, more than the {MAX_FILE_BYTES} \
+                 bytes a bundle's file may hold",
+                MAX_FILE_BYTES + 1
+            )
+        );
+        let far_over = vec![b'x'; MAX_FILE_BYTES * 2];
+        let error = check(&upload(&[("big.js", &far_over)])).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "bundle.files[0].content_base64: big.js is more than the {MAX_FILE_BYTES} bytes a \
+                 bundle's file may hold"
+            )
+        );
     }
 
     #[test]

@@ -6,15 +6,21 @@
 //   storage, no call of its own), talking to the shell only through the postMessage
 //   contract below.
 // A failure is thrown to the caller, which shows it in the module's own panel.
+//
+// A bundle's files are the ones published with the installed version, listed with their
+// SHA-384 by `GET /api/v1/modules/{m}/frontend` and served under their bundle's digest. An
+// integrated module's scripts are fetched as `<link rel="modulepreload" integrity>` before
+// `import()` runs them: a file whose bytes do not match its listed hash is refused by the
+// browser and never runs (docs/console.md, "Integrity").
 
-import { moduleClient } from './api.js';
+import { call, moduleClient } from './api.js';
 
 const INTEGRATED = new Set(['spa-module', 'es-module']);
 const FRAMED = new Set(['iframe', 'micro-frontend']);
 
-/** The URL of a file of `entry`'s staged bundle. */
-export function bundleUrl(entry, file) {
-  return `/console/bundles/${encodeURIComponent(entry.module)}/${encodeURIComponent(entry.version)}/${file}`;
+/** The published frontend of `module`'s installed version: `{type, entry_point, base, files}`. */
+function publishedFrontend(module) {
+  return call('GET', `/v1/modules/${encodeURIComponent(module)}/frontend`);
 }
 
 /**
@@ -22,27 +28,61 @@ export function bundleUrl(entry, file) {
  * with `context` (`{user, tenant, company, configuration}`).
  */
 export async function loadModule(entry, page, container, context) {
-  const frontend = entry.frontend;
-  if (!frontend) throw new Error(`${entry.display_name} ships no frontend`);
-  const kind = frontend.type;
-  if (INTEGRATED.has(kind)) return integrated(entry, page, container, context);
-  if (FRAMED.has(kind)) return framed(entry, page, container, context);
-  throw new Error(`frontend.type "${kind}" is not one the console loads (spa-module, iframe)`);
+  if (!entry.frontend) throw new Error(`${entry.display_name} ships no frontend`);
+  const kind = entry.frontend.type;
+  if (!INTEGRATED.has(kind) && !FRAMED.has(kind)) {
+    throw new Error(`frontend.type "${kind}" is not one the console loads (spa-module, iframe)`);
+  }
+  const published = await publishedFrontend(entry.module);
+  if (!published.base) {
+    throw new Error(`${entry.display_name} ${published.version} was published without its frontend's files`);
+  }
+  const bundle = { ...entry, ...published };
+  if (INTEGRATED.has(kind)) return integrated(bundle, page, container, context);
+  return framed(bundle, page, container, context);
 }
 
-async function integrated(entry, page, container, context) {
-  const file = entry.frontend.entry_point || 'module.js';
+// One preload per URL for the page's life: the module map keeps what it fetched.
+const preloads = new Map();
+
+/** Fetches `file` of `bundle` as a module script checked against its integrity. */
+function preload(bundle, file) {
+  const url = bundle.base + file.path;
+  if (!preloads.has(url)) {
+    preloads.set(url, new Promise((resolve, reject) => {
+      const link = document.createElement('link');
+      link.rel = 'modulepreload';
+      link.integrity = file.integrity;
+      link.href = url;
+      link.addEventListener('load', () => resolve(url), { once: true });
+      link.addEventListener('error', () => {
+        preloads.delete(url);
+        reject(new Error(`${file.path} does not match its published integrity ${file.integrity.slice(0, 22)}… (or could not be fetched); it was not run`));
+      }, { once: true });
+      document.head.append(link);
+    }));
+  }
+  return preloads.get(url);
+}
+
+async function integrated(bundle, page, container, context) {
+  const file = bundle.entry_point || 'module.js';
+  const entryFile = bundle.files.find((f) => f.path === file);
   let loaded;
   try {
-    loaded = await import(bundleUrl(entry, file));
+    if (!entryFile) throw new Error('it is not among the published files');
+    // Every script of the bundle, so that the entry's own imports are checked too.
+    const scripts = bundle.files.filter((f) => /\.m?js$/.test(f.path));
+    await Promise.all(scripts.map((f) => preload(bundle, f)));
+    loaded = await import(bundle.base + entryFile.path);
   } catch (e) {
-    throw new Error(`cannot load ${entry.module}'s bundle ${file}: ${e.message}`);
+    throw new Error(`cannot load ${bundle.module}'s bundle ${file}: ${e.message}`);
   }
   const ui = loaded.default;
   if (!ui || typeof ui.init !== 'function' || typeof ui.loadPage !== 'function') {
-    throw new Error(`${entry.module}'s ${file} has no default export { init(context), loadPage(page, container) }`);
+    throw new Error(`${bundle.module}'s ${file} has no default export { init(context), loadPage(page, container) }`);
   }
-  await ui.init({ ...context, module: entry.module, version: entry.version, api: moduleClient(entry.module, context.company) });
+  await ui.init({ ...context, module: bundle.module, version: bundle.version, api: moduleClient(bundle.module, context.company) });
   await ui.loadPage(page, container);
 }
 
@@ -54,7 +94,7 @@ async function framed(entry, page, container, context) {
   frame.setAttribute('sandbox', 'allow-scripts allow-forms');
   frame.title = `${entry.display_name} (sandboxed)`;
   frame.className = 'module-frame';
-  frame.src = bundleUrl(entry, entry.frontend.entry_point || 'index.html');
+  frame.src = entry.base + (entry.entry_point || 'index.html');
   const api = moduleClient(entry.module, context.company);
   const reply = (message) => frame.contentWindow && frame.contentWindow.postMessage({ plinth: 1, ...message }, '*');
   const listener = async (event) => {

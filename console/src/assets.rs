@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use plinth_registry::hash::sha256_hex;
 
-use super::{Console, security_headers};
+use super::Console;
 
 /// One embedded file.
 struct Asset {
@@ -93,7 +93,7 @@ pub(super) async fn index(State(console): State<Console>) -> Response {
         console.assets.index.clone(),
     )
         .into_response();
-    security_headers(response.headers_mut());
+    console.security_headers(response.headers_mut());
     response
 }
 
@@ -120,6 +120,6 @@ pub(super) async fn asset(
         )
             .into_response(),
     };
-    security_headers(response.headers_mut());
+    console.security_headers(response.headers_mut());
     response
 }

@@ -1,21 +1,22 @@
-//! Module frontends, served from the data directory: `plinth up --demo` stages each example's
-//! frontend folder (the manifest's `frontend.bundle`) under
-//! `{data_dir}/console-bundles/{module}/{version}/`, and the console serves it at
-//! `/console/bundles/{module}/{version}/{file}`, from the console's own origin (so the CSP's
-//! `'self'` covers it).
+//! Module frontends. A module's UI bundle (the files of its manifest's `frontend.bundle`
+//! folder) is published with its version (`plinth module publish`, and the demo through the
+//! same call) and kept by the registry's bundle store, content-addressed: on one machine under
+//! `{data_dir}/bundles/{module}/{version}/{digest}/`. The console serves a published file at
+//! `/console/bundles/{module}/{version}/{digest}/{path}`, from its own origin, for a year as
+//! `immutable` (its URL names its content); the shell loads it with the SHA-384 the version's
+//! record lists (`GET /api/v1/modules/{m}/frontend`).
 
-use std::path::{Path as FsPath, PathBuf};
+use std::path::Path as FsPath;
 
+use anyhow::{Context, Result, bail};
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use plinth_module_sdk::ModuleName;
+use plinth_registry::bundles::{self, CACHE_CONTROL, Upload, UploadedFile};
 use serde_json::Value;
 
-use super::{Console, security_headers};
-
-/// Where staged bundles live in the data directory.
-const FOLDER: &str = "console-bundles";
+use super::Console;
 
 /// A micro-frontend's document runs sandboxed even when opened on its own: scripts, no
 /// origin (so no cookie, no storage, no same-origin call), and only its own files.
@@ -23,68 +24,96 @@ const FRAME_POLICY: &str = "sandbox allow-scripts allow-forms; default-src 'self
     script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'none'; \
     object-src 'none'; base-uri 'none'; frame-ancestors 'self'";
 
-/// Copies a module's frontend folder (its manifest's `frontend.bundle`, relative to
-/// `module_dir`) to where the console serves it, replacing an earlier copy of that version.
-/// A manifest without a frontend stages nothing.
-pub fn stage(data_dir: &FsPath, module_dir: &FsPath, manifest: &Value) -> std::io::Result<()> {
-    let (Some(name), Some(version), Some(bundle)) = (
-        manifest["name"].as_str(),
-        manifest["version"].as_str(),
-        manifest["frontend"]["bundle"].as_str(),
-    ) else {
-        return Ok(());
+/// The files of a module's UI bundle, read from its manifest's `frontend.bundle` folder
+/// (relative to `module_dir`), as a publish sends them; `None` when the manifest names no
+/// bundle. Hidden files are left out; a link is refused (it could point outside the folder).
+pub fn read_bundle(module_dir: &FsPath, manifest: &Value) -> Result<Option<Upload>> {
+    let Some(folder) = manifest["frontend"]["bundle"].as_str() else {
+        return Ok(None);
     };
-    let from = module_dir.join(bundle);
-    if !from.is_dir() {
-        return Err(std::io::Error::other(format!(
-            "frontend.bundle: {} is not a folder",
-            from.display()
-        )));
+    let root = module_dir.join(folder);
+    if !root.is_dir() {
+        bail!("frontend.bundle: {} is not a folder", root.display());
     }
-    let to = data_dir.join(FOLDER).join(name).join(version);
-    if to.exists() {
-        std::fs::remove_dir_all(&to)?;
-    }
-    copy_folder(&from, &to)
+    let mut files = Vec::new();
+    read_into(&root, "", &mut files)?;
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Some(Upload { files }))
 }
 
-fn copy_folder(from: &FsPath, to: &FsPath) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
+fn read_into(folder: &FsPath, prefix: &str, files: &mut Vec<UploadedFile>) -> Result<()> {
+    let entries =
+        std::fs::read_dir(folder).with_context(|| format!("reading {}", folder.display()))?;
+    for entry in entries {
         let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_folder(&entry.path(), &target)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = format!("{prefix}{name}");
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            bail!(
+                "frontend.bundle: {} is a link; a bundle holds files only",
+                entry.path().display()
+            );
+        } else if kind.is_dir() {
+            read_into(&entry.path(), &format!("{path}/"), files)?;
         } else {
-            std::fs::copy(entry.path(), target)?;
+            let body = std::fs::read(entry.path())
+                .with_context(|| format!("reading {}", entry.path().display()))?;
+            files.push(UploadedFile::new(path, &body));
         }
     }
     Ok(())
 }
 
-/// `GET /console/bundles/{module}/{version}/{file}`: a staged file of a module's frontend.
+/// `GET /console/bundles/{module}/{version}/{digest}/{path}`: a published file, when
+/// `digest` is that version's bundle and `path` one of its files; anything else is a 404.
 pub(super) async fn file(
     State(console): State<Console>,
-    Path((module, version, file)): Path<(String, String, String)>,
+    Path((module, version, rest)): Path<(String, String, String)>,
 ) -> Response {
-    let Some(path) = staged_path(&console.data_dir, &module, &version, &file) else {
-        return not_found(&module, &version, &file);
+    let Some((digest, path)) = rest.split_once('/') else {
+        return not_found(&module, &version, &rest);
     };
-    let Ok(body) = tokio::fs::read(&path).await else {
-        return not_found(&module, &version, &file);
+    let (Ok(name), true) = (
+        ModuleName::parse(&module),
+        [version.as_str(), digest, path]
+            .iter()
+            .all(|part| bundles::plain_path(part).is_ok()),
+    ) else {
+        return not_found(&module, &version, &rest);
     };
-    let kind = content_type(&file);
+    let found = console
+        .plane
+        .catalog
+        .bundle_file(&name, &version, digest, path)
+        .await;
+    let body = match found {
+        Ok(Some((_, body))) => body,
+        Ok(None) => return not_found(&module, &version, &rest),
+        Err(e) => {
+            tracing::error!(error = %e.chain(), %module, %version, %rest, "reading a bundle file");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [(header::CACHE_CONTROL, "no-store")],
+                "the bundle store did not answer",
+            )
+                .into_response();
+        }
+    };
+    let kind = bundles::content_type(path);
     let mut response = (
         [
             (header::CONTENT_TYPE, kind),
-            // A version's files can be staged again while developing: revalidate.
-            (header::CACHE_CONTROL, "no-cache"),
+            (header::CACHE_CONTROL, CACHE_CONTROL),
         ],
         body,
     )
         .into_response();
     if kind.starts_with("text/html") {
-        security_headers(response.headers_mut());
+        console.security_headers(response.headers_mut());
         response.headers_mut().insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(FRAME_POLICY),
@@ -102,46 +131,11 @@ pub(super) async fn file(
     response
 }
 
-/// The staged file a request names, when every part of it is a plain name (no `..`, no
-/// hidden file, no other folder).
-fn staged_path(data_dir: &FsPath, module: &str, version: &str, file: &str) -> Option<PathBuf> {
-    let module = ModuleName::parse(module).ok()?;
-    let plain = |part: &str| {
-        !part.is_empty()
-            && !part.starts_with('.')
-            && part
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-    };
-    if !plain(version) || !file.split('/').all(plain) {
-        return None;
-    }
-    Some(
-        data_dir
-            .join(FOLDER)
-            .join(module.as_str())
-            .join(version)
-            .join(file),
-    )
-}
-
-fn content_type(file: &str) -> &'static str {
-    match file.rsplit_once('.').map(|(_, ext)| ext) {
-        Some("js" | "mjs") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("html") => "text/html; charset=utf-8",
-        Some("json") => "application/json",
-        Some("svg") => "image/svg+xml",
-        Some("png") => "image/png",
-        _ => "application/octet-stream",
-    }
-}
-
-fn not_found(module: &str, version: &str, file: &str) -> Response {
+fn not_found(module: &str, version: &str, rest: &str) -> Response {
     (
         StatusCode::NOT_FOUND,
         [(header::CACHE_CONTROL, "no-store")],
-        format!("{module} {version} ships no frontend file {file}"),
+        format!("{module} {version} publishes no frontend file {rest}"),
     )
         .into_response()
 }

@@ -8,8 +8,8 @@
 //!   gateway with that token;
 //! - `oidc.rs`: sign-in through an identity provider (authorization code with PKCE), ending in
 //!   the same session;
-//! - `bundles.rs`: modules' frontends, staged in the data directory and served beside the
-//!   shell.
+//! - `bundles.rs`: modules' frontends, published with their versions and served beside the
+//!   shell from the registry's bundle store, each file under its bundle's digest.
 //!
 //! The console's routes are merged into the platform API's router: by the gateway of `plinth
 //! up`, which serves it for every request that is not a module's, and by the registry-api
@@ -20,7 +20,6 @@ mod bundles;
 mod oidc;
 mod session;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -28,7 +27,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::routing::{any, get};
 use plinth_registry::plane::ControlPlane;
 
-pub use bundles::stage as stage_bundle;
+pub use bundles::read_bundle;
 pub use oidc::{Oidc, OidcSettings};
 pub use session::COOKIE;
 
@@ -39,6 +38,24 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
     style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-src 'self'; \
     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// The console's policy when module bundles are served from `bundles_origin`
+/// (`PLINTH_BUNDLES_ORIGIN`): that origin is added to where scripts, styles and frames may
+/// come from, and nothing else changes; without one, [`CONTENT_SECURITY_POLICY`].
+#[must_use]
+pub fn content_security_policy(bundles_origin: Option<&str>) -> String {
+    let Some(origin) = bundles_origin else {
+        return CONTENT_SECURITY_POLICY.to_owned();
+    };
+    CONTENT_SECURITY_POLICY
+        .split("; ")
+        .map(|directive| match directive.split_once(' ') {
+            Some(("script-src" | "style-src" | "frame-src", _)) => format!("{directive} {origin}"),
+            _ => directive.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// What the console's handlers share.
 #[derive(Debug, Clone)]
 pub struct Console {
@@ -47,12 +64,12 @@ pub struct Console {
     secret: Arc<str>,
     /// Where the gateway listens (`http://127.0.0.1:8080`): `/console/api/…` calls it.
     gateway_url: Arc<str>,
-    /// `plinth up`'s data directory, where module bundles are staged.
-    data_dir: Arc<PathBuf>,
     /// Made on its first call: building one reads the system's root certificates, which a
     /// Lambda cold start should not pay for a console nobody opened (BENCHMARKS.md).
     client: Arc<std::sync::OnceLock<reqwest::Client>>,
     assets: Arc<assets::Assets>,
+    /// The Content-Security-Policy of every page, built from the platform's settings.
+    policy: HeaderValue,
     /// The identity provider's sign-in, when one is configured.
     oidc: Option<Arc<Oidc>>,
     /// Whether the development sign-in may be offered at all (never on AWS).
@@ -61,19 +78,17 @@ pub struct Console {
 
 impl Console {
     /// The console of the platform `plane`, signing development sign-ins with `secret`,
-    /// calling the gateway at `gateway_url`, serving bundles staged in `data_dir`.
+    /// calling the gateway at `gateway_url`.
     #[must_use]
-    pub fn new(
-        plane: Arc<ControlPlane>,
-        secret: &str,
-        gateway_url: &str,
-        data_dir: PathBuf,
-    ) -> Self {
+    pub fn new(plane: Arc<ControlPlane>, secret: &str, gateway_url: &str) -> Self {
+        let policy = content_security_policy(plane.settings.bundles_origin.as_deref());
+        let policy = HeaderValue::from_str(&policy)
+            .unwrap_or_else(|_| HeaderValue::from_static(CONTENT_SECURITY_POLICY));
         Self {
             plane,
+            policy,
             secret: secret.into(),
             gateway_url: gateway_url.trim_end_matches('/').into(),
-            data_dir: Arc::new(data_dir),
             client: Arc::default(),
             assets: Arc::new(assets::Assets::new()),
             oidc: None,
@@ -133,7 +148,7 @@ impl Console {
 
     /// The console's routes: `/`, `/console/{version}/{file}`, `/console/session`,
     /// `/console/oidc/login` and `/console/oidc/callback`, `/console/api/{rest}` and
-    /// `/console/bundles/{module}/{version}/{file}`.
+    /// `/console/bundles/{module}/{version}/{digest}/{path}`.
     pub fn router(self) -> Router {
         Router::new()
             .route("/", get(assets::index))
@@ -147,7 +162,7 @@ impl Console {
             .route("/console/oidc/callback", get(oidc::callback))
             .route("/console/api/{*rest}", any(session::pass_through))
             .route(
-                "/console/bundles/{module}/{version}/{*file}",
+                "/console/bundles/{module}/{version}/{*rest}",
                 get(bundles::file),
             )
             .route("/console/{version}/{file}", get(assets::asset))
@@ -155,12 +170,16 @@ impl Console {
     }
 }
 
-/// The headers every console page carries.
-fn security_headers(headers: &mut HeaderMap) {
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
+impl Console {
+    /// The headers every console page carries.
+    fn security_headers(&self, headers: &mut HeaderMap) {
+        security_headers(headers, &self.policy);
+    }
+}
+
+/// The headers every console page carries, with `policy` as its Content-Security-Policy.
+fn security_headers(headers: &mut HeaderMap, policy: &HeaderValue) {
+    headers.insert(header::CONTENT_SECURITY_POLICY, policy.clone());
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

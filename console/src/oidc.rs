@@ -27,7 +27,7 @@ use plinth_registry::identity::discovery_document;
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
 
-use super::{Console, security_headers};
+use super::{CONTENT_SECURITY_POLICY, Console, security_headers};
 
 /// The login cookie: the `state`, `nonce` and PKCE verifier of one sign-in under way.
 const LOGIN_COOKIE: &str = "plinth_oidc_login";
@@ -546,7 +546,11 @@ fn page(status: StatusCode, why: &str) -> Response {
         html,
     )
         .into_response();
-    security_headers(response.headers_mut());
+    // The console's own policy: the page has no script, and needs no bundle's origin.
+    security_headers(
+        response.headers_mut(),
+        &HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
     response
 }
 

@@ -27,9 +27,7 @@ pub struct ConsoleSettings {
 /// The console as the function serves it: never the development sign-in (on AWS it would let
 /// anyone sign in as the demo's users); the identity provider's when a client is configured.
 pub fn console(app: &App, settings: ConsoleSettings) -> Result<Console> {
-    let bundles = std::env::temp_dir().join("plinth-console-bundles");
-    let console =
-        Console::new(app.plane.clone(), "", &settings.url, bundles).without_development_sign_in();
+    let console = Console::new(app.plane.clone(), "", &settings.url).without_development_sign_in();
     let Some(oidc) = settings.oidc else {
         return Ok(console);
     };

@@ -12,6 +12,8 @@
 //! | `PLINTH_CONTEXT_KEY_ARN` | those that sign or publish the tenant context | Secrets Manager secret holding the ES256 key as base64 PKCS#8 DER; while it holds `generate-on-first-start` (or no value) the first cold start generates the key and stores it there ([`crate::platform_secrets`]) |
 //! | `PLINTH_CONTEXT_KEY` | those that sign or publish the tenant context | base64 PKCS#8 DER of the ES256 key itself, when `PLINTH_CONTEXT_KEY_ARN` is unset |
 //! | `PLINTH_URL` | installer | the URL modules reach the platform at |
+//! | `PLINTH_BUNDLES_BUCKET` | all | the S3 bucket module UI bundles are stored in (docs/aws.md); unset, a publish with a bundle is refused |
+//! | `PLINTH_BUNDLES_ORIGIN` | all | the origin (S3 website or CloudFront) the bucket's `bundles/` are served at; unset, the platform's own |
 //! | `PLINTH_SWEEP_AFTER_SECS`, `PLINTH_SWEEP_MAX_ATTEMPTS` | installer | when its sweep counts an operation as stuck (default 960 s: longer than the function's 900 s timeout) and how often it requests one again before failing it (default 3) |
 //! | `PLINTH_ECS_*`, `PLINTH_LAMBDA_*` | installer | see `infra/module-stack.md` |
 //! | `PLINTH_HTTP_API_ID`, `PLINTH_AUTHORIZER_ID`, `PLINTH_VPC_LINK_ID` | installer | where module routes go (`infra/module-stack.md`) |
@@ -24,6 +26,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use plinth_registry::aws;
+use plinth_registry::bundles;
+use plinth_registry::bundles::s3::S3Bundles;
 use plinth_registry::deploy::Deployer;
 use plinth_registry::deploy::apigateway::{ApiGatewayRoutes, ApiGatewaySettings};
 use plinth_registry::deploy::backend::BackendDeployer;
@@ -130,12 +134,20 @@ async fn app_with(
         Arc::new(BusInstallQueue(bus.clone())),
     )
     .with_module_keys(Arc::new(SecretsManagerKeys::new(&sdk)));
+    let ports = match env("PLINTH_BUNDLES_BUCKET") {
+        Some(bucket) => ports.with_bundles(Arc::new(S3Bundles::new(&sdk, bucket))),
+        None => ports,
+    };
     let ports = wiring(&sdk, &bus, &bus_name, ports)?;
+    let bundles_origin = env("PLINTH_BUNDLES_ORIGIN")
+        .map(|origin| bundles::parse_origin(&origin).map_err(|e| anyhow!(e)))
+        .transpose()?;
     let settings = Settings {
         public_url: env("PLINTH_URL").unwrap_or_default(),
         event_bus: Some(bus_name),
         sweep: sweep_policy()?,
         shared_rate_limits: shared_rate_limits()?,
+        bundles_origin,
         ..Settings::default()
     };
     let secrets = PlatformSecrets::new(&sdk);

@@ -268,6 +268,10 @@ async fn a_new_module_answers_through_the_gateway_in_three_commands() {
     assert_eq!(status, 201, "{item}\n{}", up_log());
     assert_eq!(item["greeting"], "Hello, Ann!");
 
+    // Its frontend was published with the version and is served as listed, each file
+    // matching the SHA-384 the console loads it with.
+    frontend_served_as_published(&url, &token).await;
+
     // An edit is live after the next round, as a new dev version.
     let manifest_path = module.join("manifest.json");
     let manifest = std::fs::read_to_string(&manifest_path).expect("the manifest");
@@ -304,6 +308,52 @@ async fn a_new_module_answers_through_the_gateway_in_three_commands() {
     assert!(
         first_call < GOAL,
         "the three commands took {first_call:?}, past the goal of {GOAL:?}"
+    );
+}
+
+/// The scaffold's page: listed by `GET /api/v1/hello-desk/frontend`, each file served from
+/// the listed base with the listed integrity, for a year.
+async fn frontend_served_as_published(url: &str, token: &str) {
+    use base64::Engine;
+    let client = reqwest::Client::new();
+    let frontend: Value = client
+        .get(format!("{url}/api/v1/modules/hello-desk/frontend"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(frontend["type"], "spa-module", "{frontend}");
+    assert_eq!(frontend["entry_point"], "module.js", "{frontend}");
+    let base = frontend["base"].as_str().expect("published with its files");
+    assert!(
+        base.starts_with("/console/bundles/hello-desk/0.1.0-dev.1/"),
+        "{base}"
+    );
+    let files = frontend["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{frontend}");
+    let served = client
+        .get(format!("{url}{base}module.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(
+        served.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let body = served.bytes().await.unwrap();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA384, &body);
+    let integrity = format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+    );
+    assert_eq!(files[0]["integrity"], integrity);
+    assert!(
+        String::from_utf8_lossy(&body).contains("context.api.get('/items')"),
+        "the scaffold's page calls its route"
     );
 }
 
@@ -531,4 +581,84 @@ async fn an_endpoint_install_prints_the_api_key_the_backend_needs() {
     };
     assert_eq!(check(new_key.to_owned()).await, 200);
     assert_eq!(check(key.to_owned()).await, 401, "the old key stopped");
+}
+
+/// `plinth module publish` carries the files of the manifest's `frontend.bundle` folder: the
+/// version lists each with its SHA-384 and the console serves them as listed. A link in the
+/// folder (which could point anywhere) stops the publish before anything is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plinth_module_publish_carries_the_frontend_folder_and_the_console_serves_it_as_listed() {
+    use base64::Engine;
+    let platform = Platform::start().await;
+    let module = tempfile::tempdir().expect("the module's folder");
+    let name = "page-desk";
+    let mut document = manifest(name, None);
+    document["frontend"] = json!({"type": "spa-module", "bundle": "ui"});
+    std::fs::write(module.path().join("manifest.json"), document.to_string()).unwrap();
+    std::fs::create_dir_all(module.path().join("ui")).unwrap();
+    let page = b"export default { init() {}, loadPage(p, c) { c.textContent = 'hi'; } };";
+    std::fs::write(module.path().join("ui/module.js"), page).unwrap();
+    std::fs::write(module.path().join("ui/.DS_Store"), "left out").unwrap();
+
+    let published = platform
+        .plinth(module.path(), &["module", "publish", "manifest.json"])
+        .await;
+    assert!(published.status.success(), "{}", output_text(&published));
+    let stdout = String::from_utf8_lossy(&published.stdout);
+    assert!(
+        stdout.starts_with("published page-desk 1.0.0 with its frontend (1 files, bundle "),
+        "{stdout}"
+    );
+    let versions: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/modules/{name}/versions", platform.url))
+        .bearer_auth(platform.admin_token())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bundle = &versions[0]["bundle"];
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA384, page);
+    let integrity = format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+    );
+    assert_eq!(
+        bundle["files"],
+        json!([{"path": "module.js", "integrity": integrity, "size": page.len()}])
+    );
+    let served = reqwest::get(format!(
+        "{}/console/bundles/{name}/1.0.0/{}/module.js",
+        platform.url,
+        bundle["digest"].as_str().unwrap()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.bytes().await.unwrap().as_ref(), page);
+
+    // A link in the folder: refused naming the field, nothing published.
+    document["name"] = json!("link-desk");
+    std::fs::write(module.path().join("manifest.json"), document.to_string()).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", module.path().join("ui/host")).unwrap();
+    let refused = platform
+        .plinth(module.path(), &["module", "publish", "manifest.json"])
+        .await;
+    assert_eq!(refused.status.code(), Some(2), "{}", output_text(&refused));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("frontend.bundle: ") && stderr.contains("is a link"),
+        "{stderr}"
+    );
+    let none = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/modules/link-desk/versions",
+            platform.url
+        ))
+        .bearer_auth(platform.admin_token())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), 404);
 }

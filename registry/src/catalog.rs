@@ -1,7 +1,11 @@
 //! The module catalog: published versions (immutable) and the marketplace listing; what a
-//! pushed image does to them is in [`pushed`].
+//! pushed image does to them is in [`pushed`]; a version's UI bundle, stored with it and read
+//! back by the console, in [`bundle`].
 
+mod bundle;
 mod pushed;
+
+pub use bundle::Frontend;
 
 pub use pushed::{IMAGE_REFUSED, PushOutcome, Refusal};
 
@@ -13,6 +17,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use crate::audit;
+use crate::bundles::{Bundle, BundleStore, Upload};
 use crate::changes::{Change, Changes};
 use crate::deploy::ecr::ImagePush;
 use crate::error::{Error, Result, did_you_mean};
@@ -33,6 +38,9 @@ pub struct ModuleVersion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<String>,
     pub manifest: Value,
+    /// The files of its UI bundle and their SHA-384, when it was published with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<Bundle>,
 }
 
 impl ModuleVersion {
@@ -85,6 +93,7 @@ pub(crate) fn digest(manifest: &Value) -> String {
 pub struct Catalog {
     store: Arc<dyn Store>,
     changes: Arc<Changes>,
+    bundles: Arc<dyn BundleStore>,
 }
 
 /// A version whose image digest was recorded.
@@ -96,8 +105,16 @@ pub struct RecordedImage {
 }
 
 impl Catalog {
-    pub fn new(store: Arc<dyn Store>, changes: Arc<Changes>) -> Self {
-        Self { store, changes }
+    pub fn new(
+        store: Arc<dyn Store>,
+        changes: Arc<Changes>,
+        bundles: Arc<dyn BundleStore>,
+    ) -> Self {
+        Self {
+            store,
+            changes,
+            bundles,
+        }
     }
 
     /// Publishes a version from its manifest document.
@@ -106,12 +123,27 @@ impl Catalog {
         caller: &Caller,
         document: &Value,
     ) -> Result<(Published, ModuleVersion)> {
+        self.publish_with_bundle(caller, document, None).await
+    }
+
+    /// Publishes a version from its manifest document and the files of its UI bundle (the
+    /// manifest's `frontend.bundle` folder). The upload is checked before anything is stored;
+    /// its files are stored before the version's record, which lists them.
+    pub async fn publish_with_bundle(
+        &self,
+        caller: &Caller,
+        document: &Value,
+        upload: Option<&Upload>,
+    ) -> Result<(Published, ModuleVersion)> {
         let manifest = validate_manifest(document).map_err(|problems| {
             Error::invalid(
                 format!("the manifest has {} problem(s)", problems.len()),
                 problems,
             )
         })?;
+        let checked = upload
+            .map(|upload| bundle::check(&manifest, upload))
+            .transpose()?;
         let name = manifest.name.as_str();
         let entry_item = self.store.get(&keys::catalog_entry(name)).await?;
         match (&entry_item, caller) {
@@ -131,11 +163,17 @@ impl Catalog {
         let version_key = keys::module_version(name, &manifest.version.to_string());
         if let Some(existing) = self.store.get(&version_key).await? {
             let existing: ModuleVersion = from_item(&existing)?;
-            if existing.digest == digest(document) {
+            let same_bundle = existing.bundle.as_ref().map(|b| &b.digest)
+                == checked.as_ref().map(|c| &c.bundle.digest);
+            if existing.digest == digest(document) && same_bundle {
                 return Ok((Published::AlreadyPublished, existing));
             }
             return Err(Error::Conflict(immutable(&existing)));
         }
+        let bundle = match checked {
+            Some(checked) => Some(self.store_bundle(&manifest, checked).await?),
+            None => None,
+        };
         let published = self
             .write_version(
                 &caller.actor(),
@@ -143,6 +181,7 @@ impl Catalog {
                 &manifest,
                 entry_item.as_ref(),
                 None,
+                bundle,
             )
             .await?;
         Ok((Published::Created, published))
@@ -157,6 +196,7 @@ impl Catalog {
         manifest: &Manifest,
         entry_item: Option<&Item>,
         image: Option<&ImagePush>,
+        bundle: Option<Bundle>,
     ) -> Result<ModuleVersion> {
         let name = manifest.name.as_str();
         let version = manifest.version.to_string();
@@ -168,8 +208,12 @@ impl Catalog {
             published_by: publisher.to_owned(),
             image_digest: image.map(|push| push.digest.clone()),
             manifest: document.clone(),
+            bundle,
         };
         let mut detail = json!({"version": version});
+        if let Some(bundle) = &published.bundle {
+            detail["bundle_digest"] = json!(bundle.digest);
+        }
         if let Some(push) = image {
             detail["image_digest"] = json!(push.digest);
             detail["repository"] = json!(push.repository);

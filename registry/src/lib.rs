@@ -3,7 +3,8 @@
 //!
 //! Read it by floors (docs/architecture.md draws them); no module names one above it:
 //! - foundations: [`ids`], [`clock`], [`hash`], [`error`], [`cache`], [`identity`], [`aws`];
-//! - ports and their adapters: [`store`], [`events`], [`deploy`], [`hooks`], [`queue`];
+//! - ports and their adapters: [`store`], [`events`], [`deploy`], [`hooks`], [`queue`],
+//!   [`bundles`] (modules' UI files);
 //! - domain services, each holding the ports it uses: [`changes`] (the one write path),
 //!   [`catalog`], [`installation`], [`install`], [`instances`], [`api_keys`], [`tenancy`],
 //!   [`rbac`], [`config`], [`enablement`], [`module_events`], [`audit`], [`usage`], gathered in
@@ -19,6 +20,7 @@ pub mod app;
 pub mod audit;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod bundles;
 pub mod cache;
 pub mod catalog;
 pub mod changes;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::api_keys::ApiKeys;
 use crate::audit::Audit;
+use crate::bundles::{BundleStore, NoBundleStore};
 use crate::cache::Staleness;
 use crate::catalog::Catalog;
 use crate::changes::Changes;
@@ -48,6 +49,7 @@ pub struct Ports {
     module_keys: Arc<dyn ModuleKeySecrets>,
     step_observer: Option<Arc<dyn StepObserver>>,
     dead_letters: Option<Arc<dyn DeadLetterQueue>>,
+    bundles: Arc<dyn BundleStore>,
 }
 
 impl Ports {
@@ -70,7 +72,15 @@ impl Ports {
             module_keys: Arc::new(KeysInEnvironment),
             step_observer: None,
             dead_letters: None,
+            bundles: Arc::new(NoBundleStore),
         }
+    }
+
+    /// Where published module bundles are kept (a folder of the data directory, an S3
+    /// bucket); without it a publish with a bundle is refused.
+    pub fn with_bundles(mut self, bundles: Arc<dyn BundleStore>) -> Self {
+        self.bundles = bundles;
+        self
     }
 
     /// Where undelivered events are kept and replayed (the local bus); without it the API
@@ -142,6 +152,9 @@ pub struct Settings {
     /// Whether tenants' rate limits hold across processes ([`RateBudget`]): on AWS, where
     /// every warm authorizer instance decides on its own (`PLINTH_SHARED_RATE_LIMITS`).
     pub shared_rate_limits: bool,
+    /// Where module bundles are served from when not from the platform's own origin
+    /// (`PLINTH_BUNDLES_ORIGIN`: an S3 or CloudFront origin); the console's CSP lists it.
+    pub bundles_origin: Option<String>,
 }
 
 impl Default for Settings {
@@ -154,6 +167,7 @@ impl Default for Settings {
             redeploy_on_resume: false,
             prices: Prices::default(),
             shared_rate_limits: false,
+            bundles_origin: None,
         }
     }
 }
@@ -208,6 +222,7 @@ impl ControlPlane {
             module_keys,
             step_observer,
             dead_letters,
+            bundles,
         } = ports;
         let hooks = hooks.unwrap_or_else(|| Arc::new(ModuleHooks::new(Arc::clone(&reach))));
         let staleness = Arc::new(Staleness::default());
@@ -216,7 +231,11 @@ impl ControlPlane {
             Arc::clone(&bus),
             Arc::clone(&staleness),
         ));
-        let catalog = Arc::new(Catalog::new(Arc::clone(&store), Arc::clone(&changes)));
+        let catalog = Arc::new(Catalog::new(
+            Arc::clone(&store),
+            Arc::clone(&changes),
+            bundles,
+        ));
         let installations = Arc::new(Installations::new(Arc::clone(&store)));
         let api_keys = Arc::new(ApiKeys::new(
             Arc::clone(&store),

@@ -13,7 +13,9 @@ const FLOORS: &[(&str, &[&str])] = &[
     ),
     (
         "ports",
-        &["store", "events", "deploy", "hooks", "queue", "reach"],
+        &[
+            "store", "events", "deploy", "hooks", "queue", "reach", "bundles",
+        ],
     ),
     (
         "domain",

@@ -198,6 +198,12 @@ impl Session {
         let version = next_version(client, &name, &text_of(&manifest["version"])).await?;
         let mut published = manifest.clone();
         published["version"] = json!(version);
+        // Its frontend too: each round is a new version, so an edited page is a new bundle.
+        let bundle = crate::console::read_bundle(&self.dir, &manifest)
+            .map_err(|e| Failure::Usage(format!("{e:#}")))?;
+        if let Some(bundle) = bundle {
+            published = json!({"manifest": published, "bundle": bundle});
+        }
         client.post("/api/v1/modules", &published).await?;
         line(out, &format!("published {name} {version}"))?;
         let path = format!("/api/v1/modules/{}/installation", segment(&name));

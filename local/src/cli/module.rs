@@ -291,12 +291,27 @@ async fn publish(
         .map_err(|e| Failure::Usage(format!("cannot read {shown}: {e}")))?;
     let document: Value = serde_json::from_str(&text)
         .map_err(|e| Failure::Usage(format!("{shown} is not valid JSON: {e}")))?;
-    let answer = client.post("/api/v1/modules", &document).await?;
+    // The files of the manifest's `frontend.bundle` folder go with it (docs/console.md).
+    let folder = manifest.parent().unwrap_or_else(|| Path::new("."));
+    let bundle = crate::console::read_bundle(folder, &document)
+        .map_err(|e| Failure::Usage(format!("{shown}: {e:#}")))?;
+    let body = match &bundle {
+        Some(bundle) => serde_json::json!({"manifest": document, "bundle": bundle}),
+        None => document,
+    };
+    let answer = client.post("/api/v1/modules", &body).await?;
     let created = answer.status == 201;
     client::print(out, output, &answer.body, |version| {
         let (module, number) = (text_of(&version["module"]), text_of(&version["version"]));
         if created {
-            format!("published {module} {number}")
+            match version["bundle"]["files"].as_array() {
+                Some(files) => format!(
+                    "published {module} {number} with its frontend ({} files, bundle {})",
+                    files.len(),
+                    text_of(&version["bundle"]["digest"])
+                ),
+                None => format!("published {module} {number}"),
+            }
         } else {
             format!(
                 "{module} {number} was published before with the same manifest; nothing changed"

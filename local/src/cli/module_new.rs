@@ -45,7 +45,7 @@ pub struct NewArgs {
 }
 
 /// The templates, by path in the new repository.
-const TEMPLATES: [(&str, &str); 10] = [
+const TEMPLATES: [(&str, &str); 11] = [
     (
         "manifest.json",
         include_str!("../../templates/module/manifest.json"),
@@ -81,6 +81,10 @@ const TEMPLATES: [(&str, &str); 10] = [
     (
         "backend/tests/api.rs",
         include_str!("../../templates/module/backend/tests/api.rs"),
+    ),
+    (
+        "frontend/module.js",
+        include_str!("../../templates/module/frontend/module.js"),
     ),
     (".dockerignore", "target\n"),
 ];

@@ -82,26 +82,29 @@ fn example_manifests(examples: &Path) -> Result<Vec<(Value, std::path::PathBuf)>
     Ok(manifests)
 }
 
-pub(super) async fn run(
-    app: &App,
-    examples: &Path,
-    secret: &str,
-    data_dir: &Path,
-) -> Result<DemoReport> {
+pub(super) async fn run(app: &App, examples: &Path, secret: &str) -> Result<DemoReport> {
     let platform = &app.plane;
     let operator = operator();
     let mut modules = Vec::new();
     for (manifest, folder) in example_manifests(examples)? {
-        // The console serves each module's frontend from the data directory.
-        crate::console::stage_bundle(data_dir, &folder, &manifest)
-            .with_context(|| format!("staging {}'s frontend", folder.display()))?;
+        // Each module's frontend is published with it, as `plinth module publish` does.
+        let bundle = crate::console::read_bundle(&folder, &manifest)
+            .with_context(|| format!("reading {}'s frontend", folder.display()))?;
         let name = ModuleName::parse(manifest["name"].as_str().unwrap_or_default())
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        platform
+        let published = platform
             .catalog
-            .publish(&operator, &manifest)
-            .await
-            .map_err(|e| anyhow::anyhow!("publishing {name}: {e}"))?;
+            .publish_with_bundle(&operator, &manifest, bundle.as_ref())
+            .await;
+        match published {
+            Ok(_) => {}
+            // A data folder from before this version's files changed (or were published with
+            // it): versions are immutable, so the one published stays.
+            Err(Error::Conflict(why)) => eprintln!(
+                "demo: {why}; keeping what was published (remove the data folder to publish the                  examples as they are now)"
+            ),
+            Err(e) => anyhow::bail!("publishing {name}: {e}"),
+        }
         let version = manifest["version"].as_str().unwrap_or_default().to_owned();
         eprintln!("demo: installing {name} {version} (its first start may compile it)…");
         tolerate_existing(

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use plinth_registry::aws;
+use plinth_registry::bundles::{self, folder::FolderBundles, s3::S3Bundles};
 use plinth_registry::config::EnabledForTenants;
 use plinth_registry::deploy::TableProvisioner;
 use plinth_registry::deploy::local::{EmbeddedTableFiles, ProcessDeployer};
@@ -80,7 +81,6 @@ pub struct Running {
     local_bus: Option<Arc<LocalBus>>,
     listener: Option<TcpListener>,
     secret: String,
-    data_dir: PathBuf,
     /// The console's sign-in through the identity provider, when one is configured.
     oidc: Option<Arc<Oidc>>,
 }
@@ -279,6 +279,14 @@ pub async fn start_with(options: &Options, identity: IdentitySettings) -> Result
     if let Some(bus) = &adapters.local_bus {
         ports = ports.with_dead_letters(bus.clone());
     }
+    // Module bundles in the data directory; with `--aws` and PLINTH_BUNDLES_BUCKET, in S3.
+    ports = match (&adapters.sdk, env("PLINTH_BUNDLES_BUCKET")) {
+        (Some(sdk), Some(bucket)) => ports.with_bundles(Arc::new(S3Bundles::new(sdk, bucket))),
+        _ => ports.with_bundles(Arc::new(FolderBundles::new(&options.data_dir))),
+    };
+    let bundles_origin = env("PLINTH_BUNDLES_ORIGIN")
+        .map(|origin| bundles::parse_origin(&origin).map_err(|e| anyhow::anyhow!(e)))
+        .transpose()?;
     let settings = Settings {
         public_url: format!("http://{addr}"),
         event_bus: adapters.event_bus,
@@ -290,6 +298,7 @@ pub async fn start_with(options: &Options, identity: IdentitySettings) -> Result
         // operation it resumes from a stopped one deploys and subscribes again.
         redeploy_on_resume: true,
         prices: usage_prices()?,
+        bundles_origin,
         ..Settings::default()
     };
     let identity = Identity {
@@ -317,7 +326,6 @@ pub async fn start_with(options: &Options, identity: IdentitySettings) -> Result
         local_bus: adapters.local_bus,
         listener: Some(listener),
         secret,
-        data_dir: options.data_dir.clone(),
         oidc,
     })
 }
@@ -451,7 +459,6 @@ impl Running {
                 Arc::clone(&self.app.plane),
                 &self.secret,
                 &format!("http://{}", self.addr),
-                self.data_dir.clone(),
             )
             .with_client(console_client.clone());
             let console = match &self.oidc {
@@ -510,7 +517,6 @@ impl Running {
         Demo {
             app: self.app.clone(),
             secret: self.secret.clone(),
-            data_dir: self.data_dir.clone(),
         }
     }
 }
@@ -520,12 +526,11 @@ impl Running {
 pub struct Demo {
     app: App,
     secret: String,
-    data_dir: PathBuf,
 }
 
 impl Demo {
     /// Publishes, installs and enables the example modules for tenant `acme`.
     pub async fn run(&self, examples: &Path) -> Result<DemoReport> {
-        demo::run(&self.app, examples, &self.secret, &self.data_dir).await
+        demo::run(&self.app, examples, &self.secret).await
     }
 }

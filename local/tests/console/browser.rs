@@ -592,11 +592,9 @@ async fn a_broken_bundle_shows_its_error_in_its_own_panel_and_the_other_modules_
         return;
     };
     let platform = demo().await;
-    // The financial module's staged bundle, broken: it does not parse.
-    let staged = platform
-        .data
-        .path()
-        .join("console-bundles/financial/1.2.0/module.js");
+    // The financial module's published bundle, broken where it is stored: it does not parse
+    // (and so no longer matches its integrity either).
+    let staged = stored_bundle_file(&platform, "financial", "1.2.0", "module.js");
     std::fs::write(&staged, "export default {").unwrap();
 
     let browser = browser(&driver).await;
@@ -628,7 +626,134 @@ async fn a_broken_bundle_shows_its_error_in_its_own_panel_and_the_other_modules_
     text_of(&browser, "[data-module-panel=financial] [role=alert]").await;
     screenshot(&browser, "broken-bundle").await;
 
-    let errors = console_errors(&browser, &["/console/bundles/financial/1.2.0/module.js"]).await;
+    let errors = console_errors(&browser, &["/console/bundles/financial/1.2.0/"]).await;
+    assert!(errors.is_empty(), "the browser's console: {errors:#?}");
+    browser.close().await.unwrap();
+    platform.stop().await;
+}
+
+/// Where the registry stored `file` of `module` `version`'s published bundle (under the one
+/// digest folder of that version).
+fn stored_bundle_file(
+    platform: &Platform,
+    module: &str,
+    version: &str,
+    file: &str,
+) -> std::path::PathBuf {
+    let folder = platform
+        .data
+        .path()
+        .join(format!("bundles/{module}/{version}"));
+    let digests: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap_or_else(|e| panic!("{}: {e}", folder.display()))
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    assert_eq!(digests.len(), 1, "one published bundle: {digests:?}");
+    digests[0].join(file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_bundle_file_is_refused_by_its_integrity_and_shown_in_its_panel() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let platform = demo().await;
+    // Replaced where it is stored by a module that would run and render: only its hash
+    // differs from what was published.
+    let stored = stored_bundle_file(&platform, "financial", "1.2.0", "module.js");
+    std::fs::write(
+        &stored,
+        "export default { init() {}, async loadPage(page, container) { \
+         container.textContent = 'tampered code ran'; } };",
+    )
+    .unwrap();
+
+    let browser = browser(&driver).await;
+    sign_in_as_alice(&browser, &platform.url).await;
+    click(&browser, "a[data-module=financial]").await;
+    let failure = text_of(&browser, "[data-module-panel=financial] [role=alert]").await;
+    assert!(
+        failure.contains("cannot load financial's bundle module.js")
+            && failure.contains("does not match its published integrity sha384-"),
+        "{failure}"
+    );
+    assert!(
+        !page_text(&browser).await.contains("tampered code ran"),
+        "the tampered file ran"
+    );
+    // The rest of the shell keeps working: another integrated module opens.
+    click(&browser, "a[data-module=warehouse]").await;
+    text_of(&browser, "[data-module-panel=warehouse] table").await;
+
+    let errors = console_errors(&browser, &["/console/bundles/financial/1.2.0/"]).await;
+    assert!(errors.is_empty(), "the browser's console: {errors:#?}");
+    browser.close().await.unwrap();
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_warehouse_module_s_page_lists_its_items() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let Some(driver) = chromedriver().await else {
+        return;
+    };
+    let platform = demo().await;
+    // An item of ACME GmbH, added through the console's API as alice (what the page calls).
+    let http = reqwest::Client::new();
+    let session = http
+        .post(format!("{}/console/session", platform.url))
+        .json(&json!({"user": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = crate::support::cookie_of(&session);
+    let added = http
+        .post(format!("{}/console/api/v1/warehouse/items", platform.url))
+        .header("cookie", cookie)
+        .header("sec-fetch-site", "same-origin")
+        .header("x-plinth-company", "acme-de")
+        .json(&json!({"sku": "BOLT-8", "name": "Hex bolt M8", "quantity": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), 201, "{:?}", added.text().await);
+
+    let browser = browser(&driver).await;
+    sign_in_as_alice(&browser, &platform.url).await;
+    click(&browser, "a[data-module=warehouse]").await;
+    let row = text_of(
+        &browser,
+        "[data-module-panel=warehouse] tr[data-item='BOLT-8']",
+    )
+    .await;
+    assert!(
+        row.contains("Hex bolt M8") && row.contains("3 pcs"),
+        "{row}"
+    );
+    // 3 is at or below the default low-stock threshold (5).
+    assert!(row.contains("low"), "{row}");
+
+    // The page's form adds another, listed once created.
+    for (field, value) in [
+        ("#item-sku", "NUT-8"),
+        ("#item-name", "Hex nut M8"),
+        ("#item-quantity", "40"),
+    ] {
+        let input = browser.find(Locator::Css(field)).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+    click(&browser, ".invoice-form button[type=submit]").await;
+    let row = text_of(
+        &browser,
+        "[data-module-panel=warehouse] tr[data-item='NUT-8']",
+    )
+    .await;
+    assert!(row.contains("40 pcs") && row.contains("ok"), "{row}");
+    screenshot(&browser, "warehouse").await;
+
+    let errors = console_errors(&browser, &[]).await;
     assert!(errors.is_empty(), "the browser's console: {errors:#?}");
     browser.close().await.unwrap();
     platform.stop().await;

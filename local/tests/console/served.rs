@@ -302,66 +302,394 @@ async fn signing_in_as_someone_the_development_sign_in_does_not_offer_is_refused
     platform.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_staged_bundle_is_served_its_frames_sandboxed_and_nothing_outside_it() {
-    let platform = Platform::start().await;
+/// `body`'s Subresource Integrity value, computed here independently of the platform.
+fn sha384(body: &[u8]) -> String {
+    use base64::Engine;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA384, body);
+    format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+    )
+}
+
+/// The operator's session cookie.
+async fn operator_cookie(url: &str) -> String {
+    let operator = client()
+        .post(format!("{url}/console/session"))
+        .json(&json!({"user": "operator"}))
+        .send()
+        .await
+        .unwrap();
+    cookie_of(&operator)
+}
+
+/// `POST /api/v1/modules` through the console as the operator, with `body`.
+async fn publish(url: &str, cookie: &str, body: &Value) -> reqwest::Response {
+    client()
+        .post(format!("{url}/console/api/v1/modules"))
+        .header("cookie", cookie)
+        .header("sec-fetch-site", "same-origin")
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn ledger_manifest() -> Value {
+    json!({
+        "name": "ledger", "display_name": "Ledger", "version": "1.0.0",
+        "backend": {"type": "microservice", "api_prefix": "/api/v1/ledger"},
+        "frontend": {"type": "spa-module", "entry_point": "module.js", "bundle": "ui"}
+    })
+}
+
+/// A module folder whose `ui/` holds an entry, a file it imports and a frame's page.
+fn ledger_folder() -> tempfile::TempDir {
     let module = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(module.path().join("ui/pages")).unwrap();
-    std::fs::write(module.path().join("ui/module.js"), "export default {};").unwrap();
+    std::fs::write(
+        module.path().join("ui/module.js"),
+        "import './pages/list.js'; export default {};",
+    )
+    .unwrap();
+    std::fs::write(
+        module.path().join("ui/pages/list.js"),
+        "export const list = 1;",
+    )
+    .unwrap();
     std::fs::write(module.path().join("ui/pages/frame.html"), "<p>hi</p>").unwrap();
-    std::fs::write(platform.data.path().join("secret.txt"), "no").unwrap();
-    let manifest = json!({"name": "ledger", "version": "1.0.0", "frontend": {"type": "spa-module", "bundle": "ui"}});
-    plinth_local::console::stage_bundle(platform.data.path(), module.path(), &manifest).unwrap();
+    module
+}
 
-    let base = format!("{}/console/bundles/ledger/1.0.0", platform.url);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_bundle_is_served_under_its_digest_for_a_year_with_the_integrity_its_version_lists()
+ {
+    let platform = Platform::start().await;
+    let url = &platform.url;
+    let cookie = operator_cookie(url).await;
+    let module = ledger_folder();
+    let manifest = ledger_manifest();
+    let bundle = plinth_local::console::read_bundle(module.path(), &manifest)
+        .unwrap()
+        .expect("the manifest names a bundle");
+    let published = publish(
+        url,
+        &cookie,
+        &json!({"manifest": manifest, "bundle": bundle}),
+    )
+    .await;
+    assert_eq!(published.status(), 201);
+    let version: Value = published.json().await.unwrap();
+    let digest = version["bundle"]["digest"].as_str().unwrap().to_owned();
+    assert_eq!(digest.len(), 16, "{version}");
+    let files = version["bundle"]["files"].as_array().unwrap().clone();
+    let paths: Vec<&str> = files.iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["module.js", "pages/frame.html", "pages/list.js"]);
+
+    // Stored content-addressed in the data directory, under the bundle's digest.
+    let stored = platform
+        .data
+        .path()
+        .join(format!("bundles/ledger/1.0.0/{digest}/pages/list.js"));
+    assert_eq!(std::fs::read(stored).unwrap(), b"export const list = 1;");
+
+    let base = format!("{url}/console/bundles/ledger/1.0.0/{digest}");
+    for file in &files {
+        let path = file["path"].as_str().unwrap();
+        let served = client().get(format!("{base}/{path}")).send().await.unwrap();
+        assert_eq!(served.status(), 200, "{path}");
+        assert_eq!(
+            served.headers()["cache-control"],
+            "public, max-age=31536000, immutable",
+            "{path}"
+        );
+        let body = served.bytes().await.unwrap();
+        assert_eq!(file["integrity"], sha384(&body), "{path}");
+        assert_eq!(file["size"], body.len(), "{path}");
+    }
     let script = client()
         .get(format!("{base}/module.js"))
         .send()
         .await
         .unwrap();
-    assert_eq!(script.status(), 200);
     assert_eq!(
         script.headers()["content-type"],
         "text/javascript; charset=utf-8"
     );
     assert_eq!(script.headers()["x-content-type-options"], "nosniff");
-    assert_eq!(script.text().await.unwrap(), "export default {};");
-
     let frame = client()
         .get(format!("{base}/pages/frame.html"))
         .send()
         .await
         .unwrap();
-    assert_eq!(frame.status(), 200);
     let policy = frame.headers()["content-security-policy"].to_str().unwrap();
     assert!(policy.starts_with("sandbox allow-scripts"), "{policy}");
     assert!(policy.contains("connect-src 'none'"), "{policy}");
 
-    // Sent as written (a URL parser would resolve the dots before they left).
-    let address = platform.url.trim_start_matches("http://");
-    for outside in [
-        "../../../secret.txt",
-        "..%2F..%2F..%2Fsecret.txt",
-        "pages/..%2F..%2F..%2F..%2Fsecret.txt",
-        ".hidden",
+    // Publishing the same again changes nothing; other files under the same version are a
+    // conflict (versions are immutable), and nothing of them is stored.
+    let again = publish(
+        url,
+        &cookie,
+        &json!({"manifest": ledger_manifest(), "bundle": bundle}),
+    )
+    .await;
+    assert_eq!(again.status(), 200);
+    std::fs::write(
+        module.path().join("ui/pages/list.js"),
+        "export const list = 2;",
+    )
+    .unwrap();
+    let changed = plinth_local::console::read_bundle(module.path(), &ledger_manifest())
+        .unwrap()
+        .unwrap();
+    let conflict = publish(
+        url,
+        &cookie,
+        &json!({"manifest": ledger_manifest(), "bundle": changed}),
+    )
+    .await;
+    assert_eq!(conflict.status(), 409);
+    let folders = std::fs::read_dir(platform.data.path().join("bundles/ledger/1.0.0"))
+        .unwrap()
+        .count();
+    assert_eq!(folders, 1, "only the published bundle's folder");
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_digest_version_or_file_is_a_404_and_traversals_never_leave_the_bundle() {
+    let platform = Platform::start().await;
+    let url = &platform.url;
+    let cookie = operator_cookie(url).await;
+    let module = ledger_folder();
+    let manifest = ledger_manifest();
+    let bundle = plinth_local::console::read_bundle(module.path(), &manifest)
+        .unwrap()
+        .unwrap();
+    let published = publish(
+        url,
+        &cookie,
+        &json!({"manifest": manifest, "bundle": bundle}),
+    )
+    .await;
+    let version: Value = published.json().await.unwrap();
+    let digest = version["bundle"]["digest"].as_str().unwrap().to_owned();
+    std::fs::write(platform.data.path().join("secret.txt"), "no").unwrap();
+    // A file in the bundle's folder that the version does not list is not served either.
+    let folder = platform
+        .data
+        .path()
+        .join(format!("bundles/ledger/1.0.0/{digest}"));
+    std::fs::write(folder.join("extra.js"), "export default 1;").unwrap();
+
+    for (path, why) in [
+        (
+            "ledger/1.0.0/0000000000000000/module.js".to_owned(),
+            "another digest",
+        ),
+        (
+            format!("ledger/2.0.0/{digest}/module.js"),
+            "another version",
+        ),
+        (
+            format!("ledger/1.0.0/{digest}/missing.js"),
+            "a file not published",
+        ),
+        (
+            format!("ledger/1.0.0/{digest}/extra.js"),
+            "a file not listed",
+        ),
+        ("ledger/1.0.0/module.js".to_owned(), "no digest"),
+        (format!("nobody/1.0.0/{digest}/module.js"), "another module"),
     ] {
-        let status = raw_get(address, &format!("/console/bundles/ledger/1.0.0/{outside}")).await;
+        let answer = client()
+            .get(format!("{url}/console/bundles/{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 404, "{why}: {path}");
+        assert_eq!(answer.headers()["cache-control"], "no-store", "{why}");
+    }
+    // Sent as written (a URL parser would resolve the dots before they left).
+    let address = url.trim_start_matches("http://");
+    for outside in [
+        "../../../../secret.txt",
+        "..%2F..%2F..%2F..%2Fsecret.txt",
+        "pages/..%2F..%2F..%2F..%2F..%2Fsecret.txt",
+        "pages/../module.js",
+        ".hidden",
+        "%2e%2e/%2e%2e/%2e%2e/%2e%2e/secret.txt",
+    ] {
+        let status = raw_get(
+            address,
+            &format!("/console/bundles/ledger/1.0.0/{digest}/{outside}"),
+        )
+        .await;
         assert_eq!(status, "404", "{outside}");
     }
-    let other_version = client()
-        .get(format!(
-            "{}/console/bundles/ledger/2.0.0/module.js",
-            platform.url
-        ))
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_that_escapes_its_folder_or_is_too_large_or_too_many_files_is_refused_naming_the_field_and_nothing_is_stored()
+ {
+    use base64::Engine;
+    let encode = |body: &[u8]| base64::engine::general_purpose::STANDARD.encode(body);
+    let platform = Platform::start().await;
+    let url = &platform.url;
+    let cookie = operator_cookie(url).await;
+    let file = |path: &str, body: &[u8]| json!({"path": path, "content_base64": encode(body)});
+    let many: Vec<Value> = (0..65).map(|i| file(&format!("f{i}.js"), b"")).collect();
+    let big = vec![b'x'; 512 * 1024 + 1];
+    let cases = [
+        (
+            vec![file("module.js", b""), file("../outside.js", b"")],
+            "bundle.files[1].path",
+        ),
+        (
+            vec![file("module.js", b""), file("/etc/passwd", b"")],
+            "bundle.files[1].path",
+        ),
+        (
+            vec![file("module.js", b""), file("a/../../b.js", b"")],
+            "bundle.files[1].path",
+        ),
+        (
+            vec![file("module.js", b""), file("big.js", &big)],
+            "bundle.files[1].content_base64",
+        ),
+        (many, "bundle.files"),
+        (vec![file("other.js", b"")], "bundle.files"),
+    ];
+    for (files, field) in cases {
+        let answer = publish(
+            url,
+            &cookie,
+            &json!({"manifest": ledger_manifest(), "bundle": {"files": files}}),
+        )
+        .await;
+        assert_eq!(answer.status(), 422, "{field}");
+        let problem: Value = answer.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["path"], field, "{problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().starts_with(field),
+            "{problem}"
+        );
+    }
+    assert!(
+        !platform.data.path().join("bundles").exists(),
+        "no file was stored"
+    );
+    let versions = client()
+        .get(format!("{url}/console/api/v1/modules/ledger/versions"))
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", "same-origin")
         .send()
         .await
         .unwrap();
-    assert_eq!(other_version.status(), 404);
-    assert_eq!(
-        other_version.text().await.unwrap(),
-        "ledger 2.0.0 ships no frontend file module.js"
-    );
+    assert_eq!(versions.status(), 404, "no version was published");
     platform.stop().await;
+}
+
+#[test]
+fn the_console_policy_lists_the_bundles_origin_for_scripts_styles_and_frames_only() {
+    let policy =
+        plinth_local::console::content_security_policy(Some("https://bundles.example.com"));
+    assert!(
+        policy.contains("script-src 'self' https://bundles.example.com;"),
+        "{policy}"
+    );
+    assert!(
+        policy.contains("frame-src 'self' https://bundles.example.com;"),
+        "{policy}"
+    );
+    assert!(policy.contains("connect-src 'self';"), "{policy}");
+    assert!(policy.contains("default-src 'self';"), "{policy}");
+    assert_eq!(
+        plinth_local::console::content_security_policy(None),
+        plinth_local::console::CONTENT_SECURITY_POLICY
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plinth_up_with_a_bundles_origin_serves_a_policy_that_allows_it() {
+    use std::process::{Command, Stdio};
+    let data = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut up = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(["up", "--port", &port.to_string(), "--data-dir"])
+        .arg(data.path())
+        .env("PLINTH_BUNDLES_ORIGIN", "https://d111.cloudfront.example/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut answer = None;
+    for _ in 0..200 {
+        if let Ok(response) = client().get(format!("{url}/")).send().await {
+            answer = Some(response);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = up.kill();
+    let _ = up.wait();
+    let answer = answer.expect("plinth up answers");
+    let policy = answer.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(
+        policy.contains("script-src 'self' https://d111.cloudfront.example;"),
+        "{policy}"
+    );
+    assert!(
+        policy.contains("frame-src 'self' https://d111.cloudfront.example;"),
+        "{policy}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plinth_up_refuses_a_bundles_origin_that_is_not_an_origin() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let data = tempfile::tempdir().unwrap();
+    let mut up = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(["up", "--port", "0", "--data-dir"])
+        .arg(data.path())
+        .env("PLINTH_BUNDLES_ORIGIN", "https://cdn.example.com/bundles")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It stops at start; one that serves instead is stopped here and fails the test.
+    let mut status = None;
+    for _ in 0..300 {
+        status = up.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    if status.is_none() {
+        let _ = up.kill();
+        let _ = up.wait();
+    }
+    let mut stderr = String::new();
+    up.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.is_some_and(|s| !s.success()), "it served: {stderr}");
+    assert!(stderr.contains("PLINTH_BUNDLES_ORIGIN"), "{stderr}");
 }
 
 /// The status of a `GET` of `path` sent byte for byte.

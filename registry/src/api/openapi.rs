@@ -12,7 +12,8 @@ use super::contract::CREDENTIALS;
 use super::{events, install, modules, rbac, tenants, usage};
 use crate::api_keys::{ApiKeyRecord, IssuedKey};
 use crate::audit::{AuditPage, AuditRecord};
-use crate::catalog::ModuleVersion;
+use crate::bundles::{Bundle, BundleFile};
+use crate::catalog::{Frontend, ModuleVersion};
 use crate::config::{CompanyModule, TenantModule};
 use crate::enablement::ModuleChange;
 use crate::install::{InstallRequest, UninstallImpact, UpgradeRequest};
@@ -54,7 +55,7 @@ impl Modify for Security {
     info(title = "Plinth platform API", description = "The control plane of Plinth: catalog, installer, tenancy, configuration, RBAC, API keys and audit. Errors are RFC 9457 problem documents (`ProblemDocument`; a 422 is a `ValidationProblem`, whose `errors` names each invalid field). Bodies are UTF-8 JSON objects of at most 2 MiB. When a request carries `X-Module-API-Key`, that key is the credential and the bearer token is not read."),
     paths(
         super::health, super::jwks, openapi_json,
-        modules::list, modules::publish, modules::detail, modules::versions,
+        modules::list, modules::publish, modules::detail, modules::versions, modules::frontend,
         install::install, install::upgrade, install::rollback, install::status, install::uninstall,
         install::retry,
         install::manifest, install::instances, install::register, install::api_keys, install::issue_key,
@@ -66,7 +67,7 @@ impl Modify for Security {
         usage::one_tenant, usage::every_tenant,
     ),
     components(schemas(
-        ProblemDocument, Problem, ModuleVersion, InstallRequest, UpgradeRequest, UninstallImpact,
+        ProblemDocument, Problem, ModuleVersion, Frontend, Bundle, BundleFile, InstallRequest, UpgradeRequest, UninstallImpact,
         Instance, Health, Registration, IssuedKey, ApiKeyRecord, TenantModule, CompanyModule, ModuleChange,
         ResolvedConfig, ConfigTier, RoleChange, AuditPage, AuditRecord,
         UsageReport, TenantUsage, Row, Figures, Latency, Bill, TierPrices, Granularity,

@@ -198,8 +198,15 @@ impl Catalog {
         }
         match versions.into_iter().find(|(_, v)| v.version == version) {
             None => {
-                self.write_version(publisher, &document, &manifest, Some(&entry), Some(push))
-                    .await?;
+                self.write_version(
+                    publisher,
+                    &document,
+                    &manifest,
+                    Some(&entry),
+                    Some(push),
+                    None,
+                )
+                .await?;
                 tracing::info!(module = %name, %version, digest = %push.digest, %publisher, "published from a pushed image");
                 Ok(PushOutcome {
                     published: Some(RecordedImage {

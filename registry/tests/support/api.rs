@@ -165,6 +165,12 @@ impl TestPlatform {
         Some(Self::on(store, None, make_router))
     }
 
+    /// On DynamoDB, with `adapt` putting other adapters in (a bundle store).
+    pub async fn dynamo_adapted(test: &str, adapt: impl FnOnce(Ports) -> Ports) -> Option<Self> {
+        let store = Arc::new(super::dynamo(test).await?);
+        Some(Self::on_ports(store, None, App::api, adapt))
+    }
+
     /// On DynamoDB, with the store itself to count its round trips.
     pub async fn dynamo_counted(
         test: &str,

@@ -28,6 +28,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             "instances",
             "config",
             "enablement",
+            "versions",
             "install",
             "module_events",
             "usage",

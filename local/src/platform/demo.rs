@@ -114,6 +114,7 @@ pub(super) async fn run(
                         version,
                         endpoint: None,
                         dev_dir: None,
+                        alongside: false,
                     },
                 )
                 .await,

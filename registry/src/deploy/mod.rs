@@ -153,6 +153,17 @@ pub trait Deployer: Send + Sync + std::fmt::Debug {
         manifest: &Manifest,
         deployment: &Deployment,
     ) -> Result<(), DeployError>;
+
+    /// Stops the deployment of a version installed alongside (`DeploySpec::alongside`): only
+    /// its own backend, never what the module shares with its first installation (its
+    /// gateway routes, its role and secret).
+    async fn undeploy_alongside(
+        &self,
+        manifest: &Manifest,
+        deployment: &Deployment,
+    ) -> Result<(), DeployError> {
+        self.undeploy(manifest, deployment).await
+    }
 }
 
 /// Creates the DynamoDB tables a module declares (`database.type = dynamodb`), prefixed.

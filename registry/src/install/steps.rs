@@ -110,7 +110,7 @@ impl Installer {
             }
             Step::Undeploy => {
                 if let Some(deployment) = inst.deployment.clone() {
-                    self.deployer.undeploy(&manifest, &deployment).await?;
+                    self.undeploy(inst, &manifest, &deployment).await?;
                     self.instances
                         .remove_all(&manifest.name, serving_of(inst))
                         .await?;
@@ -158,7 +158,7 @@ impl Installer {
             }
             (Step::Deploy, None) => {
                 if let Some(deployment) = inst.deployment.take() {
-                    self.deployer.undeploy(&manifest, &deployment).await?;
+                    self.undeploy(inst, &manifest, &deployment).await?;
                     self.instances
                         .remove_all(&manifest.name, serving_of(inst))
                         .await?;
@@ -196,6 +196,23 @@ impl Installer {
                     .await?;
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// Stops `deployment` of `inst`: a version alongside stops only its own backend.
+    async fn undeploy(
+        &self,
+        inst: &Installation,
+        manifest: &Manifest,
+        deployment: &Deployment,
+    ) -> StepResult<()> {
+        if inst.alongside {
+            self.deployer
+                .undeploy_alongside(manifest, deployment)
+                .await?;
+        } else {
+            self.deployer.undeploy(manifest, deployment).await?;
         }
         Ok(())
     }

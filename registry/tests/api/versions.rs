@@ -16,6 +16,7 @@ crate::on_both_stores!(
     a_pin_to_a_version_whose_schema_refuses_the_tenant_s_configuration_is_refused_naming_the_field,
     uninstalling_one_version_leaves_the_other_serving,
     pins_are_refused_for_unknown_versions_and_other_tenants_admins,
+    a_tenant_s_configuration_is_resolved_with_its_version_s_defaults,
 );
 
 /// The financial example at `version`; 1.3.0 allows a tax rate of at most 0.5.
@@ -24,6 +25,7 @@ fn financial_at(version: &str) -> Value {
     manifest["version"] = json!(version);
     if version == "1.3.0" {
         manifest["configuration"]["schema"]["properties"]["tax_rate"]["maximum"] = json!(0.5);
+        manifest["configuration"]["defaults"]["invoice_prefix"] = json!("V13");
     }
     manifest
 }
@@ -253,7 +255,6 @@ async fn a_pinned_tenant_stays_on_its_version_when_the_default_moves(p: TestPlat
         &json!({"module": "financial", "tenant_id": "acme", "version": "1.2.0",
                 "pinned": "1.2.0", "default_version": "1.3.0"})
     );
-    // The resolved configuration is the pinned version's (its ETag moved with the pin).
     assert!(p.saw("module.version.pinned").await);
     assert!(p.saw("module.version.default_set").await);
     let audit = p
@@ -474,4 +475,40 @@ async fn pins_are_refused_for_unknown_versions_and_other_tenants_admins(p: TestP
     )
     .await
     .expect(StatusCode::OK);
+}
+
+async fn a_tenant_s_configuration_is_resolved_with_its_version_s_defaults(p: TestPlatform) {
+    two_versions(&p).await;
+    let config = |tenant: &'static str| {
+        let p = &p;
+        async move {
+            let answer = p
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/tenants/{tenant}/modules/financial/config"),
+                    tenant_admin(tenant),
+                    None,
+                )
+                .await;
+            answer.expect(StatusCode::OK).clone()
+        }
+    };
+    let before = config("globex").await;
+    assert_eq!(before["configuration"]["invoice_prefix"], "INV");
+
+    pin(&p, "globex", "1.3.0").await.expect(StatusCode::OK);
+
+    let after = config("globex").await;
+    assert_eq!(
+        after["configuration"]["invoice_prefix"], "V13",
+        "1.3.0's default"
+    );
+    assert_ne!(
+        after["version"], before["version"],
+        "the configuration's version moved"
+    );
+    assert_eq!(
+        config("acme").await["configuration"]["invoice_prefix"],
+        "INV"
+    );
 }

@@ -20,7 +20,7 @@ use crate::cache::{ChangeAwareCache, Stale, Staleness, TtlCache};
 use crate::error::{Error, Result, did_you_mean};
 use crate::identity::Caller;
 use crate::ids::{CompanyId, TenantId};
-use crate::installation::Installation;
+use crate::installation::{Installation, Installations, Pin, VersionSettings};
 use crate::store::{Item, Key, Query, Store, from_item, keys, query_all};
 
 /// A tenant's enablement of a module, with its configuration and feature toggles
@@ -171,10 +171,14 @@ fn sources(
         .collect()
 }
 
-fn version_of(items: &[Option<&Item>]) -> String {
+fn version_of(items: &[Option<&Item>], chosen: &[String]) -> String {
     let mut hash = Sha256::new();
     for item in items {
         let part = item.map_or_else(|| "-".to_owned(), |i| format!("{}:{}", i.key, i.version));
+        hash.update(part.as_bytes());
+        hash.update(b"|");
+    }
+    for part in chosen {
         hash.update(part.as_bytes());
         hash.update(b"|");
     }
@@ -193,13 +197,19 @@ type Resolutions = TtlCache<(String, String, Option<String>), ResolvedConfig>;
 #[derive(Debug)]
 pub struct ConfigResolver {
     store: Arc<dyn Store>,
+    installations: Arc<Installations>,
     resolved: ChangeAwareCache<(String, String, Option<String>), ResolvedConfig>,
 }
 
 impl ConfigResolver {
-    pub fn new(store: Arc<dyn Store>, staleness: &Arc<Staleness>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        installations: Arc<Installations>,
+        staleness: &Arc<Staleness>,
+    ) -> Self {
         Self {
             store,
+            installations,
             resolved: ChangeAwareCache::new(Arc::clone(staleness)),
         }
     }
@@ -299,7 +309,14 @@ impl ConfigResolver {
         company: Option<&CompanyId>,
     ) -> Result<ResolvedConfig> {
         let (t, m) = (tenant.as_str(), module.as_str());
-        let mut wanted: Vec<Key> = vec![keys::installation(m), keys::tenant_module(t, m)];
+        // The tenant's pin and the module's default version come in the same batch: the
+        // defaults and schema are those of the version serving the tenant (`versions`).
+        let mut wanted: Vec<Key> = vec![
+            keys::installation(m),
+            keys::tenant_module(t, m),
+            keys::module_versions(m),
+            keys::version_pin(m, t),
+        ];
         if let Some(c) = company {
             wanted.push(keys::company(t, c.as_str()));
             wanted.push(keys::company_module(t, c.as_str(), m));
@@ -307,16 +324,26 @@ impl ConfigResolver {
         let found = self.store.batch_get(&wanted).await?;
         let get = |key: &Key| found.iter().find(|i| &i.key == key);
         let installation_item = get(&wanted[0]);
-        let installation: Option<Installation> = installation_item.map(from_item).transpose()?;
-        let manifest: Manifest = match installation
-            .as_ref()
-            .filter(|i| i.is_installed())
-            .and_then(|i| i.manifest.clone())
-        {
-            Some(manifest) => serde_json::from_value(manifest)
-                .map_err(|e| Error::internal_because("the installed manifest is unreadable", e))?,
+        let first: Option<Installation> = installation_item.map(from_item).transpose()?;
+        let settings: Option<VersionSettings> = get(&wanted[2]).map(from_item).transpose()?;
+        let pin_item = get(&wanted[3]);
+        let pin: Option<Pin> = pin_item.map(from_item).transpose()?;
+        let serving = self
+            .installations
+            .serving_tenant(module, first, settings.as_ref(), pin.as_ref())
+            .await?;
+        let manifest: Manifest = match serving.as_ref().and_then(Installation::serving_manifest) {
+            Some(manifest) => manifest?,
             None => return Err(Error::NotFound(format!("{module} is not installed"))),
         };
+        // Which version serves the tenant changes its configuration's version too (a pin or a
+        // default set; a hash without either is the one it always was).
+        let chosen: Vec<String> = [get(&wanted[2]), pin_item]
+            .into_iter()
+            .flatten()
+            .map(|i| format!("{}:{}", i.key, i.version))
+            .chain(serving.and_then(|i| i.alongside.then_some(i.version)))
+            .collect();
         let tenant_item = get(&wanted[1]);
         let tenant_row: TenantModule =
             match tenant_item.map(from_item::<TenantModule>).transpose()? {
@@ -329,12 +356,12 @@ impl ConfigResolver {
             };
         let (company_item, company_row) = match company {
             Some(c) => {
-                if get(&wanted[2]).is_none() {
+                if get(&wanted[4]).is_none() {
                     return Err(Error::NotFound(format!(
                         "tenant {tenant} has no company {c}"
                     )));
                 }
-                let item = get(&wanted[3]);
+                let item = get(&wanted[5]);
                 let row: Option<CompanyModule> = item.map(from_item).transpose()?;
                 if row.as_ref().is_some_and(|r| !r.is_enabled) {
                     return Err(Error::NotFound(format!(
@@ -370,7 +397,7 @@ impl ConfigResolver {
             ),
             features: effective_features(&manifest, &toggles),
             configuration,
-            version: version_of(&[installation_item, tenant_item, company_item]),
+            version: version_of(&[installation_item, tenant_item, company_item], &chosen),
         })
     }
 }

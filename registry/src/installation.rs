@@ -3,7 +3,9 @@
 //! them; enablement, configuration, instances and the gateway read them).
 //!
 //! Keys: `PK=MODULE#m SK=INSTALLATION` for the record, `PK=INSTALLATIONS SK=MODULE#m` for
-//! its index line (see `store::keys`).
+//! its index line (see `store::keys`). A version installed alongside the first (`versions`)
+//! has a record of its own, `PK=MODULE#m SK=INSTALLATION#v`, and no index line: the index
+//! says what the module is, the first installation what it upgrades and rolls back.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -109,6 +111,21 @@ impl Step {
     }
 }
 
+impl Step {
+    /// The plan of a version installed alongside the first: its own API key and deployment
+    /// only (tables, permissions and event rules are the module's, kept by the first).
+    pub fn plan_alongside(operation: Operation) -> Vec<Step> {
+        use Step::*;
+        match operation {
+            Operation::Install | Operation::Upgrade | Operation::Rollback => {
+                vec![Validate, CheckDependencies, IssueApiKey, Deploy]
+            }
+            Operation::Restore => vec![Deploy],
+            Operation::Uninstall => vec![Undeploy, RevokeApiKeys],
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
@@ -183,6 +200,11 @@ pub struct Installation {
     pub last_error: Option<String>,
     /// The last progress: every saga step, re-request and retry stores it.
     pub updated_at: String,
+    /// A version installed alongside the module's first installation (`versions`): its own
+    /// deployment, instances and API key; the module's tables, permissions and event rules
+    /// stay the first installation's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alongside: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -197,6 +219,47 @@ impl Installation {
     pub fn busy(&self) -> bool {
         matches!(self.status, Status::Pending | Status::Running)
     }
+
+    /// Where this record is stored: the module's installation, or a version's alongside it.
+    pub fn key(&self) -> Key {
+        if self.alongside {
+            keys::installation_alongside(&self.module, &self.version)
+        } else {
+            keys::installation(&self.module)
+        }
+    }
+
+    /// The serving version's manifest, read.
+    pub fn serving_manifest(&self) -> Option<Result<Manifest>> {
+        let manifest = self.manifest.as_ref().filter(|_| self.is_installed())?;
+        Some(serde_json::from_value(manifest.clone()).map_err(|e| {
+            Error::internal_because(
+                format!("{}'s installed manifest is unreadable", self.module),
+                e,
+            )
+        }))
+    }
+}
+
+/// A module's version settings (`PK=MODULE#m SK=VERSIONS`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionSettings {
+    pub module: String,
+    /// The version serving tenants without a pin; none: the first installation's.
+    #[serde(default)]
+    pub default_version: Option<String>,
+    pub updated_at: String,
+    pub updated_by: String,
+}
+
+/// A tenant's pin to a version of a module (`PK=MODULE#m SK=PIN#t`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Pin {
+    pub module: String,
+    pub tenant_id: String,
+    pub version: String,
+    pub pinned_at: String,
+    pub pinned_by: String,
 }
 
 /// One line of the installations index (`PK=INSTALLATIONS SK=MODULE#m`): what the
@@ -249,18 +312,19 @@ pub fn record_writes(
             .unwrap_or_default(),
         _ => Vec::new(),
     };
-    vec![
-        Write::Put {
-            item: item_of(installation, version),
-            condition,
-        },
-        index_write(installation, requires),
-    ]
+    let record = Write::Put {
+        item: item_of(installation, version),
+        condition,
+    };
+    if installation.alongside {
+        return vec![record];
+    }
+    vec![record, index_write(installation, requires)]
 }
 
 fn item_of(installation: &Installation, version: u64) -> Item {
     Item {
-        key: keys::installation(&installation.module),
+        key: installation.key(),
         version,
         data: to_data(installation),
         expires_at: None,
@@ -300,6 +364,96 @@ impl Installations {
             Some(item) => Ok(Some((from_item(&item)?, item.version))),
             None => Ok(None),
         }
+    }
+
+    /// The record of `version` installed alongside the module's first, with its store version.
+    pub async fn alongside_item(
+        &self,
+        module: &ModuleName,
+        version: &str,
+    ) -> Result<Option<(Installation, u64)>> {
+        let key = keys::installation_alongside(module.as_str(), version);
+        match self.store.get(&key).await? {
+            Some(item) => Ok(Some((from_item(&item)?, item.version))),
+            None => Ok(None),
+        }
+    }
+
+    /// Every version installed (or being installed, or once installed) alongside the
+    /// module's first installation, with store versions (one query).
+    pub async fn alongside(&self, module: &ModuleName) -> Result<Vec<(Installation, u64)>> {
+        let query = Query::prefix(keys::module_partition(module.as_str()), "INSTALLATION#");
+        let items = query_all(self.store.as_ref(), &query).await?;
+        items
+            .iter()
+            .map(|item| Ok((from_item(item)?, item.version)))
+            .collect()
+    }
+
+    /// The installation serving `version` of `module`: the first, or one alongside it.
+    /// `None` when that version is not installed.
+    pub async fn serving(
+        &self,
+        module: &ModuleName,
+        version: &str,
+    ) -> Result<Option<Installation>> {
+        if let Some((first, _)) = self.item(module).await?
+            && first.is_installed()
+            && first.installed_version.as_deref() == Some(version)
+        {
+            return Ok(Some(first));
+        }
+        Ok(self
+            .alongside_item(module, version)
+            .await?
+            .map(|(installation, _)| installation)
+            .filter(Installation::is_installed))
+    }
+
+    /// The installation serving a tenant: its pin's version, else the module's default, else
+    /// the first installation's; a pin or default naming a version not installed (only a race
+    /// leaves one) counts as none. Given the first installation; one read when alongside.
+    pub async fn serving_tenant(
+        &self,
+        module: &ModuleName,
+        first: Option<Installation>,
+        settings: Option<&VersionSettings>,
+        pin: Option<&Pin>,
+    ) -> Result<Option<Installation>> {
+        let first = first.filter(Installation::is_installed);
+        let first_version = first.as_ref().and_then(|i| i.installed_version.clone());
+        let wanted = [
+            pin.map(|p| &p.version),
+            settings.and_then(|s| s.default_version.as_ref()),
+        ];
+        for version in wanted.into_iter().flatten() {
+            if Some(version) == first_version.as_ref() {
+                return Ok(first);
+            }
+            if let Some((installation, _)) = self.alongside_item(module, version).await?
+                && installation.is_installed()
+            {
+                return Ok(Some(installation));
+            }
+        }
+        Ok(first)
+    }
+
+    /// Every installed version of `module`: the first installation's, then those alongside
+    /// it, each with its installation.
+    pub async fn installed_versions(&self, module: &ModuleName) -> Result<Vec<Installation>> {
+        let mut versions = Vec::new();
+        if let Some((first, _)) = self.item(module).await?
+            && first.is_installed()
+        {
+            versions.push(first);
+        }
+        for (installation, _) in self.alongside(module).await? {
+            if installation.is_installed() {
+                versions.push(installation);
+            }
+        }
+        Ok(versions)
     }
 
     pub async fn get(&self, module: &ModuleName) -> Result<Installation> {

@@ -43,12 +43,41 @@ pub struct Instance {
     /// When the health checker first found it unhealthy (cleared when it recovers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unhealthy_since: Option<String>,
+    /// The version it serves, as its installer deployed it (none: registered by itself, for
+    /// the module's first installation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// It serves a version installed alongside the module's first installation (`versions`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alongside: bool,
+}
+
+/// Which of a module's installations a deployment serves: its first (upgraded and rolled
+/// back in place), or a version installed alongside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serving<'a> {
+    First(&'a str),
+    Alongside(&'a str),
+}
+
+impl Serving<'_> {
+    /// Whether `instance` belongs to this installation (the first's are all not alongside).
+    pub fn owns(&self, instance: &Instance) -> bool {
+        match self {
+            Serving::First(_) => !instance.alongside,
+            Serving::Alongside(version) => {
+                instance.alongside && instance.version.as_deref() == Some(version)
+            }
+        }
+    }
 }
 
 impl Instance {
     /// `deployment` of `module` as a healthy instance, registered `by` the installer or itself.
     fn healthy(module: &ModuleName, deployment: &Deployment, by: &str) -> Self {
         Self {
+            version: None,
+            alongside: false,
             module: module.to_string(),
             url: deployment.endpoint.clone(),
             health_url: deployment.health_url.clone(),
@@ -154,13 +183,27 @@ impl Instances {
             .map_or_else(|| deployment.endpoint.clone(), |i| i.url.clone())
     }
 
+    /// An instance registered again keeps the version it was deployed as (a backend of a
+    /// version alongside that registers itself stays that version's).
     pub async fn register(
         &self,
         module: &ModuleName,
         deployment: &Deployment,
         by: &str,
     ) -> Result<()> {
-        let instance = Instance::healthy(module, deployment, by);
+        let mut instance = Instance::healthy(module, deployment, by);
+        let key = instance_key(module.as_str(), &instance.url);
+        if let Some(known) = self
+            .store
+            .get(&key)
+            .await?
+            .as_ref()
+            .map(from_item::<Instance>)
+            .transpose()?
+        {
+            instance.version = known.version;
+            instance.alongside = known.alongside;
+        }
         let item = Item::new(
             instance_key(module.as_str(), &instance.url),
             to_data(&instance),
@@ -179,20 +222,30 @@ impl Instances {
     /// endpoint, is registered as a healthy instance, and the module's other instances — a
     /// previous version's stopped tasks, which would otherwise take hooks until the health
     /// checker noticed — are removed, in one change.
-    pub async fn serve(&self, module: &ModuleName, deployment: &Deployment) -> Result<()> {
+    /// Only the instances of the same installation are replaced: a version installed
+    /// alongside keeps serving.
+    pub async fn serve(
+        &self,
+        module: &ModuleName,
+        deployment: &Deployment,
+        of: Serving<'_>,
+    ) -> Result<()> {
         let serving = deployment.instances();
         let mut writes: Vec<Write> = self
             .list(module)
             .await?
             .into_iter()
-            .filter(|old| !serving.iter().any(|new| new.endpoint == old.url))
+            .filter(|old| of.owns(old) && !serving.iter().any(|new| new.endpoint == old.url))
             .map(|old| Write::Delete {
                 key: instance_key(module.as_str(), &old.url),
                 condition: Condition::Always,
             })
             .collect();
         for instance in &serving {
-            let registered = Instance::healthy(module, instance, "installer");
+            let mut registered = Instance::healthy(module, instance, "installer");
+            let (Serving::First(version) | Serving::Alongside(version)) = of;
+            registered.version = Some(version.to_owned());
+            registered.alongside = matches!(of, Serving::Alongside(_));
             writes.push(Write::Put {
                 item: Item::new(
                     instance_key(module.as_str(), &registered.url),
@@ -256,11 +309,13 @@ impl Instances {
         items.iter().map(from_item).collect()
     }
 
-    pub async fn remove_all(&self, module: &ModuleName) -> Result<()> {
+    /// Removes the instances of one installation of `module` (a version alongside keeps its).
+    pub async fn remove_all(&self, module: &ModuleName, of: Serving<'_>) -> Result<()> {
         let writes = self
             .list(module)
             .await?
             .iter()
+            .filter(|instance| of.owns(instance))
             .map(|instance| Write::Delete {
                 key: instance_key(module.as_str(), &instance.url),
                 condition: Condition::Always,

@@ -47,6 +47,7 @@ pub mod reach;
 pub mod store;
 pub mod tenancy;
 pub mod usage;
+pub mod versions;
 
 pub use app::App;
 pub use error::{Error, Result};

@@ -32,6 +32,7 @@ use crate::reach::{Reach, Reaches};
 use crate::store::Store;
 use crate::tenancy::Tenancy;
 use crate::usage::{Prices, Usage};
+use crate::versions::Versions;
 
 /// The adapters a platform runs on. [`Ports::new`] is the one place they are assembled:
 /// what it does not name runs nothing (every module resource is refused, as in the AWS
@@ -197,6 +198,7 @@ pub struct ControlPlane {
     pub module_events: Arc<ModuleEvents>,
     /// Usage metering: the meter the gateway counts into, its flushes, the reports.
     pub usage: Arc<Usage>,
+    pub versions: Arc<Versions>,
     /// Undelivered events, when this platform keeps them (one machine).
     pub dead_letters: Option<Arc<dyn DeadLetterQueue>>,
     /// Tenants' budgets of requests per second shared by every process, when
@@ -262,7 +264,18 @@ impl ControlPlane {
             Arc::clone(&installations),
             &staleness,
         ));
-        let config = Arc::new(ConfigResolver::new(Arc::clone(&store), &staleness));
+        let versions = Arc::new(Versions::new(
+            Arc::clone(&store),
+            Arc::clone(&changes),
+            Arc::clone(&installations),
+            Arc::clone(&tenancy),
+            &staleness,
+        ));
+        let config = Arc::new(ConfigResolver::new(
+            Arc::clone(&store),
+            Arc::clone(&installations),
+            &staleness,
+        ));
         let enablement = Arc::new(Enablement::new(
             Arc::clone(&store),
             Arc::clone(&changes),
@@ -291,6 +304,7 @@ impl ControlPlane {
                 installations: Arc::clone(&installations),
                 api_keys: Arc::clone(&api_keys),
                 instances: Arc::clone(&instances),
+                versions: Arc::clone(&versions),
             },
             InstallSettings {
                 public_url: settings.public_url.clone(),
@@ -316,6 +330,7 @@ impl ControlPlane {
             audit: Arc::new(Audit::new(store)),
             module_events,
             usage,
+            versions,
             dead_letters,
             identity,
             settings,

@@ -30,6 +30,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             "instances",
             "config",
             "enablement",
+            "versions",
             "install",
             "module_events",
             "usage",

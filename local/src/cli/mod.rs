@@ -24,6 +24,7 @@ mod token;
 mod up;
 mod usage;
 mod version;
+mod versions;
 
 use std::io::{self, Write};
 use std::process::ExitCode;

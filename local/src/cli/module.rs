@@ -17,6 +17,7 @@ use super::client::{self, Client, Failure, Output, Target, segment};
 use super::dev::{self, DevArgs};
 use super::module_new::{self, NewArgs};
 use super::module_read;
+use super::versions;
 
 /// How long `install` and the like follow an operation before giving up.
 const FOLLOW_FOR: Duration = Duration::from_secs(600);
@@ -65,6 +66,10 @@ pub enum ModuleCommand {
         /// when its manifest.json is the module's, else the folder `plinth up` runs in.
         #[arg(long, value_name = "PATH")]
         dir: Option<PathBuf>,
+        /// Install this version next to the installed one, which keeps serving: tenants move
+        /// to it by `plinth module pin` or `plinth module versions --default`.
+        #[arg(long)]
+        alongside: bool,
     },
     /// Upgrade an installed module to another published version.
     Upgrade {
@@ -96,6 +101,31 @@ pub enum ModuleCommand {
         /// Only say what would happen.
         #[arg(long)]
         dry_run: bool,
+        /// Only this installed version (one installed alongside; refused while it is the
+        /// default or tenants are pinned to it).
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Pin a tenant to an installed version: its requests go to that version's backend.
+    Pin {
+        name: String,
+        version: String,
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Unpin a tenant: the module's default version serves it again.
+    Unpin {
+        name: String,
+        #[arg(long)]
+        tenant: String,
+    },
+    /// The installed versions of a module, the default among them and the tenants pinned to
+    /// each; with --default, make that version the default first.
+    Versions {
+        name: String,
+        /// The version to serve every tenant without a pin.
+        #[arg(long, value_name = "VERSION")]
+        default: Option<String>,
     },
     /// Show a module's installation and the steps of its last operation; for one not
     /// finished, the step it is at, its last progress, the sweep's re-requests and last error.
@@ -161,6 +191,30 @@ pub(super) fn run(args: ModuleArgs, out: &mut dyn Write, err: &mut dyn Write) ->
                 version,
                 endpoint,
                 dir,
+                alongside: true,
+            } => {
+                let dev_dir = match endpoint {
+                    Some(_) => None,
+                    None => module_folder(&name, dir.as_deref())?,
+                };
+                let body = without_nulls(json!({"version": version, "endpoint": endpoint,
+                    "dev_dir": dev_dir, "alongside": true}));
+                let path = format!("/api/v1/modules/{}/install", segment(&name));
+                client.post(&path, &body).await?;
+                let status = format!(
+                    "/api/v1/modules/{}/installation?version={}",
+                    segment(&name),
+                    segment(&version)
+                );
+                let installation = wait_at(&client, output, &name, &status, out).await?;
+                finish(output, &installation, out)
+            }
+            ModuleCommand::Install {
+                name,
+                version,
+                endpoint,
+                dir,
+                alongside: false,
             } => {
                 if let Some(endpoint) = endpoint {
                     return install_at_endpoint(&client, output, &name, &version, &endpoint, out)
@@ -193,7 +247,22 @@ pub(super) fn run(args: ModuleArgs, out: &mut dyn Write, err: &mut dyn Write) ->
                 name,
                 drop_data,
                 dry_run,
-            } => uninstall(&client, output, &name, drop_data, dry_run, out).await,
+                version,
+            } => {
+                let only = version.as_deref();
+                uninstall(&client, output, &name, (drop_data, dry_run), only, out).await
+            }
+            ModuleCommand::Pin {
+                name,
+                version,
+                tenant,
+            } => versions::pin(&client, output, &name, &tenant, Some(&version), out).await,
+            ModuleCommand::Unpin { name, tenant } => {
+                versions::pin(&client, output, &name, &tenant, None, out).await
+            }
+            ModuleCommand::Versions { name, default } => {
+                versions::versions(&client, output, &name, default.as_deref(), out).await
+            }
             ModuleCommand::Status { name } => status(&client, output, &name, out).await,
             ModuleCommand::Retry { name } => {
                 let retry = "installation/retry";
@@ -335,16 +404,18 @@ pub(super) async fn start_and_follow(
     follow(client, output, name, out).await
 }
 
+/// Uninstalls the module, or (`version`) one installed version of it.
 async fn uninstall(
     client: &Client,
     output: Output,
     name: &str,
-    drop_data: bool,
-    dry_run: bool,
+    (drop_data, dry_run): (bool, bool),
+    version: Option<&str>,
     out: &mut dyn Write,
 ) -> Result<Exit, Failure> {
+    let only = version.map_or_else(String::new, |v| format!("&version={}", segment(v)));
     let path = format!(
-        "/api/v1/modules/{}/installation?drop_data={drop_data}&dry_run={dry_run}",
+        "/api/v1/modules/{}/installation?drop_data={drop_data}&dry_run={dry_run}{only}",
         segment(name)
     );
     let answer = client.delete(&path).await?;
@@ -352,7 +423,17 @@ async fn uninstall(
         client::print(out, output, &answer.body, impact_text)?;
         return Ok(Exit::Success);
     }
-    follow(client, output, name, out).await
+    // The installation of a version alongside has its own status.
+    let status = match &answer.body["alongside"] {
+        Value::Bool(true) => format!(
+            "/api/v1/modules/{}/installation?version={}",
+            segment(name),
+            segment(&text_of(&answer.body["version"]))
+        ),
+        _ => format!("/api/v1/modules/{}/installation", segment(name)),
+    };
+    let installation = wait_at(client, output, name, &status, out).await?;
+    finish(output, &installation, out)
 }
 
 fn impact_text(impact: &Value) -> String {
@@ -427,10 +508,21 @@ async fn wait(
     out: &mut dyn Write,
 ) -> Result<Value, Failure> {
     let path = format!("/api/v1/modules/{}/installation", segment(name));
+    wait_at(client, output, name, &path, out).await
+}
+
+/// [`wait`], on the installation at `path` (one of a version alongside).
+async fn wait_at(
+    client: &Client,
+    output: Output,
+    name: &str,
+    path: &str,
+    out: &mut dyn Write,
+) -> Result<Value, Failure> {
     let started = Instant::now();
     let mut shown = BTreeSet::new();
     loop {
-        let installation = client.get(&path).await?.body;
+        let installation = client.get(path).await?.body;
         if output == Output::Human {
             show_progress(&installation, &mut shown, out)?;
         }

@@ -117,6 +117,7 @@ pub(super) async fn run(app: &App, examples: &Path, secret: &str) -> Result<Demo
                         version,
                         endpoint: None,
                         dev_dir: None,
+                        alongside: false,
                     },
                 )
                 .await,

@@ -15,7 +15,8 @@ use crate::api_keys::{ApiKeyRecord, IssuedKey};
 use crate::error::Result;
 use crate::identity::Caller;
 use crate::install::{
-    InstallRequest, Installation, UninstallImpact, UninstallOutcome, UpgradeRequest,
+    InstallRequest, Installation, UninstallImpact, UninstallOutcome, UninstallRequest,
+    UpgradeRequest,
 };
 use crate::instances::{Instance, Registration};
 
@@ -41,9 +42,16 @@ pub(super) fn routes() -> Router<State> {
         .route("/api/v1/modules/{module}/api-keys/{id}", delete(revoke_key))
 }
 
-/// 202 with the status resource's address.
+/// 202 with the status resource's address (a version alongside's with its `version`).
 fn accepted(module: &str, installation: Installation) -> Response {
-    let location = format!("/api/v1/modules/{module}/installation");
+    let location = if installation.alongside {
+        format!(
+            "/api/v1/modules/{module}/installation?version={}",
+            installation.version
+        )
+    } else {
+        format!("/api/v1/modules/{module}/installation")
+    };
     (
         StatusCode::ACCEPTED,
         [(header::LOCATION, location)],
@@ -119,20 +127,12 @@ async fn rollback(
     Ok(accepted(&module, started))
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct UninstallParams {
-    #[serde(default)]
-    dry_run: bool,
-    #[serde(default)]
-    drop_data: bool,
-}
-
 #[utoipa::path(
     delete,
     path = "/api/v1/modules/{module}/installation",
     tag = "installer",
     summary = "Start uninstalling a module (refused while a dependent is installed)",
-    params(("module" = String, Path, description = "Module name"), ("dry_run" = Option<bool>, Query, description = "Only say what would happen"), ("drop_data" = Option<bool>, Query, description = "Drop the module's tables too")),
+    params(("module" = String, Path, description = "Module name"), ("dry_run" = Option<bool>, Query, description = "Only say what would happen"), ("drop_data" = Option<bool>, Query, description = "Drop the module's tables too"), ("version" = Option<String>, Query, description = "Only this installed version (one installed alongside; the first when it is the last); refused while it is the default or tenants are pinned to it")),
     responses((status = 202, description = "Started; poll the installation", body = serde_json::Value), (status = 200, description = "Dry run: what uninstalling would do", body = UninstallImpact), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "Conflicts with the current state (a duplicate, a dependent, a hook's refusal)", body = ProblemDocument, content_type = "application/problem+json")),
     security(("bearer" = []), ("module_api_key" = []))
 )]
@@ -140,12 +140,12 @@ async fn uninstall(
     Extract(platform): Extract<State>,
     caller: Caller,
     Path(module): Path<String>,
-    Query(params): Query<UninstallParams>,
+    Query(params): Query<UninstallRequest>,
 ) -> Result<Response> {
     let name = module_name(&module)?;
     match platform
         .installer
-        .start_uninstall(&caller, &name, params.drop_data, params.dry_run)
+        .start_uninstall(&caller, &name, params)
         .await?
     {
         UninstallOutcome::DryRun(impact) => Ok(Json(impact).into_response()),
@@ -158,7 +158,7 @@ async fn uninstall(
     path = "/api/v1/modules/{module}/installation",
     tag = "installer",
     summary = "The installation and the steps of its last operation (platform admins and the module's own key)",
-    params(("module" = String, Path, description = "Module name")),
+    params(("module" = String, Path, description = "Module name"), ("version" = Option<String>, Query, description = "The installation of a version installed alongside the first")),
     responses((status = 200, description = "The installation (`status`: pending, running, installed, failed, uninstalled)", body = serde_json::Value), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Neither a platform admin nor the module's own key", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json")),
     security(("bearer" = []), ("module_api_key" = []))
 )]
@@ -166,13 +166,31 @@ async fn status(
     Extract(platform): Extract<State>,
     caller: Caller,
     Path(module): Path<String>,
+    Query(params): Query<StatusParams>,
 ) -> Result<Json<Installation>> {
     let module = module_name(&module)?;
     // It names the backend's address and the API key's id: for operators and the module.
     if !matches!(&caller, Caller::Module(own) if *own == module) {
         caller.require_platform_admin()?;
     }
-    platform.installations.get(&module).await.map(Json)
+    match params.version {
+        None => platform.installations.get(&module).await.map(Json),
+        Some(version) => platform
+            .installations
+            .alongside_item(&module, &version)
+            .await?
+            .map(|(installation, _)| Json(installation))
+            .ok_or_else(|| {
+                crate::Error::NotFound(format!("{module} {version} was never installed alongside"))
+            }),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusParams {
+    #[serde(default)]
+    version: Option<String>,
 }
 
 #[utoipa::path(

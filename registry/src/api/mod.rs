@@ -14,6 +14,7 @@ mod rbac;
 mod schemas;
 mod tenants;
 mod usage;
+mod versions;
 
 use std::sync::Arc;
 
@@ -48,6 +49,7 @@ pub fn router_with_fallback(platform: Arc<ControlPlane>, fallback: Router) -> Ro
         .merge(rbac::routes())
         .merge(events::routes())
         .merge(usage::routes())
+        .merge(versions::routes())
         .with_state(platform)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .method_not_allowed_fallback(method_not_allowed)

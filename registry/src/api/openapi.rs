@@ -9,7 +9,7 @@ pub(super) use plinth_module_sdk::wire::ProblemDocument;
 use plinth_module_sdk::wire::{ConfigTier, ResolvedConfig};
 
 use super::contract::CREDENTIALS;
-use super::{events, install, modules, rbac, tenants, usage};
+use super::{events, install, modules, rbac, tenants, usage, versions};
 use crate::api_keys::{ApiKeyRecord, IssuedKey};
 use crate::audit::{AuditPage, AuditRecord};
 use crate::bundles::{Bundle, BundleFile};
@@ -22,6 +22,7 @@ use crate::rbac::RoleChange;
 use crate::usage::{
     Bill, Figures, Granularity, Latency, Row, TenantUsage, TierPrices, UsageReport,
 };
+use crate::versions::{InstalledVersion, ModuleVersions, TenantVersion, VersionChoice};
 
 /// The bearer-token and module-API-key security schemes.
 struct Security;
@@ -65,12 +66,15 @@ impl Modify for Security {
         rbac::verify, rbac::roles, rbac::role, rbac::users, rbac::put_role, rbac::assignment, rbac::assign,
         events::publish, events::dead_letters, events::replay,
         usage::one_tenant, usage::every_tenant,
+        versions::show_pin, versions::set_pin, versions::clear_pin, versions::installed,
+        versions::set_default,
     ),
     components(schemas(
         ProblemDocument, Problem, ModuleVersion, Frontend, Bundle, BundleFile, InstallRequest, UpgradeRequest, UninstallImpact,
         Instance, Health, Registration, IssuedKey, ApiKeyRecord, TenantModule, CompanyModule, ModuleChange,
         ResolvedConfig, ConfigTier, RoleChange, AuditPage, AuditRecord,
         UsageReport, TenantUsage, Row, Figures, Latency, Bill, TierPrices, Granularity,
+        TenantVersion, VersionChoice, ModuleVersions, InstalledVersion,
     )),
     modifiers(&Security),
     tags(

@@ -17,7 +17,7 @@ use crate::store::embedded::EmbeddedStore;
 use crate::{Ports, Settings};
 
 /// The router's source: every `.route("…", get(…).post(…))` of the API's files.
-const SOURCES: [&str; 7] = [
+const SOURCES: [&str; 8] = [
     include_str!("mod.rs"),
     include_str!("modules.rs"),
     include_str!("install.rs"),
@@ -25,6 +25,7 @@ const SOURCES: [&str; 7] = [
     include_str!("rbac.rs"),
     include_str!("events.rs"),
     include_str!("usage.rs"),
+    include_str!("versions.rs"),
 ];
 
 /// `(method, path)` of each route registered in `source`, however rustfmt wrapped the calls.

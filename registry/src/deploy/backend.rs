@@ -138,6 +138,7 @@ mod tests {
             dev_dir: None,
             env: BTreeMap::new(),
             role_arn: None,
+            alongside: false,
         }
     }
 

@@ -270,16 +270,20 @@ impl EcsDeployer {
     /// The module's address inside the namespace: `http://{module}.{namespace}:{port}`.
     #[must_use]
     pub fn endpoint(&self, manifest: &Manifest) -> String {
+        self.endpoint_of(manifest, manifest.name.as_str())
+    }
+
+    /// The address of the deployment named `key` (the module, or for a version alongside
+    /// `{module}-v{version}`): `http://{key}.{namespace}:{port}`.
+    fn endpoint_of(&self, manifest: &Manifest, key: &str) -> String {
         let port = manifest.backend.port.unwrap_or(DEFAULT_PORT);
-        format!(
-            "http://{}.{}:{port}",
-            manifest.name, self.settings.namespace
-        )
+        format!("http://{key}.{}:{port}", self.settings.namespace)
     }
 
     fn task_spec(
         &self,
         manifest: &Manifest,
+        family: String,
         image: String,
         env: &BTreeMap<String, String>,
     ) -> TaskSpec {
@@ -288,7 +292,7 @@ impl EcsDeployer {
         let mut env = env.clone();
         env.entry("PORT".into()).or_insert_with(|| port.to_string());
         TaskSpec {
-            family: Self::service_name(&manifest.name),
+            family,
             container: manifest.name.to_string(),
             image,
             cpu: backend.cpu.unwrap_or(DEFAULT_CPU),
@@ -436,16 +440,17 @@ impl EcsDeployer {
     fn service_connect(
         &self,
         manifest: &Manifest,
+        key: &str,
     ) -> Result<ServiceConnectConfiguration, DeployError> {
         let port = manifest.backend.port.unwrap_or(DEFAULT_PORT);
         let alias = ServiceConnectClientAlias::builder()
             .port(i32::from(port))
-            .dns_name(format!("{}.{}", manifest.name, self.settings.namespace))
+            .dns_name(format!("{key}.{}", self.settings.namespace))
             .build()
             .map_err(|e| DeployError(format!("service connect alias: {e}")))?;
         let service = ServiceConnectService::builder()
             .port_name(PORT_NAME)
-            .discovery_name(manifest.name.as_str())
+            .discovery_name(key)
             .client_aliases(alias)
             .build()
             .map_err(|e| DeployError(format!("service connect service: {e}")))?;
@@ -459,10 +464,11 @@ impl EcsDeployer {
     async fn create_service(
         &self,
         manifest: &Manifest,
+        key: &str,
         task_definition: &str,
         desired_count: i32,
     ) -> Result<(String, Option<String>), DeployError> {
-        let name = Self::service_name(&manifest.name);
+        let name = format!("plinth-{key}");
         let breaker = DeploymentCircuitBreaker::builder()
             .enable(true)
             .rollback(true)
@@ -476,7 +482,7 @@ impl EcsDeployer {
             .desired_count(desired_count)
             .launch_type(LaunchType::Fargate)
             .network_configuration(self.network()?)
-            .service_connect_configuration(self.service_connect(manifest)?)
+            .service_connect_configuration(self.service_connect(manifest, key)?)
             .deployment_configuration(
                 DeploymentConfiguration::builder()
                     .deployment_circuit_breaker(breaker)
@@ -500,10 +506,11 @@ impl EcsDeployer {
     async fn update_service(
         &self,
         manifest: &Manifest,
+        key: &str,
         task_definition: &str,
         desired_count: i32,
     ) -> Result<(), DeployError> {
-        let name = Self::service_name(&manifest.name);
+        let name = format!("plinth-{key}");
         self.ecs
             .update_service()
             .cluster(&self.settings.cluster)
@@ -511,7 +518,7 @@ impl EcsDeployer {
             .task_definition(task_definition)
             .desired_count(desired_count)
             .network_configuration(self.network()?)
-            .service_connect_configuration(self.service_connect(manifest)?)
+            .service_connect_configuration(self.service_connect(manifest, key)?)
             .send()
             .await
             .map_err(|e| aws_error(format_args!("updating service `{name}`"), &e))?;
@@ -656,11 +663,14 @@ impl Deployer for EcsDeployer {
             ))
         })?;
         let pinned = self.images.pin(image, spec.image_digest.as_deref()).await?;
-        let mut task = self.task_spec(manifest, pinned.uri.clone(), &spec.env);
+        // A version alongside is a service (and task family, and Service Connect name) of its
+        // own: `plinth-{module}-v{version}`.
+        let name = spec.deployed_name();
+        let key = name.strip_prefix("plinth-").unwrap_or(&name).to_owned();
+        let mut task = self.task_spec(manifest, name.clone(), pinned.uri.clone(), &spec.env);
         if let Some(role) = &spec.role_arn {
             task.task_role_arn = Some(role.clone());
         }
-        let name = Self::service_name(&manifest.name);
         let live = self.live_service(&self.settings.cluster, &name).await?;
         if live.as_ref().is_some_and(|s| s.draining) {
             return Err(DeployError(format!(
@@ -690,7 +700,7 @@ impl Deployer for EcsDeployer {
         let (service_arn, discovery_arn, change) = match live {
             None => {
                 let (arn, discovery) = self
-                    .create_service(manifest, &task_definition, desired(0))
+                    .create_service(manifest, &key, &task_definition, desired(0))
                     .await?;
                 (arn, discovery, Change::Created)
             }
@@ -701,7 +711,7 @@ impl Deployer for EcsDeployer {
                 let change = if unchanged {
                     Change::Nothing
                 } else {
-                    self.update_service(manifest, &task_definition, desired)
+                    self.update_service(manifest, &key, &task_definition, desired)
                         .await?;
                     Change::Updated {
                         task_definition: service.task_definition,
@@ -722,7 +732,7 @@ impl Deployer for EcsDeployer {
                 return Err(self.undo(change, &name, new_revision, error).await);
             }
         };
-        let endpoint = self.endpoint(manifest);
+        let endpoint = self.endpoint_of(manifest, &key);
         let health = manifest
             .backend
             .health_check
@@ -756,7 +766,13 @@ impl Deployer for EcsDeployer {
         let cluster = handle
             .as_ref()
             .map_or(self.settings.cluster.as_str(), |h| h.cluster.as_str());
-        let name = Self::service_name(&manifest.name);
+        // The deployment's own service (a version alongside has one of its own): its ARN ends
+        // in its name.
+        let name = handle
+            .as_ref()
+            .and_then(|h| h.service_arn.rsplit('/').next())
+            .filter(|name| name.starts_with("plinth-"))
+            .map_or_else(|| Self::service_name(&manifest.name), str::to_owned);
         let Some(live) = self.live_service(cluster, &name).await? else {
             return Ok(());
         };

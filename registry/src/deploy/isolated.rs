@@ -79,9 +79,12 @@ impl Deployer for IsolatedDeployer {
         }
         let module = &spec.manifest.name;
         let mut spec = spec.clone();
+        // A version alongside (`versions`) runs with the module's identity as it is: the secret
+        // keeps the first installation's key (a valid key of the module), and the role stays
+        // marked as serving the first's version, so undeploying the version alongside keeps both.
         let secret_arn = match spec.env.remove(API_KEY_VARIABLE) {
-            Some(key) => Some(self.keys.store(module, &key).await?),
-            None => self.keys.arn(module).await?,
+            Some(key) if !spec.alongside => Some(self.keys.store(module, &key).await?),
+            _ => self.keys.arn(module).await?,
         };
         if let Some(arn) = &secret_arn {
             spec.env.insert(API_KEY_SECRET_VARIABLE.into(), arn.clone());
@@ -104,6 +107,7 @@ impl Deployer for IsolatedDeployer {
             );
         }
         match self.deploy_as(&spec, role.created).await {
+            Ok(deployment) if spec.alongside => Ok(deployment),
             Ok(deployment) => {
                 let version = spec.manifest.version.to_string();
                 self.roles.mark_serving(module, &version).await.map_err(|e| {
@@ -143,5 +147,13 @@ impl Deployer for IsolatedDeployer {
             }
             _ => self.remove_identity(module).await,
         }
+    }
+
+    async fn undeploy_alongside(
+        &self,
+        manifest: &Manifest,
+        deployment: &Deployment,
+    ) -> Result<(), DeployError> {
+        self.inner.undeploy_alongside(manifest, deployment).await
     }
 }

@@ -208,10 +208,11 @@ impl LambdaDeployer {
         Ok(Self::new(&sdk, config))
     }
 
-    /// The function name of a module: `plinth-{module}`.
+    /// The function name of a module: `plinth-{module}` (a version installed alongside:
+    /// `plinth-{module}-v{version}`, [`DeploySpec::deployed_name`]).
     #[must_use]
     pub fn function_name(module: &ModuleName) -> String {
-        format!("plinth-{module}")
+        super::deployed_name(module, None)
     }
 
     /// Where a module version's zip package is expected in the package bucket:
@@ -254,12 +255,13 @@ impl LambdaDeployer {
 
     fn function_spec(
         &self,
-        manifest: &Manifest,
+        spec: &DeploySpec,
         code: Code,
         env: &BTreeMap<String, String>,
     ) -> FunctionSpec {
+        let manifest = &spec.manifest;
         FunctionSpec {
-            name: Self::function_name(&manifest.name),
+            name: spec.deployed_name(),
             code,
             role_arn: self.settings.role_arn.clone().unwrap_or_default(),
             memory: manifest.backend.memory.unwrap_or(DEFAULT_MEMORY),
@@ -501,7 +503,7 @@ impl Deployer for LambdaDeployer {
     async fn deploy(&self, spec: &DeploySpec) -> Result<Deployment, DeployError> {
         let manifest = &spec.manifest;
         let code = self.code(spec).await?;
-        let mut function = self.function_spec(manifest, code, &spec.env);
+        let mut function = self.function_spec(spec, code, &spec.env);
         if let Some(role) = &spec.role_arn {
             function.role_arn.clone_from(role);
         }
@@ -553,7 +555,11 @@ impl Deployer for LambdaDeployer {
         deployment: &Deployment,
     ) -> Result<(), DeployError> {
         let handle: Option<LambdaHandle> = serde_json::from_value(deployment.handle.clone()).ok();
-        let name = Self::function_name(&manifest.name);
+        // The deployment's own function: a version alongside has one of its own.
+        let name = handle.as_ref().map_or_else(
+            || Self::function_name(&manifest.name),
+            |h| h.function_name.clone(),
+        );
         let Some(live) = self.live_function(&name).await? else {
             return Ok(());
         };

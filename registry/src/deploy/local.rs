@@ -83,7 +83,7 @@ impl ProcessDeployer {
         let health_url = format!("{endpoint}{}", health_path(manifest));
         std::fs::create_dir_all(&self.log_dir)
             .map_err(|e| DeployError(format!("cannot create {}: {e}", self.log_dir.display())))?;
-        let log_path = self.log_dir.join(format!("{}.log", manifest.name));
+        let log_path = self.log_dir.join(format!("{}.log", running_name(spec)));
         let log = std::fs::File::create(&log_path)
             .map_err(|e| DeployError(format!("cannot write {}: {e}", log_path.display())))?;
         let err_log = log
@@ -98,6 +98,13 @@ impl ProcessDeployer {
         }
         let mut command_line = Command::new("sh");
         if let Some(dir) = &self.tables_dir {
+            // The embedded file is one process's at a time: a version alongside keeps its
+            // tables in a folder of its own (cli.md, "Versions side by side on one machine").
+            let dir = if spec.alongside {
+                dir.join(running_name(spec))
+            } else {
+                dir.clone()
+            };
             command_line.env(plinth_module_sdk::data::TABLES_DIR_VARIABLE, dir);
         }
         let mut child = command_line
@@ -178,6 +185,16 @@ async fn stop(child: &mut Child) {
     let _ = child.kill().await;
 }
 
+/// The process's name among the running ones (and its log file's): the module, or
+/// `{module}@{version}` for a version alongside.
+fn running_name(spec: &DeploySpec) -> String {
+    if spec.alongside {
+        format!("{}@{}", spec.manifest.name, spec.manifest.version)
+    } else {
+        spec.manifest.name.to_string()
+    }
+}
+
 fn health_path(manifest: &Manifest) -> String {
     manifest
         .backend
@@ -220,7 +237,7 @@ impl Deployer for ProcessDeployer {
             ))
         })?;
         let mut running = self.running.lock().await;
-        let name = manifest.name.to_string();
+        let name = running_name(spec);
         if let Some(current) = running.get_mut(&name) {
             let alive = matches!(current.child.try_wait(), Ok(None));
             if alive && current.version == manifest.version.to_string() {
@@ -231,6 +248,7 @@ impl Deployer for ProcessDeployer {
         // version stops before the next starts, a moment without a backend rather than a new
         // one that cannot open its tables.
         let holds_tables = self.tables_dir.is_some()
+            && !spec.alongside
             && manifest
                 .database
                 .as_ref()
@@ -252,10 +270,16 @@ impl Deployer for ProcessDeployer {
         deployment: &Deployment,
     ) -> Result<(), DeployError> {
         let mut running = self.running.lock().await;
-        let name = manifest.name.to_string();
-        if running
-            .get(&name)
-            .is_some_and(|r| r.deployment.endpoint == deployment.endpoint)
+        // The first installation's process or a version's alongside: the one at this endpoint.
+        let name = running
+            .iter()
+            .find(|(name, r)| {
+                r.deployment.endpoint == deployment.endpoint
+                    && (name.as_str() == manifest.name.as_str()
+                        || name.starts_with(&format!("{}@", manifest.name)))
+            })
+            .map(|(name, _)| name.clone());
+        if let Some(name) = name
             && let Some(mut process) = running.remove(&name)
         {
             stop(&mut process.child).await;

@@ -62,6 +62,38 @@ pub struct DeploySpec {
     /// the deployer's configured one: the module's own role, set by
     /// [`isolated::IsolatedDeployer`].
     pub role_arn: Option<String>,
+    /// A version installed alongside the module's installed one (`versions`): its resources
+    /// are named apart (`deployed_name`), and deploying it leaves the other version running.
+    pub alongside: bool,
+}
+
+impl DeploySpec {
+    /// The name of this deployment's resources: `plinth-{module}` (a Lambda function, an ECS
+    /// service, a log file), or for a version alongside `plinth-{module}-v{major}-{minor}-{patch}`
+    /// (dots and a pre-release's or build's other characters as `-`, as resource names allow).
+    pub fn deployed_name(&self) -> String {
+        deployed_name(
+            &self.manifest.name,
+            self.alongside
+                .then(|| self.manifest.version.to_string())
+                .as_deref(),
+        )
+    }
+}
+
+/// `plinth-{module}`, or `plinth-{module}-v{version}` with every character a resource name may
+/// not hold as `-` (see [`DeploySpec::deployed_name`]).
+pub fn deployed_name(module: &plinth_module_sdk::ModuleName, alongside: Option<&str>) -> String {
+    match alongside {
+        None => format!("plinth-{module}"),
+        Some(version) => {
+            let version: String = version
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            format!("plinth-{module}-v{version}")
+        }
+    }
 }
 
 /// A running backend.
@@ -121,6 +153,17 @@ pub trait Deployer: Send + Sync + std::fmt::Debug {
         manifest: &Manifest,
         deployment: &Deployment,
     ) -> Result<(), DeployError>;
+
+    /// Stops the deployment of a version installed alongside (`DeploySpec::alongside`): only
+    /// its own backend, never what the module shares with its first installation (its
+    /// gateway routes, its role and secret).
+    async fn undeploy_alongside(
+        &self,
+        manifest: &Manifest,
+        deployment: &Deployment,
+    ) -> Result<(), DeployError> {
+        self.undeploy(manifest, deployment).await
+    }
 }
 
 /// Creates the DynamoDB tables a module declares (`database.type = dynamodb`), prefixed.

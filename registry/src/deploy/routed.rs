@@ -39,8 +39,13 @@ pub struct RoutedDeployer {
 
 #[async_trait]
 impl Deployer for RoutedDeployer {
+    /// A version alongside is not routed: the module's routes stay its first installation's
+    /// (operations.md, "Versions and pins").
     async fn deploy(&self, spec: &DeploySpec) -> Result<Deployment, DeployError> {
         let deployment = self.inner.deploy(spec).await?;
+        if spec.alongside {
+            return Ok(deployment);
+        }
         self.routes
             .publish(&spec.manifest, &deployment)
             .await
@@ -60,6 +65,14 @@ impl Deployer for RoutedDeployer {
     ) -> Result<(), DeployError> {
         self.routes.remove(manifest, deployment).await?;
         self.inner.undeploy(manifest, deployment).await
+    }
+
+    async fn undeploy_alongside(
+        &self,
+        manifest: &Manifest,
+        deployment: &Deployment,
+    ) -> Result<(), DeployError> {
+        self.inner.undeploy_alongside(manifest, deployment).await
     }
 }
 
@@ -153,6 +166,7 @@ mod tests {
             dev_dir: None,
             env: BTreeMap::new(),
             role_arn: None,
+            alongside: false,
         }
     }
 
@@ -195,5 +209,20 @@ mod tests {
             .unwrap_err();
         assert_eq!(error.to_string(), "remove refused");
         assert_eq!(log.calls(), ["remove"]);
+    }
+
+    /// Versions side by side: a version alongside is deployed and undeployed without touching
+    /// the module's routes, which stay its first installation's.
+    #[tokio::test]
+    async fn a_version_alongside_leaves_the_module_s_routes_as_they_are() {
+        let (deployer, log) = routed(None);
+        let mut spec = spec();
+        spec.alongside = true;
+        let deployment = deployer.deploy(&spec).await.unwrap();
+        deployer
+            .undeploy_alongside(&spec.manifest, &deployment)
+            .await
+            .unwrap();
+        assert_eq!(log.calls(), ["deploy", "undeploy"]);
     }
 }

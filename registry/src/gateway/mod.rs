@@ -37,7 +37,7 @@ use crate::cache::{ChangeAwareCache, Stale, Staleness, TtlCache};
 use crate::error::{Error, Result};
 use crate::identity::{COMPANY_HEADER, User};
 use crate::ids::{CompanyId, TenantId, UserId};
-use crate::instances::Health;
+use crate::instances::{Health, Serving};
 use crate::plane::ControlPlane;
 use crate::rbac::granted_permissions;
 pub use decide::{Decide, Forward};
@@ -278,8 +278,8 @@ impl<'a> GatewayRequest<'a> {
 pub struct Authorizer {
     plane: Arc<ControlPlane>,
     staleness: Arc<Staleness>,
-    /// module → its manifest and healthy instances.
-    routes: ChangeAwareCache<String, ModuleRoutes>,
+    /// (module, version) → that version's manifest and healthy instances.
+    routes: ChangeAwareCache<(String, String), ModuleRoutes>,
     passes: Arc<Passes>,
     /// Set once the passes hear of changes (from the first pass on).
     passes_listening: std::sync::OnceLock<()>,
@@ -423,7 +423,7 @@ impl Authorizer {
         let Ok(module) = ModuleName::parse(module) else {
             return Err(self.no_module(&tenant, module).await);
         };
-        let routes = match self.module_routes(&module).await {
+        let routes = match self.tenant_routes(&tenant, &module).await {
             Err(Error::NotFound(_)) => return Err(self.no_module(&tenant, module.as_str()).await),
             other => other?,
         };
@@ -498,7 +498,7 @@ impl Authorizer {
         let callee = ModuleName::parse(module)
             .map_err(|_| Error::NotFound(format!("no module {module} for your tenant")))?;
         let declared = self
-            .module_routes(&caller)
+            .first_routes(&caller)
             .await?
             .manifest
             .dependencies
@@ -598,7 +598,7 @@ impl Authorizer {
                 }
                 (other, _) => other,
             })?;
-        let routes = self.module_routes(&callee).await?;
+        let routes = self.tenant_routes(&tenant, &callee).await?;
         let resolved = self.resolve(&tenant, &callee, &user).await?;
         let mut permissions: Vec<String> = routes
             .manifest
@@ -708,33 +708,72 @@ impl Authorizer {
         ))
     }
 
-    /// The module's manifest and healthy instances, cached.
-    pub async fn module_routes(&self, module: &ModuleName) -> Result<ModuleRoutes> {
-        if let Some(routes) = self.routes.get(&module.to_string()) {
+    /// The manifest and healthy instances of the version serving `tenant` (its pin, else the
+    /// module's default: `versions`), cached.
+    pub async fn tenant_routes(
+        &self,
+        tenant: &TenantId,
+        module: &ModuleName,
+    ) -> Result<ModuleRoutes> {
+        let version = self
+            .plane
+            .versions
+            .tenant_version(tenant, module)
+            .await
+            .map_err(|_| Error::NotFound(format!("no module {module} for your tenant")))?;
+        self.module_routes(module, Some(&version)).await
+    }
+
+    /// The manifest and healthy instances of the module's first installation, cached.
+    pub async fn first_routes(&self, module: &ModuleName) -> Result<ModuleRoutes> {
+        self.module_routes(module, None).await
+    }
+
+    /// A version's manifest and healthy instances (the first installation's without one),
+    /// cached per (module, version).
+    async fn module_routes(
+        &self,
+        module: &ModuleName,
+        version: Option<&str>,
+    ) -> Result<ModuleRoutes> {
+        let key = (module.to_string(), version.unwrap_or_default().to_owned());
+        if let Some(routes) = self.routes.get(&key) {
             return Ok(routes);
         }
         let not_found = || Error::NotFound(format!("no module {module} for your tenant"));
-        let (manifest, _) = self
+        let (manifest, first) = self
             .plane
             .installations
             .installed_module(module)
             .await
             .map_err(|_| not_found())?;
+        let (manifest, serving) = match version {
+            Some(version) if first.installed_version.as_deref() != Some(version) => {
+                let alongside = self
+                    .plane
+                    .installations
+                    .serving(module, version)
+                    .await?
+                    .ok_or_else(not_found)?;
+                let manifest = alongside.serving_manifest().ok_or_else(not_found)??;
+                (manifest, Serving::Alongside(version))
+            }
+            _ => (manifest, Serving::First("")),
+        };
         let healthy: Vec<Arc<Upstream>> = self
             .plane
             .instances
             .list(module)
             .await?
             .into_iter()
-            .filter(|i| i.health == Health::Healthy)
+            .filter(|i| i.health == Health::Healthy && serving.owns(i))
             .map(|i| Arc::new(Upstream::new(i.url)))
             .collect();
         let routes = ModuleRoutes {
             manifest: Arc::new(manifest),
             healthy: Arc::new(healthy),
         };
-        self.routes
-            .insert(module.to_string(), routes.clone(), forget_routes);
+        self.routes.insert(key, routes.clone(), forget_routes);
         Ok(routes)
     }
 
@@ -777,9 +816,9 @@ fn header_text<'a>(value: &'a [u8], header: &str) -> Result<&'a str> {
         .map_err(|_| Error::BadRequest(format!("the {header} header is not text")))
 }
 
-fn forget_routes(routes: &TtlCache<String, ModuleRoutes>, stale: &Stale) {
+fn forget_routes(routes: &TtlCache<(String, String), ModuleRoutes>, stale: &Stale) {
     match stale {
-        Stale::Module(module) => routes.remove(module),
+        Stale::Module(module) => routes.retain(|(m, _)| m != module),
         Stale::Modules | Stale::Everything => routes.clear(),
         _ => {}
     }

@@ -25,6 +25,10 @@ pub struct UninstallImpact {
     /// queue and its dead-letter queue (which may hold events it has not read) go with them.
     pub tables: Vec<String>,
     pub drop_data: bool,
+    /// Why the uninstall would be refused, besides dependents (a version tenants are pinned
+    /// to, or the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 impl Installer {
@@ -98,6 +102,7 @@ impl Installer {
             event_rules: installation.rules.clone(),
             tables: installation.tables.clone(),
             drop_data,
+            refused: None,
         })
     }
 }

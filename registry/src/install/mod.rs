@@ -32,10 +32,12 @@ use crate::installation::Installations;
 use crate::instances::Instances;
 use crate::queue::InstallQueue;
 use crate::store::Condition;
+use crate::versions::Versions;
 
 pub use crate::installation::{
     Failure, Installation, Operation, Status, Step, StepState, StepStatus,
 };
+pub use crate::instances::Serving;
 pub use deps::UninstallImpact;
 pub use sweep::{SweepPolicy, Swept};
 
@@ -84,6 +86,7 @@ pub struct Installer {
     installations: Arc<Installations>,
     api_keys: Arc<ApiKeys>,
     instances: Arc<Instances>,
+    versions: Arc<Versions>,
     settings: InstallSettings,
     observer: Option<Arc<dyn StepObserver>>,
 }
@@ -96,6 +99,7 @@ pub struct InstallerServices {
     pub installations: Arc<Installations>,
     pub api_keys: Arc<ApiKeys>,
     pub instances: Arc<Instances>,
+    pub versions: Arc<Versions>,
 }
 
 impl Installer {
@@ -116,6 +120,7 @@ impl Installer {
             installations: services.installations,
             api_keys: services.api_keys,
             instances: services.instances,
+            versions: services.versions,
             settings,
             observer,
         }
@@ -135,6 +140,11 @@ pub struct InstallRequest {
     #[serde(default)]
     #[schema(pattern = "^/")]
     pub dev_dir: Option<String>,
+    /// Install this version next to the installed one, which keeps serving untouched: its own
+    /// deployment and instances; it serves the tenants pinned to it, or all once made the
+    /// default (`versions`). Default: false, a first install.
+    #[serde(default)]
+    pub alongside: bool,
 }
 
 /// `POST /api/v1/modules/{m}/upgrade`
@@ -183,6 +193,11 @@ impl Installer {
             check_endpoint(endpoint)?;
         }
         check_dev_dir(request.dev_dir.as_deref())?;
+        if request.alongside {
+            return self
+                .start_alongside(caller, module, version, published.manifest()?, request)
+                .await;
+        }
         let current = self.installations.item(module).await?;
         if let Some((existing, _)) = &current {
             refuse_if_busy(existing)?;
@@ -204,7 +219,7 @@ impl Installer {
             endpoint: request.endpoint,
             dev_dir: request.dev_dir,
             drop_data: false,
-            steps: plan_states(Operation::Install, false),
+            steps: plan_states(Operation::Install, false, false),
             deployment: None,
             api_key_id: None,
             tables: Vec::new(),
@@ -215,8 +230,70 @@ impl Installer {
             attempts: 0,
             last_error: None,
             updated_at: now(),
+            alongside: false,
         };
         self.begin(caller, installation, current.map(|(_, v)| v))
+            .await
+    }
+
+    /// Installs `version` beside the module's installed version, which is left as it is.
+    async fn start_alongside(
+        &self,
+        caller: &Caller,
+        module: &ModuleName,
+        version: String,
+        manifest: plinth_module_sdk::Manifest,
+        request: InstallRequest,
+    ) -> Result<Installation> {
+        let first = match self.installations.item(module).await? {
+            Some((first, _)) if first.is_installed() => first,
+            _ => {
+                return Err(Error::Conflict(format!(
+                    "{module} is not installed; install a first version without `alongside`"
+                )));
+            }
+        };
+        refuse_if_busy(&first)?;
+        if first.installed_version.as_deref() == Some(version.as_str()) {
+            return Err(Error::Conflict(format!(
+                "{module} {version} is already installed"
+            )));
+        }
+        let existing = self.installations.alongside_item(module, &version).await?;
+        if let Some((other, _)) = &existing {
+            refuse_if_busy(other)?;
+            if other.is_installed() {
+                return Err(Error::Conflict(format!(
+                    "{module} {version} is already installed alongside {}",
+                    first.installed_version.as_deref().unwrap_or_default()
+                )));
+            }
+        }
+        self.check_dependencies(&manifest).await?;
+        let installation = Installation {
+            module: module.to_string(),
+            operation: Operation::Install,
+            status: Status::Pending,
+            version,
+            installed_version: None,
+            previous_version: None,
+            endpoint: request.endpoint,
+            dev_dir: request.dev_dir.or(first.dev_dir),
+            drop_data: false,
+            steps: plan_states(Operation::Install, false, true),
+            deployment: None,
+            api_key_id: None,
+            tables: Vec::new(),
+            rules: Vec::new(),
+            optional_missing: Vec::new(),
+            failure: None,
+            manifest: None,
+            attempts: 0,
+            last_error: None,
+            updated_at: now(),
+            alongside: true,
+        };
+        self.begin(caller, installation, existing.map(|(_, v)| v))
             .await
     }
 
@@ -239,6 +316,8 @@ impl Installer {
                 "{module} {version} is already installed"
             )));
         }
+        self.refuse_if_alongside(module, &version).await?;
+        self.refuse_if_pinned(module, &current).await?;
         self.check_dependencies(&published.manifest()?).await?;
         self.begin_change(caller, current, stored, Operation::Upgrade, version)
             .await
@@ -255,6 +334,8 @@ impl Installer {
             Error::Conflict(format!("{module} has no previous version to roll back to"))
         })?;
         let published = self.catalog.version(module, &previous).await?;
+        self.refuse_if_alongside(module, &previous).await?;
+        self.refuse_if_pinned(module, &current).await?;
         self.check_dependencies(&published.manifest()?).await?;
         self.begin_change(caller, current, stored, Operation::Rollback, previous)
             .await
@@ -262,15 +343,47 @@ impl Installer {
 
     /// Uninstalls (or, with `dry_run`, only says what that would do). Refused while an
     /// installed module requires this one.
+    /// With `version`, only that installed version goes (one alongside the first, or the
+    /// first when it is the only one left); refused while it is the default or tenants are
+    /// pinned to it.
     pub async fn start_uninstall(
         &self,
         caller: &Caller,
         module: &ModuleName,
-        drop_data: bool,
-        dry_run: bool,
+        request: UninstallRequest,
     ) -> Result<UninstallOutcome> {
+        let UninstallRequest {
+            drop_data,
+            dry_run,
+            version,
+        } = request;
         caller.require_platform_admin()?;
+        if let Some(version) = version {
+            let version = parse_version(&version)?;
+            if let Some(outcome) = self
+                .start_uninstall_alongside(caller, module, &version, drop_data, dry_run)
+                .await?
+            {
+                return Ok(outcome);
+            }
+        }
         let (current, stored) = self.installed(module).await?;
+        let others: Vec<String> = self
+            .installations
+            .alongside(module)
+            .await?
+            .into_iter()
+            .filter(|(i, _)| i.is_installed() || i.busy())
+            .map(|(i, _)| i.version)
+            .collect();
+        if !others.is_empty() && !dry_run {
+            return Err(Error::Conflict(format!(
+                "{module} {} is the first installation and {} installed alongside it; \
+                 uninstall those versions first (`version`)",
+                current.installed_version.as_deref().unwrap_or_default(),
+                others.join(", ")
+            )));
+        }
         let impact = self.uninstall_impact(&current, drop_data).await?;
         if dry_run {
             return Ok(UninstallOutcome::DryRun(impact));
@@ -288,6 +401,99 @@ impl Installer {
             .begin_change(caller, next, stored, Operation::Uninstall, version)
             .await?;
         Ok(UninstallOutcome::Started(Box::new(started)))
+    }
+
+    /// Uninstalls `version` when it is installed alongside the first; `None` when `version`
+    /// is the first installation's (the whole module's uninstall follows).
+    async fn start_uninstall_alongside(
+        &self,
+        caller: &Caller,
+        module: &ModuleName,
+        version: &str,
+        drop_data: bool,
+        dry_run: bool,
+    ) -> Result<Option<UninstallOutcome>> {
+        let Some((current, stored)) = self.installations.alongside_item(module, version).await?
+        else {
+            let first = self.installations.item(module).await?;
+            if first.is_some_and(|(f, _)| f.installed_version.as_deref() == Some(version)) {
+                return Ok(None);
+            }
+            return Err(Error::field(
+                "version",
+                format!("{module} {version} is not installed"),
+            ));
+        };
+        refuse_if_busy(&current)?;
+        if !current.is_installed() {
+            return Err(Error::field(
+                "version",
+                format!("{module} {version} is not installed"),
+            ));
+        }
+        if drop_data {
+            return Err(Error::field(
+                "drop_data",
+                format!(
+                    "{module}'s tables are shared by its installed versions; drop them when \
+                     uninstalling the last one"
+                ),
+            ));
+        }
+        let serving = self.versions.still_serving(module, version).await?;
+        if dry_run {
+            return Ok(Some(UninstallOutcome::DryRun(UninstallImpact {
+                module: module.to_string(),
+                version: version.to_owned(),
+                dependents: Vec::new(),
+                endpoint: current.deployment.as_ref().map(|d| d.endpoint.clone()),
+                event_rules: Vec::new(),
+                tables: Vec::new(),
+                drop_data: false,
+                refused: serving,
+            })));
+        }
+        if let Some(reason) = serving {
+            return Err(Error::Conflict(format!(
+                "{module} {version} cannot be uninstalled: {reason}"
+            )));
+        }
+        let started = self
+            .begin_change(
+                caller,
+                current,
+                stored,
+                Operation::Uninstall,
+                version.to_owned(),
+            )
+            .await?;
+        Ok(Some(UninstallOutcome::Started(Box::new(started))))
+    }
+
+    /// Refuses to upgrade or roll back the first installation to a version installed
+    /// alongside it (two deployments of one version).
+    async fn refuse_if_alongside(&self, module: &ModuleName, version: &str) -> Result<()> {
+        match self.installations.alongside_item(module, version).await? {
+            Some((other, _)) if other.is_installed() || other.busy() => {
+                Err(Error::Conflict(format!(
+                    "{module} {version} is installed alongside; make it the default version \
+                     (or pin tenants to it) rather than upgrade to it"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses to move the first installation away from a version tenants are pinned to or
+    /// that is the default by name.
+    async fn refuse_if_pinned(&self, module: &ModuleName, current: &Installation) -> Result<()> {
+        let version = current.installed_version.as_deref().unwrap_or_default();
+        match self.versions.still_serving(module, version).await? {
+            Some(reason) => Err(Error::Conflict(format!(
+                "{module} cannot move away from {version}: {reason}"
+            ))),
+            None => Ok(()),
+        }
     }
 
     async fn installed(&self, module: &ModuleName) -> Result<(Installation, u64)> {
@@ -314,7 +520,7 @@ impl Installer {
         installation.operation = operation;
         installation.status = Status::Pending;
         installation.version = version;
-        installation.steps = plan_states(operation, installation.drop_data);
+        installation.steps = plan_states(operation, installation.drop_data, installation.alongside);
         installation.failure = None;
         installation.attempts = 0;
         installation.last_error = None;
@@ -339,7 +545,7 @@ impl Installer {
             &caller.actor(),
             &format!("module.{}.requested", installation.operation.name()),
             &format!("module:{module}"),
-            serde_json::json!({"version": installation.version}),
+            serde_json::json!({"version": installation.version, "alongside": installation.alongside}),
         ));
         self.changes
             .commit(Change::new(writes).on_conflict(format!(
@@ -375,10 +581,31 @@ impl Installer {
             let caller = Caller::Module(module.clone());
             self.begin_change(&caller, current, stored, Operation::Restore, version)
                 .await?;
+            // Versions alongside ran as this worker's children too: their restores run after
+            // the first's, in the same queued run.
+            for (other, stored) in self.installations.alongside(&module).await? {
+                if other.is_installed() && !other.busy() {
+                    let version = other.version.clone();
+                    self.begin_change(&caller, other, stored, Operation::Restore, version)
+                        .await?;
+                }
+            }
             restored.push(module);
         }
         Ok(restored)
     }
+}
+
+/// `DELETE /api/v1/modules/{m}/installation`'s query.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UninstallRequest {
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default)]
+    pub drop_data: bool,
+    /// One installed version only (one alongside the first; the first when it is the last).
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 /// What an uninstall request did.
@@ -388,9 +615,13 @@ pub enum UninstallOutcome {
     Started(Box<Installation>),
 }
 
-fn plan_states(operation: Operation, drop_data: bool) -> Vec<StepState> {
-    Step::plan(operation, drop_data)
-        .into_iter()
+fn plan_states(operation: Operation, drop_data: bool, alongside: bool) -> Vec<StepState> {
+    let plan = if alongside {
+        Step::plan_alongside(operation)
+    } else {
+        Step::plan(operation, drop_data)
+    };
+    plan.into_iter()
         .map(|step| StepState {
             step,
             status: StepStatus::Pending,

@@ -101,18 +101,32 @@ impl Installer {
     /// Runs (or resumes) the pending operation of `module`; does nothing when none is pending.
     /// Why a run stopped short is noted on the installation (unless another worker moved it
     /// on), for `plinth module status`.
+    /// Then runs the pending operations of the versions installed alongside (`versions`).
     pub async fn run_installation(&self, module: &ModuleName) -> Result<()> {
-        let outcome = self.run_saga(module).await;
+        let outcome = self.run_saga(module, None).await;
         if let Err(e) = &outcome
             && !matches!(e, Error::Conflict(_))
         {
             self.note_error(module, &e.chain()).await;
         }
-        outcome
+        outcome?;
+        for (other, _) in self.installations.alongside(module).await? {
+            if other.busy()
+                && let Err(e) = self.run_saga(module, Some(&other.version)).await
+            {
+                tracing::warn!(module = %module, version = %other.version, error = %e.chain(), "an operation on a version alongside stopped");
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
-    async fn run_saga(&self, module: &ModuleName) -> Result<()> {
-        let Some((installation, stored)) = self.installations.item(module).await? else {
+    async fn run_saga(&self, module: &ModuleName, alongside: Option<&str>) -> Result<()> {
+        let found = match alongside {
+            None => self.installations.item(module).await?,
+            Some(version) => self.installations.alongside_item(module, version).await?,
+        };
+        let Some((installation, stored)) = found else {
             return Ok(());
         };
         if !matches!(installation.status, Status::Pending | Status::Running) {
@@ -278,7 +292,11 @@ impl Installer {
                 if installation.drop_data {
                     installation.tables.clear();
                 }
-                "module.uninstalled"
+                if installation.alongside {
+                    "module.version.uninstalled"
+                } else {
+                    "module.uninstalled"
+                }
             }
             operation => {
                 installation.status = Status::Installed;
@@ -290,6 +308,8 @@ impl Installer {
                 installation.installed_version = Some(installation.version.clone());
                 installation.manifest = serde_json::to_value(&context.manifest).ok();
                 match operation {
+                    Operation::Install if installation.alongside => "module.version.installed",
+                    Operation::Restore if installation.alongside => "module.version.restored",
                     Operation::Upgrade => "module.upgraded",
                     Operation::Rollback => "module.rolled_back",
                     Operation::Restore => "module.restored",
@@ -302,6 +322,7 @@ impl Installer {
         let payload = json!({
             "module": installation.module, "version": installation.version,
             "previous_version": from, "optional_modules_missing": installation.optional_missing,
+            "alongside": installation.alongside,
         });
         let audit = audit::record(
             audit::PLATFORM_SCOPE,

@@ -14,6 +14,7 @@ use crate::changes::Change;
 use crate::deploy::{DeploySpec, Deployment};
 use crate::hooks::{HookOutcome, HookRequest};
 use crate::installation::{Installation, Operation, Step};
+use crate::instances::Serving;
 use crate::store::{Condition, Item, Key, Write, keys, to_data};
 
 /// Why a step failed, in words the operator reads in the installation status.
@@ -109,8 +110,10 @@ impl Installer {
             }
             Step::Undeploy => {
                 if let Some(deployment) = inst.deployment.clone() {
-                    self.deployer.undeploy(&manifest, &deployment).await?;
-                    self.instances.remove_all(&manifest.name).await?;
+                    self.undeploy(inst, &manifest, &deployment).await?;
+                    self.instances
+                        .remove_all(&manifest.name, serving_of(inst))
+                        .await?;
                 }
                 Ok(None)
             }
@@ -122,7 +125,10 @@ impl Installer {
             }
             Step::RevokeApiKeys => {
                 for record in self.api_keys.list(&manifest.name).await? {
-                    self.api_keys.delete(&record).await?;
+                    // A version alongside revokes its own key only.
+                    if !inst.alongside || inst.api_key_id.as_ref() == Some(&record.id) {
+                        self.api_keys.delete(&record).await?;
+                    }
                 }
                 Ok(None)
             }
@@ -152,15 +158,20 @@ impl Installer {
             }
             (Step::Deploy, None) => {
                 if let Some(deployment) = inst.deployment.take() {
-                    self.deployer.undeploy(&manifest, &deployment).await?;
-                    self.instances.remove_all(&manifest.name).await?;
+                    self.undeploy(inst, &manifest, &deployment).await?;
+                    self.instances
+                        .remove_all(&manifest.name, serving_of(inst))
+                        .await?;
                 }
             }
             // An upgrade that fails puts the previous version back.
             (Step::Deploy, Some(previous)) => {
                 let spec = self.deploy_spec(&previous, inst, cx).await?;
                 let deployment = self.deployer.deploy(&spec).await?;
-                self.instances.serve(&previous.name, &deployment).await?;
+                let version = previous.version.to_string();
+                self.instances
+                    .serve(&previous.name, &deployment, Serving::First(&version))
+                    .await?;
                 inst.deployment = Some(deployment);
             }
             (Step::CreateTables, _) if !cx.created_tables.is_empty() => {
@@ -185,6 +196,23 @@ impl Installer {
                     .await?;
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    /// Stops `deployment` of `inst`: a version alongside stops only its own backend.
+    async fn undeploy(
+        &self,
+        inst: &Installation,
+        manifest: &Manifest,
+        deployment: &Deployment,
+    ) -> StepResult<()> {
+        if inst.alongside {
+            self.deployer
+                .undeploy_alongside(manifest, deployment)
+                .await?;
+        } else {
+            self.deployer.undeploy(manifest, deployment).await?;
         }
         Ok(())
     }
@@ -216,6 +244,9 @@ impl Installer {
         inst: &mut Installation,
         cx: &mut SagaContext,
     ) -> StepResult<String> {
+        if inst.alongside {
+            return self.issue_alongside_key(inst, cx).await;
+        }
         let mut replacing = None;
         if inst.operation == Operation::Install {
             // A key of the module created since this install began and not the one it
@@ -264,11 +295,37 @@ impl Installer {
         Ok(format!("key {}", issued.id))
     }
 
+    /// A version alongside gets a key of its own beside the module's others (which keep
+    /// working); one it issued in a run that stopped is deleted.
+    async fn issue_alongside_key(
+        &self,
+        inst: &mut Installation,
+        cx: &mut SagaContext,
+    ) -> StepResult<String> {
+        let module = cx.manifest.name.clone();
+        if let Some(old) = inst.api_key_id.take()
+            && let Some(record) = self
+                .api_keys
+                .list(&module)
+                .await?
+                .into_iter()
+                .find(|r| r.id == old)
+        {
+            self.api_keys.delete(&record).await?;
+        }
+        let issued = self.api_keys.issue_for_install(&module, None).await?;
+        inst.api_key_id = Some(issued.id.clone());
+        cx.api_key = Some(issued.key);
+        Ok(format!("key {}", issued.id))
+    }
+
     async fn deploy_step(&self, inst: &mut Installation, cx: &mut SagaContext) -> StepResult {
         let manifest = cx.manifest.clone();
         let spec = self.deploy_spec(&manifest, inst, cx).await?;
         let deployment = self.deployer.deploy(&spec).await?;
-        self.instances.serve(&manifest.name, &deployment).await?;
+        self.instances
+            .serve(&manifest.name, &deployment, serving_of(inst))
+            .await?;
         let detail = format!("serving at {}", deployment.endpoint);
         inst.deployment = Some(deployment);
         Ok(Some(detail))
@@ -307,6 +364,7 @@ impl Installer {
             dev_dir: inst.dev_dir.as_ref().map(std::path::PathBuf::from),
             env,
             role_arn: None,
+            alongside: inst.alongside,
         })
     }
 
@@ -329,6 +387,15 @@ impl Installer {
                 manifest.name
             ))),
         }
+    }
+}
+
+/// Which installation's instances a step of `inst` registers or removes.
+fn serving_of(inst: &Installation) -> Serving<'_> {
+    if inst.alongside {
+        Serving::Alongside(&inst.version)
+    } else {
+        Serving::First(&inst.version)
     }
 }
 

@@ -202,7 +202,11 @@ impl Installer {
                 }
             }
             Status::Failed => {
-                installation.steps = plan_states(installation.operation, installation.drop_data);
+                installation.steps = plan_states(
+                    installation.operation,
+                    installation.drop_data,
+                    installation.alongside,
+                );
             }
             Status::Pending | Status::Running => {}
         }

@@ -5,6 +5,9 @@
 //! | module catalog entry (marketplace listing) | `PK=CATALOG SK=MODULE#{m}` | query `CATALOG` (1 per page) |
 //! | a module's versions | `PK=MODULE#{m} SK=VERSION#{v}` | query prefix `VERSION#` (1) |
 //! | a module's installation (saga state, installed version) | `PK=MODULE#{m} SK=INSTALLATION` | get (1) |
+//! | a version installed alongside the module's first (`versions`) | `PK=MODULE#{m} SK=INSTALLATION#{v}` | get (1); query prefix `INSTALLATION#` (1) |
+//! | a module's default version (`versions`) | `PK=MODULE#{m} SK=VERSIONS` | get (1) |
+//! | a tenant's pin to a version of a module (`versions`) | `PK=MODULE#{m} SK=PIN#{t}` | get (1); every pin of a module: query prefix `PIN#` (1) |
 //! | a module's running instances | `PK=MODULE#{m} SK=INSTANCE#{url}` | query prefix `INSTANCE#` (1) |
 //! | a module's API keys, for listing | `PK=MODULE#{m} SK=APIKEY#{id}` | query prefix `APIKEY#` (1) |
 //! | an API key by its hash (authorizer) | `PK=APIKEY#{sha256} SK=APIKEY` | get (1) |
@@ -43,6 +46,21 @@ pub fn module_version(module: &str, version: &str) -> Key {
 
 pub fn installation(module: &str) -> Key {
     Key::new(module_partition(module), "INSTALLATION")
+}
+
+/// A version installed alongside the module's first installation (`installation`).
+pub fn installation_alongside(module: &str, version: &str) -> Key {
+    Key::new(module_partition(module), format!("INSTALLATION#{version}"))
+}
+
+/// The module's version settings: its default version.
+pub fn module_versions(module: &str) -> Key {
+    Key::new(module_partition(module), "VERSIONS")
+}
+
+/// A tenant's pin to one installed version of a module.
+pub fn version_pin(module: &str, tenant: &str) -> Key {
+    Key::new(module_partition(module), format!("PIN#{tenant}"))
 }
 
 pub fn instance(module: &str, url: &str) -> Key {

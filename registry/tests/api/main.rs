@@ -12,6 +12,7 @@ mod reach_ecs;
 mod reads;
 mod sweep;
 mod tenancy;
+mod versions;
 
 /// The router the scenarios are driven through: the platform API alone.
 const ROUTER: support::api::MakeRouter = plinth_registry::App::api;

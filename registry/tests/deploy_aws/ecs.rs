@@ -697,3 +697,77 @@ async fn scaling_tracks_cpu_within_the_capped_bounds_and_undeploy_removes_it() {
         .expect("describe policies");
     assert!(policies.scaling_policies().is_empty(), "policy removed");
 }
+
+/// Versions side by side (`versions`): a version installed alongside is a service of its own,
+/// `plinth-{module}-v{version}` (its task family and Service Connect name too); undeploying it
+/// leaves the first version's service running.
+#[tokio::test]
+async fn two_versions_are_two_services_and_undeploying_one_leaves_the_other() {
+    let test = "two_versions_are_two_services_and_undeploying_one_leaves_the_other";
+    let Some(setup) = setup(test).await else {
+        return;
+    };
+    push_image(&setup.sdk, &setup.name, "1.2.0").await;
+    push_image(&setup.sdk, &setup.name, "1.3.0").await;
+    let (first, second) = (module(&setup.name, "1.2.0"), module(&setup.name, "1.3.0"));
+    let serving = setup
+        .deployer
+        .deploy(&spec(&first, None))
+        .await
+        .expect("deploy 1.2.0");
+    let mut alongside = spec(&second, None);
+    alongside.alongside = true;
+    let beside = setup
+        .deployer
+        .deploy(&alongside)
+        .await
+        .expect("deploy 1.3.0 alongside");
+
+    let services = setup.services().await;
+    assert_eq!(services.len(), 2, "{services:?}");
+    let second_name = format!("plinth-{}-v1-3-0", setup.name);
+    assert!(
+        handle(&beside)
+            .service_arn
+            .ends_with(&format!("/{second_name}")),
+        "{}",
+        handle(&beside).service_arn
+    );
+    assert_eq!(
+        beside.endpoint,
+        format!(
+            "http://{}-v1-3-0.{}:9000",
+            setup.name, setup.config.namespace
+        )
+    );
+    assert_ne!(handle(&serving).service_arn, handle(&beside).service_arn);
+    let family = setup
+        .task_definition(&handle(&beside).task_definition_arn)
+        .await;
+    assert_eq!(family.family(), Some(second_name.as_str()));
+
+    setup
+        .deployer
+        .undeploy(&second, &beside)
+        .await
+        .expect("undeploy 1.3.0");
+    let first_service = setup.service().await;
+    assert_eq!(first_service.status(), Some("ACTIVE"), "1.2.0 still runs");
+    assert_eq!(
+        first_service.task_definition(),
+        Some(handle(&serving).task_definition_arn.as_str())
+    );
+    let described = setup
+        .ecs()
+        .describe_services()
+        .cluster(&setup.config.cluster)
+        .services(&second_name)
+        .send()
+        .await
+        .expect("describe 1.3.0's service");
+    assert_eq!(
+        described.services().first().and_then(|s| s.status()),
+        Some("INACTIVE"),
+        "1.3.0's service is deleted"
+    );
+}

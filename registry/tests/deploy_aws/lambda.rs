@@ -366,3 +366,74 @@ async fn reserved_concurrency_is_set_capped_and_removed_when_dropped() {
     );
     assert_eq!(handle(&upgraded).reserved_concurrency, None);
 }
+
+/// Versions side by side (`versions`): a version installed alongside is a function of its own,
+/// `plinth-{module}-v{version}`; deploying it leaves the first version's function as it was,
+/// and undeploying either leaves the other.
+#[tokio::test]
+async fn two_versions_are_two_functions_and_undeploying_one_leaves_the_other() {
+    let test = "two_versions_are_two_functions_and_undeploying_one_leaves_the_other";
+    let Some(setup) = setup(test).await else {
+        return;
+    };
+    ecr_repository(&setup.sdk, &setup.name).await;
+    push_image(&setup.sdk, &setup.name, "1.2.0").await;
+    push_image(&setup.sdk, &setup.name, "1.3.0").await;
+    let (first, second) = (setup.image_module("1.2.0"), setup.image_module("1.3.0"));
+    let serving = setup
+        .deployer
+        .deploy(&spec(&first, None))
+        .await
+        .expect("deploy 1.2.0");
+    let mut alongside = spec(&second, None);
+    alongside.alongside = true;
+    let beside = setup
+        .deployer
+        .deploy(&alongside)
+        .await
+        .expect("deploy 1.3.0 alongside");
+
+    let (first_handle, second_handle) = (handle(&serving), handle(&beside));
+    assert_eq!(first_handle.function_name, format!("plinth-{}", setup.name));
+    assert_eq!(
+        second_handle.function_name,
+        format!("plinth-{}-v1-3-0", setup.name)
+    );
+    assert_ne!(serving.endpoint, beside.endpoint);
+    let lambda = aws_sdk_lambda::Client::new(&setup.sdk);
+    let description = |name: String| {
+        let lambda = lambda.clone();
+        async move {
+            lambda
+                .get_function()
+                .function_name(name)
+                .send()
+                .await
+                .ok()
+                .and_then(|f| f.configuration()?.description().map(str::to_owned))
+        }
+    };
+    assert_eq!(
+        description(first_handle.function_name.clone())
+            .await
+            .as_deref(),
+        Some(format!("Plinth module {} 1.2.0", setup.name).as_str()),
+        "the first version's function still runs 1.2.0"
+    );
+
+    setup
+        .deployer
+        .undeploy(&second, &beside)
+        .await
+        .expect("undeploy 1.3.0");
+    assert!(
+        description(second_handle.function_name.clone())
+            .await
+            .is_none(),
+        "1.3.0's function is gone"
+    );
+    assert!(
+        setup.function().await.is_some(),
+        "1.2.0's function is still there"
+    );
+}

@@ -110,6 +110,7 @@ pub fn spec(manifest: &Manifest, image_digest: Option<&str>) -> DeploySpec {
         dev_dir: None,
         env,
         role_arn: None,
+        alongside: false,
     }
 }
 

@@ -1,0 +1,400 @@
+//! Two versions of the example financial module side by side under a real `plinth up --demo`,
+//! each tenant served by its own: installed alongside, pinned, unpinned and uninstalled
+//! through the API, with requests going through the gateway.
+//!
+//! What shows which version served a request: the version's resolved configuration (1.3.0 is
+//! published here with another default invoice prefix), and, on one machine, its own tables
+//! file (cli.md, "Versions side by side on one machine").
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("local/ is in the workspace")
+        .to_path_buf()
+}
+
+/// `plinth up --demo` as a process, run from the workspace (where `examples/` is).
+struct Up {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Up {
+    fn start(data: &Path, port: u16) -> Self {
+        let log = data.with_extension("log");
+        let file = std::fs::File::create(&log).expect("the log");
+        let child = Command::new(env!("CARGO_BIN_EXE_plinth"))
+            .args(["up", "--demo", "--port", &port.to_string(), "--data-dir"])
+            .arg(data)
+            .current_dir(workspace_root())
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("the log"))
+            .stderr(file)
+            .spawn()
+            .expect("plinth up starts");
+        Self { child, log }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if let Some(pid) = i32::try_from(self.child.id())
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A call with `token`; the status (0: no answer) and the body.
+async fn call(
+    url: &str,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("a client");
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
+    let mut request = client
+        .request(method, format!("{url}{path}"))
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    match request.send().await {
+        Ok(answer) => {
+            let status = answer.status().as_u16();
+            (status, answer.json().await.unwrap_or(Value::Null))
+        }
+        Err(error) => (0, Value::String(error.to_string())),
+    }
+}
+
+fn mint(secret: &str, sub: &str, tenant: Option<&str>, roles: &[&str]) -> String {
+    // Globex's admin works in its company `globex-hq` (invoices belong to a company).
+    let company = tenant.map(|_| "globex-hq");
+    plinth_registry::identity::mint_token(
+        secret.as_bytes(),
+        &plinth_registry::identity::Claims::user(
+            sub,
+            tenant,
+            company,
+            roles,
+            Duration::from_secs(900),
+        ),
+    )
+    .expect("a token")
+}
+
+/// Polls `path` until its `status` is neither pending nor running.
+async fn settled(up: &Up, url: &str, token: &str, path: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let (_, installation) = call(url, token, "GET", path, None).await;
+        let status = installation["status"].as_str().unwrap_or_default();
+        if !status.is_empty() && status != "pending" && status != "running" {
+            return installation;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path} did not settle: {installation}\n{}",
+            up.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_versions_serve_two_tenants_at_once_through_the_gateway() {
+    let root = tempfile::tempdir().expect("a temporary folder");
+    let data = root.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let secret = plinth_local::platform::jwt_secret(&data).expect("a secret");
+    let acme = plinth_local::platform::demo_token(&secret).expect("the demo's token");
+    let operator = mint(&secret, "ops", None, &["platform:admin"]);
+    let globex = mint(&secret, "globex-admin", Some("globex"), &["tenant:admin"]);
+
+    let up = Up::start(&data, port);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while call(&url, &acme, "GET", "/api/v1/financial/invoices", None)
+        .await
+        .0
+        != 200
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the demo is not up:\n{}",
+            up.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let (status, created) = call(
+        &url,
+        &acme,
+        "POST",
+        "/api/v1/financial/invoices",
+        Some(&json!({"customer": "Initech", "amount": 100})),
+    )
+    .await;
+    assert_eq!(
+        (status, &created["number"]),
+        (201, &json!("ACME-DE-1")),
+        "{created}"
+    );
+    let (status, tenant) = call(
+        &url,
+        &operator,
+        "POST",
+        "/api/v1/tenants",
+        Some(&json!({"id": "globex", "name": "Globex", "subscription_tier": "premium"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{tenant}");
+    let (status, company) = call(
+        &url,
+        &globex,
+        "POST",
+        "/api/v1/tenants/globex/companies",
+        Some(&json!({"id": "globex-hq", "name": "Globex HQ", "country": "US"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{company}");
+    let (status, enabled) = call(
+        &url,
+        &globex,
+        "PUT",
+        "/api/v1/tenants/globex/modules/financial",
+        Some(&json!({})),
+    )
+    .await;
+    assert_eq!(status, 200, "{enabled}");
+
+    // 1.3.0: the example's manifest with another default invoice prefix, installed beside 1.2.0.
+    let path = workspace_root().join("examples/financial/manifest.json");
+    let mut manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the manifest")).expect("JSON");
+    manifest["version"] = json!("1.3.0");
+    manifest["configuration"]["defaults"]["invoice_prefix"] = json!("V13");
+    let (status, published) =
+        call(&url, &operator, "POST", "/api/v1/modules", Some(&manifest)).await;
+    assert_eq!(status, 201, "{published}");
+    let (status, started) = call(
+        &url,
+        &operator,
+        "POST",
+        "/api/v1/modules/financial/install",
+        Some(&json!({"version": "1.3.0", "alongside": true})),
+    )
+    .await;
+    assert_eq!(status, 202, "{started}");
+    let alongside = settled(
+        &up,
+        &url,
+        &operator,
+        "/api/v1/modules/financial/installation?version=1.3.0",
+    )
+    .await;
+    assert_eq!(
+        alongside["status"],
+        "installed",
+        "{alongside}\n{}",
+        up.log_text()
+    );
+    let first = settled(
+        &up,
+        &url,
+        &operator,
+        "/api/v1/modules/financial/installation",
+    )
+    .await;
+    assert_eq!(
+        (&first["status"], &first["installed_version"]),
+        (&json!("installed"), &json!("1.2.0"))
+    );
+    assert_ne!(
+        first["deployment"]["endpoint"], alongside["deployment"]["endpoint"],
+        "two backends"
+    );
+
+    let (status, pinned) = call(
+        &url,
+        &operator,
+        "PUT",
+        "/api/v1/tenants/globex/modules/financial/pin",
+        Some(&json!({"version": "1.3.0"})),
+    )
+    .await;
+    assert_eq!(
+        (status, &pinned["version"]),
+        (200, &json!("1.3.0")),
+        "{pinned}"
+    );
+
+    // Both tenants at once: acme on 1.2.0, globex on 1.3.0 (its default prefix).
+    let invoice = json!({"customer": "Hooli", "amount": 250});
+    let (on_first, on_second) = tokio::join!(
+        call(
+            &url,
+            &acme,
+            "POST",
+            "/api/v1/financial/invoices",
+            Some(&invoice)
+        ),
+        call(
+            &url,
+            &globex,
+            "POST",
+            "/api/v1/financial/invoices",
+            Some(&invoice)
+        ),
+    );
+    assert_eq!(
+        (on_first.0, &on_first.1["number"]),
+        (201, &json!("ACME-DE-2")),
+        "{}",
+        on_first.1
+    );
+    assert_eq!(
+        (on_second.0, &on_second.1["number"]),
+        (201, &json!("V13-1")),
+        "{}",
+        on_second.1
+    );
+    let (status, _) = call(
+        &url,
+        &acme,
+        "GET",
+        "/api/v1/financial/invoices/ACME-DE-1",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "acme's invoice is on 1.2.0");
+
+    // Acme pinned to 1.3.0: its requests go to that backend, whose tables (one machine) are
+    // its own; unpinned, acme is back on 1.2.0 with its invoices.
+    let (status, _) = call(
+        &url,
+        &operator,
+        "PUT",
+        "/api/v1/tenants/acme/modules/financial/pin",
+        Some(&json!({"version": "1.3.0"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        &url,
+        &acme,
+        "GET",
+        "/api/v1/financial/invoices/ACME-DE-1",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "1.3.0's backend does not have 1.2.0's tables");
+    let (status, _) = call(
+        &url,
+        &operator,
+        "DELETE",
+        "/api/v1/tenants/acme/modules/financial/pin",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, kept) = call(
+        &url,
+        &acme,
+        "GET",
+        "/api/v1/financial/invoices/ACME-DE-1",
+        None,
+    )
+    .await;
+    assert_eq!((status, &kept), (200, &created), "back on 1.2.0");
+
+    // 1.3.0 goes; the tenant pinned to it is refused that until unpinned, then 1.2.0 serves all.
+    let (status, refused) = call(
+        &url,
+        &operator,
+        "DELETE",
+        "/api/v1/modules/financial/installation?version=1.3.0",
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "{refused}");
+    let (status, _) = call(
+        &url,
+        &operator,
+        "DELETE",
+        "/api/v1/tenants/globex/modules/financial/pin",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, asked) = call(
+        &url,
+        &operator,
+        "DELETE",
+        "/api/v1/modules/financial/installation?version=1.3.0",
+        None,
+    )
+    .await;
+    assert_eq!(status, 202, "{asked}");
+    let gone = settled(
+        &up,
+        &url,
+        &operator,
+        "/api/v1/modules/financial/installation?version=1.3.0",
+    )
+    .await;
+    assert_eq!(gone["status"], "uninstalled", "{gone}");
+    let (on_first, on_second) = tokio::join!(
+        call(
+            &url,
+            &acme,
+            "GET",
+            "/api/v1/financial/invoices/ACME-DE-1",
+            None
+        ),
+        call(
+            &url,
+            &globex,
+            "POST",
+            "/api/v1/financial/invoices",
+            Some(&invoice)
+        ),
+    );
+    assert_eq!(on_first.0, 200, "{}", on_first.1);
+    assert_eq!(
+        (on_second.0, &on_second.1["number"]),
+        (201, &json!("INV-1")),
+        "{}",
+        on_second.1
+    );
+}

@@ -4,5 +4,6 @@
 //! (docs/console.md). `browser.rs` drives it in headless Chromium.
 
 mod browser;
+mod browser_admin;
 mod served;
 mod support;

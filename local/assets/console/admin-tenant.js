@@ -1,0 +1,268 @@
+// Tenant admin: the tenant-level configuration of a module (the company form's generator),
+// the resolved configuration with each value's tier, feature toggles, roles and their users,
+// and the audit log.
+
+import * as api from './api.js';
+import { configure, resolve } from './configure.js';
+import { el, empty, field, loading, page, placeProblems, problem, when } from './dom.js';
+
+const enc = encodeURIComponent;
+
+/** `#/admin/tenant-config/{module}`: the tenant's form, and what a company then resolves to. */
+export async function tenantConfiguration({ user, company, main }, module) {
+  const form = el('div', { class: 'module-body' }, loading());
+  const resolved = el('div', { class: 'module-body', 'aria-live': 'polite' });
+  main.replaceChildren(page('tenant-config-title', `Tenant configuration of ${module}`,
+    el('p', {}, el('a', { href: `#/admin/configure/${enc(module)}`, text: `${company ? `${company}’s` : 'A company’s'} override` }),
+      ' · ', el('a', { href: `#/admin/features/${enc(module)}`, text: 'Feature toggles' })),
+    form, el('h2', { id: 'resolved-title', text: `Resolved${company ? ` for ${company}` : ''}` }), resolved));
+  const showResolved = async () => {
+    try {
+      resolved.replaceChildren(resolvedTable(await resolve(user.tenant, module, company)));
+    } catch (e) {
+      resolved.replaceChildren(problem(e));
+    }
+  };
+  try {
+    const manifest = await api.call('GET', `/v1/modules/${enc(module)}/manifest`);
+    document.getElementById('tenant-config-title').textContent = `Tenant configuration of ${manifest.display_name || module}`;
+    await configure(form, { tenant: user.tenant, company: null, module, manifest });
+    form.addEventListener('plinth:saved', showResolved);
+    await showResolved();
+  } catch (e) {
+    form.replaceChildren(problem(e));
+  }
+}
+
+/** Each resolved value and the tier (module, tenant, company) it came from. */
+function resolvedTable(resolution) {
+  const keys = Object.keys(resolution.configuration).sort();
+  if (!keys.length) return empty('Nothing is configured.');
+  return el('table', { 'aria-labelledby': 'resolved-title', 'data-table': 'resolved' },
+    el('thead', {}, el('tr', {}, ...['Key', 'Value', 'Tier'].map((h) => el('th', { scope: 'col', text: h })))),
+    el('tbody', {}, ...keys.map((key) => el('tr', { 'data-resolved': key },
+      el('td', { text: key }), el('td', { text: JSON.stringify(resolution.configuration[key]) }),
+      el('td', {}, el('span', { class: `tier tier-${resolution.sources[key] || 'unset'}`, text: resolution.sources[key] || 'unset' }))))));
+}
+
+/** `#/admin/features/{module}`: the manifest's features, each on or off for the tenant. */
+export async function features({ user, main }, module) {
+  const list = el('ul', { class: 'toggles', id: 'feature-list' }, el('li', {}, loading()));
+  main.replaceChildren(page('features-title', `Features of ${module}`,
+    el('p', { class: 'muted', text: 'A feature switched here is on or off for every company of the tenant, unless a company overrides it.' }),
+    list));
+  const tenantPath = `/v1/tenants/${enc(user.tenant)}/modules/${enc(module)}`;
+  try {
+    const [manifest, rows, resolution] = await Promise.all([
+      api.call('GET', `/v1/modules/${enc(module)}/manifest`),
+      api.call('GET', `/v1/tenants/${enc(user.tenant)}/modules`),
+      resolve(user.tenant, module, null)]);
+    document.getElementById('features-title').textContent = `Features of ${manifest.display_name || module}`;
+    const row = rows.find((r) => r.module === module) || { enabled_features: [], disabled_features: [] };
+    const toggles = { on: new Set(row.enabled_features), off: new Set(row.disabled_features) };
+    let on = new Set(resolution.features || []);
+    const declared = manifest.features || [];
+    if (!declared.length) {
+      list.replaceChildren(el('li', {}, empty(`${module} declares no feature.`)));
+      return;
+    }
+    list.replaceChildren(...declared.map((feature) => {
+      const id = `feature-${feature.name}`;
+      const box = el('input', { type: 'checkbox', id, 'data-feature': feature.name, 'aria-describedby': `${id}-about` });
+      box.checked = on.has(feature.name);
+      const said = el('span', { class: 'toggle-status', role: 'status' });
+      box.addEventListener('change', async () => {
+        box.disabled = true;
+        said.replaceChildren();
+        const next = { on: new Set(toggles.on), off: new Set(toggles.off) };
+        (box.checked ? next.on : next.off).add(feature.name);
+        (box.checked ? next.off : next.on).delete(feature.name);
+        try {
+          await api.call('PUT', tenantPath, { enabled_features: [...next.on], disabled_features: [...next.off] });
+          toggles.on = next.on;
+          toggles.off = next.off;
+          on = new Set((await resolve(user.tenant, module, null)).features || []);
+          box.checked = on.has(feature.name);
+          said.textContent = box.checked ? 'On for the tenant.' : 'Off for the tenant.';
+        } catch (e) {
+          box.checked = !box.checked;
+          said.replaceChildren(problem(e));
+        } finally {
+          box.disabled = false;
+          box.focus();
+        }
+      });
+      return el('li', {}, box, el('label', { for: id, text: ` ${feature.name}` }),
+        el('span', { id: `${id}-about`, class: 'muted feature-about', text: ` ${feature.description || ''} (default ${feature.default ? 'on' : 'off'})` }), said);
+    }));
+  } catch (e) {
+    list.replaceChildren(el('li', {}, problem(e)));
+  }
+}
+
+/** `#/admin/roles`: the tenant's roles, who holds them, and forms to change both. */
+export async function roles({ user, main }) {
+  const tenant = enc(user.tenant);
+  const rolesBody = el('div', { class: 'module-body' }, loading());
+  const usersBody = el('div', { class: 'module-body' }, loading());
+  const roleStatus = el('div', { role: 'status', class: 'status' });
+  const assignStatus = el('div', { role: 'status', class: 'status' });
+  const roleForm = el('form', { class: 'admin-form', novalidate: true, 'aria-labelledby': 'role-form-title' },
+    el('h2', { id: 'role-form-title', text: 'Create or change a role' }),
+    field({ id: 'role-name', label: 'Role name', input: el('input', { name: 'name', autocomplete: 'off' }) }),
+    field({ id: 'role-permissions', label: 'Permissions', about: 'Module permissions, separated by spaces or commas (financial:invoices.read).',
+      input: el('input', { name: 'permissions', autocomplete: 'off' }) }),
+    field({ id: 'role-description', label: 'Description (optional)', input: el('input', { name: 'description', autocomplete: 'off' }) }),
+    el('button', { type: 'submit', text: 'Save role' }), roleStatus);
+  const roleSelect = el('select', { name: 'role' });
+  const scope = el('select', { name: 'scope' }, el('option', { value: '', text: 'Tenant-wide' }));
+  const assignForm = el('form', { class: 'admin-form', novalidate: true, 'aria-labelledby': 'assign-title' },
+    el('h2', { id: 'assign-title', text: 'Assign a role' }),
+    field({ id: 'assign-user', label: 'User', about: 'The user’s id (their token’s sub).', input: el('input', { name: 'user', autocomplete: 'off' }) }),
+    field({ id: 'assign-role', label: 'Role', input: roleSelect }),
+    field({ id: 'assign-scope', label: 'Where', input: scope }),
+    el('button', { type: 'submit', text: 'Assign' }), assignStatus);
+  main.replaceChildren(page('roles-title', `Roles and users of ${user.tenant}`,
+    el('h2', { id: 'roles-list-title', text: 'Roles' }), rolesBody, roleForm,
+    el('h2', { id: 'users-title', text: 'Users' }), usersBody, assignForm));
+
+  let known = [];
+  const showRoles = async () => {
+    known = await api.call('GET', `/v1/tenants/${tenant}/roles`);
+    rolesBody.replaceChildren(known.length ? el('table', { 'aria-labelledby': 'roles-list-title', 'data-table': 'roles' },
+      el('thead', {}, el('tr', {}, ...['Role', 'Permissions', 'Description'].map((h) => el('th', { scope: 'col', text: h })))),
+      el('tbody', {}, ...known.map((r) => el('tr', { 'data-role': r.name },
+        el('td', { text: r.name }), el('td', { text: r.permissions.join(', ') }), el('td', { text: r.description || '' })))))
+      : empty('No role yet: create one below.'));
+    const chosen = roleSelect.value;
+    roleSelect.replaceChildren(...known.map((r) => el('option', { value: r.name, text: r.name })));
+    if (known.some((r) => r.name === chosen)) roleSelect.value = chosen;
+  };
+  const change = async (who, mutate) => {
+    const path = `/v1/tenants/${tenant}/users/${enc(who)}/roles`;
+    const current = await api.call('GET', path);
+    const next = { roles: [...(current.roles || [])], companies: { ...(current.companies || {}) } };
+    mutate(next);
+    return api.call('PUT', path, next);
+  };
+  const showUsers = async () => {
+    const users = await api.call('GET', `/v1/tenants/${tenant}/users`);
+    const held = (u) => [...(u.roles || []).map((r) => [r, null]),
+      ...Object.entries(u.companies || {}).flatMap(([c, rs]) => rs.map((r) => [r, c]))];
+    const rows = users.filter((u) => held(u).length);
+    const removeButton = (u, role, company) => {
+      const where = company ? ` in ${company}` : '';
+      const remove = el('button', { type: 'button', class: 'small secondary', 'data-unassign': `${u.user}:${role}${company ? `:${company}` : ''}`,
+        'aria-label': `Remove ${role}${where} from ${u.user}`, text: 'Remove' });
+      remove.addEventListener('click', async () => {
+        assignStatus.replaceChildren(loading('Removing…'));
+        try {
+          await change(u.user, (next) => {
+            if (company) next.companies[company] = next.companies[company].filter((r) => r !== role);
+            else next.roles = next.roles.filter((r) => r !== role);
+          });
+          await showUsers();
+          assignStatus.textContent = `${role}${where} removed from ${u.user}.`;
+        } catch (e) {
+          assignStatus.replaceChildren(problem(e));
+        }
+      });
+      return el('li', {}, el('span', { text: `${role}${where} ` }), remove);
+    };
+    const userRow = (u) => el('tr', { 'data-user': u.user }, el('td', { text: u.user }),
+      el('td', {}, el('ul', { class: 'held' }, ...held(u).map(([role, company]) => removeButton(u, role, company)))));
+    usersBody.replaceChildren(rows.length ? el('table', { 'aria-labelledby': 'users-title', 'data-table': 'users' },
+      el('thead', {}, el('tr', {}, ...['User', 'Roles'].map((h) => el('th', { scope: 'col', text: h })))),
+      el('tbody', {}, ...rows.map(userRow)))
+      : empty('Nobody holds a role yet.'));
+  };
+
+  roleForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const name = roleForm.elements.name.value.trim();
+    const permissions = roleForm.elements.permissions.value.split(/[\s,]+/).filter(Boolean);
+    const description = roleForm.elements.description.value.trim();
+    roleStatus.replaceChildren(loading('Saving…'));
+    try {
+      if (!name) throw Object.assign(new Error('422: a role needs a name'), { problem: { detail: 'a role needs a name', errors: [{ path: 'role', message: 'a role needs a name' }] } });
+      await api.call('PUT', `/v1/tenants/${tenant}/roles/${enc(name)}`, { permissions, ...(description ? { description } : {}) });
+      placeProblems(roleForm, { problem: {} }, roleStatus, () => null);
+      roleStatus.textContent = `Role ${name} saved.`;
+      await showRoles();
+    } catch (e) {
+      placeProblems(roleForm, e, roleStatus, (path) => (path.startsWith('permissions') ? 'role-permissions'
+        : path.startsWith('description') ? 'role-description' : path === 'role' || path === 'name' ? 'role-name' : null));
+    }
+  });
+  assignForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const who = assignForm.elements.user.value.trim();
+    const role = roleSelect.value;
+    const company = scope.value;
+    assignStatus.replaceChildren(loading('Assigning…'));
+    try {
+      if (!who) throw Object.assign(new Error('422: whom to assign it to'), { problem: { detail: 'name the user', errors: [{ path: 'user', message: 'name the user' }] } });
+      await change(who, (next) => {
+        if (company) next.companies[company] = [...new Set([...(next.companies[company] || []), role])];
+        else next.roles = [...new Set([...next.roles, role])];
+      });
+      placeProblems(assignForm, { problem: {} }, assignStatus, () => null);
+      await showUsers();
+      assignStatus.textContent = `${role} assigned to ${who}${company ? ` in ${company}` : ''}.`;
+    } catch (e) {
+      placeProblems(assignForm, e, assignStatus, (path) => (path === 'user' ? 'assign-user'
+        : path.startsWith('roles') || path.startsWith('companies') ? 'assign-role' : null));
+    }
+  });
+
+  try {
+    const companies = await api.call('GET', `/v1/tenants/${tenant}/companies`);
+    scope.append(...companies.map((c) => el('option', { value: c.id, text: `In ${c.name || c.id}` })));
+    await showRoles();
+  } catch (e) {
+    rolesBody.replaceChildren(problem(e));
+  }
+  try {
+    await showUsers();
+  } catch (e) {
+    usersBody.replaceChildren(problem(e));
+  }
+}
+
+/** `#/admin/audit`: who changed what, newest first, a page at a time. */
+export async function auditLog({ user, main }) {
+  const body = el('div', { class: 'module-body', 'aria-live': 'polite' });
+  const newer = el('button', { type: 'button', class: 'secondary', text: 'Newer', disabled: true });
+  const older = el('button', { type: 'button', class: 'secondary', text: 'Older', disabled: true });
+  const where = el('span', { class: 'muted', role: 'status' });
+  main.replaceChildren(page('audit-title', `Audit log of ${user.tenant}`,
+    body, el('div', { class: 'pager' }, newer, where, older)));
+  // The cursors of the pages shown so far: `after` of page n is cursors[n].
+  const cursors = [null];
+  let at = 0;
+  const show = async (index) => {
+    body.replaceChildren(loading());
+    newer.disabled = true;
+    older.disabled = true;
+    try {
+      const after = cursors[index];
+      const answer = await api.call('GET', `/v1/tenants/${enc(user.tenant)}/audit?limit=20${after ? `&after=${enc(after)}` : ''}`);
+      at = index;
+      cursors[index + 1] = answer.next || null;
+      body.replaceChildren(answer.records.length ? el('table', { 'aria-labelledby': 'audit-title', 'data-table': 'audit' },
+        el('thead', {}, el('tr', {}, ...['When', 'Who', 'What', 'On', 'Detail'].map((h) => el('th', { scope: 'col', text: h })))),
+        el('tbody', {}, ...answer.records.map((r) => el('tr', { 'data-audit': r.action },
+          el('td', { text: when(r.at) }), el('td', { text: r.actor }), el('td', { text: r.action }), el('td', { text: r.target }),
+          el('td', { class: 'detail', text: r.detail === null || r.detail === undefined ? '' : JSON.stringify(r.detail) })))))
+        : empty('Nothing has been changed yet.'));
+      where.textContent = `Page ${index + 1}`;
+      newer.disabled = index === 0;
+      older.disabled = !answer.next;
+    } catch (e) {
+      body.replaceChildren(problem(e));
+    }
+  };
+  newer.addEventListener('click', () => show(at - 1));
+  older.addEventListener('click', () => show(at + 1));
+  await show(0);
+}

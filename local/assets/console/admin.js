@@ -38,6 +38,8 @@ export function adminPage(name, rest, context) {
   if (!open) return false;
   const shown = open();
   if (!shown) return false;
+  // From the menu, the page takes the focus (as a module's does); a page's own controls keep it.
+  if (document.getElementById('menu').contains(document.activeElement)) context.main.focus();
   shown.catch((e) => console.warn(`admin page ${name}:`, e));
   return true;
 }

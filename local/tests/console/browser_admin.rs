@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use fantoccini::actions::InputSource;
 use fantoccini::{Client, Locator};
 use reqwest::Method;
 use serde_json::json;
@@ -79,6 +80,64 @@ async fn wait_for_all(browser: &Client, css: &str, attribute: &str, wanted: &[&s
     }
 }
 
+/// The page's controls that have no name a screen reader would say (no label, no
+/// `aria-label`, no text), and how many can take the focus.
+async fn unlabelled(browser: &Client) -> (Vec<String>, usize) {
+    let script = r#"
+        const found = [];
+        let focusable = 0;
+        for (const e of document.querySelectorAll('#main input, #main select, #main button, #main a[href]')) {
+            if (!e.getClientRects().length) continue;
+            if (!e.disabled) focusable += 1;
+            const labelled = (e.labels && e.labels.length) || e.getAttribute('aria-label')
+                || e.getAttribute('aria-labelledby') || e.textContent.trim();
+            if (!labelled) found.push(`${e.tagName}#${e.id}: no label`);
+        }
+        return [found, focusable];"#;
+    let answer = browser.execute(script, vec![]).await.unwrap();
+    let found = answer[0]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    (found, answer[1].as_u64().unwrap_or_default() as usize)
+}
+
+/// Every control of the page is labelled, and Tab reaches each one from the page's start,
+/// its outline showing.
+async fn usable(browser: &Client) {
+    let (found, focusable) = unlabelled(browser).await;
+    assert!(found.is_empty(), "{found:#?}");
+    browser
+        .execute("document.getElementById('main').focus()", vec![])
+        .await
+        .unwrap();
+    let script = "const e = document.activeElement; const style = getComputedStyle(e); \
+        return [document.getElementById('main').contains(e) && e.id !== 'main', \
+        `${e.tagName}#${e.id} ${e.textContent.trim().slice(0, 30)}`, \
+        style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2];";
+    let mut reached = 0;
+    for _ in 0..focusable {
+        // The keyboard itself (an element's send_keys would type into a file field).
+        let tab = char::from(fantoccini::key::Key::Tab);
+        let keys = fantoccini::actions::KeyActions::new("keyboard".into())
+            .then(fantoccini::actions::KeyAction::Down { value: tab })
+            .then(fantoccini::actions::KeyAction::Up { value: tab });
+        browser.perform_actions(keys).await.unwrap();
+        let answer = browser.execute(script, vec![]).await.unwrap();
+        if answer[0] != json!(true) {
+            break;
+        }
+        assert!(answer[2] == json!(true), "{} shows no focus", answer[1]);
+        reached += 1;
+    }
+    assert_eq!(
+        reached, focusable,
+        "Tab reached {reached} of {focusable} controls"
+    );
+}
+
 /// The page fits `width` px: the window is set to it and nothing is wider.
 async fn fits(browser: &Client, width: u32) {
     browser.set_window_size(width, 900).await.unwrap();
@@ -131,6 +190,7 @@ async fn a_tenant_admin_finds_a_module_in_the_marketplace_by_category_and_tag_an
     choose(&browser, "#market-tier", "").await;
     choose(&browser, "#market-category", "finance").await;
     wait_for_all(&browser, "[data-market]", "data-market", &["financial"]).await;
+    usable(&browser).await;
     screenshot(&browser, "marketplace").await;
     fits(&browser, 375).await;
     browser.set_window_size(1440, 900).await.unwrap();
@@ -154,6 +214,7 @@ async fn a_tenant_admin_finds_a_module_in_the_marketplace_by_category_and_tag_an
     assert!(tax.contains("number") && tax.contains("maximum 1"), "{tax}");
     let faint = low_contrast(&browser).await;
     assert!(faint.is_empty(), "below WCAG AA contrast: {faint:#?}");
+    usable(&browser).await;
     screenshot(&browser, "module-detail").await;
     fits(&browser, 1440).await;
     fits(&browser, 375).await;
@@ -208,6 +269,7 @@ async fn a_tenant_admin_sets_the_tenant_configuration_and_sees_each_value_s_tier
     assert!(about.contains("Now 45, from the tenant tier"), "{about}");
     let faint = low_contrast(&browser).await;
     assert!(faint.is_empty(), "below WCAG AA contrast: {faint:#?}");
+    usable(&browser).await;
     screenshot(&browser, "tenant-configuration").await;
     fits(&browser, 1440).await;
     fits(&browser, 375).await;
@@ -252,6 +314,7 @@ async fn a_tenant_admin_flips_a_feature_toggle() {
         "Off for the tenant.",
     )
     .await;
+    usable(&browser).await;
     screenshot(&browser, "features").await;
 
     // What the platform resolves, as a module would read it.
@@ -348,6 +411,7 @@ async fn a_tenant_admin_assigns_a_role_and_sees_it_in_the_audit_log() {
     .await;
     let row = wait_for_text(&browser, "tr[data-user=bob]", "accountant in acme-de").await;
     assert!(row.starts_with("bob"), "{row}");
+    usable(&browser).await;
     screenshot(&browser, "roles").await;
     fits(&browser, 375).await;
     browser.set_window_size(1440, 900).await.unwrap();
@@ -363,6 +427,7 @@ async fn a_tenant_admin_assigns_a_role_and_sees_it_in_the_audit_log() {
     assert!(newest.contains("accountant"), "the detail: {newest}");
     let role_change = text_of(&browser, "tr[data-audit=\"role.changed\"]").await;
     assert!(role_change.contains("role:accountant"), "{role_change}");
+    usable(&browser).await;
     screenshot(&browser, "audit-log").await;
     fits(&browser, 1440).await;
     fits(&browser, 375).await;
@@ -381,7 +446,7 @@ async fn a_tenant_admin_assigns_a_role_and_sees_it_in_the_audit_log() {
 }
 
 /// A module with no backend of its own to start: installed with an `endpoint`, no hooks.
-fn small_manifest(name: &str, subscribes: serde_json::Value) -> serde_json::Value {
+fn small_manifest(name: &str, subscribes: &serde_json::Value) -> serde_json::Value {
     json!({
         "name": name,
         "display_name": format!("The {name}"),
@@ -425,6 +490,28 @@ const UNINSTALL_STEPS: [&str; 6] = [
     "revoke_api_keys",
 ];
 
+/// Publishes the manifest at `path` from the publish form and waits for it to say `said`.
+async fn publish(browser: &Client, path: &std::path::Path, said: &str) {
+    browser
+        .find(Locator::Css("#publish-file"))
+        .await
+        .unwrap()
+        .send_keys(path.to_str().unwrap())
+        .await
+        .unwrap();
+    click(
+        browser,
+        "form[aria-labelledby=publish-title] button[type=submit]",
+    )
+    .await;
+    wait_for_text(
+        browser,
+        "form[aria-labelledby=publish-title] [role=status]",
+        said,
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_platform_admin_installs_a_module_and_watches_each_saga_step_then_uninstalls_it() {
     let _turn = ONE_AT_A_TIME.lock().await;
@@ -433,7 +520,7 @@ async fn a_platform_admin_installs_a_module_and_watches_each_saga_step_then_unin
     };
     let platform = demo().await;
     let manifest = platform.data.path().join("greeter-manifest.json");
-    std::fs::write(&manifest, small_manifest("greeter", json!([])).to_string()).unwrap();
+    std::fs::write(&manifest, small_manifest("greeter", &json!([])).to_string()).unwrap();
     let browser = browser(&driver).await;
     sign_in_as_operator(&browser, &platform.url).await;
     click(&browser, "a[data-admin=lifecycle]").await;
@@ -450,24 +537,7 @@ async fn a_platform_admin_installs_a_module_and_watches_each_saga_step_then_unin
         "Choose a manifest.json",
     )
     .await;
-    browser
-        .find(Locator::Css("#publish-file"))
-        .await
-        .unwrap()
-        .send_keys(manifest.to_str().unwrap())
-        .await
-        .unwrap();
-    click(
-        &browser,
-        "form[aria-labelledby=publish-title] button[type=submit]",
-    )
-    .await;
-    wait_for_text(
-        &browser,
-        "form[aria-labelledby=publish-title] [role=status]",
-        "Published greeter 0.1.0.",
-    )
-    .await;
+    publish(&browser, &manifest, "Published greeter 0.1.0.").await;
     wait_for_text(&browser, "#life-current", "Not installed.").await;
 
     // A backend that is already running (nothing listens there: the saga does not call it
@@ -500,9 +570,29 @@ async fn a_platform_admin_installs_a_module_and_watches_each_saga_step_then_unin
     .await;
     let current = text_of(&browser, "#life-current").await;
     assert!(current.starts_with("Serving 0.1.0"), "{current}");
+    usable(&browser).await;
     screenshot(&browser, "install-steps").await;
     fits(&browser, 375).await;
     browser.set_window_size(1440, 900).await.unwrap();
+
+    // A second version: upgraded to, then rolled back from.
+    let mut next = small_manifest("greeter", &json!([]));
+    next["version"] = json!("0.2.0");
+    let second = platform.data.path().join("greeter-0.2.0.json");
+    std::fs::write(&second, next.to_string()).unwrap();
+    publish(&browser, &second, "Published greeter 0.2.0.").await;
+    choose(&browser, "#life-version", "0.2.0").await;
+    click(&browser, "button[data-op=upgrade]").await;
+    wait_for_text(&browser, "#steps-title", "upgrade greeter 0.2.0: installed").await;
+    wait_for_text(&browser, "#life-current", "Serving 0.2.0").await;
+    click(&browser, "button[data-op=rollback]").await;
+    wait_for_text(
+        &browser,
+        "#steps-title",
+        "rollback greeter 0.1.0: installed",
+    )
+    .await;
+    wait_for_text(&browser, "#life-current", "Serving 0.1.0").await;
 
     click(&browser, "button[data-op=uninstall]").await;
     wait_for_text(
@@ -536,7 +626,7 @@ async fn a_platform_admin_installs_a_module_and_watches_each_saga_step_then_unin
     let current = text_of(&browser, "#life-current").await;
     assert!(current.starts_with("Not serving"), "{current}");
 
-    // Rolling back what was never upgraded is refused, and said.
+    // Rolling back with no earlier version to go back to is refused, and said.
     click(&browser, "button[data-op=rollback]").await;
     let refused = text_of(
         &browser,
@@ -594,6 +684,7 @@ async fn a_platform_admin_issues_rotates_and_revokes_an_api_key_seeing_the_secre
         !row.contains(&secret),
         "the list shows a prefix, never the key"
     );
+    usable(&browser).await;
     screenshot(&browser, "api-keys").await;
 
     // Shown once: the page opened again has no trace of it.
@@ -704,7 +795,7 @@ async fn a_platform_admin_replays_a_dead_letter() {
         .call(
             Method::POST,
             "/v1/modules",
-            Some(small_manifest("listener", subscribes)),
+            Some(small_manifest("listener", &subscribes)),
         )
         .await;
     assert_eq!(status, 201, "{body}");
@@ -754,6 +845,7 @@ async fn a_platform_admin_replays_a_dead_letter() {
         row.contains("listener") && row.contains("tenant.module.enabled"),
         "{row}"
     );
+    usable(&browser).await;
     screenshot(&browser, "dead-letters").await;
     fits(&browser, 375).await;
     browser.set_window_size(1440, 900).await.unwrap();

@@ -45,9 +45,10 @@ export async function lifecycle({ main }, preselected) {
   const stepsTitle = el('h2', { id: 'steps-title', text: 'Steps' });
   const steps = el('ol', { id: 'saga-steps', class: 'steps', 'aria-labelledby': 'steps-title' });
   const feed = el('ol', { id: 'saga-feed', class: 'feed', 'aria-live': 'polite', 'aria-label': 'Steps as they finished' });
-  main.replaceChildren(page('lifecycle-title', 'Publish and install', publishForm, opForm,
+  main.replaceChildren(page('lifecycle-title', 'Publish and install', el('div', { class: 'split' },
+    el('div', {}, publishForm, opForm),
     el('section', { class: 'saga', 'aria-labelledby': 'steps-title' }, stepsTitle, steps,
-      el('h3', { text: 'As it happened' }), feed)));
+      el('h3', { text: 'As it happened' }), feed))));
 
   let catalog = [];
   const loadCatalog = async (choose) => {

@@ -15,7 +15,8 @@ export async function tenantConfiguration({ user, company, main }, module) {
   main.replaceChildren(page('tenant-config-title', `Tenant configuration of ${module}`,
     el('p', {}, el('a', { href: `#/admin/configure/${enc(module)}`, text: `${company ? `${company}’s` : 'A company’s'} override` }),
       ' · ', el('a', { href: `#/admin/features/${enc(module)}`, text: 'Feature toggles' })),
-    form, el('h2', { id: 'resolved-title', text: `Resolved${company ? ` for ${company}` : ''}` }), resolved));
+    el('div', { class: 'split' }, form,
+      el('div', {}, el('h2', { id: 'resolved-title', text: `Resolved${company ? ` for ${company}` : ''}` }), resolved))));
   const showResolved = async () => {
     try {
       resolved.replaceChildren(resolvedTable(await resolve(user.tenant, module, company)));
@@ -123,8 +124,9 @@ export async function roles({ user, main }) {
     field({ id: 'assign-scope', label: 'Where', input: scope }),
     el('button', { type: 'submit', text: 'Assign' }), assignStatus);
   main.replaceChildren(page('roles-title', `Roles and users of ${user.tenant}`,
-    el('h2', { id: 'roles-list-title', text: 'Roles' }), rolesBody, roleForm,
-    el('h2', { id: 'users-title', text: 'Users' }), usersBody, assignForm));
+    el('div', { class: 'split' },
+      el('div', {}, el('h2', { id: 'users-title', text: 'Users' }), usersBody, assignForm),
+      el('div', {}, el('h2', { id: 'roles-list-title', text: 'Roles' }), rolesBody, roleForm))));
 
   let known = [];
   const showRoles = async () => {

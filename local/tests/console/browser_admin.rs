@@ -190,8 +190,8 @@ async fn a_tenant_admin_finds_a_module_in_the_marketplace_by_category_and_tag_an
     choose(&browser, "#market-tier", "").await;
     choose(&browser, "#market-category", "finance").await;
     wait_for_all(&browser, "[data-market]", "data-market", &["financial"]).await;
-    usable(&browser).await;
     screenshot(&browser, "marketplace").await;
+    usable(&browser).await;
     fits(&browser, 375).await;
     browser.set_window_size(1440, 900).await.unwrap();
 
@@ -214,8 +214,8 @@ async fn a_tenant_admin_finds_a_module_in_the_marketplace_by_category_and_tag_an
     assert!(tax.contains("number") && tax.contains("maximum 1"), "{tax}");
     let faint = low_contrast(&browser).await;
     assert!(faint.is_empty(), "below WCAG AA contrast: {faint:#?}");
-    usable(&browser).await;
     screenshot(&browser, "module-detail").await;
+    usable(&browser).await;
     fits(&browser, 1440).await;
     fits(&browser, 375).await;
 
@@ -269,8 +269,8 @@ async fn a_tenant_admin_sets_the_tenant_configuration_and_sees_each_value_s_tier
     assert!(about.contains("Now 45, from the tenant tier"), "{about}");
     let faint = low_contrast(&browser).await;
     assert!(faint.is_empty(), "below WCAG AA contrast: {faint:#?}");
-    usable(&browser).await;
     screenshot(&browser, "tenant-configuration").await;
+    usable(&browser).await;
     fits(&browser, 1440).await;
     fits(&browser, 375).await;
 
@@ -314,8 +314,8 @@ async fn a_tenant_admin_flips_a_feature_toggle() {
         "Off for the tenant.",
     )
     .await;
-    usable(&browser).await;
     screenshot(&browser, "features").await;
+    usable(&browser).await;
 
     // What the platform resolves, as a module would read it.
     let alice = SignedIn::as_user(&platform.url, "alice").await;
@@ -411,8 +411,8 @@ async fn a_tenant_admin_assigns_a_role_and_sees_it_in_the_audit_log() {
     .await;
     let row = wait_for_text(&browser, "tr[data-user=bob]", "accountant in acme-de").await;
     assert!(row.starts_with("bob"), "{row}");
-    usable(&browser).await;
     screenshot(&browser, "roles").await;
+    usable(&browser).await;
     fits(&browser, 375).await;
     browser.set_window_size(1440, 900).await.unwrap();
 
@@ -427,8 +427,8 @@ async fn a_tenant_admin_assigns_a_role_and_sees_it_in_the_audit_log() {
     assert!(newest.contains("accountant"), "the detail: {newest}");
     let role_change = text_of(&browser, "tr[data-audit=\"role.changed\"]").await;
     assert!(role_change.contains("role:accountant"), "{role_change}");
-    usable(&browser).await;
     screenshot(&browser, "audit-log").await;
+    usable(&browser).await;
     fits(&browser, 1440).await;
     fits(&browser, 375).await;
 
@@ -570,8 +570,8 @@ async fn a_platform_admin_installs_a_module_and_watches_each_saga_step_then_unin
     .await;
     let current = text_of(&browser, "#life-current").await;
     assert!(current.starts_with("Serving 0.1.0"), "{current}");
-    usable(&browser).await;
     screenshot(&browser, "install-steps").await;
+    usable(&browser).await;
     fits(&browser, 375).await;
     browser.set_window_size(1440, 900).await.unwrap();
 
@@ -684,8 +684,8 @@ async fn a_platform_admin_issues_rotates_and_revokes_an_api_key_seeing_the_secre
         !row.contains(&secret),
         "the list shows a prefix, never the key"
     );
-    usable(&browser).await;
     screenshot(&browser, "api-keys").await;
+    usable(&browser).await;
 
     // Shown once: the page opened again has no trace of it.
     click(&browser, "a[data-admin=dead-letters]").await;
@@ -845,8 +845,8 @@ async fn a_platform_admin_replays_a_dead_letter() {
         row.contains("listener") && row.contains("tenant.module.enabled"),
         "{row}"
     );
-    usable(&browser).await;
     screenshot(&browser, "dead-letters").await;
+    usable(&browser).await;
     fits(&browser, 375).await;
     browser.set_window_size(1440, 900).await.unwrap();
 

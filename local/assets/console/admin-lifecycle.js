@@ -4,7 +4,7 @@
 // operation is no longer pending or running.
 
 import * as api from './api.js';
-import { el, empty, field, loading, page, placeProblems, problem, when } from './dom.js';
+import { clearProblems, el, empty, field, loading, page, placeProblems, problem, when } from './dom.js';
 
 const enc = encodeURIComponent;
 /** How often the installation is read while an operation runs. */
@@ -14,12 +14,9 @@ const words = (name) => String(name).replaceAll('_', ' ');
 
 /** `#/admin/lifecycle[/{module}]`. */
 export async function lifecycle({ main }, preselected) {
-  const publishStatus = el('div', { role: 'status', class: 'status' });
-  const file = el('input', { type: 'file', name: 'manifest', accept: 'application/json,.json' });
-  const publishForm = el('form', { class: 'admin-form', novalidate: true, 'aria-labelledby': 'publish-title' },
-    el('h2', { id: 'publish-title', text: 'Publish a version' }),
-    field({ id: 'publish-file', label: 'Manifest (manifest.json)', input: file, about: 'A version is published once; the same manifest again changes nothing.' }),
-    el('button', { type: 'submit', text: 'Publish' }), publishStatus);
+  // Set below, once the catalog can be loaded again; a publish chooses what it published.
+  let loadCatalog;
+  const publishForm = publishSection((module) => loadCatalog(module));
 
   const moduleSelect = el('select', { name: 'module' });
   const versionSelect = el('select', { name: 'version' });
@@ -51,7 +48,7 @@ export async function lifecycle({ main }, preselected) {
       el('h3', { text: 'As it happened' }), feed))));
 
   let catalog = [];
-  const loadCatalog = async (choose) => {
+  loadCatalog = async (choose) => {
     catalog = await api.call('GET', '/v1/modules');
     moduleSelect.replaceChildren(...catalog.map((m) => el('option', { value: m.name, text: `${m.display_name} (${m.name})` })));
     if (choose && catalog.some((m) => m.name === choose)) moduleSelect.value = choose;
@@ -101,7 +98,8 @@ export async function lifecycle({ main }, preselected) {
     for (;;) {
       const inst = await installation(module);
       await showInstallation(inst, true);
-      if (!inst || !BUSY.has(inst.status)) return inst;
+      // Done, or the page was left: no more reads.
+      if (!inst || !BUSY.has(inst.status) || !steps.isConnected) return inst;
       await new Promise((resolve) => { setTimeout(resolve, POLL_MS); });
     }
   };
@@ -123,7 +121,7 @@ export async function lifecycle({ main }, preselected) {
     feed.replaceChildren();
     try {
       await requests[op]();
-      placeProblems(opForm, { problem: {} }, opStatus, () => null);
+      clearProblems(opForm);
       opStatus.replaceChildren(loading(`${words(op)} ${module}: running…`));
       const ended = await follow(module);
       opStatus.textContent = ended ? `${words(ended.operation)} ${module} ${ended.version}: ${ended.status}.` : `${module}: gone.`;
@@ -137,12 +135,28 @@ export async function lifecycle({ main }, preselected) {
   moduleSelect.addEventListener('change', () => moduleChosen().catch((e) => opStatus.replaceChildren(problem(e))));
   opForm.addEventListener('submit', (event) => event.preventDefault());
 
+  try {
+    await loadCatalog(preselected);
+    if (!catalog.length) current.replaceChildren(empty('Nothing is published yet: publish a manifest above.'));
+  } catch (e) {
+    opStatus.replaceChildren(problem(e));
+  }
+}
+
+/** The form that publishes a manifest.json chosen from disk; `onPublished(module)` after. */
+function publishSection(onPublished) {
+  const publishStatus = el('div', { role: 'status', class: 'status' });
+  const file = el('input', { type: 'file', name: 'manifest', accept: 'application/json,.json' });
+  const publishForm = el('form', { class: 'admin-form', novalidate: true, 'aria-labelledby': 'publish-title' },
+    el('h2', { id: 'publish-title', text: 'Publish a version' }),
+    field({ id: 'publish-file', label: 'Manifest (manifest.json)', input: file, about: 'A version is published once; the same manifest again changes nothing.' }),
+    el('button', { type: 'submit', text: 'Publish' }), publishStatus);
   publishForm.addEventListener('submit', async (event) => {
     event.preventDefault();
     const chosen = file.files[0];
     const refuse = (error) => {
       file.setAttribute('aria-invalid', 'true');
-      document.querySelector('[data-problem-for="publish-file"]').textContent = '';
+      publishForm.querySelector('[data-problem-for="publish-file"]').textContent = '';
       publishStatus.replaceChildren(problem(error));
       file.focus();
     };
@@ -162,16 +176,10 @@ export async function lifecycle({ main }, preselected) {
     try {
       const published = await api.call('POST', '/v1/modules', manifest);
       publishStatus.textContent = `Published ${published.module} ${published.version}.`;
-      await loadCatalog(published.module);
+      await onPublished(published.module);
     } catch (e) {
       refuse(e);
     }
   });
-
-  try {
-    await loadCatalog(preselected);
-    if (!catalog.length) current.replaceChildren(empty('Nothing is published yet: publish a manifest above.'));
-  } catch (e) {
-    opStatus.replaceChildren(problem(e));
-  }
+  return publishForm;
 }

@@ -4,7 +4,7 @@
 
 import * as api from './api.js';
 import { configure, resolve } from './configure.js';
-import { el, empty, field, loading, page, placeProblems, problem, when } from './dom.js';
+import { clearProblems, el, empty, field, loading, page, placeProblems, problem, when } from './dom.js';
 
 const enc = encodeURIComponent;
 
@@ -104,42 +104,83 @@ export async function features({ user, main }, module) {
 /** `#/admin/roles`: the tenant's roles, who holds them, and forms to change both. */
 export async function roles({ user, main }) {
   const tenant = enc(user.tenant);
-  const rolesBody = el('div', { class: 'module-body' }, loading());
-  const usersBody = el('div', { class: 'module-body' }, loading());
-  const roleStatus = el('div', { role: 'status', class: 'status' });
-  const assignStatus = el('div', { role: 'status', class: 'status' });
-  const roleForm = el('form', { class: 'admin-form', novalidate: true, 'aria-labelledby': 'role-form-title' },
+  const roleList = roleSection(tenant);
+  const userList = userSection(tenant, roleList.select);
+  main.replaceChildren(page('roles-title', `Roles and users of ${user.tenant}`,
+    el('div', { class: 'split' }, userList.node, roleList.node)));
+  try {
+    const companies = await api.call('GET', `/v1/tenants/${tenant}/companies`);
+    userList.scope.append(...companies.map((c) => el('option', { value: c.id, text: `In ${c.name || c.id}` })));
+    await roleList.show();
+  } catch (e) {
+    roleList.body.replaceChildren(problem(e));
+  }
+  try {
+    await userList.show();
+  } catch (e) {
+    userList.body.replaceChildren(problem(e));
+  }
+}
+
+/** A refusal made here, before any call, in the API's shape: `detail` about the field `path`. */
+const refusal = (path, detail) => Object.assign(new Error(detail), { problem: { detail, errors: [{ path, message: detail }] } });
+
+/** The roles' table and the form that creates or changes one; `select` lists them to assign. */
+function roleSection(tenant) {
+  const body = el('div', { class: 'module-body' }, loading());
+  const status = el('div', { role: 'status', class: 'status' });
+  const select = el('select', { name: 'role' });
+  const form = el('form', { class: 'admin-form', novalidate: true, 'aria-labelledby': 'role-form-title' },
     el('h2', { id: 'role-form-title', text: 'Create or change a role' }),
     field({ id: 'role-name', label: 'Role name', input: el('input', { name: 'name', autocomplete: 'off' }) }),
     field({ id: 'role-permissions', label: 'Permissions', about: 'Module permissions, separated by spaces or commas (financial:invoices.read).',
       input: el('input', { name: 'permissions', autocomplete: 'off' }) }),
     field({ id: 'role-description', label: 'Description (optional)', input: el('input', { name: 'description', autocomplete: 'off' }) }),
-    el('button', { type: 'submit', text: 'Save role' }), roleStatus);
-  const roleSelect = el('select', { name: 'role' });
-  const scope = el('select', { name: 'scope' }, el('option', { value: '', text: 'Tenant-wide' }));
-  const assignForm = el('form', { class: 'admin-form', novalidate: true, 'aria-labelledby': 'assign-title' },
-    el('h2', { id: 'assign-title', text: 'Assign a role' }),
-    field({ id: 'assign-user', label: 'User', about: 'The user’s id (their token’s sub).', input: el('input', { name: 'user', autocomplete: 'off' }) }),
-    field({ id: 'assign-role', label: 'Role', input: roleSelect }),
-    field({ id: 'assign-scope', label: 'Where', input: scope }),
-    el('button', { type: 'submit', text: 'Assign' }), assignStatus);
-  main.replaceChildren(page('roles-title', `Roles and users of ${user.tenant}`,
-    el('div', { class: 'split' },
-      el('div', {}, el('h2', { id: 'users-title', text: 'Users' }), usersBody, assignForm),
-      el('div', {}, el('h2', { id: 'roles-list-title', text: 'Roles' }), rolesBody, roleForm))));
-
-  let known = [];
-  const showRoles = async () => {
-    known = await api.call('GET', `/v1/tenants/${tenant}/roles`);
-    rolesBody.replaceChildren(known.length ? el('table', { 'aria-labelledby': 'roles-list-title', 'data-table': 'roles' },
+    el('button', { type: 'submit', text: 'Save role' }), status);
+  const show = async () => {
+    const known = await api.call('GET', `/v1/tenants/${tenant}/roles`);
+    body.replaceChildren(known.length ? el('table', { 'aria-labelledby': 'roles-list-title', 'data-table': 'roles' },
       el('thead', {}, el('tr', {}, ...['Role', 'Permissions', 'Description'].map((h) => el('th', { scope: 'col', text: h })))),
       el('tbody', {}, ...known.map((r) => el('tr', { 'data-role': r.name },
         el('td', { text: r.name }), el('td', { text: r.permissions.join(', ') }), el('td', { text: r.description || '' })))))
       : empty('No role yet: create one below.'));
-    const chosen = roleSelect.value;
-    roleSelect.replaceChildren(...known.map((r) => el('option', { value: r.name, text: r.name })));
-    if (known.some((r) => r.name === chosen)) roleSelect.value = chosen;
+    const chosen = select.value;
+    select.replaceChildren(...known.map((r) => el('option', { value: r.name, text: r.name })));
+    if (known.some((r) => r.name === chosen)) select.value = chosen;
   };
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const name = form.elements.name.value.trim();
+    const permissions = form.elements.permissions.value.split(/[\s,]+/).filter(Boolean);
+    const description = form.elements.description.value.trim();
+    status.replaceChildren(loading('Saving…'));
+    try {
+      if (!name) throw refusal('role', 'a role needs a name');
+      await api.call('PUT', `/v1/tenants/${tenant}/roles/${enc(name)}`, { permissions, ...(description ? { description } : {}) });
+      clearProblems(form);
+      status.textContent = `Role ${name} saved.`;
+      await show();
+    } catch (e) {
+      placeProblems(form, e, status, (path) => (path.startsWith('permissions') ? 'role-permissions'
+        : path.startsWith('description') ? 'role-description' : path === 'role' ? 'role-name' : null));
+    }
+  });
+  const node = el('div', {}, el('h2', { id: 'roles-list-title', text: 'Roles' }), body, form);
+  return { node, body, select, show };
+}
+
+/** Who holds which role (each with Remove), and the form that assigns one. */
+function userSection(tenant, roleSelect) {
+  const body = el('div', { class: 'module-body' }, loading());
+  const status = el('div', { role: 'status', class: 'status' });
+  const scope = el('select', { name: 'scope' }, el('option', { value: '', text: 'Tenant-wide' }));
+  const form = el('form', { class: 'admin-form', novalidate: true, 'aria-labelledby': 'assign-title' },
+    el('h2', { id: 'assign-title', text: 'Assign a role' }),
+    field({ id: 'assign-user', label: 'User', about: 'The user’s id (their token’s sub).', input: el('input', { name: 'user', autocomplete: 'off' }) }),
+    field({ id: 'assign-role', label: 'Role', input: roleSelect }),
+    field({ id: 'assign-scope', label: 'Where', input: scope }),
+    el('button', { type: 'submit', text: 'Assign' }), status);
+  // The assignment API replaces a user's roles: read them, change them, write them back.
   const change = async (who, mutate) => {
     const path = `/v1/tenants/${tenant}/users/${enc(who)}/roles`;
     const current = await api.call('GET', path);
@@ -147,88 +188,60 @@ export async function roles({ user, main }) {
     mutate(next);
     return api.call('PUT', path, next);
   };
-  const showUsers = async () => {
-    const users = await api.call('GET', `/v1/tenants/${tenant}/users`);
-    const held = (u) => [...(u.roles || []).map((r) => [r, null]),
-      ...Object.entries(u.companies || {}).flatMap(([c, rs]) => rs.map((r) => [r, c]))];
-    const rows = users.filter((u) => held(u).length);
-    const removeButton = (u, role, company) => {
-      const where = company ? ` in ${company}` : '';
-      const remove = el('button', { type: 'button', class: 'small secondary', 'data-unassign': `${u.user}:${role}${company ? `:${company}` : ''}`,
-        'aria-label': `Remove ${role}${where} from ${u.user}`, text: 'Remove' });
-      remove.addEventListener('click', async () => {
-        assignStatus.replaceChildren(loading('Removing…'));
-        try {
-          await change(u.user, (next) => {
-            if (company) next.companies[company] = next.companies[company].filter((r) => r !== role);
-            else next.roles = next.roles.filter((r) => r !== role);
-          });
-          await showUsers();
-          assignStatus.textContent = `${role}${where} removed from ${u.user}.`;
-        } catch (e) {
-          assignStatus.replaceChildren(problem(e));
-        }
-      });
-      return el('li', {}, el('span', { text: `${role}${where} ` }), remove);
-    };
-    const userRow = (u) => el('tr', { 'data-user': u.user }, el('td', { text: u.user }),
-      el('td', {}, el('ul', { class: 'held' }, ...held(u).map(([role, company]) => removeButton(u, role, company)))));
-    usersBody.replaceChildren(rows.length ? el('table', { 'aria-labelledby': 'users-title', 'data-table': 'users' },
+  const held = (u) => [...(u.roles || []).map((r) => [r, null]),
+    ...Object.entries(u.companies || {}).flatMap(([c, rs]) => rs.map((r) => [r, c]))];
+  let show;
+  const removeButton = (u, role, company) => {
+    const where = company ? ` in ${company}` : '';
+    const remove = el('button', { type: 'button', class: 'small secondary', 'data-unassign': `${u.user}:${role}${company ? `:${company}` : ''}`,
+      'aria-label': `Remove ${role}${where} from ${u.user}`, text: 'Remove' });
+    remove.addEventListener('click', async () => {
+      status.replaceChildren(loading('Removing…'));
+      try {
+        await change(u.user, (next) => {
+          if (company) next.companies[company] = next.companies[company].filter((r) => r !== role);
+          else next.roles = next.roles.filter((r) => r !== role);
+        });
+        await show();
+        status.textContent = `${role}${where} removed from ${u.user}.`;
+      } catch (e) {
+        status.replaceChildren(problem(e));
+      }
+    });
+    return el('li', {}, el('span', { text: `${role}${where} ` }), remove);
+  };
+  const userRow = (u) => el('tr', { 'data-user': u.user }, el('td', { text: u.user }),
+    el('td', {}, el('ul', { class: 'held' }, ...held(u).map(([role, company]) => removeButton(u, role, company)))));
+  show = async () => {
+    const rows = (await api.call('GET', `/v1/tenants/${tenant}/users`)).filter((u) => held(u).length);
+    body.replaceChildren(rows.length ? el('table', { 'aria-labelledby': 'users-title', 'data-table': 'users' },
       el('thead', {}, el('tr', {}, ...['User', 'Roles'].map((h) => el('th', { scope: 'col', text: h })))),
       el('tbody', {}, ...rows.map(userRow)))
       : empty('Nobody holds a role yet.'));
   };
-
-  roleForm.addEventListener('submit', async (event) => {
+  form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    const name = roleForm.elements.name.value.trim();
-    const permissions = roleForm.elements.permissions.value.split(/[\s,]+/).filter(Boolean);
-    const description = roleForm.elements.description.value.trim();
-    roleStatus.replaceChildren(loading('Saving…'));
-    try {
-      if (!name) throw Object.assign(new Error('422: a role needs a name'), { problem: { detail: 'a role needs a name', errors: [{ path: 'role', message: 'a role needs a name' }] } });
-      await api.call('PUT', `/v1/tenants/${tenant}/roles/${enc(name)}`, { permissions, ...(description ? { description } : {}) });
-      placeProblems(roleForm, { problem: {} }, roleStatus, () => null);
-      roleStatus.textContent = `Role ${name} saved.`;
-      await showRoles();
-    } catch (e) {
-      placeProblems(roleForm, e, roleStatus, (path) => (path.startsWith('permissions') ? 'role-permissions'
-        : path.startsWith('description') ? 'role-description' : path === 'role' || path === 'name' ? 'role-name' : null));
-    }
-  });
-  assignForm.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    const who = assignForm.elements.user.value.trim();
+    const who = form.elements.user.value.trim();
     const role = roleSelect.value;
     const company = scope.value;
-    assignStatus.replaceChildren(loading('Assigning…'));
+    status.replaceChildren(loading('Assigning…'));
     try {
-      if (!who) throw Object.assign(new Error('422: whom to assign it to'), { problem: { detail: 'name the user', errors: [{ path: 'user', message: 'name the user' }] } });
+      if (!who) throw refusal('user', 'name the user');
+      if (!role) throw refusal('roles', 'create a role first');
       await change(who, (next) => {
         if (company) next.companies[company] = [...new Set([...(next.companies[company] || []), role])];
         else next.roles = [...new Set([...next.roles, role])];
       });
-      placeProblems(assignForm, { problem: {} }, assignStatus, () => null);
-      await showUsers();
-      assignStatus.textContent = `${role} assigned to ${who}${company ? ` in ${company}` : ''}.`;
+      clearProblems(form);
+      await show();
+      status.textContent = `${role} assigned to ${who}${company ? ` in ${company}` : ''}.`;
     } catch (e) {
-      placeProblems(assignForm, e, assignStatus, (path) => (path === 'user' ? 'assign-user'
+      placeProblems(form, e, status, (path) => (path === 'user' ? 'assign-user'
         : path.startsWith('roles') || path.startsWith('companies') ? 'assign-role' : null));
     }
   });
-
-  try {
-    const companies = await api.call('GET', `/v1/tenants/${tenant}/companies`);
-    scope.append(...companies.map((c) => el('option', { value: c.id, text: `In ${c.name || c.id}` })));
-    await showRoles();
-  } catch (e) {
-    rolesBody.replaceChildren(problem(e));
-  }
-  try {
-    await showUsers();
-  } catch (e) {
-    usersBody.replaceChildren(problem(e));
-  }
+  const node = el('div', {}, el('h2', { id: 'users-title', text: 'Users' }), body, form);
+  return { node, body, scope, show: () => show() };
 }
 
 /** `#/admin/audit`: who changed what, newest first, a page at a time. */

@@ -48,14 +48,19 @@ export function field({ id, label, input, about }) {
   return wrapper;
 }
 
+/** Takes away what an earlier refusal showed beside `form`'s fields. */
+export function clearProblems(form) {
+  for (const node of form.querySelectorAll('.field-problem')) node.textContent = '';
+  for (const node of form.querySelectorAll('[aria-invalid]')) node.removeAttribute('aria-invalid');
+}
+
 /**
  * Shows a refusal: each of its `errors` under the field whose `data-problem-for` its path maps
  * to (`fieldOf(path)` gives that field's id), the first such field focused; the rest in
  * `status`. Returns how many were placed beside fields.
  */
 export function placeProblems(form, error, status, fieldOf) {
-  for (const node of form.querySelectorAll('.field-problem')) node.textContent = '';
-  for (const node of form.querySelectorAll('[aria-invalid]')) node.removeAttribute('aria-invalid');
+  clearProblems(form);
   const errors = (error.problem && error.problem.errors) || [];
   let placed = 0;
   for (const e of errors) {

@@ -39,6 +39,7 @@ export async function apiKeys({ main }, preselected) {
             if (!revoke.dataset.armed) {
               revoke.dataset.armed = 'yes';
               revoke.textContent = 'Confirm revoke';
+              revoke.setAttribute('aria-label', `Confirm: revoke key ${key.prefix}…`);
               return;
             }
             revoke.disabled = true;

@@ -247,9 +247,9 @@ function userSection(tenant, roleSelect) {
 /** `#/admin/audit`: who changed what, newest first, a page at a time. */
 export async function auditLog({ user, main }) {
   const body = el('div', { class: 'module-body', 'aria-live': 'polite' });
-  const newer = el('button', { type: 'button', class: 'secondary', text: 'Newer', disabled: true });
-  const older = el('button', { type: 'button', class: 'secondary', text: 'Older', disabled: true });
-  const where = el('span', { class: 'muted', role: 'status' });
+  const newer = el('button', { type: 'button', class: 'secondary', 'data-page': 'newer', text: 'Newer', disabled: true });
+  const older = el('button', { type: 'button', class: 'secondary', 'data-page': 'older', text: 'Older', disabled: true });
+  const where = el('span', { class: 'muted', role: 'status', id: 'audit-page' });
   main.replaceChildren(page('audit-title', `Audit log of ${user.tenant}`,
     body, el('div', { class: 'pager' }, newer, where, older)));
   // The cursors of the pages shown so far: `after` of page n is cursors[n].

@@ -366,6 +366,14 @@ async fn a_tenant_admin_assigns_a_role_and_sees_it_in_the_audit_log() {
     sign_in_as_alice(&browser, &platform.url).await;
     click(&browser, "a[data-admin=roles]").await;
     wait_for_text(&browser, "#main", "No role yet").await;
+    // Changes made elsewhere (the API), so that the audit log has more than a page.
+    let alice = SignedIn::as_user(&platform.url, "alice").await;
+    for i in 0..15 {
+        let grant = json!({"permissions": ["financial:invoices.read"]});
+        let path = format!("/v1/tenants/acme/roles/clerk-{i}");
+        let (status, body) = alice.call(Method::PUT, &path, Some(grant)).await;
+        assert_eq!(status, 200, "{body}");
+    }
 
     // A permission no installed module declares is refused beside its field.
     type_into(&browser, "#role-name", "accountant").await;
@@ -429,6 +437,15 @@ async fn a_tenant_admin_assigns_a_role_and_sees_it_in_the_audit_log() {
     assert!(role_change.contains("role:accountant"), "{role_change}");
     screenshot(&browser, "audit-log").await;
     usable(&browser).await;
+    // Twenty to a page: the tenant's creation is on the second.
+    click(&browser, "button[data-page=older]").await;
+    wait_for_text(&browser, "#audit-page", "Page 2").await;
+    let created = text_of(&browser, "tr[data-audit=\"tenant.created\"]").await;
+    assert!(created.contains("tenant:acme"), "{created}");
+    click(&browser, "button[data-page=newer]").await;
+    wait_for_text(&browser, "#audit-page", "Page 1").await;
+    let newest = text_of(&browser, "[data-table=audit] tbody tr:first-child").await;
+    assert!(newest.contains("user:bob"), "{newest}");
     fits(&browser, 1440).await;
     fits(&browser, 375).await;
 

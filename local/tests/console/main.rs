@@ -5,5 +5,6 @@
 
 mod browser;
 mod browser_admin;
+mod browser_platform;
 mod served;
 mod support;

@@ -1,7 +1,7 @@
-// Tenant admin: a company's configuration of a module, in a form generated from the module's
-// configuration JSON Schema (its manifest's `configuration.schema`). Each field shows the
-// resolved value and the tier it came from; the API's validation problems are shown beside
-// the fields they name.
+// Tenant admin: the tenant's or a company's configuration of a module, in a form generated
+// from the module's configuration JSON Schema (its manifest's `configuration.schema`). Each
+// field shows the resolved value and the tier it came from; the API's validation problems are
+// shown beside the fields they name.
 
 import * as api from './api.js';
 
@@ -22,15 +22,25 @@ function typed(schema, text) {
   return text;
 }
 
+/** The resolved configuration of `module` for `tenant` (and `company`, when given). */
+export function resolve(tenant, module, company) {
+  const query = company ? `?company=${encodeURIComponent(company)}` : '';
+  return api.call('GET', `/v1/tenants/${encodeURIComponent(tenant)}/modules/${encodeURIComponent(module)}/config${query}`);
+}
+
 /**
  * Renders the form for `module` (its installed `manifest`) of `tenant`'s `company` into
- * `container`.
+ * `container`; with no `company`, the tenant's own configuration (the tier under every
+ * company's).
  */
 export async function configure(container, { tenant, company, module, manifest }) {
   const schema = (manifest.configuration && manifest.configuration.schema) || {};
   const properties = schema.properties || {};
-  const path = `/v1/tenants/${encodeURIComponent(tenant)}/modules/${encodeURIComponent(module)}/config?company=${encodeURIComponent(company)}`;
-  const resolved = await api.call('GET', path);
+  const resolved = await resolve(tenant, module, company);
+  const whose = company || `tenant ${tenant}`;
+  const target = company
+    ? `/v1/tenants/${encodeURIComponent(tenant)}/companies/${encodeURIComponent(company)}/modules/${encodeURIComponent(module)}`
+    : `/v1/tenants/${encodeURIComponent(tenant)}/modules/${encodeURIComponent(module)}`;
   const fields = new Map();
   const form = el('form', { class: 'config-form', novalidate: '' });
   for (const [name, property] of Object.entries(properties)) {
@@ -50,7 +60,7 @@ export async function configure(container, { tenant, company, module, manifest }
     form.append(el('div', { class: 'field' }, el('label', { for: id, text: name }), input, about, problem));
   }
   const status = el('p', { role: 'status', class: 'status' });
-  form.append(el('button', { type: 'submit', text: `Save for ${company}` }), status);
+  form.append(el('button', { type: 'submit', text: `Save for ${whose}` }), status);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const patch = {};
@@ -65,11 +75,11 @@ export async function configure(container, { tenant, company, module, manifest }
     }
     status.textContent = 'Saving…';
     try {
-      await api.call('PUT', `/v1/tenants/${encodeURIComponent(tenant)}/companies/${encodeURIComponent(company)}/modules/${encodeURIComponent(module)}`,
-        { configuration_patch: patch });
-      status.textContent = `Saved for ${company}.`;
+      await api.call('PUT', target, { configuration_patch: patch });
+      status.textContent = `Saved for ${whose}.`;
       await configure(container, { tenant, company, module, manifest });
-      container.querySelector('[role=status]').textContent = `Saved for ${company}.`;
+      container.querySelector('.config-form [role=status]').textContent = `Saved for ${whose}.`;
+      container.dispatchEvent(new CustomEvent('plinth:saved'));
     } catch (e) {
       const problems = (e.problem && e.problem.errors) || [];
       let placed = 0;
@@ -86,7 +96,8 @@ export async function configure(container, { tenant, company, module, manifest }
       status.textContent = placed ? `Not saved: ${e.problem.detail || e.message}` : `Not saved: ${e.message}`;
     }
   });
-  container.replaceChildren(
-    el('p', { class: 'muted', text: `Company ${company}: values it sets override the tenant’s, which override the module’s defaults.` }),
-    form);
+  const about = company
+    ? `Company ${company}: values it sets override the tenant’s, which override the module’s defaults.`
+    : `Tenant ${tenant}: values it sets override the module’s defaults, and each company may override them.`;
+  container.replaceChildren(el('p', { class: 'muted', text: about }), form);
 }

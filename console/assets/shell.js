@@ -5,6 +5,7 @@
 import * as api from './api.js';
 import { configure } from './configure.js';
 import { loadModule } from './loader.js';
+import { adminLinks, adminPage } from './admin.js';
 
 const main = document.getElementById('main');
 const menu = document.getElementById('menu');
@@ -119,10 +120,11 @@ async function buildMenu() {
   state.entries = [];
   const u = state.user;
   if (!u.tenant) {
-    const parts = [el('p', { class: 'muted', text: 'No tenant: no module menu.' })];
+    const more = adminLinks(u);
+    const parts = [el('p', { class: 'muted', text: 'No tenant: no module menu.' }), el('ul', {}, ...more.everyone)];
     if (u.platform_admin) {
       parts.push(el('h2', { class: 'menu-title', text: 'Platform' }),
-        el('ul', {}, el('li', {}, el('a', { href: '#/admin/installed', 'data-admin': 'installed', text: 'Installed modules' }))));
+        el('ul', {}, el('li', {}, el('a', { href: '#/admin/installed', 'data-admin': 'installed', text: 'Installed modules' })), ...more.platform));
     }
     menu.replaceChildren(...parts);
     return;
@@ -148,10 +150,10 @@ async function buildMenu() {
   const items = state.entries.map((entry) => el('li', {},
     el('a', { href: `#/m/${entry.module}`, 'data-module': entry.module, text: entry.display_name })));
   const parts = [el('h2', { class: 'menu-title', text: 'Modules' }), el('ul', { id: 'module-menu' }, ...items)];
-  if (u.tenant_admin) {
-    parts.push(el('h2', { class: 'menu-title', text: 'Administration' }),
-      el('ul', {}, el('li', {}, el('a', { href: '#/admin/modules', 'data-admin': 'modules', text: 'Enable modules' }))));
-  }
+  const more = adminLinks(u);
+  const admin = u.tenant_admin
+    ? [el('li', {}, el('a', { href: '#/admin/modules', 'data-admin': 'modules', text: 'Enable modules' })), ...more.tenant] : [];
+  parts.push(el('h2', { class: 'menu-title', text: 'Administration' }), el('ul', {}, ...more.everyone, ...admin));
   menu.replaceChildren(...parts);
 }
 
@@ -197,13 +199,17 @@ async function adminModules() {
       }
     });
     const settings = el('a', { href: `#/admin/configure/${module.name}`, class: 'configure', 'data-configure': module.name, text: 'Configure' });
-    return el('li', {}, box, el('label', { for: id, text: ` ${module.display_name} (${module.latest_version})` }), settings, said);
+    const tenantWide = el('a', { href: `#/admin/tenant-config/${module.name}`, class: 'configure', 'data-tenant-config': module.name,
+      'aria-label': `Tenant configuration of ${module.display_name}`, text: 'Tenant' });
+    const toggles = el('a', { href: `#/admin/features/${module.name}`, class: 'configure', 'data-features': module.name,
+      'aria-label': `Features of ${module.display_name}`, text: 'Features' });
+    return el('li', {}, box, el('label', { for: id, text: ` ${module.display_name} (${module.latest_version})` }), settings, tenantWide, toggles, said);
   }));
 }
 
 /** Marks the menu's link to the page shown. */
 function markCurrent() {
-  const shown = location.hash.replace(/^#/, '').split('/')[2];
+  const shown = location.hash.replace(/^#/, '').split('?')[0].split('/')[2];
   for (const link of menu.querySelectorAll('a[data-module], a[data-admin]')) {
     if ((link.dataset.module || link.dataset.admin) === shown) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
@@ -213,7 +219,8 @@ function markCurrent() {
 /** Shows the page the fragment names. */
 function route() {
   if (!state.user) return;
-  const [, kind, module, ...page] = location.hash.replace(/^#/, '').split('/');
+  // A page's own state may follow `?` (the marketplace's filters).
+  const [, kind, module, ...page] = location.hash.replace(/^#/, '').split('?')[0].split('/');
   markCurrent();
   if (kind === 'admin' && module === 'installed' && state.user.platform_admin) {
     installedModules();
@@ -221,6 +228,8 @@ function route() {
     adminModules();
   } else if (kind === 'admin' && module === 'configure' && page[0] && state.user.tenant_admin) {
     configureModule(page[0]);
+  } else if (kind === 'admin' && adminPage(module, page, { user: state.user, company: state.company, main, rebuildMenu: buildMenu })) {
+    // An admin page of admin.js is shown.
   } else if (kind === 'm' && module) {
     openModule(module, page.join('/') || 'index');
   } else {

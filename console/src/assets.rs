@@ -43,6 +43,36 @@ const ASSETS: &[Asset] = &[
         content_type: JS,
     },
     Asset {
+        name: "dom.js",
+        body: include_bytes!("../assets/dom.js"),
+        content_type: JS,
+    },
+    Asset {
+        name: "admin.js",
+        body: include_bytes!("../assets/admin.js"),
+        content_type: JS,
+    },
+    Asset {
+        name: "admin-marketplace.js",
+        body: include_bytes!("../assets/admin-marketplace.js"),
+        content_type: JS,
+    },
+    Asset {
+        name: "admin-tenant.js",
+        body: include_bytes!("../assets/admin-tenant.js"),
+        content_type: JS,
+    },
+    Asset {
+        name: "admin-lifecycle.js",
+        body: include_bytes!("../assets/admin-lifecycle.js"),
+        content_type: JS,
+    },
+    Asset {
+        name: "admin-operate.js",
+        body: include_bytes!("../assets/admin-operate.js"),
+        content_type: JS,
+    },
+    Asset {
         name: "favicon.svg",
         body: include_bytes!("../assets/favicon.svg"),
         content_type: "image/svg+xml",

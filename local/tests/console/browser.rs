@@ -16,13 +16,13 @@ use crate::support::{Platform, workspace_root};
 
 /// One browser at a time: five Chromiums at once on a 2-core machine measure the machine, not
 /// the console (the first page's time is asserted).
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// How long the browser may take to show what a step waits for.
-const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// chromedriver on a free port, stopped when dropped.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     url: String,
 }
@@ -35,7 +35,7 @@ impl Drop for Driver {
 }
 
 /// chromedriver, or `None` (the test skips, saying why) when it is not installed outside CI.
-async fn chromedriver() -> Option<Driver> {
+pub(crate) async fn chromedriver() -> Option<Driver> {
     let installed = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
         .into_iter()
         .find(|path| std::path::Path::new(path).exists());
@@ -77,7 +77,7 @@ async fn chromedriver() -> Option<Driver> {
 }
 
 /// A headless Chromium session, 1440 px wide, keeping its console's log.
-async fn browser(driver: &Driver) -> Client {
+pub(crate) async fn browser(driver: &Driver) -> Client {
     let capabilities = json!({
         "browserName": "chrome",
         "goog:chromeOptions": {
@@ -123,7 +123,7 @@ impl WebDriverCompatibleCommand for BrowserLog {
 }
 
 /// The errors the browser's console logged since the last read, but those `expected` names.
-async fn console_errors(browser: &Client, expected: &[&str]) -> Vec<String> {
+pub(crate) async fn console_errors(browser: &Client, expected: &[&str]) -> Vec<String> {
     let log = browser
         .issue_cmd(BrowserLog)
         .await
@@ -139,7 +139,7 @@ async fn console_errors(browser: &Client, expected: &[&str]) -> Vec<String> {
 }
 
 /// The demo set up on a fresh platform.
-async fn demo() -> Platform {
+pub(crate) async fn demo() -> Platform {
     demo_with(IdentitySettings::default()).await
 }
 
@@ -155,7 +155,7 @@ async fn demo_with(identity: IdentitySettings) -> Platform {
 }
 
 /// The text of the element `css` finds, once it shows (found again if the page replaces it).
-async fn text_of(browser: &Client, css: &str) -> String {
+pub(crate) async fn text_of(browser: &Client, css: &str) -> String {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         if let Ok(element) = browser.find(Locator::Css(css)).await
@@ -174,7 +174,7 @@ async fn text_of(browser: &Client, css: &str) -> String {
 }
 
 /// What the page shows, for a failure's message.
-async fn page_text(browser: &Client) -> String {
+pub(crate) async fn page_text(browser: &Client) -> String {
     match browser.find(Locator::Css("body")).await {
         Ok(body) => body.text().await.unwrap_or_default(),
         Err(e) => format!("(no body: {e})"),
@@ -182,7 +182,7 @@ async fn page_text(browser: &Client) -> String {
 }
 
 /// Waits until the element `css` finds says `wanted`.
-async fn wait_for_text(browser: &Client, css: &str, wanted: &str) -> String {
+pub(crate) async fn wait_for_text(browser: &Client, css: &str, wanted: &str) -> String {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let text = match browser.find(Locator::Css(css)).await {
@@ -202,7 +202,7 @@ async fn wait_for_text(browser: &Client, css: &str, wanted: &str) -> String {
 
 /// Saves what the browser shows as `{PLINTH_CONSOLE_SCREENSHOTS}/{name}.png` when that folder
 /// is set (docs/console.md's pictures are made so).
-async fn screenshot(browser: &Client, name: &str) {
+pub(crate) async fn screenshot(browser: &Client, name: &str) {
     let Some(folder) = std::env::var_os("PLINTH_CONSOLE_SCREENSHOTS") else {
         return;
     };
@@ -215,7 +215,7 @@ async fn screenshot(browser: &Client, name: &str) {
 }
 
 /// Whether the page is wider than the window (a horizontal scroll bar).
-async fn overflows(browser: &Client) -> bool {
+pub(crate) async fn overflows(browser: &Client) -> bool {
     let script =
         "return document.documentElement.scrollWidth > document.documentElement.clientWidth";
     browser.execute(script, vec![]).await.unwrap() == json!(true)
@@ -223,7 +223,7 @@ async fn overflows(browser: &Client) -> bool {
 
 /// Signs in as alice, acme's tenant admin, and waits for the menu; returns how long the
 /// sign-in form took to be interactive after the navigation began, in milliseconds.
-async fn sign_in_as_alice(browser: &Client, url: &str) -> f64 {
+pub(crate) async fn sign_in_as_alice(browser: &Client, url: &str) -> f64 {
     browser.goto(&format!("{url}/")).await.unwrap();
     let user = browser
         .wait()
@@ -267,7 +267,7 @@ async fn create_invoice(browser: &Client, customer: &str, amount: &str) {
     click(browser, ".invoice-form button[type=submit]").await;
 }
 
-async fn click(browser: &Client, css: &str) {
+pub(crate) async fn click(browser: &Client, css: &str) {
     browser
         .wait()
         .at_most(WAIT)
@@ -478,7 +478,7 @@ async fn a_platform_operator_sees_each_installed_module_its_version_and_its_inst
 
 /// The page's text whose contrast with its background is below WCAG AA (4.5:1, or 3:1 for
 /// large text), as `text: ratio`.
-async fn low_contrast(browser: &Client) -> Vec<String> {
+pub(crate) async fn low_contrast(browser: &Client) -> Vec<String> {
     let script = r#"
         const channel = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
         const rgb = (text) => (text.match(/[\d.]+/g) || []).map(Number);

@@ -5,6 +5,8 @@
 //! the test identity provider of `provider.rs`.
 
 mod browser;
+mod browser_admin;
+mod browser_platform;
 mod oidc;
 mod provider;
 mod served;

@@ -83,3 +83,45 @@ pub fn cookie_of(response: &reqwest::Response) -> String {
         .unwrap();
     set.split(';').next().unwrap().to_owned()
 }
+
+/// The platform's API as one of the development users, through the console's `/console/api`
+/// (the way the shell calls it): for a test's setup, what a user would have done elsewhere.
+pub struct SignedIn {
+    url: String,
+    cookie: String,
+}
+
+impl SignedIn {
+    pub async fn as_user(url: &str, user: &str) -> Self {
+        let response = client()
+            .post(format!("{url}/console/session"))
+            .json(&serde_json::json!({"user": user}))
+            .send()
+            .await
+            .expect("the sign-in answers");
+        assert!(response.status().is_success(), "{user} signs in");
+        Self {
+            url: url.to_owned(),
+            cookie: cookie_of(&response),
+        }
+    }
+
+    /// `method` on `/api{path}` with `body`; the answer's status and JSON (null when none).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = client()
+            .request(method, format!("{}/console/api{path}", self.url))
+            .header("cookie", &self.cookie);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the API answers");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or_default())
+    }
+}

@@ -44,8 +44,15 @@ export const signOut = () => send('DELETE', '/console/session');
  * `/api/v1/{module}/invoices` through the gateway), acting in `company`.
  */
 export function moduleClient(module, company) {
+  const own = `/console/api/v1/${module}`;
   const scoped = (path) => {
-    if (typeof path !== 'string' || !path.startsWith('/') || path.split(/[/?#]/).includes('..')) {
+    // Decided on the URL the browser will send, not on the text: it reads `%2e%2e` as `..`
+    // and `\` as `/`. A path with an escape or a backslash is refused outright.
+    const route = typeof path === 'string' ? path.split(/[?#]/)[0] : '';
+    let sent = null;
+    try { sent = new URL(`${own}${path}`, 'http://console.invalid').pathname; } catch { sent = null; }
+    if (!route.startsWith('/') || /[%\\]/.test(route) || route.split('/').includes('..')
+        || sent === null || (sent !== own && !sent.startsWith(`${own}/`))) {
       throw new Error(`a module's path starts with / and stays within the module: ${path}`);
     }
     return `/v1/${module}${path}`;

@@ -24,6 +24,9 @@ const FRAME_POLICY: &str = "sandbox allow-scripts allow-forms; default-src 'self
     script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'none'; \
     object-src 'none'; base-uri 'none'; frame-ancestors 'self'";
 
+/// Every other bundle file, should a browser open it as a document: nothing runs.
+const FILE_POLICY: &str = "sandbox; default-src 'none'; frame-ancestors 'none'";
+
 /// The files of a module's UI bundle, read from its manifest's `frontend.bundle` folder
 /// (relative to `module_dir`), as a publish sends them; `None` when the manifest names no
 /// bundle. Hidden files are left out; a link is refused (it could point outside the folder).
@@ -31,7 +34,21 @@ pub fn read_bundle(module_dir: &FsPath, manifest: &Value) -> Result<Option<Uploa
     let Some(folder) = manifest["frontend"]["bundle"].as_str() else {
         return Ok(None);
     };
-    let root = module_dir.join(folder);
+    let relative = FsPath::new(folder);
+    if relative.is_absolute()
+        || relative.components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        })
+    {
+        bail!(
+            "frontend.bundle: {folder:?} must be a folder inside the module's folder (no absolute \
+             path, no `..`)"
+        );
+    }
+    let root = module_dir.join(relative);
     if !root.is_dir() {
         bail!("frontend.bundle: {} is not a folder", root.display());
     }
@@ -123,6 +140,13 @@ pub(super) async fn file(
             HeaderValue::from_static("SAMEORIGIN"),
         );
     } else {
+        // A script, a style, an image: opened as a document (an SVG with a `<script>`, say)
+        // it runs nothing on the console's origin. An `import()` or `<img>` of it is not
+        // governed by its own policy, so this costs the shell nothing.
+        response.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(FILE_POLICY),
+        );
         response.headers_mut().insert(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -138,4 +162,27 @@ fn not_found(module: &str, version: &str, rest: &str) -> Response {
         format!("{module} {version} publishes no frontend file {rest}"),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cloned module's manifest naming `/home/dev/.aws` (or `../..`) as its bundle would
+    /// have `plinth module publish` upload what is there, to be served to anyone.
+    #[test]
+    fn a_bundle_folder_outside_the_module_s_folder_is_refused_naming_the_field() {
+        let module = FsPath::new("/nonexistent/module");
+        for folder in ["/home/dev/.aws", "../secrets", "frontend/../../x"] {
+            let manifest =
+                serde_json::json!({"frontend": {"type": "spa-module", "bundle": folder}});
+            let error = read_bundle(module, &manifest)
+                .expect_err(folder)
+                .to_string();
+            assert!(
+                error.starts_with("frontend.bundle:") && error.contains("inside the module"),
+                "{folder}: {error}"
+            );
+        }
+    }
 }

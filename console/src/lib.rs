@@ -132,7 +132,7 @@ impl Console {
 
     /// The console's HTTP client (to the gateway, and the identity provider).
     fn client(&self) -> &reqwest::Client {
-        self.client.get_or_init(reqwest::Client::new)
+        self.client.get_or_init(http_client)
     }
 
     /// Whether the console is served over HTTPS, so that its cookies carry `Secure`.
@@ -175,6 +175,17 @@ impl Console {
     fn security_headers(&self, headers: &mut HeaderMap) {
         security_headers(headers, &self.policy);
     }
+}
+
+/// The console's HTTP client (to the gateway, and the identity provider): it follows no
+/// redirect. A module's backend answering `/console/api/…` with a `307` to a platform route
+/// must not make the console call that route with the user's token (nor reach another host).
+#[must_use]
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
 }
 
 /// The headers every console page carries, with `policy` as its Content-Security-Policy.

@@ -108,6 +108,14 @@ pub(super) async fn sign_in(
     if let Err(refused) = same_origin(&headers) {
         return refused.into_response();
     }
+    if !loopback_host(&headers) {
+        return Error::Forbidden(
+            "the development sign-in answers only at 127.0.0.1, localhost or [::1] (Host): a page \
+             of another name resolving here (DNS rebinding) gets no session"
+                .into(),
+        )
+        .into_response();
+    }
     if !console.development_sign_in() {
         return Error::Forbidden(
             "the development sign-in is off: this console signs in through its identity \
@@ -205,6 +213,20 @@ pub(super) async fn pass_through(
         url.push('?');
         url.push_str(&query);
     }
+    // Decided again on the URL as it will be sent: parsing normalises what the path's
+    // decoding left (`%2e%2e` from `%252e%252e`, `\`), and it must still be under /api/v1/.
+    let gateway = url::Url::parse(&console.gateway_url);
+    let Ok(url) = url::Url::parse(&url) else {
+        return Error::NotFound(format!("no platform route /api/{rest}")).into_response();
+    };
+    let prefix = gateway.map_or_else(
+        |_| "/api/v1/".to_owned(),
+        |g| format!("{}/api/v1/", g.path().trim_end_matches('/')),
+    );
+    if !url.path().starts_with(&prefix) || url.path().contains("%2e") || url.path().contains("%2E")
+    {
+        return Error::NotFound(format!("no platform route /api/{rest}")).into_response();
+    }
     let mut request = console
         .client()
         .request(method, url)
@@ -263,6 +285,22 @@ pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
 /// Refuses a request a browser says comes from another site or an opaque origin (a
 /// sandboxed frame): only the console's own pages may use the session. Clients that are not
 /// browsers send neither field, and carry no ambient cookie to abuse.
+/// Whether the request names this machine by a loopback name (`Host`), as a browser on the
+/// developer's machine does; a DNS-rebinding page sends its own name.
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return true; // HTTP/1.0 or a test client: no name to judge; Origin is checked too.
+    };
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "127.0.0.1" | "localhost" | "[::1]"
+    )
+}
+
 fn same_origin(headers: &HeaderMap) -> Result<(), Error> {
     if let Some(site) = headers.get("sec-fetch-site") {
         return if site == "same-origin" {

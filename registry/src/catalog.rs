@@ -160,6 +160,14 @@ impl Catalog {
                 )));
             }
         }
+        if !caller.is_platform_admin() && self.newly_integrated(&manifest).await? {
+            return Err(Error::Forbidden(format!(
+                "frontend.type: `{}` runs {name}'s frontend inside the console's page, with the \
+                 signed-in user's session; only a platform admin may publish the first version \
+                 that does (a module's own key may publish later ones, or an `iframe`)",
+                manifest.frontend.as_ref().map_or("", |f| f.kind.as_str())
+            )));
+        }
         let version_key = keys::module_version(name, &manifest.version.to_string());
         if let Some(existing) = self.store.get(&version_key).await? {
             let existing: ModuleVersion = from_item(&existing)?;
@@ -296,6 +304,24 @@ impl Catalog {
     }
 
     /// Every published version, newest first.
+    /// Whether `manifest` makes its module's frontend integrated (`spa-module`, `es-module`:
+    /// run in the console's page) where no version published before was.
+    async fn newly_integrated(&self, manifest: &Manifest) -> Result<bool> {
+        let integrated = |kind: Option<&str>| matches!(kind, Some("spa-module" | "es-module"));
+        if !integrated(manifest.frontend.as_ref().map(|f| f.kind.as_str())) {
+            return Ok(false);
+        }
+        let query = Query::prefix(keys::module_partition(manifest.name.as_str()), "VERSION#");
+        let before = query_all(self.store.as_ref(), &query).await?;
+        for item in &before {
+            let version: ModuleVersion = from_item(item)?;
+            if integrated(version.manifest["frontend"]["type"].as_str()) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     pub async fn versions(&self, module: &ModuleName) -> Result<Vec<ModuleVersion>> {
         let query = Query::prefix(keys::module_partition(module.as_str()), "VERSION#");
         let items = query_all(self.store.as_ref(), &query).await?;

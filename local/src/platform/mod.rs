@@ -452,7 +452,7 @@ impl Running {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mut workers = Vec::new();
         // One client for every thread's console, made before the first request.
-        let console_client = reqwest::Client::new();
+        let console_client = plinth_console::http_client();
         for index in 0..gateway_threads() {
             let listener = listener.try_clone()?;
             let console = Console::new(

@@ -302,6 +302,63 @@ async fn signing_in_as_someone_the_development_sign_in_does_not_offer_is_refused
     platform.stop().await;
 }
 
+/// Review finding: the path was checked on its decoding, and the URL built from it normalised
+/// again (`%252e%252e` → `%2e%2e` → `..`; `%5C` → `\\` → `/`), so the token could reach
+/// `/health` or any path of the host. Decided again on the URL as sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doubly_encoded_or_backslashed_path_never_takes_the_token_outside_the_api() {
+    let platform = Platform::start().await;
+    let cookie = operator_cookie(&platform.url).await;
+    let address = platform.url.trim_start_matches("http://");
+    for elsewhere in [
+        "/console/api/v1/%252e%252e/%252e%252e/health",
+        "/console/api/v1/%252E%252E/%252E%252E/console/session",
+        "/console/api/v1/x%5C..%5C..%5C..%5Chealth",
+        "/console/api/v1/tenants/%252e%252e/%252e%252e/%252e%252e/openapi.json",
+    ] {
+        let status = raw_get_with(address, elsewhere, &cookie).await;
+        assert_eq!(status, "404", "{elsewhere}");
+    }
+    platform.stop().await;
+}
+
+/// Review finding: a DNS-rebinding page (`http://evil.example:8080` resolving to 127.0.0.1)
+/// is same-origin to itself, so it could sign in as the operator and install a module whose
+/// `dev_command` runs on the developer's machine. The development sign-in answers only to a
+/// loopback name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_development_sign_in_refuses_a_page_of_another_host_name() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let platform = Platform::start().await;
+    let address = platform.url.trim_start_matches("http://");
+    let port = address.rsplit(':').next().unwrap();
+    let body = r#"{"user":"operator"}"#;
+    for (host, expected) in [
+        (format!("evil.example:{port}"), "403"),
+        (format!("127.0.0.1.nip.example:{port}"), "403"),
+        (format!("localhost:{port}"), "200"),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let request = format!(
+            "POST /console/session HTTP/1.1\r\nHost: {host}\r\nOrigin: http://{host}\r\n\
+             Sec-Fetch-Site: same-origin\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert_eq!(answer.split(' ').nth(1), Some(expected), "{host}: {answer}");
+        assert_eq!(
+            answer.to_ascii_lowercase().contains("set-cookie"),
+            expected == "200",
+            "{host}: {answer}"
+        );
+    }
+    platform.stop().await;
+}
+
 /// `body`'s Subresource Integrity value, computed here independently of the platform.
 fn sha384(body: &[u8]) -> String {
     use base64::Engine;
@@ -359,6 +416,57 @@ fn ledger_folder() -> tempfile::TempDir {
     .unwrap();
     std::fs::write(module.path().join("ui/pages/frame.html"), "<p>hi</p>").unwrap();
     module
+}
+
+/// A published bundle's SVG with a `<script>`, linked to a signed-in admin, would run on the
+/// console's origin (and call `/console/api/…` with their session): every file that is not
+/// a frame's page is served with a policy under which, opened as a page, nothing runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_s_svg_opened_as_a_page_runs_no_script_on_the_console_s_origin() {
+    let platform = Platform::start().await;
+    let url = &platform.url;
+    let cookie = operator_cookie(url).await;
+    let module = ledger_folder();
+    std::fs::write(
+        module.path().join("ui/x.svg"),
+        "<svg xmlns='http://www.w3.org/2000/svg'><script>fetch('/console/api/v1/tenants')</script></svg>",
+    )
+    .unwrap();
+    let manifest = ledger_manifest();
+    let bundle = plinth_local::console::read_bundle(module.path(), &manifest)
+        .unwrap()
+        .expect("the manifest names a bundle");
+    let published = publish(
+        url,
+        &cookie,
+        &json!({"manifest": manifest, "bundle": bundle}),
+    )
+    .await;
+    assert_eq!(published.status(), 201);
+    let version: Value = published.json().await.unwrap();
+    let digest = version["bundle"]["digest"].as_str().unwrap();
+    for file in ["x.svg", "module.js"] {
+        let served = client()
+            .get(format!(
+                "{url}/console/bundles/ledger/1.0.0/{digest}/{file}"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(served.status(), 200, "{file}");
+        let policy = served.headers()["content-security-policy"]
+            .to_str()
+            .unwrap();
+        assert!(
+            policy.starts_with("sandbox;") && policy.contains("default-src 'none'"),
+            "{file}: {policy}"
+        );
+        assert_eq!(
+            served.headers()["x-content-type-options"],
+            "nosniff",
+            "{file}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -716,4 +824,94 @@ async fn raw_get_with(address: &str, path: &str, cookie: &str) -> String {
         .nth(1)
         .unwrap_or_default()
         .to_owned()
+}
+
+/// Review finding: the console's client followed redirects, keeping the user's token on the
+/// same host: a module's backend answering `/console/api/v1/{m}/…` with a `307` to a platform
+/// route made the console call that route as the signed-in user (or, with another host, reach
+/// it from the platform's network). The answer now goes back as it is, unfollowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_module_s_redirect_is_passed_back_never_followed_with_the_user_s_token() {
+    use crate::support::SignedIn;
+    use reqwest::Method;
+    let platform = Platform::start().await;
+    let url = platform.url.clone();
+    let backend = {
+        let target = format!("{url}/api/v1/tenants");
+        axum::Router::new()
+            .route("/health", axum::routing::get(|| async { "ok" }))
+            .route(
+                "/api/v1/evil/x",
+                axum::routing::get(move || {
+                    let target = target.clone();
+                    async move {
+                        (
+                            axum::http::StatusCode::TEMPORARY_REDIRECT,
+                            [("location", target)],
+                        )
+                    }
+                }),
+            )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, backend).await });
+
+    let operator = SignedIn::as_user(&url, "operator").await;
+    let manifest = json!({
+        "name": "evil", "display_name": "Evil", "version": "0.1.0",
+        "backend": {"type": "microservice", "api_prefix": "/api/v1/evil", "health_check": "/health"},
+        "routes": [{"path": "/x", "methods": ["GET"]}],
+        "subscription_tier": "free"
+    });
+    let (status, body) = operator
+        .call(Method::POST, "/v1/modules", Some(manifest))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let install = json!({"version": "0.1.0", "endpoint": format!("http://127.0.0.1:{port}")});
+    let (status, body) = operator
+        .call(Method::POST, "/v1/modules/evil/install", Some(install))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, installation) = operator
+            .call(Method::GET, "/v1/modules/evil/installation", None)
+            .await;
+        if installation["status"] == "installed" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{installation}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let tenant = json!({"id": "acme", "name": "ACME", "subscription_tier": "free"});
+    let (status, body) = operator
+        .call(Method::POST, "/v1/tenants", Some(tenant))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let alice = SignedIn::as_user(&url, "alice").await;
+    let company = json!({"id": "acme-de", "name": "ACME GmbH"});
+    let (status, body) = alice
+        .call(Method::POST, "/v1/tenants/acme/companies", Some(company))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = alice
+        .call(
+            Method::PUT,
+            "/v1/tenants/acme/modules/evil",
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let (status, body) = alice.call(Method::GET, "/v1/evil/x", None).await;
+    assert_eq!(
+        status, 307,
+        "the module's redirect comes back as it is, not followed as alice: {body}"
+    );
+    assert!(
+        !body.to_string().contains("acme"),
+        "no platform answer behind it: {body}"
+    );
+    platform.stop().await;
 }

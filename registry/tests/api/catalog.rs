@@ -12,7 +12,88 @@ crate::on_both_stores!(
     an_invalid_manifest_is_refused_with_every_problem,
     the_marketplace_filters_by_category_tag_and_tier,
     the_api_refuses_anonymous_callers_with_a_problem_document,
+    a_module_s_own_key_may_not_make_its_frontend_run_in_the_console_s_page,
 );
+
+/// Review finding: a module's frontend runs in the console's page (`spa-module`, with the
+/// signed-in user's session) or sandboxed (`iframe`) as its manifest says, and the module's
+/// own key may publish its later versions: a third party could turn its micro-frontend into an
+/// integrated one. Only a platform admin publishes the first version that does.
+async fn a_module_s_own_key_may_not_make_its_frontend_run_in_the_console_s_page(p: TestPlatform) {
+    let mut framed = financial();
+    framed["frontend"] = json!({"type": "iframe", "entry_point": "index.html"});
+    p.call(
+        Method::POST,
+        "/api/v1/modules",
+        operator(),
+        Some(framed.clone()),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let issued = p
+        .call(
+            Method::POST,
+            "/api/v1/modules/financial/api-keys",
+            operator(),
+            None,
+        )
+        .await;
+    let key = Auth::ApiKey(
+        issued.expect(StatusCode::CREATED)["key"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    let mut integrated = framed.clone();
+    integrated["version"] = "1.3.0".into();
+    integrated["frontend"] = json!({"type": "spa-module", "entry_point": "module.js"});
+    p.call(
+        Method::POST,
+        "/api/v1/modules",
+        key.clone(),
+        Some(integrated.clone()),
+    )
+    .await
+    .expect_problem(StatusCode::FORBIDDEN, "frontend.type");
+    let versions = p
+        .call(
+            Method::GET,
+            "/api/v1/modules/financial/versions",
+            operator(),
+            None,
+        )
+        .await;
+    assert_eq!(
+        versions.expect(StatusCode::OK).as_array().map(Vec::len),
+        Some(1),
+        "nothing stored"
+    );
+    // Its key may publish another framed version; a platform admin the integrated one, after
+    // which the key may publish integrated versions too.
+    let mut framed_again = framed.clone();
+    framed_again["version"] = "1.2.1".into();
+    p.call(
+        Method::POST,
+        "/api/v1/modules",
+        key.clone(),
+        Some(framed_again),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    p.call(
+        Method::POST,
+        "/api/v1/modules",
+        operator(),
+        Some(integrated.clone()),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let mut later = integrated;
+    later["version"] = "1.4.0".into();
+    p.call(Method::POST, "/api/v1/modules", key, Some(later))
+        .await
+        .expect(StatusCode::CREATED);
+}
 
 async fn publishing_a_first_version_lists_it_in_the_marketplace(p: TestPlatform) {
     let published = p

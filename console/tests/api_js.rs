@@ -1,0 +1,72 @@
+//! The shell's module API client (`console/assets/api.js`), run by Node as the browser runs it:
+//! the scoped client a module's frontend gets — an integrated module's, or a sandboxed
+//! micro-frontend's through the shell — reaches its own routes only, however a path is spelled.
+//! Review finding: `'/%2e%2e/tenants/acme/roles/x'` and `'/x\\..\\..\\tenants/…'` passed the
+//! text check, and the browser resolved them to `/console/api/v1/tenants/…` with the session.
+
+use std::process::Command;
+
+#[test]
+fn a_module_s_client_reaches_its_own_routes_only_however_the_path_is_spelled() {
+    let Ok(node) = which_node() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set and node is missing: the shell's client is tested with Node"
+        );
+        eprintln!("skipped: no node on PATH");
+        return;
+    };
+    let api = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/api.js");
+    let script = format!(
+        r#"
+const {{ moduleClient }} = await import({api:?});
+const sent = [];
+globalThis.fetch = async (url) => {{ sent.push(url); return {{ ok: true, text: async () => '' }}; }};
+const client = moduleClient('evil', 'acme-de');
+const refused = [];
+for (const path of ['/%2e%2e/tenants/acme/roles/x', '/x\\..\\..\\tenants/acme', '/%2E%2E/%2e%2e/health',
+                    '/../tenants', 'tenants', '/ok/%2f..', '/a/../../tenants']) {{
+  try {{ await client.get(path); }} catch (e) {{ refused.push(path); continue; }}
+}}
+await client.get('/invoices?q=a%20b');
+await client.post('/invoices/ACME-1/payments', {{}});
+console.log(JSON.stringify({{ refused, sent }}));
+"#,
+        api = api.to_string_lossy()
+    );
+    let out = Command::new(node)
+        .args(["--input-type=module", "-e", &script])
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the script's JSON");
+    assert_eq!(
+        result["refused"].as_array().map(Vec::len),
+        Some(7),
+        "every escaping spelling refused: {result}"
+    );
+    assert_eq!(
+        result["sent"],
+        serde_json::json!([
+            "/console/api/v1/evil/invoices?q=a%20b",
+            "/console/api/v1/evil/invoices/ACME-1/payments"
+        ]),
+        "{result}"
+    );
+}
+
+fn which_node() -> Result<String, ()> {
+    let found = Command::new("node")
+        .arg("--version")
+        .output()
+        .map_err(|_| ())?;
+    if found.status.success() {
+        Ok("node".into())
+    } else {
+        Err(())
+    }
+}

@@ -12,7 +12,7 @@
 //! | `PLINTH_CONTEXT_KEY_ARN` | those that sign or publish the tenant context | Secrets Manager secret holding the ES256 key as base64 PKCS#8 DER; while it holds `generate-on-first-start` (or no value) the first cold start generates the key and stores it there ([`crate::platform_secrets`]) |
 //! | `PLINTH_CONTEXT_KEY` | those that sign or publish the tenant context | base64 PKCS#8 DER of the ES256 key itself, when `PLINTH_CONTEXT_KEY_ARN` is unset |
 //! | `PLINTH_URL` | installer | the URL modules reach the platform at |
-//! | `PLINTH_BUNDLES_BUCKET` | all | the S3 bucket module UI bundles are stored in (docs/aws.md); unset, a publish with a bundle is refused |
+//! | `PLINTH_BUNDLES_BUCKET` | registry API | the S3 bucket module UI bundles are stored in (docs/aws.md); unset, a publish with a bundle is refused |
 //! | `PLINTH_BUNDLES_ORIGIN` | all | the origin (S3 website or CloudFront) the bucket's `bundles/` are served at; unset, the platform's own |
 //! | `PLINTH_SWEEP_AFTER_SECS`, `PLINTH_SWEEP_MAX_ATTEMPTS` | installer | when its sweep counts an operation as stuck (default 960 s: longer than the function's 900 s timeout) and how often it requests one again before failing it (default 3) |
 //! | `PLINTH_ECS_*`, `PLINTH_LAMBDA_*` | installer | see `infra/module-stack.md` |
@@ -108,6 +108,23 @@ pub async fn installer_app_from_env(needs: Needs) -> Result<App> {
     .await
 }
 
+/// The registry API's platform: [`module_calling_app_from_env`] with the S3 store of modules'
+/// UI bundles (`PLINTH_BUNDLES_BUCKET`), which it publishes and serves to the console. Only the
+/// registry-api binary calls this, so only it links the S3 client.
+///
+/// # Errors
+/// As [`app_from_env`].
+pub async fn registry_api_app_from_env(needs: Needs) -> Result<App> {
+    app_with(needs, |sdk, _, _, ports| {
+        let ports = reaching_modules(sdk, ports);
+        Ok(match env("PLINTH_BUNDLES_BUCKET") {
+            Some(bucket) => ports.with_bundles(Arc::new(S3Bundles::new(sdk, bucket))),
+            None => ports,
+        })
+    })
+    .await
+}
+
 /// Lambda modules reached through `Invoke`, besides HTTP.
 fn reaching_modules(sdk: &aws_config::SdkConfig, ports: Ports) -> Ports {
     ports.with_reach(Arc::new(Reaches::with_lambda(Arc::new(LambdaReach::new(
@@ -134,10 +151,6 @@ async fn app_with(
         Arc::new(BusInstallQueue(bus.clone())),
     )
     .with_module_keys(Arc::new(SecretsManagerKeys::new(&sdk)));
-    let ports = match env("PLINTH_BUNDLES_BUCKET") {
-        Some(bucket) => ports.with_bundles(Arc::new(S3Bundles::new(&sdk, bucket))),
-        None => ports,
-    };
     let ports = wiring(&sdk, &bus, &bus_name, ports)?;
     let bundles_origin = env("PLINTH_BUNDLES_ORIGIN")
         .map(|origin| bundles::parse_origin(&origin).map_err(|e| anyhow!(e)))

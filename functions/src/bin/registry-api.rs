@@ -3,7 +3,7 @@
 //! by `lambda_http`.
 
 use plinth_functions::registry_api;
-use plinth_functions::wiring::{Needs, init_logging, module_calling_app_from_env};
+use plinth_functions::wiring::{Needs, init_logging, registry_api_app_from_env};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -12,7 +12,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         tokens: true,
         context_key: true,
     };
-    let app = module_calling_app_from_env(needs).await?;
+    let app = registry_api_app_from_env(needs).await?;
     let console = registry_api::console(&app, registry_api::console_settings_from_env().await?)?;
     lambda_http::run(registry_api::router(&app, console)).await
 }

@@ -511,13 +511,19 @@ pub(crate) async fn low_contrast(browser: &Client) -> Vec<String> {
         .collect()
 }
 
-/// Presses `key` in the element that has the focus.
+/// Presses `key` in the element that has the focus (looked up again should the page have
+/// replaced it meanwhile).
 async fn press(browser: &Client, key: fantoccini::key::Key) {
-    let focused = browser.active_element().await.expect("a focused element");
-    focused
-        .send_keys(&char::from(key).to_string())
-        .await
-        .unwrap();
+    let mut last = None;
+    for _ in 0..3 {
+        let focused = browser.active_element().await.expect("a focused element");
+        match focused.send_keys(&char::from(key).to_string()).await {
+            Ok(()) => return,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("pressing a key: {last:?}");
 }
 
 /// What has the focus: its `id`, else its `data-module`, and whether its outline shows.
@@ -555,6 +561,13 @@ async fn signing_in_and_opening_a_module_work_from_the_keyboard_alone_with_a_vis
     press(&browser, Key::Tab).await;
     press(&browser, Key::Enter).await;
     wait_for_text(&browser, "#signed-in-as", "alice · acme / acme-de").await;
+    // The menu is built after the sign-in shows: Tab once it is there.
+    browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("[data-module=\"financial\"]"))
+        .await
+        .expect("the menu's financial entry");
 
     // Tab through the header to the menu's first module.
     let mut reached = false;

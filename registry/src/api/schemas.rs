@@ -48,6 +48,8 @@ fn parameter(name: &str) -> Option<Value> {
         "limit" => json!({"type": "integer", "minimum": 1, "maximum": 100}),
         "tier" => json!({"type": "string", "enum": TIERS}),
         "dry_run" | "drop_data" => json!({"type": "boolean"}),
+        // An installed version (`DELETE …/installation?version=`, `GET …/installation?version=`).
+        "version" => json!({"type": "string", "pattern": VERSION}),
         "granularity" => json!({"type": "string", "enum": ["hour", "day"]}),
         "format" => json!({"type": "string", "enum": ["json", "csv"]}),
         // A date, or an RFC 3339 time (usage reports' `from` and `to`).
@@ -113,7 +115,7 @@ pub(super) fn refine(document: &mut Value) {
         }
     }
     let schemas = &mut document["components"]["schemas"];
-    for request in ["InstallRequest", "UpgradeRequest"] {
+    for request in ["InstallRequest", "UpgradeRequest", "VersionChoice"] {
         if schemas[request].is_object() {
             schemas[request]["properties"]["version"] =
                 json!({"type": "string", "pattern": VERSION});

@@ -720,7 +720,14 @@ impl Authorizer {
             .versions
             .tenant_version(tenant, module)
             .await
-            .map_err(|_| Error::NotFound(format!("no module {module} for your tenant")))?;
+            .map_err(|e| match e {
+                // Not installed: as any unknown module. A store failure stays what it is (a
+                // 503), not a 404 that tells the client the module is gone.
+                Error::NotFound(_) => {
+                    Error::NotFound(format!("no module {module} for your tenant"))
+                }
+                other => other,
+            })?;
         self.module_routes(module, Some(&version)).await
     }
 

@@ -11,6 +11,7 @@ PLINTH_MOTO_VERSION="5.2.5"
 emulator_port="${PLINTH_EMULATOR_PORT:-4566}"
 emulator_venv="${PLINTH_EMULATOR_VENV:-${CARGO_TARGET_DIR:-$PWD/target}/emulator-venv}"
 emulator_pid=""
+emulator_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 emulator_env() {
   emulator_url="http://127.0.0.1:${emulator_port}"
@@ -51,7 +52,8 @@ emulator_start() {
   emulator_env
   local log="${CARGO_TARGET_DIR:-$PWD/target}/moto-$emulator_port.log"
   mkdir -p "$(dirname "$log")"
-  "$emulator_venv/bin/moto_server" -H 127.0.0.1 -p "$emulator_port" >"$log" 2>&1 &
+  # moto_server, with DynamoDB's requests applied atomically (see moto_server.py).
+  "$emulator_venv/bin/python" "$emulator_dir/moto_server.py" -H 127.0.0.1 -p "$emulator_port" >"$log" 2>&1 &
   emulator_pid=$!
   for _ in $(seq 1 60); do
     if emulator_answers; then

@@ -149,28 +149,40 @@ async fn a_batch_delivered_again_is_counted_once(store: Arc<dyn Store>) {
             .await
             .unwrap()
     );
-    // Two processes handed the same new batch at once: one counts it.
-    let other = Usage::new(Arc::clone(&store), Prices::default());
-    let (first, second) = tokio::join!(
-        usage.record_once("logs-3", access_log_counts(&lines)),
-        other.record_once("logs-3", access_log_counts(&lines)),
-    );
-    let counted = [first, second]
-        .into_iter()
-        .filter(|r| matches!(r, Ok(true)))
-        .count();
-    assert_eq!(counted, 1);
+    // Three processes handed the same new batch at once: one counts it, and what it counted
+    // stays counted (raced a few times, each race a new batch).
+    let others = [
+        Usage::new(Arc::clone(&store), Prices::default()),
+        Usage::new(Arc::clone(&store), Prices::default()),
+    ];
+    const RACES: u64 = 8;
+    for race in 0..RACES {
+        let batch = format!("logs-race-{race}");
+        let (first, second, third) = tokio::join!(
+            usage.record_once(&batch, access_log_counts(&lines)),
+            others[0].record_once(&batch, access_log_counts(&lines)),
+            others[1].record_once(&batch, access_log_counts(&lines)),
+        );
+        let counted = [first, second, third]
+            .into_iter()
+            .filter(|r| matches!(r, Ok(true)))
+            .count();
+        assert_eq!(counted, 1, "race {race}");
+    }
 
     let period = Period::parse(None, None, Some("hour"), now).unwrap();
     let report = usage.report(&[acme()], &period, None).await.unwrap();
     let total = &report.tenants[0].total;
-    assert_eq!((total.requests, total.errors_5xx), (2 + 120 + 2, 2));
-    assert_eq!(total.request_bytes, 124 * 10);
+    assert_eq!(
+        (total.requests, total.errors_5xx),
+        (2 + 120 + 2 * RACES, 1 + RACES)
+    );
+    assert_eq!(total.request_bytes, (2 + 120 + 2 * RACES) * 10);
     let financial = usage
         .report(&[acme()], &period, Some("financial"))
         .await
         .unwrap();
-    assert_eq!(financial.tenants[0].total.requests, 4);
+    assert_eq!(financial.tenants[0].total.requests, 2 + 2 * RACES);
     let p50 = financial.tenants[0].total.latency_ms.p50.unwrap();
     assert!((p50 - 7.0).abs() <= 7.0 * RELATIVE_ERROR, "{p50}");
 }

@@ -7,6 +7,7 @@
 mod support;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::http::{Method, StatusCode};
@@ -53,6 +54,10 @@ impl BundleStore for Recording {
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.inner.get(key).await
+    }
+
+    async fn presigned_get(&self, key: &str, expires: Duration) -> Result<Option<String>> {
+        self.inner.presigned_get(key, expires).await
     }
 }
 
@@ -198,6 +203,20 @@ async fn a_version_published_with_its_bundle_is_recorded_in_dynamodb_and_stored_
         Some("public, max-age=31536000, immutable")
     );
     assert_eq!(store.get("bundles/nothing/here.js").await.unwrap(), None);
+
+    // A pre-signed link reads the object with no credentials at all.
+    let link = store
+        .presigned_get(&key, Duration::from_secs(300))
+        .await
+        .unwrap()
+        .expect("S3 signs links");
+    assert!(link.contains("X-Amz-Signature="), "{link}");
+    let read = reqwest::get(&link).await.unwrap();
+    assert_eq!(read.status(), 200, "{link}");
+    assert_eq!(
+        read.bytes().await.unwrap().as_ref(),
+        store.get(&key).await.unwrap().unwrap().as_slice()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -253,6 +253,13 @@ pub trait BundleStore: Send + Sync + Debug {
     async fn put(&self, key: &str, body: Vec<u8>, content_type: &str) -> Result<()>;
     /// The file at `key`, or `None`.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// A link that reads `key` without credentials until `expires` has passed (in S3, a
+    /// pre-signed GET); `None` from a store whose files are read where they are (a folder).
+    async fn presigned_get(
+        &self,
+        key: &str,
+        expires: std::time::Duration,
+    ) -> Result<Option<String>>;
 }
 
 /// A platform that keeps no bundles: a publish with one is refused, naming `bundle`.
@@ -269,6 +276,14 @@ impl BundleStore for NoBundleStore {
     }
 
     async fn get(&self, _key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+
+    async fn presigned_get(
+        &self,
+        _key: &str,
+        _expires: std::time::Duration,
+    ) -> Result<Option<String>> {
         Ok(None)
     }
 }

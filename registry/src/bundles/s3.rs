@@ -86,4 +86,23 @@ impl BundleStore for S3Bundles {
         })?;
         Ok(Some(body.into_bytes().to_vec()))
     }
+
+    async fn presigned_get(
+        &self,
+        key: &str,
+        expires: std::time::Duration,
+    ) -> Result<Option<String>> {
+        let what = || format!("signing a link to s3://{}/{key}", self.bucket);
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(expires)
+            .map_err(|e| Error::internal_because(what(), e))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|e| Error::unavailable(describe(what(), &e)))?;
+        Ok(Some(request.uri().to_owned()))
+    }
 }

@@ -15,6 +15,7 @@
 //! | `PLINTH_BUNDLES_BUCKET` | registry API | the S3 bucket module UI bundles are stored in (docs/aws.md); unset, a publish with a bundle is refused |
 //! | `PLINTH_BUNDLES_ORIGIN` | all | the origin (S3 website or CloudFront) the bucket's `bundles/` are served at; unset, the platform's own |
 //! | `PLINTH_SWEEP_AFTER_SECS`, `PLINTH_SWEEP_MAX_ATTEMPTS` | installer | when its sweep counts an operation as stuck (default 960 s: longer than the function's 900 s timeout) and how often it requests one again before failing it (default 3) |
+//! | `PLINTH_DATA_RETENTION_DAYS` | installer, registry-api | days an uninstall (or a tenant's disable with `drop_data`) keeps the data before the sweep drops it (default 30; 1 to 3650) |
 //! | `PLINTH_ECS_*`, `PLINTH_LAMBDA_*` | installer | see `infra/module-stack.md` |
 //! | `PLINTH_HTTP_API_ID`, `PLINTH_AUTHORIZER_ID`, `PLINTH_VPC_LINK_ID` | installer | where module routes go (`infra/module-stack.md`) |
 //!
@@ -100,10 +101,15 @@ pub async fn module_calling_app_from_env(needs: Needs) -> Result<App> {
 /// As [`app_from_env`], and for a malformed deployer variable.
 pub async fn installer_app_from_env(needs: Needs) -> Result<App> {
     app_with(needs, |sdk, bus, bus_name, ports| {
-        Ok(reaching_modules(sdk, ports)
+        let ports = reaching_modules(sdk, ports)
             .with_deployer(backend_deployer(sdk, bus_name)?)
             .with_tables(Arc::new(DynamoTables::new(sdk)))
-            .with_subscriptions(bus.clone()))
+            .with_subscriptions(bus.clone());
+        // An uninstall with `export` writes each tenant's files to the bundle bucket.
+        Ok(match env("PLINTH_BUNDLES_BUCKET") {
+            Some(bucket) => ports.with_bundles(Arc::new(S3Bundles::new(sdk, bucket))),
+            None => ports,
+        })
     })
     .await
 }
@@ -116,7 +122,9 @@ pub async fn installer_app_from_env(needs: Needs) -> Result<App> {
 /// As [`app_from_env`].
 pub async fn registry_api_app_from_env(needs: Needs) -> Result<App> {
     app_with(needs, |sdk, _, _, ports| {
-        let ports = reaching_modules(sdk, ports);
+        // Exports (`POST …/export`, a disable with `export`) read modules' tables; it creates
+        // and drops none (its role cannot).
+        let ports = reaching_modules(sdk, ports).with_tables(Arc::new(DynamoTables::new(sdk)));
         Ok(match env("PLINTH_BUNDLES_BUCKET") {
             Some(bucket) => ports.with_bundles(Arc::new(S3Bundles::new(sdk, bucket))),
             None => ports,
@@ -161,6 +169,10 @@ async fn app_with(
         sweep: sweep_policy()?,
         shared_rate_limits: shared_rate_limits()?,
         bundles_origin,
+        data_retention_days: env("PLINTH_DATA_RETENTION_DAYS")
+            .map(|days| plinth_registry::export::parse_retention_days(&days))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!(e))?,
         ..Settings::default()
     };
     let secrets = PlatformSecrets::new(&sdk);

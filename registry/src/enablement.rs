@@ -19,6 +19,8 @@ use crate::config::{
 };
 use crate::error::{Error, Result};
 use crate::events::{Event, platform_event};
+use crate::export::tenant_drops::{self, TenantDrop};
+use crate::export::{Export, Exports};
 use crate::hooks::{HookOutcome, HookRequest, Hooks};
 use crate::identity::Caller;
 use crate::ids::{CompanyId, TenantId};
@@ -28,6 +30,56 @@ use crate::store::{
     Condition, Item, Key, Query, Store, Write, from_item, keys, query_all, to_data,
 };
 use crate::tenancy::Tenancy;
+
+/// `DELETE /api/v1/tenants/{t}/modules/{m}`'s query.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DisableRequest {
+    /// Export the tenant's rows first (nothing is disabled when that fails).
+    #[serde(default)]
+    pub export: bool,
+    /// Drop the tenant's rows of the module once the retention has passed.
+    #[serde(default)]
+    pub drop_data: bool,
+    /// Days before they are dropped (1 to 3650; only with `drop_data`).
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+}
+
+impl DisableRequest {
+    /// The days before the rows are dropped, when they are to be.
+    fn retention(&self, platform: Option<u32>) -> Result<Option<u32>> {
+        let max = crate::export::MAX_RETENTION_DAYS;
+        match (self.drop_data, self.retention_days) {
+            (false, Some(_)) => Err(Error::field(
+                "retention_days",
+                "only with drop_data=true: without it the tenant's rows are kept",
+            )),
+            (true, Some(days)) if !(1..=max).contains(&days) => Err(Error::field(
+                "retention_days",
+                format!("{days} is not between 1 and {max}"),
+            )),
+            (true, days) => Ok(Some(
+                days.or(platform)
+                    .unwrap_or(crate::export::DEFAULT_RETENTION_DAYS),
+            )),
+            (false, None) => Ok(None),
+        }
+    }
+}
+
+/// What disabling a module for a tenant did: the tenant's row, the export made first, and
+/// when the tenant's rows will be dropped.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Disabled {
+    #[serde(flatten)]
+    pub row: TenantModule,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export: Option<Export>,
+    /// RFC 3339: when the sweep drops the tenant's rows (`drop_data=true`); enabling the
+    /// module again before then keeps them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop_after: Option<String>,
+}
 
 /// `PUT /api/v1/tenants/{t}/modules/{m}` (and `PUT …/companies/{c}/modules/{m}` with
 /// `is_enabled`): every field optional.
@@ -86,6 +138,10 @@ pub struct Enablement {
     instances: Arc<Instances>,
     installations: Arc<Installations>,
     tenancy: Arc<Tenancy>,
+    exports: Arc<Exports>,
+    /// Days a disabled tenant's rows stay before the sweep drops them (`drop_data=true`
+    /// without `retention_days`); `None`: the installer's default, 30.
+    retention_days: Option<u32>,
 }
 
 impl Enablement {
@@ -96,6 +152,8 @@ impl Enablement {
         instances: Arc<Instances>,
         installations: Arc<Installations>,
         tenancy: Arc<Tenancy>,
+        exports: Arc<Exports>,
+        retention_days: Option<u32>,
     ) -> Self {
         Self {
             store,
@@ -104,6 +162,8 @@ impl Enablement {
             instances,
             installations,
             tenancy,
+            exports,
+            retention_days,
         }
     }
 
@@ -240,7 +300,7 @@ impl Enablement {
             platform_event("config.changed", json!({"module": module}))
                 .for_tenant(tenant.as_str(), None),
         );
-        let writes = vec![
+        let mut writes = vec![
             Write::Put { item, condition },
             audit::record(
                 tenant.as_str(),
@@ -250,6 +310,10 @@ impl Enablement {
                 change_summary(&change, previous),
             ),
         ];
+        if !was_enabled && next.enabled {
+            // Enabled again before its retention ended: the tenant's rows stay.
+            writes.push(tenant_drops::cancel(module.as_str(), tenant.as_str()));
+        }
         self.commit_change(writes, events, module).await?;
         match (was_enabled, next.enabled) {
             (false, true) => {
@@ -305,6 +369,94 @@ impl Enablement {
                 missing.join(", ")
             )))
         }
+    }
+
+    /// Disables `module` for `tenant`; with `export`, first exports the tenant's rows (an
+    /// export that fails stops here: nothing is disabled nor dropped); with `drop_data`,
+    /// schedules the tenant's rows to be dropped once the retention has passed.
+    ///
+    /// # Errors
+    /// As [`Enablement::set_tenant_module`]; 422 naming `retention_days`; the export's.
+    pub async fn disable_tenant_module(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        module: &ModuleName,
+        request: DisableRequest,
+    ) -> Result<Disabled> {
+        let retention_days = request.retention(self.retention_days)?;
+        let user = caller.require_tenant_admin(tenant)?.clone();
+        self.tenancy.tenant_as(caller, tenant).await?;
+        let (manifest, _) = self.installations.installed_module(module).await?;
+        let export = if request.export {
+            Some(self.exported(caller, tenant, &manifest).await?)
+        } else {
+            None
+        };
+        let change = ModuleChange {
+            enabled: Some(false),
+            ..ModuleChange::default()
+        };
+        let row = self.set_tenant_module(caller, tenant, module, change).await?;
+        let drop_after = match retention_days {
+            Some(days) => {
+                let drop = TenantDrop {
+                    module: module.to_string(),
+                    tenant: tenant.to_string(),
+                    drop_after: crate::export::days_from_now(days),
+                    requested_by: user.id.to_string(),
+                    requested_at: now(),
+                };
+                let writes = vec![
+                    tenant_drops::schedule(&drop),
+                    audit::record(
+                        tenant.as_str(),
+                        &caller.actor(),
+                        "tenant.module.data_drop_scheduled",
+                        &format!("module:{module}"),
+                        json!({"drop_after": drop.drop_after, "export": export.as_ref().map(|e| &e.location)}),
+                    ),
+                ];
+                self.changes.commit(Change::new(writes)).await?;
+                Some(drop.drop_after)
+            }
+            None => None,
+        };
+        Ok(Disabled {
+            row,
+            export,
+            drop_after,
+        })
+    }
+
+    /// Exports `tenant`'s rows of `module` (its tenant admins and platform admins), audited.
+    ///
+    /// # Errors
+    /// 403, 404 for an unknown tenant, 409 when the module is not installed; the export's.
+    pub async fn export_tenant_module(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        module: &ModuleName,
+    ) -> Result<Export> {
+        caller.require_tenant_admin(tenant)?;
+        self.tenancy.tenant_as(caller, tenant).await?;
+        let (manifest, _) = self.installations.installed_module(module).await?;
+        self.exported(caller, tenant, &manifest).await
+    }
+
+    async fn exported(&self, caller: &Caller, tenant: &TenantId, manifest: &Manifest) -> Result<Export> {
+        let export = self.exports.export(manifest, tenant).await?;
+        let rows: u64 = export.tables.iter().map(|t| t.rows).sum();
+        let write = audit::record(
+            tenant.as_str(),
+            &caller.actor(),
+            "tenant.module.exported",
+            &format!("module:{}", manifest.name),
+            json!({"id": export.id, "location": export.location, "rows": rows}),
+        );
+        self.changes.commit(Change::new(vec![write])).await?;
+        Ok(export)
     }
 
     pub async fn set_company_module(

@@ -63,6 +63,8 @@ pub enum Step {
     UnregisterPermissions,
     PostUninstall,
     Undeploy,
+    /// Exports each tenant's rows (an uninstall asked with `export`), before any drop.
+    ExportData,
     DropTables,
     RevokeApiKeys,
 }
@@ -205,6 +207,19 @@ pub struct Installation {
     /// stay the first installation's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub alongside: bool,
+    /// An uninstall that exports each tenant's rows first (step `export_data`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub export: bool,
+    /// Days an uninstall that keeps the data keeps it (`retention_days`, else the platform's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    /// When the sweep drops the tables an uninstall kept (RFC 3339); a reinstall before then
+    /// keeps them (docs/operations.md, "Export and retention").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_after: Option<String>,
+    /// The exports the last uninstall made, one per tenant with rows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exports: Vec<crate::export::Export>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -511,6 +526,22 @@ impl Installations {
             }
         }
         Ok(index)
+    }
+
+    /// Modules whose last operation uninstalled them (the sweep looks for kept data past
+    /// its retention among them).
+    pub async fn uninstalled(&self) -> Result<Vec<ModuleName>> {
+        let items = query_all(self.store.as_ref(), &Query::partition(INDEX)).await?;
+        let mut modules = Vec::new();
+        for item in &items {
+            let entry: IndexEntry = from_item(item)?;
+            if entry.status == Status::Uninstalled
+                && let Ok(name) = ModuleName::parse(&entry.module)
+            {
+                modules.push(name);
+            }
+        }
+        Ok(modules)
     }
 
     /// Modules whose last operation is still pending or running (a worker died mid-saga).

@@ -30,6 +30,7 @@ pub mod deploy;
 pub mod enablement;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod gateway;
 pub mod hash;
 pub mod hooks;

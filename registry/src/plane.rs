@@ -17,6 +17,7 @@ use crate::deploy::{Deployer, TableProvisioner};
 use crate::enablement::Enablement;
 use crate::events::dead_letters::DeadLetterQueue;
 use crate::events::{Event, EventBus, Subscriptions};
+use crate::export::Exports;
 use crate::hooks::{Hooks, ModuleHooks};
 use crate::identity::{ContextSigner, TokenVerifier};
 use crate::install::{
@@ -156,6 +157,9 @@ pub struct Settings {
     /// Where module bundles are served from when not from the platform's own origin
     /// (`PLINTH_BUNDLES_ORIGIN`: an S3 or CloudFront origin); the console's CSP lists it.
     pub bundles_origin: Option<String>,
+    /// Days an uninstall keeps a module's data before the sweep drops it
+    /// (`PLINTH_DATA_RETENTION_DAYS`); `None`: 30.
+    pub data_retention_days: Option<u32>,
 }
 
 impl Default for Settings {
@@ -169,6 +173,7 @@ impl Default for Settings {
             prices: Prices::default(),
             shared_rate_limits: false,
             bundles_origin: None,
+            data_retention_days: None,
         }
     }
 }
@@ -199,6 +204,8 @@ pub struct ControlPlane {
     /// Usage metering: the meter the gateway counts into, its flushes, the reports.
     pub usage: Arc<Usage>,
     pub versions: Arc<Versions>,
+    /// Exports of a tenant's rows of a module's tables.
+    pub exports: Arc<Exports>,
     /// Undelivered events, when this platform keeps them (one machine).
     pub dead_letters: Option<Arc<dyn DeadLetterQueue>>,
     /// Tenants' budgets of requests per second shared by every process, when
@@ -236,7 +243,7 @@ impl ControlPlane {
         let catalog = Arc::new(Catalog::new(
             Arc::clone(&store),
             Arc::clone(&changes),
-            bundles,
+            Arc::clone(&bundles),
         ));
         let installations = Arc::new(Installations::new(Arc::clone(&store)));
         let api_keys = Arc::new(ApiKeys::new(
@@ -276,6 +283,12 @@ impl ControlPlane {
             Arc::clone(&installations),
             &staleness,
         ));
+        let exports = Arc::new(Exports::new(
+            Arc::clone(&tables),
+            bundles,
+            Arc::clone(&tenancy),
+            Arc::clone(&store),
+        ));
         let enablement = Arc::new(Enablement::new(
             Arc::clone(&store),
             Arc::clone(&changes),
@@ -283,6 +296,8 @@ impl ControlPlane {
             Arc::clone(&instances),
             Arc::clone(&installations),
             Arc::clone(&tenancy),
+            Arc::clone(&exports),
+            settings.data_retention_days,
         ));
         let module_events = Arc::new(ModuleEvents::new(
             Arc::clone(&bus),
@@ -293,7 +308,7 @@ impl ControlPlane {
         let installer = Arc::new(Installer::new(
             InstallerPorts {
                 deployer,
-                tables,
+                tables: Arc::clone(&tables),
                 subscriptions,
                 hooks,
                 queue: install_queue,
@@ -305,12 +320,14 @@ impl ControlPlane {
                 api_keys: Arc::clone(&api_keys),
                 instances: Arc::clone(&instances),
                 versions: Arc::clone(&versions),
+                exports: Arc::clone(&exports),
             },
             InstallSettings {
                 public_url: settings.public_url.clone(),
                 event_bus: settings.event_bus.clone(),
                 sweep: settings.sweep,
                 redeploy_on_resume: settings.redeploy_on_resume,
+                data_retention_days: settings.data_retention_days,
             },
             step_observer,
         ));
@@ -331,6 +348,7 @@ impl ControlPlane {
             module_events,
             usage,
             versions,
+            exports,
             dead_letters,
             identity,
             settings,

@@ -168,7 +168,8 @@ impl Tenancy {
         }
     }
 
-    async fn listed(&self) -> Result<Vec<Tenant>> {
+    /// Every listed tenant (no caller: for the platform's own work, such as exports).
+    pub(crate) async fn listed(&self) -> Result<Vec<Tenant>> {
         let query = Query::partition(keys::TENANTS);
         let items = query_all(self.store.as_ref(), &query).await?;
         items.iter().map(from_item).collect()

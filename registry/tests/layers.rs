@@ -29,6 +29,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             "rbac",
             "instances",
             "config",
+            "export",
             "enablement",
             "versions",
             "install",

@@ -299,6 +299,10 @@ pub async fn start_with(options: &Options, identity: IdentitySettings) -> Result
         redeploy_on_resume: true,
         prices: usage_prices()?,
         bundles_origin,
+        data_retention_days: env("PLINTH_DATA_RETENTION_DAYS")
+            .map(|days| plinth_registry::export::parse_retention_days(&days))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!(e))?,
         ..Settings::default()
     };
     let identity = Identity {

@@ -62,7 +62,7 @@ impl Modify for Security {
         install::manifest, install::instances, install::register, install::api_keys, install::issue_key,
         install::revoke_key,
         tenants::tenants, tenants::create_tenant, tenants::tenant, tenants::tenant_modules, tenants::companies, tenants::create_company, tenants::company,
-        tenants::enable, tenants::disable, tenants::customize, tenants::config, tenants::audit,
+        tenants::enable, tenants::disable, tenants::export, tenants::customize, tenants::config, tenants::audit,
         rbac::verify, rbac::roles, rbac::role, rbac::users, rbac::put_role, rbac::assignment, rbac::assign,
         events::publish, events::dead_letters, events::replay,
         usage::one_tenant, usage::every_tenant,
@@ -71,6 +71,7 @@ impl Modify for Security {
     ),
     components(schemas(
         ProblemDocument, Problem, ModuleVersion, Frontend, Bundle, BundleFile, InstallRequest, UpgradeRequest, UninstallImpact,
+        crate::enablement::Disabled, crate::export::Export, crate::export::ExportedTable, crate::export::TableRows,
         Instance, Health, Registration, IssuedKey, ApiKeyRecord, TenantModule, CompanyModule, ModuleChange,
         ResolvedConfig, ConfigTier, RoleChange, AuditPage, AuditRecord,
         UsageReport, TenantUsage, Row, Figures, Latency, Bill, TierPrices, Granularity,

@@ -4,7 +4,7 @@ use axum::Router;
 use axum::extract::{Path, State as Extract};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use serde::Deserialize;
 
 use super::auth::caller_from;
@@ -13,7 +13,8 @@ use super::openapi::ProblemDocument;
 use super::{Json, Query, State};
 use crate::audit::AuditPage;
 use crate::config::{CompanyModule, TenantModule};
-use crate::enablement::ModuleChange;
+use crate::enablement::{DisableRequest, Disabled, ModuleChange};
+use crate::export::Export;
 use crate::error::{Error, Result};
 use crate::identity::Caller;
 use crate::ids::{CompanyId, TenantId};
@@ -34,6 +35,10 @@ pub(super) fn routes() -> Router<State> {
         .route(
             "/api/v1/tenants/{tenant}/modules/{module}",
             put(enable).delete(disable),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/modules/{module}/export",
+            post(export),
         )
         .route(
             "/api/v1/tenants/{tenant}/companies/{company}/modules/{module}",
@@ -233,26 +238,45 @@ async fn enable(
     delete,
     path = "/api/v1/tenants/{tenant}/modules/{module}",
     tag = "tenancy",
-    summary = "Disable a module for a tenant (its configuration is kept)",
-    params(("tenant" = String, Path, description = "Tenant id"), ("module" = String, Path, description = "Module name")),
-    responses((status = 200, description = "The tenant's module row", body = TenantModule), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "Conflicts with the current state (a duplicate, a dependent, a hook's refusal)", body = ProblemDocument, content_type = "application/problem+json")),
+    summary = "Disable a module for a tenant (its configuration is kept); optionally export the tenant's rows first, and drop them after a retention",
+    params(("tenant" = String, Path, description = "Tenant id"), ("module" = String, Path, description = "Module name"), ("export" = Option<bool>, Query, description = "Export the tenant's rows of the module's tables first (JSON Lines and a manifest); when that fails nothing is disabled"), ("drop_data" = Option<bool>, Query, description = "Drop the tenant's rows once the retention has passed (enabling the module again before then keeps them)"), ("retention_days" = Option<u32>, Query, minimum = 1, maximum = 3650, description = "Days before the rows are dropped (only with drop_data; default the platform's, 30)")),
+    responses((status = 200, description = "The tenant's module row, the export made and when the rows will be dropped", body = Disabled), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "Conflicts with the current state (a hook's refusal; on one machine, tables held by a backend that cannot be stopped)", body = ProblemDocument, content_type = "application/problem+json"), (status = 422, description = "Invalid input; `errors` names each field", body = ProblemDocument, content_type = "application/problem+json"), (status = 502, description = "The module's tables or the export store could not be read or written; nothing was disabled", body = ProblemDocument, content_type = "application/problem+json")),
     security(("bearer" = []), ("module_api_key" = []))
 )]
 async fn disable(
     Extract(platform): Extract<State>,
     caller: Caller,
     Path((tenant, module)): Path<(String, String)>,
-) -> Result<Json<TenantModule>> {
+    Query(request): Query<DisableRequest>,
+) -> Result<Json<Disabled>> {
     let (tenant, module) = (tenant_id(&tenant)?, module_name(&module)?);
-    let change = ModuleChange {
-        enabled: Some(false),
-        ..ModuleChange::default()
-    };
     platform
         .enablement
-        .set_tenant_module(&caller, &tenant, &module, change)
+        .disable_tenant_module(&caller, &tenant, &module, request)
         .await
         .map(Json)
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/modules/{module}/export",
+    tag = "tenancy",
+    summary = "Export the tenant's rows of the module's declared tables: one JSON Lines file per table and a manifest of counts and SHA-256s (tenant admins and platform admins)",
+    params(("tenant" = String, Path, description = "Tenant id"), ("module" = String, Path, description = "Module name")),
+    responses((status = 201, description = "The export: its location and, on AWS, pre-signed links", body = Export), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "Conflicts with the current state (the module is not installed; on one machine, tables held by a backend that cannot be stopped)", body = ProblemDocument, content_type = "application/problem+json"), (status = 502, description = "The module's tables or the export store could not be read or written", body = ProblemDocument, content_type = "application/problem+json")),
+    security(("bearer" = []), ("module_api_key" = []))
+)]
+async fn export(
+    Extract(platform): Extract<State>,
+    caller: Caller,
+    Path((tenant, module)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Export>)> {
+    let (tenant, module) = (tenant_id(&tenant)?, module_name(&module)?);
+    platform
+        .enablement
+        .export_tenant_module(&caller, &tenant, &module)
+        .await
+        .map(|export| (StatusCode::CREATED, Json(export)))
 }
 
 #[utoipa::path(

@@ -304,10 +304,163 @@ impl EmbeddedTableFiles {
     }
 }
 
+impl EmbeddedTableFiles {
+    /// Runs `work` on the module's file, opened by this process; `Ok(None)` when the module
+    /// has no file yet (it never wrote a row). A file its running backend holds is refused
+    /// with a message saying so: redb lets one process at a time open it (docs/operations.md,
+    /// "Export and retention").
+    async fn with_file<T: Send + 'static>(
+        &self,
+        manifest: &Manifest,
+        work: impl FnOnce(&redb::Database) -> Result<T, redb::Error> + Send + 'static,
+    ) -> Result<Option<T>, DeployError> {
+        let file = plinth_module_sdk::data::embedded_file(&self.dir, &manifest.name);
+        let module = manifest.name.to_string();
+        tokio::task::spawn_blocking(move || {
+            if !file.exists() {
+                return Ok(None);
+            }
+            let db = redb::Database::open(&file).map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => DeployError(format!(
+                    "the tables of {module} ({}) are held open by its running backend; \
+                     they are read once it is stopped (an uninstall reads them after its \
+                     undeploy step)",
+                    file.display()
+                )),
+                e => DeployError(format!("cannot open {}: {e}", file.display())),
+            })?;
+            work(&db)
+                .map(Some)
+                .map_err(|e| DeployError(format!("reading {}: {e}", file.display())))
+        })
+        .await
+        .map_err(|e| DeployError(format!("reading the tables of {}: {e}", manifest.name)))?
+    }
+}
+
+/// The key ranges of a tenant's rows in the SDK's embedded layout (`partition NUL sort`):
+/// `{tenant}\0…` and `{tenant}#…`, in that (byte) order.
+fn tenant_ranges(tenant: &str) -> [(Vec<u8>, Vec<u8>); 2] {
+    let with = |tail: &[u8]| {
+        let mut bytes = tenant.as_bytes().to_vec();
+        bytes.extend_from_slice(tail);
+        bytes
+    };
+    [
+        (with(&[0]), with(&[1])),
+        (with(b"#"), with(&[b'#' + 1])),
+    ]
+}
+
+fn rows_of(table: &str) -> redb::TableDefinition<'_, &'static [u8], &'static [u8]> {
+    redb::TableDefinition::new(table)
+}
+
+fn open_rows(
+    txn: &redb::ReadTransaction,
+    table: &str,
+) -> Result<Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>, redb::Error> {
+    match txn.open_table(rows_of(table)) {
+        Ok(rows) => Ok(Some(rows)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 #[async_trait]
 impl TableProvisioner for EmbeddedTableFiles {
     async fn create_tables(&self, _manifest: &Manifest) -> Result<Vec<String>, DeployError> {
         Ok(Vec::new())
+    }
+
+    async fn tenant_rows(
+        &self,
+        manifest: &Manifest,
+        table: &str,
+        tenant: &super::TenantPartitions,
+    ) -> Result<Vec<serde_json::Value>, DeployError> {
+        let (name, ranges) = (table.to_owned(), tenant_ranges(&tenant.tenant));
+        let rows = self
+            .with_file(manifest, move |db| {
+                use redb::ReadableDatabase;
+                let txn = db.begin_read()?;
+                let Some(rows) = open_rows(&txn, &name)? else {
+                    return Ok(Vec::new());
+                };
+                let mut values = Vec::new();
+                for (from, to) in &ranges {
+                    for entry in rows.range(from.as_slice()..to.as_slice())? {
+                        let (_, value) = entry?;
+                        values.push(value.value().to_vec());
+                    }
+                }
+                Ok(values)
+            })
+            .await?
+            .unwrap_or_default();
+        rows.iter()
+            .map(|bytes| {
+                serde_json::from_slice(bytes).map_err(|e| {
+                    DeployError(format!("a row of `{table}` of {} is not JSON: {e}", manifest.name))
+                })
+            })
+            .collect()
+    }
+
+    async fn count_rows(
+        &self,
+        manifest: &Manifest,
+        table: &str,
+        tenant: Option<&super::TenantPartitions>,
+    ) -> Result<u64, DeployError> {
+        let name = table.to_owned();
+        let ranges = tenant.map(|t| tenant_ranges(&t.tenant));
+        let counted = self
+            .with_file(manifest, move |db| {
+                use redb::{ReadableDatabase, ReadableTableMetadata};
+                let txn = db.begin_read()?;
+                let Some(rows) = open_rows(&txn, &name)? else {
+                    return Ok(0);
+                };
+                let Some(ranges) = ranges else {
+                    return Ok(rows.len()?);
+                };
+                let mut count = 0;
+                for (from, to) in &ranges {
+                    count += rows.range(from.as_slice()..to.as_slice())?.count() as u64;
+                }
+                Ok(count)
+            })
+            .await?;
+        Ok(counted.unwrap_or(0))
+    }
+
+    async fn delete_tenant_rows(
+        &self,
+        manifest: &Manifest,
+        table: &str,
+        tenant: &super::TenantPartitions,
+    ) -> Result<u64, DeployError> {
+        let (name, ranges) = (table.to_owned(), tenant_ranges(&tenant.tenant));
+        let deleted = self
+            .with_file(manifest, move |db| {
+                let txn = db.begin_write()?;
+                let mut deleted = 0;
+                {
+                    let mut rows = txn.open_table(rows_of(&name))?;
+                    for (from, to) in &ranges {
+                        let gone = rows.extract_from_if(from.as_slice()..to.as_slice(), |_, _| true)?;
+                        for entry in gone {
+                            entry?;
+                            deleted += 1;
+                        }
+                    }
+                }
+                txn.commit()?;
+                Ok(deleted)
+            })
+            .await?;
+        Ok(deleted.unwrap_or(0))
     }
 
     async fn drop_tables(&self, manifest: &Manifest) -> Result<(), DeployError> {

@@ -174,6 +174,72 @@ pub trait TableProvisioner: Send + Sync + std::fmt::Debug {
 
     /// Drops the module's tables (only when an uninstall asks to drop data).
     async fn drop_tables(&self, manifest: &Manifest) -> Result<(), DeployError>;
+
+    /// A tenant's rows of the declared table `table` (its own partition and its companies'),
+    /// each as stored, in key order: partition, then sort key. What an export writes.
+    async fn tenant_rows(
+        &self,
+        manifest: &Manifest,
+        table: &str,
+        tenant: &TenantPartitions,
+    ) -> Result<Vec<Value>, DeployError> {
+        let _ = (table, tenant);
+        Err(not_readable(manifest))
+    }
+
+    /// How many rows `table` holds: a tenant's, or every tenant's (`None`).
+    async fn count_rows(
+        &self,
+        manifest: &Manifest,
+        table: &str,
+        tenant: Option<&TenantPartitions>,
+    ) -> Result<u64, DeployError> {
+        let _ = (table, tenant);
+        Err(not_readable(manifest))
+    }
+
+    /// Deletes a tenant's rows of `table` (its partitions only); returns how many went.
+    async fn delete_tenant_rows(
+        &self,
+        manifest: &Manifest,
+        table: &str,
+        tenant: &TenantPartitions,
+    ) -> Result<u64, DeployError> {
+        let _ = (table, tenant);
+        Err(not_readable(manifest))
+    }
+}
+
+fn not_readable(manifest: &Manifest) -> DeployError {
+    DeployError(format!(
+        "this platform function does not read module tables, so {}'s rows cannot be read here",
+        manifest.name
+    ))
+}
+
+/// The partitions of one tenant's rows in a module's tables (`module-sdk`'s key scheme,
+/// docs/data.md): `{tenant}` and `{tenant}#{company}` for each of its companies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantPartitions {
+    pub tenant: String,
+    /// The tenant's companies (a backend that can read by prefix needs none of them).
+    pub companies: Vec<String>,
+}
+
+impl TenantPartitions {
+    /// `{tenant}`, then `{tenant}#{company}` for each company in name order.
+    #[must_use]
+    pub fn partitions(&self) -> Vec<String> {
+        let mut companies = self.companies.clone();
+        companies.sort();
+        std::iter::once(self.tenant.clone())
+            .chain(
+                companies
+                    .iter()
+                    .map(|c| plinth_module_sdk::data::partition_of(&self.tenant, Some(c))),
+            )
+            .collect()
+    }
 }
 
 /// One machine keeps modules' data in the modules' own processes: tables are recorded, not
@@ -189,6 +255,33 @@ impl TableProvisioner for NoTables {
 
     async fn drop_tables(&self, _manifest: &Manifest) -> Result<(), DeployError> {
         Ok(())
+    }
+
+    async fn tenant_rows(
+        &self,
+        _manifest: &Manifest,
+        _table: &str,
+        _tenant: &TenantPartitions,
+    ) -> Result<Vec<Value>, DeployError> {
+        Ok(Vec::new())
+    }
+
+    async fn count_rows(
+        &self,
+        _manifest: &Manifest,
+        _table: &str,
+        _tenant: Option<&TenantPartitions>,
+    ) -> Result<u64, DeployError> {
+        Ok(0)
+    }
+
+    async fn delete_tenant_rows(
+        &self,
+        _manifest: &Manifest,
+        _table: &str,
+        _tenant: &TenantPartitions,
+    ) -> Result<u64, DeployError> {
+        Ok(0)
     }
 }
 

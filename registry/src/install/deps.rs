@@ -7,8 +7,10 @@ use plinth_module_sdk::{Manifest, PLATFORM_VERSION};
 use semver::Version;
 use serde::Serialize;
 
-use super::Installer;
+use super::{DataPlan, Installer};
+use crate::clock::now;
 use crate::error::{Error, Result};
+use crate::export::TableRows;
 use crate::installation::{IndexEntry, Installation};
 
 /// What uninstalling a module would do (`?dry_run=true`).
@@ -29,6 +31,16 @@ pub struct UninstallImpact {
     /// to, or the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// Each declared table's rows, every tenant's (a table that cannot be read now says why).
+    #[serde(default)]
+    pub rows: Vec<TableRows>,
+    /// Whether each tenant's rows would be exported first (`export=true`).
+    #[serde(default)]
+    pub export: bool,
+    /// When the tables would be dropped: now with `drop_data`, else once the retention has
+    /// passed (RFC 3339); none when the module declares no tables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_after: Option<String>,
 }
 
 impl Installer {
@@ -84,8 +96,23 @@ impl Installer {
     pub(crate) async fn uninstall_impact(
         &self,
         installation: &Installation,
-        drop_data: bool,
+        plan: DataPlan,
     ) -> Result<UninstallImpact> {
+        let manifest = match installation.serving_manifest() {
+            Some(manifest) => Some(manifest?),
+            None => None,
+        };
+        let rows = match &manifest {
+            Some(manifest) => self.exports.count(manifest, None).await,
+            None => Vec::new(),
+        };
+        let drop_after = (!installation.tables.is_empty()).then(|| {
+            if plan.drop_data {
+                now()
+            } else {
+                crate::export::days_from_now(plan.retention_days)
+            }
+        });
         let index = self.installations.installed_index().await?;
         let dependents = index
             .values()
@@ -101,8 +128,11 @@ impl Installer {
             endpoint: installation.deployment.as_ref().map(|d| d.endpoint.clone()),
             event_rules: installation.rules.clone(),
             tables: installation.tables.clone(),
-            drop_data,
+            drop_data: plan.drop_data,
             refused: None,
+            rows,
+            export: plan.export,
+            drop_after,
         })
     }
 }
@@ -141,3 +171,4 @@ fn find_cycle(
     }
     None
 }
+

@@ -26,6 +26,7 @@ use crate::clock::now;
 use crate::deploy::{Deployer, TableProvisioner};
 use crate::error::{Error, Result};
 use crate::events::Subscriptions;
+use crate::export::Exports;
 use crate::hooks::Hooks;
 use crate::identity::Caller;
 use crate::installation::Installations;
@@ -71,7 +72,12 @@ pub struct InstallSettings {
     /// A run that resumes one stopped mid-way deploys and subscribes again: set where
     /// backends are the worker's child processes and rules live in its bus (`plinth up`).
     pub redeploy_on_resume: bool,
+    /// Days an uninstall keeps the module's data before the sweep drops it, when the request
+    /// names none (`PLINTH_DATA_RETENTION_DAYS`); `None`: [`DEFAULT_RETENTION_DAYS`].
+    pub data_retention_days: Option<u32>,
 }
+
+pub use crate::export::{DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS};
 
 /// Installs, upgrades, rolls back and uninstalls modules, each as a resumable saga.
 #[derive(Debug)]
@@ -87,6 +93,7 @@ pub struct Installer {
     api_keys: Arc<ApiKeys>,
     instances: Arc<Instances>,
     versions: Arc<Versions>,
+    exports: Arc<Exports>,
     settings: InstallSettings,
     observer: Option<Arc<dyn StepObserver>>,
 }
@@ -100,6 +107,7 @@ pub struct InstallerServices {
     pub api_keys: Arc<ApiKeys>,
     pub instances: Arc<Instances>,
     pub versions: Arc<Versions>,
+    pub exports: Arc<Exports>,
 }
 
 impl Installer {
@@ -121,6 +129,7 @@ impl Installer {
             api_keys: services.api_keys,
             instances: services.instances,
             versions: services.versions,
+            exports: services.exports,
             settings,
             observer,
         }
@@ -219,7 +228,7 @@ impl Installer {
             endpoint: request.endpoint,
             dev_dir: request.dev_dir,
             drop_data: false,
-            steps: plan_states(Operation::Install, false, false),
+            steps: plan_states(Operation::Install, false, false, false),
             deployment: None,
             api_key_id: None,
             tables: Vec::new(),
@@ -231,6 +240,12 @@ impl Installer {
             last_error: None,
             updated_at: now(),
             alongside: false,
+            // A reinstall before a kept uninstall's retention ends keeps the data: the new
+            // record has no `drop_after`.
+            export: false,
+            retention_days: None,
+            drop_after: None,
+            exports: Vec::new(),
         };
         self.begin(caller, installation, current.map(|(_, v)| v))
             .await
@@ -280,7 +295,7 @@ impl Installer {
             endpoint: request.endpoint,
             dev_dir: request.dev_dir.or(first.dev_dir),
             drop_data: false,
-            steps: plan_states(Operation::Install, false, true),
+            steps: plan_states(Operation::Install, false, true, false),
             deployment: None,
             api_key_id: None,
             tables: Vec::new(),
@@ -292,6 +307,10 @@ impl Installer {
             last_error: None,
             updated_at: now(),
             alongside: true,
+            export: false,
+            retention_days: None,
+            drop_after: None,
+            exports: Vec::new(),
         };
         self.begin(caller, installation, existing.map(|(_, v)| v))
             .await
@@ -352,14 +371,26 @@ impl Installer {
         module: &ModuleName,
         request: UninstallRequest,
     ) -> Result<UninstallOutcome> {
+        caller.require_platform_admin()?;
+        let retention_days = self.retention_of(&request)?;
         let UninstallRequest {
             drop_data,
             dry_run,
             version,
+            export,
+            ..
         } = request;
-        caller.require_platform_admin()?;
         if let Some(version) = version {
             let version = parse_version(&version)?;
+            if export {
+                return Err(Error::field(
+                    "export",
+                    format!(
+                        "{module}'s tables are shared by its installed versions; export them \
+                         when uninstalling the last one"
+                    ),
+                ));
+            }
             if let Some(outcome) = self
                 .start_uninstall_alongside(caller, module, &version, drop_data, dry_run)
                 .await?
@@ -384,7 +415,12 @@ impl Installer {
                 others.join(", ")
             )));
         }
-        let impact = self.uninstall_impact(&current, drop_data).await?;
+        let plan = DataPlan {
+            drop_data,
+            export,
+            retention_days,
+        };
+        let impact = self.uninstall_impact(&current, plan).await?;
         if dry_run {
             return Ok(UninstallOutcome::DryRun(impact));
         }
@@ -397,6 +433,10 @@ impl Installer {
         let version = current.installed_version.clone().unwrap_or_default();
         let mut next = current.clone();
         next.drop_data = drop_data;
+        next.export = export;
+        next.retention_days = (!drop_data).then_some(retention_days);
+        next.drop_after = None;
+        next.exports.clear();
         let started = self
             .begin_change(caller, next, stored, Operation::Uninstall, version)
             .await?;
@@ -451,6 +491,9 @@ impl Installer {
                 tables: Vec::new(),
                 drop_data: false,
                 refused: serving,
+                rows: Vec::new(),
+                export: false,
+                drop_after: None,
             })));
         }
         if let Some(reason) = serving {
@@ -520,7 +563,12 @@ impl Installer {
         installation.operation = operation;
         installation.status = Status::Pending;
         installation.version = version;
-        installation.steps = plan_states(operation, installation.drop_data, installation.alongside);
+        installation.steps = plan_states(
+            operation,
+            installation.drop_data,
+            installation.alongside,
+            installation.export,
+        );
         installation.failure = None;
         installation.attempts = 0;
         installation.last_error = None;
@@ -606,6 +654,46 @@ pub struct UninstallRequest {
     /// One installed version only (one alongside the first; the first when it is the last).
     #[serde(default)]
     pub version: Option<String>,
+    /// Export each tenant's rows before anything is dropped.
+    #[serde(default)]
+    pub export: bool,
+    /// Days the kept data stays before the sweep drops it (1 to 3650); not with `drop_data`.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+}
+
+/// What an uninstall does with the module's data.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DataPlan {
+    pub drop_data: bool,
+    pub export: bool,
+    pub retention_days: u32,
+}
+
+impl Installer {
+    /// The retention an uninstall keeps data for: the request's, else the platform's.
+    fn retention_of(&self, request: &UninstallRequest) -> Result<u32> {
+        match request.retention_days {
+            Some(_) if request.drop_data => Err(Error::field(
+                "retention_days",
+                "drop_data drops the tables now; retention_days is for data an uninstall keeps",
+            )),
+            Some(days) if !(1..=MAX_RETENTION_DAYS).contains(&days) => Err(Error::field(
+                "retention_days",
+                format!("{days} is not between 1 and {MAX_RETENTION_DAYS}"),
+            )),
+            Some(days) => Ok(days),
+            None => Ok(self.retention_days()),
+        }
+    }
+
+    /// The platform's retention of an uninstall's kept data, in days.
+    #[must_use]
+    pub fn retention_days(&self) -> u32 {
+        self.settings
+            .data_retention_days
+            .unwrap_or(DEFAULT_RETENTION_DAYS)
+    }
 }
 
 /// What an uninstall request did.
@@ -615,12 +703,25 @@ pub enum UninstallOutcome {
     Started(Box<Installation>),
 }
 
-fn plan_states(operation: Operation, drop_data: bool, alongside: bool) -> Vec<StepState> {
-    let plan = if alongside {
+fn plan_states(
+    operation: Operation,
+    drop_data: bool,
+    alongside: bool,
+    export: bool,
+) -> Vec<StepState> {
+    let mut plan = if alongside {
         Step::plan_alongside(operation)
     } else {
         Step::plan(operation, drop_data)
     };
+    // The export runs once the backend is stopped (on one machine it held the tables' file)
+    // and before anything is dropped.
+    if export
+        && operation == Operation::Uninstall
+        && let Some(at) = plan.iter().position(|s| *s == Step::Undeploy)
+    {
+        plan.insert(at + 1, Step::ExportData);
+    }
     plan.into_iter()
         .map(|step| StepState {
             step,

@@ -291,6 +291,11 @@ impl Installer {
                 installation.rules.clear();
                 if installation.drop_data {
                     installation.tables.clear();
+                } else if !installation.alongside && !installation.tables.is_empty() {
+                    let days = installation
+                        .retention_days
+                        .unwrap_or_else(|| self.retention_days());
+                    installation.drop_after = Some(crate::export::days_from_now(days));
                 }
                 if installation.alongside {
                     "module.version.uninstalled"

@@ -117,6 +117,7 @@ impl Installer {
                 }
                 Ok(None)
             }
+            Step::ExportData => self.export_step(inst, &manifest).await.map(Some),
             Step::DropTables => {
                 self.tables.drop_tables(&manifest).await?;
                 let mut dropped = inst.tables.clone();
@@ -198,6 +199,35 @@ impl Installer {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Exports every tenant's rows that has any; an export that fails stops the uninstall
+    /// here, before anything is dropped (a retry goes on from this step).
+    async fn export_step(&self, inst: &mut Installation, manifest: &Manifest) -> StepResult<String> {
+        let mut exports = Vec::new();
+        for tenant in self.exports.tenants().await? {
+            if let Some(mut export) = self.exports.export_if_any(manifest, &tenant).await? {
+                // Kept on the record without the files' links, which are long and expire.
+                for table in &mut export.tables {
+                    table.link = None;
+                }
+                exports.push(export);
+            }
+        }
+        let detail = if exports.is_empty() {
+            "no tenant has rows".to_owned()
+        } else {
+            exports
+                .iter()
+                .map(|e| {
+                    let rows: u64 = e.tables.iter().map(|t| t.rows).sum();
+                    format!("{} ({rows} rows) at {}", e.tenant, e.location)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        inst.exports = exports;
+        Ok(format!("exported {detail}"))
     }
 
     /// Stops `deployment` of `inst`: a version alongside stops only its own backend.

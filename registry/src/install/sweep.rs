@@ -108,7 +108,151 @@ impl Installer {
         if swept != Swept::default() {
             tracing::info!(rerequested = ?swept.rerequested, failed = ?swept.failed, "swept stuck installations");
         }
+        match self.drop_retained(now).await {
+            Ok(dropped) if !dropped.is_empty() => {
+                tracing::info!(modules = ?dropped, "dropped the data kept after uninstalls, its retention over");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e.chain(), "cannot look for kept data past its retention"),
+        }
+        match self.drop_due_tenant_rows(now).await {
+            Ok(dropped) if !dropped.is_empty() => {
+                tracing::info!(tenants = ?dropped, "dropped disabled tenants' rows, their retention over");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e.chain(), "cannot look for tenants' rows past their retention"),
+        }
         Ok(swept)
+    }
+
+    /// Deletes the rows of each tenant whose drop (`DELETE …/tenants/{t}/modules/{m}` with
+    /// `drop_data=true`) is due at `now`, then its record; returns `{module}/{tenant}` of each.
+    /// A tenant that enabled the module again has no record left; one whose module is no
+    /// longer installed loses its record only (the uninstall's retention drops the tables).
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub async fn drop_due_tenant_rows(&self, now: OffsetDateTime) -> Result<Vec<String>> {
+        let mut dropped = Vec::new();
+        for (drop, stored) in self.exports.due_drops(now).await? {
+            let done = format!("{}/{}", drop.module, drop.tenant);
+            match self.drop_tenant_rows(&drop, stored).await {
+                Ok(()) => dropped.push(done),
+                Err(e) => tracing::warn!(drop = %done, error = %e.chain(), "cannot drop a tenant's rows"),
+            }
+        }
+        Ok(dropped)
+    }
+
+    async fn drop_tenant_rows(
+        &self,
+        drop: &crate::export::tenant_drops::TenantDrop,
+        stored: u64,
+    ) -> Result<()> {
+        let module = ModuleName::parse(&drop.module)
+            .map_err(|e| Error::internal_because("a tenant drop names no module", e))?;
+        let tenant = crate::ids::TenantId::parse(&drop.tenant)
+            .map_err(|e| Error::internal_because("a tenant drop names no tenant", e))?;
+        // Enabled again since the list was read: the record is gone, the rows stay.
+        if self.exports.pending_drop(&drop.module, &drop.tenant).await?.as_ref() != Some(drop) {
+            return Ok(());
+        }
+        let deleted = match self.installations.installed_module(&module).await {
+            Ok((manifest, _)) => Some(self.exports.delete_tenant_rows(&manifest, &tenant).await?),
+            Err(Error::NotFound(_) | Error::Conflict(_)) => None,
+            Err(e) => return Err(e),
+        };
+        let writes = vec![
+            crate::store::Write::Delete {
+                key: crate::export::tenant_drops::drop_key(&drop.module, &drop.tenant),
+                condition: Condition::Version(stored),
+            },
+            audit::record(
+                tenant.as_str(),
+                "platform:sweeper",
+                "tenant.module.data_dropped",
+                &format!("module:{module}"),
+                json!({"rows": deleted, "drop_after": drop.drop_after}),
+            ),
+        ];
+        self.changes
+            .commit(Change::new(writes).on_conflict(format!(
+                "the drop of tenant {tenant}'s rows of {module} changed meanwhile"
+            )))
+            .await
+    }
+
+    /// Drops the tables (and event queues) an uninstall kept, once their `drop_after` has
+    /// passed at `now`; returns the modules whose data went. A module reinstalled meanwhile
+    /// has no `drop_after` (its new record has none): its data stays. A drop that fails is
+    /// logged and tried again by the next sweep.
+    ///
+    /// # Errors
+    /// The store cannot list the installations.
+    pub async fn drop_retained(&self, now: OffsetDateTime) -> Result<Vec<String>> {
+        let mut dropped = Vec::new();
+        for module in self.installations.uninstalled().await? {
+            match self.drop_one_retained(&module, now).await {
+                Ok(true) => dropped.push(module.to_string()),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(module = %module, error = %e.chain(), "cannot drop the kept data");
+                }
+            }
+        }
+        Ok(dropped)
+    }
+
+    async fn drop_one_retained(&self, module: &ModuleName, now: OffsetDateTime) -> Result<bool> {
+        let Some((mut installation, stored)) = self.installations.item(module).await? else {
+            return Ok(false);
+        };
+        let due = installation
+            .drop_after
+            .as_deref()
+            .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok())
+            .is_some_and(|at| at <= now);
+        if installation.status != Status::Uninstalled || !due {
+            return Ok(false);
+        }
+        let manifest = self
+            .catalog
+            .version(module, &installation.version)
+            .await?
+            .manifest()?;
+        self.tables
+            .drop_tables(&manifest)
+            .await
+            .map_err(|e| Error::BadGateway(format!("dropping the tables of {module}: {e}")))?;
+        let queues = self
+            .subscriptions
+            .drop_queues(module)
+            .await
+            .map_err(|e| Error::BadGateway(format!("dropping the queues of {module}: {e}")))?;
+        let detail = json!({
+            "version": installation.version, "tables": installation.tables,
+            "queues": queues, "drop_after": installation.drop_after,
+        });
+        installation.tables.clear();
+        installation.drop_after = None;
+        installation.updated_at = stamp(now);
+        let mut writes = record_writes(&installation, stored + 1, Condition::Version(stored));
+        writes.push(audit::record(
+            audit::PLATFORM_SCOPE,
+            "platform:sweeper",
+            "module.data.dropped",
+            &format!("module:{module}"),
+            detail.clone(),
+        ));
+        let event = crate::events::platform_event("module.data.dropped", detail);
+        self.changes
+            .commit(
+                Change::new(writes)
+                    .events(vec![event])
+                    .on_conflict(format!("the installation of {module} changed meanwhile")),
+            )
+            .await?;
+        Ok(true)
     }
 
     async fn sweep_one(
@@ -206,6 +350,7 @@ impl Installer {
                     installation.operation,
                     installation.drop_data,
                     installation.alongside,
+                    installation.export,
                 );
             }
             Status::Pending | Status::Running => {}

@@ -397,7 +397,9 @@ impl Enablement {
             enabled: Some(false),
             ..ModuleChange::default()
         };
-        let row = self.set_tenant_module(caller, tenant, module, change).await?;
+        let row = self
+            .set_tenant_module(caller, tenant, module, change)
+            .await?;
         let drop_after = match retention_days {
             Some(days) => {
                 let drop = TenantDrop {
@@ -445,7 +447,12 @@ impl Enablement {
         self.exported(caller, tenant, &manifest).await
     }
 
-    async fn exported(&self, caller: &Caller, tenant: &TenantId, manifest: &Manifest) -> Result<Export> {
+    async fn exported(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        manifest: &Manifest,
+    ) -> Result<Export> {
         let export = self.exports.export(manifest, tenant).await?;
         let rows: u64 = export.tables.iter().map(|t| t.rows).sum();
         let write = audit::record(

@@ -101,11 +101,15 @@ fn unique() -> String {
 }
 
 fn accounts(rig: &Rig) -> String {
-    rig.manifest.database.as_ref().unwrap().tables[0].name.clone()
+    rig.manifest.database.as_ref().unwrap().tables[0]
+        .name
+        .clone()
 }
 
 fn entries(rig: &Rig) -> String {
-    rig.manifest.database.as_ref().unwrap().tables[1].name.clone()
+    rig.manifest.database.as_ref().unwrap().tables[1]
+        .name
+        .clone()
 }
 
 async fn rig_one_machine(failing: bool) -> Rig {
@@ -118,7 +122,8 @@ async fn rig_one_machine(failing: bool) -> Rig {
         folder
     };
     let (t, b) = (tables.clone(), bundles.clone());
-    let p = TestPlatform::embedded_adapted(move |ports: Ports| ports.with_tables(t).with_bundles(b));
+    let p =
+        TestPlatform::embedded_adapted(move |ports: Ports| ports.with_tables(t).with_bundles(b));
     let manifest = manifest_json(&unique());
     Rig {
         p,
@@ -139,13 +144,11 @@ async fn rig_aws(test: &str, failing: bool) -> Option<Rig> {
     let sdk = plinth_registry::aws::config_from_env().await;
     let bucket = support::unique_table("plinth-exports").to_lowercase();
     let s3 = S3Bundles::new(&sdk, &bucket);
-    s3.create_bucket().await.expect("the bucket on the emulator");
+    s3.create_bucket()
+        .await
+        .expect("the bucket on the emulator");
     let s3: Arc<dyn BundleStore> = Arc::new(s3);
-    let bundles: Arc<dyn BundleStore> = if failing {
-        Arc::new(Failing(s3))
-    } else {
-        s3
-    };
+    let bundles: Arc<dyn BundleStore> = if failing { Arc::new(Failing(s3)) } else { s3 };
     let tables: Arc<dyn TableProvisioner> = Arc::new(DynamoTables::new(&sdk));
     let (t, b) = (tables.clone(), bundles.clone());
     let p = TestPlatform::dynamo_adapted(test, move |ports: Ports| {
@@ -211,13 +214,43 @@ type Row = (&'static str, String, Value, Value);
 fn rows(rig: &Rig) -> Vec<Row> {
     let (a, e) = (accounts(rig), entries(rig));
     vec![
-        ("acme", a.clone(), json!("a-1"), json!({"name": "Cash", "balance": 120})),
-        ("acme", a.clone(), json!("a-2"), json!({"name": "Bank", "balance": 5000.5})),
-        ("acme", a.clone(), json!("a-3"), json!({"name": "Ünïcode ✓", "tags": ["x", "y"]})),
+        (
+            "acme",
+            a.clone(),
+            json!("a-1"),
+            json!({"name": "Cash", "balance": 120}),
+        ),
+        (
+            "acme",
+            a.clone(),
+            json!("a-2"),
+            json!({"name": "Bank", "balance": 5000.5}),
+        ),
+        (
+            "acme",
+            a.clone(),
+            json!("a-3"),
+            json!({"name": "Ünïcode ✓", "tags": ["x", "y"]}),
+        ),
         ("acme", e.clone(), json!(20), json!({"amount": 7})),
-        ("acme", e.clone(), json!(10), json!({"amount": 3, "memo": {"by": "ann"}})),
-        ("acme#acme-de", a.clone(), json!("de-1"), json!({"name": "Kasse"})),
-        ("globex", a.clone(), json!("g-1"), json!({"name": "Globex cash"})),
+        (
+            "acme",
+            e.clone(),
+            json!(10),
+            json!({"amount": 3, "memo": {"by": "ann"}}),
+        ),
+        (
+            "acme#acme-de",
+            a.clone(),
+            json!("de-1"),
+            json!({"name": "Kasse"}),
+        ),
+        (
+            "globex",
+            a.clone(),
+            json!("g-1"),
+            json!({"name": "Globex cash"}),
+        ),
         ("globex", a, json!("g-2"), json!({"name": "Globex bank"})),
     ]
 }
@@ -307,9 +340,7 @@ fn stored(row: &Row) -> Value {
 
 fn of_tenant<'r>(rows: &'r [Row], tenant: &str, table: &str) -> Vec<&'r Row> {
     rows.iter()
-        .filter(|(p, t, _, _)| {
-            t == table && (*p == tenant || p.starts_with(&format!("{tenant}#")))
-        })
+        .filter(|(p, t, _, _)| t == table && (*p == tenant || p.starts_with(&format!("{tenant}#"))))
         .collect()
 }
 
@@ -387,7 +418,11 @@ async fn check_export(rig: &Rig, export: &Value, rows: &[Row], tenant: &str) -> 
             .collect();
         let expected = of_tenant(rows, tenant, name);
         assert_eq!(entry["rows"], json!(lines.len()), "{name}: rows = lines");
-        assert_eq!(lines.len(), expected.len(), "{name}: every row of {tenant}, no other");
+        assert_eq!(
+            lines.len(),
+            expected.len(),
+            "{name}: every row of {tenant}, no other"
+        );
         let found: BTreeSet<String> = lines.iter().map(canon).collect();
         let wanted: BTreeSet<String> = expected.iter().map(|r| canon(&stored(r))).collect();
         assert_eq!(found, wanted, "{name}: the rows as stored");
@@ -431,7 +466,10 @@ fn canon(value: &Value) -> String {
             format!("{{{}}}", inner.join(","))
         }
         Value::Array(items) => {
-            format!("[{}]", items.iter().map(canon).collect::<Vec<_>>().join(","))
+            format!(
+                "[{}]",
+                items.iter().map(canon).collect::<Vec<_>>().join(",")
+            )
         }
         Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), |f| f.to_string()),
         other => other.to_string(),
@@ -493,7 +531,10 @@ async fn an_uninstall_exports_rows_whose_counts_and_checksums_match_then_the_swe
         "{impact}"
     );
     let drop_after = parse(impact["drop_after"].as_str().expect("when the data goes"));
-    assert!((drop_after - days(7)).abs() < time::Duration::minutes(5), "{drop_after}");
+    assert!(
+        (drop_after - days(7)).abs() < time::Duration::minutes(5),
+        "{drop_after}"
+    );
 
     rig.p
         .call(
@@ -518,7 +559,10 @@ async fn an_uninstall_exports_rows_whose_counts_and_checksums_match_then_the_swe
 
     // One export per tenant with rows, each matching the tables.
     let exports = done["exports"].as_array().expect("the exports are listed");
-    let tenants: Vec<&str> = exports.iter().map(|e| e["tenant"].as_str().unwrap()).collect();
+    let tenants: Vec<&str> = exports
+        .iter()
+        .map(|e| e["tenant"].as_str().unwrap())
+        .collect();
     assert_eq!(tenants, ["acme", "globex"], "{done}");
     for export in exports {
         let tenant = export["tenant"].as_str().unwrap();
@@ -540,7 +584,10 @@ async fn an_uninstall_exports_rows_whose_counts_and_checksums_match_then_the_swe
 
     // Dropped only once the retention has passed.
     let drop_after = parse(done["drop_after"].as_str().unwrap());
-    assert!((drop_after - days(7)).abs() < time::Duration::minutes(5), "{drop_after}");
+    assert!(
+        (drop_after - days(7)).abs() < time::Duration::minutes(5),
+        "{drop_after}"
+    );
     sweep_at(&rig, days(6)).await;
     assert!(tables_exist(&rig).await, "kept for 7 days");
     assert_eq!(count(&rig, &accounts(&rig), None).await, 6);
@@ -548,10 +595,18 @@ async fn an_uninstall_exports_rows_whose_counts_and_checksums_match_then_the_swe
     assert!(!tables_exist(&rig).await, "dropped after 7 days");
     let after = rig
         .p
-        .call(Method::GET, "/api/v1/modules/ledger/installation", operator(), None)
+        .call(
+            Method::GET,
+            "/api/v1/modules/ledger/installation",
+            operator(),
+            None,
+        )
         .await;
     let after = after.expect(StatusCode::OK);
-    assert!(after.get("drop_after").is_none() && after.get("tables").is_none(), "{after}");
+    assert!(
+        after.get("drop_after").is_none() && after.get("tables").is_none(),
+        "{after}"
+    );
     assert!(rig.p.saw("module.data.dropped").await);
 }
 
@@ -560,15 +615,27 @@ async fn a_reinstall_before_the_retention_ends_keeps_the_data(rig: Rig) {
     let rows = rows(&rig);
     write(&rig, &rows).await;
     rig.p
-        .call(Method::DELETE, "/api/v1/modules/ledger/installation", operator(), None)
+        .call(
+            Method::DELETE,
+            "/api/v1/modules/ledger/installation",
+            operator(),
+            None,
+        )
         .await
         .expect(StatusCode::ACCEPTED);
     let done = rig.p.settled("ledger").await;
-    assert!(done["drop_after"].is_string(), "the default retention: {done}");
+    assert!(
+        done["drop_after"].is_string(),
+        "the default retention: {done}"
+    );
     install(&rig).await;
     sweep_at(&rig, days(31)).await;
     assert!(tables_exist(&rig).await);
-    assert_eq!(count(&rig, &accounts(&rig), None).await, 6, "every row kept");
+    assert_eq!(
+        count(&rig, &accounts(&rig), None).await,
+        6,
+        "every row kept"
+    );
 }
 
 async fn a_failed_export_drops_nothing_and_says_why(rig: Rig) {
@@ -586,10 +653,18 @@ async fn a_failed_export_drops_nothing_and_says_why(rig: Rig) {
             None,
         )
         .await;
-    refused.expect_problem(StatusCode::BAD_GATEWAY, "the export of ledger failed, and nothing was dropped");
+    refused.expect_problem(
+        StatusCode::BAD_GATEWAY,
+        "the export of ledger failed, and nothing was dropped",
+    );
     let row = rig
         .p
-        .call(Method::GET, "/api/v1/tenants/acme/modules", tenant_admin("acme"), None)
+        .call(
+            Method::GET,
+            "/api/v1/tenants/acme/modules",
+            tenant_admin("acme"),
+            None,
+        )
         .await;
     assert_eq!(row.expect(StatusCode::OK)[0]["enabled"], true);
 
@@ -607,12 +682,18 @@ async fn a_failed_export_drops_nothing_and_says_why(rig: Rig) {
     assert_eq!(failed["status"], "failed", "{failed}");
     assert_eq!(failed["failure"]["step"], "export_data", "{failed}");
     let reason = failed["failure"]["reason"].as_str().unwrap();
-    assert!(reason.contains("the export of ledger failed, and nothing was dropped"), "{reason}");
+    assert!(
+        reason.contains("the export of ledger failed, and nothing was dropped"),
+        "{reason}"
+    );
     assert!(tables_exist(&rig).await);
     assert_eq!(count(&rig, &accounts(&rig), None).await, 6);
     assert_eq!(count(&rig, &entries(&rig), None).await, 2);
     sweep_at(&rig, days(400)).await;
-    assert!(tables_exist(&rig).await, "no retention was set by a failed uninstall");
+    assert!(
+        tables_exist(&rig).await,
+        "no retention was set by a failed uninstall"
+    );
 }
 
 async fn disabling_for_a_tenant_exports_its_rows_and_drops_only_them_after_retention(rig: Rig) {
@@ -633,7 +714,9 @@ async fn disabling_for_a_tenant_exports_its_rows_and_drops_only_them_after_reten
     assert_eq!(disabled["enabled"], false, "{disabled}");
     check_export(&rig, &disabled["export"], &rows, "acme").await;
     if matches!(rig.at, Where::Aws { .. }) {
-        let link = disabled["export"]["manifest_link"].as_str().expect("a pre-signed link on AWS");
+        let link = disabled["export"]["manifest_link"]
+            .as_str()
+            .expect("a pre-signed link on AWS");
         assert!(link.contains("X-Amz-Signature"), "{link}");
     }
     assert!(disabled["drop_after"].is_string(), "{disabled}");
@@ -659,11 +742,23 @@ async fn disabling_for_a_tenant_exports_its_rows_and_drops_only_them_after_reten
         .expect(StatusCode::OK);
 
     sweep_at(&rig, days(2)).await;
-    assert_eq!(count(&rig, &accounts(&rig), Some("acme")).await, 4, "kept for 3 days");
+    assert_eq!(
+        count(&rig, &accounts(&rig), Some("acme")).await,
+        4,
+        "kept for 3 days"
+    );
     sweep_at(&rig, days(4)).await;
-    assert_eq!(count(&rig, &accounts(&rig), Some("acme")).await, 0, "acme's rows dropped");
+    assert_eq!(
+        count(&rig, &accounts(&rig), Some("acme")).await,
+        0,
+        "acme's rows dropped"
+    );
     assert_eq!(count(&rig, &entries(&rig), Some("acme")).await, 0);
-    assert_eq!(count(&rig, &accounts(&rig), Some("globex")).await, 2, "globex enabled it again");
+    assert_eq!(
+        count(&rig, &accounts(&rig), Some("globex")).await,
+        2,
+        "globex enabled it again"
+    );
 }
 
 async fn the_export_route_serves_the_tenants_admin_and_the_platform_admin_only(rig: Rig) {
@@ -703,7 +798,12 @@ async fn bad_retention_and_export_requests_name_the_field_and_change_nothing(rig
         ("export=true&version=1.0.0", "export"),
     ] {
         rig.p
-            .call(Method::DELETE, &format!("{uninstall}?{query}"), operator(), None)
+            .call(
+                Method::DELETE,
+                &format!("{uninstall}?{query}"),
+                operator(),
+                None,
+            )
             .await
             .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, field);
     }
@@ -713,26 +813,42 @@ async fn bad_retention_and_export_requests_name_the_field_and_change_nothing(rig
         ("drop_data=true&retention_days=0", "retention_days"),
     ] {
         rig.p
-            .call(Method::DELETE, &format!("{disable}?{query}"), tenant_admin("acme"), None)
+            .call(
+                Method::DELETE,
+                &format!("{disable}?{query}"),
+                tenant_admin("acme"),
+                None,
+            )
             .await
             .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, field);
     }
     let bad = rig
         .p
-        .call(Method::DELETE, &format!("{disable}?retention_days=soon&drop_data=true"), tenant_admin("acme"), None)
+        .call(
+            Method::DELETE,
+            &format!("{disable}?retention_days=soon&drop_data=true"),
+            tenant_admin("acme"),
+            None,
+        )
         .await;
     assert!(bad.status.is_client_error(), "{}", bad.status);
-    assert!(bad.body.to_string().contains("retention_days"), "{}", bad.body);
+    assert!(
+        bad.body.to_string().contains("retention_days"),
+        "{}",
+        bad.body
+    );
 
     // Nothing written: installed, enabled, no export, every row.
-    let installation = rig
-        .p
-        .call(Method::GET, uninstall, operator(), None)
-        .await;
+    let installation = rig.p.call(Method::GET, uninstall, operator(), None).await;
     assert_eq!(installation.expect(StatusCode::OK)["status"], "installed");
     let row = rig
         .p
-        .call(Method::GET, "/api/v1/tenants/acme/modules", tenant_admin("acme"), None)
+        .call(
+            Method::GET,
+            "/api/v1/tenants/acme/modules",
+            tenant_admin("acme"),
+            None,
+        )
         .await;
     assert_eq!(row.expect(StatusCode::OK)[0]["enabled"], true);
     sweep_at(&rig, days(4000)).await;
@@ -771,4 +887,3 @@ on_both_table_backends!(
     the_export_route_serves_the_tenants_admin_and_the_platform_admin_only => false,
     bad_retention_and_export_requests_name_the_field_and_change_nothing => false,
 );
-

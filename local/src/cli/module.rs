@@ -105,6 +105,14 @@ pub enum ModuleCommand {
         /// default or tenants are pinned to it).
         #[arg(long)]
         version: Option<String>,
+        /// Export each tenant's rows first (JSON Lines and a manifest per tenant); when the
+        /// export fails, nothing is dropped.
+        #[arg(long)]
+        export: bool,
+        /// Days the kept tables stay before they are dropped (default: the platform's, 30);
+        /// a reinstall before then keeps them.
+        #[arg(long, value_name = "DAYS", conflicts_with = "drop_data", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        retention_days: Option<u32>,
     },
     /// Pin a tenant to an installed version: its requests go to that version's backend.
     Pin {
@@ -248,9 +256,16 @@ pub(super) fn run(args: ModuleArgs, out: &mut dyn Write, err: &mut dyn Write) ->
                 drop_data,
                 dry_run,
                 version,
+                export,
+                retention_days,
             } => {
-                let only = version.as_deref();
-                uninstall(&client, output, &name, (drop_data, dry_run), only, out).await
+                let data = DataChoice {
+                    drop_data,
+                    dry_run,
+                    export,
+                    retention_days,
+                };
+                uninstall(&client, output, &name, data, version.as_deref(), out).await
             }
             ModuleCommand::Pin {
                 name,
@@ -404,20 +419,41 @@ pub(super) async fn start_and_follow(
     follow(client, output, name, out).await
 }
 
+/// What an uninstall does with the module's data.
+#[derive(Debug, Clone, Copy)]
+struct DataChoice {
+    drop_data: bool,
+    dry_run: bool,
+    export: bool,
+    retention_days: Option<u32>,
+}
+
 /// Uninstalls the module, or (`version`) one installed version of it.
 async fn uninstall(
     client: &Client,
     output: Output,
     name: &str,
-    (drop_data, dry_run): (bool, bool),
+    data: DataChoice,
     version: Option<&str>,
     out: &mut dyn Write,
 ) -> Result<Exit, Failure> {
-    let only = version.map_or_else(String::new, |v| format!("&version={}", segment(v)));
-    let path = format!(
-        "/api/v1/modules/{}/installation?drop_data={drop_data}&dry_run={dry_run}{only}",
-        segment(name)
-    );
+    let DataChoice {
+        drop_data,
+        dry_run,
+        export,
+        retention_days,
+    } = data;
+    let mut query = format!("drop_data={drop_data}&dry_run={dry_run}");
+    if let Some(v) = version {
+        query.push_str(&format!("&version={}", segment(v)));
+    }
+    if export {
+        query.push_str("&export=true");
+    }
+    if let Some(days) = retention_days {
+        query.push_str(&format!("&retention_days={days}"));
+    }
+    let path = format!("/api/v1/modules/{}/installation?{query}", segment(name));
     let answer = client.delete(&path).await?;
     if dry_run {
         client::print(out, output, &answer.body, impact_text)?;
@@ -455,7 +491,7 @@ fn impact_text(impact: &Value) -> String {
     } else {
         "kept (pass --drop-data to drop)"
     };
-    format!(
+    let mut text = format!(
         "uninstalling {} {} would:\n  stop the backend: {}\n  remove event rules: {}\n  tables {}: {}\n  dependents (uninstall is refused while any is installed): {}",
         text_of(&impact["module"]),
         text_of(&impact["version"]),
@@ -464,7 +500,49 @@ fn impact_text(impact: &Value) -> String {
         tables,
         list("tables"),
         list("dependents"),
-    )
+    );
+    for table in impact["rows"].as_array().into_iter().flatten() {
+        let rows = table["rows"].as_u64().map_or_else(
+            || format!("rows unknown ({})", text_of(&table["unreadable"])),
+            |n| format!("{n} rows"),
+        );
+        text.push_str(&format!("\n    {}: {rows}", text_of(&table["name"])));
+    }
+    text.push_str(if impact["export"].as_bool() == Some(true) {
+        "\n  export each tenant's rows first: yes"
+    } else {
+        "\n  export each tenant's rows first: no (pass --export)"
+    });
+    if let Some(at) = impact["drop_after"].as_str() {
+        text.push_str(&format!("\n  data dropped at: {at}"));
+    }
+    text
+}
+
+/// The lines of an export: where it is, each table's rows and checksum, its links.
+pub(super) fn export_text(export: &Value) -> String {
+    let mut text = format!(
+        "export {} of tenant {}'s {} rows at {}",
+        text_of(&export["id"]),
+        text_of(&export["tenant"]),
+        text_of(&export["module"]),
+        text_of(&export["location"]),
+    );
+    for table in export["tables"].as_array().into_iter().flatten() {
+        text.push_str(&format!(
+            "\n  {}: {} rows, sha256 {}",
+            text_of(&table["name"]),
+            table["rows"].as_u64().unwrap_or(0),
+            text_of(&table["sha256"]),
+        ));
+        if let Some(link) = table["link"].as_str() {
+            text.push_str(&format!("\n    {link}"));
+        }
+    }
+    if let Some(link) = export["manifest_link"].as_str() {
+        text.push_str(&format!("\n  manifest.json: {link}"));
+    }
+    text
 }
 
 async fn status(
@@ -604,6 +682,15 @@ fn summary(installation: &Value) -> String {
         .or_else(|| installation["deployment"]["endpoint"].as_str())
     {
         text.push_str(&format!("\n  endpoint: {endpoint}"));
+    }
+    for export in installation["exports"].as_array().into_iter().flatten() {
+        text.push('\n');
+        text.push_str(&export_text(export));
+    }
+    if let Some(at) = installation["drop_after"].as_str() {
+        text.push_str(&format!(
+            "\n  data kept until {at}, then dropped (a reinstall before then keeps it)"
+        ));
     }
     text
 }

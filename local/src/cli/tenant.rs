@@ -40,7 +40,23 @@ pub enum TenantCommand {
         config: Option<String>,
     },
     /// Disable a module for a tenant (its configuration is kept for a later enable).
-    Disable { tenant: String, module: String },
+    Disable {
+        tenant: String,
+        module: String,
+        /// Export the tenant's rows first (nothing is disabled when that fails); prints where.
+        #[arg(long)]
+        export: bool,
+        /// Drop the tenant's rows of the module after the retention (enabling it again
+        /// before then keeps them).
+        #[arg(long)]
+        drop_data: bool,
+        /// Days before they are dropped (with --drop-data; default the platform's, 30).
+        #[arg(long, value_name = "DAYS", requires = "drop_data", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        retention_days: Option<u32>,
+    },
+    /// Export a tenant's rows of a module: one JSON Lines file per table and a manifest of
+    /// counts and SHA-256s; prints where (on AWS, pre-signed links).
+    Export { tenant: String, module: String },
     /// The tenants you may see (every one for a platform admin), as a table.
     List,
     /// One tenant: its name, tier, and when it was created.
@@ -113,8 +129,24 @@ pub(super) fn run(args: TenantArgs, out: &mut dyn Write, err: &mut dyn Write) ->
                     .put(&module_path(tenant, module), &Value::Object(body))
                     .await?
             }
-            TenantCommand::Disable { tenant, module } => {
-                client.delete(&module_path(tenant, module)).await?
+            TenantCommand::Disable {
+                tenant,
+                module,
+                export,
+                drop_data,
+                retention_days,
+            } => {
+                let mut query = format!("?export={export}&drop_data={drop_data}");
+                if let Some(days) = retention_days {
+                    query.push_str(&format!("&retention_days={days}"));
+                }
+                client
+                    .delete(&format!("{}{query}", module_path(tenant, module)))
+                    .await?
+            }
+            TenantCommand::Export { tenant, module } => {
+                let path = format!("{}/export", module_path(tenant, module));
+                client.post(&path, &json!({})).await?
             }
             TenantCommand::List | TenantCommand::Show { .. } => return Ok(Exit::Failure),
         };
@@ -131,9 +163,20 @@ pub(super) fn run(args: TenantArgs, out: &mut dyn Write, err: &mut dyn Write) ->
                     Value::Object(configuration(body))
                 )
             }
-            TenantCommand::Disable { tenant, module } => {
-                format!("disabled {module} for tenant {tenant}")
+            TenantCommand::Disable { tenant, module, .. } => {
+                let mut text = format!("disabled {module} for tenant {tenant}");
+                if body["export"].is_object() {
+                    text.push('\n');
+                    text.push_str(&super::module::export_text(&body["export"]));
+                }
+                if let Some(at) = body["drop_after"].as_str() {
+                    text.push_str(&format!(
+                        "\nthe tenant's rows are dropped at {at} (enabling {module} again before then keeps them)"
+                    ));
+                }
+                text
             }
+            TenantCommand::Export { .. } => super::module::export_text(body),
             TenantCommand::List | TenantCommand::Show { .. } => String::new(),
         })?;
         Ok(Exit::Success)

@@ -428,7 +428,9 @@ impl TableProvisioner for DynamoTables {
         let keys = TableKeys::declared(Self::declared_table(manifest, table)?);
         let mut rows = Vec::new();
         for partition in tenant.partitions() {
-            let items = self.partition_items(table, &keys, &partition, false).await?;
+            let items = self
+                .partition_items(table, &keys, &partition, false)
+                .await?;
             rows.extend(items.iter().map(item_json));
         }
         Ok(rows)

@@ -346,10 +346,7 @@ fn tenant_ranges(tenant: &str) -> [(Vec<u8>, Vec<u8>); 2] {
         bytes.extend_from_slice(tail);
         bytes
     };
-    [
-        (with(&[0]), with(&[1])),
-        (with(b"#"), with(&[b'#' + 1])),
-    ]
+    [(with(&[0]), with(&[1])), (with(b"#"), with(&[b'#' + 1]))]
 }
 
 fn rows_of(table: &str) -> redb::TableDefinition<'_, &'static [u8], &'static [u8]> {
@@ -401,7 +398,10 @@ impl TableProvisioner for EmbeddedTableFiles {
         rows.iter()
             .map(|bytes| {
                 serde_json::from_slice(bytes).map_err(|e| {
-                    DeployError(format!("a row of `{table}` of {} is not JSON: {e}", manifest.name))
+                    DeployError(format!(
+                        "a row of `{table}` of {} is not JSON: {e}",
+                        manifest.name
+                    ))
                 })
             })
             .collect()
@@ -449,7 +449,8 @@ impl TableProvisioner for EmbeddedTableFiles {
                 {
                     let mut rows = txn.open_table(rows_of(&name))?;
                     for (from, to) in &ranges {
-                        let gone = rows.extract_from_if(from.as_slice()..to.as_slice(), |_, _| true)?;
+                        let gone =
+                            rows.extract_from_if(from.as_slice()..to.as_slice(), |_, _| true)?;
                         for entry in gone {
                             entry?;
                             deleted += 1;

@@ -171,4 +171,3 @@ fn find_cycle(
     }
     None
 }
-

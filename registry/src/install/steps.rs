@@ -203,7 +203,11 @@ impl Installer {
 
     /// Exports every tenant's rows that has any; an export that fails stops the uninstall
     /// here, before anything is dropped (a retry goes on from this step).
-    async fn export_step(&self, inst: &mut Installation, manifest: &Manifest) -> StepResult<String> {
+    async fn export_step(
+        &self,
+        inst: &mut Installation,
+        manifest: &Manifest,
+    ) -> StepResult<String> {
         let mut exports = Vec::new();
         for tenant in self.exports.tenants().await? {
             if let Some(mut export) = self.exports.export_if_any(manifest, &tenant).await? {

@@ -113,14 +113,18 @@ impl Installer {
                 tracing::info!(modules = ?dropped, "dropped the data kept after uninstalls, its retention over");
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e.chain(), "cannot look for kept data past its retention"),
+            Err(e) => {
+                tracing::warn!(error = %e.chain(), "cannot look for kept data past its retention")
+            }
         }
         match self.drop_due_tenant_rows(now).await {
             Ok(dropped) if !dropped.is_empty() => {
                 tracing::info!(tenants = ?dropped, "dropped disabled tenants' rows, their retention over");
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e.chain(), "cannot look for tenants' rows past their retention"),
+            Err(e) => {
+                tracing::warn!(error = %e.chain(), "cannot look for tenants' rows past their retention")
+            }
         }
         Ok(swept)
     }
@@ -138,7 +142,9 @@ impl Installer {
             let done = format!("{}/{}", drop.module, drop.tenant);
             match self.drop_tenant_rows(&drop, stored).await {
                 Ok(()) => dropped.push(done),
-                Err(e) => tracing::warn!(drop = %done, error = %e.chain(), "cannot drop a tenant's rows"),
+                Err(e) => {
+                    tracing::warn!(drop = %done, error = %e.chain(), "cannot drop a tenant's rows")
+                }
             }
         }
         Ok(dropped)
@@ -154,7 +160,13 @@ impl Installer {
         let tenant = crate::ids::TenantId::parse(&drop.tenant)
             .map_err(|e| Error::internal_because("a tenant drop names no tenant", e))?;
         // Enabled again since the list was read: the record is gone, the rows stay.
-        if self.exports.pending_drop(&drop.module, &drop.tenant).await?.as_ref() != Some(drop) {
+        if self
+            .exports
+            .pending_drop(&drop.module, &drop.tenant)
+            .await?
+            .as_ref()
+            != Some(drop)
+        {
             return Ok(());
         }
         let deleted = match self.installations.installed_module(&module).await {

@@ -855,6 +855,71 @@ async fn bad_retention_and_export_requests_name_the_field_and_change_nothing(rig
     assert_eq!(count(&rig, &accounts(&rig), None).await, 6);
 }
 
+/// One machine: a backend the platform started holds its tables file (here through `flock`, as
+/// redb's own lock refuses a second opener); an export reads it while that backend is stopped
+/// for the moment, which then serves again at the same address. Without the deployer, the
+/// read is refused, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_backends_tables_are_read_while_it_is_stopped_then_it_serves_again_at_the_same_address()
+ {
+    use plinth_registry::deploy::local::ProcessDeployer;
+    use plinth_registry::deploy::{DeploySpec, Deployer};
+    let rig = rig_one_machine(false).await;
+    let Where::OneMachine { tables, .. } = &rig.at else {
+        unreachable!()
+    };
+    write(&rig, &rows(&rig)).await;
+    let file = plinth_module_sdk::data::embedded_file(tables, &rig.manifest.name);
+    let site = TempDir::new().unwrap();
+    std::fs::write(site.path().join("health"), "ok").unwrap();
+    let mut manifest = serde_json::to_value(&rig.manifest).unwrap();
+    manifest["backend"]["dev_command"] = json!(format!(
+        "exec flock {} python3 -m http.server \"$PORT\" --bind 127.0.0.1",
+        file.display()
+    ));
+    let manifest = Manifest::from_json_str(&manifest.to_string()).unwrap();
+    let deployer = Arc::new(
+        ProcessDeployer::new(site.path(), site.path().join("logs")).with_tables_dir(tables),
+    );
+    let spec = DeploySpec {
+        manifest: manifest.clone(),
+        image_digest: None,
+        endpoint: None,
+        dev_dir: None,
+        env: std::collections::BTreeMap::new(),
+        role_arn: None,
+        alongside: false,
+    };
+    let deployment = deployer.deploy(&spec).await.expect("the backend starts");
+    let acme = TenantPartitions {
+        tenant: "acme".into(),
+        companies: vec!["acme-de".into()],
+    };
+
+    let refused = EmbeddedTableFiles::new(tables)
+        .tenant_rows(&manifest, &accounts(&rig), &acme)
+        .await
+        .expect_err("the file is held");
+    assert!(
+        refused.0.contains("held open by its running backend"),
+        "{refused}"
+    );
+
+    let files = EmbeddedTableFiles::new(tables).with_backends(deployer.clone());
+    let read = files
+        .tenant_rows(&manifest, &accounts(&rig), &acme)
+        .await
+        .expect("read while the backend is stopped");
+    assert_eq!(read.len(), 4, "{read:?}");
+    let health = reqwest::get(&deployment.health_url)
+        .await
+        .expect("it serves again");
+    assert!(health.status().is_success());
+    let again = deployer.deploy(&spec).await.unwrap();
+    assert_eq!(again.endpoint, deployment.endpoint, "at the same address");
+    deployer.stop_all().await;
+}
+
 macro_rules! on_both_table_backends {
     ($($case:ident => $failing:expr),* $(,)?) => {
         mod one_machine {

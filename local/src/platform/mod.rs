@@ -271,11 +271,21 @@ pub async fn start_with(options: &Options, identity: IdentitySettings) -> Result
         deployer = deployer.with_tables_dir(options.data_dir.join(TABLES_DIR));
     }
     let deployer = Arc::new(deployer);
+    // A running backend holds its tables file: an export reads it by stopping the backend
+    // for that moment (docs/operations.md, "Export and retention").
+    let tables = if options.aws.is_none() {
+        Arc::new(
+            EmbeddedTableFiles::new(options.data_dir.join(TABLES_DIR))
+                .with_backends(deployer.clone()),
+        )
+    } else {
+        adapters.tables
+    };
     let (queue, worker) = tokio::sync::mpsc::unbounded_channel();
     let mut ports = Ports::new(adapters.store, adapters.bus, Arc::new(LocalQueue(queue)))
         .with_subscriptions(adapters.subscriptions)
         .with_deployer(deployer.clone())
-        .with_tables(adapters.tables);
+        .with_tables(tables);
     if let Some(bus) = &adapters.local_bus {
         ports = ports.with_dead_letters(bus.clone());
     }

@@ -8,8 +8,9 @@
 //! alone would leave running.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,6 +29,10 @@ struct Running {
     version: String,
     deployment: Deployment,
     child: Child,
+    /// What started it, to start it again at the same address ([`ProcessDeployer::while_stopped`]).
+    spec: DeploySpec,
+    command: String,
+    port: u16,
 }
 
 #[derive(Debug)]
@@ -76,9 +81,61 @@ impl ProcessDeployer {
         }
     }
 
+    /// Runs `work` while the backend of `module`'s first installation is stopped — the only
+    /// process that holds its tables file — then starts it again at the same address (its
+    /// instances and the gateway's routes stay right). `None` when no backend of `module` was
+    /// started here (an external endpoint): nothing was run. A backend that does not start
+    /// again is logged; the saga's restore or `plinth module retry` brings it back.
+    ///
+    /// # Errors
+    /// When `work` panics.
+    pub async fn while_stopped<T: Send + 'static>(
+        &self,
+        module: &str,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<Option<T>, DeployError> {
+        let mut running = self.running.lock().await;
+        let Some(mut process) = running.remove(module) else {
+            return Ok(None);
+        };
+        tracing::info!(
+            module,
+            "stopping the backend for a moment: its tables are read"
+        );
+        stop(&mut process.child).await;
+        let done = tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| DeployError(format!("reading the tables of {module}: {e}")));
+        match self
+            .start_on(&process.spec, &process.command, process.port)
+            .await
+        {
+            Ok(started) => {
+                running.insert(module.to_owned(), started);
+            }
+            Err(e) => {
+                tracing::error!(module, error = %e, "the backend did not start again after its tables were read");
+            }
+        }
+        done.map(Some)
+    }
+
+    /// Whether this deployer runs the first installation's backend of `module`.
+    pub async fn runs(&self, module: &str) -> bool {
+        self.running.lock().await.contains_key(module)
+    }
+
     async fn start(&self, spec: &DeploySpec, command: &str) -> Result<Running, DeployError> {
+        self.start_on(spec, command, free_port()?).await
+    }
+
+    async fn start_on(
+        &self,
+        spec: &DeploySpec,
+        command: &str,
+        port: u16,
+    ) -> Result<Running, DeployError> {
         let manifest = &spec.manifest;
-        let port = free_port()?;
         let endpoint = format!("http://127.0.0.1:{port}");
         let health_url = format!("{endpoint}{}", health_path(manifest));
         std::fs::create_dir_all(&self.log_dir)
@@ -143,6 +200,9 @@ impl ProcessDeployer {
             version: manifest.version.to_string(),
             deployment,
             child,
+            spec: spec.clone(),
+            command: command.to_owned(),
+            port,
         })
     }
 
@@ -292,16 +352,40 @@ impl Deployer for ProcessDeployer {
 /// backends get as `PLINTH_TABLES_DIR` (see [`ProcessDeployer::with_tables_dir`]). The module
 /// creates its file when it starts; an uninstall that drops the module's data deletes it
 /// (after the undeploy has stopped the process holding it).
+///
+/// A running backend holds its file (redb: one process at a time). An export, a count or a
+/// tenant's deletion reads it by stopping that backend for the moment it takes
+/// ([`ProcessDeployer::while_stopped`]) when the platform started it
+/// ([`EmbeddedTableFiles::with_backends`]); otherwise it is refused, saying so.
 #[derive(Debug, Clone)]
 pub struct EmbeddedTableFiles {
     dir: PathBuf,
+    backends: Option<Arc<ProcessDeployer>>,
 }
 
 impl EmbeddedTableFiles {
     /// Module files in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            backends: None,
+        }
     }
+
+    /// Reads a file a backend of `deployer` holds by stopping that backend meanwhile.
+    #[must_use]
+    pub fn with_backends(mut self, deployer: Arc<ProcessDeployer>) -> Self {
+        self.backends = Some(deployer);
+        self
+    }
+}
+
+/// Opens a module's file; `Ok(None)` when there is none.
+fn open_file(file: &Path) -> Result<Option<redb::Database>, redb::DatabaseError> {
+    if !file.exists() {
+        return Ok(None);
+    }
+    redb::Database::open(file).map(Some)
 }
 
 impl EmbeddedTableFiles {
@@ -316,25 +400,69 @@ impl EmbeddedTableFiles {
     ) -> Result<Option<T>, DeployError> {
         let file = plinth_module_sdk::data::embedded_file(&self.dir, &manifest.name);
         let module = manifest.name.to_string();
-        tokio::task::spawn_blocking(move || {
-            if !file.exists() {
-                return Ok(None);
-            }
-            let db = redb::Database::open(&file).map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => DeployError(format!(
-                    "the tables of {module} ({}) are held open by its running backend; \
-                     they are read once it is stopped (an uninstall reads them after its \
-                     undeploy step)",
+        let reading =
+            |e: &dyn std::fmt::Display| DeployError(format!("reading {}: {e}", file.display()));
+        let path = file.clone();
+        let opened = tokio::task::spawn_blocking(move || open_file(&path))
+            .await
+            .map_err(|e| reading(&e))?;
+        let db = match opened {
+            Ok(None) => return Ok(None),
+            Ok(Some(db)) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                let held = DeployError(format!(
+                    "the tables of {module} ({}) are held open by its running backend, which \
+                     this platform did not start; stop it, or export during the uninstall \
+                     (after its undeploy step)",
                     file.display()
-                )),
-                e => DeployError(format!("cannot open {}: {e}", file.display())),
-            })?;
-            work(&db)
-                .map(Some)
-                .map_err(|e| DeployError(format!("reading {}: {e}", file.display())))
-        })
-        .await
-        .map_err(|e| DeployError(format!("reading the tables of {}: {e}", manifest.name)))?
+                ));
+                let path = file.clone();
+                let read = move || match open_released(&path) {
+                    Ok(Some(db)) => work(&db).map(Some),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(redb::Error::from(e)),
+                };
+                let done = match &self.backends {
+                    Some(backends) if backends.runs(&module).await => {
+                        backends.while_stopped(&module, read).await?
+                    }
+                    // A backend just stopped (an uninstall's undeploy) lets go within moments.
+                    _ => Some(
+                        tokio::task::spawn_blocking(read)
+                            .await
+                            .map_err(|e| reading(&e))?,
+                    ),
+                };
+                return match done {
+                    Some(Err(redb::Error::DatabaseAlreadyOpen)) | None => Err(held),
+                    Some(result) => result.map_err(|e| reading(&e)),
+                };
+            }
+            Err(e) => return Err(reading(&e)),
+        };
+        tokio::task::spawn_blocking(move || work(&db).map(Some))
+            .await
+            .map_err(|e| reading(&e))?
+            .map_err(|e| reading(&e))
+    }
+}
+
+/// How long a stopped backend's processes may take to let go of its file: the group is
+/// killed at once, but a grandchild (`cargo run`'s server) holds the lock until it is gone.
+const RELEASE_WITHIN: Duration = Duration::from_secs(10);
+
+/// [`open_file`], waiting for a stopped backend's lock to go.
+fn open_released(file: &Path) -> Result<Option<redb::Database>, redb::DatabaseError> {
+    let deadline = std::time::Instant::now() + RELEASE_WITHIN;
+    loop {
+        match open_file(file) {
+            Err(redb::DatabaseError::DatabaseAlreadyOpen)
+                if std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
 

@@ -139,9 +139,6 @@ pub struct Enablement {
     installations: Arc<Installations>,
     tenancy: Arc<Tenancy>,
     exports: Arc<Exports>,
-    /// Days a disabled tenant's rows stay before the sweep drops them (`drop_data=true`
-    /// without `retention_days`); `None`: the installer's default, 30.
-    retention_days: Option<u32>,
 }
 
 impl Enablement {
@@ -153,7 +150,6 @@ impl Enablement {
         installations: Arc<Installations>,
         tenancy: Arc<Tenancy>,
         exports: Arc<Exports>,
-        retention_days: Option<u32>,
     ) -> Self {
         Self {
             store,
@@ -163,7 +159,6 @@ impl Enablement {
             installations,
             tenancy,
             exports,
-            retention_days,
         }
     }
 
@@ -384,7 +379,7 @@ impl Enablement {
         module: &ModuleName,
         request: DisableRequest,
     ) -> Result<Disabled> {
-        let retention_days = request.retention(self.retention_days)?;
+        let retention_days = request.retention(self.exports.retention_days())?;
         let user = caller.require_tenant_admin(tenant)?.clone();
         self.tenancy.tenant_as(caller, tenant).await?;
         let (manifest, _) = self.installations.installed_module(module).await?;

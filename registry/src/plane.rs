@@ -283,12 +283,15 @@ impl ControlPlane {
             Arc::clone(&installations),
             &staleness,
         ));
-        let exports = Arc::new(Exports::new(
-            Arc::clone(&tables),
-            bundles,
-            Arc::clone(&tenancy),
-            Arc::clone(&store),
-        ));
+        let exports = Arc::new(
+            Exports::new(
+                Arc::clone(&tables),
+                bundles,
+                Arc::clone(&tenancy),
+                Arc::clone(&store),
+            )
+            .with_retention_days(settings.data_retention_days),
+        );
         let enablement = Arc::new(Enablement::new(
             Arc::clone(&store),
             Arc::clone(&changes),
@@ -297,7 +300,6 @@ impl ControlPlane {
             Arc::clone(&installations),
             Arc::clone(&tenancy),
             Arc::clone(&exports),
-            settings.data_retention_days,
         ));
         let module_events = Arc::new(ModuleEvents::new(
             Arc::clone(&bus),

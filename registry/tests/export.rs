@@ -42,7 +42,7 @@ enum Where {
         _dirs: (TempDir, TempDir),
     },
     Aws {
-        sdk: aws_config::SdkConfig,
+        sdk: Box<aws_config::SdkConfig>,
     },
 }
 
@@ -158,7 +158,7 @@ async fn rig_aws(test: &str, failing: bool) -> Option<Rig> {
     let manifest = manifest_json(&unique());
     Some(Rig {
         p,
-        at: Where::Aws { sdk },
+        at: Where::Aws { sdk: Box::new(sdk) },
         tables,
         bundles,
         manifest: Manifest::from_json_str(&manifest.to_string()).unwrap(),
@@ -235,7 +235,7 @@ fn rows(rig: &Rig) -> Vec<Row> {
         ("acme", e.clone(), json!(20), json!({"amount": 7})),
         (
             "acme",
-            e.clone(),
+            e,
             json!(10),
             json!({"amount": 3, "memo": {"by": "ann"}}),
         ),

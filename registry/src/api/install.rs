@@ -148,7 +148,7 @@ async fn uninstall(
         .start_uninstall(&caller, &name, params)
         .await?
     {
-        UninstallOutcome::DryRun(impact) => Ok(Json(impact).into_response()),
+        UninstallOutcome::DryRun(impact) => Ok(Json(*impact).into_response()),
         UninstallOutcome::Started(started) => Ok(accepted(&module, *started)),
     }
 }

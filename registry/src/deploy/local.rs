@@ -481,10 +481,9 @@ fn rows_of(table: &str) -> redb::TableDefinition<'_, &'static [u8], &'static [u8
     redb::TableDefinition::new(table)
 }
 
-fn open_rows(
-    txn: &redb::ReadTransaction,
-    table: &str,
-) -> Result<Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>, redb::Error> {
+type Rows = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+fn open_rows(txn: &redb::ReadTransaction, table: &str) -> Result<Option<Rows>, redb::Error> {
     match txn.open_table(rows_of(table)) {
         Ok(rows) => Ok(Some(rows)),
         Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),

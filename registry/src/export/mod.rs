@@ -124,6 +124,8 @@ pub struct Exports {
     bundles: Arc<dyn BundleStore>,
     tenancy: Arc<Tenancy>,
     store: Arc<dyn Store>,
+    /// `PLINTH_DATA_RETENTION_DAYS`; `None`: [`DEFAULT_RETENTION_DAYS`].
+    retention_days: Option<u32>,
 }
 
 /// The tables a manifest declares, by name.
@@ -173,7 +175,21 @@ impl Exports {
             bundles,
             tenancy,
             store,
+            retention_days: None,
         }
+    }
+
+    /// Kept data stays `days` (the platform's setting) unless a request says otherwise.
+    #[must_use]
+    pub fn with_retention_days(mut self, days: Option<u32>) -> Self {
+        self.retention_days = days;
+        self
+    }
+
+    /// Days kept data stays when a request names none.
+    #[must_use]
+    pub fn retention_days(&self) -> Option<u32> {
+        self.retention_days
     }
 
     /// The partitions of `tenant`'s rows: its own and its companies'.

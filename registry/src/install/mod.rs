@@ -422,7 +422,7 @@ impl Installer {
         };
         let impact = self.uninstall_impact(&current, plan).await?;
         if dry_run {
-            return Ok(UninstallOutcome::DryRun(impact));
+            return Ok(UninstallOutcome::DryRun(Box::new(impact)));
         }
         if !impact.dependents.is_empty() {
             return Err(Error::Conflict(format!(
@@ -482,7 +482,7 @@ impl Installer {
         }
         let serving = self.versions.still_serving(module, version).await?;
         if dry_run {
-            return Ok(Some(UninstallOutcome::DryRun(UninstallImpact {
+            return Ok(Some(UninstallOutcome::DryRun(Box::new(UninstallImpact {
                 module: module.to_string(),
                 version: version.to_owned(),
                 dependents: Vec::new(),
@@ -494,7 +494,7 @@ impl Installer {
                 rows: Vec::new(),
                 export: false,
                 drop_after: None,
-            })));
+            }))));
         }
         if let Some(reason) = serving {
             return Err(Error::Conflict(format!(
@@ -699,7 +699,7 @@ impl Installer {
 /// What an uninstall request did.
 #[derive(Debug, Clone)]
 pub enum UninstallOutcome {
-    DryRun(UninstallImpact),
+    DryRun(Box<UninstallImpact>),
     Started(Box<Installation>),
 }
 

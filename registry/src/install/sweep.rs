@@ -114,7 +114,7 @@ impl Installer {
             }
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(error = %e.chain(), "cannot look for kept data past its retention")
+                tracing::warn!(error = %e.chain(), "cannot look for kept data past its retention");
             }
         }
         match self.drop_due_tenant_rows(now).await {
@@ -123,7 +123,7 @@ impl Installer {
             }
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(error = %e.chain(), "cannot look for tenants' rows past their retention")
+                tracing::warn!(error = %e.chain(), "cannot look for tenants' rows past their retention");
             }
         }
         Ok(swept)
@@ -143,7 +143,7 @@ impl Installer {
             match self.drop_tenant_rows(&drop, stored).await {
                 Ok(()) => dropped.push(done),
                 Err(e) => {
-                    tracing::warn!(drop = %done, error = %e.chain(), "cannot drop a tenant's rows")
+                    tracing::warn!(drop = %done, error = %e.chain(), "cannot drop a tenant's rows");
                 }
             }
         }

@@ -780,6 +780,73 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_impact_lists_each_tables_rows_the_export_and_when_the_data_goes() {
+        let impact = json!({"module": "financial", "version": "1.2.0", "endpoint": null,
+            "event_rules": [], "tables": ["financial_accounts", "financial_invoices"],
+            "dependents": [], "drop_data": false, "export": true,
+            "drop_after": "2026-12-14T10:00:00Z",
+            "rows": [{"name": "financial_accounts", "rows": 12},
+                     {"name": "financial_invoices", "unreadable": "the backend is down"}]});
+        let text = impact_text(&impact);
+        assert!(text.contains("    financial_accounts: 12 rows"), "{text}");
+        assert!(
+            text.contains("financial_invoices: rows unknown (the backend is down)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("export each tenant's rows first: yes"),
+            "{text}"
+        );
+        assert!(
+            text.contains("data dropped at: 2026-12-14T10:00:00Z"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_export_prints_its_location_each_tables_rows_and_checksum_and_its_links() {
+        let export = json!({"id": "20261207T101500Z-3f9a0c1d", "module": "financial",
+            "tenant": "acme", "location": "exports/financial/acme/20261207T101500Z-3f9a0c1d/",
+            "tables": [{"name": "financial_accounts", "rows": 12, "sha256": "5b6a",
+                        "link": "https://bucket.s3/…?X-Amz-Signature=1"}],
+            "manifest_link": "https://bucket.s3/manifest?X-Amz-Signature=2"});
+        let text = export_text(&export);
+        assert!(
+            text.starts_with("export 20261207T101500Z-3f9a0c1d of tenant acme's financial rows at exports/financial/acme/"),
+            "{text}"
+        );
+        assert!(
+            text.contains("financial_accounts: 12 rows, sha256 5b6a"),
+            "{text}"
+        );
+        assert!(
+            text.contains("X-Amz-Signature=1") && text.contains("manifest.json: https://"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn uninstall_retention_days_is_refused_out_of_range_and_with_drop_data() {
+        use clap::Parser;
+        let parse = |args: &[&str]| {
+            crate::cli::Cli::try_parse_from(
+                ["plinth", "module", "uninstall", "financial"]
+                    .iter()
+                    .chain(args),
+            )
+        };
+        assert!(parse(&["--export", "--retention-days", "7"]).is_ok());
+        for bad in [
+            &["--retention-days", "0"][..],
+            &["--retention-days", "3651"],
+            &["--drop-data", "--retention-days", "7"],
+        ] {
+            let error = parse(bad).expect_err("refused").to_string();
+            assert!(error.contains("--retention-days"), "{error}");
+        }
+    }
+
+    #[test]
     fn progress_shows_each_finished_step_once() {
         let installation = json!({"steps": [
             {"step": "validate", "status": "done"},

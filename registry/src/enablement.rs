@@ -34,6 +34,10 @@ use crate::tenancy::Tenancy;
 /// `DELETE /api/v1/tenants/{t}/modules/{m}`'s query.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct DisableRequest {
+    /// Only say what disabling would do: the tables, the tenant's rows in each, the export,
+    /// when the rows would be dropped. Nothing is changed.
+    #[serde(default)]
+    pub dry_run: bool,
     /// Export the tenant's rows first (nothing is disabled when that fails).
     #[serde(default)]
     pub export: bool,
@@ -65,6 +69,30 @@ impl DisableRequest {
             (false, None) => Ok(None),
         }
     }
+}
+
+/// What disabling a module for a tenant would do (`dry_run=true`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct DisableImpact {
+    pub tenant: String,
+    pub module: String,
+    /// Whether the module is enabled for the tenant now.
+    pub enabled: bool,
+    /// Each declared table's rows of this tenant (its companies' included).
+    pub rows: Vec<crate::export::TableRows>,
+    /// Whether the tenant's rows would be exported first.
+    pub export: bool,
+    /// When the tenant's rows would be dropped (`drop_data=true`); none: they are kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop_after: Option<String>,
+}
+
+/// The answer of a disable: what it did, or with `dry_run` what it would do.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum DisableOutcome {
+    Disabled(Box<Disabled>),
+    DryRun(DisableImpact),
 }
 
 /// What disabling a module for a tenant did: the tenant's row, the export made first, and
@@ -378,11 +406,25 @@ impl Enablement {
         tenant: &TenantId,
         module: &ModuleName,
         request: DisableRequest,
-    ) -> Result<Disabled> {
+    ) -> Result<DisableOutcome> {
         let retention_days = request.retention(self.exports.retention_days())?;
         let user = caller.require_tenant_admin(tenant)?.clone();
         self.tenancy.tenant_as(caller, tenant).await?;
         let (manifest, _) = self.installations.installed_module(module).await?;
+        if request.dry_run {
+            let enabled = self
+                .tenant_module(tenant, module)
+                .await?
+                .is_some_and(|(row, _)| row.enabled);
+            return Ok(DisableOutcome::DryRun(DisableImpact {
+                tenant: tenant.to_string(),
+                module: module.to_string(),
+                enabled,
+                rows: self.exports.count(&manifest, Some(tenant)).await,
+                export: request.export,
+                drop_after: retention_days.map(crate::export::days_from_now),
+            }));
+        }
         let export = if request.export {
             Some(self.exported(caller, tenant, &manifest).await?)
         } else {
@@ -419,11 +461,11 @@ impl Enablement {
             }
             None => None,
         };
-        Ok(Disabled {
+        Ok(DisableOutcome::Disabled(Box::new(Disabled {
             row,
             export,
             drop_after,
-        })
+        })))
     }
 
     /// Exports `tenant`'s rows of `module` (its tenant admins and platform admins), audited.

@@ -696,10 +696,61 @@ async fn a_failed_export_drops_nothing_and_says_why(rig: Rig) {
     );
 }
 
-async fn disabling_for_a_tenant_exports_its_rows_and_drops_only_them_after_retention(rig: Rig) {
+async fn disabling_for_a_tenant_reports_exports_its_rows_and_drops_only_them_after_retention(
+    rig: Rig,
+) {
     installed(&rig).await;
     let rows = rows(&rig);
     write(&rig, &rows).await;
+
+    // The tenant's impact report: its rows per table, the export, when they would go.
+    let dry = rig
+        .p
+        .call(
+            Method::DELETE,
+            "/api/v1/tenants/acme/modules/ledger?dry_run=true&export=true&drop_data=true&retention_days=3",
+            tenant_admin("acme"),
+            None,
+        )
+        .await;
+    let impact = dry.expect(StatusCode::OK).clone();
+    let counted: Vec<(Value, Value)> = impact["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].clone(), r["rows"].clone()))
+        .collect();
+    assert_eq!(
+        counted,
+        [
+            (json!(accounts(&rig)), json!(4)),
+            (json!(entries(&rig)), json!(2))
+        ],
+        "acme's own and its company's rows: {impact}"
+    );
+    assert_eq!(
+        (&impact["export"], &impact["enabled"]),
+        (&json!(true), &json!(true))
+    );
+    let drop_after = parse(impact["drop_after"].as_str().unwrap());
+    assert!(
+        (drop_after - days(3)).abs() < time::Duration::minutes(5),
+        "{drop_after}"
+    );
+    let row = rig
+        .p
+        .call(
+            Method::GET,
+            "/api/v1/tenants/acme/modules",
+            tenant_admin("acme"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        row.expect(StatusCode::OK)[0]["enabled"],
+        true,
+        "a dry run changes nothing"
+    );
 
     let disabled = rig
         .p
@@ -948,7 +999,7 @@ on_both_table_backends!(
     an_uninstall_exports_rows_whose_counts_and_checksums_match_then_the_sweep_drops_the_tables_only_after_retention => false,
     a_reinstall_before_the_retention_ends_keeps_the_data => false,
     a_failed_export_drops_nothing_and_says_why => true,
-    disabling_for_a_tenant_exports_its_rows_and_drops_only_them_after_retention => false,
+    disabling_for_a_tenant_reports_exports_its_rows_and_drops_only_them_after_retention => false,
     the_export_route_serves_the_tenants_admin_and_the_platform_admin_only => false,
     bad_retention_and_export_requests_name_the_field_and_change_nothing => false,
 );

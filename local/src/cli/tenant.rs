@@ -46,6 +46,9 @@ pub enum TenantCommand {
         /// Export the tenant's rows first (nothing is disabled when that fails); prints where.
         #[arg(long)]
         export: bool,
+        /// Only say what would happen: the tenant's rows per table, the export, when they go.
+        #[arg(long)]
+        dry_run: bool,
         /// Drop the tenant's rows of the module after the retention (enabling it again
         /// before then keeps them).
         #[arg(long)]
@@ -133,10 +136,11 @@ pub(super) fn run(args: TenantArgs, out: &mut dyn Write, err: &mut dyn Write) ->
                 tenant,
                 module,
                 export,
+                dry_run,
                 drop_data,
                 retention_days,
             } => {
-                let mut query = format!("?export={export}&drop_data={drop_data}");
+                let mut query = format!("?export={export}&drop_data={drop_data}&dry_run={dry_run}");
                 if let Some(days) = retention_days {
                     query.push_str(&format!("&retention_days={days}"));
                 }
@@ -163,6 +167,9 @@ pub(super) fn run(args: TenantArgs, out: &mut dyn Write, err: &mut dyn Write) ->
                     Value::Object(configuration(body))
                 )
             }
+            TenantCommand::Disable { tenant, module, .. } if body["rows"].is_array() => {
+                disable_impact_text(tenant, module, body)
+            }
             TenantCommand::Disable { tenant, module, .. } => {
                 let mut text = format!("disabled {module} for tenant {tenant}");
                 if body["export"].is_object() {
@@ -181,6 +188,32 @@ pub(super) fn run(args: TenantArgs, out: &mut dyn Write, err: &mut dyn Write) ->
         })?;
         Ok(Exit::Success)
     })
+}
+
+/// A disable's dry run: the tenant's rows per table, the export, when they would go.
+fn disable_impact_text(tenant: &str, module: &str, impact: &Value) -> String {
+    let mut text = format!("disabling {module} for tenant {tenant} would:");
+    for table in impact["rows"].as_array().into_iter().flatten() {
+        let rows = table["rows"].as_u64().map_or_else(
+            || format!("rows unknown ({})", cell(&table["unreadable"])),
+            |n| format!("{n} rows"),
+        );
+        text.push_str(&format!(
+            "\n  {}: {rows} of the tenant",
+            cell(&table["name"])
+        ));
+    }
+    let export = if impact["export"].as_bool() == Some(true) {
+        "yes"
+    } else {
+        "no (pass --export)"
+    };
+    text.push_str(&format!("\n  export the tenant's rows first: {export}"));
+    match impact["drop_after"].as_str() {
+        Some(at) => text.push_str(&format!("\n  the tenant's rows dropped at: {at}")),
+        None => text.push_str("\n  the tenant's rows kept (pass --drop-data to drop them)"),
+    }
+    text
 }
 
 fn module_path(tenant: &str, module: &str) -> String {

@@ -71,7 +71,7 @@ impl Modify for Security {
     ),
     components(schemas(
         ProblemDocument, Problem, ModuleVersion, Frontend, Bundle, BundleFile, InstallRequest, UpgradeRequest, UninstallImpact,
-        crate::enablement::Disabled, crate::export::Export, crate::export::ExportedTable, crate::export::TableRows,
+        crate::enablement::Disabled, crate::enablement::DisableImpact, crate::enablement::DisableOutcome, crate::export::Export, crate::export::ExportedTable, crate::export::TableRows,
         Instance, Health, Registration, IssuedKey, ApiKeyRecord, TenantModule, CompanyModule, ModuleChange,
         ResolvedConfig, ConfigTier, RoleChange, AuditPage, AuditRecord,
         UsageReport, TenantUsage, Row, Figures, Latency, Bill, TierPrices, Granularity,

@@ -13,7 +13,7 @@ use super::openapi::ProblemDocument;
 use super::{Json, Query, State};
 use crate::audit::AuditPage;
 use crate::config::{CompanyModule, TenantModule};
-use crate::enablement::{DisableRequest, Disabled, ModuleChange};
+use crate::enablement::{DisableOutcome, DisableRequest, ModuleChange};
 use crate::error::{Error, Result};
 use crate::export::Export;
 use crate::identity::Caller;
@@ -239,8 +239,8 @@ async fn enable(
     path = "/api/v1/tenants/{tenant}/modules/{module}",
     tag = "tenancy",
     summary = "Disable a module for a tenant (its configuration is kept); optionally export the tenant's rows first, and drop them after a retention",
-    params(("tenant" = String, Path, description = "Tenant id"), ("module" = String, Path, description = "Module name"), ("export" = Option<bool>, Query, description = "Export the tenant's rows of the module's tables first (JSON Lines and a manifest); when that fails nothing is disabled"), ("drop_data" = Option<bool>, Query, description = "Drop the tenant's rows once the retention has passed (enabling the module again before then keeps them)"), ("retention_days" = Option<u32>, Query, minimum = 1, maximum = 3650, description = "Days before the rows are dropped (only with drop_data; default the platform's, 30)")),
-    responses((status = 200, description = "The tenant's module row, the export made and when the rows will be dropped", body = Disabled), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "Conflicts with the current state (a hook's refusal; on one machine, tables held by a backend that cannot be stopped)", body = ProblemDocument, content_type = "application/problem+json"), (status = 422, description = "Invalid input; `errors` names each field", body = ProblemDocument, content_type = "application/problem+json"), (status = 502, description = "The module's tables or the export store could not be read or written; nothing was disabled", body = ProblemDocument, content_type = "application/problem+json")),
+    params(("tenant" = String, Path, description = "Tenant id"), ("module" = String, Path, description = "Module name"), ("dry_run" = Option<bool>, Query, description = "Only say what would happen: the tables, the tenant's rows in each, the export, when the rows would be dropped"), ("export" = Option<bool>, Query, description = "Export the tenant's rows of the module's tables first (JSON Lines and a manifest); when that fails nothing is disabled"), ("drop_data" = Option<bool>, Query, description = "Drop the tenant's rows once the retention has passed (enabling the module again before then keeps them)"), ("retention_days" = Option<u32>, Query, minimum = 1, maximum = 3650, description = "Days before the rows are dropped (only with drop_data; default the platform's, 30)")),
+    responses((status = 200, description = "The tenant's module row, the export made and when the rows will be dropped; with dry_run, the impact", body = DisableOutcome), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not allowed", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "Not found", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "Conflicts with the current state (a hook's refusal; on one machine, tables held by a backend that cannot be stopped)", body = ProblemDocument, content_type = "application/problem+json"), (status = 422, description = "Invalid input; `errors` names each field", body = ProblemDocument, content_type = "application/problem+json"), (status = 502, description = "The module's tables or the export store could not be read or written; nothing was disabled", body = ProblemDocument, content_type = "application/problem+json")),
     security(("bearer" = []), ("module_api_key" = []))
 )]
 async fn disable(
@@ -248,7 +248,7 @@ async fn disable(
     caller: Caller,
     Path((tenant, module)): Path<(String, String)>,
     Query(request): Query<DisableRequest>,
-) -> Result<Json<Disabled>> {
+) -> Result<Json<DisableOutcome>> {
     let (tenant, module) = (tenant_id(&tenant)?, module_name(&module)?);
     platform
         .enablement

@@ -93,8 +93,8 @@ pub async fn module_calling_app_from_env(needs: Needs) -> Result<App> {
     app_with(needs, |sdk, _, _, ports| Ok(reaching_modules(sdk, ports))).await
 }
 
-/// The installer's platform: [`module_calling_app_from_env`] with the AWS deployers, tables
-/// and the bus's subscriptions. Only the installer binary calls this, so only its binary
+/// The installer's platform: [`module_calling_app_from_env`] with the AWS deployers, tables,
+/// the bus's subscriptions and the bundle bucket (an uninstall's exports). Only the installer binary calls this, so only its binary
 /// links the ECS, IAM, Application Auto Scaling, API Gateway and SQS clients.
 ///
 /// # Errors
@@ -115,8 +115,9 @@ pub async fn installer_app_from_env(needs: Needs) -> Result<App> {
 }
 
 /// The registry API's platform: [`module_calling_app_from_env`] with the S3 store of modules'
-/// UI bundles (`PLINTH_BUNDLES_BUCKET`), which it publishes and serves to the console. Only the
-/// registry-api binary calls this, so only it links the S3 client.
+/// UI bundles (`PLINTH_BUNDLES_BUCKET`), which it publishes and serves to the console, and
+/// where tenants' exports are written; and modules' tables, read for exports (never created or
+/// dropped here). It and the installer are the binaries that link the S3 client.
 ///
 /// # Errors
 /// As [`app_from_env`].

@@ -232,6 +232,17 @@ impl Installer {
             .version(module, &installation.version)
             .await?
             .manifest()?;
+        // Claims the record first (a conditional write of it as it is): a reinstall stored
+        // before this makes it fail, and nothing drops; one that read the record before it is
+        // refused at its own conditional write. (One that starts during the drop itself still
+        // can: the window is the drop's few seconds, at the end of the retention.)
+        let claim = record_writes(&installation, stored + 1, Condition::Version(stored));
+        self.changes
+            .commit(Change::new(claim).on_conflict(format!(
+                "the installation of {module} changed meanwhile; its data stays"
+            )))
+            .await?;
+        let stored = stored + 1;
         self.tables
             .drop_tables(&manifest)
             .await

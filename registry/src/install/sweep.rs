@@ -253,7 +253,7 @@ impl Installer {
             .await
             .map_err(|e| Error::BadGateway(format!("dropping the queues of {module}: {e}")))?;
         let detail = json!({
-            "version": installation.version, "tables": installation.tables,
+            "module": module, "version": installation.version, "tables": installation.tables,
             "queues": queues, "drop_after": installation.drop_after,
         });
         installation.tables.clear();

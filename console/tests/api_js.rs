@@ -70,3 +70,56 @@ fn which_node() -> Result<String, ()> {
         Err(())
     }
 }
+
+#[test]
+fn an_integrated_module_that_never_finishes_loading_gets_an_error_not_a_blank_panel() {
+    let Ok(node) = which_node() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set and node is missing: the shell's loader is tested with Node"
+        );
+        eprintln!("skipped: no node on PATH");
+        return;
+    };
+    let loader = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/loader.js");
+    let script = format!(
+        r#"
+const {{ runModule }} = await import({loader:?});
+const bundle = {{ module: 'stuck' }};
+const outcomes = [];
+const never = () => new Promise(() => {{}});
+for (const ui of [
+  {{ init: never, loadPage: async () => {{}} }},
+  {{ init: async () => {{}}, loadPage: never }},
+  {{ init: async () => {{}}, loadPage: async () => {{ throw new Error('no invoices table'); }} }},
+  {{ init: async () => {{}}, loadPage: async (page, container) => {{ container.done = page; }} }},
+]) {{
+  const container = {{}};
+  try {{ await runModule(ui, bundle, 'home', container, {{}}, 50); outcomes.push(`ok ${{container.done}}`); }}
+  catch (e) {{ outcomes.push(e.message); }}
+}}
+console.log(JSON.stringify(outcomes));
+"#,
+        loader = loader.to_string_lossy()
+    );
+    let out = Command::new(node)
+        .args(["--input-type=module", "-e", &script])
+        .output()
+        .expect("node runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outcomes: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("the script's JSON");
+    assert_eq!(
+        outcomes,
+        serde_json::json!([
+            "stuck's init did not finish within 0.05 s",
+            "stuck's loadPage(\"home\") did not finish within 0.05 s",
+            "no invoices table",
+            "ok home"
+        ])
+    );
+}

@@ -469,6 +469,51 @@ async fn a_bundle_s_svg_opened_as_a_page_runs_no_script_on_the_console_s_origin(
     }
 }
 
+/// A frame's page, a style sheet or an image is not checked by the browser's `integrity`:
+/// a file changed in the store after its publish (by anyone with write access to the data
+/// folder or the bucket) must not be served as the published one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_bundle_file_changed_since_its_publish_is_not_served() {
+    let platform = Platform::start().await;
+    let url = &platform.url;
+    let cookie = operator_cookie(url).await;
+    let module = ledger_folder();
+    let manifest = ledger_manifest();
+    let bundle = plinth_local::console::read_bundle(module.path(), &manifest)
+        .unwrap()
+        .expect("the manifest names a bundle");
+    let published = publish(
+        url,
+        &cookie,
+        &json!({"manifest": manifest, "bundle": bundle}),
+    )
+    .await;
+    assert_eq!(published.status(), 201);
+    let version: Value = published.json().await.unwrap();
+    let digest = version["bundle"]["digest"].as_str().unwrap();
+    let page = format!("{url}/console/bundles/ledger/1.0.0/{digest}/pages/frame.html");
+    assert_eq!(client().get(&page).send().await.unwrap().status(), 200);
+
+    let stored = platform
+        .data
+        .path()
+        .join(format!("bundles/ledger/1.0.0/{digest}/pages/frame.html"));
+    std::fs::write(
+        &stored,
+        "<script>parent.postMessage('phished', '*')</script>",
+    )
+    .unwrap();
+    let served = client().get(&page).send().await.unwrap();
+    assert_eq!(served.status(), 500);
+    assert_eq!(served.headers()["cache-control"], "no-store");
+    let body = served.text().await.unwrap();
+    assert!(
+        body.contains("does not match the one its version was published with"),
+        "{body}"
+    );
+    assert!(!body.contains("phished"), "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_published_bundle_is_served_under_its_digest_for_a_year_with_the_integrity_its_version_lists()
  {

@@ -227,12 +227,15 @@ pub trait BundleStore: Send + Sync + Debug {
     /// The file at `key`, or `None`.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// A link that reads `key` without credentials until `expires` has passed (in S3, a
-    /// pre-signed GET); `None` from a store whose files are read where they are (a folder).
+    /// pre-signed GET); `None` (the default) from a store whose files are read where they are
+    /// (a folder) or that keeps none.
     async fn presigned_get(
         &self,
-        key: &str,
-        expires: std::time::Duration,
-    ) -> Result<Option<String>>;
+        _key: &str,
+        _expires: std::time::Duration,
+    ) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// A platform that keeps no bundles: a publish with one is refused, naming `bundle`.
@@ -249,14 +252,6 @@ impl BundleStore for NoBundleStore {
     }
 
     async fn get(&self, _key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(None)
-    }
-
-    async fn presigned_get(
-        &self,
-        _key: &str,
-        _expires: std::time::Duration,
-    ) -> Result<Option<String>> {
         Ok(None)
     }
 }

@@ -7,8 +7,9 @@
 //! Like the SDK configured with `force_path_style`: path-style URLs
 //! (`{endpoint}/{bucket}/{key}`), the endpoint `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` (the
 //! emulator) or else `https://s3.{region}.amazonaws.com`, the credentials provider of the SDK
-//! configuration (a session token included), its retry attempts and timeouts. Not honoured:
-//! FIPS and dual-stack endpoints.
+//! configuration (a session token included), its retry attempts and its connect and read
+//! timeouts. Not honoured: FIPS and dual-stack endpoints, the SDK's clock-skew correction and
+//! its per-attempt timeout.
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};

@@ -82,8 +82,23 @@ async function integrated(bundle, page, container, context) {
   if (!ui || typeof ui.init !== 'function' || typeof ui.loadPage !== 'function') {
     throw new Error(`${bundle.module}'s ${file} has no default export { init(context), loadPage(page, container) }`);
   }
-  await ui.init({ ...context, module: bundle.module, version: bundle.version, api: moduleClient(bundle.module, context.company) });
-  await ui.loadPage(page, container);
+  await runModule(ui, bundle, page, container, { ...context, module: bundle.module, version: bundle.version, api: moduleClient(bundle.module, context.company) });
+}
+
+/** How long an integrated module's `init` and `loadPage` each have before its panel says so. */
+export const SETTLE_MS = 15000;
+
+/**
+ * Runs `ui.init(context)` then `ui.loadPage(page, container)`, each bounded by `settleMs`: a
+ * module that never settles gets an error in its panel, not a blank one.
+ */
+export async function runModule(ui, bundle, page, container, context, settleMs = SETTLE_MS) {
+  const bounded = (what, work) => new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${bundle.module}'s ${what} did not finish within ${settleMs / 1000} s`)), settleMs);
+    Promise.resolve().then(work).then(resolve, reject).finally(() => clearTimeout(timer));
+  });
+  await bounded('init', () => ui.init(context));
+  await bounded(`loadPage("${page}")`, () => ui.loadPage(page, container));
 }
 
 // The frame → shell messages: {plinth: 1, type: 'ready'}; {plinth: 1, type: 'request', id,

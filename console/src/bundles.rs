@@ -110,6 +110,15 @@ pub(super) async fn file(
     let body = match found {
         Ok(Some((_, body))) => body,
         Ok(None) => return not_found(&module, &version, &rest),
+        Err(e @ plinth_registry::error::Error::Internal { .. }) => {
+            tracing::error!(error = %e.chain(), %module, %version, %rest, "serving a bundle file");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(header::CACHE_CONTROL, "no-store")],
+                "this file does not match the one its version was published with; it is not served",
+            )
+                .into_response();
+        }
         Err(e) => {
             tracing::error!(error = %e.chain(), %module, %version, %rest, "reading a bundle file");
             return (

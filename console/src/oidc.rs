@@ -411,15 +411,8 @@ async fn signed_in(
     answer: Callback,
 ) -> Result<(String, i64), Refusal> {
     let bad = |why: String| (StatusCode::BAD_REQUEST, why);
-    if let Some(error) = answer.error {
-        let detail = answer
-            .error_description
-            .map(|d| format!(" ({d})"))
-            .unwrap_or_default();
-        return Err(bad(format!(
-            "The identity provider did not sign you in: {error}{detail}."
-        )));
-    }
+    // The login cookie and the state first: a link crafted elsewhere (`?error=…` with words
+    // of its author's choosing) is refused before any of its text reaches the page.
     let login = login_of(oidc, headers).ok_or_else(|| {
         bad(
             "This sign-in was not started here or has expired (no valid login cookie): \
@@ -436,6 +429,15 @@ async fn signed_in(
              sign-in): start again."
                 .into(),
         ));
+    }
+    if let Some(error) = answer.error {
+        let detail = answer
+            .error_description
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        return Err(bad(format!(
+            "The identity provider did not sign you in: {error}{detail}."
+        )));
     }
     let code = answer
         .code

@@ -231,7 +231,10 @@ impl Enablement {
         let user = caller.require_tenant_admin(tenant)?.clone();
         one_configuration(&change)?;
         let tenant_record = self.tenancy.tenant_as(caller, tenant).await?;
-        let (manifest, installation) = self.installations.installed_module(module).await?;
+        let (manifest, installation) = self
+            .installations
+            .installed_module_for(module, tenant.as_str())
+            .await?;
         let current = self.tenant_module(tenant, module).await?;
         if current.is_none() && change.configuration_patch.is_some() {
             // A merge into nothing would enable the module as a side effect of setting a key.
@@ -514,7 +517,10 @@ impl Enablement {
         let user = caller.require_company_admin(tenant, company)?.clone();
         one_configuration(&change)?;
         self.tenancy.company(tenant, company).await?;
-        let (manifest, installation) = self.installations.installed_module(module).await?;
+        let (manifest, installation) = self
+            .installations
+            .installed_module_for(module, tenant.as_str())
+            .await?;
         let tenant_row = match self.tenant_module(tenant, module).await? {
             Some((row, _)) if row.enabled => row,
             _ => {

@@ -515,6 +515,34 @@ impl Installations {
         Ok((manifest, installation))
     }
 
+    /// The manifest and installation of the version serving `tenant` (its pin, else the
+    /// module's default, else the first installation): what a tenant's configuration,
+    /// features and hooks answer to. 409 when the module is not installed.
+    pub async fn installed_module_for(
+        &self,
+        module: &ModuleName,
+        tenant: &str,
+    ) -> Result<(Manifest, Installation)> {
+        let (manifest, first) = self.installed_module(module).await?;
+        let m = module.as_str();
+        let wanted = [keys::module_versions(m), keys::version_pin(m, tenant)];
+        let found = self.store.batch_get(&wanted).await?;
+        let get = |key: &Key| found.iter().find(|item| &item.key == key);
+        let settings: Option<VersionSettings> = get(&wanted[0]).map(from_item).transpose()?;
+        let pin: Option<Pin> = get(&wanted[1]).map(from_item).transpose()?;
+        if settings.is_none() && pin.is_none() {
+            return Ok((manifest, first));
+        }
+        let not_installed =
+            || Error::Conflict(format!("{module} is not installed on this platform"));
+        let serving = self
+            .serving_tenant(module, Some(first), settings.as_ref(), pin.as_ref())
+            .await?
+            .ok_or_else(not_installed)?;
+        let manifest = serving.serving_manifest().ok_or_else(not_installed)??;
+        Ok((manifest, serving))
+    }
+
     /// Every installed module's index line, by name (one query).
     pub async fn installed_index(&self) -> Result<BTreeMap<String, IndexEntry>> {
         let items = query_all(self.store.as_ref(), &Query::partition(INDEX)).await?;

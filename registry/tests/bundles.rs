@@ -345,3 +345,56 @@ async fn a_bundle_without_its_entry_or_without_a_frontend_section_or_without_a_s
     }
     assert!(store.written().is_empty(), "nothing was stored");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frontend_the_console_cannot_load_is_refused_at_publish_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Recording::over(Arc::new(FolderBundles::new(dir.path())));
+    let bundles: Arc<dyn BundleStore> = store.clone();
+    let p = TestPlatform::embedded_adapted(|ports: Ports| ports.with_bundles(bundles));
+    let frontend = |frontend: Value| {
+        let mut manifest = manifest("ledger");
+        manifest["frontend"] = frontend;
+        json!({"manifest": manifest, "bundle": {"files": [file("module.js", ENTRY), file("index.html", b"<p>")]}})
+    };
+    for (body, field, detail) in [
+        (
+            frontend(json!({"type": "react", "bundle": "ui"})),
+            "frontend.type",
+            "`react` is not a frontend the console loads",
+        ),
+        (
+            frontend(
+                json!({"type": "spa-module", "entry_point": "../../etc/passwd", "bundle": "ui"}),
+            ),
+            "frontend.entry_point",
+            "is not a plain path inside the bundle's folder",
+        ),
+        (
+            frontend(json!({"type": "iframe", "entry_point": "/index.html", "bundle": "ui"})),
+            "frontend.entry_point",
+            "is not a plain path",
+        ),
+    ] {
+        let refused = p
+            .call(Method::POST, "/api/v1/modules", operator(), Some(body))
+            .await;
+        refused.expect_problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the manifest has 1 problem",
+        );
+        assert_eq!(refused.body["errors"][0]["path"], field, "{}", refused.body);
+        let message = refused.body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(detail), "{message}");
+    }
+    assert!(store.written().is_empty(), "nothing was stored");
+    let versions = p
+        .call(
+            Method::GET,
+            "/api/v1/modules/ledger/versions",
+            operator(),
+            None,
+        )
+        .await;
+    assert_eq!(versions.status, StatusCode::NOT_FOUND);
+}

@@ -371,6 +371,31 @@ async fn a_provider_error_is_shown_and_sets_no_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_error_link_not_from_this_browser_s_sign_in_shows_none_of_its_words() {
+    let provider = Provider::start().await;
+    let platform = Platform::start_with(provider.identity()).await;
+    let started = start_sign_in(&platform).await;
+    let lure = "Your account is locked: call 0800 555 0100";
+    let mut crafted = url::Url::parse(&format!("{}/console/oidc/callback", platform.url)).unwrap();
+    crafted
+        .query_pairs_mut()
+        .append_pair("error", "access_denied")
+        .append_pair("error_description", lure);
+    // Sent to a victim: no login cookie in their browser, no state of theirs.
+    let response = call_back(&crafted, None).await;
+    let page = response.text().await.unwrap();
+    assert!(page.contains("was not started here"), "{page}");
+    assert!(!page.contains("0800"), "{page}");
+    // Opened in a browser with a sign-in under way: the state is not that sign-in's.
+    let with_state = with_param(&crafted, "state", "guessed");
+    let response = call_back(&with_state, Some(&started.login_cookie)).await;
+    let page = response.text().await.unwrap();
+    assert!(page.contains("is not the one this sign-in sent"), "{page}");
+    assert!(!page.contains("0800"), "{page}");
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_development_sign_in_stays_beside_the_provider_only_when_a_setting_says_so() {
     let provider = Provider::start().await;
     let mut identity = provider.identity();

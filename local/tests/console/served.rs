@@ -392,6 +392,22 @@ async fn publish(url: &str, cookie: &str, body: &Value) -> reqwest::Response {
         .unwrap()
 }
 
+/// Publishes ledger 1.0.0 with the bundle of `module`'s folder; the version's record.
+async fn publish_ledger(url: &str, cookie: &str, module: &tempfile::TempDir) -> Value {
+    let manifest = ledger_manifest();
+    let bundle = plinth_local::console::read_bundle(module.path(), &manifest)
+        .unwrap()
+        .expect("the manifest names a bundle");
+    let published = publish(
+        url,
+        cookie,
+        &json!({"manifest": manifest, "bundle": bundle}),
+    )
+    .await;
+    assert_eq!(published.status(), 201);
+    published.json().await.unwrap()
+}
+
 fn ledger_manifest() -> Value {
     json!({
         "name": "ledger", "display_name": "Ledger", "version": "1.0.0",
@@ -432,18 +448,7 @@ async fn a_bundle_s_svg_opened_as_a_page_runs_no_script_on_the_console_s_origin(
         "<svg xmlns='http://www.w3.org/2000/svg'><script>fetch('/console/api/v1/tenants')</script></svg>",
     )
     .unwrap();
-    let manifest = ledger_manifest();
-    let bundle = plinth_local::console::read_bundle(module.path(), &manifest)
-        .unwrap()
-        .expect("the manifest names a bundle");
-    let published = publish(
-        url,
-        &cookie,
-        &json!({"manifest": manifest, "bundle": bundle}),
-    )
-    .await;
-    assert_eq!(published.status(), 201);
-    let version: Value = published.json().await.unwrap();
+    let version = publish_ledger(url, &cookie, &module).await;
     let digest = version["bundle"]["digest"].as_str().unwrap();
     for file in ["x.svg", "module.js"] {
         let served = client()
@@ -469,6 +474,40 @@ async fn a_bundle_s_svg_opened_as_a_page_runs_no_script_on_the_console_s_origin(
     }
 }
 
+/// A frame's page, a style sheet or an image is not checked by the browser's `integrity`:
+/// a file changed in the store after its publish (by anyone with write access to the data
+/// folder or the bucket) must not be served as the published one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_bundle_file_changed_since_its_publish_is_not_served() {
+    let platform = Platform::start().await;
+    let url = &platform.url;
+    let cookie = operator_cookie(url).await;
+    let module = ledger_folder();
+    let version = publish_ledger(url, &cookie, &module).await;
+    let digest = version["bundle"]["digest"].as_str().unwrap();
+    let page = format!("{url}/console/bundles/ledger/1.0.0/{digest}/pages/frame.html");
+    assert_eq!(client().get(&page).send().await.unwrap().status(), 200);
+
+    let stored = platform
+        .data
+        .path()
+        .join(format!("bundles/ledger/1.0.0/{digest}/pages/frame.html"));
+    std::fs::write(
+        &stored,
+        "<script>parent.postMessage('phished', '*')</script>",
+    )
+    .unwrap();
+    let served = client().get(&page).send().await.unwrap();
+    assert_eq!(served.status(), 500);
+    assert_eq!(served.headers()["cache-control"], "no-store");
+    let body = served.text().await.unwrap();
+    assert!(
+        body.contains("does not match the one its version was published with"),
+        "{body}"
+    );
+    assert!(!body.contains("phished"), "{body}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_published_bundle_is_served_under_its_digest_for_a_year_with_the_integrity_its_version_lists()
  {
@@ -476,18 +515,7 @@ async fn a_published_bundle_is_served_under_its_digest_for_a_year_with_the_integ
     let url = &platform.url;
     let cookie = operator_cookie(url).await;
     let module = ledger_folder();
-    let manifest = ledger_manifest();
-    let bundle = plinth_local::console::read_bundle(module.path(), &manifest)
-        .unwrap()
-        .expect("the manifest names a bundle");
-    let published = publish(
-        url,
-        &cookie,
-        &json!({"manifest": manifest, "bundle": bundle}),
-    )
-    .await;
-    assert_eq!(published.status(), 201);
-    let version: Value = published.json().await.unwrap();
+    let version = publish_ledger(url, &cookie, &module).await;
     let digest = version["bundle"]["digest"].as_str().unwrap().to_owned();
     assert_eq!(digest.len(), 16, "{version}");
     let files = version["bundle"]["files"].as_array().unwrap().clone();
@@ -536,6 +564,7 @@ async fn a_published_bundle_is_served_under_its_digest_for_a_year_with_the_integ
 
     // Publishing the same again changes nothing; other files under the same version are a
     // conflict (versions are immutable), and nothing of them is stored.
+    let bundle = plinth_local::console::read_bundle(module.path(), &ledger_manifest()).unwrap();
     let again = publish(
         url,
         &cookie,

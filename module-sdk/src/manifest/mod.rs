@@ -29,6 +29,7 @@ pub use names::{MAX_MODULE_NAME_LEN, ModuleName, RESERVED_MODULE_NAMES};
 pub use permission::{Permission, PermissionGrant};
 pub use problem::Problem;
 pub use route_path::{RoutePath, RouteSegment};
+pub use rules::frontend::{FRONTEND_KINDS, MAX_BUNDLE_PATH, plain_bundle_path};
 pub use schema::manifest_schema;
 pub use sections::{
     Author, Backend, BackendKind, Configuration, Database, DeclaredPermission, Dependencies,

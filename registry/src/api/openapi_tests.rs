@@ -363,3 +363,21 @@ async fn docs_api_md_lists_exactly_the_routes_of_openapi_json() {
          in docs/api.md, not in /openapi.json: {unserved:?}"
     );
 }
+
+#[test]
+fn the_served_document_is_the_one_the_handlers_generate() {
+    let generated = super::document();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/api/openapi.json");
+    if std::env::var_os("PLINTH_WRITE_OPENAPI").is_some() {
+        let mut text = serde_json::to_string_pretty(&generated).unwrap();
+        text.push('\n');
+        std::fs::write(path, text).unwrap();
+        return;
+    }
+    let served: Value = serde_json::from_str(super::SERVED).expect("openapi.json is JSON");
+    assert!(
+        served == generated,
+        "registry/src/api/openapi.json is not the document the handlers generate: write it \
+         again with `PLINTH_WRITE_OPENAPI=1 cargo test -p plinth-registry --lib openapi`"
+    );
+}

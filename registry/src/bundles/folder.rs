@@ -63,13 +63,4 @@ impl BundleStore for FolderBundles {
             )),
         }
     }
-
-    /// Files in a folder are read where they are: no link.
-    async fn presigned_get(
-        &self,
-        _key: &str,
-        _expires: std::time::Duration,
-    ) -> Result<Option<String>> {
-        Ok(None)
-    }
 }

@@ -29,9 +29,6 @@ pub const MAX_FILE_BYTES: usize = 512 * 1024;
 /// The most bytes a bundle's files may hold together: as base64 in a publish body, with the
 /// manifest, they stay under the API's 2 MiB body.
 pub const MAX_BUNDLE_BYTES: usize = 1024 * 1024;
-/// The longest path of a file in a bundle.
-const MAX_PATH: usize = 200;
-
 /// A bundle as a publisher sends it (`bundle` of `POST /api/v1/modules`).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -177,31 +174,7 @@ pub fn integrity(body: &[u8]) -> String {
     format!("sha384-{}", STANDARD.encode(Sha384::digest(body)))
 }
 
-/// Whether `path` names a file inside the bundle's folder: `/`-separated segments of
-/// letters, digits, `.`, `-` and `_`, none empty, none starting with `.` (so no `..` and no
-/// hidden file), no absolute path, no `\`.
-pub fn plain_path(path: &str) -> std::result::Result<(), String> {
-    if path.is_empty() || path.len() > MAX_PATH {
-        return Err(format!(
-            "must be 1 to {MAX_PATH} characters, relative to the bundle's folder"
-        ));
-    }
-    let plain = |part: &str| {
-        !part.is_empty()
-            && !part.starts_with('.')
-            && part
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-    };
-    if path.split('/').all(plain) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{path:?} is not a plain path inside the bundle's folder (segments of letters, \
-             digits, '.', '-' and '_', none empty or starting with '.')"
-        ))
-    }
-}
+pub use plinth_module_sdk::manifest::plain_bundle_path as plain_path;
 
 /// Where a published file is stored, and the path it is served at under the bundles' base.
 pub fn key(module: &str, version: &str, digest: &str, path: &str) -> String {
@@ -254,12 +227,15 @@ pub trait BundleStore: Send + Sync + Debug {
     /// The file at `key`, or `None`.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
     /// A link that reads `key` without credentials until `expires` has passed (in S3, a
-    /// pre-signed GET); `None` from a store whose files are read where they are (a folder).
+    /// pre-signed GET); `None` (the default) from a store whose files are read where they are
+    /// (a folder) or that keeps none.
     async fn presigned_get(
         &self,
-        key: &str,
-        expires: std::time::Duration,
-    ) -> Result<Option<String>>;
+        _key: &str,
+        _expires: std::time::Duration,
+    ) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// A platform that keeps no bundles: a publish with one is refused, naming `bundle`.
@@ -276,14 +252,6 @@ impl BundleStore for NoBundleStore {
     }
 
     async fn get(&self, _key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(None)
-    }
-
-    async fn presigned_get(
-        &self,
-        _key: &str,
-        _expires: std::time::Duration,
-    ) -> Result<Option<String>> {
         Ok(None)
     }
 }

@@ -136,11 +136,19 @@ impl Catalog {
             return Ok(None);
         };
         let key = bundles::key(module.as_str(), version, digest, path);
-        Ok(self
-            .bundles
-            .get(&key)
-            .await?
-            .map(|body| (file.clone(), body)))
+        let Some(body) = self.bundles.get(&key).await? else {
+            return Ok(None);
+        };
+        // The browser checks an integrated module's scripts against this hash; a frame's page,
+        // its styles and images are checked here: a stored file changed since its publish is
+        // never served.
+        if bundles::integrity(&body) != file.integrity {
+            return Err(Error::internal(format!(
+                "{key} does not match the integrity its version was published with (the stored \
+                 file was changed); not served"
+            )));
+        }
+        Ok(Some((file.clone(), body)))
     }
 }
 

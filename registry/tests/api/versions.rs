@@ -17,6 +17,7 @@ crate::on_both_stores!(
     uninstalling_one_version_leaves_the_other_serving,
     pins_are_refused_for_unknown_versions_and_other_tenants_admins,
     a_tenant_s_configuration_is_resolved_with_its_version_s_defaults,
+    a_tenant_s_configuration_is_checked_against_the_schema_of_the_version_serving_it,
 );
 
 /// The financial example at `version`; 1.3.0 allows a tax rate of at most 0.5.
@@ -333,6 +334,55 @@ async fn a_pin_to_a_version_whose_schema_refuses_the_tenant_s_configuration_is_r
         .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "tenant acme");
     // Globex's configuration fits: it may go.
     pin(&p, "globex", "1.3.0").await.expect(StatusCode::OK);
+}
+
+async fn a_tenant_s_configuration_is_checked_against_the_schema_of_the_version_serving_it(
+    p: TestPlatform,
+) {
+    two_versions(&p).await;
+    pin(&p, "acme", "1.3.0").await.expect(StatusCode::OK);
+    let configure = |tenant: &'static str, tax_rate: f64| {
+        let p = &p;
+        async move {
+            p.call(
+                Method::PUT,
+                &format!("/api/v1/tenants/{tenant}/modules/financial"),
+                tenant_admin(tenant),
+                Some(json!({"configuration": {"tax_rate": tax_rate}})),
+            )
+            .await
+        }
+    };
+    // Acme is served by 1.3.0, whose schema allows at most 0.5: refused, nothing written.
+    let refused = configure("acme", 0.75).await;
+    let body = refused.expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "schema");
+    assert_eq!(
+        body["errors"][0]["path"], "configuration.tax_rate",
+        "{body}"
+    );
+    let stored = p
+        .call(
+            Method::GET,
+            "/api/v1/tenants/acme/modules/financial/config",
+            tenant_admin("acme"),
+            None,
+        )
+        .await;
+    stored.expect(StatusCode::OK);
+    assert!(
+        stored.body["configuration"]["tax_rate"].is_number(),
+        "{}",
+        stored.body
+    );
+    assert_ne!(
+        stored.body["configuration"]["tax_rate"],
+        json!(0.75),
+        "{}",
+        stored.body
+    );
+    configure("acme", 0.4).await.expect(StatusCode::OK);
+    // Globex is on 1.2.0, whose schema allows it.
+    configure("globex", 0.75).await.expect(StatusCode::OK);
 }
 
 async fn uninstalling_one_version_leaves_the_other_serving(p: TestPlatform) {

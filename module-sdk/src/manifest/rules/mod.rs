@@ -6,6 +6,7 @@
 mod access;
 mod backend;
 mod data;
+pub(crate) mod frontend;
 mod wiring;
 
 use semver::Version;
@@ -40,6 +41,7 @@ pub(crate) fn check_rules(document: &Value, problems: &mut Problems) {
     };
     check_version(&cx, problems);
     backend::check(&cx, problems);
+    frontend::check(&cx, problems);
     let declared = access::check_permissions(&cx, problems);
     access::check_routes(&cx, &declared, problems);
     data::check_database(&cx, problems);

@@ -277,3 +277,31 @@ fn event_rules() {
         ]
     );
 }
+
+#[test]
+fn a_frontend_must_be_one_the_console_loads_with_an_entry_inside_its_bundle() {
+    assert_eq!(
+        with(json!({"frontend": {"type": "react"}})),
+        [
+            "frontend.type: `react` is not a frontend the console loads: `spa-module` or `es-module` (an ES module run in the console's page), `micro-frontend` or `iframe` (a page in a sandboxed frame)"
+        ]
+    );
+    for entry in [
+        "../module.js",
+        "/module.js",
+        "ui\\module.js",
+        ".hidden.js",
+        "a//b.js",
+        "",
+    ] {
+        let found = with(json!({"frontend": {"type": "spa-module", "entry_point": entry}}));
+        assert_eq!(found.len(), 1, "{entry:?}: {found:?}");
+        assert!(found[0].starts_with("frontend.entry_point: "), "{found:?}");
+    }
+    for kind in crate::manifest::FRONTEND_KINDS {
+        assert_eq!(
+            with(json!({"frontend": {"type": kind, "entry_point": "app/main.js"}})),
+            Vec::<String>::new()
+        );
+    }
+}

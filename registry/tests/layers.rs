@@ -31,6 +31,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             "config",
             "enablement",
             "versions",
+            "rollout",
             "install",
             "module_events",
             "usage",

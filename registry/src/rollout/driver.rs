@@ -13,7 +13,8 @@ use serde_json::json;
 
 use super::{
     ACTIVE, CHUNK, InstancesSeen, Moved, Read, Rollout, RolloutState, Rollouts, Skipped,
-    Thresholds, Wave, Window, active_key, put, rollout_key, wanted, wave_order,
+    Thresholds, Wave, Window, active_key, bake_ends_ms, now_ms, put, rollout_key, wanted,
+    wave_order,
 };
 use crate::audit;
 use crate::cache::Stale;
@@ -23,9 +24,7 @@ use crate::error::{Error, Result};
 use crate::ids::TenantId;
 use crate::installation::{Pin, VersionSettings};
 use crate::instances::{Health, Serving};
-use crate::store::{
-    Condition, Item, Query, Update, Write, from_item, keys, now_unix, query_all, to_data,
-};
+use crate::store::{Condition, Item, Query, Update, Write, from_item, keys, query_all, to_data};
 
 /// How often `plinth up` steps its rollouts unless `PLINTH_ROLLOUT_TICK_SECS` says.
 pub const TICK: Duration = Duration::from_secs(2);
@@ -74,7 +73,7 @@ impl Rollouts {
             }
             other => other?,
         };
-        match (rollout.state, rollout.wave_started) {
+        match (rollout.state, rollout.wave_started_ms) {
             (RolloutState::Running, None) => self.move_wave(rollout, version).await,
             (RolloutState::Running, Some(started)) => self.watch(rollout, version, started).await,
             (RolloutState::Paused, _) => {
@@ -147,7 +146,7 @@ impl Rollouts {
         }
         // The wave is moved: its bake begins, on figures from now on.
         self.health.take(&rollout.module, &rollout.version);
-        rollout.wave_started = Some(now_unix());
+        rollout.wave_started_ms = Some(now_ms());
         rollout.updated_at = now();
         let tenants: Vec<&str> = rollout
             .moved
@@ -238,10 +237,10 @@ impl Rollouts {
         if let Some(reason) = breach(&rollout.thresholds, &window, instances, &label) {
             return self.stop(rollout, version, reason).await;
         }
-        if now_unix() >= started.saturating_add_unsigned(rollout.bake_seconds) {
+        if now_ms() >= bake_ends_ms(started, rollout.bake_seconds) {
             if at + 1 < rollout.waves.len() {
                 rollout.wave += 1;
-                rollout.wave_started = None;
+                rollout.wave_started_ms = None;
                 let (rollout, version) = self.save(rollout, version, None).await?;
                 return self.move_wave(rollout, version).await;
             }

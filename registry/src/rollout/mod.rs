@@ -166,8 +166,8 @@ struct Rollout {
     state: RolloutState,
     /// The wave being moved or watched (0 for the first).
     wave: usize,
-    /// Unix seconds when the wave's tenants were all moved and its bake began.
-    wave_started: Option<i64>,
+    /// Unix milliseconds when the wave's tenants were all moved and its bake began.
+    wave_started_ms: Option<i64>,
     /// What the gateway saw of the version during each wave.
     windows: Vec<Window>,
     instances: Option<InstancesSeen>,
@@ -259,7 +259,7 @@ impl Rollout {
                 let state = match at.cmp(&self.wave) {
                     std::cmp::Ordering::Less => "done",
                     std::cmp::Ordering::Greater => "pending",
-                    std::cmp::Ordering::Equal => match (self.state, self.wave_started) {
+                    std::cmp::Ordering::Equal => match (self.state, self.wave_started_ms) {
                         (RolloutState::Completing | RolloutState::Completed, _) => "done",
                         (RolloutState::Running | RolloutState::Paused, None) => "moving",
                         (RolloutState::Running | RolloutState::Paused, Some(_)) => "baking",
@@ -282,10 +282,10 @@ impl Rollout {
                 }
             })
             .collect();
-        let bake_ends_at = match (self.state, self.wave_started) {
+        let bake_ends_at = match (self.state, self.wave_started_ms) {
             (RolloutState::Running, Some(started)) => {
-                let ends = started.saturating_add_unsigned(self.bake_seconds);
-                time::OffsetDateTime::from_unix_timestamp(ends)
+                let ends = i128::from(bake_ends_ms(started, self.bake_seconds)) * 1_000_000;
+                time::OffsetDateTime::from_unix_timestamp_nanos(ends)
                     .ok()
                     .and_then(|t| {
                         t.format(&time::format_description::well_known::Rfc3339)
@@ -451,7 +451,7 @@ impl Rollouts {
             bake_seconds,
             state: RolloutState::Running,
             wave: 0,
-            wave_started: None,
+            wave_started_ms: None,
             instances: None,
             moved: Vec::new(),
             skipped: Vec::new(),
@@ -551,8 +551,8 @@ impl Rollouts {
             return Err(not_now(&rollout, "resumed"));
         }
         rollout.state = RolloutState::Running;
-        if rollout.wave_started.is_some() {
-            rollout.wave_started = Some(crate::store::now_unix());
+        if rollout.wave_started_ms.is_some() {
+            rollout.wave_started_ms = Some(now_ms());
         }
         // What the gateway counted while paused is not the resumed wave's.
         self.health.take(&rollout.module, &rollout.version);
@@ -678,6 +678,18 @@ impl Rollouts {
         }
         Ok(enabled)
     }
+}
+
+/// Now, in Unix milliseconds: a bake of a second must last a second, not what is left of
+/// the current one.
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}
+
+/// When a bake that began at `started` (ms) ends (ms).
+fn bake_ends_ms(started: i64, bake_seconds: u64) -> i64 {
+    started.saturating_add_unsigned(bake_seconds.saturating_mul(1000))
 }
 
 /// The rollout's item on the version it was read at.

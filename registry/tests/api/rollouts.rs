@@ -405,7 +405,7 @@ async fn a_paused_rollout_holds_its_tenants_until_resumed_and_an_abort_moves_the
     let (first, second) = two_versions(&p, &["acme", "globex"]).await;
     let started = start(
         &p,
-        json!({"version": "1.3.0", "waves": "canary:acme,100%", "bake_seconds": 1}),
+        json!({"version": "1.3.0", "waves": "canary:acme,100%", "bake_seconds": 2}),
     )
     .await;
     let id = started.expect(StatusCode::CREATED)["id"]
@@ -421,7 +421,7 @@ async fn a_paused_rollout_holds_its_tenants_until_resumed_and_an_abort_moves_the
         .expect_problem(StatusCode::CONFLICT, "is paused: it cannot be paused");
 
     // Paused: the bake is over, errors come in, and nothing moves either way.
-    bake(1).await;
+    bake(2).await;
     served(&p.app, "1.3.0", 500, 20);
     tick(&p.app).await;
     let held = show(&p, &id).await;

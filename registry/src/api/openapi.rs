@@ -72,8 +72,8 @@ impl Modify for Security {
         usage::one_tenant, usage::every_tenant,
         versions::show_pin, versions::set_pin, versions::clear_pin, versions::installed,
         versions::set_default,
-        rollouts::start, rollouts::list, rollouts::show, rollouts::pause, rollouts::resume,
-        rollouts::abort,
+        rollouts::start_rollout, rollouts::list_rollouts, rollouts::show_rollout,
+        rollouts::pause_rollout, rollouts::resume_rollout, rollouts::abort_rollout,
     ),
     components(schemas(
         ProblemDocument, Problem, ModuleVersion, Frontend, Bundle, BundleFile, InstallRequest, UpgradeRequest, UninstallImpact,

@@ -14,14 +14,23 @@ use crate::rollout::{RolloutRequest, RolloutView};
 
 pub(super) fn routes() -> Router<State> {
     Router::new()
-        .route("/api/v1/modules/{module}/rollouts", get(list).post(start))
-        .route("/api/v1/modules/{module}/rollouts/{id}", get(show))
-        .route("/api/v1/modules/{module}/rollouts/{id}/pause", post(pause))
+        .route(
+            "/api/v1/modules/{module}/rollouts",
+            get(list_rollouts).post(start_rollout),
+        )
+        .route("/api/v1/modules/{module}/rollouts/{id}", get(show_rollout))
+        .route(
+            "/api/v1/modules/{module}/rollouts/{id}/pause",
+            post(pause_rollout),
+        )
         .route(
             "/api/v1/modules/{module}/rollouts/{id}/resume",
-            post(resume),
+            post(resume_rollout),
         )
-        .route("/api/v1/modules/{module}/rollouts/{id}/abort", post(abort))
+        .route(
+            "/api/v1/modules/{module}/rollouts/{id}/abort",
+            post(abort_rollout),
+        )
 }
 
 /// A rollout's id: a UUID, else no rollout has it (404).
@@ -42,7 +51,7 @@ fn rollout_id(module: &str, id: &str) -> Result<String> {
     responses((status = 201, description = "Started; its first wave moves at the driver's next step", body = RolloutView), (status = 400, description = "Malformed request", body = ProblemDocument, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not a platform admin", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "The module is not installed", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "Another rollout of the module is running or paused", body = ProblemDocument, content_type = "application/problem+json"), (status = 422, description = "Bad waves, thresholds or bake time, or a version not installed or already the default; `errors` names each field", body = ProblemDocument, content_type = "application/problem+json")),
     security(("bearer" = []), ("module_api_key" = []))
 )]
-async fn start(
+async fn start_rollout(
     Extract(platform): Extract<State>,
     caller: Caller,
     Path(module): Path<String>,
@@ -62,7 +71,7 @@ async fn start(
     responses((status = 200, description = "Rollouts", body = [RolloutView]), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not a platform admin", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "No such module name", body = ProblemDocument, content_type = "application/problem+json")),
     security(("bearer" = []), ("module_api_key" = []))
 )]
-async fn list(
+async fn list_rollouts(
     Extract(platform): Extract<State>,
     caller: Caller,
     Path(module): Path<String>,
@@ -80,7 +89,7 @@ async fn list(
     responses((status = 200, description = "The rollout", body = RolloutView), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not a platform admin", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "No such rollout of the module", body = ProblemDocument, content_type = "application/problem+json")),
     security(("bearer" = []), ("module_api_key" = []))
 )]
-async fn show(
+async fn show_rollout(
     Extract(platform): Extract<State>,
     caller: Caller,
     Path((module, id)): Path<(String, String)>,
@@ -103,7 +112,7 @@ async fn show(
     responses((status = 200, description = "Paused", body = RolloutView), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not a platform admin", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "No such rollout of the module", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "The rollout is not running (paused or ended), or changed meanwhile", body = ProblemDocument, content_type = "application/problem+json")),
     security(("bearer" = []), ("module_api_key" = []))
 )]
-async fn pause(
+async fn pause_rollout(
     Extract(platform): Extract<State>,
     caller: Caller,
     Path((module, id)): Path<(String, String)>,
@@ -126,7 +135,7 @@ async fn pause(
     responses((status = 200, description = "Running again", body = RolloutView), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not a platform admin", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "No such rollout of the module", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "The rollout is not paused, or changed meanwhile", body = ProblemDocument, content_type = "application/problem+json")),
     security(("bearer" = []), ("module_api_key" = []))
 )]
-async fn resume(
+async fn resume_rollout(
     Extract(platform): Extract<State>,
     caller: Caller,
     Path((module, id)): Path<(String, String)>,
@@ -149,7 +158,7 @@ async fn resume(
     responses((status = 200, description = "Aborted; its tenants are back", body = RolloutView), (status = 401, description = "Not signed in", body = ProblemDocument, content_type = "application/problem+json"), (status = 403, description = "Not a platform admin", body = ProblemDocument, content_type = "application/problem+json"), (status = 404, description = "No such rollout of the module", body = ProblemDocument, content_type = "application/problem+json"), (status = 409, description = "The rollout has ended already, or changed meanwhile", body = ProblemDocument, content_type = "application/problem+json")),
     security(("bearer" = []), ("module_api_key" = []))
 )]
-async fn abort(
+async fn abort_rollout(
     Extract(platform): Extract<State>,
     caller: Caller,
     Path((module, id)): Path<(String, String)>,

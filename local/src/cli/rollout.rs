@@ -141,7 +141,7 @@ pub(super) async fn run(
                 text_of(&started["id"]),
                 text_of(&started["from_version"])
             )
-            .map_err(write_failed)?;
+            .map_err(|e| write_failed(&e))?;
             follow(client, &name, &text_of(&started["id"]), out).await
         }
         RolloutCommand::Rollouts { name } => {
@@ -248,7 +248,7 @@ async fn follow(
                         tenants_text(wave)
                     );
                     bars.suspend(|| writeln!(out, "{line}"))
-                        .map_err(write_failed)?;
+                        .map_err(|e| write_failed(&e))?;
                 }
                 if state == "done" {
                     bar.set_position(bake);
@@ -262,7 +262,7 @@ async fn follow(
         let state = text_of(&rollout["state"]);
         match state.as_str() {
             "completed" => {
-                writeln!(out, "{}", rollout_line(&rollout)).map_err(write_failed)?;
+                writeln!(out, "{}", rollout_line(&rollout)).map_err(|e| write_failed(&e))?;
                 return Ok(Exit::Success);
             }
             "paused" => {
@@ -271,7 +271,7 @@ async fn follow(
                     "{}; resume it with `plinth module rollout-resume {name}`",
                     rollout_line(&rollout)
                 )
-                .map_err(write_failed)?;
+                .map_err(|e| write_failed(&e))?;
                 return Ok(Exit::Success);
             }
             "rolled_back" | "aborted" => {
@@ -298,7 +298,7 @@ fn seconds_left(rollout: &Value) -> u64 {
         .unwrap_or(0)
 }
 
-fn write_failed(e: std::io::Error) -> Failure {
+fn write_failed(e: &std::io::Error) -> Failure {
     Failure::Usage(format!("cannot write output: {e}"))
 }
 

@@ -7,7 +7,7 @@
 //!   [`bundles`] (modules' UI files);
 //! - domain services, each holding the ports it uses: [`changes`] (the one write path),
 //!   [`catalog`], [`installation`], [`install`], [`instances`], [`api_keys`], [`tenancy`],
-//!   [`rbac`], [`config`], [`enablement`], [`module_events`], [`audit`], [`usage`], gathered in
+//!   [`rbac`], [`config`], [`enablement`], [`module_events`], [`audit`], [`usage`], [`rollout`], gathered in
 //!   [`plane::ControlPlane`];
 //! - edges: [`api::router`] (the HTTP API, served by axum locally and by `lambda_http`) and
 //!   [`gateway::Authorizer`] (the gateway's decision on every module request);
@@ -45,6 +45,7 @@ pub mod queue;
 pub mod rate_budget;
 pub mod rbac;
 pub mod reach;
+pub mod rollout;
 pub mod store;
 pub mod tenancy;
 pub mod usage;

@@ -30,6 +30,7 @@ use crate::queue::InstallQueue;
 use crate::rate_budget::RateBudget;
 use crate::rbac::Rbac;
 use crate::reach::{Reach, Reaches};
+use crate::rollout::Rollouts;
 use crate::store::Store;
 use crate::tenancy::Tenancy;
 use crate::usage::{Prices, Usage};
@@ -206,6 +207,8 @@ pub struct ControlPlane {
     pub versions: Arc<Versions>,
     /// Exports of a tenant's rows of a module's tables.
     pub exports: Arc<Exports>,
+    /// Staged rollouts, and what the gateway saw of each version for them.
+    pub rollouts: Arc<Rollouts>,
     /// Undelivered events, when this platform keeps them (one machine).
     pub dead_letters: Option<Arc<dyn DeadLetterQueue>>,
     /// Tenants' budgets of requests per second shared by every process, when
@@ -306,6 +309,13 @@ impl ControlPlane {
             Arc::clone(&installations),
             Arc::clone(&config),
         ));
+        let rollouts = Arc::new(Rollouts::new(
+            Arc::clone(&store),
+            Arc::clone(&changes),
+            Arc::clone(&installations),
+            Arc::clone(&instances),
+            Arc::clone(&versions),
+        ));
         let usage = Arc::new(Usage::new(Arc::clone(&store), settings.prices.clone()));
         let installer = Arc::new(Installer::new(
             InstallerPorts {
@@ -351,6 +361,7 @@ impl ControlPlane {
             usage,
             versions,
             exports,
+            rollouts,
             dead_letters,
             identity,
             settings,

@@ -476,7 +476,7 @@ impl Versions {
 
     /// Refuses (422, naming each field) when `manifest`'s schema refuses `tenant`'s stored
     /// configuration of the module, or that of one of its companies.
-    async fn check_fits(&self, tenant: &TenantId, manifest: &Manifest) -> Result<()> {
+    pub(crate) async fn check_fits(&self, tenant: &TenantId, manifest: &Manifest) -> Result<()> {
         let (t, m) = (tenant.as_str(), manifest.name.as_str());
         let tenant_row: Option<TenantModule> = self
             .store

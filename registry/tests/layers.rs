@@ -32,6 +32,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             "export",
             "enablement",
             "versions",
+            "rollout",
             "install",
             "module_events",
             "usage",

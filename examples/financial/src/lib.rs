@@ -89,13 +89,33 @@ pub fn module(app: Financial, verifier: ContextVerifier) -> Module {
             }
         },
     );
-    let api = accounts::routes()
-        .merge(invoices::routes())
-        .with_state(app.clone());
+    let api = failing(
+        accounts::routes()
+            .merge(invoices::routes())
+            .with_state(app.clone()),
+    );
     Module::new(manifest(), verifier)
         .api(api)
         .hooks(FinancialHooks { ledger: app.ledger })
         .subscriptions(subscriptions)
+}
+
+/// `FINANCIAL_TEST_FAIL_STATUS` (the platform's rollout tests only, through a manifest's
+/// `backend.env`): every API route answers that status — a bad version — while the health
+/// check still passes.
+fn failing(api: axum::Router) -> axum::Router {
+    let status = std::env::var("FINANCIAL_TEST_FAIL_STATUS")
+        .ok()
+        .and_then(|s| s.parse::<u16>().ok())
+        .and_then(|s| axum::http::StatusCode::from_u16(s).ok());
+    match status {
+        Some(status) => api.layer(axum::middleware::from_fn(
+            move |_: axum::extract::Request, _: axum::middleware::Next| async move {
+                axum::response::IntoResponse::into_response(status)
+            },
+        )),
+        None => api,
+    }
 }
 
 /// The lifecycle hooks the manifest declares.

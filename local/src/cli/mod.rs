@@ -18,6 +18,7 @@ mod manifest;
 mod module;
 mod module_new;
 mod module_read;
+mod rollout;
 mod table;
 mod tenant;
 mod token;

@@ -17,6 +17,7 @@ use super::client::{self, Client, Failure, Output, Target, segment};
 use super::dev::{self, DevArgs};
 use super::module_new::{self, NewArgs};
 use super::module_read;
+use super::rollout::{self, RolloutCommand};
 use super::versions;
 
 /// How long `install` and the like follow an operation before giving up.
@@ -135,6 +136,10 @@ pub enum ModuleCommand {
         #[arg(long, value_name = "VERSION")]
         default: Option<String>,
     },
+    /// Staged rollouts (`rollout.rs`): rollout, rollouts, rollout-pause, rollout-resume,
+    /// rollout-abort.
+    #[command(flatten)]
+    Rollout(RolloutCommand),
     /// Show a module's installation and the steps of its last operation; for one not
     /// finished, the step it is at, its last progress, the sweep's re-requests and last error.
     Status { name: String },
@@ -278,6 +283,7 @@ pub(super) fn run(args: ModuleArgs, out: &mut dyn Write, err: &mut dyn Write) ->
             ModuleCommand::Versions { name, default } => {
                 versions::versions(&client, output, &name, default.as_deref(), out).await
             }
+            ModuleCommand::Rollout(command) => rollout::run(&client, output, command, out).await,
             ModuleCommand::Status { name } => status(&client, output, &name, out).await,
             ModuleCommand::Retry { name } => {
                 let retry = "installation/retry";

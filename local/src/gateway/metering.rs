@@ -1,7 +1,11 @@
 //! Usage metering at the gateway (`plinth_registry::usage`): each gateway thread counts the
 //! module requests it lets through into a shard of its own, in memory; `plinth up` flushes
 //! the shards to the store every few seconds and when it stops. `PLINTH_METERING=off` turns
-//! counting off (the benchmark compares both).
+//! usage counting off (the benchmark compares both).
+//!
+//! Each request is also counted per (module, version) for the rollout driver
+//! (`plinth_registry::rollout::VersionHealth`), whatever `PLINTH_METERING` says: a rollout
+//! judges the version it moves tenants to on those figures.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,20 +20,44 @@ use http_body_util::Either;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use plinth_registry::App;
 use plinth_registry::gateway::Forward;
+use plinth_registry::rollout::HealthShard;
 use plinth_registry::usage::{Served, Shard};
 
 use super::body::NotForwarded;
 
-/// A new shard of `app`'s meter for one gateway thread, unless `PLINTH_METERING` is `off`.
-pub(super) fn shard(app: &App) -> Option<Arc<Shard>> {
+/// What one gateway thread counts into: usage (unless `PLINTH_METERING` is `off`), and each
+/// version's figures for rollouts.
+#[derive(Debug)]
+pub(crate) struct Meters {
+    usage: Option<Arc<Shard>>,
+    health: Arc<HealthShard>,
+}
+
+impl Meters {
+    fn served(&self, tenant: &str, module: &str, version: Option<&str>, served: &Served) {
+        if let Some(usage) = &self.usage {
+            usage.served(tenant, module, served);
+        }
+        if let Some(version) = version {
+            self.health
+                .served(module, version, served.status, served.latency);
+        }
+    }
+}
+
+/// New shards of `app`'s meters for one gateway thread.
+pub(super) fn shard(app: &App) -> Option<Arc<Meters>> {
     let off = std::env::var("PLINTH_METERING").is_ok_and(|v| v == "off" || v == "0");
-    (!off).then(|| app.plane.usage.meter().shard())
+    Some(Arc::new(Meters {
+        usage: (!off).then(|| app.plane.usage.meter().shard()),
+        health: app.plane.rollouts.health().shard(),
+    }))
 }
 
 /// Counts a request `decision` let through, as it ended.
-pub(super) fn count(shard: Option<&Shard>, decision: &impl Forward, served: &Served) {
-    if let (Some(shard), Some(tenant)) = (shard, decision.tenant()) {
-        shard.served(tenant, decision.module(), served);
+pub(super) fn count(meters: Option<&Meters>, decision: &impl Forward, served: &Served) {
+    if let (Some(meters), Some(tenant)) = (meters, decision.tenant()) {
+        meters.served(tenant, decision.module(), decision.version(), served);
     }
 }
 
@@ -38,6 +66,8 @@ pub(super) fn count(shard: Option<&Shard>, decision: &impl Forward, served: &Ser
 pub(super) struct Tally {
     pub(super) tenant: String,
     pub(super) module: String,
+    /// The module's version the request went to.
+    pub(super) version: Option<Arc<str>>,
     /// The request body's bytes as they are passed on (for a chunked upload's length).
     pub(super) uploaded: Option<Arc<AtomicU64>>,
 }
@@ -47,6 +77,7 @@ impl Tally {
         decision.tenant().map(|tenant| Self {
             tenant: tenant.to_owned(),
             module: decision.module().to_owned(),
+            version: decision.version().map(Arc::from),
             uploaded: None,
         })
     }
@@ -66,7 +97,7 @@ pub(super) fn request_bytes(headers: &HeaderMap) -> u64 {
 /// through (`tally`: a backend that failed, a client body that broke).
 pub(super) fn answer<B>(
     forwarded: Result<Response<B>, NotForwarded>,
-    meter: Option<&Arc<Shard>>,
+    meter: Option<&Arc<Meters>>,
     tally: Option<Tally>,
     request_bytes: u64,
     started: Instant,
@@ -105,7 +136,7 @@ pub struct Metered<B> {
 
 #[derive(Debug)]
 struct Pending {
-    shard: Arc<Shard>,
+    shard: Arc<Meters>,
     tally: Tally,
     served: Served,
     started: Instant,
@@ -115,7 +146,7 @@ impl<B> Metered<B> {
     /// `body`, counted into `shard` for `tally` when both are given.
     pub(super) fn new(
         body: B,
-        shard: Option<&Arc<Shard>>,
+        shard: Option<&Arc<Meters>>,
         tally: Option<Tally>,
         served: Served,
         started: Instant,
@@ -142,8 +173,16 @@ impl<B> Drop for Metered<B> {
             {
                 pending.served.request_bytes = uploaded.load(Ordering::Relaxed);
             }
-            let Tally { tenant, module, .. } = &pending.tally;
-            pending.shard.served(tenant, module, &pending.served);
+            let Tally {
+                tenant,
+                module,
+                version,
+                ..
+            } = &pending.tally;
+            let version = version.as_deref();
+            pending
+                .shard
+                .served(tenant, module, version, &pending.served);
         }
     }
 }

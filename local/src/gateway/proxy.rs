@@ -59,7 +59,7 @@ pub struct Gateway<D> {
     /// How long a client may pause mid-body ([`BODY_TIMEOUT`] unless set).
     pub(super) body_timeout: Duration,
     /// This thread's usage counts (`None`: not metered).
-    pub(super) meter: Option<Arc<plinth_registry::usage::Shard>>,
+    pub(super) meter: Option<Arc<super::metering::Meters>>,
 }
 
 /// The platform API and the module proxy in one router, for callers that drive a router

@@ -367,6 +367,14 @@ fn usage_flush_interval() -> Duration {
         .map_or(usage::FLUSH_INTERVAL, Duration::from_secs)
 }
 
+/// How often rollouts are stepped: `PLINTH_ROLLOUT_TICK_SECS`, else [`TICK`](plinth_registry::rollout::TICK).
+fn rollout_tick() -> Duration {
+    env("PLINTH_ROLLOUT_TICK_SECS")
+        .and_then(|n| n.parse::<u64>().ok())
+        .filter(|n| *n > 0)
+        .map_or(plinth_registry::rollout::TICK, Duration::from_secs)
+}
+
 /// Gateway threads: `PLINTH_GATEWAY_THREADS`, or one per core.
 fn gateway_threads() -> usize {
     env("PLINTH_GATEWAY_THREADS")
@@ -402,6 +410,8 @@ async fn spawn_workers(
     tokio::spawn(Arc::clone(installer).run_worker(worker));
     tokio::spawn(Arc::clone(&app.plane.instances).run_health_checker(Duration::from_secs(10)));
     tokio::spawn(Arc::clone(&app.plane.usage).run_flusher(usage_flush_interval()));
+    // Rollouts found running in the store (a restart) carry on from their stored state.
+    tokio::spawn(Arc::clone(&app.plane.rollouts).run_driver(rollout_tick()));
     Ok(())
 }
 

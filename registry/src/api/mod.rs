@@ -11,6 +11,7 @@ mod limits;
 mod modules;
 mod openapi;
 mod rbac;
+mod rollouts;
 mod schemas;
 mod tenants;
 mod usage;
@@ -50,6 +51,7 @@ pub fn router_with_fallback(platform: Arc<ControlPlane>, fallback: Router) -> Ro
         .merge(events::routes())
         .merge(usage::routes())
         .merge(versions::routes())
+        .merge(rollouts::routes())
         .with_state(platform)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .method_not_allowed_fallback(method_not_allowed)

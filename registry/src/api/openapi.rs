@@ -9,7 +9,7 @@ pub(super) use plinth_module_sdk::wire::ProblemDocument;
 use plinth_module_sdk::wire::{ConfigTier, ResolvedConfig};
 
 use super::contract::CREDENTIALS;
-use super::{events, install, modules, rbac, tenants, usage, versions};
+use super::{events, install, modules, rbac, rollouts, tenants, usage, versions};
 use crate::api_keys::{ApiKeyRecord, IssuedKey};
 use crate::audit::{AuditPage, AuditRecord};
 use crate::bundles::{Bundle, BundleFile};
@@ -19,6 +19,10 @@ use crate::enablement::ModuleChange;
 use crate::install::{InstallRequest, UninstallImpact, UpgradeRequest};
 use crate::instances::{Health, Instance, Registration};
 use crate::rbac::RoleChange;
+use crate::rollout::{
+    InstancesSeen, Moved, RolloutRequest, RolloutState, RolloutView, Skipped, ThresholdOverrides,
+    Thresholds, VersionFigures, WaveProgress,
+};
 use crate::usage::{
     Bill, Figures, Granularity, Latency, Row, TenantUsage, TierPrices, UsageReport,
 };
@@ -68,6 +72,8 @@ impl Modify for Security {
         usage::one_tenant, usage::every_tenant,
         versions::show_pin, versions::set_pin, versions::clear_pin, versions::installed,
         versions::set_default,
+        rollouts::start_rollout, rollouts::list_rollouts, rollouts::show_rollout,
+        rollouts::pause_rollout, rollouts::resume_rollout, rollouts::abort_rollout,
     ),
     components(schemas(
         ProblemDocument, Problem, ModuleVersion, Frontend, Bundle, BundleFile, InstallRequest, UpgradeRequest, UninstallImpact,
@@ -76,6 +82,8 @@ impl Modify for Security {
         ResolvedConfig, ConfigTier, RoleChange, AuditPage, AuditRecord,
         UsageReport, TenantUsage, Row, Figures, Latency, Bill, TierPrices, Granularity,
         TenantVersion, VersionChoice, ModuleVersions, InstalledVersion,
+        RolloutRequest, ThresholdOverrides, Thresholds, RolloutView, RolloutState, WaveProgress,
+        VersionFigures, Moved, Skipped, InstancesSeen,
     )),
     modifiers(&Security),
     tags(

@@ -17,7 +17,7 @@ use crate::store::embedded::EmbeddedStore;
 use crate::{Ports, Settings};
 
 /// The router's source: every `.route("…", get(…).post(…))` of the API's files.
-const SOURCES: [&str; 8] = [
+const SOURCES: [&str; 9] = [
     include_str!("mod.rs"),
     include_str!("modules.rs"),
     include_str!("install.rs"),
@@ -26,6 +26,7 @@ const SOURCES: [&str; 8] = [
     include_str!("events.rs"),
     include_str!("usage.rs"),
     include_str!("versions.rs"),
+    include_str!("rollouts.rs"),
 ];
 
 /// `(method, path)` of each route registered in `source`, however rustfmt wrapped the calls.

@@ -50,6 +50,12 @@ pub trait Forward: Send + Sync + 'static {
     fn tenant(&self) -> Option<&str> {
         None
     }
+
+    /// The module's version the request goes to, for the rollout driver's figures (`None`:
+    /// not counted).
+    fn version(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl Decide for Authorizer {
@@ -85,5 +91,9 @@ impl Forward for Decision {
 
     fn tenant(&self) -> Option<&str> {
         Some(Decision::tenant(self).as_str())
+    }
+
+    fn version(&self) -> Option<&str> {
+        Some(&self.pass.routes.version)
     }
 }

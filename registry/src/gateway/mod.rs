@@ -55,6 +55,8 @@ static API_KEY: HeaderName = HeaderName::from_static(plinth_module_sdk::wire::AP
 #[derive(Debug, Clone)]
 pub struct ModuleRoutes {
     pub manifest: Arc<Manifest>,
+    /// The manifest's version, as text once (each request is counted under it: `rollout`).
+    pub version: Arc<str>,
     /// Healthy instances.
     pub healthy: Arc<Vec<Arc<Upstream>>>,
 }
@@ -777,6 +779,7 @@ impl Authorizer {
             .map(|i| Arc::new(Upstream::new(i.url)))
             .collect();
         let routes = ModuleRoutes {
+            version: Arc::from(manifest.version.to_string()),
             manifest: Arc::new(manifest),
             healthy: Arc::new(healthy),
         };

@@ -8,6 +8,8 @@
 //! | a version installed alongside the module's first (`versions`) | `PK=MODULE#{m} SK=INSTALLATION#{v}` | get (1); query prefix `INSTALLATION#` (1) |
 //! | a module's default version (`versions`) | `PK=MODULE#{m} SK=VERSIONS` | get (1) |
 //! | a tenant's pin to a version of a module (`versions`) | `PK=MODULE#{m} SK=PIN#{t}` | get (1); every pin of a module: query prefix `PIN#` (1) |
+//! | a module's rollouts, oldest first (`rollout`) | `PK=MODULE#{m} SK=ROLLOUT#{id}` (ids sort by time) | get (1); query prefix `ROLLOUT#` (1) |
+//! | every module's running or paused rollout (`rollout`) | `PK=ROLLOUTS SK=MODULE#{m}` | query `ROLLOUTS` (1 per page); written on the condition it is absent |
 //! | a module's running instances | `PK=MODULE#{m} SK=INSTANCE#{url}` | query prefix `INSTANCE#` (1) |
 //! | a module's API keys, for listing | `PK=MODULE#{m} SK=APIKEY#{id}` | query prefix `APIKEY#` (1) |
 //! | an API key by its hash (authorizer) | `PK=APIKEY#{sha256} SK=APIKEY` | get (1) |

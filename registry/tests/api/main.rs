@@ -10,6 +10,7 @@ mod install;
 mod module_events;
 mod reach_ecs;
 mod reads;
+mod rollouts;
 mod sweep;
 mod tenancy;
 mod versions;

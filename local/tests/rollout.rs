@@ -7,135 +7,15 @@
 //! `backend.env`: every API route of that backend answers that status, its health check
 //! still passes.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+#[path = "support/up.rs"]
+mod up;
+
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("local/ is in the workspace")
-        .to_path_buf()
-}
-
-/// `plinth up --demo` as a process, run from the workspace (where `examples/` is).
-struct Up {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Up {
-    fn start(data: &Path, port: u16) -> Self {
-        let log = data.with_extension("log");
-        // Appended to: a restarted platform's log follows the first one's.
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("the log");
-        let child = Command::new(env!("CARGO_BIN_EXE_plinth"))
-            .args(["up", "--demo", "--port", &port.to_string(), "--data-dir"])
-            .arg(data)
-            .current_dir(workspace_root())
-            // Rollouts stepped every second, so that the tests' bakes are short.
-            .env("PLINTH_ROLLOUT_TICK_SECS", "1")
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("the log"))
-            .stderr(file)
-            .spawn()
-            .expect("plinth up starts");
-        Self { child, log }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        if let Some(pid) = i32::try_from(self.child.id())
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-        {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A call with `token`; the status (0: no answer) and the body.
-async fn call(
-    url: &str,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> (u16, Value) {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("a client");
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
-    let mut request = client
-        .request(method, format!("{url}{path}"))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(body);
-    }
-    match request.send().await {
-        Ok(answer) => {
-            let status = answer.status().as_u16();
-            (status, answer.json().await.unwrap_or(Value::Null))
-        }
-        Err(error) => (0, Value::String(error.to_string())),
-    }
-}
-
-fn mint(secret: &str, sub: &str, tenant: Option<&str>, roles: &[&str]) -> String {
-    // Globex's admin works in its company `globex-hq` (invoices belong to a company).
-    let company = tenant.map(|_| "globex-hq");
-    plinth_registry::identity::mint_token(
-        secret.as_bytes(),
-        &plinth_registry::identity::Claims::user(
-            sub,
-            tenant,
-            company,
-            roles,
-            Duration::from_secs(900),
-        ),
-    )
-    .expect("a token")
-}
-
-/// Polls `path` until its `status` is neither pending nor running.
-async fn settled(up: &Up, url: &str, token: &str, path: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let (_, installation) = call(url, token, "GET", path, None).await;
-        let status = installation["status"].as_str().unwrap_or_default();
-        if !status.is_empty() && status != "pending" && status != "running" {
-            return installation;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path} did not settle: {installation}\n{}",
-            up.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
+use up::{Up, call, mint, settled, workspace_root};
 
 /// Demo up, tenant globex with the module too, and financial 1.3.0 (its manifest changed by
 /// `change`) installed alongside 1.2.0. Returns (url, operator's token, acme's, globex's).

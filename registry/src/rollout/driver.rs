@@ -237,7 +237,8 @@ impl Rollouts {
         if let Some(reason) = breach(&rollout.thresholds, &window, instances, &label) {
             return self.stop(rollout, version, reason).await;
         }
-        if now_ms() >= bake_ends_ms(started, rollout.bake_seconds) {
+        // No wave advances on instances still starting with none healthy beside them.
+        if instances.healthy > 0 && now_ms() >= bake_ends_ms(started, rollout.bake_seconds) {
             if at + 1 < rollout.waves.len() {
                 rollout.wave += 1;
                 rollout.wave_started_ms = None;
@@ -281,11 +282,13 @@ impl Rollouts {
             Serving::First(&rollout.version)
         };
         let mut seen = InstancesSeen::default();
+        let now = time::OffsetDateTime::now_utc();
         for instance in self.instances.list(&module).await? {
             if serving.owns(&instance) {
-                match instance.health {
-                    Health::Healthy => seen.healthy += 1,
-                    Health::Unhealthy => seen.unhealthy += 1,
+                match (instance.health, instance.unhealthy_since.as_deref()) {
+                    (Health::Healthy, _) => seen.healthy += 1,
+                    (Health::Unhealthy, since) if starting(since, now) => seen.starting += 1,
+                    (Health::Unhealthy, _) => seen.unhealthy += 1,
                 }
             }
         }
@@ -516,6 +519,21 @@ fn pin_write(rollout: &Rollout, tenant: &str, version: &str) -> Write {
     }
 }
 
+/// How long an instance may be unhealthy before it counts against a rollout: a backend
+/// restarting (its deploy, or `plinth up` started again mid-rollout) answers its health check
+/// again well within it; one still failing after it is a breach.
+pub(super) const STARTING_GRACE: Duration = Duration::from_secs(20);
+
+/// Whether an instance unhealthy since `since` (never checked healthy: `None`) is still within
+/// [`STARTING_GRACE`] at `now`.
+fn starting(since: Option<&str>, now: time::OffsetDateTime) -> bool {
+    let Some(since) = since else {
+        return true;
+    };
+    time::OffsetDateTime::parse(since, &time::format_description::well_known::Rfc3339)
+        .is_ok_and(|since| now - since < STARTING_GRACE)
+}
+
 /// Why the version's figures stop the rollout, if they do.
 fn breach(
     thresholds: &Thresholds,
@@ -529,7 +547,7 @@ fn breach(
             instances.unhealthy
         ));
     }
-    if instances.healthy == 0 {
+    if instances.healthy == 0 && instances.starting == 0 {
         return Some(format!("{label} has no healthy instance"));
     }
     if window.requests < thresholds.min_requests {
@@ -563,7 +581,7 @@ mod tests {
         let thresholds = Thresholds::default();
         let healthy = InstancesSeen {
             healthy: 1,
-            unhealthy: 0,
+            ..InstancesSeen::default()
         };
         let mut window = Window {
             requests: 20,
@@ -589,10 +607,39 @@ mod tests {
         let sick = InstancesSeen {
             healthy: 1,
             unhealthy: 1,
+            ..InstancesSeen::default()
         };
         assert!(
             breach(&thresholds, &few, sick, "financial 1.3.0")
                 .is_some_and(|r| r.contains("failed their health checks"))
+        );
+    }
+
+    /// CI found it: `plinth up` stopped mid-rollout and started again, the version's backend
+    /// restarting was stored unhealthy for a moment, and the driver's first step rolled the
+    /// rollout back ("1 instance(s) of financial 1.3.0 failed their health checks").
+    #[test]
+    fn an_instance_restarting_within_its_grace_is_not_a_breach_but_one_still_failing_after_it_is() {
+        let now = time::OffsetDateTime::now_utc();
+        let ago = |secs: i64| {
+            (now - time::Duration::seconds(secs))
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        };
+        assert!(starting(None, now), "never checked healthy yet");
+        assert!(starting(Some(&ago(3)), now));
+        assert!(!starting(Some(&ago(25)), now));
+        let thresholds = Thresholds::default();
+        let window = Window::default();
+        let restarting = InstancesSeen {
+            starting: 1,
+            ..InstancesSeen::default()
+        };
+        assert_eq!(breach(&thresholds, &window, restarting, "f 1"), None);
+        let gone = InstancesSeen::default();
+        assert_eq!(
+            breach(&thresholds, &window, gone, "f 1").as_deref(),
+            Some("f 1 has no healthy instance")
         );
     }
 }

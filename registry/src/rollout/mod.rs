@@ -152,7 +152,13 @@ pub struct Skipped {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InstancesSeen {
     pub healthy: usize,
+    /// Unhealthy for longer than [`driver::STARTING_GRACE`]: a breach.
     pub unhealthy: usize,
+    /// Not healthy yet, or not for long: a backend (re)starting — after its deploy, or after
+    /// `plinth up` started again. Judged once the grace is over; no wave advances meanwhile
+    /// unless another instance is healthy.
+    #[serde(default)]
+    pub starting: usize,
 }
 
 /// A rollout as stored.

@@ -401,11 +401,9 @@ impl Rollouts {
         module: &ModuleName,
         id: &str,
     ) -> Result<RolloutView> {
-        caller.require_platform_admin()?;
-        let (mut rollout, version) = self.read(module.as_str(), id).await?;
-        if rollout.state != RolloutState::Running {
-            return Err(not_now(&rollout, "paused"));
-        }
+        let (mut rollout, version) = self
+            .in_state(caller, module, id, &[RolloutState::Running], "paused")
+            .await?;
         rollout.state = RolloutState::Paused;
         let event = rollout.event("module.rollout.paused", json!({}));
         self.commit_state(caller, &rollout, version, event).await?;
@@ -419,11 +417,9 @@ impl Rollouts {
         module: &ModuleName,
         id: &str,
     ) -> Result<RolloutView> {
-        caller.require_platform_admin()?;
-        let (mut rollout, version) = self.read(module.as_str(), id).await?;
-        if rollout.state != RolloutState::Paused {
-            return Err(not_now(&rollout, "resumed"));
-        }
+        let (mut rollout, version) = self
+            .in_state(caller, module, id, &[RolloutState::Paused], "resumed")
+            .await?;
         rollout.state = RolloutState::Running;
         if rollout.wave_started_ms.is_some() {
             rollout.wave_started_ms = Some(now_ms());
@@ -442,16 +438,33 @@ impl Rollouts {
         module: &ModuleName,
         id: &str,
     ) -> Result<RolloutView> {
-        caller.require_platform_admin()?;
-        let (mut rollout, version) = self.read(module.as_str(), id).await?;
-        if !matches!(rollout.state, RolloutState::Running | RolloutState::Paused) {
-            return Err(not_now(&rollout, "aborted"));
-        }
+        let allowed = [RolloutState::Running, RolloutState::Paused];
+        let (mut rollout, version) = self
+            .in_state(caller, module, id, &allowed, "aborted")
+            .await?;
         rollout.state = RolloutState::Aborting;
         rollout.reason = Some(format!("aborted by {}", caller.actor()));
         let (rollout, version) = self.save(rollout, version, None).await?;
         let (rollout, _) = self.unwind(rollout, version).await?;
         Ok(rollout.view())
+    }
+
+    /// The rollout a platform admin changes by hand, if it is in one of `allowed`; 409 naming
+    /// its state (it cannot be `verb`) otherwise.
+    async fn in_state(
+        &self,
+        caller: &Caller,
+        module: &ModuleName,
+        id: &str,
+        allowed: &[RolloutState],
+        verb: &str,
+    ) -> Result<Read> {
+        caller.require_platform_admin()?;
+        let (rollout, version) = self.read(module.as_str(), id).await?;
+        if !allowed.contains(&rollout.state) {
+            return Err(not_now(&rollout, verb));
+        }
+        Ok((rollout, version))
     }
 
     async fn read(&self, module: &str, id: &str) -> Result<Read> {

@@ -398,3 +398,41 @@ async fn a_frontend_the_console_cannot_load_is_refused_at_publish_naming_the_fie
         .await;
     assert_eq!(versions.status, StatusCode::NOT_FOUND);
 }
+
+/// Review finding: the folder store wrote each file beside itself as `{name}.partial`, so a
+/// bundle with `lib.partial` and `lib.js` lost `lib.partial` (its bytes replaced by `lib.js`'s,
+/// then renamed away) — listed in the version, never served, and not repaired by publishing
+/// again (the same content is the same version).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_file_named_like_another_s_partial_write_is_stored_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Recording::over(Arc::new(FolderBundles::new(dir.path())));
+    let bundles: Arc<dyn BundleStore> = store.clone();
+    let p = TestPlatform::embedded_adapted(|ports: Ports| ports.with_bundles(bundles));
+    let body = json!({
+        "manifest": manifest("ledger"),
+        "bundle": {"files": [
+            file("lib.partial", b"kept as published"),
+            file("lib.js", b"export const lib = 1;"),
+            file("module.js", ENTRY),
+        ]}
+    });
+    p.call(Method::POST, "/api/v1/modules", operator(), Some(body))
+        .await
+        .expect(StatusCode::CREATED);
+    for (path, body) in [
+        ("lib.partial", &b"kept as published"[..]),
+        ("lib.js", &b"export const lib = 1;"[..]),
+    ] {
+        let key = store
+            .written()
+            .into_iter()
+            .find(|k| k.ends_with(&format!("/{path}")))
+            .expect("stored");
+        assert_eq!(
+            store.get(&key).await.unwrap().as_deref(),
+            Some(body),
+            "{path}"
+        );
+    }
+}

@@ -40,8 +40,13 @@ impl BundleStore for FolderBundles {
                 Error::internal_because(format!("creating {}", parent.display()), e)
             })?;
         }
-        // Written beside, then renamed: a reader sees the whole file or none.
-        let partial = path.with_extension("partial");
+        // Written beside, then renamed: a reader sees the whole file or none. The partial file's
+        // name starts with `.`, which no bundle path may: it never stands on a published file.
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let partial = path.with_file_name(format!(".{name}.partial"));
         tokio::fs::write(&partial, body)
             .await
             .map_err(|e| Error::internal_because(format!("writing {}", partial.display()), e))?;

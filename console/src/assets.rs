@@ -138,7 +138,10 @@ pub(super) async fn asset(
         Some(asset) if version == console.assets.version => (
             [
                 (header::CONTENT_TYPE, asset.content_type),
-                (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+                (
+                    header::CACHE_CONTROL,
+                    plinth_registry::bundles::CACHE_CONTROL,
+                ),
             ],
             asset.body,
         )

@@ -14,6 +14,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use plinth_module_sdk::ModuleName;
 use plinth_registry::bundles::{self, CACHE_CONTROL, Upload, UploadedFile};
+use plinth_registry::catalog::StoredFile;
 use serde_json::Value;
 
 use super::Console;
@@ -108,10 +109,10 @@ pub(super) async fn file(
         .bundle_file(&name, &version, digest, path)
         .await;
     let body = match found {
-        Ok(Some((_, body))) => body,
-        Ok(None) => return not_found(&module, &version, &rest),
-        Err(e @ plinth_registry::error::Error::Internal { .. }) => {
-            tracing::error!(error = %e.chain(), %module, %version, %rest, "serving a bundle file");
+        Ok(StoredFile::Found(body)) => body,
+        Ok(StoredFile::Missing) => return not_found(&module, &version, &rest),
+        Ok(StoredFile::Changed { key }) => {
+            tracing::error!(%key, "a stored bundle file does not match its version's integrity; not served");
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 [(header::CACHE_CONTROL, "no-store")],

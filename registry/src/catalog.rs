@@ -5,7 +5,7 @@
 mod bundle;
 mod pushed;
 
-pub use bundle::Frontend;
+pub use bundle::{Frontend, StoredFile};
 
 pub use pushed::{IMAGE_REFUSED, PushOutcome, Refusal};
 

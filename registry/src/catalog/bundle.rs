@@ -114,17 +114,17 @@ impl Catalog {
     }
 
     /// A file of a published bundle, when `digest` is that version's bundle and `path` one of
-    /// its files: its listing and its bytes as stored. Anything else is `None`.
+    /// its files.
     pub async fn bundle_file(
         &self,
         module: &ModuleName,
         version: &str,
         digest: &str,
         path: &str,
-    ) -> Result<Option<(BundleFile, Vec<u8>)>> {
+    ) -> Result<StoredFile> {
         let published = match self.version(module, version).await {
             Ok(published) => published,
-            Err(Error::NotFound(_)) => return Ok(None),
+            Err(Error::NotFound(_)) => return Ok(StoredFile::Missing),
             Err(e) => return Err(e),
         };
         let Some(file) = published
@@ -133,23 +133,31 @@ impl Catalog {
             .filter(|bundle| bundle.digest == digest)
             .and_then(|bundle| bundle.file(path))
         else {
-            return Ok(None);
+            return Ok(StoredFile::Missing);
         };
         let key = bundles::key(module.as_str(), version, digest, path);
         let Some(body) = self.bundles.get(&key).await? else {
-            return Ok(None);
+            return Ok(StoredFile::Missing);
         };
         // The browser checks an integrated module's scripts against this hash; a frame's page,
         // its styles and images are checked here: a stored file changed since its publish is
         // never served.
         if bundles::integrity(&body) != file.integrity {
-            return Err(Error::internal(format!(
-                "{key} does not match the integrity its version was published with (the stored \
-                 file was changed); not served"
-            )));
+            return Ok(StoredFile::Changed { key });
         }
-        Ok(Some((file.clone(), body)))
+        Ok(StoredFile::Found(body))
     }
+}
+
+/// A published bundle's file as the store has it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StoredFile {
+    /// Its bytes, as published.
+    Found(Vec<u8>),
+    /// No such version, bundle or file.
+    Missing,
+    /// Stored under `key`, but no longer the bytes its version lists: not to be served.
+    Changed { key: String },
 }
 
 #[cfg(test)]

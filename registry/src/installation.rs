@@ -556,6 +556,24 @@ impl Installations {
         Ok(index)
     }
 
+    /// The versions installed alongside whose operation is pending or running, as (module,
+    /// version). A version alongside keeps no index line of its own: one query per module
+    /// the index lists as installed (only an installed module has versions alongside).
+    pub async fn unfinished_alongside(&self) -> Result<Vec<(ModuleName, String)>> {
+        let mut unfinished = Vec::new();
+        for name in self.installed_index().await?.into_keys() {
+            let Ok(module) = ModuleName::parse(&name) else {
+                continue;
+            };
+            for (installation, _) in self.alongside(&module).await? {
+                if installation.busy() {
+                    unfinished.push((module.clone(), installation.version));
+                }
+            }
+        }
+        Ok(unfinished)
+    }
+
     /// Modules whose last operation uninstalled them (the sweep looks for kept data past
     /// its retention among them).
     pub async fn uninstalled(&self) -> Result<Vec<ModuleName>> {

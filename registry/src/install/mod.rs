@@ -601,8 +601,12 @@ impl Installer {
             )))
             .await?;
         if let Err(e) = self.queue.enqueue(&module).await {
+            let alongside = installation
+                .alongside
+                .then_some(installation.version.as_str());
             self.note_error(
                 &module,
+                alongside,
                 &format!("the request was not delivered: {}", e.chain()),
             )
             .await;

@@ -107,7 +107,7 @@ impl Installer {
         if let Err(e) = &outcome
             && !matches!(e, Error::Conflict(_))
         {
-            self.note_error(module, &e.chain()).await;
+            self.note_error(module, None, &e.chain()).await;
         }
         outcome?;
         for (other, _) in self.installations.alongside(module).await? {
@@ -115,6 +115,10 @@ impl Installer {
                 && let Err(e) = self.run_saga(module, Some(&other.version)).await
             {
                 tracing::warn!(module = %module, version = %other.version, error = %e.chain(), "an operation on a version alongside stopped");
+                if !matches!(e, Error::Conflict(_)) {
+                    self.note_error(module, Some(&other.version), &e.chain())
+                        .await;
+                }
                 return Err(e);
             }
         }

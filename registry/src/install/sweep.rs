@@ -88,20 +88,37 @@ impl Installer {
     /// Re-requests every pending or running operation whose last progress is older than
     /// `stale_after` at `now`, at most [`SweepPolicy::max_attempts`] times each; one past
     /// them is failed with a reason and undone (the saga's failure path: audited,
-    /// `module.install.failed` on the bus). A module the sweep cannot handle this time is
-    /// logged and left to the next sweep.
+    /// `module.install.failed` on the bus). That is each module's operation and each
+    /// version's installed alongside (named `financial 1.3.0` in [`Swept`]). A module the
+    /// sweep cannot handle this time is logged and left to the next sweep.
     ///
     /// # Errors
     /// The store cannot list the installations.
     pub async fn sweep(&self, now: OffsetDateTime, stale_after: Duration) -> Result<Swept> {
         let mut swept = Swept::default();
-        for module in self.installations.unfinished().await? {
-            match self.sweep_one(&module, now, stale_after).await {
-                Ok(Some(Outcome::Rerequested)) => swept.rerequested.push(module.to_string()),
-                Ok(Some(Outcome::Failed)) => swept.failed.push(module.to_string()),
+        let mut unfinished: Vec<(ModuleName, Option<String>)> = self
+            .installations
+            .unfinished()
+            .await?
+            .into_iter()
+            .map(|module| (module, None))
+            .collect();
+        let alongside = self.installations.unfinished_alongside().await?;
+        unfinished.extend(alongside.into_iter().map(|(m, v)| (m, Some(v))));
+        for (module, version) in unfinished {
+            let name = match &version {
+                Some(version) => format!("{module} {version}"),
+                None => module.to_string(),
+            };
+            match self
+                .sweep_one(&module, version.as_deref(), now, stale_after)
+                .await
+            {
+                Ok(Some(Outcome::Rerequested)) => swept.rerequested.push(name),
+                Ok(Some(Outcome::Failed)) => swept.failed.push(name),
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(module = %module, error = %e.chain(), "cannot sweep the installation");
+                    tracing::warn!(installation = %name, error = %e.chain(), "cannot sweep the installation");
                 }
             }
         }
@@ -278,13 +295,21 @@ impl Installer {
         Ok(true)
     }
 
+    /// Sweeps the operation of `module`'s first installation, or with `alongside` that of the
+    /// version installed alongside it. Queuing the module runs both
+    /// ([`Installer::run_installation`]).
     async fn sweep_one(
         &self,
         module: &ModuleName,
+        alongside: Option<&str>,
         now: OffsetDateTime,
         stale_after: Duration,
     ) -> Result<Option<Outcome>> {
-        let Some((mut installation, stored)) = self.installations.item(module).await? else {
+        let found = match alongside {
+            Some(version) => self.installations.alongside_item(module, version).await?,
+            None => self.installations.item(module).await?,
+        };
+        let Some((mut installation, stored)) = found else {
             return Ok(None);
         };
         if !installation.busy() {
@@ -432,8 +457,18 @@ impl Installer {
 
     /// Notes why an operation stopped on its record, for `plinth module status`: not
     /// progress (`updated_at` stays), and best effort — a record that moved on is left alone.
-    pub(crate) async fn note_error(&self, module: &ModuleName, error: &str) {
-        let Ok(Some((mut installation, stored))) = self.installations.item(module).await else {
+    /// With `alongside`, on the record of that version installed alongside the first.
+    pub(crate) async fn note_error(
+        &self,
+        module: &ModuleName,
+        alongside: Option<&str>,
+        error: &str,
+    ) {
+        let found = match alongside {
+            Some(version) => self.installations.alongside_item(module, version).await,
+            None => self.installations.item(module).await,
+        };
+        let Ok(Some((mut installation, stored))) = found else {
             return;
         };
         if !installation.busy() || installation.last_error.as_deref() == Some(error) {

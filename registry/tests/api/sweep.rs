@@ -18,6 +18,8 @@ crate::on_both_stores!(
     an_install_whose_installer_died_is_resumed_by_the_sweep,
     an_install_past_its_attempts_is_failed_undone_and_no_longer_refused,
     retry_answers_404_403_409_and_re_requests_failed_and_stuck_operations,
+    a_version_alongside_whose_request_was_never_delivered_is_swept_and_finished,
+    a_version_alongside_past_its_attempts_is_failed_and_undone_leaving_the_first_serving,
 );
 
 fn manifest() -> Value {
@@ -63,6 +65,55 @@ async fn installation(p: &TestPlatform) -> Value {
     .await
     .expect(StatusCode::OK)
     .clone()
+}
+
+/// financial 1.0.0 installed at one backend, 1.3.0 published; returns the second backend
+/// (for 1.3.0) and its URL.
+async fn installed_with_a_second_version(p: &TestPlatform) -> (Backend, String) {
+    let (_first, url) = published_with_backend(p).await;
+    let mut next = manifest();
+    next["version"] = json!("1.3.0");
+    p.call(Method::POST, "/api/v1/modules", operator(), Some(next))
+        .await
+        .expect(StatusCode::CREATED);
+    request_install(p, &url).await.expect(StatusCode::ACCEPTED);
+    assert_eq!(p.settled("financial").await["status"], "installed");
+    let backend = Backend::default();
+    let url = backend.start().await;
+    (backend, url)
+}
+
+async fn request_alongside(p: &TestPlatform, url: &str) -> crate::support::api::Response {
+    p.call(
+        Method::POST,
+        "/api/v1/modules/financial/install",
+        operator(),
+        Some(json!({"version": "1.3.0", "endpoint": url, "alongside": true})),
+    )
+    .await
+}
+
+async fn alongside_installation(p: &TestPlatform) -> Value {
+    p.call(
+        Method::GET,
+        "/api/v1/modules/financial/installation?version=1.3.0",
+        operator(),
+        None,
+    )
+    .await
+    .expect(StatusCode::OK)
+    .clone()
+}
+
+async fn alongside_settled(p: &TestPlatform) -> Value {
+    for _ in 0..200 {
+        let now = alongside_installation(p).await;
+        if now["status"] != "pending" && now["status"] != "running" {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("financial 1.3.0 alongside did not settle");
 }
 
 /// `minutes` from now, as the sweep is told the time.
@@ -328,4 +379,76 @@ async fn retry_answers_404_403_409_and_re_requests_failed_and_stuck_operations(p
             .await
             .contains(&"module.installation.retried".into())
     );
+}
+
+async fn a_version_alongside_whose_request_was_never_delivered_is_swept_and_finished(
+    p: TestPlatform,
+) {
+    let (_backend, url) = installed_with_a_second_version(&p).await;
+    p.queue.fail_next(1);
+    request_alongside(&p, &url).await.expect_problem(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "could not be queued; the sweep requests it again",
+    );
+    let stuck = alongside_installation(&p).await;
+    assert_eq!(stuck["status"], "pending", "{stuck}");
+    let noted = stuck["last_error"].as_str().unwrap_or_default();
+    assert!(noted.contains("the request was not delivered"), "{stuck}");
+    assert_eq!(sweep(&p, OffsetDateTime::now_utc()).await, Swept::default());
+
+    assert_eq!(
+        sweep(&p, later(17)).await,
+        swept(&["financial 1.3.0"], &[]),
+        "a version alongside is swept like a first installation"
+    );
+    let done = alongside_settled(&p).await;
+    assert_eq!(done["status"], "installed", "{done}");
+    assert_eq!(done["attempts"], 1, "{done}");
+    assert_eq!(done["deployment"]["endpoint"], url.as_str(), "{done}");
+    let first = installation(&p).await;
+    assert_eq!(first["installed_version"], "1.0.0", "{first}");
+    assert_eq!(sweep(&p, later(60)).await, Swept::default());
+}
+
+async fn a_version_alongside_past_its_attempts_is_failed_and_undone_leaving_the_first_serving(
+    p: TestPlatform,
+) {
+    let (_backend, url) = installed_with_a_second_version(&p).await;
+    p.crash.after(Step::IssueApiKey);
+    request_alongside(&p, &url)
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let mut stopped = Value::Null;
+    for _ in 0..200 {
+        stopped = alongside_installation(&p).await;
+        if step_status(&stopped, "issue_api_key") == "done" && stopped["last_error"].is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let noted = stopped["last_error"].as_str().unwrap_or_default();
+    assert!(
+        noted.contains("simulated crash after IssueApiKey"),
+        "{stopped}"
+    );
+    // The bus takes no request: each re-request is counted, none is delivered.
+    p.queue.fail_next(usize::MAX);
+    for attempt in 1..=3 {
+        sweep(&p, later(17 * attempt)).await;
+        let stuck = alongside_installation(&p).await;
+        assert_eq!(stuck["attempts"], attempt, "{stuck}");
+    }
+    assert_eq!(
+        sweep(&p, later(17 * 4)).await,
+        swept(&[], &["financial 1.3.0"])
+    );
+    let failed = alongside_installation(&p).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let reason = failed["failure"]["reason"].as_str().unwrap();
+    assert!(reason.contains("after 3 re-request(s)"), "{reason}");
+    assert_eq!(step_status(&failed, "issue_api_key"), "undone", "{failed}");
+    assert_eq!(step_status(&failed, "deploy"), "failed", "{failed}");
+    let first = installation(&p).await;
+    assert_eq!(first["status"], "installed", "{first}");
+    assert_eq!(first["installed_version"], "1.0.0", "{first}");
 }

@@ -16,6 +16,47 @@ use up::{Up, call, mint, settled, workspace_root};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_versions_serve_two_tenants_at_once_through_the_gateway() {
+    two_versions_serve_two_tenants(Store::Embedded).await;
+}
+
+/// The same under `plinth up --aws`: the control plane in DynamoDB and the bus on EventBridge
+/// (the emulator), the two versions' backends local processes sharing the module's DynamoDB
+/// tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_aws_two_versions_serve_two_tenants_at_once_through_the_gateway() {
+    if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but AWS_ENDPOINT_URL is not; run the tests with ./tests/run"
+        );
+        eprintln!("skipped: no emulator (AWS_ENDPOINT_URL unset); ./tests/run starts one");
+        return;
+    }
+    two_versions_serve_two_tenants(Store::Aws).await;
+}
+
+/// The example's tables on the emulator start empty: a previous run's invoices would number
+/// this run's (the tables are named by the manifest, not per platform).
+async fn drop_the_example_s_tables() {
+    let sdk = plinth_registry::aws::config_from_env().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let path = workspace_root().join("examples/financial/manifest.json");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the manifest")).expect("JSON");
+    for table in manifest["database"]["tables"].as_array().expect("tables") {
+        let name = table["name"].as_str().expect("a table's name");
+        // Absent is what is wanted.
+        let _ = dynamodb.delete_table().table_name(name).send().await;
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Store {
+    Embedded,
+    Aws,
+}
+
+async fn two_versions_serve_two_tenants(store: Store) {
     let root = tempfile::tempdir().expect("a temporary folder");
     let data = root.path().join("data");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -28,12 +69,34 @@ async fn two_versions_serve_two_tenants_at_once_through_the_gateway() {
     let operator = mint(&secret, "ops", None, &["platform:admin"]);
     let globex = mint(&secret, "globex-admin", Some("globex"), &["tenant:admin"]);
 
-    let up = Up::start(&data, port);
+    let unique = format!(
+        "plinth-versions-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .subsec_nanos()
+    );
+    if store == Store::Aws {
+        drop_the_example_s_tables().await;
+    }
+    let up = match store {
+        Store::Embedded => Up::start(&data, port),
+        Store::Aws => Up::start_with(
+            &data,
+            port,
+            &["--aws"],
+            &[("PLINTH_TABLE", &unique), ("PLINTH_EVENT_BUS", &unique)],
+        ),
+    };
+    // Ready when the demo says so (its companies' configuration is stored last) and the
+    // gateway serves.
     let deadline = Instant::now() + Duration::from_secs(600);
-    while call(&url, &acme, "GET", "/api/v1/financial/invoices", None)
-        .await
-        .0
-        != 200
+    while !up.log_text().contains("Demo ready")
+        || call(&url, &acme, "GET", "/api/v1/financial/invoices", None)
+            .await
+            .0
+            != 200
     {
         assert!(
             Instant::now() < deadline,
@@ -184,8 +247,9 @@ async fn two_versions_serve_two_tenants_at_once_through_the_gateway() {
     .await;
     assert_eq!(status, 200, "acme's invoice is on 1.2.0");
 
-    // Acme pinned to 1.3.0: its requests go to that backend, whose tables (one machine) are
-    // its own; unpinned, acme is back on 1.2.0 with its invoices.
+    // Acme pinned to 1.3.0: its requests go to that backend, whose tables are its own on the
+    // embedded store (one file per backend) and the module's on DynamoDB; unpinned, acme is
+    // back on 1.2.0 with its invoices.
     let (status, _) = call(
         &url,
         &operator,
@@ -203,7 +267,13 @@ async fn two_versions_serve_two_tenants_at_once_through_the_gateway() {
         None,
     )
     .await;
-    assert_eq!(status, 404, "1.3.0's backend does not have 1.2.0's tables");
+    match store {
+        Store::Embedded => assert_eq!(status, 404, "1.3.0's backend does not have 1.2.0's tables"),
+        Store::Aws => assert_eq!(
+            status, 200,
+            "both versions read the module's DynamoDB tables"
+        ),
+    }
     let (status, _) = call(
         &url,
         &operator,
@@ -276,9 +346,15 @@ async fn two_versions_serve_two_tenants_at_once_through_the_gateway() {
         ),
     );
     assert_eq!(on_first.0, 200, "{}", on_first.1);
+    // Globex's invoice counter is in the backend's tables: 1.2.0's own file on one machine, the
+    // module's DynamoDB table (where 1.3.0 counted V13-1) with `--aws`.
+    let number = match store {
+        Store::Embedded => "INV-1",
+        Store::Aws => "INV-2",
+    };
     assert_eq!(
         (on_second.0, &on_second.1["number"]),
-        (201, &json!("INV-1")),
+        (201, &json!(number)),
         "{}",
         on_second.1
     );

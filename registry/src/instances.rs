@@ -5,6 +5,7 @@
 //! `register_with_platform` does). A periodic checker marks them healthy or unhealthy;
 //! discovery returns only healthy ones.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use plinth_module_sdk::ModuleName;
@@ -185,37 +186,42 @@ impl Instances {
 
     /// An instance registered again keeps the version it was deployed as (a backend of a
     /// version alongside that registers itself stays that version's).
+    ///
+    /// Written on the condition that the record is still the one read: a backend registering
+    /// itself while the installer records it as a version's ([`Self::serve`]) would otherwise
+    /// overwrite that version with none, and its tenants would have no instance. On a
+    /// conflict the record is read again, a few times.
     pub async fn register(
         &self,
         module: &ModuleName,
         deployment: &Deployment,
         by: &str,
     ) -> Result<()> {
-        let mut instance = Instance::healthy(module, deployment, by);
-        let key = instance_key(module.as_str(), &instance.url);
-        if let Some(known) = self
-            .store
-            .get(&key)
-            .await?
-            .as_ref()
-            .map(from_item::<Instance>)
-            .transpose()?
-        {
-            instance.version = known.version;
-            instance.alongside = known.alongside;
+        const ATTEMPTS: usize = 4;
+        let mut attempt = 1;
+        loop {
+            let mut instance = Instance::healthy(module, deployment, by);
+            let key = instance_key(module.as_str(), &instance.url);
+            let (item, condition) = match self.store.get(&key).await? {
+                Some(known) => {
+                    let was: Instance = from_item(&known)?;
+                    instance.version = was.version;
+                    instance.alongside = was.alongside;
+                    known.next(to_data(&instance))
+                }
+                None => (Item::new(key, to_data(&instance)), Condition::Absent),
+            };
+            let write = Write::Put { item, condition };
+            let stale = Stale::Module(module.to_string());
+            match self
+                .changes
+                .commit(Change::new(vec![write]).stale(stale))
+                .await
+            {
+                Err(Error::Conflict(_)) if attempt < ATTEMPTS => attempt += 1,
+                outcome => return outcome,
+            }
         }
-        let item = Item::new(
-            instance_key(module.as_str(), &instance.url),
-            to_data(&instance),
-        );
-        let write = Write::Put {
-            item,
-            condition: Condition::Always,
-        };
-        let stale = Stale::Module(module.to_string());
-        self.changes
-            .commit(Change::new(vec![write]).stale(stale))
-            .await
     }
 
     /// Makes `deployment` what serves `module`: each of its addresses (an ECS task), or else its
@@ -231,26 +237,34 @@ impl Instances {
         of: Serving<'_>,
     ) -> Result<()> {
         let serving = deployment.instances();
-        let mut writes: Vec<Write> = self
-            .list(module)
-            .await?
-            .into_iter()
-            .filter(|old| of.owns(old) && !serving.iter().any(|new| new.endpoint == old.url))
-            .map(|old| Write::Delete {
-                key: instance_key(module.as_str(), &old.url),
-                condition: Condition::Always,
-            })
-            .collect();
+        let query = Query::prefix(keys::module_partition(module.as_str()), "INSTANCE#");
+        let known = query_all(self.store.as_ref(), &query).await?;
+        let mut stored_versions = HashMap::new();
+        let mut writes = Vec::new();
+        for item in &known {
+            let old: Instance = from_item(item)?;
+            if of.owns(&old) && !serving.iter().any(|new| new.endpoint == old.url) {
+                writes.push(Write::Delete {
+                    key: item.key.clone(),
+                    condition: Condition::Always,
+                });
+            }
+            stored_versions.insert(old.url, item.version);
+        }
         for instance in &serving {
             let mut registered = Instance::healthy(module, instance, "installer");
             let (Serving::First(version) | Serving::Alongside(version)) = of;
             registered.version = Some(version.to_owned());
             registered.alongside = matches!(of, Serving::Alongside(_));
+            // A later version than any stored, so that a registration that read the record
+            // before this write fails its condition and reads it again.
+            let mut item = Item::new(
+                instance_key(module.as_str(), &registered.url),
+                to_data(&registered),
+            );
+            item.version = stored_versions.get(&registered.url).map_or(1, |v| v + 1);
             writes.push(Write::Put {
-                item: Item::new(
-                    instance_key(module.as_str(), &registered.url),
-                    to_data(&registered),
-                ),
+                item,
                 condition: Condition::Always,
             });
         }

@@ -22,6 +22,11 @@ pub struct Up {
 
 impl Up {
     pub fn start(data: &Path, port: u16) -> Self {
+        Self::start_with(data, port, &[], &[])
+    }
+
+    /// With more arguments (e.g. `--aws`) and environment variables.
+    pub fn start_with(data: &Path, port: u16, args: &[&str], envs: &[(&str, &str)]) -> Self {
         let log = data.with_extension("log");
         // Appended to: a restarted platform's log follows the first one's.
         let file = std::fs::OpenOptions::new()
@@ -35,6 +40,8 @@ impl Up {
             .current_dir(workspace_root())
             // Rollouts stepped every second, so that the tests' bakes are short.
             .env("PLINTH_ROLLOUT_TICK_SECS", "1")
+            .args(args)
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("the log"))
             .stderr(file)

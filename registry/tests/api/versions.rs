@@ -18,6 +18,7 @@ crate::on_both_stores!(
     pins_are_refused_for_unknown_versions_and_other_tenants_admins,
     a_tenant_s_configuration_is_resolved_with_its_version_s_defaults,
     a_tenant_s_configuration_is_checked_against_the_schema_of_the_version_serving_it,
+    a_backend_registering_itself_while_the_installer_records_its_version_stays_that_version_s,
 );
 
 /// The financial example at `version`; 1.3.0 allows a tax rate of at most 0.5.
@@ -561,4 +562,59 @@ async fn a_tenant_s_configuration_is_resolved_with_its_version_s_defaults(p: Tes
         config("acme").await["configuration"]["invoice_prefix"],
         "INV"
     );
+}
+
+/// Found under `plinth up --aws`: a version's backend registers itself (the SDK does at start)
+/// while the installer records it as that version's; the registration had read no record and
+/// wrote one of no version over the installer's, so the version had no instance (503 for its
+/// tenants) and the first installation's routes took its backend. Raced here each time.
+async fn a_backend_registering_itself_while_the_installer_records_its_version_stays_that_version_s(
+    p: TestPlatform,
+) {
+    use plinth_registry::deploy::Deployment;
+    use plinth_registry::instances::Serving;
+
+    let (first, second) = two_versions(&p).await;
+    pin(&p, "globex", "1.3.0").await.expect(StatusCode::OK);
+    let module = plinth_module_sdk::ModuleName::parse("financial").unwrap();
+    let deployment = Deployment {
+        endpoint: second.clone(),
+        health_url: format!("{second}/health"),
+        handle: Value::Null,
+        addresses: Vec::new(),
+    };
+    for round in 0..16u64 {
+        let instances = &p.app.plane.instances;
+        // As when the installer deploys: no record of the backend yet. The installer's write
+        // starts a little later each round, so that some round lands between the
+        // registration's read and its write.
+        instances
+            .remove_all(&module, Serving::Alongside("1.3.0"))
+            .await
+            .unwrap();
+        let registration = p.call(
+            Method::POST,
+            "/api/v1/modules/financial/instances",
+            operator(),
+            Some(json!({"instance_url": second})),
+        );
+        let served = async {
+            tokio::time::sleep(std::time::Duration::from_micros(round * 400)).await;
+            instances
+                .serve(&module, &deployment, Serving::Alongside("1.3.0"))
+                .await
+        };
+        let (registered, served) = tokio::join!(registration, served);
+        registered.expect(StatusCode::CREATED);
+        served.unwrap();
+        let listed = instances.list(&module).await.unwrap();
+        let of_second: Vec<_> = listed.iter().filter(|i| i.url == second).collect();
+        assert_eq!(of_second.len(), 1, "round {round}: {listed:?}");
+        assert!(
+            of_second[0].alongside && of_second[0].version.as_deref() == Some("1.3.0"),
+            "round {round}: the registration took the version away: {listed:?}"
+        );
+        assert_eq!(routed_to(&p, "globex").await, second, "round {round}");
+        assert_eq!(routed_to(&p, "acme").await, first, "round {round}");
+    }
 }

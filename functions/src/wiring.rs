@@ -233,13 +233,12 @@ fn backend_deployer(sdk: &aws_config::SdkConfig, event_bus: &str) -> Result<Arc<
     match ApiGatewaySettings::from_env().map_err(|e| anyhow!("{e}"))? {
         Some(config) => {
             let mut routes = ApiGatewayRoutes::new(sdk, config);
-            match ListenerSettings::from_env() {
-                Some(listener) => {
-                    routes = routes.with_versions(VersionListener::new(sdk, listener))
-                }
-                None => tracing::warn!(
+            if let Some(listener) = ListenerSettings::from_env() {
+                routes = routes.with_versions(VersionListener::new(sdk, listener));
+            } else {
+                tracing::warn!(
                     "PLINTH_MODULE_LISTENER_ARN is not set: each module is routed to its first installation, and pins take effect on one machine only"
-                ),
+                );
             }
             Ok(Arc::new(RoutedDeployer {
                 inner: backend,

@@ -123,7 +123,8 @@ mod tests {
         Manifest::from_json_str(
             &json!({
                 "name": name, "display_name": "M", "version": version,
-                "backend": {"type": "lambda", "api_prefix": format!("/api/v1/{name}/")}
+                "backend": {"type": "lambda", "api_prefix": format!("/api/v1/{name}"),
+                            "runtime": "provided.al2023", "entry_point": "bootstrap"}
             })
             .to_string(),
         )
@@ -150,7 +151,7 @@ mod tests {
         assert_ne!(a, b);
         for name in [&a, &b] {
             assert!(name.len() <= 32, "{name}");
-            assert!(name.starts_with("plinth-accounts-receivable"), "{name}");
+            assert!(name.starts_with("plinth-accounts-receiva-"), "{name}");
             assert!(!name.contains("--") && !name.ends_with('-'), "{name}");
         }
         assert_eq!(

@@ -581,3 +581,96 @@ async fn an_ecs_version_s_service_registers_its_tasks_in_an_ip_target_group_on_t
     assert!(listener.rules_of(&name).await.is_empty());
     assert!(listener.target_group(&group_name).await.is_none());
 }
+
+/// Upgrading (or rolling back) the first installation keeps its deployment, so its target
+/// group stays and its one rule now matches the new version: tenants on the new default reach
+/// it, none is left on a rule for a version no longer installed.
+#[tokio::test]
+async fn an_upgrade_of_the_first_installation_moves_its_one_rule_to_the_new_version() {
+    let test = "an_upgrade_of_the_first_installation_moves_its_one_rule_to_the_new_version";
+    let Some(api) = api(test).await else {
+        return;
+    };
+    let name = unique_module("upg");
+    let listener = listener(&api.sdk, &name).await;
+    let (deployer, modules) = lambda_module(&api, &listener, &name, &["1.0.0", "1.1.0"]).await;
+    deployer
+        .deploy(&spec(&modules[0], None))
+        .await
+        .expect("install");
+    let before = listener.rules_of(&name).await;
+    let group = target_group_name(&deployed_name(&modules[0].name, None));
+    let group_arn = listener
+        .target_group(&group)
+        .await
+        .and_then(|g| g.target_group_arn().map(String::from))
+        .expect("target group");
+
+    let upgraded = deployer
+        .deploy(&spec(&modules[1], None))
+        .await
+        .expect("upgrade");
+
+    let after = listener.rules_of(&name).await;
+    assert_eq!(after.keys().collect::<Vec<_>>(), ["1.1.0"]);
+    assert_eq!(after["1.1.0"].rule_arn(), before["1.0.0"].rule_arn());
+    assert_eq!(forwarded_to(&after["1.1.0"]), group_arn);
+    let tags = listener
+        .elb
+        .describe_tags()
+        .resource_arns(after["1.1.0"].rule_arn().unwrap())
+        .send()
+        .await
+        .expect("describe tags");
+    let version = tags.tag_descriptions()[0]
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some("plinth:version"))
+        .and_then(|t| t.value());
+    assert_eq!(version, Some("1.1.0"));
+    deployer
+        .undeploy(&modules[1], &upgraded)
+        .await
+        .expect("uninstall");
+    assert!(listener.rules_of(&name).await.is_empty());
+}
+
+/// A module installed with an external endpoint cannot be behind the listener: it keeps its
+/// integration over the internet, and nothing of it is put on the listener.
+#[tokio::test]
+async fn an_external_endpoint_stays_routed_over_the_internet_with_a_listener_configured() {
+    let test = "an_external_endpoint_stays_routed_over_the_internet_with_a_listener_configured";
+    let Some(api) = api(test).await else {
+        return;
+    };
+    let name = unique_module("ext");
+    let listener = listener(&api.sdk, &name).await;
+    let mut settings = api.config.clone();
+    settings.vpc_link_id = Some("vpclink1".into());
+    let routes =
+        ApiGatewayRoutes::new(&api.sdk, settings).with_versions(listener.versions(&api.sdk));
+    let backend = json!({"type": "microservice", "image": format!("{name}:1.0.0")});
+    let module = manifest(&name, "1.0.0", backend, None);
+    let deployment = Deployment {
+        endpoint: "https://billing.example.com".into(),
+        health_url: "https://billing.example.com/health".into(),
+        handle: serde_json::Value::Null,
+        addresses: Vec::new(),
+    };
+
+    routes.publish(&module, &deployment).await.expect("publish");
+
+    let integration = api.assert_routed(&name).await;
+    assert_eq!(
+        integration.integration_uri(),
+        Some("https://billing.example.com")
+    );
+    assert_eq!(
+        integration.connection_type(),
+        Some(&ConnectionType::Internet)
+    );
+    assert!(!parameters(&integration).contains_key(VERSION_PARAMETER));
+    assert!(listener.rules_of(&name).await.is_empty());
+    routes.remove(&module, &deployment).await.expect("remove");
+    api.assert_not_routed(&name).await;
+}

@@ -8,6 +8,7 @@ function's own log group, the boundary the installer must create module roles wi
 reach module tasks.
 """
 
+import json
 import sys
 import unittest
 from pathlib import Path
@@ -121,14 +122,67 @@ class Template(unittest.TestCase):
                 self.assertNotIn("iam:PutRolePolicy", actions, s.get("Sid"))
                 self.assertFalse(any(a in ("iam:*", "*") for a in actions), s.get("Sid"))
 
-    def test_module_tasks_are_reached_only_from_the_vpc_link_and_the_platform_functions(self):
+    def test_module_tasks_are_reached_only_from_the_vpc_link_the_module_load_balancer_and_the_platform_functions(self):
         ingress = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::EC2::SecurityGroupIngress"
                    and r["Properties"]["GroupId"] == {"Ref": "ModuleTaskSecurityGroup"}]
         sources = sorted(i["SourceSecurityGroupId"]["Ref"] for i in ingress)
-        self.assertEqual(sources, ["PlatformFunctionSecurityGroup", "VpcLinkSecurityGroup"])
+        self.assertEqual(sources, ["ModuleLoadBalancerSecurityGroup", "PlatformFunctionSecurityGroup",
+                                   "VpcLinkSecurityGroup"])
         for rule in ingress:
             self.assertEqual((rule["FromPort"], rule["ToPort"]), ({"Ref": "ModulePortFrom"}, {"Ref": "ModulePortTo"}))
         self.assertNotIn("SecurityGroupIngress", RESOURCES["ModuleTaskSecurityGroup"]["Properties"])
+
+    def test_the_module_load_balancer_is_internal_and_reached_only_from_the_vpc_link(self):
+        balancer = RESOURCES["ModuleLoadBalancer"]["Properties"]
+        self.assertEqual((balancer["Scheme"], balancer["Type"]), ("internal", "application"))
+        self.assertEqual(balancer["Subnets"], {"Ref": "PrivateSubnetIds"})
+        self.assertEqual(balancer["SecurityGroups"], [{"Ref": "ModuleLoadBalancerSecurityGroup"}])
+        group = RESOURCES["ModuleLoadBalancerSecurityGroup"]["Properties"]
+        ingress = group["SecurityGroupIngress"] + [
+            r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::EC2::SecurityGroupIngress"
+            and r["Properties"]["GroupId"] == {"Ref": "ModuleLoadBalancerSecurityGroup"}]
+        self.assertEqual([i["SourceSecurityGroupId"] for i in ingress], [{"Ref": "VpcLinkSecurityGroup"}])
+        self.assertNotIn("CidrIp", ingress[0])
+        egress = group["SecurityGroupEgress"]
+        self.assertEqual([e["DestinationSecurityGroupId"] for e in egress], [{"Ref": "ModuleTaskSecurityGroup"}])
+        self.assertEqual((egress[0]["FromPort"], egress[0]["ToPort"]), ({"Ref": "ModulePortFrom"}, {"Ref": "ModulePortTo"}))
+        link_out = [r["Properties"] for r in RESOURCES.values() if r["Type"] == "AWS::EC2::SecurityGroupEgress"
+                    and r["Properties"]["GroupId"] == {"Ref": "VpcLinkSecurityGroup"}]
+        self.assertEqual([e["DestinationSecurityGroupId"] for e in link_out], [{"Ref": "ModuleLoadBalancerSecurityGroup"}])
+        self.assertEqual(RESOURCES["VpcLink"]["Properties"]["SecurityGroupIds"], [{"Ref": "VpcLinkSecurityGroup"}])
+
+    def test_the_module_listener_answers_a_problem_document_when_no_version_is_routed(self):
+        listener = RESOURCES["ModuleListener"]["Properties"]
+        self.assertEqual(listener["LoadBalancerArn"], {"Ref": "ModuleLoadBalancer"})
+        [action] = listener["DefaultActions"]
+        self.assertEqual(action["Type"], "fixed-response")
+        answer = action["FixedResponseConfig"]
+        self.assertEqual(answer["StatusCode"], "503")
+        self.assertEqual(answer["ContentType"], "application/json")
+        body = json.loads(answer["MessageBody"])
+        self.assertEqual(body, {"type": "about:blank", "title": "Service Unavailable", "status": 503,
+                                "detail": "no version of this module is routed"})
+
+    def test_the_installer_keeps_rules_and_target_groups_only_on_the_module_listener(self):
+        env = FUNCTIONS["InstallerFunction"]["Properties"]["Environment"]["Variables"]
+        self.assertEqual(env["PLINTH_MODULE_LISTENER_ARN"], {"Ref": "ModuleListener"})
+        groups = statement("InstallerFunction", "ModuleTargetGroups")
+        self.assertIn("targetgroup/plinth-*/*", groups["Resource"]["Fn::Sub"])
+        rules = statement("InstallerFunction", "ModuleListenerRules")
+        self.assertEqual(rules["Resource"][0], {"Ref": "ModuleListener"})
+        self.assertIn("listener-rule/app/plinth-${Stage}-modules/*", rules["Resource"][1]["Fn::Sub"])
+        self.assertEqual(RESOURCES["ModuleLoadBalancer"]["Properties"]["Name"], {"Fn::Sub": "plinth-${Stage}-modules"})
+        writes = [s for s in statements(FUNCTIONS["InstallerFunction"]) if s["Effect"] == "Allow"
+                  and any(a.startswith("elasticloadbalancing:") and not a.startswith("elasticloadbalancing:Describe")
+                          for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))]
+        self.assertEqual(sorted(s["Sid"] for s in writes), ["ModuleListenerRules", "ModuleTargetGroups"])
+        for name, function in FUNCTIONS.items():
+            if name != "InstallerFunction":
+                for s in statements(function):
+                    actions = s["Action"] if isinstance(s["Action"], list) else [s["Action"]]
+                    self.assertFalse(any(a.startswith("elasticloadbalancing:") for a in actions), name)
+        # Lambda targets: the load balancer's permission to invoke a module function.
+        self.assertIn("lambda:AddPermission", statement("InstallerFunction", "ModuleFunctions")["Action"])
 
     def test_the_functions_that_call_modules_run_in_the_vpc_and_the_hot_path_does_not(self):
         in_vpc = sorted(k for k, f in FUNCTIONS.items() if "VpcConfig" in f["Properties"])

@@ -22,6 +22,11 @@ pub struct AuthorizerContext {
     /// The healthy instance the platform would pick.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub upstream: String,
+    /// The module's version serving the tenant (its pin, else the module's default): the
+    /// integration sends it as `X-Plinth-Version`, which the module listener's rules route
+    /// on (`$context.authorizer.version`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version: String,
     /// The request body's length as the client declared it (`Content-Length`; 0 without
     /// one), for the access log's usage metering (`$context.authorizer.request_bytes`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -72,6 +77,7 @@ pub async fn authorize(
                 module: decision.module().to_string(),
                 tenant: decision.tenant().to_string(),
                 upstream: decision.upstream.url.clone(),
+                version: decision.version().to_owned(),
                 request_bytes: request
                     .headers
                     .get(http::header::CONTENT_LENGTH)
@@ -199,6 +205,44 @@ mod tests {
             wire["context"]["request_bytes"], "0",
             "a GET without a body"
         );
+    }
+
+    /// Issue 23 on AWS: the module listener's rules route on `X-Plinth-Version`, which the
+    /// integration sets from `$context.authorizer.version`; so the context must name the
+    /// version serving the tenant, its pin when it has one.
+    #[tokio::test]
+    async fn a_pinned_tenant_s_authorizer_context_names_its_pinned_version() {
+        let mut kit = Kit::new();
+        kit.installed_and_enabled().await;
+        let alice = token("alice", Some("acme"), Some("acme-de"), &[]);
+        let before = authorize(&kit.app, request(Some(&alice), "/api/v1/financial/status")).await;
+        assert!(before.is_authorized, "{:?}", before.context.reason);
+        assert_eq!(
+            before.context.version, "1.0.0",
+            "the default: the first installation's"
+        );
+
+        kit.version_alongside_installed("1.1.0").await;
+        let (status, body) = kit
+            .call(
+                http::Method::PUT,
+                "/api/v1/tenants/acme/modules/financial/pin",
+                &crate::testkit::operator(),
+                serde_json::json!({"version": "1.1.0"}),
+            )
+            .await;
+        assert_eq!(status, http::StatusCode::OK, "{body}");
+
+        for app in [&kit.app, &kit.another_instance()] {
+            let pinned = authorize(app, request(Some(&alice), "/api/v1/financial/status")).await;
+            assert!(pinned.is_authorized, "{:?}", pinned.context.reason);
+            assert_eq!(pinned.context.version, "1.1.0");
+            let wire = serde_json::to_value(&pinned).unwrap();
+            assert_eq!(
+                wire["context"]["version"], "1.1.0",
+                "what API Gateway reads"
+            );
+        }
     }
 
     /// The access log (template.yaml) reads `$context.authorizer.request_bytes` to meter the

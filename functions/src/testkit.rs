@@ -248,6 +248,32 @@ impl Kit {
     }
 }
 
+impl Kit {
+    /// financial `version` (otherwise the example manifest) published and installed alongside
+    /// the first installation by the installer's handler, on a backend of its own.
+    pub async fn version_alongside_installed(&mut self, version: &str) {
+        let url = self.start_backend().await;
+        let mut manifest = financial();
+        manifest["version"] = json!(version);
+        let (status, body) = self
+            .call(Method::POST, "/api/v1/modules", &operator(), manifest)
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let install = json!({"version": version, "endpoint": url, "alongside": true});
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/modules/financial/install",
+                &operator(),
+                install,
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let event = serde_json::from_value(fixture("eventbridge-install-requested.json")).unwrap();
+        crate::installer::handle(&self.app, event).await.unwrap();
+    }
+}
+
 impl Drop for Kit {
     fn drop(&mut self) {
         self.stop_backend();

@@ -18,6 +18,7 @@
 //! | `PLINTH_DATA_RETENTION_DAYS` | installer, registry-api | days an uninstall (or a tenant's disable with `drop_data`) keeps the data before the sweep drops it (default 30; 1 to 3650) |
 //! | `PLINTH_ECS_*`, `PLINTH_LAMBDA_*` | installer | see `infra/module-stack.md` |
 //! | `PLINTH_HTTP_API_ID`, `PLINTH_AUTHORIZER_ID`, `PLINTH_VPC_LINK_ID` | installer | where module routes go (`infra/module-stack.md`) |
+//! | `PLINTH_MODULE_LISTENER_ARN` | installer | the module listener: each installed version gets its rule and target group, tenants reach their own version (`deploy::alb`) |
 //!
 //! On AWS each module is deployed as its own IAM role with its API key in Secrets Manager
 //! ([`IsolatedDeployer`]), and a key rotated through the registry API is written into the
@@ -30,6 +31,7 @@ use plinth_registry::aws;
 use plinth_registry::bundles;
 use plinth_registry::bundles::s3::S3Bundles;
 use plinth_registry::deploy::Deployer;
+use plinth_registry::deploy::alb::{ListenerSettings, VersionListener};
 use plinth_registry::deploy::apigateway::{ApiGatewayRoutes, ApiGatewaySettings};
 use plinth_registry::deploy::backend::BackendDeployer;
 use plinth_registry::deploy::dynamodb_tables::DynamoTables;
@@ -95,7 +97,8 @@ pub async fn module_calling_app_from_env(needs: Needs) -> Result<App> {
 
 /// The installer's platform: [`module_calling_app_from_env`] with the AWS deployers, tables,
 /// the bus's subscriptions and the bundle bucket (an uninstall's exports). Only the installer binary calls this, so only its binary
-/// links the ECS, IAM, Application Auto Scaling, API Gateway and SQS clients.
+/// links the ECS, IAM, Application Auto Scaling, API Gateway, Elastic Load Balancing and SQS
+/// clients.
 ///
 /// # Errors
 /// As [`app_from_env`], and for a malformed deployer variable.
@@ -228,10 +231,20 @@ fn backend_deployer(sdk: &aws_config::SdkConfig, event_bus: &str) -> Result<Arc<
         keys: SecretsManagerKeys::new(sdk),
     });
     match ApiGatewaySettings::from_env().map_err(|e| anyhow!("{e}"))? {
-        Some(config) => Ok(Arc::new(RoutedDeployer {
-            inner: backend,
-            routes: Arc::new(ApiGatewayRoutes::new(sdk, config)),
-        })),
+        Some(config) => {
+            let mut routes = ApiGatewayRoutes::new(sdk, config);
+            if let Some(listener) = ListenerSettings::from_env() {
+                routes = routes.with_versions(VersionListener::new(sdk, listener));
+            } else {
+                tracing::warn!(
+                    "PLINTH_MODULE_LISTENER_ARN is not set: each module is routed to its first installation, and pins take effect on one machine only"
+                );
+            }
+            Ok(Arc::new(RoutedDeployer {
+                inner: backend,
+                routes: Arc::new(routes),
+            }))
+        }
         None => {
             tracing::warn!(
                 "PLINTH_HTTP_API_ID and PLINTH_AUTHORIZER_ID are not set: modules are deployed without routes"

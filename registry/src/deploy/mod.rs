@@ -10,9 +10,12 @@
 //! | `routed::RoutedDeployer` | any deployer, then the module's gateway routes (`routed::ModuleRoutes`) |
 //! | `isolated::IsolatedDeployer` | AWS: the ECS / Lambda deployer as the module's own role (`module_role`), its API key in Secrets Manager (`module_secrets`) |
 //!
-//! `apigateway::ApiGatewayRoutes` publishes a module's routes on the platform's HTTP API.
+//! `apigateway::ApiGatewayRoutes` publishes a module's routes on the platform's HTTP API;
+//! with `alb::VersionListener`, through the module listener, one rule per installed version.
 //! `module_secrets::ModuleKeySecrets` is where a rotated module key is written.
 
+#[cfg(feature = "aws")]
+pub mod alb;
 #[cfg(feature = "aws")]
 pub mod apigateway;
 pub mod backend;

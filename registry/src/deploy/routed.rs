@@ -24,6 +24,28 @@ pub trait ModuleRoutes: Send + Sync + std::fmt::Debug {
     /// Removes the module's routes; routes already gone are fine.
     async fn remove(&self, manifest: &Manifest, deployment: &Deployment)
     -> Result<(), DeployError>;
+
+    /// Routes the tenants that a version installed alongside serves (pinned, or by the
+    /// default) to its deployment. By default nothing: the module's routes reach its first
+    /// installation only, and pins take effect on one machine only.
+    async fn publish_alongside(
+        &self,
+        manifest: &Manifest,
+        deployment: &Deployment,
+    ) -> Result<(), DeployError> {
+        let _ = (manifest, deployment);
+        Ok(())
+    }
+
+    /// Removes what [`Self::publish_alongside`] made; already gone is fine.
+    async fn remove_alongside(
+        &self,
+        manifest: &Manifest,
+        deployment: &Deployment,
+    ) -> Result<(), DeployError> {
+        let _ = (manifest, deployment);
+        Ok(())
+    }
 }
 
 /// Deploys, then publishes the routes; removes the routes, then undeploys (so no route points
@@ -39,22 +61,24 @@ pub struct RoutedDeployer {
 
 #[async_trait]
 impl Deployer for RoutedDeployer {
-    /// A version alongside is not routed: the module's routes stay its first installation's
-    /// (operations.md, "Versions and pins").
+    /// A version alongside keeps the module's routes (its first installation's) and gets the
+    /// routing by version of its own, where the routes have one ([`ModuleRoutes::publish_alongside`]:
+    /// operations.md, "Versions and pins").
     async fn deploy(&self, spec: &DeploySpec) -> Result<Deployment, DeployError> {
         let deployment = self.inner.deploy(spec).await?;
-        if spec.alongside {
-            return Ok(deployment);
-        }
-        self.routes
-            .publish(&spec.manifest, &deployment)
-            .await
-            .map_err(|e| {
-                DeployError(format!(
-                    "{} is deployed but not routed: {e}",
-                    spec.manifest.name
-                ))
-            })?;
+        let published = if spec.alongside {
+            self.routes
+                .publish_alongside(&spec.manifest, &deployment)
+                .await
+        } else {
+            self.routes.publish(&spec.manifest, &deployment).await
+        };
+        published.map_err(|e| {
+            DeployError(format!(
+                "{} is deployed but not routed: {e}",
+                spec.manifest.name
+            ))
+        })?;
         Ok(deployment)
     }
 
@@ -72,6 +96,7 @@ impl Deployer for RoutedDeployer {
         manifest: &Manifest,
         deployment: &Deployment,
     ) -> Result<(), DeployError> {
+        self.routes.remove_alongside(manifest, deployment).await?;
         self.inner.undeploy_alongside(manifest, deployment).await
     }
 }
@@ -133,6 +158,29 @@ mod tests {
 
         async fn remove(&self, _: &Manifest, _: &Deployment) -> Result<(), DeployError> {
             self.0.call("remove")
+        }
+    }
+
+    /// Routes that route by version (on AWS: the module listener).
+    #[derive(Debug)]
+    struct ByVersion(Arc<Log>);
+
+    #[async_trait]
+    impl ModuleRoutes for ByVersion {
+        async fn publish(&self, _: &Manifest, _: &Deployment) -> Result<(), DeployError> {
+            self.0.call("publish")
+        }
+
+        async fn remove(&self, _: &Manifest, _: &Deployment) -> Result<(), DeployError> {
+            self.0.call("remove")
+        }
+
+        async fn publish_alongside(&self, _: &Manifest, _: &Deployment) -> Result<(), DeployError> {
+            self.0.call("publish_alongside")
+        }
+
+        async fn remove_alongside(&self, _: &Manifest, _: &Deployment) -> Result<(), DeployError> {
+            self.0.call("remove_alongside")
         }
     }
 
@@ -224,5 +272,33 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(log.calls(), ["deploy", "undeploy"]);
+    }
+
+    /// Issue 23 on AWS: a version alongside gets its own route by version after its deploy,
+    /// which goes before its undeploy, and never the module's routes.
+    #[tokio::test]
+    async fn a_version_alongside_is_routed_by_version_after_its_deploy_and_unrouted_before_its_undeploy()
+     {
+        let log = Arc::new(Log::default());
+        let deployer = RoutedDeployer {
+            inner: Arc::new(Fake(log.clone())),
+            routes: Arc::new(ByVersion(log.clone())),
+        };
+        let mut spec = spec();
+        spec.alongside = true;
+        let deployment = deployer.deploy(&spec).await.unwrap();
+        deployer
+            .undeploy_alongside(&spec.manifest, &deployment)
+            .await
+            .unwrap();
+        assert_eq!(
+            log.calls(),
+            [
+                "deploy",
+                "publish_alongside",
+                "remove_alongside",
+                "undeploy"
+            ]
+        );
     }
 }

@@ -227,6 +227,12 @@ impl Decision {
         &self.pass.routes.healthy
     }
 
+    /// The version serving the tenant (its pin, else the module's default): what an AWS
+    /// load balancer's rules route on (`deploy::alb`).
+    pub fn version(&self) -> &str {
+        &self.pass.routes.version
+    }
+
     /// The signed tenant context, as text.
     pub fn context(&self) -> &str {
         self.pass.context.to_str().unwrap_or_default()

@@ -1,6 +1,6 @@
 //! The AWS adapters of the `Deployer` and `TableProvisioner` ports against the emulator (moto,
 //! started by `./tests/run`): ECS services from ECR images, Lambda functions, module tables,
-//! modules' API Gateway routes; the ECR image-action events on their fixtures, and pushed
+//! modules' API Gateway routes and the module listener's rules per version; the ECR image-action events on their fixtures, and pushed
 //! images that publish (finding 11).
 
 #[path = "../support/mod.rs"]
@@ -19,3 +19,4 @@ mod moto;
 mod reach;
 mod routes;
 mod tables;
+mod versions;

@@ -25,18 +25,18 @@ use serde_json::json;
 use crate::moto::{iam_role, manifest, s3_object, sdk, spec, unique_module};
 
 /// An empty zip archive: the package's bytes do not matter to the emulator.
-const EMPTY_ZIP: [u8; 22] = [
+pub(crate) const EMPTY_ZIP: [u8; 22] = [
     0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 ];
 
 /// An HTTP API with a Lambda authorizer, as `template.yaml` declares them.
-struct Api {
-    sdk: SdkConfig,
-    client: Client,
-    config: ApiGatewaySettings,
+pub(crate) struct Api {
+    pub(crate) sdk: SdkConfig,
+    pub(crate) client: Client,
+    pub(crate) config: ApiGatewaySettings,
 }
 
-async fn api(test: &str) -> Option<Api> {
+pub(crate) async fn api(test: &str) -> Option<Api> {
     let sdk = sdk(test).await?;
     let client = Client::new(&sdk);
     let created = client
@@ -92,7 +92,7 @@ impl Api {
     }
 
     /// The routes of the module whose prefix is `/api/v1/{module}`.
-    async fn routes_of(&self, module: &str) -> Vec<Route> {
+    pub(crate) async fn routes_of(&self, module: &str) -> Vec<Route> {
         let keys = [
             format!("ANY /api/v1/{module}"),
             format!("ANY /api/v1/{module}/{{proxy+}}"),
@@ -129,7 +129,7 @@ impl Api {
     }
 
     /// The integrations marked as the module's.
-    async fn integrations_of(&self, module: &str) -> Vec<Integration> {
+    pub(crate) async fn integrations_of(&self, module: &str) -> Vec<Integration> {
         let marker = format!("plinth:module={module}");
         let mut all = self.integrations().await;
         all.retain(|i| i.description() == Some(marker.as_str()));
@@ -138,7 +138,7 @@ impl Api {
 
     /// Asserts the module has exactly its two routes, behind the authorizer, on its one
     /// integration, and gives that integration back.
-    async fn assert_routed(&self, module: &str) -> Integration {
+    pub(crate) async fn assert_routed(&self, module: &str) -> Integration {
         let integrations = self.integrations_of(module).await;
         assert_eq!(integrations.len(), 1, "one integration: {integrations:?}");
         let integration = integrations[0].clone();
@@ -163,7 +163,7 @@ impl Api {
         integration
     }
 
-    async fn assert_not_routed(&self, module: &str) {
+    pub(crate) async fn assert_not_routed(&self, module: &str) {
         assert!(self.routes_of(module).await.is_empty(), "routes left");
         assert!(
             self.integrations_of(module).await.is_empty(),
@@ -175,11 +175,11 @@ impl Api {
 /// The header mappings every module integration has beside its context and path: what only
 /// the gateway sends a module, removed (`header_parameters`, checked one by one in
 /// `the_integration_keeps_what_only_the_gateway_sends_from_the_module`).
-fn guarded_headers() -> HashMap<String, String> {
+pub(crate) fn guarded_headers() -> HashMap<String, String> {
     header_parameters().into_iter().collect()
 }
 
-fn parameters(integration: &Integration) -> HashMap<String, String> {
+pub(crate) fn parameters(integration: &Integration) -> HashMap<String, String> {
     integration
         .request_parameters()
         .cloned()

@@ -35,6 +35,7 @@ use aws_sdk_apigatewayv2::error::ProvideErrorMetadata;
 use aws_sdk_apigatewayv2::types::{AuthorizationType, Integration, IntegrationType, Route};
 use plinth_module_sdk::Manifest;
 
+use super::alb::{AUTHORIZER_VERSION, VERSION_PARAMETER, VersionListener};
 use super::ecs::aws_error;
 use super::routed::ModuleRoutes;
 use super::{DeployError, Deployment};
@@ -91,6 +92,8 @@ pub struct ApiGatewayRoutes {
     api: Client,
     lambda: aws_sdk_lambda::Client,
     settings: ApiGatewaySettings,
+    /// The module listener, when versions are routed per tenant (`super::alb`).
+    versions: Option<VersionListener>,
 }
 
 fn is_not_found<E: ProvideErrorMetadata>(error: &E) -> bool {
@@ -108,7 +111,23 @@ impl ApiGatewayRoutes {
             api: Client::new(sdk),
             lambda: aws_sdk_lambda::Client::new(sdk),
             settings,
+            versions: None,
         }
+    }
+
+    /// Routes Lambda and ECS modules through the module listener, each installed version by
+    /// its own rule, on the header the integration sets from the authorizer's `version`.
+    #[must_use]
+    pub fn with_versions(mut self, listener: VersionListener) -> Self {
+        self.versions = Some(listener);
+        self
+    }
+
+    /// The listener, when the deployment goes through it (an external endpoint does not).
+    fn listener_for(&self, deployment: &Deployment) -> Option<&VersionListener> {
+        self.versions
+            .as_ref()
+            .filter(|_| VersionListener::routes(deployment))
     }
 
     async fn routes(&self) -> Result<Vec<Route>, DeployError> {
@@ -414,8 +433,24 @@ impl ModuleRoutes for ApiGatewayRoutes {
     ) -> Result<(), DeployError> {
         let module = manifest.name.as_str();
         let keys = route_keys(manifest)?;
-        let target = Target::of(deployment, self.settings.vpc_link_id.as_deref())?;
-        let spec = IntegrationSpec::new(module, &target);
+        let vpc_link_id = self.settings.vpc_link_id.as_deref();
+        let (target, spec) = match self.listener_for(deployment) {
+            Some(listener) => {
+                // The version's rule first: the integration never sends this version's
+                // tenants to a listener without a rule for it.
+                listener.route(manifest, deployment, false).await?;
+                let target = Target::listener(listener.listener_arn(), vpc_link_id)?;
+                let mut spec = IntegrationSpec::new(module, &target);
+                spec.request_parameters
+                    .insert(VERSION_PARAMETER.into(), AUTHORIZER_VERSION.into());
+                (target, spec)
+            }
+            None => {
+                let target = Target::of(deployment, vpc_link_id)?;
+                let spec = IntegrationSpec::new(module, &target);
+                (target, spec)
+            }
+        };
         let routes = self.routes().await?;
         let integrations = self.integrations().await?;
         let ours: Vec<&Integration> = integrations
@@ -474,7 +509,35 @@ impl ModuleRoutes for ApiGatewayRoutes {
         if let Some(function_arn) = deployment.endpoint.strip_prefix("lambda:") {
             self.revoke_invoke(function_arn, &keys).await?;
         }
+        if let Some(listener) = self.listener_for(deployment) {
+            listener.unroute(manifest, deployment, false).await?;
+        }
         Ok(())
+    }
+
+    async fn publish_alongside(
+        &self,
+        manifest: &Manifest,
+        deployment: &Deployment,
+    ) -> Result<(), DeployError> {
+        match self.listener_for(deployment) {
+            Some(listener) => listener.route(manifest, deployment, true).await,
+            None => {
+                tracing::warn!(module = %manifest.name, version = %manifest.version, "no module listener (PLINTH_MODULE_LISTENER_ARN) for this deployment: the module's routes reach its first installation only, and pins to this version take effect on one machine only");
+                Ok(())
+            }
+        }
+    }
+
+    async fn remove_alongside(
+        &self,
+        manifest: &Manifest,
+        deployment: &Deployment,
+    ) -> Result<(), DeployError> {
+        match self.listener_for(deployment) {
+            Some(listener) => listener.unroute(manifest, deployment, true).await,
+            None => Ok(()),
+        }
     }
 }
 

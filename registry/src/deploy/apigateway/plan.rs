@@ -197,6 +197,25 @@ impl Target {
     }
 }
 
+impl Target {
+    /// The module listener (`super::super::alb`), reached through the VPC link.
+    pub(super) fn listener(
+        listener_arn: &str,
+        vpc_link_id: Option<&str>,
+    ) -> Result<Self, DeployError> {
+        let vpc_link_id = vpc_link_id.ok_or_else(|| {
+            DeployError(
+                "PLINTH_VPC_LINK_ID is not set: API Gateway reaches the module listener (PLINTH_MODULE_LISTENER_ARN) only through a VPC link".into(),
+            )
+        })?;
+        Ok(Self::Http {
+            uri: listener_arn.to_owned(),
+            vpc_link_id: Some(vpc_link_id.to_owned()),
+            base_path: String::new(),
+        })
+    }
+}
+
 /// The integration a module should have.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct IntegrationSpec {

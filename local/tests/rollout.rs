@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use up::{Up, call, mint, settled, workspace_root};
+use up::{Store, Up, call, mint, settled, workspace_root};
 
 /// Demo up, tenant globex with the module too, and financial 1.3.0 (its manifest changed by
 /// `change`) installed alongside 1.2.0. Returns (url, operator's token, acme's, globex's).
@@ -91,12 +91,15 @@ async fn platform_with_two_versions(
     (operator, acme, globex)
 }
 
+/// Ready when the demo says so (its companies' configuration is stored last) and the gateway
+/// serves.
 async fn wait_for_demo(up: &Up, url: &str, acme: &str) {
     let deadline = Instant::now() + Duration::from_secs(600);
-    while call(url, acme, "GET", "/api/v1/financial/invoices", None)
-        .await
-        .0
-        != 200
+    while !up.log_text().contains("Demo ready")
+        || call(url, acme, "GET", "/api/v1/financial/invoices", None)
+            .await
+            .0
+            != 200
     {
         assert!(
             Instant::now() < deadline,
@@ -148,11 +151,24 @@ async fn rollout_until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_answering_5xx_through_the_gateway_is_rolled_back_on_its_own_and_the_cli_says_so()
 {
+    canary_answering_5xx_is_rolled_back(Store::Embedded).await;
+}
+
+/// The same under `plinth up --aws`: rollouts, pins and figures over DynamoDB and EventBridge
+/// (the emulator), the backends local processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_aws_a_canary_answering_5xx_through_the_gateway_is_rolled_back_on_its_own() {
+    if up::emulator_is_running() {
+        canary_answering_5xx_is_rolled_back(Store::Aws).await;
+    }
+}
+
+async fn canary_answering_5xx_is_rolled_back(store: Store) {
     let root = tempfile::tempdir().expect("a temporary folder");
     let data = root.path().join("data");
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
-    let up = Up::start(&data, port);
+    let up = Up::start_on(store, &data, port).await;
     let (operator, acme, globex) = platform_with_two_versions(&up, &url, &data, |manifest| {
         manifest["backend"]["env"]["FINANCIAL_TEST_FAIL_STATUS"] = json!("503");
     })

@@ -12,7 +12,7 @@ mod up;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use up::{Up, call, mint, settled, workspace_root};
+use up::{Store, Up, call, mint, settled, workspace_root};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_versions_serve_two_tenants_at_once_through_the_gateway() {
@@ -24,36 +24,9 @@ async fn two_versions_serve_two_tenants_at_once_through_the_gateway() {
 /// tables.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_aws_two_versions_serve_two_tenants_at_once_through_the_gateway() {
-    if std::env::var_os("AWS_ENDPOINT_URL").is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but AWS_ENDPOINT_URL is not; run the tests with ./tests/run"
-        );
-        eprintln!("skipped: no emulator (AWS_ENDPOINT_URL unset); ./tests/run starts one");
-        return;
+    if up::emulator_is_running() {
+        two_versions_serve_two_tenants(Store::Aws).await;
     }
-    two_versions_serve_two_tenants(Store::Aws).await;
-}
-
-/// The example's tables on the emulator start empty: a previous run's invoices would number
-/// this run's (the tables are named by the manifest, not per platform).
-async fn drop_the_example_s_tables() {
-    let sdk = plinth_registry::aws::config_from_env().await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let path = workspace_root().join("examples/financial/manifest.json");
-    let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(path).expect("the manifest")).expect("JSON");
-    for table in manifest["database"]["tables"].as_array().expect("tables") {
-        let name = table["name"].as_str().expect("a table's name");
-        // Absent is what is wanted.
-        let _ = dynamodb.delete_table().table_name(name).send().await;
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Store {
-    Embedded,
-    Aws,
 }
 
 async fn two_versions_serve_two_tenants(store: Store) {
@@ -69,26 +42,7 @@ async fn two_versions_serve_two_tenants(store: Store) {
     let operator = mint(&secret, "ops", None, &["platform:admin"]);
     let globex = mint(&secret, "globex-admin", Some("globex"), &["tenant:admin"]);
 
-    let unique = format!(
-        "plinth-versions-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("after 1970")
-            .subsec_nanos()
-    );
-    if store == Store::Aws {
-        drop_the_example_s_tables().await;
-    }
-    let up = match store {
-        Store::Embedded => Up::start(&data, port),
-        Store::Aws => Up::start_with(
-            &data,
-            port,
-            &["--aws"],
-            &[("PLINTH_TABLE", &unique), ("PLINTH_EVENT_BUS", &unique)],
-        ),
-    };
+    let up = Up::start_on(store, &data, port).await;
     // Ready when the demo says so (its companies' configuration is stored last) and the
     // gateway serves.
     let deadline = Instant::now() + Duration::from_secs(600);

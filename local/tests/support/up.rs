@@ -14,6 +14,45 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where `plinth up` keeps the control plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// The embedded store in the data folder.
+    Embedded,
+    /// `--aws`: DynamoDB and EventBridge on the emulator (`AWS_ENDPOINT_URL`), with a table and
+    /// bus of the test's own; the modules' tables are DynamoDB's too.
+    Aws,
+}
+
+/// Whether the AWS emulator is there for `--aws` tests; without it they are skipped, except in
+/// CI, where that is a failure (`./tests/run` starts one).
+pub fn emulator_is_running() -> bool {
+    if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set but AWS_ENDPOINT_URL is not; run the tests with ./tests/run"
+    );
+    eprintln!("skipped: no emulator (AWS_ENDPOINT_URL unset); ./tests/run starts one");
+    false
+}
+
+/// The example financial module's tables on the emulator start empty: a previous run's
+/// invoices would number this run's (the tables are named by the manifest, not per platform).
+pub async fn drop_the_example_s_tables() {
+    let sdk = plinth_registry::aws::config_from_env().await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let path = workspace_root().join("examples/financial/manifest.json");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the manifest")).expect("JSON");
+    for table in manifest["database"]["tables"].as_array().expect("tables") {
+        let name = table["name"].as_str().expect("a table's name");
+        // Absent is what is wanted.
+        let _ = dynamodb.delete_table().table_name(name).send().await;
+    }
+}
+
 /// `plinth up --demo` as a process, run from the workspace (where `examples/` is).
 pub struct Up {
     child: Child,
@@ -23,6 +62,30 @@ pub struct Up {
 impl Up {
     pub fn start(data: &Path, port: u16) -> Self {
         Self::start_with(data, port, &[], &[])
+    }
+
+    /// On `store`; with `--aws`, a fresh table and bus, and the example's tables emptied.
+    pub async fn start_on(store: Store, data: &Path, port: u16) -> Self {
+        match store {
+            Store::Embedded => Self::start(data, port),
+            Store::Aws => {
+                drop_the_example_s_tables().await;
+                let unique = format!(
+                    "plinth-up-{}-{}",
+                    std::process::id(),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .expect("after 1970")
+                        .subsec_nanos()
+                );
+                Self::start_with(
+                    data,
+                    port,
+                    &["--aws"],
+                    &[("PLINTH_TABLE", &unique), ("PLINTH_EVENT_BUS", &unique)],
+                )
+            }
+        }
     }
 
     /// With more arguments (e.g. `--aws`) and environment variables.

@@ -16,6 +16,7 @@
 //! A flush adds to counters with versioned writes of its own, not through `changes`: it is no
 //! change anyone audits, and it makes nothing cached stale.
 
+mod by_version;
 mod ingest;
 mod meter;
 mod prices;
@@ -28,7 +29,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use ingest::{AccessLogLine, Subscriber, access_log_counts, event_counts, subscribers};
+pub use by_version::{
+    MINUTE_MS, MinuteFigures, VersionMinute, version_minute_counts, version_minutes,
+};
+pub use ingest::{
+    AccessLogLine, BatchCounts, Subscriber, access_log_counts, event_counts, subscribers,
+};
 pub use meter::{Counts, HOUR, Meter, Served, Shard, UsageKey};
 pub use prices::{Bill, Prices, TierPrices};
 pub use report::{

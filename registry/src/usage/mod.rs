@@ -10,6 +10,8 @@
 //!   at most one flush interval's counts;
 //! - [`LatencySketch`] (`sketch.rs`): latencies in fixed logarithmic buckets that add up
 //!   across threads, flushes and hours, each percentile within 1 %;
+//! - [`version_minutes`] (`by_version.rs`): on AWS, each version's requests, 5xx and latency
+//!   per minute, counted from the access log with the rest of a batch, for the rollout driver;
 //! - [`Usage::report`] (`report.rs`): a period's figures by hour or day, per tenant, with the
 //!   bill estimate of the tenant's tier ([`Prices`], `prices.rs`).
 //!

@@ -195,6 +195,47 @@ class Template(unittest.TestCase):
         )
         self.assertEqual(writers, ["AuthorizerFunction", "RegistryApiFunction"])
 
+    def test_the_rollout_driver_steps_rollouts_every_minute_writing_only_their_partitions(self):
+        driver = FUNCTIONS["RolloutDriverFunction"]
+        self.assertEqual(driver["Metadata"]["BuildProperties"]["Binary"], "rollout-driver")
+        schedule = driver["Properties"]["Events"]["EveryMinute"]
+        self.assertEqual(schedule["Type"], "ScheduleV2")
+        self.assertEqual(schedule["Properties"]["ScheduleExpression"], "rate(1 minute)")
+        # A failed step is not repeated: the next one is a minute away.
+        self.assertEqual(schedule["Properties"]["RetryPolicy"]["MaximumRetryAttempts"], 0)
+        self.assertEqual(driver["Properties"]["EventInvokeConfig"]["MaximumRetryAttempts"], 0)
+        policies = driver["Properties"]["Policies"]
+        managed = [name for p in policies if isinstance(p, dict) for name in p if name != "Statement"]
+        self.assertEqual(sorted(managed), ["DynamoDBReadPolicy", "EventBridgePutEventsPolicy"])
+        self.assertIn({"EventBridgePutEventsPolicy": {"EventBusName": {"Ref": "EventBus"}}}, policies)
+        writes = statement("RolloutDriverFunction", "RolloutWrites")
+        self.assertEqual(writes["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+                         ["MODULE#*", "ROLLOUTS", "AUDIT#*"])
+        allowed = [a for s in statements(driver) if s["Effect"] == "Allow"
+                   for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])]
+        self.assertFalse([a for a in allowed if not a.startswith("dynamodb:")], allowed)
+
+    def test_the_access_log_names_the_version_and_the_usage_function_may_count_it(self):
+        fmt = RESOURCES["PlatformApi"]["Properties"]["AccessLogSettings"]["Format"]
+        self.assertIn('"version":"$context.authorizer.version"', fmt)
+        hours = statement("UsageFunction", "UsageHours")
+        self.assertIn("USAGEVERSION#*", hours["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"])
+
+    def test_no_role_may_invoke_or_change_a_platform_function_or_its_dead_letters(self):
+        names = sorted(f["Properties"]["FunctionName"]["Fn::Sub"] for f in FUNCTIONS.values())
+        for name, function in FUNCTIONS.items():
+            for s in statements(function):
+                if s.get("Sid") not in ("NeverInvokeThePlatform", "NeverThePlatformFunctions"):
+                    continue
+                with self.subTest(function=name, sid=s["Sid"]):
+                    self.assertEqual(s["Effect"], "Deny")
+                    denied = sorted(r["Fn::Sub"].split(":function:")[1] for r in s["Resource"])
+                    self.assertEqual(denied, names)
+        queues = sorted(k for k, r in RESOURCES.items() if r["Type"] == "AWS::SQS::Queue"
+                        and r["Properties"]["QueueName"]["Fn::Sub"].endswith("-dlq"))
+        kept = statement("InstallerFunction", "NeverThePlatformQueues")
+        self.assertEqual(sorted(r["Fn::GetAtt"][0] for r in kept["Resource"]), queues)
+
 
 if __name__ == "__main__":
     unittest.main()

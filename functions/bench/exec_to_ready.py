@@ -4,14 +4,14 @@
 ready for the first event). Prints the median and the worst of RUNS starts per binary.
 
 usage: exec_to_ready.py DIR_OF_LAMBDA_OUTPUT [RUNS [NAME…]]   (DIR/<name>/bootstrap, as cargo lambda builds)
-NAMEs default to the seven platform functions; name others (minimal-axum, sdk-floor: functions/bench/)
+NAMEs default to the eight platform functions; name others (minimal-axum, sdk-floor: functions/bench/)
 to time them in the same run.
 """
 import base64, http.server, os, statistics, subprocess, sys, threading, time
 
 NAMES = [
     "registry-api", "authorizer", "config-resolver", "installer", "health-checker", "ecr-events",
-    "usage",
+    "usage", "rollout-driver",
 ]
 first_next = threading.Event()
 ready_at = [0.0]

@@ -19,6 +19,9 @@ pub struct AuthorizerContext {
     pub module: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tenant: String,
+    /// The module's version the request goes to: the access log's, for the rollout driver.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version: String,
     /// The healthy instance the platform would pick.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub upstream: String,
@@ -76,6 +79,9 @@ pub async fn authorize(
                 context: decision.context().to_owned(),
                 module: decision.module().to_string(),
                 tenant: decision.tenant().to_string(),
+                version: plinth_registry::gateway::Forward::version(&decision)
+                    .unwrap_or_default()
+                    .to_owned(),
                 upstream: decision.upstream.url.clone(),
                 version: decision.version().to_owned(),
                 request_bytes: request

@@ -11,6 +11,8 @@
 //! | `config-resolver` | API Gateway, or direct invoke | [`config_resolver::handle`] |
 //! | `installer` | EventBridge `module.install.requested`; its schedule (the sweep) | [`installer::dispatch`] |
 //! | `health-checker` | EventBridge schedule | [`health::handle`] |
+//! | `usage` | CloudWatch Logs (the access log's subscription); EventBridge, every platform and module event | [`usage::handle`] |
+//! | `rollout-driver` | EventBridge schedule | [`rollouts::handle`]: `Rollouts::tick`, judged on the figures the usage function stored |
 //! | `ecr-events` | EventBridge `ECR Image Action` (reads the image from ECR) | [`ecr_events::handle`] |
 
 pub mod authorizer;
@@ -20,6 +22,7 @@ pub mod health;
 pub mod installer;
 pub mod platform_secrets;
 pub mod registry_api;
+pub mod rollouts;
 pub mod usage;
 pub mod wiring;
 

@@ -2,7 +2,9 @@
 //! (docs/operations.md, "On AWS") into the table the usage routes read.
 //!
 //! - a **CloudWatch Logs subscription** on the HTTP API's access log hands it the log lines in
-//!   batches: each module request the authorizer let through counts for its tenant and module;
+//!   batches: each module request the authorizer let through counts for its tenant and module,
+//!   and — its status and latency — for the version the authorizer chose, in the minute it
+//!   arrived, which the rollout driver judges (`rollouts.rs`);
 //! - a **rule on the platform's bus** hands it every event: published by the module that sent
 //!   it, delivered to each installed module whose subscription matches it.
 //!
@@ -14,9 +16,7 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::cloudwatch_logs::LogsEvent;
 use plinth_registry::events::{Event, PLATFORM_SOURCE};
-use plinth_registry::usage::{
-    AccessLogLine, Subscriber, access_log_counts, event_counts, subscribers,
-};
+use plinth_registry::usage::{AccessLogLine, BatchCounts, Subscriber, event_counts, subscribers};
 use plinth_registry::{App, Error, Result};
 use serde::Serialize;
 use serde_json::Value;
@@ -139,7 +139,7 @@ async fn access_log(app: &App, logs: LogsEvent) -> Result<Counted> {
     } else {
         !app.plane
             .usage
-            .record_once(&batch, access_log_counts(&lines))
+            .record_batch_once(&batch, &BatchCounts::of_access_log(&lines))
             .await?
     };
     Ok(Counted::Requests {
@@ -260,6 +260,7 @@ mod tests {
         for (variable, value) in [
             ("$context.authorizer.tenant", "acme"),
             ("$context.authorizer.module", "financial"),
+            ("$context.authorizer.version", "1.3.0"),
             ("$context.authorizer.request_bytes", "67"),
             ("$context.status", "201"),
             ("$context.responseLength", "345"),
@@ -279,6 +280,7 @@ mod tests {
             Some(AccessLogLine {
                 tenant: "acme".into(),
                 module: "financial".into(),
+                version: Some("1.3.0".into()),
                 status: 201,
                 request_bytes: 67,
                 response_bytes: 345,

@@ -14,7 +14,8 @@ use plinth_registry::ids::TenantId;
 use plinth_registry::store::Store;
 use plinth_registry::tenancy::Tenant;
 use plinth_registry::usage::{
-    AccessLogLine, Period, Prices, RELATIVE_ERROR, Served, Usage, access_log_counts,
+    AccessLogLine, BatchCounts, MINUTE_MS, Period, Prices, RELATIVE_ERROR, Served, Usage,
+    access_log_counts, version_minutes,
 };
 
 fn served(status: u16) -> Served {
@@ -103,6 +104,7 @@ fn logged(module: &str, hour: i64, status: u16) -> AccessLogLine {
     AccessLogLine {
         tenant: "acme".into(),
         module: module.into(),
+        version: None,
         status,
         request_bytes: 10,
         response_bytes: 100,
@@ -199,4 +201,71 @@ async fn dynamodb_a_batch_delivered_again_is_counted_once() {
         return;
     };
     a_batch_delivered_again_is_counted_once(Arc::new(store)).await;
+}
+
+/// The rollout driver's figures on AWS: each access log line of a version adds its status and
+/// latency to the version's minute, in the transaction of the batch's marker — a batch
+/// delivered again adds nothing, and a line without a version counts for none.
+async fn an_access_log_batch_adds_each_version_s_minutes_once_however_often_delivered(
+    store: Arc<dyn Store>,
+) {
+    let usage = Usage::new(Arc::clone(&store), Prices::default());
+    // The minute before this one and this one, both in the report's period.
+    let minute = time::OffsetDateTime::now_utc().unix_timestamp() * 1000 / MINUTE_MS - 1;
+    let of = |version: Option<&str>, status: u16, at_ms: i64| AccessLogLine {
+        version: version.map(str::to_owned),
+        at_ms,
+        ..logged("financial", 0, status)
+    };
+    let lines = [
+        of(Some("1.3.0"), 503, minute * MINUTE_MS),
+        of(Some("1.3.0"), 200, minute * MINUTE_MS + 1),
+        of(Some("1.3.0"), 200, (minute + 1) * MINUTE_MS),
+        of(Some("1.2.0"), 200, minute * MINUTE_MS),
+        of(None, 500, minute * MINUTE_MS),
+    ];
+    let counts = BatchCounts::of_access_log(&lines);
+    assert!(usage.record_batch_once("logs-v", &counts).await.unwrap());
+    assert!(
+        !usage.record_batch_once("logs-v", &counts).await.unwrap(),
+        "delivered again: already counted"
+    );
+    let read = version_minutes(store.as_ref(), "financial", "1.3.0", minute)
+        .await
+        .unwrap();
+    let figures: Vec<(i64, u64, u64, u64)> = read
+        .iter()
+        .map(|(m, f)| (*m, f.requests, f.errors_5xx, f.latency.count()))
+        .collect();
+    assert_eq!(figures, [(minute, 2, 1, 2), (minute + 1, 1, 0, 1)]);
+    let later = version_minutes(store.as_ref(), "financial", "1.3.0", minute + 1)
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 1, "read from the minute asked");
+    let other = version_minutes(store.as_ref(), "financial", "1.2.0", minute)
+        .await
+        .unwrap();
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].1.requests, 1);
+    // The hours counted every line, the version-less one too.
+    let period = Period::parse(None, None, Some("hour"), time::OffsetDateTime::now_utc()).unwrap();
+    let report = usage.report(&[acme()], &period, None).await.unwrap();
+    let total = &report.tenants[0].total;
+    assert_eq!((total.requests, total.errors_5xx), (5, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_an_access_log_batch_adds_each_version_s_minutes_once_however_often_delivered() {
+    let (store, _dir) = support::embedded();
+    an_access_log_batch_adds_each_version_s_minutes_once_however_often_delivered(Arc::new(store))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_an_access_log_batch_adds_each_version_s_minutes_once_however_often_delivered() {
+    let Some(store) = support::dynamo("usage_version_minutes").await else {
+        return;
+    };
+    an_access_log_batch_adds_each_version_s_minutes_once_however_often_delivered(Arc::new(store))
+        .await;
 }

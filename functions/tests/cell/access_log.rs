@@ -65,6 +65,7 @@ impl AccessLog {
             ("$context.routeKey", request.route_key.to_owned()),
             ("$context.authorizer.tenant", context("tenant")),
             ("$context.authorizer.module", context("module")),
+            ("$context.authorizer.version", context("version")),
             (
                 "$context.authorizer.request_bytes",
                 context("request_bytes"),

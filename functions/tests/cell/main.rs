@@ -24,6 +24,7 @@ mod crash;
 mod dynamo_tap;
 mod lambda_front;
 mod platform;
+mod rollouts;
 
 use std::time::{Duration, Instant};
 
@@ -214,6 +215,11 @@ async fn the_platform_runs_as_lambda_runs_it() {
     timed("ecs module", ecs_module_gets_its_events(&api, &users)).await;
     timed("usage", usage_is_metered(&api, &users)).await;
     timed("upgrade", upgrade_and_rollback(&api, &users)).await;
+    timed(
+        "rollouts",
+        rollouts::stepped_and_watched_on_aws(&api, &users),
+    )
+    .await;
     timed("uninstall", uninstall_leaves_nothing(&api, &users)).await;
     timed("ecs uninstall", ecs_uninstall_leaves_nothing(&api, &users)).await;
 

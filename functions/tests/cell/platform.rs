@@ -32,9 +32,12 @@ pub const INSTALLER: &str = "plinth-cell-installer";
 pub const ECR_EVENTS: &str = "plinth-cell-ecr-events";
 pub const HEALTH_CHECKER: &str = "plinth-cell-health-checker";
 pub const USAGE: &str = "plinth-cell-usage";
+pub const ROLLOUT_DRIVER: &str = "plinth-cell-rollout-driver";
 
 /// The Lambda module's function as the installer names it (`plinth-{module}`).
 pub const FINANCIAL_FUNCTION: &str = "plinth-financial";
+/// Financial 1.3.0's function when installed alongside (`plinth-{module}-v{version}`).
+pub const FINANCIAL_ALONGSIDE_FUNCTION: &str = "plinth-financial-v1-3-0";
 /// The ECS module's image repository (`plinth-{module}`): the notifications example, as a
 /// container.
 pub const NOTIFICATIONS_REPOSITORY: &str = "plinth-notifications";
@@ -257,10 +260,13 @@ impl Cell {
         let (lambda, installer_spec) = start_functions(&stack, test).await?;
         let endpoint = lambda.endpoint.clone();
         let lambda = Arc::new(Mutex::new(lambda));
-        let modules = vec![ModuleFunction {
-            name: FINANCIAL_FUNCTION,
-            binary: workspace_binary("plinth-example-financial", "financial"),
-        }];
+        let modules = [FINANCIAL_FUNCTION, FINANCIAL_ALONGSIDE_FUNCTION]
+            .into_iter()
+            .map(|name| ModuleFunction {
+                name,
+                binary: workspace_binary("plinth-example-financial", "financial"),
+            })
+            .collect();
         let front = LambdaFront::start(
             front_listener,
             &sdk,
@@ -373,9 +379,8 @@ impl Cell {
 
 /// The rules template.yaml gives the functions, as `Events` of type `EventBridgeRule`: the
 /// installer's and the usage function's on the platform's bus, the ECR events function's on
-/// the default bus. (The
-/// schedules — the sweep, the health check — are not rules the cell runs: it invokes the
-/// functions as their schedules would.)
+/// the default bus. (The schedules — the sweep, the health check, the rollout driver — are not
+/// rules the cell runs: it invokes the functions as their schedules would.)
 fn template_rules(stage: &str, bus: &str) -> Vec<Rule> {
     vec![
         Rule {
@@ -593,6 +598,11 @@ async fn start_functions(stack: &Stack<'_>, test: &str) -> Option<(LambdaEmulato
             function_binary("usage", env!("CARGO_BIN_EXE_usage")),
             env_of(&[]),
         ),
+        Spec::new(
+            ROLLOUT_DRIVER,
+            function_binary("rollout-driver", env!("CARGO_BIN_EXE_rollout-driver")),
+            env_of(&[]),
+        ),
     ];
     let borrowed: Vec<Vec<(&str, &str)>> = specs
         .iter()
@@ -612,7 +622,12 @@ async fn start_functions(stack: &Stack<'_>, test: &str) -> Option<(LambdaEmulato
             env,
         })
         .collect();
-    let emulator = LambdaEmulator::start_declaring(test, &functions, &[FINANCIAL_FUNCTION]).await?;
+    let emulator = LambdaEmulator::start_declaring(
+        test,
+        &functions,
+        &[FINANCIAL_FUNCTION, FINANCIAL_ALONGSIDE_FUNCTION],
+    )
+    .await?;
     let installer = specs
         .into_iter()
         .find(|spec| spec.name == INSTALLER)

@@ -1,8 +1,9 @@
 //! [`Rollouts::tick`]: one step of every active rollout — move the current wave's tenants,
 //! judge what the gateway and the health checker saw of the version, advance after the bake,
-//! complete, or move the tenants back. Everything it needs is in the store and in
-//! [`VersionHealth`](super::VersionHealth), so a restarted platform's driver carries on where
-//! the last one stopped.
+//! complete, or move the tenants back. Everything it needs is in the store and in its
+//! [`Figures`](super::Figures) (the gateway's [`VersionHealth`](super::VersionHealth), or the
+//! figures stored from the access log), so a restarted platform's driver carries on where the
+//! last one stopped.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -77,7 +78,7 @@ impl Rollouts {
             (RolloutState::Running, None) => self.move_wave(rollout, version).await,
             (RolloutState::Running, Some(started)) => self.watch(rollout, version, started).await,
             (RolloutState::Paused, _) => {
-                self.health.take(&rollout.module, &rollout.version);
+                self.figures.discard(&rollout.module, &rollout.version);
                 Ok(())
             }
             (RolloutState::RollingBack | RolloutState::Aborting, _) => {
@@ -145,7 +146,7 @@ impl Rollouts {
             version += 1;
         }
         // The wave is moved: its bake begins, on figures from now on.
-        self.health.take(&rollout.module, &rollout.version);
+        rollout.restart_figures(self.figures.as_ref());
         rollout.wave_started_ms = Some(now_ms());
         rollout.updated_at = now();
         let tenants: Vec<&str> = rollout
@@ -220,25 +221,45 @@ impl Rollouts {
         Ok((chosen, pins))
     }
 
-    /// Adds what the gateway saw to the wave's window and judges it with the version's
+    /// Adds what was seen of the version to the wave's window and judges it with the version's
     /// instances: a breach moves the tenants back; a bake that is over moves the next wave or
     /// completes.
     async fn watch(&self, mut rollout: Rollout, version: u64, started: i64) -> Result<()> {
-        let seen = self.health.take(&rollout.module, &rollout.version);
+        let mut cursor = rollout.figures_cursor;
+        let seen = self
+            .figures
+            .seen(
+                &rollout.module,
+                &rollout.version,
+                started,
+                now_ms(),
+                &mut cursor,
+            )
+            .await?;
         let at = rollout.wave;
         if let Some(window) = rollout.windows.get_mut(at) {
-            window.merge(&seen);
+            window.merge(&seen.settled);
         }
+        let provisional = (seen.provisional.requests > 0).then_some(seen.provisional);
+        let moved_on = cursor != rollout.figures_cursor || provisional != rollout.provisional;
+        rollout.figures_cursor = cursor;
+        rollout.provisional = provisional;
         let instances = self.instances_seen(&rollout).await?;
-        let changed = seen.requests > 0 || rollout.instances != Some(instances);
+        let changed = seen.settled.requests > 0 || moved_on || rollout.instances != Some(instances);
         rollout.instances = Some(instances);
-        let window = rollout.windows.get(at).cloned().unwrap_or_default();
+        let window = rollout.figures_of(at);
         let label = format!("{} {}", rollout.module, rollout.version);
         if let Some(reason) = breach(&rollout.thresholds, &window, instances, &label) {
             return self.stop(rollout, version, reason).await;
         }
         // No wave advances on instances still starting with none healthy beside them.
         if instances.healthy > 0 && now_ms() >= bake_ends_ms(started, rollout.bake_seconds) {
+            // The wave's record keeps what it was judged on.
+            if let (Some(provisional), Some(window)) =
+                (rollout.provisional.take(), rollout.windows.get_mut(at))
+            {
+                window.merge(&provisional);
+            }
             if at + 1 < rollout.waves.len() {
                 rollout.wave += 1;
                 rollout.wave_started_ms = None;
@@ -253,6 +274,8 @@ impl Rollouts {
             // Figures only: an observation, which makes nothing cached stale.
             let update = Update::default()
                 .set("windows", value(&rollout.windows)?)
+                .set("provisional", value(&rollout.provisional)?)
+                .set("figures_cursor", value(&rollout.figures_cursor)?)
                 .set("instances", value(&rollout.instances)?)
                 .set("updated_at", json!(now()));
             self.changes

@@ -11,15 +11,19 @@
 //! - `plan.rs`: the waves, thresholds and bake time a request asks for;
 //! - `health.rs`: [`VersionHealth`], what the gateway saw of each (module, version), counted
 //!   in memory;
+//! - `figures.rs`: [`Figures`], where the driver reads a version's figures — the gateway's
+//!   [`VersionHealth`] on one machine, [`StoredFigures`] (what the usage function counted from
+//!   the access log) on AWS;
 //! - `view.rs`: [`RolloutView`], what the API shows of one;
 //! - `driver.rs`: [`Rollouts::tick`], which moves each wave's tenants, judges the version's
 //!   figures and instances, advances, completes, or moves the tenants back; `plinth up` runs it
-//!   every few seconds.
+//!   every few seconds, the rollout-driver function every minute on AWS.
 //!
 //! Every move is a change through `changes` (pins, the rollout's state, audit records and an
 //! event, all or nothing), at most [`CHUNK`] tenants per change.
 
 mod driver;
+mod figures;
 mod health;
 mod plan;
 mod view;
@@ -31,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 pub use driver::TICK;
+pub use figures::{Figures, SETTLE, Seen, StoredFigures};
 pub use health::{HealthShard, VersionHealth, Window};
 pub use plan::{
     DEFAULT_BAKE_SECONDS, ThresholdOverrides, Thresholds, Wave, parse_waves, wanted, wave_order,
@@ -177,8 +182,15 @@ struct Rollout {
     wave: usize,
     /// Unix milliseconds when the wave's tenants were all moved and its bake began.
     wave_started_ms: Option<i64>,
-    /// What the gateway saw of the version during each wave.
+    /// What the gateway saw of the version during each wave (settled: it will not change).
     windows: Vec<Window>,
+    /// The current wave's figures that may still grow (stored figures of the last minutes),
+    /// as last read: shown and judged with its window, not added to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    provisional: Option<Window>,
+    /// Where the driver's [`Figures`] left off in the current wave (theirs to read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    figures_cursor: Option<i64>,
     instances: Option<InstancesSeen>,
     moved: Vec<Moved>,
     #[serde(default)]
@@ -191,6 +203,25 @@ struct Rollout {
 }
 
 impl Rollout {
+    /// What was seen of the version during wave `at`: its window, with what may still grow
+    /// when it is the current one.
+    fn figures_of(&self, at: usize) -> Window {
+        let mut window = self.windows.get(at).cloned().unwrap_or_default();
+        if at == self.wave
+            && let Some(provisional) = &self.provisional
+        {
+            window.merge(provisional);
+        }
+        window
+    }
+
+    /// The current wave's figures start again: from its bake's (new) start.
+    fn restart_figures(&mut self, figures: &dyn Figures) {
+        figures.discard(&self.module, &self.version);
+        self.provisional = None;
+        self.figures_cursor = None;
+    }
+
     /// Who the driver's changes are made by.
     fn actor(&self) -> String {
         format!("rollout:{}", self.id)
@@ -221,7 +252,10 @@ pub struct Rollouts {
     installations: Arc<Installations>,
     instances: Arc<Instances>,
     versions: Arc<Versions>,
+    /// Where the gateway of this process counts (one machine).
     health: Arc<VersionHealth>,
+    /// Where the driver reads the figures it judges.
+    figures: Arc<dyn Figures>,
 }
 
 impl Rollouts {
@@ -232,13 +266,31 @@ impl Rollouts {
         instances: Arc<Instances>,
         versions: Arc<Versions>,
     ) -> Self {
+        let health = Arc::new(VersionHealth::default());
         Self {
             store,
             changes,
             installations,
             instances,
             versions,
-            health: Arc::default(),
+            figures: Arc::clone(&health) as Arc<dyn Figures>,
+            health,
+        }
+    }
+
+    /// The same rollouts, judged on the figures stored per (module, version, minute) by the
+    /// usage function from the access log ([`StoredFigures`]) instead of what this process's
+    /// gateway counted: the driver on AWS, where no gateway process sees the requests.
+    #[must_use]
+    pub fn judged_on_stored_figures(&self) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            changes: Arc::clone(&self.changes),
+            installations: Arc::clone(&self.installations),
+            instances: Arc::clone(&self.instances),
+            versions: Arc::clone(&self.versions),
+            health: Arc::clone(&self.health),
+            figures: Arc::new(StoredFigures::new(Arc::clone(&self.store))),
         }
     }
 
@@ -320,6 +372,8 @@ impl Rollouts {
             version,
             from_version: listed.default_version,
             windows: vec![Window::default(); waves.len()],
+            provisional: None,
+            figures_cursor: None,
             waves,
             thresholds,
             bake_seconds,
@@ -424,8 +478,8 @@ impl Rollouts {
         if rollout.wave_started_ms.is_some() {
             rollout.wave_started_ms = Some(now_ms());
         }
-        // What the gateway counted while paused is not the resumed wave's.
-        self.health.take(&rollout.module, &rollout.version);
+        // What was counted while paused is not the resumed wave's.
+        rollout.restart_figures(self.figures.as_ref());
         let event = rollout.event("module.rollout.resumed", json!({}));
         self.commit_state(caller, &rollout, version, event).await?;
         Ok(rollout.view())

@@ -102,9 +102,7 @@ impl Rollout {
                         .filter(|m| m.wave == at + 1)
                         .map(|m| m.tenant_id.clone())
                         .collect(),
-                    figures: VersionFigures::from(
-                        self.windows.get(at).unwrap_or(&Window::default()),
-                    ),
+                    figures: VersionFigures::from(&self.figures_of(at)),
                 }
             })
             .collect();

@@ -24,6 +24,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::by_version::{self, MinuteFigures, StoredMinute, VersionMinute, version_minute_counts};
 use super::meter::{Counts, HOUR, Served, UsageKey};
 use super::{StoredHour, Usage, WRITE_ATTEMPTS, key};
 use crate::installation::Installations;
@@ -51,6 +52,9 @@ const HOURS_PER_TRANSACTION: usize = {
 pub struct AccessLogLine {
     pub tenant: String,
     pub module: String,
+    /// The version the authorizer sent the request to (`$context.authorizer.version`); none
+    /// in lines logged before the authorizer named it.
+    pub version: Option<String>,
     pub status: u16,
     pub request_bytes: u64,
     pub response_bytes: u64,
@@ -67,6 +71,8 @@ struct RawLine {
     tenant: String,
     #[serde(default)]
     module: String,
+    #[serde(default)]
+    version: String,
     #[serde(default)]
     status: String,
     #[serde(default)]
@@ -99,6 +105,7 @@ impl AccessLogLine {
         Some(Self {
             tenant: tenant.to_owned(),
             module: module.to_owned(),
+            version: present(&raw.version).map(str::to_owned),
             status: present(&raw.status)?.parse().ok()?,
             request_bytes: number(&raw.request_bytes).unwrap_or(0),
             response_bytes: number(&raw.response_length).unwrap_or(0),
@@ -200,6 +207,52 @@ fn marker_key(batch: &str) -> Key {
     Key::new(format!("USAGEBATCH#{batch}"), "BATCH")
 }
 
+/// What one batch counts: usage per (tenant, module, hour) and, from the access log, each
+/// version's figures per minute for the rollout driver.
+#[derive(Debug, Clone, Default)]
+pub struct BatchCounts {
+    pub hours: BTreeMap<UsageKey, Counts>,
+    pub minutes: BTreeMap<VersionMinute, MinuteFigures>,
+}
+
+impl BatchCounts {
+    /// The counts of a batch of access log lines.
+    #[must_use]
+    pub fn of_access_log(lines: &[AccessLogLine]) -> Self {
+        Self {
+            hours: access_log_counts(lines),
+            minutes: version_minute_counts(lines),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.hours.is_empty() && self.minutes.is_empty()
+    }
+}
+
+/// One stored counter a batch adds to.
+enum Tallied<'a> {
+    Hour(&'a UsageKey, &'a Counts),
+    Minute(&'a VersionMinute, &'a MinuteFigures),
+}
+
+impl Tallied<'_> {
+    fn key(&self) -> Key {
+        match self {
+            Tallied::Hour(usage, _) => key(usage),
+            Tallied::Minute(at, _) => by_version::key(at),
+        }
+    }
+
+    /// The stored item with these counts added, and the condition that it is still as read.
+    fn added(&self, stored: Option<&Item>) -> Result<(Item, Condition), StoreError> {
+        match self {
+            Tallied::Hour(usage, counts) => added(usage, stored, counts),
+            Tallied::Minute(at, figures) => minute_added(at, stored, figures),
+        }
+    }
+}
+
 impl Usage {
     /// Adds `counts` to the stored hours unless batch `batch` was counted before; returns
     /// whether it counted them now. The counts and the batch's marker are written together, so
@@ -214,27 +267,53 @@ impl Usage {
         batch: &str,
         counts: BTreeMap<UsageKey, Counts>,
     ) -> crate::error::Result<bool> {
-        let counts: Vec<_> = counts.into_iter().collect();
+        let counts = BatchCounts {
+            hours: counts,
+            minutes: BTreeMap::new(),
+        };
+        self.record_batch_once(batch, &counts).await
+    }
+
+    /// [`Usage::record_once`] of a batch's hours and its versions' minutes, all under the
+    /// batch's marker.
+    ///
+    /// # Errors
+    /// As [`Usage::record_once`].
+    pub async fn record_batch_once(
+        &self,
+        batch: &str,
+        counts: &BatchCounts,
+    ) -> crate::error::Result<bool> {
+        if counts.is_empty() {
+            return Ok(false);
+        }
+        let tallied: Vec<Tallied<'_>> = counts
+            .hours
+            .iter()
+            .map(|(usage, counts)| Tallied::Hour(usage, counts))
+            .chain(
+                counts
+                    .minutes
+                    .iter()
+                    .map(|(at, figures)| Tallied::Minute(at, figures)),
+            )
+            .collect();
         let mut counted = false;
-        for (part, hours) in counts.chunks(HOURS_PER_TRANSACTION).enumerate() {
+        for (part, items) in tallied.chunks(HOURS_PER_TRANSACTION).enumerate() {
             let marker = if part == 0 {
                 batch.to_owned()
             } else {
                 format!("{batch}#{part}")
             };
-            counted |= self.record_part(&marker, hours).await?;
+            counted |= self.record_part(&marker, items).await?;
         }
         Ok(counted)
     }
 
-    async fn record_part(
-        &self,
-        batch: &str,
-        hours: &[(UsageKey, Counts)],
-    ) -> Result<bool, StoreError> {
+    async fn record_part(&self, batch: &str, items: &[Tallied<'_>]) -> Result<bool, StoreError> {
         let marker = marker_key(batch);
         let mut keys = vec![marker.clone()];
-        keys.extend(hours.iter().map(|(usage, _)| key(usage)));
+        keys.extend(items.iter().map(Tallied::key));
         let mut last = None;
         for _ in 0..WRITE_ATTEMPTS {
             let stored = self.store.batch_get(&keys).await?;
@@ -246,10 +325,10 @@ impl Usage {
                 item: Item::new(marker.clone(), serde_json::Map::new()).expiring_at(expires),
                 condition: Condition::Absent,
             }];
-            for (usage, counts) in hours {
-                let key = key(usage);
+            for tallied in items {
+                let key = tallied.key();
                 let (item, condition) =
-                    added(usage, stored.iter().find(|item| item.key == key), counts)?;
+                    tallied.added(stored.iter().find(|item| item.key == key))?;
                 writes.push(Write::Put { item, condition });
             }
             match self.store.transact(writes).await {
@@ -290,6 +369,36 @@ pub(super) fn added(
     }
 }
 
+/// The stored minute of a version with `figures` added; a new one is kept
+/// [`MARKER_LIFETIME_SECS`] (longer than a rollout's longest bake).
+fn minute_added(
+    at: &VersionMinute,
+    stored: Option<&Item>,
+    figures: &MinuteFigures,
+) -> Result<(Item, Condition), StoreError> {
+    match stored {
+        None => {
+            let minute = StoredMinute {
+                module: at.module.clone(),
+                version: at.version.clone(),
+                minute: at.minute,
+                figures: figures.clone(),
+            };
+            let expires = OffsetDateTime::now_utc().unix_timestamp() + MARKER_LIFETIME_SECS;
+            let item = Item::new(by_version::key(at), to_data(&minute)).expiring_at(expires);
+            Ok((item, Condition::Absent))
+        }
+        Some(item) => {
+            let mut minute: StoredMinute = from_item(item).map_err(|e| StoreError::Corrupt {
+                key: item.key.clone(),
+                reason: e.to_string(),
+            })?;
+            minute.figures.merge(figures);
+            Ok(item.next(to_data(&minute)))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,6 +414,7 @@ mod tests {
             AccessLogLine {
                 tenant: "acme".into(),
                 module: "financial".into(),
+                version: None,
                 status: 201,
                 request_bytes: 67,
                 response_bytes: 345,

@@ -10,12 +10,15 @@
 //!   at most one flush interval's counts;
 //! - [`LatencySketch`] (`sketch.rs`): latencies in fixed logarithmic buckets that add up
 //!   across threads, flushes and hours, each percentile within 1 %;
+//! - [`version_minutes`] (`by_version.rs`): on AWS, each version's requests, 5xx and latency
+//!   per minute, counted from the access log with the rest of a batch, for the rollout driver;
 //! - [`Usage::report`] (`report.rs`): a period's figures by hour or day, per tenant, with the
 //!   bill estimate of the tenant's tier ([`Prices`], `prices.rs`).
 //!
 //! A flush adds to counters with versioned writes of its own, not through `changes`: it is no
 //! change anyone audits, and it makes nothing cached stale.
 
+mod by_version;
 mod ingest;
 mod meter;
 mod prices;
@@ -28,7 +31,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use ingest::{AccessLogLine, Subscriber, access_log_counts, event_counts, subscribers};
+pub use by_version::{
+    MINUTE_MS, MinuteFigures, VersionMinute, version_minute_counts, version_minutes,
+};
+pub use ingest::{
+    AccessLogLine, BatchCounts, Subscriber, access_log_counts, event_counts, subscribers,
+};
 pub use meter::{Counts, HOUR, Meter, Served, Shard, UsageKey};
 pub use prices::{Bill, Prices, TierPrices};
 pub use report::{

@@ -9,7 +9,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use plinth_registry::gateway::GatewayRequest;
 use plinth_registry::identity::{ContextSigner, TokenVerifier};
 use plinth_registry::queue::LocalQueue;
+use plinth_registry::rollout::{Figures, SETTLE, StoredFigures};
 use plinth_registry::store::{Query, keys, query_all};
+use plinth_registry::usage::{AccessLogLine, BatchCounts, MINUTE_MS};
 use plinth_registry::{App, Identity, Ports, Settings};
 use serde_json::{Value, json};
 
@@ -23,6 +25,9 @@ crate::on_both_stores!(
     a_paused_rollout_holds_its_tenants_until_resumed_and_an_abort_moves_them_back,
     bad_rollout_requests_are_refused_naming_the_field_and_store_nothing,
     a_tenant_pinned_by_an_admin_stays_on_its_version_and_a_named_one_gets_its_pin_back,
+    a_canary_answering_5xx_in_the_access_log_stops_a_rollout_judged_on_stored_figures,
+    stored_figures_read_at_every_step_count_once_and_settle_after_their_minute,
+    healthy_stored_figures_advance_the_wave_after_the_bake_and_complete,
 );
 
 /// Financial 1.2.0 installed, 1.3.0 alongside (each at a backend of its own), `tenants` with
@@ -627,4 +632,197 @@ async fn a_tenant_pinned_by_an_admin_stays_on_its_version_and_a_named_one_gets_i
         "its pin is back"
     );
     assert_eq!(routed_to(&p.app, "initech").await, first);
+}
+
+// ---------------------------------------------------------------- on AWS: stored figures
+
+/// Now, in Unix milliseconds.
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap()
+}
+
+/// What the usage function stores of an access log batch `batch` (CloudWatch Logs' delivery)
+/// of `n` requests of acme to financial `version` answered `status`, arrived now; whether it
+/// counted them (a batch delivered again is not).
+async fn logged(app: &App, batch: &str, version: &str, status: u16, n: usize) -> bool {
+    let line = AccessLogLine {
+        tenant: "acme".into(),
+        module: "financial".into(),
+        version: Some(version.into()),
+        status,
+        request_bytes: 0,
+        response_bytes: 20,
+        latency_ms: 3,
+        at_ms: now_ms(),
+    };
+    let lines = vec![line; n];
+    app.plane
+        .usage
+        .record_batch_once(batch, &BatchCounts::of_access_log(&lines))
+        .await
+        .expect("the batch is stored")
+}
+
+/// One step of the driver as the rollout-driver function runs it on AWS.
+async fn tick_on_stored_figures(app: &App) {
+    app.plane
+        .rollouts
+        .judged_on_stored_figures()
+        .tick()
+        .await
+        .expect("the driver steps");
+}
+
+async fn a_canary_answering_5xx_in_the_access_log_stops_a_rollout_judged_on_stored_figures(
+    p: TestPlatform,
+) {
+    let (first, second) = two_versions(&p, &["acme", "globex"]).await;
+    let started = start(
+        &p,
+        json!({"version": "1.3.0", "waves": "canary:acme,100%", "bake_seconds": 600,
+               "thresholds": {"min_requests": 5}}),
+    )
+    .await;
+    let id = started.expect(StatusCode::CREATED)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tick_on_stored_figures(&p.app).await;
+    assert_eq!(routed_to(&p.app, "acme").await, second, "the canary moved");
+
+    // No gateway of this process counts anything: the access log carries the canary's 5xx.
+    assert!(logged(&p.app, "logs#1", "1.3.0", 503, 4).await);
+    assert!(logged(&p.app, "logs#2", "1.3.0", 200, 1).await);
+    assert!(logged(&p.app, "logs#3", "1.2.0", 200, 50).await);
+    assert!(
+        !logged(&p.app, "logs#1", "1.3.0", 503, 4).await,
+        "CloudWatch Logs delivered it again: not counted again"
+    );
+    tick_on_stored_figures(&p.app).await;
+
+    let stopped = show(&p, &id).await;
+    assert_eq!(stopped["state"], "rolled_back", "{stopped}");
+    let reason = stopped["reason"].as_str().unwrap();
+    assert!(
+        reason
+            .contains("error rate 80.0% (4 of 5 requests answered 5xx) is above the 5.0% allowed"),
+        "{reason}"
+    );
+    assert_eq!(stopped["waves"][0]["figures"]["requests"], 5);
+    assert_eq!(stopped["moved"][0]["restored"], true);
+    assert_eq!(routed_to(&p.app, "acme").await, first, "acme is back");
+    let event = p
+        .bus
+        .recent()
+        .into_iter()
+        .find(|e| e.detail_type == "module.rollout.rolled_back")
+        .expect("the event on the bus");
+    assert_eq!(event.detail["reason"], reason);
+    assert_eq!(event.detail["tenants"], json!(["acme"]));
+    let platform = audited(&p, "~platform").await;
+    assert!(
+        platform
+            .iter()
+            .any(|(action, detail)| action == "module.rollout.rolled_back"
+                && detail["reason"] == reason),
+        "{platform:?}"
+    );
+}
+
+async fn stored_figures_read_at_every_step_count_once_and_settle_after_their_minute(
+    p: TestPlatform,
+) {
+    two_versions(&p, &["acme", "globex"]).await;
+    let started = start(
+        &p,
+        json!({"version": "1.3.0", "waves": "canary:acme,100%", "bake_seconds": 3600,
+               "thresholds": {"min_requests": 1000}}),
+    )
+    .await;
+    let id = started.expect(StatusCode::CREATED)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tick_on_stored_figures(&p.app).await;
+    assert!(logged(&p.app, "logs#a", "1.3.0", 200, 3).await);
+    for _ in 0..3 {
+        tick_on_stored_figures(&p.app).await;
+    }
+    let baking = show(&p, &id).await;
+    assert_eq!(
+        baking["waves"][0]["figures"]["requests"], 3,
+        "read at three steps, counted once: {baking}"
+    );
+    assert!(logged(&p.app, "logs#b", "1.3.0", 500, 2).await);
+    tick_on_stored_figures(&p.app).await;
+    let baking = show(&p, &id).await;
+    assert_eq!(baking["waves"][0]["figures"]["requests"], 5);
+    assert_eq!(baking["waves"][0]["figures"]["errors_5xx"], 2);
+
+    // The source itself, at a later time: a minute is settled once its lines are all in, and
+    // the cursor then passes it — read again, it adds nothing.
+    let figures = StoredFigures::new(Arc::clone(&p.store));
+    let since = now_ms() - MINUTE_MS;
+    let mut cursor = None;
+    let now = figures
+        .seen("financial", "1.3.0", since, now_ms(), &mut cursor)
+        .await
+        .unwrap();
+    assert_eq!(
+        (now.settled.requests, now.provisional.requests),
+        (0, 5),
+        "still being delivered"
+    );
+    let later = now_ms() + i64::try_from(SETTLE.as_millis()).unwrap() + 2 * MINUTE_MS;
+    let settled = figures
+        .seen("financial", "1.3.0", since, later, &mut cursor)
+        .await
+        .unwrap();
+    assert_eq!(
+        (settled.settled.requests, settled.settled.errors_5xx),
+        (5, 2)
+    );
+    assert_eq!(settled.provisional.requests, 0);
+    let again = figures
+        .seen("financial", "1.3.0", since, later, &mut cursor)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.settled.requests, again.provisional.requests),
+        (0, 0),
+        "settled once"
+    );
+}
+
+async fn healthy_stored_figures_advance_the_wave_after_the_bake_and_complete(p: TestPlatform) {
+    let (_, second) = two_versions(&p, &["acme", "globex"]).await;
+    let started = start(
+        &p,
+        json!({"version": "1.3.0", "waves": "canary:acme,100%", "bake_seconds": 1,
+               "thresholds": {"min_requests": 5}}),
+    )
+    .await;
+    let id = started.expect(StatusCode::CREATED)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tick_on_stored_figures(&p.app).await;
+    assert!(logged(&p.app, "logs#ok", "1.3.0", 200, 30).await);
+    tick_on_stored_figures(&p.app).await;
+    assert_eq!(show(&p, &id).await["current_wave"], 1, "still baking");
+    bake(1).await;
+    tick_on_stored_figures(&p.app).await;
+    let two = show(&p, &id).await;
+    assert_eq!(two["current_wave"], 2, "{two}");
+    assert_eq!(two["waves"][0]["state"], "done");
+    assert_eq!(
+        two["waves"][0]["figures"]["requests"], 30,
+        "the wave keeps what it was judged on"
+    );
+    assert_eq!(routed_to(&p.app, "globex").await, second);
+    bake(1).await;
+    tick_on_stored_figures(&p.app).await;
+    let done = show(&p, &id).await;
+    assert_eq!(done["state"], "completed", "{done}");
+    assert!(p.saw("module.rollout.completed").await);
 }

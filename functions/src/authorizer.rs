@@ -19,15 +19,13 @@ pub struct AuthorizerContext {
     pub module: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tenant: String,
-    /// The module's version the request goes to: the access log's, for the rollout driver.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub version: String,
     /// The healthy instance the platform would pick.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub upstream: String,
     /// The module's version serving the tenant (its pin, else the module's default): the
     /// integration sends it as `X-Plinth-Version`, which the module listener's rules route
-    /// on (`$context.authorizer.version`).
+    /// on, and the access log records it for the rollout driver's figures
+    /// (`$context.authorizer.version`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub version: String,
     /// The request body's length as the client declared it (`Content-Length`; 0 without
@@ -79,9 +77,6 @@ pub async fn authorize(
                 context: decision.context().to_owned(),
                 module: decision.module().to_string(),
                 tenant: decision.tenant().to_string(),
-                version: plinth_registry::gateway::Forward::version(&decision)
-                    .unwrap_or_default()
-                    .to_owned(),
                 upstream: decision.upstream.url.clone(),
                 version: decision.version().to_owned(),
                 request_bytes: request

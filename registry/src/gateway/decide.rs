@@ -94,6 +94,6 @@ impl Forward for Decision {
     }
 
     fn version(&self) -> Option<&str> {
-        Some(&self.pass.routes.version)
+        Some(Decision::version(self))
     }
 }

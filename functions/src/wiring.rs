@@ -33,6 +33,7 @@ use plinth_registry::deploy::Deployer;
 use plinth_registry::deploy::apigateway::{ApiGatewayRoutes, ApiGatewaySettings};
 use plinth_registry::deploy::backend::BackendDeployer;
 use plinth_registry::deploy::dynamodb_tables::DynamoTables;
+use plinth_registry::deploy::ecr::EcrImages;
 use plinth_registry::deploy::ecs::{EcsDeployer, EcsSettings};
 use plinth_registry::deploy::isolated::IsolatedDeployer;
 use plinth_registry::deploy::lambda::{LambdaDeployer, LambdaSettings};
@@ -81,7 +82,11 @@ fn env(name: &str) -> Option<String> {
 /// # Errors
 /// A message naming the variable that is missing or malformed.
 pub async fn app_from_env(needs: Needs) -> Result<App> {
-    app_with(needs, |_, _, _, ports| Ok(ports)).await
+    app_with(
+        async |sdk| identity(needs, sdk).await,
+        |_, _, _, ports| Ok(ports),
+    )
+    .await
 }
 
 /// [`app_from_env`] for a function that calls modules' hooks or health checks: Lambda
@@ -90,7 +95,11 @@ pub async fn app_from_env(needs: Needs) -> Result<App> {
 /// # Errors
 /// As [`app_from_env`].
 pub async fn module_calling_app_from_env(needs: Needs) -> Result<App> {
-    app_with(needs, |sdk, _, _, ports| Ok(reaching_modules(sdk, ports))).await
+    app_with(
+        async |sdk| identity(needs, sdk).await,
+        |sdk, _, _, ports| Ok(reaching_modules(sdk, ports)),
+    )
+    .await
 }
 
 /// The installer's platform: [`module_calling_app_from_env`] with the AWS deployers, tables,
@@ -100,17 +109,21 @@ pub async fn module_calling_app_from_env(needs: Needs) -> Result<App> {
 /// # Errors
 /// As [`app_from_env`], and for a malformed deployer variable.
 pub async fn installer_app_from_env(needs: Needs) -> Result<App> {
-    app_with(needs, |sdk, bus, bus_name, ports| {
-        let ports = reaching_modules(sdk, ports)
-            .with_deployer(backend_deployer(sdk, bus_name)?)
-            .with_tables(Arc::new(DynamoTables::new(sdk)))
-            .with_subscriptions(bus.clone());
-        // An uninstall with `export` writes each tenant's files to the bundle bucket.
-        Ok(match env("PLINTH_BUNDLES_BUCKET") {
-            Some(bucket) => ports.with_bundles(Arc::new(S3Bundles::new(sdk, bucket))),
-            None => ports,
-        })
-    })
+    app_with(
+        async |sdk| identity(needs, sdk).await,
+        |sdk, bus, bus_name, ports| {
+            let ports = reaching_modules(sdk, ports)
+                .with_module_keys(Arc::new(SecretsManagerKeys::new(sdk)))
+                .with_deployer(backend_deployer(sdk, bus_name)?)
+                .with_tables(Arc::new(DynamoTables::new(sdk)))
+                .with_subscriptions(bus.clone());
+            // An uninstall with `export` writes each tenant's files to the bundle bucket.
+            Ok(match env("PLINTH_BUNDLES_BUCKET") {
+                Some(bucket) => ports.with_bundles(Arc::new(S3Bundles::new(sdk, bucket))),
+                None => ports,
+            })
+        },
+    )
     .await
 }
 
@@ -122,16 +135,42 @@ pub async fn installer_app_from_env(needs: Needs) -> Result<App> {
 /// # Errors
 /// As [`app_from_env`].
 pub async fn registry_api_app_from_env(needs: Needs) -> Result<App> {
-    app_with(needs, |sdk, _, _, ports| {
-        // Exports (`POST …/export`, a disable with `export`) read modules' tables; it creates
-        // and drops none (its role cannot).
-        let ports = reaching_modules(sdk, ports).with_tables(Arc::new(DynamoTables::new(sdk)));
-        Ok(match env("PLINTH_BUNDLES_BUCKET") {
-            Some(bucket) => ports.with_bundles(Arc::new(S3Bundles::new(sdk, bucket))),
-            None => ports,
-        })
-    })
+    app_with(
+        async |sdk| identity(needs, sdk).await,
+        |sdk, _, _, ports| {
+            // Exports (`POST …/export`, a disable with `export`) read modules' tables; it creates
+            // and drops none (its role cannot). A key rotated through the API is written into the
+            // module's secret.
+            let ports = reaching_modules(sdk, ports)
+                .with_tables(Arc::new(DynamoTables::new(sdk)))
+                .with_module_keys(Arc::new(SecretsManagerKeys::new(sdk)));
+            Ok(match env("PLINTH_BUNDLES_BUCKET") {
+                Some(bucket) => ports.with_bundles(Arc::new(S3Bundles::new(sdk, bucket))),
+                None => ports,
+            })
+        },
+    )
     .await
+}
+
+/// The ECR function's platform ([`app_from_env`] with no [`Needs`]: it reads no secret, so it
+/// links no Secrets Manager client) and the ECR client it reads pushed images with, both on one
+/// SDK configuration, loaded once at cold start.
+///
+/// # Errors
+/// As [`app_from_env`].
+pub async fn ecr_events_app_from_env() -> Result<(App, EcrImages)> {
+    let mut images = None;
+    let app = app_with(
+        async |_| identity_without_secrets(),
+        |sdk, _, _, ports| {
+            images = Some(EcrImages::new(sdk));
+            Ok(ports)
+        },
+    )
+    .await?;
+    let images = images.context("the ECR client is made with the platform")?;
+    Ok((app, images))
 }
 
 /// Lambda modules reached through `Invoke`, besides HTTP.
@@ -141,11 +180,11 @@ fn reaching_modules(sdk: &aws_config::SdkConfig, ports: Ports) -> Ports {
     )))))
 }
 
-/// The platform over the store, the bus and the platform's secrets; `wiring` adds what the
-/// function's binary links beyond them. A closure, not a flag, so that a binary that does not
+/// The platform over the store, the bus and the `identity` it is given; `wiring` adds what the
+/// function's binary links beyond them. Closures, not flags, so that a binary that does not
 /// pass one does not contain it.
 async fn app_with(
-    needs: Needs,
+    identity: impl AsyncFnOnce(&aws_config::SdkConfig) -> Result<Identity>,
     wiring: impl FnOnce(&aws_config::SdkConfig, &Arc<EventBridgeBus>, &str, Ports) -> Result<Ports>,
 ) -> Result<App> {
     let sdk = aws::config_from_env().await;
@@ -158,8 +197,7 @@ async fn app_with(
         Arc::new(DynamoStore::new(&sdk, table)),
         bus.clone(),
         Arc::new(BusInstallQueue(bus.clone())),
-    )
-    .with_module_keys(Arc::new(SecretsManagerKeys::new(&sdk)));
+    );
     let ports = wiring(&sdk, &bus, &bus_name, ports)?;
     let bundles_origin = env("PLINTH_BUNDLES_ORIGIN")
         .map(|origin| bundles::parse_origin(&origin).map_err(|e| anyhow!(e)))
@@ -176,12 +214,30 @@ async fn app_with(
             .map_err(|e| anyhow::anyhow!(e))?,
         ..Settings::default()
     };
-    let secrets = PlatformSecrets::new(&sdk);
-    let identity = Identity {
+    let identity = identity(&sdk).await?;
+    Ok(App::build(ports, identity, settings))
+}
+
+/// The identity `needs` asks for, its secrets read from Secrets Manager (or the environment).
+async fn identity(needs: Needs, sdk: &aws_config::SdkConfig) -> Result<Identity> {
+    if needs == Needs::default() {
+        return identity_without_secrets();
+    }
+    let secrets = PlatformSecrets::new(sdk);
+    Ok(Identity {
         tokens: token_verifier(needs.tokens, &secrets).await?,
         context: Arc::new(context_signer(needs.context_key, &secrets).await?),
-    };
-    Ok(App::build(ports, identity, settings))
+    })
+}
+
+/// What [`identity`] gives a function with no [`Needs`], without the code that reads secrets:
+/// a token verifier with a random secret nobody holds, and the context key of
+/// `PLINTH_CONTEXT_KEY` or a throwaway one.
+fn identity_without_secrets() -> Result<Identity> {
+    Ok(Identity {
+        tokens: unusable_token_verifier()?,
+        context: Arc::new(unneeded_context_signer()?),
+    })
 }
 
 /// Whether tenants' rate limits are shared by every warm instance through the table
@@ -253,11 +309,10 @@ async fn token_verifier(needed: bool, secrets: &PlatformSecrets) -> Result<Token
     {
         return Ok(provider);
     }
-    let secret = if !needed {
-        (0..2)
-            .map(|_| format!("{:032x}", rand::random::<u128>()))
-            .collect()
-    } else if let Some(arn) = env("PLINTH_JWT_SECRET_ARN") {
+    if !needed {
+        return unusable_token_verifier();
+    }
+    let secret = if let Some(arn) = env("PLINTH_JWT_SECRET_ARN") {
         secrets
             .jwt_secret(&arn)
             .await
@@ -267,6 +322,18 @@ async fn token_verifier(needed: bool, secrets: &PlatformSecrets) -> Result<Token
             "PLINTH_JWT_SECRET_ARN (or PLINTH_JWT_SECRET) is not set: the secret users' tokens are signed with",
         )?
     };
+    hs256_verifier(&secret)
+}
+
+/// HS256 with a random secret nobody holds: it accepts no token.
+fn unusable_token_verifier() -> Result<TokenVerifier> {
+    let secret: String = (0..2)
+        .map(|_| format!("{:032x}", rand::random::<u128>()))
+        .collect();
+    hs256_verifier(&secret)
+}
+
+fn hs256_verifier(secret: &str) -> Result<TokenVerifier> {
     TokenVerifier::hs256(
         secret.as_bytes(),
         env("PLINTH_JWT_ISSUER").as_deref(),
@@ -284,15 +351,21 @@ async fn context_signer(needed: bool, secrets: &PlatformSecrets) -> Result<Conte
             .await
             .context("PLINTH_CONTEXT_KEY_ARN");
     }
-    let Some(encoded) = env("PLINTH_CONTEXT_KEY") else {
-        if needed {
-            bail!(
-                "PLINTH_CONTEXT_KEY_ARN (or PLINTH_CONTEXT_KEY) is not set: the ES256 key that signs tenant contexts"
-            );
-        }
-        return ContextSigner::generate().map_err(|e| anyhow!("{e}"));
-    };
+    if !needed {
+        return unneeded_context_signer();
+    }
+    let encoded = env("PLINTH_CONTEXT_KEY").context(
+        "PLINTH_CONTEXT_KEY_ARN (or PLINTH_CONTEXT_KEY) is not set: the ES256 key that signs tenant contexts",
+    )?;
     decode_context_key(&encoded).context("PLINTH_CONTEXT_KEY")
+}
+
+/// For a function that signs nothing: `PLINTH_CONTEXT_KEY` when set, else a throwaway key.
+fn unneeded_context_signer() -> Result<ContextSigner> {
+    match env("PLINTH_CONTEXT_KEY") {
+        Some(encoded) => decode_context_key(&encoded).context("PLINTH_CONTEXT_KEY"),
+        None => ContextSigner::generate().map_err(|e| anyhow!("{e}")),
+    }
 }
 
 /// Logs for CloudWatch as `lambda_runtime`'s default subscriber writes them: JSON when

@@ -26,12 +26,14 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
+use async_trait::async_trait;
+use plinth_module_sdk::Manifest;
 use plinth_registry::aws;
 use plinth_registry::bundles;
 use plinth_registry::bundles::s3::S3Bundles;
-use plinth_registry::deploy::Deployer;
 use plinth_registry::deploy::apigateway::{ApiGatewayRoutes, ApiGatewaySettings};
 use plinth_registry::deploy::backend::BackendDeployer;
+use plinth_registry::deploy::backend::InstallerOnly;
 use plinth_registry::deploy::dynamodb_tables::DynamoTables;
 use plinth_registry::deploy::ecr::EcrImages;
 use plinth_registry::deploy::ecs::{EcsDeployer, EcsSettings};
@@ -40,6 +42,7 @@ use plinth_registry::deploy::lambda::{LambdaDeployer, LambdaSettings};
 use plinth_registry::deploy::module_role::ModuleRoles;
 use plinth_registry::deploy::module_secrets::SecretsManagerKeys;
 use plinth_registry::deploy::routed::RoutedDeployer;
+use plinth_registry::deploy::{DeployError, Deployer, TableProvisioner, TenantPartitions};
 use plinth_registry::events::eventbridge::EventBridgeBus;
 use plinth_registry::identity::{self, ContextSigner, TokenVerifier};
 use plinth_registry::install::SweepPolicy;
@@ -48,6 +51,7 @@ use plinth_registry::reach::Reaches;
 use plinth_registry::reach::lambda::LambdaReach;
 use plinth_registry::store::dynamodb::DynamoStore;
 use plinth_registry::{App, Identity, Ports, Settings};
+use serde_json::Value;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -142,7 +146,7 @@ pub async fn registry_api_app_from_env(needs: Needs) -> Result<App> {
             // and drops none (its role cannot). A key rotated through the API is written into the
             // module's secret.
             let ports = reaching_modules(sdk, ports)
-                .with_tables(Arc::new(DynamoTables::new(sdk)))
+                .with_tables(Arc::new(ModuleTableRows(DynamoTables::new(sdk))))
                 .with_module_keys(Arc::new(SecretsManagerKeys::new(sdk)));
             Ok(match env("PLINTH_BUNDLES_BUCKET") {
                 Some(bucket) => ports.with_bundles(Arc::new(S3Bundles::new(sdk, bucket))),
@@ -171,6 +175,51 @@ pub async fn ecr_events_app_from_env() -> Result<(App, EcrImages)> {
     .await?;
     let images = images.context("the ECR client is made with the platform")?;
     Ok((app, images))
+}
+
+/// Modules' tables as the registry API uses them: their rows (a tenant's export, counts, a
+/// tenant's deletion) through [`DynamoTables`]; creating and dropping tables refused as by
+/// every function but the installer ([`InstallerOnly`]) — the API's role may not, and so its
+/// binary links no `CreateTable`, `DescribeTable` or `DeleteTable` (BENCHMARKS.md).
+#[derive(Debug)]
+struct ModuleTableRows(DynamoTables);
+
+#[async_trait]
+impl TableProvisioner for ModuleTableRows {
+    async fn create_tables(&self, manifest: &Manifest) -> Result<Vec<String>, DeployError> {
+        InstallerOnly.create_tables(manifest).await
+    }
+
+    async fn drop_tables(&self, manifest: &Manifest) -> Result<(), DeployError> {
+        InstallerOnly.drop_tables(manifest).await
+    }
+
+    async fn tenant_rows(
+        &self,
+        manifest: &Manifest,
+        table: &str,
+        tenant: &TenantPartitions,
+    ) -> Result<Vec<Value>, DeployError> {
+        self.0.tenant_rows(manifest, table, tenant).await
+    }
+
+    async fn count_rows(
+        &self,
+        manifest: &Manifest,
+        table: &str,
+        tenant: Option<&TenantPartitions>,
+    ) -> Result<u64, DeployError> {
+        self.0.count_rows(manifest, table, tenant).await
+    }
+
+    async fn delete_tenant_rows(
+        &self,
+        manifest: &Manifest,
+        table: &str,
+        tenant: &TenantPartitions,
+    ) -> Result<u64, DeployError> {
+        self.0.delete_tenant_rows(manifest, table, tenant).await
+    }
 }
 
 /// Lambda modules reached through `Invoke`, besides HTTP.
@@ -426,9 +475,64 @@ pub fn log_filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> Targets
 
 #[cfg(test)]
 mod tests {
+    use plinth_registry::deploy::backend::INSTALLER_ONLY;
     use tracing::Level;
 
-    use super::log_filter;
+    use super::*;
+
+    fn billing() -> Manifest {
+        Manifest::from_json_str(
+            &serde_json::json!({
+                "name": "billing",
+                "display_name": "Billing",
+                "version": "1.0.0",
+                "backend": {"type": "microservice", "api_prefix": "/api/v1/billing", "image": "billing:1.0.0"},
+                "database": {"type": "dynamodb", "tables": [{"name": "billing_invoices", "partition_key": "pk"}]}
+            })
+            .to_string(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_registry_api_s_module_tables_read_rows_and_refuse_creating_or_dropping_tables() {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .build();
+        let tables = ModuleTableRows(DynamoTables::new(&sdk));
+        let manifest = billing();
+        let created = tables.create_tables(&manifest).await.unwrap_err();
+        assert!(created.0.contains(INSTALLER_ONLY), "{created:?}");
+        let dropped = tables.drop_tables(&manifest).await.unwrap_err();
+        assert!(dropped.0.contains(INSTALLER_ONLY), "{dropped:?}");
+        // Rows are DynamoTables' to read: it answers (here, about a table the manifest does not
+        // declare, before any call to AWS), not the port's "does not read module tables".
+        let tenant = TenantPartitions {
+            tenant: "acme".into(),
+            companies: Vec::new(),
+        };
+        let read = tables
+            .tenant_rows(&manifest, "payments", &tenant)
+            .await
+            .unwrap_err();
+        let counted = tables
+            .count_rows(&manifest, "payments", Some(&tenant))
+            .await
+            .unwrap_err();
+        let deleted = tables
+            .delete_tenant_rows(&manifest, "payments", &tenant)
+            .await
+            .unwrap_err();
+        for error in [read, counted, deleted] {
+            assert!(
+                error
+                    .0
+                    .contains("`payments` is not a DynamoDB table billing declares"),
+                "{error:?}"
+            );
+        }
+    }
 
     #[test]
     fn logs_are_at_info_unless_a_level_is_set() {

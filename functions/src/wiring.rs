@@ -269,9 +269,6 @@ async fn app_with(
 
 /// The identity `needs` asks for, its secrets read from Secrets Manager (or the environment).
 async fn identity(needs: Needs, sdk: &aws_config::SdkConfig) -> Result<Identity> {
-    if needs == Needs::default() {
-        return identity_without_secrets();
-    }
     let secrets = PlatformSecrets::new(sdk);
     Ok(Identity {
         tokens: token_verifier(needs.tokens, &secrets).await?,

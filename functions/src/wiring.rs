@@ -27,20 +27,24 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
+use async_trait::async_trait;
+use plinth_module_sdk::Manifest;
 use plinth_registry::aws;
 use plinth_registry::bundles;
 use plinth_registry::bundles::s3::S3Bundles;
-use plinth_registry::deploy::Deployer;
 use plinth_registry::deploy::alb::{ListenerSettings, VersionListener};
 use plinth_registry::deploy::apigateway::{ApiGatewayRoutes, ApiGatewaySettings};
 use plinth_registry::deploy::backend::BackendDeployer;
+use plinth_registry::deploy::backend::InstallerOnly;
 use plinth_registry::deploy::dynamodb_tables::DynamoTables;
+use plinth_registry::deploy::ecr::EcrImages;
 use plinth_registry::deploy::ecs::{EcsDeployer, EcsSettings};
 use plinth_registry::deploy::isolated::IsolatedDeployer;
 use plinth_registry::deploy::lambda::{LambdaDeployer, LambdaSettings};
 use plinth_registry::deploy::module_role::ModuleRoles;
 use plinth_registry::deploy::module_secrets::SecretsManagerKeys;
 use plinth_registry::deploy::routed::RoutedDeployer;
+use plinth_registry::deploy::{DeployError, Deployer, TableProvisioner, TenantPartitions};
 use plinth_registry::events::eventbridge::EventBridgeBus;
 use plinth_registry::identity::{self, ContextSigner, TokenVerifier};
 use plinth_registry::install::SweepPolicy;
@@ -49,6 +53,7 @@ use plinth_registry::reach::Reaches;
 use plinth_registry::reach::lambda::LambdaReach;
 use plinth_registry::store::dynamodb::DynamoStore;
 use plinth_registry::{App, Identity, Ports, Settings};
+use serde_json::Value;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -83,7 +88,11 @@ fn env(name: &str) -> Option<String> {
 /// # Errors
 /// A message naming the variable that is missing or malformed.
 pub async fn app_from_env(needs: Needs) -> Result<App> {
-    app_with(needs, |_, _, _, ports| Ok(ports)).await
+    app_with(
+        async |sdk| identity(needs, sdk).await,
+        |_, _, _, ports| Ok(ports),
+    )
+    .await
 }
 
 /// [`app_from_env`] for a function that calls modules' hooks or health checks: Lambda
@@ -92,7 +101,11 @@ pub async fn app_from_env(needs: Needs) -> Result<App> {
 /// # Errors
 /// As [`app_from_env`].
 pub async fn module_calling_app_from_env(needs: Needs) -> Result<App> {
-    app_with(needs, |sdk, _, _, ports| Ok(reaching_modules(sdk, ports))).await
+    app_with(
+        async |sdk| identity(needs, sdk).await,
+        |sdk, _, _, ports| Ok(reaching_modules(sdk, ports)),
+    )
+    .await
 }
 
 /// The installer's platform: [`module_calling_app_from_env`] with the AWS deployers, tables,
@@ -103,17 +116,21 @@ pub async fn module_calling_app_from_env(needs: Needs) -> Result<App> {
 /// # Errors
 /// As [`app_from_env`], and for a malformed deployer variable.
 pub async fn installer_app_from_env(needs: Needs) -> Result<App> {
-    app_with(needs, |sdk, bus, bus_name, ports| {
-        let ports = reaching_modules(sdk, ports)
-            .with_deployer(backend_deployer(sdk, bus_name)?)
-            .with_tables(Arc::new(DynamoTables::new(sdk)))
-            .with_subscriptions(bus.clone());
-        // An uninstall with `export` writes each tenant's files to the bundle bucket.
-        Ok(match env("PLINTH_BUNDLES_BUCKET") {
-            Some(bucket) => ports.with_bundles(Arc::new(S3Bundles::new(sdk, bucket))),
-            None => ports,
-        })
-    })
+    app_with(
+        async |sdk| identity(needs, sdk).await,
+        |sdk, bus, bus_name, ports| {
+            let ports = reaching_modules(sdk, ports)
+                .with_module_keys(Arc::new(SecretsManagerKeys::new(sdk)))
+                .with_deployer(backend_deployer(sdk, bus_name)?)
+                .with_tables(Arc::new(DynamoTables::new(sdk)))
+                .with_subscriptions(bus.clone());
+            // An uninstall with `export` writes each tenant's files to the bundle bucket.
+            Ok(match env("PLINTH_BUNDLES_BUCKET") {
+                Some(bucket) => ports.with_bundles(Arc::new(S3Bundles::new(sdk, bucket))),
+                None => ports,
+            })
+        },
+    )
     .await
 }
 
@@ -125,16 +142,87 @@ pub async fn installer_app_from_env(needs: Needs) -> Result<App> {
 /// # Errors
 /// As [`app_from_env`].
 pub async fn registry_api_app_from_env(needs: Needs) -> Result<App> {
-    app_with(needs, |sdk, _, _, ports| {
-        // Exports (`POST …/export`, a disable with `export`) read modules' tables; it creates
-        // and drops none (its role cannot).
-        let ports = reaching_modules(sdk, ports).with_tables(Arc::new(DynamoTables::new(sdk)));
-        Ok(match env("PLINTH_BUNDLES_BUCKET") {
-            Some(bucket) => ports.with_bundles(Arc::new(S3Bundles::new(sdk, bucket))),
-            None => ports,
-        })
-    })
+    app_with(
+        async |sdk| identity(needs, sdk).await,
+        |sdk, _, _, ports| {
+            // Exports (`POST …/export`, a disable with `export`) read modules' tables; it creates
+            // and drops none (its role cannot). A key rotated through the API is written into the
+            // module's secret.
+            let ports = reaching_modules(sdk, ports)
+                .with_tables(Arc::new(ModuleTableRows(DynamoTables::new(sdk))))
+                .with_module_keys(Arc::new(SecretsManagerKeys::new(sdk)));
+            Ok(match env("PLINTH_BUNDLES_BUCKET") {
+                Some(bucket) => ports.with_bundles(Arc::new(S3Bundles::new(sdk, bucket))),
+                None => ports,
+            })
+        },
+    )
     .await
+}
+
+/// The ECR function's platform ([`app_from_env`] with no [`Needs`]: it reads no secret, so it
+/// links no Secrets Manager client) and the ECR client it reads pushed images with, both on one
+/// SDK configuration, loaded once at cold start.
+///
+/// # Errors
+/// As [`app_from_env`].
+pub async fn ecr_events_app_from_env() -> Result<(App, EcrImages)> {
+    let mut images = None;
+    let app = app_with(
+        async |_| identity_without_secrets(),
+        |sdk, _, _, ports| {
+            images = Some(EcrImages::new(sdk));
+            Ok(ports)
+        },
+    )
+    .await?;
+    let images = images.context("the ECR client is made with the platform")?;
+    Ok((app, images))
+}
+
+/// Modules' tables as the registry API uses them: their rows (a tenant's export, counts, a
+/// tenant's deletion) through [`DynamoTables`]; creating and dropping tables refused as by
+/// every function but the installer ([`InstallerOnly`]) — the API's role may not, and so its
+/// binary links no `CreateTable`, `DescribeTable` or `DeleteTable` (BENCHMARKS.md).
+#[derive(Debug)]
+struct ModuleTableRows(DynamoTables);
+
+#[async_trait]
+impl TableProvisioner for ModuleTableRows {
+    async fn create_tables(&self, manifest: &Manifest) -> Result<Vec<String>, DeployError> {
+        InstallerOnly.create_tables(manifest).await
+    }
+
+    async fn drop_tables(&self, manifest: &Manifest) -> Result<(), DeployError> {
+        InstallerOnly.drop_tables(manifest).await
+    }
+
+    async fn tenant_rows(
+        &self,
+        manifest: &Manifest,
+        table: &str,
+        tenant: &TenantPartitions,
+    ) -> Result<Vec<Value>, DeployError> {
+        self.0.tenant_rows(manifest, table, tenant).await
+    }
+
+    async fn count_rows(
+        &self,
+        manifest: &Manifest,
+        table: &str,
+        tenant: Option<&TenantPartitions>,
+    ) -> Result<u64, DeployError> {
+        self.0.count_rows(manifest, table, tenant).await
+    }
+
+    async fn delete_tenant_rows(
+        &self,
+        manifest: &Manifest,
+        table: &str,
+        tenant: &TenantPartitions,
+    ) -> Result<u64, DeployError> {
+        self.0.delete_tenant_rows(manifest, table, tenant).await
+    }
 }
 
 /// Lambda modules reached through `Invoke`, besides HTTP.
@@ -144,11 +232,11 @@ fn reaching_modules(sdk: &aws_config::SdkConfig, ports: Ports) -> Ports {
     )))))
 }
 
-/// The platform over the store, the bus and the platform's secrets; `wiring` adds what the
-/// function's binary links beyond them. A closure, not a flag, so that a binary that does not
+/// The platform over the store, the bus and the `identity` it is given; `wiring` adds what the
+/// function's binary links beyond them. Closures, not flags, so that a binary that does not
 /// pass one does not contain it.
 async fn app_with(
-    needs: Needs,
+    identity: impl AsyncFnOnce(&aws_config::SdkConfig) -> Result<Identity>,
     wiring: impl FnOnce(&aws_config::SdkConfig, &Arc<EventBridgeBus>, &str, Ports) -> Result<Ports>,
 ) -> Result<App> {
     let sdk = aws::config_from_env().await;
@@ -161,8 +249,7 @@ async fn app_with(
         Arc::new(DynamoStore::new(&sdk, table)),
         bus.clone(),
         Arc::new(BusInstallQueue(bus.clone())),
-    )
-    .with_module_keys(Arc::new(SecretsManagerKeys::new(&sdk)));
+    );
     let ports = wiring(&sdk, &bus, &bus_name, ports)?;
     let bundles_origin = env("PLINTH_BUNDLES_ORIGIN")
         .map(|origin| bundles::parse_origin(&origin).map_err(|e| anyhow!(e)))
@@ -179,12 +266,27 @@ async fn app_with(
             .map_err(|e| anyhow::anyhow!(e))?,
         ..Settings::default()
     };
-    let secrets = PlatformSecrets::new(&sdk);
-    let identity = Identity {
+    let identity = identity(&sdk).await?;
+    Ok(App::build(ports, identity, settings))
+}
+
+/// The identity `needs` asks for, its secrets read from Secrets Manager (or the environment).
+async fn identity(needs: Needs, sdk: &aws_config::SdkConfig) -> Result<Identity> {
+    let secrets = PlatformSecrets::new(sdk);
+    Ok(Identity {
         tokens: token_verifier(needs.tokens, &secrets).await?,
         context: Arc::new(context_signer(needs.context_key, &secrets).await?),
-    };
-    Ok(App::build(ports, identity, settings))
+    })
+}
+
+/// What [`identity`] gives a function with no [`Needs`], without the code that reads secrets:
+/// a token verifier with a random secret nobody holds, and the context key of
+/// `PLINTH_CONTEXT_KEY` or a throwaway one.
+fn identity_without_secrets() -> Result<Identity> {
+    Ok(Identity {
+        tokens: unusable_token_verifier()?,
+        context: Arc::new(unneeded_context_signer()?),
+    })
 }
 
 /// Whether tenants' rate limits are shared by every warm instance through the table
@@ -266,11 +368,10 @@ async fn token_verifier(needed: bool, secrets: &PlatformSecrets) -> Result<Token
     {
         return Ok(provider);
     }
-    let secret = if !needed {
-        (0..2)
-            .map(|_| format!("{:032x}", rand::random::<u128>()))
-            .collect()
-    } else if let Some(arn) = env("PLINTH_JWT_SECRET_ARN") {
+    if !needed {
+        return unusable_token_verifier();
+    }
+    let secret = if let Some(arn) = env("PLINTH_JWT_SECRET_ARN") {
         secrets
             .jwt_secret(&arn)
             .await
@@ -280,6 +381,18 @@ async fn token_verifier(needed: bool, secrets: &PlatformSecrets) -> Result<Token
             "PLINTH_JWT_SECRET_ARN (or PLINTH_JWT_SECRET) is not set: the secret users' tokens are signed with",
         )?
     };
+    hs256_verifier(&secret)
+}
+
+/// HS256 with a random secret nobody holds: it accepts no token.
+fn unusable_token_verifier() -> Result<TokenVerifier> {
+    let secret: String = (0..2)
+        .map(|_| format!("{:032x}", rand::random::<u128>()))
+        .collect();
+    hs256_verifier(&secret)
+}
+
+fn hs256_verifier(secret: &str) -> Result<TokenVerifier> {
     TokenVerifier::hs256(
         secret.as_bytes(),
         env("PLINTH_JWT_ISSUER").as_deref(),
@@ -297,15 +410,21 @@ async fn context_signer(needed: bool, secrets: &PlatformSecrets) -> Result<Conte
             .await
             .context("PLINTH_CONTEXT_KEY_ARN");
     }
-    let Some(encoded) = env("PLINTH_CONTEXT_KEY") else {
-        if needed {
-            bail!(
-                "PLINTH_CONTEXT_KEY_ARN (or PLINTH_CONTEXT_KEY) is not set: the ES256 key that signs tenant contexts"
-            );
-        }
-        return ContextSigner::generate().map_err(|e| anyhow!("{e}"));
-    };
+    if !needed {
+        return unneeded_context_signer();
+    }
+    let encoded = env("PLINTH_CONTEXT_KEY").context(
+        "PLINTH_CONTEXT_KEY_ARN (or PLINTH_CONTEXT_KEY) is not set: the ES256 key that signs tenant contexts",
+    )?;
     decode_context_key(&encoded).context("PLINTH_CONTEXT_KEY")
+}
+
+/// For a function that signs nothing: `PLINTH_CONTEXT_KEY` when set, else a throwaway key.
+fn unneeded_context_signer() -> Result<ContextSigner> {
+    match env("PLINTH_CONTEXT_KEY") {
+        Some(encoded) => decode_context_key(&encoded).context("PLINTH_CONTEXT_KEY"),
+        None => ContextSigner::generate().map_err(|e| anyhow!("{e}")),
+    }
 }
 
 /// Logs for CloudWatch as `lambda_runtime`'s default subscriber writes them: JSON when
@@ -366,9 +485,64 @@ pub fn log_filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> Targets
 
 #[cfg(test)]
 mod tests {
+    use plinth_registry::deploy::backend::INSTALLER_ONLY;
     use tracing::Level;
 
-    use super::log_filter;
+    use super::*;
+
+    fn billing() -> Manifest {
+        Manifest::from_json_str(
+            &serde_json::json!({
+                "name": "billing",
+                "display_name": "Billing",
+                "version": "1.0.0",
+                "backend": {"type": "microservice", "api_prefix": "/api/v1/billing", "image": "billing:1.0.0"},
+                "database": {"type": "dynamodb", "tables": [{"name": "billing_invoices", "partition_key": "pk"}]}
+            })
+            .to_string(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_registry_api_s_module_tables_read_rows_and_refuse_creating_or_dropping_tables() {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .build();
+        let tables = ModuleTableRows(DynamoTables::new(&sdk));
+        let manifest = billing();
+        let created = tables.create_tables(&manifest).await.unwrap_err();
+        assert!(created.0.contains(INSTALLER_ONLY), "{created:?}");
+        let dropped = tables.drop_tables(&manifest).await.unwrap_err();
+        assert!(dropped.0.contains(INSTALLER_ONLY), "{dropped:?}");
+        // Rows are DynamoTables' to read: it answers (here, about a table the manifest does not
+        // declare, before any call to AWS), not the port's "does not read module tables".
+        let tenant = TenantPartitions {
+            tenant: "acme".into(),
+            companies: Vec::new(),
+        };
+        let read = tables
+            .tenant_rows(&manifest, "payments", &tenant)
+            .await
+            .unwrap_err();
+        let counted = tables
+            .count_rows(&manifest, "payments", Some(&tenant))
+            .await
+            .unwrap_err();
+        let deleted = tables
+            .delete_tenant_rows(&manifest, "payments", &tenant)
+            .await
+            .unwrap_err();
+        for error in [read, counted, deleted] {
+            assert!(
+                error
+                    .0
+                    .contains("`payments` is not a DynamoDB table billing declares"),
+                "{error:?}"
+            );
+        }
+    }
 
     #[test]
     fn logs_are_at_info_unless_a_level_is_set() {

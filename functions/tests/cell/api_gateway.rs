@@ -7,7 +7,9 @@
 //!   sources `Authorization`, method and path), then, with `X-Plinth-Context` overwritten by
 //!   `$context.authorizer.context`, the module's integration as the installer creates it: a
 //!   Lambda module's function (`AWS_PROXY`), an ECS module's task through the VPC link
-//!   (`HTTP_PROXY`; a running container of the `Containers` shim), else the registry API;
+//!   (`HTTP_PROXY`; a running container of the `Containers` shim), else the registry API —
+//!   picked by the module's name; in a cell with a module listener, the integration the
+//!   installer stored on the HTTP API when it goes to the listener (the `alb` shim);
 //! - the request as an HTTP API payload 2.0 event, the function's answer back as a response.
 //!
 //! Each module request is written to the access log (the `AccessLog` shim) as the template's
@@ -17,6 +19,7 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use crate::access_log::Logged;
+use crate::alb::through_the_module_listener;
 use crate::platform::{AUTHORIZER, CONFIG_RESOLVER, Cell, Invoked, Invoker, REGISTRY_API};
 
 /// An HTTP request as a client sends it to the API.
@@ -236,7 +239,19 @@ impl ApiGateway<'_> {
         event["requestContext"]["authorizer"] =
             json!({"lambda": decided.payload["context"].clone()});
         let module = proxy.split('/').next().unwrap_or_default();
-        let answer = if let Some(endpoint) = self
+        let headers = event["headers"].as_object().cloned().unwrap_or_default();
+        let answer = if let Some(answer) = through_the_module_listener(
+            self.cell,
+            request,
+            path,
+            query,
+            &headers,
+            &decided.payload["context"],
+        )
+        .await
+        {
+            answer
+        } else if let Some(endpoint) = self
             .cell
             .containers
             .as_ref()
@@ -270,7 +285,7 @@ impl ApiGateway<'_> {
 
 /// An `HTTP_PROXY` integration through the VPC link: the request, its headers as the
 /// integration sends them (`X-Plinth-Context` overwritten), to the task at `endpoint`.
-async fn forward(
+pub async fn forward(
     endpoint: &str,
     request: &Request,
     path: &str,
@@ -315,7 +330,7 @@ async fn forward(
 }
 
 /// What API Gateway answers for an `AWS_PROXY` integration's invocation.
-fn answer_of(function: &str, invoked: Invoked) -> Response {
+pub fn answer_of(function: &str, invoked: Invoked) -> Response {
     if invoked.function_error.is_some() || invoked.status != 200 {
         eprintln!(
             "{function} failed ({}): {}",
@@ -350,7 +365,7 @@ fn answer_of(function: &str, invoked: Invoked) -> Response {
 
 /// API Gateway's own answer (`{"message": …}`), as when no route matches or the authorizer
 /// refuses.
-fn gateway_answer(status: u16, message: &str) -> Response {
+pub fn gateway_answer(status: u16, message: &str) -> Response {
     Response {
         status,
         headers: Map::new(),

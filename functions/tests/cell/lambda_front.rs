@@ -158,10 +158,15 @@ async fn serve(State(front): State<Arc<Front>>, request: Request) -> Response {
 
 impl Front {
     async fn invoke_module(&self, name: &str, headers: &HeaderMap, body: Bytes) -> Response {
-        // An HTTP API request (hooks, health checks) by its path; an EventBridge event (a
-        // rule's delivery) as `event:{detail-type}`.
+        // An HTTP API request (hooks, health checks) or a load balancer's by its path; an
+        // EventBridge event (a rule's delivery) as `event:{detail-type}`.
         let payload: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let path = match (payload["rawPath"].as_str(), payload["detail-type"].as_str()) {
+        let http_path = payload["rawPath"].as_str().or_else(|| {
+            payload["requestContext"]["elb"]
+                .is_object()
+                .then(|| payload["path"].as_str())?
+        });
+        let path = match (http_path, payload["detail-type"].as_str()) {
             (Some(path), _) => path.to_owned(),
             (None, Some(detail_type)) => format!("event:{detail_type}"),
             (None, None) => String::new(),

@@ -17,14 +17,17 @@ mod lambda_emulator;
 mod ecs_cluster;
 
 mod access_log;
+mod alb;
 mod api_gateway;
 mod bus_to_lambda;
 mod containers;
 mod crash;
 mod dynamo_tap;
 mod lambda_front;
+mod module_listener;
 mod platform;
 mod rollouts;
+mod versions;
 
 use std::time::{Duration, Instant};
 

@@ -20,6 +20,7 @@ use crate::dynamo_tap::DynamoTap;
 use crate::ecs_cluster::ecs_config;
 use crate::lambda_emulator::{Function, LambdaEmulator, cargo_lambda, workspace_binary};
 use crate::lambda_front::{LambdaFront, ModuleFunction};
+use crate::module_listener::ModuleListener;
 
 /// The template's placeholder of the context key: the first function that signs replaces it.
 const CONTEXT_KEY_PLACEHOLDER: &str = "generate-on-first-start";
@@ -129,6 +130,10 @@ pub struct Cell {
     /// The ECS modules' tasks, as processes; `None` off moto (LocalStack), where the cell
     /// has no ECS module.
     pub containers: Option<Containers>,
+    /// The HTTP API, VPC link and module listener the installer routes versions on, in a
+    /// cell started with [`Self::start_with_module_listener`]; `None` otherwise (the
+    /// `ApiGateway` shim then picks a module's backend by name).
+    pub module_listener: Option<ModuleListener>,
     /// Invokes modules' functions as API Gateway's Lambda integrations do (through the
     /// `LambdaFront`).
     modules: Invoker,
@@ -173,11 +178,27 @@ impl Cell {
     /// Creates the stack's resources on moto and starts the functions; `None` (skipped)
     /// without the emulators.
     pub async fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, false).await
+    }
+
+    /// As [`Self::start`], and the installer also publishes module routes on an HTTP API
+    /// through the module listener (`ModuleListener`), each installed version by its own
+    /// rule: as template.yaml deploys the platform with `ModuleListener`. Needs moto.
+    pub async fn start_with_module_listener(test: &str) -> Option<Self> {
+        Self::start_with(test, true).await
+    }
+
+    async fn start_with(test: &str, with_listener: bool) -> Option<Self> {
         if !emulators_configured(test) {
             return None;
         }
         let sdk = plinth_registry::aws::config_from_env().await;
         let stage = unique("cell");
+        let module_listener = if with_listener {
+            Some(ModuleListener::create(&sdk, &stage).await)
+        } else {
+            None
+        };
         let table = format!("plinth-{stage}");
         DynamoStore::new(&sdk, table.clone())
             .create_table()
@@ -256,6 +277,10 @@ impl Cell {
             ecs_subnets: &subnets,
             ecs_security_groups: &groups,
             ecs_execution_role: &execution_role,
+            routes: module_listener
+                .as_ref()
+                .map(|listener| listener.installer_env().to_vec())
+                .unwrap_or_default(),
         };
         let (lambda, installer_spec) = start_functions(&stack, test).await?;
         let endpoint = lambda.endpoint.clone();
@@ -329,6 +354,7 @@ impl Cell {
             tap,
             cluster,
             containers,
+            module_listener,
             modules: through_the_front,
             invoker,
             lambda,
@@ -489,6 +515,9 @@ struct Stack<'a> {
     ecs_subnets: &'a str,
     ecs_security_groups: &'a str,
     ecs_execution_role: &'a str,
+    /// The installer's API Gateway and module listener settings, when the cell has them
+    /// (none otherwise: no routes published).
+    routes: Vec<(&'static str, &'a str)>,
 }
 
 /// Where function `binary` is: cargo-lambda's build, as `sam build` makes it
@@ -537,7 +566,8 @@ async fn start_functions(stack: &Stack<'_>, test: &str) -> Option<(LambdaEmulato
     let context = [("PLINTH_CONTEXT_KEY_ARN", stack.context_arn)];
     // InstallDeadlineSeconds' default; Lambda modules as the template deploys them (no
     // package bucket: the cell's module is an image); ECS modules in the cell's cluster,
-    // looked at every second; no API Gateway settings (the `ApiGateway` shim routes).
+    // looked at every second; no API Gateway settings (the `ApiGateway` shim routes) unless
+    // the cell has a module listener (`stack.routes`).
     let installer = [
         ("PLINTH_URL", stack.platform_url),
         ("PLINTH_ECS_CLUSTER", stack.ecs_cluster),
@@ -551,6 +581,7 @@ async fn start_functions(stack: &Stack<'_>, test: &str) -> Option<(LambdaEmulato
         ("PLINTH_MODULE_PERMISSIONS_BOUNDARY", stack.boundary),
         ("AWS_ENDPOINT_URL_DYNAMODB", stack.installer_dynamodb),
     ];
+    let routes = &stack.routes[..];
     let env_of = |own: &[&[(&str, &str)]]| -> Vec<(String, String)> {
         aws.iter()
             .cloned()
@@ -581,7 +612,7 @@ async fn start_functions(stack: &Stack<'_>, test: &str) -> Option<(LambdaEmulato
         Spec::new(
             INSTALLER,
             function_binary("installer", env!("CARGO_BIN_EXE_installer")),
-            env_of(&[&installer]),
+            env_of(&[&installer, routes]),
         ),
         Spec::new(
             ECR_EVENTS,

@@ -96,6 +96,32 @@ fn expect(response: &Response, status: u16, what: &str) {
     assert_eq!(response.status, status, "{what}: {}", response.body);
 }
 
+/// Polls financial's `version` installed alongside its first installation until its status is
+/// `status` (an uninstalled one may be gone: 404).
+async fn alongside_reaches(api: &ApiGateway<'_>, users: &Users, version: &str, status: &str) {
+    let path = format!("/api/v1/modules/financial/installation?version={version}");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let read = api
+            .send(Request::new("GET", &path).bearer(&users.operator))
+            .await;
+        let body = read.json();
+        if (read.status == 200 && body["status"] == status)
+            || (status == "uninstalled" && read.status == 404)
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline && body["status"] != "failed",
+            "financial {version} alongside did not reach `{status}`: {} {}\ninstaller's log:\n{}",
+            read.status,
+            read.body,
+            api.cell.log(INSTALLER)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Polls the installation through the registry API until its status is `status`: the
 /// installer runs on the event the registry put on the bus, not on the test's call. Panics
 /// with what the bus's deliveries and the installer said when it does not get there.

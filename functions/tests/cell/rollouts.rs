@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use crate::access_log::Logged;
 use crate::api_gateway::{ApiGateway, Request};
-use crate::platform::{Cell, HEALTH_CHECKER, INSTALLER, ROLLOUT_DRIVER, USAGE};
-use crate::{Users, expect, installation_reaches};
+use crate::platform::{Cell, HEALTH_CHECKER, ROLLOUT_DRIVER, USAGE};
+use crate::{Users, alongside_reaches, expect, installation_reaches};
 
 /// The platform's rollout events, as a subscriber on the bus gets them: a rule on the
 /// platform's bus (`module.rollout.*`) with an SQS queue as its target.
@@ -198,7 +198,7 @@ pub(crate) async fn stepped_and_watched_on_aws(api: &ApiGateway<'_>, users: &Use
         )
         .await;
     expect(&asked, 202, "install financial 1.3.0 alongside");
-    alongside_reaches(api, users, "installed").await;
+    alongside_reaches(api, users, "1.3.0", "installed").await;
     let checked = api.cell.invoke(HEALTH_CHECKER, &json!({})).await;
     assert!(checked.function_error.is_none(), "{checked:?}");
 
@@ -307,34 +307,6 @@ pub(crate) async fn stepped_and_watched_on_aws(api: &ApiGateway<'_>, users: &Use
         )
         .await;
     expect(&removed, 202, "uninstall financial 1.3.0");
-    alongside_reaches(api, users, "uninstalled").await;
+    alongside_reaches(api, users, "1.3.0", "uninstalled").await;
     installation_reaches(api, users, "financial", "installed").await;
-}
-
-/// Polls financial 1.3.0's installation alongside until its status is `status`.
-async fn alongside_reaches(api: &ApiGateway<'_>, users: &Users, status: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let read = api
-            .send(
-                Request::new(
-                    "GET",
-                    "/api/v1/modules/financial/installation?version=1.3.0",
-                )
-                .bearer(&users.operator),
-            )
-            .await;
-        let body = read.json();
-        // Gone once uninstalled, as the first installation's record may be.
-        if body["status"] == status || (status == "uninstalled" && read.status == 404) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline && body["status"] != "failed",
-            "financial 1.3.0 alongside did not reach `{status}`: {}\ninstaller's log:\n{}",
-            read.body,
-            api.cell.log(INSTALLER)
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::api_gateway::{ApiGateway, Request, Response};
-use crate::platform::{Cell, FINANCIAL_ALONGSIDE_FUNCTION, FINANCIAL_FUNCTION, INSTALLER};
+use crate::platform::{Cell, FINANCIAL_ALONGSIDE_FUNCTION, FINANCIAL_FUNCTION};
 use crate::{
-    ONE_CELL_AT_A_TIME, Users, expect, install_financial, installation_reaches,
+    ONE_CELL_AT_A_TIME, Users, alongside_reaches, expect, install_financial, installation_reaches,
     publish_the_first_version, pushed_image_publishes, token,
 };
 
@@ -93,25 +93,7 @@ async fn install_alongside(api: &ApiGateway<'_>, users: &Users, version: &str) {
         202,
         &format!("install financial {version} alongside"),
     );
-    let path = format!("/api/v1/modules/financial/installation?version={version}");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let read = api
-            .send(Request::new("GET", &path).bearer(&users.operator))
-            .await;
-        let status = read.json()["status"].clone();
-        if read.status == 200 && status == "installed" {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline && status != "failed",
-            "financial {version} alongside did not get installed: {} {}\ninstaller's log:\n{}",
-            read.status,
-            read.body,
-            api.cell.log(INSTALLER)
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    alongside_reaches(api, users, version, "installed").await;
 }
 
 /// What the installer stored on moto: financial's routes go to one `HTTP_PROXY` integration
@@ -351,28 +333,7 @@ async fn uninstall_both(api: &ApiGateway<'_>, users: &Users) {
         )
         .await;
     expect(&asked, 202, "uninstall financial 1.3.0 alongside");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let read = api
-            .send(
-                Request::new(
-                    "GET",
-                    "/api/v1/modules/financial/installation?version=1.3.0",
-                )
-                .bearer(&users.operator),
-            )
-            .await;
-        if read.status == 404 || read.json()["status"] == "uninstalled" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "financial 1.3.0 did not get uninstalled: {} {}",
-            read.status,
-            read.body
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    alongside_reaches(api, users, "1.3.0", "uninstalled").await;
     let asked = api
         .send(
             Request::new(

@@ -1,8 +1,10 @@
 //! ECR pushes on `plinth up --aws`: as on AWS (the `ecr-events` function), an image pushed
 //! with its manifest in the annotation `dev.plinth.manifest` publishes that version, and a
 //! push that would change a published digest is refused. ECR announces pushes on the
-//! account's default event bus; a rule there (`plinth-local-ecr-push`) sends them to the queue
-//! `plinth-local-ecr-events`, which this process reads.
+//! account's default event bus; a rule there (`{table}-ecr-push`, after the control plane's
+//! table: `plinth-ecr-push` by default) sends them to the queue `{table}-ecr-events`, which
+//! this process reads. Named per platform, so that two platforms on one account (two tables)
+//! each see every push, and a platform that stopped leaves nothing reading another's.
 
 use std::time::Duration;
 
@@ -15,21 +17,36 @@ use plinth_registry::deploy::ecr::{EcrImageAction, EcrImages};
 use plinth_registry::{App, Error, aws};
 use serde_json::{Value, json};
 
-/// The rule on the default bus.
-pub const RULE: &str = "plinth-local-ecr-push";
-/// The queue it fills.
-pub const QUEUE: &str = "plinth-local-ecr-events";
+/// The rule on the default bus and the queue it fills, for the platform whose control plane is
+/// `table`: `{table}-ecr-push` and `{table}-ecr-events`, with what neither name may hold (a
+/// table's `.`) as `-`, and a long table name cut (both stay under 64 characters).
+#[must_use]
+pub fn names(table: &str) -> (String, String) {
+    let base: String = table
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(48)
+        .collect();
+    (format!("{base}-ecr-push"), format!("{base}-ecr-events"))
+}
 
-/// Routes ECR's push events to the queue, and starts reading it.
-pub async fn listen(app: &App, sdk: &SdkConfig) -> Result<()> {
+/// Routes ECR's push events to the platform's queue, and starts reading it.
+pub async fn listen(app: &App, sdk: &SdkConfig, table: &str) -> Result<()> {
+    let (rule_name, queue_name) = names(table);
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let events = aws_sdk_eventbridge::Client::new(sdk);
     let created = sqs
         .create_queue()
-        .queue_name(QUEUE)
+        .queue_name(&queue_name)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!(aws::describe("SQS CreateQueue plinth-local-ecr-events", &e)))
+        .map_err(|e| anyhow::anyhow!(aws::describe(format!("SQS CreateQueue {queue_name}"), &e)))
         .context("cannot create the queue of ECR pushes")?;
     let url = created.queue_url().unwrap_or_default().to_owned();
     let arn = sqs
@@ -40,7 +57,7 @@ pub async fn listen(app: &App, sdk: &SdkConfig) -> Result<()> {
         .await
         .map_err(|e| {
             anyhow::anyhow!(aws::describe(
-                "SQS GetQueueAttributes plinth-local-ecr-events",
+                format!("SQS GetQueueAttributes {queue_name}"),
                 &e
             ))
         })?
@@ -54,14 +71,14 @@ pub async fn listen(app: &App, sdk: &SdkConfig) -> Result<()> {
     });
     let rule = events
         .put_rule()
-        .name(RULE)
+        .name(&rule_name)
         .event_pattern(pattern.to_string())
         .description("plinth up --aws: ECR pushes, to publish module versions")
         .send()
         .await
         .map_err(|e| {
             anyhow::anyhow!(aws::describe(
-                "EventBridge PutRule plinth-local-ecr-push",
+                format!("EventBridge PutRule {rule_name}"),
                 &e
             ))
         })
@@ -78,26 +95,26 @@ pub async fn listen(app: &App, sdk: &SdkConfig) -> Result<()> {
         .await
         .map_err(|e| {
             anyhow::anyhow!(aws::describe(
-                "SQS SetQueueAttributes plinth-local-ecr-events",
+                format!("SQS SetQueueAttributes {queue_name}"),
                 &e
             ))
         })?;
     let target = Target::builder().id("plinth-local").arn(&arn).build()?;
     let put = events
         .put_targets()
-        .rule(RULE)
+        .rule(&rule_name)
         .targets(target)
         .send()
         .await
         .map_err(|e| {
             anyhow::anyhow!(aws::describe(
-                "EventBridge PutTargets plinth-local-ecr-push",
+                format!("EventBridge PutTargets {rule_name}"),
                 &e
             ))
         })?;
     if let Some(entry) = put.failed_entries().first() {
         anyhow::bail!(
-            "EventBridge refused the queue as the target of {RULE}: {} {}",
+            "EventBridge refused the queue as the target of {rule_name}: {} {}",
             entry.error_code().unwrap_or_default(),
             entry.error_message().unwrap_or_default()
         );
@@ -168,5 +185,25 @@ async fn read(app: App, sqs: aws_sdk_sqs::Client, url: String, images: EcrImages
                 tracing::warn!(error = %DisplayErrorContext(e), "cannot delete a handled ECR push; it will be read again");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names;
+
+    #[test]
+    fn each_platform_s_rule_and_queue_are_named_after_its_table_as_both_services_allow() {
+        assert_eq!(
+            names("plinth"),
+            ("plinth-ecr-push".to_owned(), "plinth-ecr-events".to_owned())
+        );
+        let (rule, queue) = names("plinth.prod");
+        assert_eq!(
+            (rule.as_str(), queue.as_str()),
+            ("plinth-prod-ecr-push", "plinth-prod-ecr-events")
+        );
+        let (rule, queue) = names(&"t".repeat(255));
+        assert!(rule.len() <= 64 && queue.len() <= 64, "{rule} {queue}");
     }
 }

@@ -330,8 +330,8 @@ pub async fn start_with(options: &Options, identity: IdentitySettings) -> Result
         })));
     }
     spawn_workers(&app, adapters.local_bus.as_ref(), worker).await?;
-    if let Some(sdk) = &adapters.sdk {
-        ecr::listen(&app, sdk).await?;
+    if let (Some(sdk), Some(names)) = (&adapters.sdk, &options.aws) {
+        ecr::listen(&app, sdk, &names.table).await?;
     }
     Ok(Running {
         addr,

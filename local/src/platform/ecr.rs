@@ -1,10 +1,12 @@
 //! ECR pushes on `plinth up --aws`: as on AWS (the `ecr-events` function), an image pushed
 //! with its manifest in the annotation `dev.plinth.manifest` publishes that version, and a
 //! push that would change a published digest is refused. ECR announces pushes on the
-//! account's default event bus; a rule there (`{table}-ecr-push`, after the control plane's
-//! table: `plinth-ecr-push` by default) sends them to the queue `{table}-ecr-events`, which
-//! this process reads. Named per platform, so that two platforms on one account (two tables)
-//! each see every push, and a platform that stopped leaves nothing reading another's.
+//! account's default event bus; a rule there (`plinth-up-{table}-ecr-push`, after the control
+//! plane's table: `plinth-up-plinth-ecr-push` by default) sends them to the queue
+//! `plinth-up-{table}-ecr-events`, which this process reads. Named per platform, so that two
+//! platforms on one account (two tables) each see every push, and a platform that stopped
+//! leaves nothing reading another's; `plinth-up-` keeps them apart from a deployed stack's
+//! `plinth-{stage}-ecr-push`.
 
 use std::time::Duration;
 
@@ -18,8 +20,9 @@ use plinth_registry::{App, Error, aws};
 use serde_json::{Value, json};
 
 /// The rule on the default bus and the queue it fills, for the platform whose control plane is
-/// `table`: `{table}-ecr-push` and `{table}-ecr-events`, with what neither name may hold (a
-/// table's `.`) as `-`, and a long table name cut (both stay under 64 characters).
+/// `table`: `plinth-up-{table}-ecr-push` and `plinth-up-{table}-ecr-events`, with what neither
+/// name may hold (a table's `.`) as `-`, and a long table name cut (both stay within 64
+/// characters).
 #[must_use]
 pub fn names(table: &str) -> (String, String) {
     let base: String = table
@@ -31,9 +34,12 @@ pub fn names(table: &str) -> (String, String) {
                 '-'
             }
         })
-        .take(48)
+        .take(40)
         .collect();
-    (format!("{base}-ecr-push"), format!("{base}-ecr-events"))
+    (
+        format!("plinth-up-{base}-ecr-push"),
+        format!("plinth-up-{base}-ecr-events"),
+    )
 }
 
 /// Routes ECR's push events to the platform's queue, and starts reading it.
@@ -196,12 +202,18 @@ mod tests {
     fn each_platform_s_rule_and_queue_are_named_after_its_table_as_both_services_allow() {
         assert_eq!(
             names("plinth"),
-            ("plinth-ecr-push".to_owned(), "plinth-ecr-events".to_owned())
+            (
+                "plinth-up-plinth-ecr-push".to_owned(),
+                "plinth-up-plinth-ecr-events".to_owned()
+            )
         );
         let (rule, queue) = names("plinth.prod");
         assert_eq!(
             (rule.as_str(), queue.as_str()),
-            ("plinth-prod-ecr-push", "plinth-prod-ecr-events")
+            (
+                "plinth-up-plinth-prod-ecr-push",
+                "plinth-up-plinth-prod-ecr-events"
+            )
         );
         let (rule, queue) = names(&"t".repeat(255));
         assert!(rule.len() <= 64 && queue.len() <= 64, "{rule} {queue}");

@@ -118,6 +118,14 @@ async fn start(p: &TestPlatform, body: Value) -> crate::support::api::Response {
     .await
 }
 
+/// Starts a rollout that must be accepted (201); its id.
+async fn started(p: &TestPlatform, body: Value) -> String {
+    start(p, body).await.expect(StatusCode::CREATED)["id"]
+        .as_str()
+        .expect("a rollout's id")
+        .to_owned()
+}
+
 async fn show(p: &TestPlatform, id: &str) -> Value {
     let answer = p
         .call(
@@ -281,15 +289,11 @@ async fn a_canary_answering_5xx_stops_the_rollout_and_moves_its_tenants_back_on_
 
 async fn a_healthy_rollout_moves_wave_by_wave_then_makes_the_version_the_default(p: TestPlatform) {
     let (_, second) = two_versions(&p, &["acme", "globex", "initech"]).await;
-    let started = start(
+    let id = started(
         &p,
         json!({"version": "1.3.0", "waves": "canary:acme,50%,100%", "bake_seconds": 1}),
     )
     .await;
-    let id = started.expect(StatusCode::CREATED)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
 
     tick(&p.app).await;
     let one = show(&p, &id).await;
@@ -370,16 +374,12 @@ fn restarted(p: &TestPlatform) -> App {
 
 async fn a_rollout_carries_on_after_a_restart_from_its_stored_state(p: TestPlatform) {
     let (first, second) = two_versions(&p, &["acme", "globex"]).await;
-    let started = start(
+    let id = started(
         &p,
         json!({"version": "1.3.0", "waves": "canary:acme,100%", "bake_seconds": 1,
                "thresholds": {"min_requests": 3}}),
     )
     .await;
-    let id = started.expect(StatusCode::CREATED)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     tick(&p.app).await;
     served(&p.app, "1.3.0", 200, 2);
     tick(&p.app).await;
@@ -408,15 +408,11 @@ async fn a_paused_rollout_holds_its_tenants_until_resumed_and_an_abort_moves_the
     p: TestPlatform,
 ) {
     let (first, second) = two_versions(&p, &["acme", "globex"]).await;
-    let started = start(
+    let id = started(
         &p,
         json!({"version": "1.3.0", "waves": "canary:acme,100%", "bake_seconds": 2}),
     )
     .await;
-    let id = started.expect(StatusCode::CREATED)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     tick(&p.app).await;
     let paused = act(&p, &id, "pause").await;
     assert_eq!(paused.expect(StatusCode::OK)["state"], "paused");
@@ -551,11 +547,7 @@ async fn bad_rollout_requests_are_refused_naming_the_field_and_store_nothing(p: 
     )
     .await
     .expect_problem(StatusCode::NOT_FOUND, "warehouse is not installed");
-    let first = start(&p, json!({"version": "1.3.0", "waves": "100%"})).await;
-    let id = first.expect(StatusCode::CREATED)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = started(&p, json!({"version": "1.3.0", "waves": "100%"})).await;
     start(&p, json!({"version": "1.3.0", "waves": "100%"}))
         .await
         .expect_problem(
@@ -589,16 +581,12 @@ async fn a_tenant_pinned_by_an_admin_stays_on_its_version_and_a_named_one_gets_i
         .await
         .expect(StatusCode::OK);
     }
-    let started = start(
+    let id = started(
         &p,
         json!({"version": "1.3.0", "waves": "canary:acme,100%", "bake_seconds": 1,
                "thresholds": {"min_requests": 1}}),
     )
     .await;
-    let id = started.expect(StatusCode::CREATED)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     tick(&p.app).await;
     bake(1).await;
     tick(&p.app).await;
@@ -677,16 +665,12 @@ async fn a_canary_answering_5xx_in_the_access_log_stops_a_rollout_judged_on_stor
     p: TestPlatform,
 ) {
     let (first, second) = two_versions(&p, &["acme", "globex"]).await;
-    let started = start(
+    let id = started(
         &p,
         json!({"version": "1.3.0", "waves": "canary:acme,100%", "bake_seconds": 600,
                "thresholds": {"min_requests": 5}}),
     )
     .await;
-    let id = started.expect(StatusCode::CREATED)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     tick_on_stored_figures(&p.app).await;
     assert_eq!(routed_to(&p.app, "acme").await, second, "the canary moved");
 
@@ -733,16 +717,12 @@ async fn stored_figures_read_at_every_step_count_once_and_settle_after_their_min
     p: TestPlatform,
 ) {
     two_versions(&p, &["acme", "globex"]).await;
-    let started = start(
+    let id = started(
         &p,
         json!({"version": "1.3.0", "waves": "canary:acme,100%", "bake_seconds": 3600,
                "thresholds": {"min_requests": 1000}}),
     )
     .await;
-    let id = started.expect(StatusCode::CREATED)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     tick_on_stored_figures(&p.app).await;
     assert!(logged(&p.app, "logs#a", "1.3.0", 200, 3).await);
     for _ in 0..3 {
@@ -796,16 +776,12 @@ async fn stored_figures_read_at_every_step_count_once_and_settle_after_their_min
 
 async fn healthy_stored_figures_advance_the_wave_after_the_bake_and_complete(p: TestPlatform) {
     let (_, second) = two_versions(&p, &["acme", "globex"]).await;
-    let started = start(
+    let id = started(
         &p,
         json!({"version": "1.3.0", "waves": "canary:acme,100%", "bake_seconds": 1,
                "thresholds": {"min_requests": 5}}),
     )
     .await;
-    let id = started.expect(StatusCode::CREATED)["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     tick_on_stored_figures(&p.app).await;
     assert!(logged(&p.app, "logs#ok", "1.3.0", 200, 30).await);
     tick_on_stored_figures(&p.app).await;

@@ -3,95 +3,14 @@
 //! file `{data_dir}/tables/{module}.redb`, `PLINTH_TABLES_DIR`), not in their processes'
 //! memory.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+#[path = "support/up.rs"]
+mod up;
+
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rustix::process::{Pid, Signal, kill_process};
 use serde_json::{Value, json};
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("local/ is in the workspace")
-        .to_path_buf()
-}
-
-/// `plinth up --demo` as a process, run from the workspace (where `examples/` is).
-struct Up {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Up {
-    fn start(data: &Path, port: u16) -> Self {
-        let log = data.with_extension("log");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("the log");
-        let child = Command::new(env!("CARGO_BIN_EXE_plinth"))
-            .args(["up", "--demo", "--port", &port.to_string(), "--data-dir"])
-            .arg(data)
-            .current_dir(workspace_root())
-            .stdin(Stdio::null())
-            .stdout(file.try_clone().expect("the log"))
-            .stderr(file)
-            .spawn()
-            .expect("plinth up starts");
-        Self { child, log }
-    }
-
-    /// SIGTERM, as Ctrl-C or a supervisor stops it; waits until it has stopped its backends.
-    fn stop(mut self) {
-        if let Some(pid) = i32::try_from(self.child.id()).ok().and_then(Pid::from_raw) {
-            let _ = kill_process(pid, Signal::TERM);
-        }
-        let status = self.child.wait().expect("plinth up stops");
-        assert!(status.success(), "{status}: {}", self.log_text());
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A call through the gateway with the demo's token; the status (0: no answer) and the body.
-async fn call(
-    url: &str,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> (u16, Value) {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("a client");
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a method");
-    let mut request = client
-        .request(method, format!("{url}{path}"))
-        .bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(body);
-    }
-    match request.send().await {
-        Ok(answer) => {
-            let status = answer.status().as_u16();
-            (status, answer.json().await.unwrap_or(Value::Null))
-        }
-        Err(error) => (0, Value::String(error.to_string())),
-    }
-}
+use up::{Up, call, workspace_root};
 
 /// Waits until the demo's financial and warehouse modules answer acme's lists.
 async fn ready(up: &mut Up, url: &str, token: &str) {
@@ -102,7 +21,7 @@ async fn ready(up: &mut Up, url: &str, token: &str) {
         if (invoices, items) == (200, 200) {
             return;
         }
-        if let Ok(Some(status)) = up.child.try_wait() {
+        if let Some(status) = up.exited() {
             panic!("plinth up exited ({status}):\n{}", up.log_text());
         }
         assert!(

@@ -1,5 +1,7 @@
 //! `plinth up --demo` as a process and calls to it, shared by the tests that run the real
-//! binary across versions and rollouts (`versions.rs`, `rollout.rs`).
+//! binary: across versions, rollouts and restarts (`versions.rs`, `rollout.rs`, `demo_restart.rs`).
+// Each test binary that includes this uses part of it.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -116,16 +118,37 @@ impl Up {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// How it ended, if it has (it is not waited for).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// SIGTERM, as Ctrl-C or a supervisor stops it; waits until it has stopped its backends,
+    /// and asserts that it ended well.
+    pub fn stop(mut self) {
+        terminate(&self.child);
+        let status = self.child.wait().expect("plinth up stops");
+        assert!(status.success(), "{status}: {}", self.log_text());
+    }
+}
+
+fn terminate(child: &Child) {
+    if let Some(pid) = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    }
 }
 
 impl Drop for Up {
     fn drop(&mut self) {
-        if let Some(pid) = i32::try_from(self.child.id())
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-        {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        // Stopped already (`stop`): its pid may be another process's now.
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
         }
+        terminate(&self.child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {

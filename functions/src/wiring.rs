@@ -28,8 +28,17 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_runtime::env_config::EnvConfigValue;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+use aws_types::os_shim_internal::Env;
+use aws_types::region::Region;
+use aws_types::sdk_config::SdkConfig;
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use plinth_module_sdk::Manifest;
-use plinth_registry::aws;
 use plinth_registry::bundles;
 use plinth_registry::bundles::s3::S3Bundles;
 use plinth_registry::deploy::alb::{ListenerSettings, VersionListener};
@@ -76,6 +85,32 @@ pub struct Needs {
     pub context_key: bool,
 }
 
+/// The identity of a function that reads no secret: no token accepted, no context signed
+/// (see [`identity_without_secrets`]). A binary that passes this links no Secrets Manager
+/// client, where `Needs::default()` — the same identity, chosen at run time — would.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoSecrets;
+
+/// Where a function's [`Identity`] comes from: [`Needs`] (its secrets, read at cold start) or
+/// [`NoSecrets`]. A type rather than a flag, so that what a binary links is chosen where it is
+/// built.
+pub trait IdentitySource {
+    /// The identity, its secrets read with `sdk`.
+    fn identity(self, sdk: &SdkConfig) -> impl Future<Output = Result<Identity>>;
+}
+
+impl IdentitySource for Needs {
+    async fn identity(self, sdk: &SdkConfig) -> Result<Identity> {
+        identity(self, sdk).await
+    }
+}
+
+impl IdentitySource for NoSecrets {
+    async fn identity(self, _: &SdkConfig) -> Result<Identity> {
+        identity_without_secrets()
+    }
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
@@ -87,9 +122,9 @@ fn env(name: &str) -> Option<String> {
 ///
 /// # Errors
 /// A message naming the variable that is missing or malformed.
-pub async fn app_from_env(needs: Needs) -> Result<App> {
+pub async fn app_from_env(needs: impl IdentitySource) -> Result<App> {
     app_with(
-        async |sdk| identity(needs, sdk).await,
+        async |sdk| needs.identity(sdk).await,
         |_, _, _, ports| Ok(ports),
     )
     .await
@@ -100,9 +135,9 @@ pub async fn app_from_env(needs: Needs) -> Result<App> {
 ///
 /// # Errors
 /// As [`app_from_env`].
-pub async fn module_calling_app_from_env(needs: Needs) -> Result<App> {
+pub async fn module_calling_app_from_env(needs: impl IdentitySource) -> Result<App> {
     app_with(
-        async |sdk| identity(needs, sdk).await,
+        async |sdk| needs.identity(sdk).await,
         |sdk, _, _, ports| Ok(reaching_modules(sdk, ports)),
     )
     .await
@@ -115,9 +150,9 @@ pub async fn module_calling_app_from_env(needs: Needs) -> Result<App> {
 ///
 /// # Errors
 /// As [`app_from_env`], and for a malformed deployer variable.
-pub async fn installer_app_from_env(needs: Needs) -> Result<App> {
+pub async fn installer_app_from_env(needs: impl IdentitySource) -> Result<App> {
     app_with(
-        async |sdk| identity(needs, sdk).await,
+        async |sdk| needs.identity(sdk).await,
         |sdk, bus, bus_name, ports| {
             let ports = reaching_modules(sdk, ports)
                 .with_module_keys(Arc::new(SecretsManagerKeys::new(sdk)))
@@ -141,9 +176,9 @@ pub async fn installer_app_from_env(needs: Needs) -> Result<App> {
 ///
 /// # Errors
 /// As [`app_from_env`].
-pub async fn registry_api_app_from_env(needs: Needs) -> Result<App> {
+pub async fn registry_api_app_from_env(needs: impl IdentitySource) -> Result<App> {
     app_with(
-        async |sdk| identity(needs, sdk).await,
+        async |sdk| needs.identity(sdk).await,
         |sdk, _, _, ports| {
             // Exports (`POST …/export`, a disable with `export`) read modules' tables; it creates
             // and drops none (its role cannot). A key rotated through the API is written into the
@@ -160,8 +195,7 @@ pub async fn registry_api_app_from_env(needs: Needs) -> Result<App> {
     .await
 }
 
-/// The ECR function's platform ([`app_from_env`] with no [`Needs`]: it reads no secret, so it
-/// links no Secrets Manager client) and the ECR client it reads pushed images with, both on one
+/// The ECR function's platform ([`app_from_env`] with [`NoSecrets`]) and the ECR client it reads pushed images with, both on one
 /// SDK configuration, loaded once at cold start.
 ///
 /// # Errors
@@ -169,7 +203,7 @@ pub async fn registry_api_app_from_env(needs: Needs) -> Result<App> {
 pub async fn ecr_events_app_from_env() -> Result<(App, EcrImages)> {
     let mut images = None;
     let app = app_with(
-        async |_| identity_without_secrets(),
+        async |sdk| NoSecrets.identity(sdk).await,
         |sdk, _, _, ports| {
             images = Some(EcrImages::new(sdk));
             Ok(ports)
@@ -226,20 +260,71 @@ impl TableProvisioner for ModuleTableRows {
 }
 
 /// Lambda modules reached through `Invoke`, besides HTTP.
-fn reaching_modules(sdk: &aws_config::SdkConfig, ports: Ports) -> Ports {
+fn reaching_modules(sdk: &SdkConfig, ports: Ports) -> Ports {
     ports.with_reach(Arc::new(Reaches::with_lambda(Arc::new(LambdaReach::new(
         sdk,
     )))))
+}
+
+/// The SDK configuration of a function, from what Lambda sets: the region (`AWS_REGION`), the
+/// execution role's credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`), and endpoints (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`).
+///
+/// Not `aws_config::load_defaults`: its chain of credential providers (profiles, web
+/// identity, SSO, IMDS, container credentials, STS) is code no Lambda function runs, about
+/// 170 kB of every binary (BENCHMARKS.md, Lambda functions). Retries and timeouts are those of
+/// `plinth_registry::aws::config_from_env`, which one machine and the tests use.
+#[must_use]
+pub fn sdk_config() -> SdkConfig {
+    sdk_config_from(Env::real())
+}
+
+fn sdk_config_from(vars: Env) -> SdkConfig {
+    let var = |name: &str| vars.get(name).ok().filter(|v| !v.trim().is_empty());
+    let region = var("AWS_REGION")
+        .or_else(|| var("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|| "us-east-1".to_owned());
+    let endpoint = var("AWS_ENDPOINT_URL");
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .retry_config(RetryConfig::standard().with_max_attempts(5))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_millis(3100))
+                .build(),
+        )
+        .service_config(EnvServiceConfig(vars));
+    config.set_endpoint_url(endpoint);
+    config.build()
+}
+
+/// `AWS_ENDPOINT_URL_<SERVICE>` (then `AWS_ENDPOINT_URL`) and the SDK's other per-service
+/// variables, read as aws-config reads them, without its profile files.
+#[derive(Debug)]
+struct EnvServiceConfig(Env);
+
+impl LoadServiceConfig for EnvServiceConfig {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        EnvConfigValue::new()
+            .env(key.env())
+            .service_id(key.service_id())
+            .load(&self.0, None)
+            .map(|(value, _source)| value.into_owned())
+    }
 }
 
 /// The platform over the store, the bus and the `identity` it is given; `wiring` adds what the
 /// function's binary links beyond them. Closures, not flags, so that a binary that does not
 /// pass one does not contain it.
 async fn app_with(
-    identity: impl AsyncFnOnce(&aws_config::SdkConfig) -> Result<Identity>,
-    wiring: impl FnOnce(&aws_config::SdkConfig, &Arc<EventBridgeBus>, &str, Ports) -> Result<Ports>,
+    identity: impl AsyncFnOnce(&SdkConfig) -> Result<Identity>,
+    wiring: impl FnOnce(&SdkConfig, &Arc<EventBridgeBus>, &str, Ports) -> Result<Ports>,
 ) -> Result<App> {
-    let sdk = aws::config_from_env().await;
+    let sdk = sdk_config();
     let table =
         env("PLINTH_TABLE").context("PLINTH_TABLE is not set: the platform's DynamoDB table")?;
     let bus_name =
@@ -271,7 +356,7 @@ async fn app_with(
 }
 
 /// The identity `needs` asks for, its secrets read from Secrets Manager (or the environment).
-async fn identity(needs: Needs, sdk: &aws_config::SdkConfig) -> Result<Identity> {
+async fn identity(needs: Needs, sdk: &SdkConfig) -> Result<Identity> {
     let secrets = PlatformSecrets::new(sdk);
     Ok(Identity {
         tokens: token_verifier(needs.tokens, &secrets).await?,
@@ -321,7 +406,7 @@ fn sweep_policy() -> Result<SweepPolicy> {
 /// Manager; with `PLINTH_HTTP_API_ID` and `PLINTH_AUTHORIZER_ID`, each deployment is also
 /// routed on the platform's HTTP API (routes are published after, and removed before, the
 /// backend and its identity).
-fn backend_deployer(sdk: &aws_config::SdkConfig, event_bus: &str) -> Result<Arc<dyn Deployer>> {
+fn backend_deployer(sdk: &SdkConfig, event_bus: &str) -> Result<Arc<dyn Deployer>> {
     let ecs = EcsSettings::from_env()
         .map(|config| Arc::new(EcsDeployer::new(sdk, config)) as Arc<dyn Deployer>);
     let lambda = LambdaSettings::from_env()
@@ -504,9 +589,59 @@ mod tests {
         .unwrap()
     }
 
+    fn endpoint_of(config: &SdkConfig, service_id: &str) -> Option<String> {
+        let key = ServiceConfigKey::builder()
+            .service_id(service_id)
+            .env("AWS_ENDPOINT_URL")
+            .profile("endpoint_url")
+            .build()
+            .unwrap();
+        config.service_config()?.load_config(key)
+    }
+
+    #[test]
+    fn a_function_s_sdk_config_sends_each_service_to_its_own_endpoint_variable_else_the_shared_one()
+    {
+        let config = sdk_config_from(Env::from_slice(&[
+            ("AWS_REGION", "eu-central-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:7001"),
+            ("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:7002"),
+        ]));
+        assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-central-1"));
+        assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
+        assert_eq!(
+            endpoint_of(&config, "DynamoDB").as_deref(),
+            Some("http://127.0.0.1:7001")
+        );
+        assert_eq!(
+            endpoint_of(&config, "Lambda").as_deref(),
+            Some("http://127.0.0.1:7002")
+        );
+        assert_eq!(
+            endpoint_of(&config, "EventBridge").as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
+        assert_eq!(
+            config.retry_config().map(RetryConfig::max_attempts),
+            Some(5)
+        );
+    }
+
+    #[test]
+    fn a_function_s_sdk_config_without_endpoints_goes_to_aws_in_the_lambda_s_region() {
+        let config = sdk_config_from(Env::from_slice(&[("AWS_REGION", "ap-south-2")]));
+        assert_eq!(config.region().map(|r| r.as_ref()), Some("ap-south-2"));
+        assert_eq!(config.endpoint_url(), None);
+        assert_eq!(endpoint_of(&config, "DynamoDB"), None);
+        assert!(config.credentials_provider().is_some());
+        let fallback = sdk_config_from(Env::from_slice(&[]));
+        assert_eq!(fallback.region().map(|r| r.as_ref()), Some("us-east-1"));
+    }
+
     #[tokio::test]
     async fn the_registry_api_s_module_tables_read_rows_and_refuse_creating_or_dropping_tables() {
-        let sdk = aws_config::SdkConfig::builder()
+        let sdk = SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("eu-west-1"))
             .build();

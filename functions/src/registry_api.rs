@@ -195,8 +195,7 @@ pub async fn console_settings_from_env() -> Result<ConsoleSettings> {
     let cookie_secret = match (&oidc, std::env::var("PLINTH_JWT_SECRET_ARN")) {
         (None, _) => String::new(),
         (Some(_), Ok(arn)) if !arn.is_empty() => {
-            let sdk = plinth_registry::aws::config_from_env().await;
-            crate::platform_secrets::PlatformSecrets::new(&sdk)
+            crate::platform_secrets::PlatformSecrets::new(&crate::wiring::sdk_config())
                 .jwt_secret(&arn)
                 .await
                 .context("PLINTH_JWT_SECRET_ARN (the console's login cookies are signed with a key derived from it)")?

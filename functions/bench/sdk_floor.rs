@@ -1,6 +1,7 @@
 //! The smallest Lambda function that calls AWS through the SDK as the platform's functions
-//! do (`default-https-client`: hyper, h2, rustls on aws-lc; the default credential chain):
-//! one `GetSecretValue` per event. The floor under any function's zip (BENCHMARKS.md, Lambda
+//! do (`default-https-client`: hyper, h2, rustls on aws-lc), with aws-config's default
+//! credential chain, which the functions no longer link (`wiring::sdk_config`): one
+//! `GetSecretValue` per event. The floor under any function's zip (BENCHMARKS.md, Lambda
 //! functions). Not a platform function: built only for the benchmark (`--features bench`,
 //! BENCHMARKS.md "Cold starts side by side").
 

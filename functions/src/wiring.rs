@@ -24,6 +24,7 @@
 //! ([`IsolatedDeployer`]), and a key rotated through the registry API is written into the
 //! module's secret ([`SecretsManagerKeys`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -31,10 +32,8 @@ use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_runtime::env_config::EnvConfigValue;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
-use aws_types::os_shim_internal::Env;
 use aws_types::region::Region;
 use aws_types::sdk_config::SdkConfig;
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
@@ -268,23 +267,31 @@ fn reaching_modules(sdk: &SdkConfig, ports: Ports) -> Ports {
 
 /// The SDK configuration of a function, from what Lambda sets: the region (`AWS_REGION`), the
 /// execution role's credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-/// `AWS_SESSION_TOKEN`), and endpoints (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`).
+/// `AWS_SESSION_TOKEN`), endpoints (`AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`), and
+/// `AWS_USE_FIPS_ENDPOINT` and `AWS_USE_DUALSTACK_ENDPOINT`.
 ///
 /// Not `aws_config::load_defaults`: its chain of credential providers (profiles, web
 /// identity, SSO, IMDS, container credentials, STS) is code no Lambda function runs, about
-/// 170 kB of every binary (BENCHMARKS.md, Lambda functions). Retries and timeouts are those of
-/// `plinth_registry::aws::config_from_env`, which one machine and the tests use.
+/// 170 kB of symbols in every binary (BENCHMARKS.md, Lambda functions). Retries and timeouts
+/// are those of `plinth_registry::aws::config_from_env`, which one machine and the tests use.
 #[must_use]
 pub fn sdk_config() -> SdkConfig {
-    sdk_config_from(Env::real())
+    sdk_config_from(std::env::vars().collect())
 }
 
-fn sdk_config_from(vars: Env) -> SdkConfig {
-    let var = |name: &str| vars.get(name).ok().filter(|v| !v.trim().is_empty());
-    let region = var("AWS_REGION")
-        .or_else(|| var("AWS_DEFAULT_REGION"))
-        .unwrap_or_else(|| "us-east-1".to_owned());
-    let endpoint = var("AWS_ENDPOINT_URL");
+fn sdk_config_from(vars: HashMap<String, String>) -> SdkConfig {
+    let vars = EnvVars(vars);
+    let region = vars
+        .get("AWS_REGION")
+        .or_else(|| vars.get("AWS_DEFAULT_REGION"))
+        .unwrap_or("us-east-1")
+        .to_owned();
+    let endpoint = vars.get("AWS_ENDPOINT_URL").map(str::to_owned);
+    let flag = |name: &str| vars.get(name).map(|v| v.eq_ignore_ascii_case("true"));
+    let (fips, dual_stack) = (
+        flag("AWS_USE_FIPS_ENDPOINT"),
+        flag("AWS_USE_DUALSTACK_ENDPOINT"),
+    );
     let mut config = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(region))
@@ -296,24 +303,34 @@ fn sdk_config_from(vars: Env) -> SdkConfig {
             TimeoutConfig::builder()
                 .connect_timeout(std::time::Duration::from_millis(3100))
                 .build(),
-        )
-        .service_config(EnvServiceConfig(vars));
+        );
+    config.set_use_fips(fips);
+    config.set_use_dual_stack(dual_stack);
     config.set_endpoint_url(endpoint);
-    config.build()
+    config.service_config(vars).build()
 }
 
-/// `AWS_ENDPOINT_URL_<SERVICE>` (then `AWS_ENDPOINT_URL`) and the SDK's other per-service
-/// variables, read as aws-config reads them, without its profile files.
+/// The environment as the SDK's clients ask it for per-service settings: a service's own
+/// variable (`AWS_ENDPOINT_URL_DYNAMODB`: the service id upper-cased, spaces as `_`), else the
+/// shared one (`AWS_ENDPOINT_URL`) — aws-config's order, without its profile files.
 #[derive(Debug)]
-struct EnvServiceConfig(Env);
+struct EnvVars(HashMap<String, String>);
 
-impl LoadServiceConfig for EnvServiceConfig {
+impl EnvVars {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl LoadServiceConfig for EnvVars {
     fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
-        EnvConfigValue::new()
-            .env(key.env())
-            .service_id(key.service_id())
-            .load(&self.0, None)
-            .map(|(value, _source)| value.into_owned())
+        let service = key.service_id().to_uppercase().replace(' ', "_");
+        self.get(&format!("{}_{service}", key.env()))
+            .or_else(|| self.get(key.env()))
+            .map(str::to_owned)
     }
 }
 
@@ -589,6 +606,13 @@ mod tests {
         .unwrap()
     }
 
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
     fn endpoint_of(config: &SdkConfig, service_id: &str) -> Option<String> {
         let key = ServiceConfigKey::builder()
             .service_id(service_id)
@@ -602,11 +626,15 @@ mod tests {
     #[test]
     fn a_function_s_sdk_config_sends_each_service_to_its_own_endpoint_variable_else_the_shared_one()
     {
-        let config = sdk_config_from(Env::from_slice(&[
+        let config = sdk_config_from(vars(&[
             ("AWS_REGION", "eu-central-1"),
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
             ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:7001"),
             ("AWS_ENDPOINT_URL_LAMBDA", "http://127.0.0.1:7002"),
+            (
+                "AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2",
+                "http://127.0.0.1:7003",
+            ),
         ]));
         assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-central-1"));
         assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
@@ -623,6 +651,11 @@ mod tests {
             Some("http://127.0.0.1:5000")
         );
         assert_eq!(
+            endpoint_of(&config, "Elastic Load Balancing v2").as_deref(),
+            Some("http://127.0.0.1:7003")
+        );
+        assert_eq!((config.use_fips(), config.use_dual_stack()), (None, None));
+        assert_eq!(
             config.retry_config().map(RetryConfig::max_attempts),
             Some(5)
         );
@@ -630,12 +663,20 @@ mod tests {
 
     #[test]
     fn a_function_s_sdk_config_without_endpoints_goes_to_aws_in_the_lambda_s_region() {
-        let config = sdk_config_from(Env::from_slice(&[("AWS_REGION", "ap-south-2")]));
+        let config = sdk_config_from(vars(&[
+            ("AWS_REGION", "ap-south-2"),
+            ("AWS_USE_FIPS_ENDPOINT", "true"),
+            ("AWS_USE_DUALSTACK_ENDPOINT", "false"),
+        ]));
         assert_eq!(config.region().map(|r| r.as_ref()), Some("ap-south-2"));
         assert_eq!(config.endpoint_url(), None);
         assert_eq!(endpoint_of(&config, "DynamoDB"), None);
         assert!(config.credentials_provider().is_some());
-        let fallback = sdk_config_from(Env::from_slice(&[]));
+        assert_eq!(
+            (config.use_fips(), config.use_dual_stack()),
+            (Some(true), Some(false))
+        );
+        let fallback = sdk_config_from(vars(&[("AWS_REGION", " ")]));
         assert_eq!(fallback.region().map(|r| r.as_ref()), Some("us-east-1"));
     }
 

@@ -32,12 +32,12 @@ use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use aws_types::region::Region;
 use aws_types::sdk_config::SdkConfig;
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use plinth_module_sdk::Manifest;
+use plinth_registry::aws;
 use plinth_registry::bundles;
 use plinth_registry::bundles::s3::S3Bundles;
 use plinth_registry::deploy::alb::{ListenerSettings, VersionListener};
@@ -194,8 +194,8 @@ pub async fn registry_api_app_from_env(needs: impl IdentitySource) -> Result<App
     .await
 }
 
-/// The ECR function's platform ([`app_from_env`] with [`NoSecrets`]) and the ECR client it reads pushed images with, both on one
-/// SDK configuration, loaded once at cold start.
+/// The ECR function's platform ([`app_from_env`] with [`NoSecrets`]) and the ECR client it
+/// reads pushed images with, both on one SDK configuration, made once at cold start.
 ///
 /// # Errors
 /// As [`app_from_env`].
@@ -272,8 +272,9 @@ fn reaching_modules(sdk: &SdkConfig, ports: Ports) -> Ports {
 ///
 /// Not `aws_config::load_defaults`: its chain of credential providers (profiles, web
 /// identity, SSO, IMDS, container credentials, STS) is code no Lambda function runs, about
-/// 170 kB of symbols in every binary (BENCHMARKS.md, Lambda functions). Retries and timeouts
-/// are those of `plinth_registry::aws::config_from_env`, which one machine and the tests use.
+/// 170 kB of symbols in every binary (BENCHMARKS.md, Lambda functions). Retries and the default
+/// region are those of [`aws::config_from_env`], which one machine and the tests use; the
+/// connect timeout is aws-config's default, 3.1 s.
 #[must_use]
 pub fn sdk_config() -> SdkConfig {
     sdk_config_from(std::env::vars().collect())
@@ -284,7 +285,7 @@ fn sdk_config_from(vars: HashMap<String, String>) -> SdkConfig {
     let region = vars
         .get("AWS_REGION")
         .or_else(|| vars.get("AWS_DEFAULT_REGION"))
-        .unwrap_or("us-east-1")
+        .unwrap_or(aws::DEFAULT_REGION)
         .to_owned();
     let endpoint = vars.get("AWS_ENDPOINT_URL").map(str::to_owned);
     let flag = |name: &str| vars.get(name).map(|v| v.eq_ignore_ascii_case("true"));
@@ -298,7 +299,7 @@ fn sdk_config_from(vars: HashMap<String, String>) -> SdkConfig {
         .credentials_provider(SharedCredentialsProvider::new(
             EnvironmentVariableCredentialsProvider::new(),
         ))
-        .retry_config(RetryConfig::standard().with_max_attempts(5))
+        .retry_config(aws::retry_config())
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(std::time::Duration::from_millis(3100))
@@ -638,27 +639,20 @@ mod tests {
         ]));
         assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-central-1"));
         assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
-        assert_eq!(
-            endpoint_of(&config, "DynamoDB").as_deref(),
-            Some("http://127.0.0.1:7001")
-        );
-        assert_eq!(
-            endpoint_of(&config, "Lambda").as_deref(),
-            Some("http://127.0.0.1:7002")
-        );
-        assert_eq!(
-            endpoint_of(&config, "EventBridge").as_deref(),
-            Some("http://127.0.0.1:5000")
-        );
-        assert_eq!(
-            endpoint_of(&config, "Elastic Load Balancing v2").as_deref(),
-            Some("http://127.0.0.1:7003")
-        );
+        for (service, endpoint) in [
+            ("DynamoDB", "http://127.0.0.1:7001"),
+            ("Lambda", "http://127.0.0.1:7002"),
+            ("EventBridge", "http://127.0.0.1:5000"),
+            ("Elastic Load Balancing v2", "http://127.0.0.1:7003"),
+        ] {
+            assert_eq!(
+                endpoint_of(&config, service).as_deref(),
+                Some(endpoint),
+                "{service}"
+            );
+        }
         assert_eq!((config.use_fips(), config.use_dual_stack()), (None, None));
-        assert_eq!(
-            config.retry_config().map(RetryConfig::max_attempts),
-            Some(5)
-        );
+        assert_eq!(config.retry_config().map(|r| r.max_attempts()), Some(5));
     }
 
     #[test]

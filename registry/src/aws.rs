@@ -9,12 +9,22 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
+/// The region when the environment names none.
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// The retries of every adapter: the standard mode (throttling included), five attempts.
+#[must_use]
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(5)
+}
+
 /// The SDK configuration from the environment (`AWS_ENDPOINT_URL`, credentials, region —
-/// `us-east-1` when none is set), with the standard retry mode at five attempts.
+/// [`DEFAULT_REGION`] when none is set), with [`retry_config`]. The Lambda functions build
+/// theirs from Lambda's variables alone, with the same two (`plinth_functions::wiring`).
 pub async fn config_from_env() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .region(RegionProviderChain::default_provider().or_else("us-east-1"))
-        .retry_config(RetryConfig::standard().with_max_attempts(5))
+        .region(RegionProviderChain::default_provider().or_else(DEFAULT_REGION))
+        .retry_config(retry_config())
         .load()
         .await
 }

@@ -197,7 +197,13 @@ mod round_trips {
 
 /// Tenants' rate budgets (`plinth_registry::rate_budget`) shared through each store: four
 /// processes — on AWS, four warm authorizer instances — hammering one basic-tier tenant
-/// (100 requests a second) admit at most 100 in any second together, and not much less.
+/// (100 requests a second) admit at most 100 in any second together, and not much less:
+/// what they leased from the store and did not use is at most a batch per process.
+///
+/// How much they lease in a second is the store's speed: the embedded store always reaches
+/// the rate; moto, shared with the binary's other tests on a loaded machine, may not (CI once
+/// saw 74 leased in a whole second), so against it the rate itself is required only of the
+/// seconds whose budget the store reached, and the leak is checked against what it leased.
 mod rate_budget {
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
@@ -205,17 +211,16 @@ mod rate_budget {
 
     use plinth_registry::aws;
     use plinth_registry::rate_budget::{RateBudget, batch_of};
-    use plinth_registry::store::Store;
     use plinth_registry::store::dynamodb::DynamoStore;
+    use plinth_registry::store::{Key, Store};
 
     const RATE: u32 = 100;
     const INSTANCES: usize = 4;
 
     /// Admitted requests by second, four budgets taking as fast as they can for three
     /// whole seconds.
-    async fn hammer(stores: Vec<Arc<dyn Store>>) -> BTreeMap<i64, u32> {
+    async fn hammer(tenant: &str, stores: Vec<Arc<dyn Store>>) -> BTreeMap<i64, u32> {
         let admitted = Arc::new(Mutex::new(BTreeMap::<i64, u32>::new()));
-        let tenant = format!("t{}", std::process::id());
         // Start on a second's boundary, so that the three seconds are whole.
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -227,7 +232,7 @@ mod rate_budget {
         let until = Instant::now() + Duration::from_secs(3);
         let mut tasks = Vec::new();
         for store in stores {
-            let (admitted, tenant) = (Arc::clone(&admitted), tenant.clone());
+            let (admitted, tenant) = (Arc::clone(&admitted), tenant.to_owned());
             tasks.push(tokio::spawn(async move {
                 let budget = RateBudget::new(store);
                 while Instant::now() < until {
@@ -248,21 +253,56 @@ mod rate_budget {
         admitted.lock().unwrap().clone()
     }
 
-    fn check(store: &str, admitted: &BTreeMap<i64, u32>) {
+    /// What the store says the processes leased in each second of `admitted`.
+    async fn leased(store: &dyn Store, tenant: &str, admitted: &BTreeMap<i64, u32>) -> Vec<u32> {
+        let mut leased = Vec::new();
+        for second in admitted.keys() {
+            let item = store
+                .get(&Key::new(format!("RATE#{tenant}"), second.to_string()))
+                .await
+                .expect("read the second's budget");
+            let used = item
+                .and_then(|item| item.data.get("used").and_then(serde_json::Value::as_u64))
+                .unwrap_or(0);
+            leased.push(u32::try_from(used).expect("a count"));
+        }
+        leased
+    }
+
+    /// `keeps_up`: the store is fast enough to lease the whole rate in any second.
+    async fn check(name: &str, stores: Vec<Arc<dyn Store>>, keeps_up: bool) {
+        let tenant = "acme";
+        let reader = Arc::clone(&stores[0]);
+        let admitted = hammer(tenant, stores).await;
+        let leased = leased(reader.as_ref(), tenant, &admitted).await;
         eprintln!(
-            "{store}: {INSTANCES} processes, {RATE}/s tenant, admitted by second: {admitted:?}"
+            "{name}: {INSTANCES} processes, {RATE}/s tenant, admitted by second: {admitted:?}, \
+             leased: {leased:?}"
         );
         assert!(admitted.len() >= 3, "{admitted:?}");
-        for (second, n) in admitted {
-            assert!(*n <= RATE, "{store}: {n} admitted in second {second}");
+        let most_left_unused = u32::try_from(INSTANCES).unwrap() * (batch_of(RATE) - 1);
+        for ((second, &n), &leased) in admitted.iter().zip(&leased) {
+            assert!(leased <= RATE, "{name}: {leased} leased in second {second}");
+            assert!(
+                n <= leased,
+                "{name}: {n} admitted of {leased} leased in second {second}"
+            );
+            // At most a batch per process left unused (the one it leased for is admitted).
+            assert!(
+                leased - n <= most_left_unused,
+                "{name}: {n} admitted of {leased} leased in second {second}"
+            );
         }
-        // A whole second in the middle: at most a batch per process left unused.
-        let floor = RATE - u32::try_from(INSTANCES).unwrap() * batch_of(RATE);
-        let middle = admitted.values().nth(1).copied().unwrap_or(0);
-        assert!(
-            middle >= floor,
-            "{store}: only {middle} admitted in a whole second"
-        );
+        // A whole second in the middle: the rate reached, less what was left unused.
+        let middle = leased[1];
+        if keeps_up || middle == RATE {
+            assert_eq!(
+                middle, RATE,
+                "{name}: only {middle} leased in a whole second"
+            );
+        } else {
+            eprintln!("{name}: the store leased only {middle} in a whole second (too slow here)");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,7 +311,7 @@ mod rate_budget {
         let stores = (0..INSTANCES)
             .map(|_| Arc::new(store.clone()) as Arc<dyn Store>)
             .collect();
-        check("embedded", &hammer(stores).await);
+        check("embedded", stores, true).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,6 +323,6 @@ mod rate_budget {
         let stores = (0..INSTANCES)
             .map(|_| Arc::new(DynamoStore::new(&config, first.table())) as Arc<dyn Store>)
             .collect();
-        check("dynamodb", &hammer(stores).await);
+        check("dynamodb", stores, false).await;
     }
 }

@@ -171,16 +171,17 @@ async fn report(
     }
     let company = ctx.require_company()?;
     let config = app.settings(&ctx).await?;
+    let invoices = app.ledger.invoices(&ctx.tenant_id, company).await?;
     let summary = app
         .ledger
         .with(&ctx.tenant_id, company, |books| {
             let sum = |f: fn(&crate::ledger::Invoice) -> Cents| {
-                books.invoices.iter().map(f).fold(Cents::ZERO, |a, b| a + b)
+                invoices.iter().map(f).fold(Cents::ZERO, |a, b| a + b)
             };
             let (invoiced, paid, tax) = (sum(|i| i.total), sum(|i| i.paid), sum(|i| i.tax));
             json!({
                 "currency": config.currency,
-                "invoices": books.invoices.len(),
+                "invoices": invoices.len(),
                 "invoiced": invoiced, "paid": paid, "outstanding": invoiced - paid, "tax": tax,
                 "accounts": books.accounts.values().collect::<Vec<_>>(),
             })

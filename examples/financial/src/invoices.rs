@@ -53,10 +53,7 @@ async fn list(
     ctx: TenantContext,
 ) -> Result<Json<Vec<Invoice>>, ApiError> {
     let company = ctx.require_company()?;
-    let invoices = app
-        .ledger
-        .with(&ctx.tenant_id, company, |b| b.invoices.clone())
-        .await?;
+    let invoices = app.ledger.invoices(&ctx.tenant_id, company).await?;
     Ok(Json(invoices))
 }
 
@@ -66,12 +63,7 @@ async fn read(
     Path(number): Path<String>,
 ) -> Result<Json<Invoice>, ApiError> {
     let company = ctx.require_company()?;
-    let found = app
-        .ledger
-        .with(&ctx.tenant_id, company, |b| {
-            b.invoice_mut(&number).map(|i| i.clone())
-        })
-        .await?;
+    let found = app.ledger.invoice(&ctx.tenant_id, company, &number).await?;
     found.map(Json).ok_or_else(|| no_invoice(&number))
 }
 
@@ -98,27 +90,31 @@ async fn create(
     let tax = new.amount.percent(config.tax_rate * 100.0);
     let invoice = app
         .ledger
-        .with(&ctx.tenant_id, &company, |books| {
-            let invoice = Invoice {
-                number: books.next_number(&config.invoice_prefix),
-                customer: new.customer.trim().to_owned(),
-                description: new.description,
-                currency: config.currency.clone(),
-                subtotal: new.amount,
-                tax_rate: config.tax_rate,
-                tax,
-                total: new.amount + tax,
-                paid: Cents::ZERO,
-                status: InvoiceStatus::Open,
-                issued_on: today.to_string(),
-                due_on: due.to_string(),
-            };
-            books.post(RECEIVABLE, invoice.total);
-            books.post(SALES, invoice.subtotal);
-            books.post(TAX_PAYABLE, invoice.tax);
-            books.invoices.push(invoice.clone());
-            invoice
-        })
+        .issue(
+            &ctx.tenant_id,
+            &company,
+            &config.invoice_prefix,
+            |number, books| {
+                let invoice = Invoice {
+                    number,
+                    customer: new.customer.trim().to_owned(),
+                    description: new.description.clone(),
+                    currency: config.currency.clone(),
+                    subtotal: new.amount,
+                    tax_rate: config.tax_rate,
+                    tax,
+                    total: new.amount + tax,
+                    paid: Cents::ZERO,
+                    status: InvoiceStatus::Open,
+                    issued_on: today.to_string(),
+                    due_on: due.to_string(),
+                };
+                books.post(RECEIVABLE, invoice.total);
+                books.post(SALES, invoice.subtotal);
+                books.post(TAX_PAYABLE, invoice.tax);
+                invoice
+            },
+        )
         .await?;
     let payload = json!({
         "invoice_id": invoice.number, "customer": invoice.customer,
@@ -150,10 +146,7 @@ async fn pay(
     let company = ctx.require_company()?;
     let invoice = app
         .ledger
-        .with(&ctx.tenant_id, company, |books| {
-            let invoice = books
-                .invoice_mut(&number)
-                .ok_or_else(|| no_invoice(&number))?;
+        .with_invoice(&ctx.tenant_id, company, &number, |invoice, books| {
             let outstanding = invoice.total - invoice.paid;
             if invoice.status == InvoiceStatus::Paid {
                 return Err(ApiError::conflict(format!(
@@ -172,12 +165,12 @@ async fn pay(
             if invoice.paid == invoice.total {
                 invoice.status = InvoiceStatus::Paid;
             }
-            let invoice = invoice.clone();
             books.post(crate::ledger::CASH, payment.amount);
             books.post(RECEIVABLE, -payment.amount);
-            Ok(invoice)
+            Ok(invoice.clone())
         })
-        .await??;
+        .await?
+        .ok_or_else(|| no_invoice(&number))?;
     if invoice.status == InvoiceStatus::Paid {
         let payload = json!({
             "invoice_id": invoice.number, "customer": invoice.customer,

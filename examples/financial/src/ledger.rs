@@ -6,8 +6,8 @@
 //! company's books are unreachable from another's, and on AWS another tenant's rows are
 //! out of reach of the credentials themselves.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, PoisonError};
 
 use plinth_module_sdk::ApiError;
 use plinth_module_sdk::data::{Range, Table, Tables};
@@ -106,13 +106,12 @@ pub struct Invoice {
     pub due_on: String,
 }
 
-/// One company's books.
+/// One company's accounts, as a change sees them. (Its invoices are read and written one at
+/// a time: [`Ledger::invoices`], [`Ledger::issue`], [`Ledger::with_invoice`].)
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Books {
     /// By code.
     pub accounts: BTreeMap<String, Account>,
-    /// Oldest first.
-    pub invoices: Vec<Invoice>,
 }
 
 impl Books {
@@ -143,17 +142,6 @@ impl Books {
             account.balance = account.balance + amount;
         }
     }
-
-    /// The next invoice number with `prefix`.
-    #[must_use]
-    pub fn next_number(&self, prefix: &str) -> String {
-        format!("{prefix}-{}", self.invoices.len() + 1)
-    }
-
-    /// An invoice by number.
-    pub fn invoice_mut(&mut self, number: &str) -> Option<&mut Invoice> {
-        self.invoices.iter_mut().find(|i| i.number == number)
-    }
 }
 
 /// An invoice as its table holds it: with its place in the company's sequence.
@@ -164,13 +152,23 @@ struct StoredInvoice {
     invoice: Invoice,
 }
 
+/// How many times issuing tries the next number after another instance took it.
+const ISSUE_ATTEMPTS: usize = 4;
+
 /// Every company's books, in the module's tables.
+///
+/// A request reads and writes only what it needs: one invoice and the company's few accounts,
+/// never the whole invoice table (only listing and the summary read every invoice).
 #[derive(Debug, Clone)]
 pub struct Ledger {
     tables: Tables,
-    /// One change at a time in this process: a change reads the company's books and writes
-    /// back what it changed. (Instances of the module on AWS do not share it: see the README.)
+    /// One change at a time in this process: a change reads the company's accounts (and the
+    /// invoice it changes) and writes back what it changed. (Instances of the module on AWS do
+    /// not share it: see the README.)
     writing: Arc<tokio::sync::Mutex<()>>,
+    /// The last invoice sequence number this process knows of, by tenant and company: where
+    /// issuing starts looking for the next free number (the atomic insert decides).
+    last_seq: Arc<std::sync::Mutex<HashMap<(String, String), usize>>>,
 }
 
 impl Ledger {
@@ -179,12 +177,20 @@ impl Ledger {
     pub fn new(tables: Tables) -> Self {
         Self {
             tables,
-            writing: Arc::new(tokio::sync::Mutex::new(())),
+            writing: Arc::default(),
+            last_seq: Arc::default(),
         }
     }
 
-    /// Runs `f` on the books of `company` of `tenant` (empty books when new), then writes
-    /// what it changed.
+    fn table(&self, tenant: &str, company: &str, name: &str) -> Result<Table, ApiError> {
+        Ok(self
+            .tables
+            .for_tenant(tenant, Some(company))
+            .company_table(name)?)
+    }
+
+    /// Runs `f` on the accounts of `company` of `tenant` (none when new), then writes what it
+    /// changed.
     ///
     /// # Errors
     /// What the data handle refuses or the backend fails with, as an [`ApiError`].
@@ -195,55 +201,143 @@ impl Ledger {
         f: impl FnOnce(&mut Books) -> T,
     ) -> Result<T, ApiError> {
         let _one_at_a_time = self.writing.lock().await;
-        let data = self.tables.for_tenant(tenant, Some(company));
-        let (accounts, invoices) = (
-            data.company_table(ACCOUNTS_TABLE)?,
-            data.company_table(INVOICES_TABLE)?,
-        );
-        let before = load(&accounts, &invoices).await?;
+        let accounts = self.table(tenant, company, ACCOUNTS_TABLE)?;
+        let before = load(&accounts).await?;
         let mut books = before.clone();
         let result = f(&mut books);
-        save(&before, &books, &accounts, &invoices).await?;
+        save(&before, &books, &accounts).await?;
         Ok(result)
+    }
+
+    /// The company's invoices, oldest first.
+    ///
+    /// # Errors
+    /// As [`Ledger::with`].
+    pub async fn invoices(&self, tenant: &str, company: &str) -> Result<Vec<Invoice>, ApiError> {
+        let table = self.table(tenant, company, INVOICES_TABLE)?;
+        let mut stored: Vec<StoredInvoice> = table.query(Range::All).await?;
+        stored.sort_by_key(|s| s.seq);
+        Ok(stored.into_iter().map(|s| s.invoice).collect())
+    }
+
+    /// One invoice by number.
+    ///
+    /// # Errors
+    /// As [`Ledger::with`].
+    pub async fn invoice(
+        &self,
+        tenant: &str,
+        company: &str,
+        number: &str,
+    ) -> Result<Option<Invoice>, ApiError> {
+        let table = self.table(tenant, company, INVOICES_TABLE)?;
+        let stored: Option<StoredInvoice> = table.get(number).await?;
+        Ok(stored.map(|s| s.invoice))
+    }
+
+    /// Issues the company's next invoice, `{prefix}-{n}`: `make` builds it under that number
+    /// and posts it to the books. The number is taken in one atomic step (another instance
+    /// may have taken it: then the next is tried), before the accounts are written.
+    ///
+    /// # Errors
+    /// A 409 when other instances took [`ISSUE_ATTEMPTS`] numbers in a row; otherwise as
+    /// [`Ledger::with`].
+    pub async fn issue(
+        &self,
+        tenant: &str,
+        company: &str,
+        prefix: &str,
+        mut make: impl FnMut(String, &mut Books) -> Invoice,
+    ) -> Result<Invoice, ApiError> {
+        let _one_at_a_time = self.writing.lock().await;
+        let (accounts, invoices) = (
+            self.table(tenant, company, ACCOUNTS_TABLE)?,
+            self.table(tenant, company, INVOICES_TABLE)?,
+        );
+        let before = load(&accounts).await?;
+        let which = (tenant.to_owned(), company.to_owned());
+        let known = self
+            .last_seq
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&which)
+            .copied();
+        let mut seq = match known {
+            Some(seq) => seq + 1,
+            None => last_seq(&invoices).await? + 1,
+        };
+        for attempt in 1..=ISSUE_ATTEMPTS {
+            let mut books = before.clone();
+            let invoice = make(format!("{prefix}-{seq}"), &mut books);
+            let stored = StoredInvoice {
+                seq,
+                invoice: invoice.clone(),
+            };
+            if invoices.insert(&invoice.number, &stored).await? {
+                self.last_seq
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(which, seq);
+                save(&before, &books, &accounts).await?;
+                return Ok(invoice);
+            }
+            // Another instance issued it meanwhile: the next free one, as the table says.
+            if attempt < ISSUE_ATTEMPTS {
+                seq = (last_seq(&invoices).await? + 1).max(seq + 1);
+            }
+        }
+        Err(ApiError::conflict(format!(
+            "invoice {prefix}-{seq} was issued meanwhile by another request: try again"
+        )))
+    }
+
+    /// Runs `f` on the invoice `number` and the company's accounts, then writes both back
+    /// (the invoice first); `None` when there is no such invoice.
+    ///
+    /// # Errors
+    /// What `f` answers, and as [`Ledger::with`].
+    pub async fn with_invoice<T>(
+        &self,
+        tenant: &str,
+        company: &str,
+        number: &str,
+        f: impl FnOnce(&mut Invoice, &mut Books) -> Result<T, ApiError>,
+    ) -> Result<Option<T>, ApiError> {
+        let _one_at_a_time = self.writing.lock().await;
+        let (accounts, invoices) = (
+            self.table(tenant, company, ACCOUNTS_TABLE)?,
+            self.table(tenant, company, INVOICES_TABLE)?,
+        );
+        let Some(mut stored) = invoices.get::<StoredInvoice>(number).await? else {
+            return Ok(None);
+        };
+        let before = load(&accounts).await?;
+        let mut books = before.clone();
+        let was = stored.invoice.clone();
+        let result = f(&mut stored.invoice, &mut books)?;
+        if stored.invoice != was {
+            invoices.put(number, &stored).await?;
+        }
+        save(&before, &books, &accounts).await?;
+        Ok(Some(result))
     }
 }
 
-async fn load(accounts: &Table, invoices: &Table) -> Result<Books, ApiError> {
+async fn load(accounts: &Table) -> Result<Books, ApiError> {
     let accounts: Vec<Account> = accounts.query(Range::All).await?;
-    let mut stored: Vec<StoredInvoice> = invoices.query(Range::All).await?;
-    stored.sort_by_key(|s| s.seq);
     Ok(Books {
         accounts: accounts.into_iter().map(|a| (a.code.clone(), a)).collect(),
-        invoices: stored.into_iter().map(|s| s.invoice).collect(),
     })
 }
 
-/// Writes what changed: invoices first, so that a new number another instance took meanwhile
-/// (a 409) leaves the accounts as they were.
-async fn save(
-    before: &Books,
-    after: &Books,
-    accounts: &Table,
-    invoices: &Table,
-) -> Result<(), ApiError> {
-    for (index, invoice) in after.invoices.iter().enumerate() {
-        let stored = StoredInvoice {
-            seq: index + 1,
-            invoice: invoice.clone(),
-        };
-        match before.invoices.get(index) {
-            Some(was) if was == invoice => {}
-            Some(_) => invoices.put(&invoice.number, &stored).await?,
-            // A new number is taken in one atomic step: another instance may have issued it.
-            None if !invoices.insert(&invoice.number, &stored).await? => {
-                return Err(ApiError::conflict(format!(
-                    "invoice {} was issued meanwhile by another request: try again",
-                    invoice.number
-                )));
-            }
-            None => {}
-        }
-    }
+/// The highest sequence number among the company's invoices (0 when none).
+async fn last_seq(invoices: &Table) -> Result<usize, ApiError> {
+    let stored: Vec<StoredInvoice> = invoices.query(Range::All).await?;
+    Ok(stored.iter().map(|s| s.seq).max().unwrap_or(0))
+}
+
+/// Writes the accounts that changed.
+async fn save(before: &Books, after: &Books, accounts: &Table) -> Result<(), ApiError> {
     for (code, account) in &after.accounts {
         if before.accounts.get(code) != Some(account) {
             accounts.put(code, account).await?;
@@ -292,42 +386,89 @@ mod tests {
         assert_eq!(cash, Cents(500));
     }
 
+    fn invoice(number: String) -> Invoice {
+        Invoice {
+            number,
+            customer: "c".into(),
+            description: String::new(),
+            currency: "EUR".into(),
+            subtotal: Cents(100),
+            tax_rate: 0.0,
+            tax: Cents::ZERO,
+            total: Cents(100),
+            paid: Cents::ZERO,
+            status: InvoiceStatus::Open,
+            issued_on: "2026-12-08".into(),
+            due_on: "2027-01-07".into(),
+        }
+    }
+
+    /// Two processes on the same tables issue one sequence between them: the one whose last
+    /// number is stale loses the atomic insert and takes the next free number, no 409.
+    #[tokio::test]
+    async fn two_processes_issue_one_sequence_without_a_conflict() {
+        let tables = Tables::in_memory(&crate::manifest()).unwrap();
+        let (a, b) = (Ledger::new(tables.clone()), Ledger::new(tables));
+        let mut issued = Vec::new();
+        for ledger in [&a, &b, &a, &a, &b] {
+            let invoice = ledger
+                .issue("acme", "acme-de", "INV", |number, books| {
+                    books.post(RECEIVABLE, Cents(100));
+                    invoice(number)
+                })
+                .await
+                .expect("issued");
+            issued.push(invoice.number);
+        }
+        assert_eq!(issued, ["INV-1", "INV-2", "INV-3", "INV-4", "INV-5"]);
+        let listed: Vec<String> = b
+            .invoices("acme", "acme-de")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| i.number)
+            .collect();
+        assert_eq!(listed, issued);
+        let receivable = a
+            .with("acme", "acme-de", |books| {
+                books.accounts[RECEIVABLE].balance
+            })
+            .await
+            .unwrap();
+        assert_eq!(receivable, Cents(500), "every issue posted once");
+    }
+
     #[tokio::test]
     async fn a_change_is_kept_in_the_tables_and_read_back_in_order() {
         let tables = Tables::in_memory(&crate::manifest()).unwrap();
         let ledger = Ledger::new(tables.clone());
         for n in 1..=11 {
             ledger
-                .with("acme", "acme-de", |b| {
-                    let number = b.next_number("INV");
-                    b.invoices.push(Invoice {
-                        number,
-                        customer: format!("c{n}"),
-                        description: String::new(),
-                        currency: "EUR".into(),
-                        subtotal: Cents(100),
-                        tax_rate: 0.0,
-                        tax: Cents::ZERO,
-                        total: Cents(100),
-                        paid: Cents::ZERO,
-                        status: InvoiceStatus::Open,
-                        issued_on: "2026-12-07".into(),
-                        due_on: "2027-01-06".into(),
-                    });
+                .issue("acme", "acme-de", "INV", |number, _| Invoice {
+                    number,
+                    customer: format!("c{n}"),
+                    description: String::new(),
+                    currency: "EUR".into(),
+                    subtotal: Cents(100),
+                    tax_rate: 0.0,
+                    tax: Cents::ZERO,
+                    total: Cents(100),
+                    paid: Cents::ZERO,
+                    status: InvoiceStatus::Open,
+                    issued_on: "2026-12-07".into(),
+                    due_on: "2027-01-06".into(),
                 })
                 .await
                 .unwrap();
         }
         // A ledger on the same tables (a restarted process) sees them, oldest first.
-        let numbers = Ledger::new(tables)
-            .with("acme", "acme-de", |b| {
-                b.invoices
-                    .iter()
-                    .map(|i| i.number.clone())
-                    .collect::<Vec<_>>()
-            })
+        let numbers: Vec<String> = Ledger::new(tables)
+            .invoices("acme", "acme-de")
             .await
-            .unwrap();
+            .unwrap()
+            .into_iter()
+            .map(|i| i.number)
+            .collect();
         assert_eq!(numbers.len(), 11);
         assert_eq!(
             (numbers[0].as_str(), numbers[10].as_str()),

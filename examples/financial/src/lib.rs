@@ -146,13 +146,11 @@ impl Hooks for FinancialHooks {
         };
         let open = self
             .ledger
-            .with(tenant, company, |b| {
-                b.invoices
-                    .iter()
-                    .filter(|i| i.status == InvoiceStatus::Open)
-                    .count()
-            })
-            .await?;
+            .invoices(tenant, company)
+            .await?
+            .iter()
+            .filter(|i| i.status == InvoiceStatus::Open)
+            .count();
         if open == 0 {
             Ok(HookAnswer::Proceed)
         } else {

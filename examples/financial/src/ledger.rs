@@ -403,6 +403,12 @@ mod tests {
         }
     }
 
+    /// The numbers of acme-de's invoices, oldest first.
+    async fn numbers(ledger: &Ledger) -> Vec<String> {
+        let invoices = ledger.invoices("acme", "acme-de").await.expect("listed");
+        invoices.into_iter().map(|i| i.number).collect()
+    }
+
     /// Two processes on the same tables issue one sequence between them: the one whose last
     /// number is stale loses the atomic insert and takes the next free number, no 409.
     #[tokio::test]
@@ -421,14 +427,7 @@ mod tests {
             issued.push(invoice.number);
         }
         assert_eq!(issued, ["INV-1", "INV-2", "INV-3", "INV-4", "INV-5"]);
-        let listed: Vec<String> = b
-            .invoices("acme", "acme-de")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|i| i.number)
-            .collect();
-        assert_eq!(listed, issued);
+        assert_eq!(numbers(&b).await, issued);
         let receivable = a
             .with("acme", "acme-de", |books| {
                 books.accounts[RECEIVABLE].balance
@@ -445,30 +444,14 @@ mod tests {
         for n in 1..=11 {
             ledger
                 .issue("acme", "acme-de", "INV", |number, _| Invoice {
-                    number,
                     customer: format!("c{n}"),
-                    description: String::new(),
-                    currency: "EUR".into(),
-                    subtotal: Cents(100),
-                    tax_rate: 0.0,
-                    tax: Cents::ZERO,
-                    total: Cents(100),
-                    paid: Cents::ZERO,
-                    status: InvoiceStatus::Open,
-                    issued_on: "2026-12-07".into(),
-                    due_on: "2027-01-06".into(),
+                    ..invoice(number)
                 })
                 .await
                 .unwrap();
         }
         // A ledger on the same tables (a restarted process) sees them, oldest first.
-        let numbers: Vec<String> = Ledger::new(tables)
-            .invoices("acme", "acme-de")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|i| i.number)
-            .collect();
+        let numbers = numbers(&Ledger::new(tables)).await;
         assert_eq!(numbers.len(), 11);
         assert_eq!(
             (numbers[0].as_str(), numbers[10].as_str()),

@@ -255,14 +255,20 @@ pub(crate) async fn stepped_and_watched_on_aws(api: &ApiGateway<'_>, users: &Use
     .await;
 
     // A canary answering 200: the wave advances after its bake, and the rollout completes.
+    // The bake is long enough for the steps between its start and "still baking" (two
+    // invocations of the usage function among them, over a second on a loaded machine once).
+    const BAKE: Duration = Duration::from_secs(5);
+    let past_a_bake = || BAKE + Duration::from_millis(100);
     let id = start(
         api,
         users,
-        json!({"version": "1.3.0", "waves": "canary:acme,100%", "bake_seconds": 1,
+        json!({"version": "1.3.0", "waves": "canary:acme,100%", "bake_seconds": BAKE.as_secs(),
                "thresholds": {"min_requests": 5}}),
     )
     .await;
     step(api).await;
+    // The canary's bake began during that step, so it is over a bake from now, not sooner.
+    let baking = tokio::time::Instant::now();
     assert_eq!(pin(api, users).await, "1.3.0");
     logged(api, "1.3.0", 200, 30).await;
     step(api).await;
@@ -271,7 +277,7 @@ pub(crate) async fn stepped_and_watched_on_aws(api: &ApiGateway<'_>, users: &Use
         1,
         "still baking"
     );
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    tokio::time::sleep_until(baking + past_a_bake()).await;
     step(api).await;
     let advanced = show(api, users, &id).await;
     assert_eq!(advanced["current_wave"], 2, "{advanced}");
@@ -281,7 +287,7 @@ pub(crate) async fn stepped_and_watched_on_aws(api: &ApiGateway<'_>, users: &Use
         "{advanced}"
     );
     events.expect("module.rollout.wave_advanced", &id).await;
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    tokio::time::sleep(past_a_bake()).await;
     step(api).await;
     let completed = show(api, users, &id).await;
     assert_eq!(completed["state"], "completed", "{completed}");

@@ -12,13 +12,15 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use up::{Up, call, workspace_root};
 
-/// Waits until the demo's financial and warehouse modules answer acme's lists.
+/// Waits until this start of the demo has printed its banner (so the companies' configuration
+/// is in place: an invoice issued before it is numbered by the tenant's) and its financial and
+/// warehouse modules answer acme's lists.
 async fn ready(up: &mut Up, url: &str, token: &str) {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let (invoices, _) = call(url, token, "GET", "/api/v1/financial/invoices", None).await;
         let (items, _) = call(url, token, "GET", "/api/v1/warehouse/items", None).await;
-        if (invoices, items) == (200, 200) {
+        if (invoices, items) == (200, 200) && up.demo_ready() {
             return;
         }
         if let Some(status) = up.exited() {

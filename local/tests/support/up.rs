@@ -59,6 +59,8 @@ pub async fn drop_the_example_s_tables() {
 pub struct Up {
     child: Child,
     log: PathBuf,
+    /// Where this start's lines begin in the log.
+    log_from: usize,
 }
 
 impl Up {
@@ -99,6 +101,8 @@ impl Up {
             .append(true)
             .open(&log)
             .expect("the log");
+        let log_from = usize::try_from(file.metadata().expect("the log's length").len())
+            .expect("a log that fits in memory");
         let child = Command::new(env!("CARGO_BIN_EXE_plinth"))
             .args(["up", "--demo", "--port", &port.to_string(), "--data-dir"])
             .arg(data)
@@ -112,11 +116,23 @@ impl Up {
             .stderr(file)
             .spawn()
             .expect("plinth up starts");
-        Self { child, log }
+        Self {
+            child,
+            log,
+            log_from,
+        }
     }
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether this start has printed the demo's banner: its modules, tenant, companies and
+    /// their configuration are all in place (a module's routes answer before that).
+    pub fn demo_ready(&self) -> bool {
+        let text = self.log_text();
+        text.get(self.log_from..)
+            .is_some_and(|this_start| this_start.contains("Demo ready:"))
     }
 
     /// How it ended, if it has (it is not waited for).

@@ -48,13 +48,8 @@ async fn list(
     ctx: TenantContext,
 ) -> Result<Json<Vec<Account>>, ApiError> {
     let company = ctx.require_company()?;
-    let accounts = app
-        .ledger
-        .with(&ctx.tenant_id, company, |b| {
-            b.accounts.values().cloned().collect()
-        })
-        .await?;
-    Ok(Json(accounts))
+    let books = app.ledger.books(&ctx.tenant_id, company).await?;
+    Ok(Json(books.accounts.into_values().collect()))
 }
 
 async fn read_one(
@@ -63,11 +58,12 @@ async fn read_one(
     Path(code): Path<String>,
 ) -> Result<Json<Account>, ApiError> {
     let company = ctx.require_company()?;
-    let account = app
-        .ledger
-        .with(&ctx.tenant_id, company, |b| b.accounts.get(&code).cloned())
-        .await?;
-    account.map(Json).ok_or_else(|| no_account(&code))
+    let mut books = app.ledger.books(&ctx.tenant_id, company).await?;
+    books
+        .accounts
+        .remove(&code)
+        .map(Json)
+        .ok_or_else(|| no_account(&code))
 }
 
 /// `POST /accounts`
@@ -172,20 +168,15 @@ async fn report(
     let company = ctx.require_company()?;
     let config = app.settings(&ctx).await?;
     let invoices = app.ledger.invoices(&ctx.tenant_id, company).await?;
-    let summary = app
-        .ledger
-        .with(&ctx.tenant_id, company, |books| {
-            let sum = |f: fn(&crate::ledger::Invoice) -> Cents| {
-                invoices.iter().map(f).fold(Cents::ZERO, |a, b| a + b)
-            };
-            let (invoiced, paid, tax) = (sum(|i| i.total), sum(|i| i.paid), sum(|i| i.tax));
-            json!({
-                "currency": config.currency,
-                "invoices": invoices.len(),
-                "invoiced": invoiced, "paid": paid, "outstanding": invoiced - paid, "tax": tax,
-                "accounts": books.accounts.values().collect::<Vec<_>>(),
-            })
-        })
-        .await?;
-    Ok(Json(summary))
+    let books = app.ledger.books(&ctx.tenant_id, company).await?;
+    let sum = |f: fn(&crate::ledger::Invoice) -> Cents| {
+        invoices.iter().map(f).fold(Cents::ZERO, |a, b| a + b)
+    };
+    let (invoiced, paid, tax) = (sum(|i| i.total), sum(|i| i.paid), sum(|i| i.tax));
+    Ok(Json(json!({
+        "currency": config.currency,
+        "invoices": invoices.len(),
+        "invoiced": invoiced, "paid": paid, "outstanding": invoiced - paid, "tax": tax,
+        "accounts": books.accounts.values().collect::<Vec<_>>(),
+    })))
 }

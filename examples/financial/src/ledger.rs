@@ -209,6 +209,14 @@ impl Ledger {
         Ok(result)
     }
 
+    /// The company's accounts, read without waiting for a change in progress.
+    ///
+    /// # Errors
+    /// As [`Ledger::with`].
+    pub async fn books(&self, tenant: &str, company: &str) -> Result<Books, ApiError> {
+        load(&self.table(tenant, company, ACCOUNTS_TABLE)?).await
+    }
+
     /// The company's invoices, oldest first.
     ///
     /// # Errors
